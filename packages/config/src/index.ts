@@ -1,0 +1,159 @@
+// The only module that reads the environment. Everything else receives a Config.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+const KEY_ALGORITHMS = ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096"] as const;
+const SOFTHSM_MODULES = [
+  "/usr/lib/softhsm/libsofthsm2.so",
+  "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+  "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+];
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+/** Every setting, its default and its check. The README's configuration table mirrors this. */
+const schema = z.object({
+  PKI_DATA_DIR: z.string().min(1).default("./.pki"),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL")
+    .optional(),
+  PKI_HTTP_PORT: port.default(8080),
+  PKI_API_PORT: port.default(8443),
+  PKI_BIND: z.string().min(1).default("127.0.0.1"),
+  PKI_PUBLIC_URL: z
+    .url()
+    .regex(/^https?:\/\//, "must be an http:// or https:// URL")
+    .default("http://127.0.0.1:8080")
+    .transform((u) => u.replace(/\/+$/, "")),
+  PKI_BOOTSTRAP_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  PKCS11_MODULE: z.string().optional(),
+  SOFTHSM2_CONF: z.string().optional(),
+  PKI_ROOT_TOKEN_LABEL: z.string().min(1).max(32).default("pki-root"),
+  PKI_ISSUING_TOKEN_LABEL: z.string().min(1).max(32).default("pki-issuing"),
+  PKI_ROOT_PIN: z.string().min(4).optional(),
+  PKI_ROOT_PIN_FILE: z.string().optional(),
+  PKI_ISSUING_PIN: z.string().min(4).optional(),
+  PKI_ISSUING_PIN_FILE: z.string().optional(),
+  PKI_ROOT_KEY_ALGORITHM: z.enum(KEY_ALGORITHMS).default("ECDSA-P384"),
+  PKI_ISSUING_KEY_ALGORITHM: z.enum(KEY_ALGORITHMS).default("ECDSA-P256"),
+  PKI_CA_NAME: z.string().min(1).max(64).default("PKI"),
+  PKI_ORGANIZATION: z.string().min(1).max(64).optional(),
+  PKI_ROOT_TTL_DAYS: positiveInt.default(3650),
+  PKI_INTERMEDIATE_TTL_DAYS: positiveInt.default(365),
+  PKI_DEFAULT_TTL_SECONDS: positiveInt.default(86400),
+  PKI_MAX_TTL_SECONDS: positiveInt.default(90 * 86400),
+  /** notBefore is set this far in the past to tolerate clients whose clocks run slow */
+  PKI_BACKDATE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  PKI_SIGNING_SESSIONS: positiveInt.max(64).default(4),
+  PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
+
+export interface TokenConfig {
+  label: string;
+  /** undefined when no PIN is configured (e.g. the root token outside ceremonies) */
+  pin: string | undefined;
+  /** where the quickstart keeps a generated PIN, mode 0600 */
+  pinFile: string;
+}
+
+export interface Config {
+  dataDir: string;
+  databaseUrl: string | undefined;
+  /** PGlite data dir, used when databaseUrl is unset */
+  embeddedDatabaseDir: string;
+  http: { bind: string; port: number; apiPort: number };
+  publicUrl: string;
+  bootstrapAdminToken: string | undefined;
+  hsm: {
+    modulePath: string | undefined;
+    /** set for SoftHSM: the conf file SOFTHSM2_CONF must name */
+    softhsmConf: string;
+    root: TokenConfig;
+    issuing: TokenConfig;
+    signingSessions: number;
+  };
+  ca: {
+    name: string;
+    organization: string | undefined;
+    rootKeyAlgorithm: KeyAlgorithmName;
+    issuingKeyAlgorithm: KeyAlgorithmName;
+    rootTtlDays: number;
+    intermediateTtlDays: number;
+    defaultTtlSeconds: number;
+    maxTtlSeconds: number;
+    backdateSeconds: number;
+  };
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+/** Configuration problems, one line each, naming the setting. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+function readPin(value: string | undefined, file: string | undefined, fallbackFile: string, name: string): string | undefined {
+  if (value) return value;
+  const source = file ?? (existsSync(fallbackFile) ? fallbackFile : undefined);
+  if (!source) return undefined;
+  try {
+    return readFileSync(source, "utf8").trim();
+  } catch {
+    throw new ConfigError([`${name}_FILE: cannot read ${source}`]);
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`));
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.PKI_DATA_DIR);
+  const rootPinFile = path.join(dataDir, `${e.PKI_ROOT_TOKEN_LABEL}.pin`);
+  const issuingPinFile = path.join(dataDir, `${e.PKI_ISSUING_TOKEN_LABEL}.pin`);
+  const problems: string[] = [];
+  if (e.PKCS11_MODULE && !existsSync(e.PKCS11_MODULE)) problems.push(`PKCS11_MODULE: no file at ${e.PKCS11_MODULE}`);
+  if (e.PKI_ROOT_TOKEN_LABEL === e.PKI_ISSUING_TOKEN_LABEL) {
+    // Allowed (one token for both), but then the serving process holds the root's PIN too.
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    dataDir,
+    databaseUrl: e.DATABASE_URL,
+    embeddedDatabaseDir: path.join(dataDir, "pgdata"),
+    http: { bind: e.PKI_BIND, port: e.PKI_HTTP_PORT, apiPort: e.PKI_API_PORT },
+    publicUrl: e.PKI_PUBLIC_URL,
+    bootstrapAdminToken: e.PKI_BOOTSTRAP_ADMIN_TOKEN,
+    hsm: {
+      modulePath: e.PKCS11_MODULE ?? SOFTHSM_MODULES.find((m) => existsSync(m)),
+      softhsmConf: e.SOFTHSM2_CONF ?? path.join(dataDir, "softhsm2.conf"),
+      root: { label: e.PKI_ROOT_TOKEN_LABEL, pin: readPin(e.PKI_ROOT_PIN, e.PKI_ROOT_PIN_FILE, rootPinFile, "PKI_ROOT_PIN"), pinFile: e.PKI_ROOT_PIN_FILE ?? rootPinFile },
+      issuing: {
+        label: e.PKI_ISSUING_TOKEN_LABEL,
+        pin: readPin(e.PKI_ISSUING_PIN, e.PKI_ISSUING_PIN_FILE, issuingPinFile, "PKI_ISSUING_PIN"),
+        pinFile: e.PKI_ISSUING_PIN_FILE ?? issuingPinFile,
+      },
+      signingSessions: e.PKI_SIGNING_SESSIONS,
+    },
+    ca: {
+      name: e.PKI_CA_NAME,
+      organization: e.PKI_ORGANIZATION,
+      rootKeyAlgorithm: e.PKI_ROOT_KEY_ALGORITHM,
+      issuingKeyAlgorithm: e.PKI_ISSUING_KEY_ALGORITHM,
+      rootTtlDays: e.PKI_ROOT_TTL_DAYS,
+      intermediateTtlDays: e.PKI_INTERMEDIATE_TTL_DAYS,
+      defaultTtlSeconds: e.PKI_DEFAULT_TTL_SECONDS,
+      maxTtlSeconds: e.PKI_MAX_TTL_SECONDS,
+      backdateSeconds: e.PKI_BACKDATE_SECONDS,
+    },
+    logLevel: e.PKI_LOG_LEVEL,
+  };
+}

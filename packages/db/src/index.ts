@@ -1,0 +1,56 @@
+import { connect, type Connection, type ConnectOptions, type SqlRunner } from "./connection.ts";
+import { IssuerStore } from "./stores/issuers.ts";
+import { CertificateStore } from "./stores/certificates.ts";
+import { AuditStore } from "./stores/audit.ts";
+
+export type { ConnectOptions, SqlRunner };
+export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
+export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
+export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState } from "./stores/certificates.ts";
+export { DuplicateSerialError } from "./stores/certificates.ts";
+export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
+export { IssuerStore, CertificateStore, AuditStore };
+
+/** The inventory: narrow stores over one connection. Nothing outside this package sees Prisma. */
+export class Inventory {
+  readonly issuers: IssuerStore;
+  readonly certificates: CertificateStore;
+  readonly audit: AuditStore;
+
+  private constructor(private readonly connection: Connection) {
+    this.issuers = new IssuerStore(connection.prisma);
+    this.certificates = new CertificateStore(connection.prisma);
+    this.audit = new AuditStore(connection.prisma);
+  }
+
+  static async open(options: ConnectOptions): Promise<Inventory> {
+    return new Inventory(await connect(options));
+  }
+
+  get kind(): Connection["kind"] {
+    return this.connection.kind;
+  }
+
+  /** Raw SQL for the few bulk/streaming paths and for tests that inspect the schema. */
+  get sql(): SqlRunner {
+    return this.connection.sql;
+  }
+
+  /** The data model as schema.prisma describes it: table → columns. */
+  schemaTables(): Map<string, string[]> {
+    const model = (this.connection.prisma as unknown as { _runtimeDataModel: { models: Record<string, { dbName: string | null; fields: Array<{ name: string; kind: string; dbName?: string | null }> }> } })._runtimeDataModel;
+    const tables = new Map<string, string[]>();
+    for (const [name, m] of Object.entries(model.models)) {
+      tables.set(m.dbName ?? name, m.fields.filter((f) => f.kind !== "object").map((f) => f.dbName ?? f.name));
+    }
+    return tables;
+  }
+
+  async ping(): Promise<void> {
+    await this.connection.sql.query("SELECT 1");
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+}
