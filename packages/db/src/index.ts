@@ -2,6 +2,7 @@ import { connect, type Connection, type ConnectOptions, type SqlRunner } from ".
 import { IssuerStore } from "./stores/issuers.ts";
 import { CertificateStore } from "./stores/certificates.ts";
 import { AuditStore } from "./stores/audit.ts";
+import { AdminTokenStore } from "./stores/admins.ts";
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
@@ -9,18 +10,21 @@ export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState } from "./stores/certificates.ts";
 export { DuplicateSerialError } from "./stores/certificates.ts";
 export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
-export { IssuerStore, CertificateStore, AuditStore };
+export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };
+export { hashToken } from "./stores/admins.ts";
 
 /** The inventory: narrow stores over one connection. Nothing outside this package sees Prisma. */
 export class Inventory {
   readonly issuers: IssuerStore;
   readonly certificates: CertificateStore;
   readonly audit: AuditStore;
+  readonly admins: AdminTokenStore;
 
   private constructor(private readonly connection: Connection) {
     this.issuers = new IssuerStore(connection.prisma);
     this.certificates = new CertificateStore(connection.prisma);
     this.audit = new AuditStore(connection.prisma);
+    this.admins = new AdminTokenStore(connection.prisma);
   }
 
   static async open(options: ConnectOptions): Promise<Inventory> {

@@ -75,6 +75,17 @@ CREATE TABLE "provisioners" (
 );
 
 -- CreateTable
+CREATE TABLE "admin_tokens" (
+    "id" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "token_hash" TEXT NOT NULL,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "revoked_at" TIMESTAMPTZ(3),
+
+    CONSTRAINT "admin_tokens_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
 CREATE TABLE "audit_events" (
     "id" BIGSERIAL NOT NULL,
     "at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -105,6 +116,9 @@ CREATE UNIQUE INDEX "provisioners_name_key" ON "provisioners"("name");
 
 -- CreateIndex
 CREATE UNIQUE INDEX "provisioners_token_hash_key" ON "provisioners"("token_hash");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "admin_tokens_token_hash_key" ON "admin_tokens"("token_hash");
 
 -- CreateIndex
 CREATE INDEX "audit_events_at_idx" ON "audit_events"("at");

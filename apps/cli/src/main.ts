@@ -1,0 +1,164 @@
+#!/usr/bin/env -S npx tsx
+// `pki`: the operator's command line. Every failure is one line on stderr and exit code 1.
+import { readFileSync, writeFileSync } from "node:fs";
+import { Command, InvalidArgumentError } from "commander";
+import { loadConfig, ConfigError, type Config } from "@pki/config";
+import {
+  CaError,
+  DEFAULT_PROFILE,
+  PROFILE_NAMES,
+  StartupCheckError,
+  initCa,
+  isProfileName,
+  openCa,
+  openInventory,
+  parseCsr,
+  systemClock,
+
+} from "@pki/ca-core";
+import type { CertificateState } from "@pki/db";
+
+const program = new Command("pki").description("private certificate authority: ceremonies, issuance and inventory").showHelpAfterError();
+
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive whole number`);
+  return n;
+};
+const date = (value: string) => {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new InvalidArgumentError("must be a date such as 2026-12-01 or 2026-12-01T12:00:00Z");
+  return d;
+};
+
+let config: Config;
+const cfg = (): Config => (config ??= loadConfig());
+
+program
+  .command("init")
+  .description("the ceremony: token(s), root and first intermediate keys on the token, admin token (idempotent)")
+  .action(async () => {
+    const inventory = await openInventory(cfg());
+    try {
+      const report = await initCa(cfg(), inventory, systemClock);
+      for (const line of report.lines) console.log(line);
+      console.log(`root certificate: ${report.rootPemPath}`);
+    } finally {
+      await inventory.close();
+    }
+  });
+
+program
+  .command("issue")
+  .description("sign a PKCS#10 CSR under a profile, as the operator")
+  .requiredOption("--csr <file>", "CSR file, PEM or DER")
+  .option("--profile <name>", `one of ${PROFILE_NAMES.join(", ")}`, DEFAULT_PROFILE)
+  .option("--ttl <seconds>", "lifetime in seconds", positiveInt("--ttl"))
+  .option("--out <file>", "write the certificate (PEM) here instead of stdout")
+  .option("--chain-out <file>", "write the chain (intermediate then root, PEM) here")
+  .action(async (opts: { csr: string; profile: string; ttl?: number; out?: string; chainOut?: string }) => {
+    if (!isProfileName(opts.profile)) throw new CaError("bad_request", `unknown profile '${opts.profile}'; use one of ${PROFILE_NAMES.join(", ")}`);
+    let input: Buffer;
+    try {
+      input = readFileSync(opts.csr);
+    } catch {
+      throw new CaError("bad_request", `cannot read CSR file ${opts.csr}`);
+    }
+    const csr = parseCsr(input);
+    const ca = await openCa(cfg());
+    try {
+      const issued = await ca.authority.issue({ csr, profile: opts.profile, ttlSeconds: opts.ttl, requester: { actor: `cli:${process.env.USER ?? "operator"}` } });
+      if (opts.out) writeFileSync(opts.out, issued.pem);
+      else process.stdout.write(issued.pem);
+      if (opts.chainOut) writeFileSync(opts.chainOut, issued.chain.join(""));
+      console.error(`issued ${issued.serial} by ${issued.issuerId} (${issued.profile}), valid until ${issued.notAfter.toISOString()}`);
+    } finally {
+      await ca.close();
+    }
+  });
+
+const certs = program.command("certs").alias("cert").description("the certificate inventory");
+certs
+  .command("list")
+  .description("list certificates, soonest expiry first")
+  .option("--status <status>", "pending, valid, revoked, failed or expired")
+  .option("--issuer <id>", "issuer id")
+  .option("--profile <name>", "profile")
+  .option("-q, --query <text>", "text in the subject or a SAN")
+  .option("--expires-before <date>", "notAfter before this date", date)
+  .option("--expires-after <date>", "notAfter after this date", date)
+  .option("--limit <n>", "at most this many", positiveInt("--limit"), 100)
+  .option("--cursor <cursor>", "continue from a previous page")
+  .option("--json", "one JSON object per line")
+  .action(async (opts: { status?: string; issuer?: string; profile?: string; query?: string; expiresBefore?: Date; expiresAfter?: Date; limit: number; cursor?: string; json?: boolean }) => {
+    const states = ["pending", "valid", "revoked", "failed", "expired"];
+    if (opts.status && !states.includes(opts.status)) throw new CaError("bad_request", `--status must be one of ${states.join(", ")}`);
+    const inventory = await openInventory(cfg());
+    try {
+      const page = await inventory.certificates
+        .list({
+          status: opts.status as CertificateState | undefined,
+          issuerId: opts.issuer,
+          profile: opts.profile,
+          q: opts.query,
+          expiresBefore: opts.expiresBefore,
+          expiresAfter: opts.expiresAfter,
+          limit: opts.limit,
+          cursor: opts.cursor,
+        })
+        .catch((error: Error) => {
+          throw new CaError("bad_request", error.message);
+        });
+      const now = new Date();
+      for (const c of page.items) {
+        const status = c.status === "valid" && c.notAfter < now ? "expired" : c.status;
+        if (opts.json) console.log(JSON.stringify({ serial: c.serial, status, issuerId: c.issuerId, profile: c.profile, subject: c.subject, sans: c.sans, notBefore: c.notBefore, notAfter: c.notAfter, requester: c.requester }));
+        else console.log([c.serial, status.padEnd(7), c.notAfter.toISOString(), c.profile.padEnd(6), c.subject || "-", c.sans.join(",")].join("  "));
+      }
+      if (page.nextCursor) console.error(`more: --cursor ${page.nextCursor}`);
+    } finally {
+      await inventory.close();
+    }
+  });
+
+const issuers = program.command("issuers").description("root and intermediate CAs");
+issuers
+  .command("list")
+  .description("every issuer with role, status and validity")
+  .action(async () => {
+    const inventory = await openInventory(cfg());
+    try {
+      for (const i of await inventory.issuers.list()) {
+        console.log([i.id, i.role.padEnd(12), i.status.padEnd(7), i.notAfter.toISOString(), i.keyAlgorithm, i.subject, i.keyUri].join("  "));
+      }
+    } finally {
+      await inventory.close();
+    }
+  });
+
+program
+  .command("doctor")
+  .description("run the start-up checks (token keys match certificates, active intermediate valid) and report")
+  .action(async () => {
+    const ca = await openCa(cfg());
+    try {
+      for (const issuer of ca.keyring.all()) console.log(`ok  ${issuer.record.id} (${issuer.record.status}) key on token matches certificate, valid until ${issuer.facts.notAfter.toISOString()}`);
+    } finally {
+      await ca.close();
+    }
+  });
+
+function oneLine(error: unknown): string {
+  if (error instanceof ConfigError) return `configuration: ${error.problems.join("; ")}`;
+  if (error instanceof CaError || error instanceof StartupCheckError) return error.message;
+  if (error instanceof Error) return error.message.split("\n")[0]!;
+  return String(error);
+}
+
+program.parseAsync(process.argv).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(`pki: ${oneLine(error)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,194 @@
+import { isIP } from "node:net";
+import type { Config } from "@pki/config";
+import type { Inventory } from "@pki/db";
+import { DuplicateSerialError } from "@pki/db";
+import { assertLintClean, LintError } from "@pki/lint";
+import type { CsrProposal } from "./csr.ts";
+import { CaError, badRequest, unavailable } from "./errors.ts";
+import type { Clock } from "./clock.ts";
+import type { Keyring, ServingIssuer } from "./keyring.ts";
+import { type San, formatSan, sanProblem } from "./names.ts";
+import { PROFILES, type ProfileName } from "./profiles.ts";
+import { buildName, buildTbs, leafExtensions, newSerial, signCertificate } from "./x509.ts";
+import { revocationUrls } from "./ceremony.ts";
+import { toPem } from "./der.ts";
+
+/** Who is asking, and what their policy allows. The API fills this in from the credential. */
+export interface Requester {
+  /** for the audit log: "admin:<name>", "provisioner:<name>", "mtls:<serial>", "cli" */
+  actor: string;
+  provisionerId?: string;
+  sourceIp?: string;
+  hierarchy?: string;
+  /** upper bound on lifetime from the requester's policy */
+  maxTtlSeconds?: number;
+  /** throws a CaError("forbidden") naming the first name that is not allowed */
+  authorizeNames?: (names: { commonName: string | undefined; sans: San[] }) => void;
+}
+
+export interface IssueRequest {
+  csr: CsrProposal;
+  profile: ProfileName;
+  ttlSeconds?: number | undefined;
+  autoRenew?: boolean | undefined;
+  requester: Requester;
+  /** set on renewal: the certificate this one replaces */
+  predecessorSerial?: string | undefined;
+}
+
+export interface IssuedCertificate {
+  serial: string;
+  der: Buffer;
+  pem: string;
+  /** PEM: the issuing intermediate, then up to the root */
+  chain: string[];
+  issuerId: string;
+  profile: ProfileName;
+  subject: string;
+  sans: string[];
+  notBefore: Date;
+  notAfter: Date;
+}
+
+const MAX_SANS = 100;
+const MAX_CN_LENGTH = 64; // RFC 5280 ub-common-name
+
+/** The names a certificate will carry: the CN, and the SANs with the CN added where it is a host name. */
+export function namesOf(csr: CsrProposal): { commonName: string | undefined; sans: San[] } {
+  const sans = [...csr.sans];
+  const cn = csr.commonName;
+  if (cn !== undefined) {
+    if (cn.length === 0 || cn.length > MAX_CN_LENGTH) throw badRequest(`the CSR's CN must be 1 to ${MAX_CN_LENGTH} characters`);
+    if (/[\u0000-\u001f\u007f]/.test(cn)) throw badRequest("the CSR's CN contains control characters");
+    const asSan: San | undefined = isIP(cn) ? { type: "IP", value: cn } : /^[a-z0-9*][a-z0-9.-]*\.[a-z0-9-]+$/i.test(cn) ? { type: "DNS", value: cn.toLowerCase() } : undefined;
+    if (asSan && !sans.some((s) => s.type === asSan.type && s.value === asSan.value)) {
+      const problem = sanProblem(asSan);
+      if (problem) throw badRequest(problem.replace(/^SAN/, "CN as SAN"));
+      sans.unshift(asSan);
+    }
+  }
+  if (!cn && sans.length === 0) throw badRequest("the CSR names no subject: give it a CN or a subjectAltName");
+  if (sans.length > MAX_SANS) throw badRequest(`the CSR asks for ${sans.length} SANs; at most ${MAX_SANS} are allowed`);
+  const unique = new Map(sans.map((s) => [formatSan(s), s]));
+  return { commonName: cn, sans: [...unique.values()] };
+}
+
+/**
+ * The issuance cycle, one named step each: authorize names → build from profile → lint →
+ * record intent → sign on the token → store. Nothing is signed that the inventory does
+ * not already hold as a pending row, and nothing is stored for a refused request.
+ */
+export class Authority {
+  constructor(
+    private readonly inventory: Inventory,
+    private readonly keyring: Keyring,
+    private readonly config: Config,
+    private readonly clock: Clock,
+  ) {}
+
+  async issue(request: IssueRequest): Promise<IssuedCertificate> {
+    const issuer = this.keyring.active(request.requester.hierarchy);
+    const names = namesOf(request.csr);
+    request.requester.authorizeNames?.(names);
+    const plan = this.plan(request, issuer, names);
+    assertLintClean(plan.tbsDer, { kind: "leaf", issuer: issuer.facts });
+    await this.record(request, issuer, plan);
+    const der = await this.sign(plan, issuer, request.requester);
+    await this.store(plan, der, request);
+    return {
+      serial: plan.serial,
+      der,
+      pem: toPem(der),
+      chain: issuer.chain.map((c) => toPem(c)),
+      issuerId: issuer.record.id,
+      profile: request.profile,
+      subject: plan.subject,
+      sans: plan.sans,
+      notBefore: plan.notBefore,
+      notAfter: plan.notAfter,
+    };
+  }
+
+  /** Lifetime = min(requested or default, requester's maximum, CA maximum), ending no later than the issuer. */
+  private plan(request: IssueRequest, issuer: ServingIssuer, names: { commonName: string | undefined; sans: San[] }) {
+    const now = this.clock.now();
+    const ttl = Math.min(request.ttlSeconds ?? this.config.ca.defaultTtlSeconds, request.requester.maxTtlSeconds ?? Infinity, this.config.ca.maxTtlSeconds);
+    if (!(ttl > 0)) throw badRequest("ttlSeconds must be a positive number of seconds");
+    // Backdated to tolerate relying parties whose clocks run a little slow.
+    const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - this.config.ca.backdateSeconds * 1000);
+    const notAfter = new Date(Math.min(Math.floor(now.getTime() / 1000) * 1000 + ttl * 1000, issuer.facts.notAfter.getTime()));
+    if (notAfter.getTime() - now.getTime() < 60_000) throw new CaError("unavailable", `issuer ${issuer.record.id} expires too soon to issue from; rotate it`);
+    const serial = newSerial();
+    const subject = buildName({ commonName: names.commonName });
+    const issuerIdentity = { subjectDer: issuer.facts.subjectDer, subjectKeyId: issuer.facts.subjectKeyId, keyAlgorithm: issuer.facts.keyAlgorithm };
+    const tbsDer = buildTbs({
+      serial: serial.bytes,
+      issuer: issuerIdentity,
+      subject,
+      publicKeySpki: request.csr.publicKeySpki,
+      notBefore,
+      notAfter,
+      extensions: leafExtensions({
+        publicKeySpki: request.csr.publicKeySpki,
+        keyAlgorithm: request.csr.keyAlgorithm,
+        issuer: issuerIdentity,
+        extendedKeyUsages: [...PROFILES[request.profile].extendedKeyUsages],
+        sans: names.sans,
+        subjectEmpty: names.commonName === undefined,
+        urls: revocationUrls(this.config.publicUrl, issuer.record.id),
+      }),
+    });
+    return { serial: serial.hex, tbsDer, notBefore, notAfter, subject: names.commonName ? `CN=${names.commonName}` : "", sans: names.sans.map(formatSan) };
+  }
+
+  private async record(request: IssueRequest, issuer: ServingIssuer, plan: ReturnType<Authority["plan"]>): Promise<void> {
+    try {
+      await this.inventory.certificates.recordIntent({
+        serial: plan.serial,
+        issuerId: issuer.record.id,
+        profile: request.profile,
+        subject: plan.subject,
+        sans: plan.sans,
+        keyAlgorithm: request.csr.keyAlgorithm,
+        publicKeySpki: request.csr.publicKeySpki,
+        notBefore: plan.notBefore,
+        notAfter: plan.notAfter,
+        tbsDer: plan.tbsDer,
+        requester: request.requester.actor,
+        provisionerId: request.requester.provisionerId,
+        autoRenew: request.autoRenew ?? false,
+        predecessorSerial: request.predecessorSerial,
+      });
+    } catch (error) {
+      if (error instanceof DuplicateSerialError) throw new CaError("internal", error.message);
+      throw unavailable("the inventory database is unavailable; nothing was signed");
+    }
+  }
+
+  private async sign(plan: ReturnType<Authority["plan"]>, issuer: ServingIssuer, requester: Requester): Promise<Buffer> {
+    try {
+      return await signCertificate(plan.tbsDer, issuer.signer);
+    } catch (error) {
+      await this.inventory.certificates
+        .markFailed(plan.serial, { actor: requester.actor, action: "certificate.issue", target: plan.serial, sourceIp: requester.sourceIp, details: { reason: (error as Error).message } })
+        .catch(() => {}); // the start-up reconciliation resolves a pending row we could not mark
+      throw unavailable(`the token could not sign: ${(error as Error).message}`);
+    }
+  }
+
+  private async store(plan: ReturnType<Authority["plan"]>, der: Buffer, request: IssueRequest): Promise<void> {
+    try {
+      await this.inventory.certificates.markIssued(plan.serial, der, {
+        actor: request.requester.actor,
+        action: request.predecessorSerial ? "certificate.renew" : "certificate.issue",
+        target: plan.serial,
+        sourceIp: request.requester.sourceIp,
+        details: { profile: request.profile, subject: plan.subject, sans: plan.sans, notAfter: plan.notAfter.toISOString(), ...(request.predecessorSerial ? { predecessor: request.predecessorSerial } : {}) },
+      });
+    } catch {
+      throw unavailable("the certificate was signed but could not be stored; it was not released and will be reconciled");
+    }
+  }
+}
+
+export { LintError };

@@ -1,0 +1,29 @@
+/**
+ * A refusal or failure a person can act on. HTTP maps `kind` to a status and the message
+ * to problem+json `detail`; the CLI prints the message as one line.
+ */
+export type CaErrorKind =
+  | "bad_request" // malformed input: 400
+  | "unauthorized" // no or bad credentials: 401
+  | "forbidden" // not allowed by policy: 403
+  | "not_found" // 404
+  | "conflict" // e.g. already revoked: 409
+  | "too_large" // 413
+  | "unavailable" // token or database down: 503
+  | "internal"; // a bug, e.g. a lint failure: 500
+
+export class CaError extends Error {
+  constructor(
+    readonly kind: CaErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = "CaError";
+  }
+}
+
+export const badRequest = (message: string) => new CaError("bad_request", message);
+export const forbidden = (message: string) => new CaError("forbidden", message);
+export const notFound = (message: string) => new CaError("not_found", message);
+export const conflict = (message: string) => new CaError("conflict", message);
+export const unavailable = (message: string) => new CaError("unavailable", message);

@@ -1,0 +1,12 @@
+export { CaError, type CaErrorKind } from "./errors.ts";
+export { parseCsr, MAX_CSR_BYTES, type CsrProposal } from "./csr.ts";
+export { PROFILES, PROFILE_NAMES, DEFAULT_PROFILE, isProfileName, type ProfileName } from "./profiles.ts";
+export { type San, formatSan, parseSan, sanProblem } from "./names.ts";
+export { Authority, namesOf, type IssueRequest, type IssuedCertificate, type Requester } from "./authority.ts";
+export { Keyring, StartupCheckError, type ServingIssuer } from "./keyring.ts";
+export { initCa, createIntermediate, revocationUrls, type CeremonyReport } from "./ceremony.ts";
+export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
+export { type Clock, systemClock } from "./clock.ts";
+export { toPem, pemBlocks } from "./der.ts";
+export { caCertificateFacts } from "./certificate-facts.ts";
+export { LintError } from "@pki/lint";

@@ -1,0 +1,105 @@
+import type { Config } from "@pki/config";
+import { Token, type Signer } from "@pki/hsm";
+import type { Inventory, IssuerRecord } from "@pki/db";
+import { caCertificateFacts, type CaCertificateFacts } from "./certificate-facts.ts";
+import type { Clock } from "./clock.ts";
+
+/** An issuer this process can sign with: its record, certificate facts and token signer. */
+export interface ServingIssuer {
+  record: IssuerRecord;
+  facts: CaCertificateFacts;
+  signer: Signer;
+  /** DER, from this issuer up to and including its root */
+  chain: Buffer[];
+}
+
+/** Refusal to serve, with the issuer and the reason. */
+export class StartupCheckError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupCheckError";
+  }
+}
+
+export function openToken(config: Config, which: "root" | "issuing"): Token {
+  const token = config.hsm[which];
+  if (!config.hsm.modulePath) throw new StartupCheckError("no PKCS#11 module found: install softhsm2 or set PKCS11_MODULE");
+  if (!token.pin) throw new StartupCheckError(`no PIN for token '${token.label}': set PKI_${which.toUpperCase()}_PIN or PKI_${which.toUpperCase()}_PIN_FILE`);
+  return Token.open({ modulePath: config.hsm.modulePath, softhsmConf: config.hsm.softhsmConf, label: token.label, pin: token.pin, sessions: config.hsm.signingSessions });
+}
+
+/** Checks the token key behind an issuer is the key its certificate names. */
+export async function bindSigner(token: Token, record: IssuerRecord): Promise<{ signer: Signer; facts: CaCertificateFacts }> {
+  const facts = caCertificateFacts(record.certificateDer);
+  const signer = await token.signer(record.keyUri).catch((error: Error) => {
+    throw new StartupCheckError(`issuer ${record.id}: ${error.message}`);
+  });
+  if (Buffer.compare(signer.publicKeySpki, facts.spki) !== 0) {
+    throw new StartupCheckError(`issuer ${record.id}: the token key ${record.keyUri} does not match the public key in the issuer certificate`);
+  }
+  return { signer, facts };
+}
+
+/**
+ * The intermediates this process issues and publishes with. Opening it is the start-up
+ * check: every active or retired intermediate's key must be on the token and match its
+ * certificate, and each hierarchy's active intermediate must be within its validity.
+ */
+export class Keyring {
+  private constructor(
+    private readonly token: Token,
+    private readonly issuers: Map<string, ServingIssuer>,
+  ) {}
+
+  static async open(config: Config, inventory: Inventory, clock: Clock): Promise<Keyring> {
+    const all = await inventory.issuers.list();
+    const intermediates = all.filter((i) => i.role === "intermediate" && (i.status === "active" || i.status === "retired"));
+    if (!intermediates.some((i) => i.status === "active")) throw new StartupCheckError("no active intermediate: run `pki init` first");
+    const token = openToken(config, "issuing");
+    const byId = new Map(all.map((i) => [i.id, i]));
+    const serving = new Map<string, ServingIssuer>();
+    try {
+      for (const record of intermediates) {
+        const { signer, facts } = await bindSigner(token, record);
+        const now = clock.now();
+        if (record.status === "active" && facts.notAfter <= now) {
+          throw new StartupCheckError(`issuer ${record.id}: the active intermediate expired at ${facts.notAfter.toISOString()}; rotate it (pki issuers rotate)`);
+        }
+        if (record.status === "active" && facts.notBefore > now) {
+          throw new StartupCheckError(`issuer ${record.id}: the active intermediate is not valid until ${facts.notBefore.toISOString()} (check the system clock)`);
+        }
+        const chain = [record.certificateDer];
+        for (let parent = record.parentId ? byId.get(record.parentId) : undefined; parent; parent = parent.parentId ? byId.get(parent.parentId) : undefined) {
+          chain.push(parent.certificateDer);
+        }
+        serving.set(record.id, { record, facts, signer, chain });
+      }
+    } catch (error) {
+      token.close();
+      throw error;
+    }
+    return new Keyring(token, serving);
+  }
+
+  active(hierarchy = "default"): ServingIssuer {
+    const found = [...this.issuers.values()].find((i) => i.record.hierarchy === hierarchy && i.record.status === "active");
+    if (!found) throw new StartupCheckError(`hierarchy '${hierarchy}' has no active intermediate`);
+    return found;
+  }
+
+  get(issuerId: string): ServingIssuer | undefined {
+    return this.issuers.get(issuerId);
+  }
+
+  all(): ServingIssuer[] {
+    return [...this.issuers.values()];
+  }
+
+  tokenStats() {
+    return this.token.stats();
+  }
+
+  close(): void {
+    this.token.close();
+  }
+}

@@ -1,0 +1,44 @@
+import type { Config } from "@pki/config";
+import { Inventory } from "@pki/db";
+import { Authority } from "./authority.ts";
+import { Keyring } from "./keyring.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { softhsmConfig } from "@pki/hsm";
+
+/** Opens the inventory (running migrations), for commands that need no token. */
+export async function openInventory(config: Config): Promise<Inventory> {
+  return Inventory.open({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir });
+}
+
+/** Everything a serving process needs: inventory, start-up-checked keyring, issuance cycle. */
+export interface CaRuntime {
+  config: Config;
+  clock: Clock;
+  inventory: Inventory;
+  keyring: Keyring;
+  authority: Authority;
+  close(): Promise<void>;
+}
+
+export async function openCa(config: Config, clock: Clock = systemClock, inventory?: Inventory): Promise<CaRuntime> {
+  const inv = inventory ?? (await openInventory(config));
+  if (config.hsm.softhsmConf.startsWith(config.dataDir) && config.hsm.modulePath && /softhsm/i.test(config.hsm.modulePath)) softhsmConfig(config.dataDir);
+  let keyring: Keyring;
+  try {
+    keyring = await Keyring.open(config, inv, clock);
+  } catch (error) {
+    if (!inventory) await inv.close();
+    throw error;
+  }
+  return {
+    config,
+    clock,
+    inventory: inv,
+    keyring,
+    authority: new Authority(inv, keyring, config, clock),
+    close: async () => {
+      keyring.close();
+      if (!inventory) await inv.close();
+    },
+  };
+}

@@ -1,0 +1,216 @@
+// Builds to-be-signed certificates with @peculiar/asn1-x509 and assembles them with a
+// token signature. The CA builds the TBS itself (rather than through @peculiar/x509's
+// generator) so that it can lint and record exactly the bytes the token will sign.
+import { randomBytes } from "node:crypto";
+import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import {
+  AccessDescription,
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityInfoAccessSyntax,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  CRLDistributionPoints,
+  DistributionPoint,
+  DistributionPointName,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+
+  Validity,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_cRLDistributionPoints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  id_pe_authorityInfoAccess,
+} from "@peculiar/asn1-x509";
+import type { KeyAlgorithm } from "@pki/hsm/algorithms";
+import { subjectKeyIdentifier } from "@pki/lint";
+import type { Signer } from "@pki/hsm";
+import { type San, formatSan } from "./names.ts";
+import { serialize } from "./der.ts";
+
+const OID = {
+  commonName: "2.5.4.3",
+  organization: "2.5.4.10",
+  serverAuth: "1.3.6.1.5.5.7.3.1",
+  clientAuth: "1.3.6.1.5.5.7.3.2",
+  ocspSigning: "1.3.6.1.5.5.7.3.9",
+  ocsp: "1.3.6.1.5.5.7.48.1",
+  caIssuers: "1.3.6.1.5.5.7.48.2",
+  ocspNoCheck: "1.3.6.1.5.5.7.48.1.5",
+  freshestCrl: "2.5.29.46",
+};
+export { OID };
+
+/** lowercase hex of the serial's DER INTEGER contents, as the certificate shows it */
+export type SerialHex = string;
+
+/**
+ * 128 bits from the CSPRNG behind a fixed 0x01 prefix byte (as Boulder prefixes its
+ * serials): positive, minimally encoded, always 17 octets, never more than RFC 5280's 20.
+ */
+export function newSerial(): { hex: SerialHex; bytes: Buffer } {
+  const bytes = Buffer.concat([Buffer.from([0x01]), randomBytes(16)]);
+  return { hex: bytes.toString("hex"), bytes };
+}
+
+export function signatureAlgorithm(key: KeyAlgorithm): AlgorithmIdentifier {
+  if (key === "ECDSA-P256") return new AlgorithmIdentifier({ algorithm: "1.2.840.10045.4.3.2" });
+  if (key === "ECDSA-P384") return new AlgorithmIdentifier({ algorithm: "1.2.840.10045.4.3.3" });
+  // sha256WithRSAEncryption takes explicit NULL parameters (RFC 4055 §5)
+  return new AlgorithmIdentifier({ algorithm: "1.2.840.113549.1.1.11", parameters: new Uint8Array([0x05, 0x00]).buffer });
+}
+
+export function buildName(parts: { commonName?: string | undefined; organization?: string | undefined }): Name {
+  const rdns: RelativeDistinguishedName[] = [];
+  const add = (type: string, value: string) =>
+    rdns.push(new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]));
+  if (parts.organization) add(OID.organization, parts.organization);
+  if (parts.commonName) add(OID.commonName, parts.commonName);
+  return new Name(rdns);
+}
+
+const ext = (extnID: string, critical: boolean, value: unknown) => new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+
+export interface IssuerIdentity {
+  /** DER of the issuer certificate's subject, copied byte for byte into the issuer field */
+  subjectDer: Buffer;
+  subjectKeyId: Buffer;
+  keyAlgorithm: KeyAlgorithm;
+}
+
+export interface RevocationUrls {
+  crl: string;
+  /** delta CRL, advertised as Freshest CRL where delta CRLs are published */
+  deltaCrl?: string;
+  ocsp: string;
+  caIssuers: string;
+}
+
+export interface TbsParams {
+  serial: Buffer;
+  issuer: IssuerIdentity;
+  subject: Name;
+  publicKeySpki: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  extensions: Extension[];
+}
+
+export function buildTbs(params: TbsParams): Buffer {
+  const tbs = new TBSCertificate({
+    version: 2,
+    serialNumber: new Uint8Array(params.serial).buffer,
+    signature: signatureAlgorithm(params.issuer.keyAlgorithm),
+    issuer: AsnConvert.parse(params.issuer.subjectDer, Name),
+    validity: new Validity({ notBefore: params.notBefore, notAfter: params.notAfter }),
+    subject: params.subject,
+    subjectPublicKeyInfo: AsnConvert.parse(params.publicKeySpki, SubjectPublicKeyInfo),
+    extensions: new Extensions(params.extensions),
+  });
+  return serialize(tbs);
+}
+
+export function caExtensions(opts: { publicKeySpki: Buffer; pathLen?: number; issuer?: IssuerIdentity; urls?: RevocationUrls }): Extension[] {
+  const list = [
+    ext(id_ce_basicConstraints, true, new BasicConstraints({ cA: true, ...(opts.pathLen !== undefined ? { pathLenConstraint: opts.pathLen } : {}) })),
+    ext(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature)),
+    ext(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(subjectKeyIdentifier(opts.publicKeySpki))),
+  ];
+  if (opts.issuer) list.push(ext(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(opts.issuer.subjectKeyId) })));
+  if (opts.urls) list.push(...revocationExtensions(opts.urls));
+  return list;
+}
+
+function revocationExtensions(urls: RevocationUrls): Extension[] {
+  const point = (url: string) => new DistributionPoint({ distributionPoint: new DistributionPointName({ fullName: [new GeneralName({ uniformResourceIdentifier: url })] }) });
+  const list = [
+    ext(id_ce_cRLDistributionPoints, false, new CRLDistributionPoints([point(urls.crl)])),
+    ext(
+      id_pe_authorityInfoAccess,
+      false,
+      new AuthorityInfoAccessSyntax([
+        new AccessDescription({ accessMethod: OID.ocsp, accessLocation: new GeneralName({ uniformResourceIdentifier: urls.ocsp }) }),
+        new AccessDescription({ accessMethod: OID.caIssuers, accessLocation: new GeneralName({ uniformResourceIdentifier: urls.caIssuers }) }),
+      ]),
+    ),
+  ];
+  if (urls.deltaCrl) list.push(ext(OID.freshestCrl, false, new CRLDistributionPoints([point(urls.deltaCrl)])));
+  return list;
+}
+
+export interface LeafExtensionParams {
+  publicKeySpki: Buffer;
+  keyAlgorithm: KeyAlgorithm;
+  issuer: IssuerIdentity;
+  extendedKeyUsages: string[];
+  sans: San[];
+  /** SAN is critical when the subject is empty (RFC 5280 §4.2.1.6) */
+  subjectEmpty: boolean;
+  urls: RevocationUrls;
+  /** delegated OCSP responders carry id-pkix-ocsp-nocheck */
+  ocspNoCheck?: boolean;
+}
+
+export function leafExtensions(p: LeafExtensionParams): Extension[] {
+  // RSA server keys may still be used for TLS 1.2 RSA key transport; EC keys only sign.
+  const usage = p.keyAlgorithm.startsWith("RSA") && p.extendedKeyUsages.includes(OID.serverAuth) ? KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment : KeyUsageFlags.digitalSignature;
+  const list = [
+    ext(id_ce_basicConstraints, true, new BasicConstraints({ cA: false })),
+    ext(id_ce_keyUsage, true, new KeyUsage(usage)),
+    ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(p.extendedKeyUsages)),
+    ext(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(subjectKeyIdentifier(p.publicKeySpki))),
+    ext(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(p.issuer.subjectKeyId) })),
+  ];
+  if (p.sans.length) list.push(ext(id_ce_subjectAltName, p.subjectEmpty, new SubjectAlternativeName(p.sans.map(generalName))));
+  list.push(...revocationExtensions(p.urls));
+  if (p.ocspNoCheck) list.push(new Extension({ extnID: OID.ocspNoCheck, critical: false, extnValue: new OctetString(new Uint8Array([0x05, 0x00]).buffer) }));
+  return list;
+}
+
+function generalName(san: San): GeneralName {
+  switch (san.type) {
+    case "DNS":
+      return new GeneralName({ dNSName: san.value });
+    case "IP":
+      return new GeneralName({ iPAddress: san.value });
+    case "URI":
+      return new GeneralName({ uniformResourceIdentifier: san.value });
+    case "email":
+      return new GeneralName({ rfc822Name: san.value });
+  }
+}
+
+// Minimal DER framing for the outer Certificate SEQUENCE. Hand-written so the signed TBS
+// bytes go into the certificate untouched, with no parse/re-serialise round trip.
+function derLength(length: number): Buffer {
+  if (length < 0x80) return Buffer.from([length]);
+  const bytes: number[] = [];
+  for (let n = length; n > 0; n >>= 8) bytes.unshift(n & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+const derTlv = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
+
+/** Signs the TBS on the token and assembles the certificate DER around exactly those bytes. */
+export async function signCertificate(tbsDer: Buffer, signer: Signer): Promise<Buffer> {
+  const signature = await signer.sign(tbsDer);
+  const algorithm = serialize(signatureAlgorithm(signer.algorithm));
+  return derTlv(0x30, Buffer.concat([tbsDer, algorithm, derTlv(0x03, Buffer.concat([Buffer.from([0]), signature]))]));
+}
+
+export { formatSan };
