@@ -12,6 +12,7 @@ import { PROFILES, type ProfileName } from "./profiles.ts";
 import { buildName, buildTbs, leafExtensions, newSerial, signCertificate } from "./x509.ts";
 import { revocationUrls } from "./ceremony.ts";
 import { toPem } from "./der.ts";
+import type { CaEvents } from "./events.ts";
 
 /** Who is asking, and what their policy allows. The API fills this in from the credential. */
 export interface Requester {
@@ -84,6 +85,7 @@ export class Authority {
     private readonly keyring: Keyring,
     private readonly config: Config,
     private readonly clock: Clock,
+    private readonly events: CaEvents,
   ) {}
 
   async issue(request: IssueRequest): Promise<IssuedCertificate> {
@@ -95,6 +97,7 @@ export class Authority {
     await this.record(request, issuer, plan);
     const der = await this.sign(plan, issuer, request.requester);
     await this.store(plan, der, request);
+    this.events.emit("issued", { serial: plan.serial, issuerId: issuer.record.id });
     return {
       serial: plan.serial,
       der,

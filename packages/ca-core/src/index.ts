@@ -10,3 +10,5 @@ export { type Clock, systemClock } from "./clock.ts";
 export { toPem, pemBlocks } from "./der.ts";
 export { caCertificateFacts } from "./certificate-facts.ts";
 export { LintError } from "@pki/lint";
+export { CaEvents, type CertificateEvent } from "./events.ts";
+export { revokeCertificate, reasonCode, REVOCATION_REASONS, REASON_NAMES, type Revocation, type RevocationReasonName } from "./revocation.ts";

@@ -4,10 +4,11 @@ import { Authority } from "./authority.ts";
 import { Keyring } from "./keyring.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { softhsmConfig } from "@pki/hsm";
+import { CaEvents } from "./events.ts";
 
-/** Opens the inventory (running migrations), for commands that need no token. */
-export async function openInventory(config: Config): Promise<Inventory> {
-  return Inventory.open({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir });
+/** Opens the inventory (running migrations). Servers keep the embedded database; the CLI borrows it. */
+export async function openInventory(config: Config, role: "server" | "cli" = "cli"): Promise<Inventory> {
+  return Inventory.open({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir, embeddedRole: role });
 }
 
 /** Everything a serving process needs: inventory, start-up-checked keyring, issuance cycle. */
@@ -17,6 +18,7 @@ export interface CaRuntime {
   inventory: Inventory;
   keyring: Keyring;
   authority: Authority;
+  events: CaEvents;
   close(): Promise<void>;
 }
 
@@ -30,12 +32,14 @@ export async function openCa(config: Config, clock: Clock = systemClock, invento
     if (!inventory) await inv.close();
     throw error;
   }
+  const events = new CaEvents();
   return {
     config,
     clock,
     inventory: inv,
     keyring,
-    authority: new Authority(inv, keyring, config, clock),
+    events,
+    authority: new Authority(inv, keyring, config, clock, events),
     close: async () => {
       keyring.close();
       if (!inventory) await inv.close();

@@ -1,11 +1,8 @@
-import { mkdirSync } from "node:fs";
 import pg from "pg";
-import { PGlite } from "@electric-sql/pglite";
-import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { PrismaPg } from "@prisma/adapter-pg";
-import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaClient } from "./generated/prisma/client.ts";
 import { applyMigrations } from "./migrate.ts";
+import { embeddedEndpoint, type EmbeddedRole } from "./embedded.ts";
 
 /** The raw driver underneath Prisma, for migrations and the few streaming/bulk paths. */
 export interface SqlRunner {
@@ -18,6 +15,7 @@ export interface Connection {
   kind: "postgresql" | "embedded";
   prisma: PrismaClient;
   sql: SqlRunner;
+  pool: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -25,77 +23,57 @@ export interface ConnectOptions {
   /** postgresql:// URL; unset means the embedded PostgreSQL (PGlite) in `embeddedDir` */
   url: string | undefined;
   embeddedDir: string;
+  /** a server keeps the embedded database; a CLI borrows it (see embedded.ts) */
+  embeddedRole?: EmbeddedRole;
   /** PostgreSQL pool size per process */
   poolSize?: number;
 }
 
-async function connectPostgres(url: string, poolSize: number): Promise<Connection> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+const runnerFor = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
+  exec: async (text) => {
+    await client.query(text);
+  },
+  query: async (text, params) => (await client.query(text, params as unknown[])).rows,
+});
+
+async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, release?: () => Promise<void>): Promise<Connection> {
+  const pool = new pg.Pool({ connectionTimeoutMillis: 5000, ...poolConfig });
   // An idle client losing its server must not crash the process; the pool replaces it.
   pool.on("error", () => {});
-  const migrator = await pool.connect().catch(async (error: Error) => {
-    await pool.end();
-    throw new Error(`cannot connect to PostgreSQL: ${error.message}`);
-  });
+  const shutdown = async () => {
+    await pool.end().catch(() => {});
+    await release?.();
+  };
   try {
-    await applyMigrations({
-      exec: async (text) => {
-        await migrator.query(text);
-      },
-      query: async (text, params) => (await migrator.query(text, params as unknown[])).rows,
+    const migrator = await pool.connect().catch((error: Error) => {
+      throw new Error(`cannot connect to the ${kind === "embedded" ? "embedded database" : "PostgreSQL server"}: ${error.message}`);
     });
+    try {
+      await applyMigrations(runnerFor(migrator));
+    } finally {
+      migrator.release();
+    }
   } catch (error) {
-    migrator.release();
-    await pool.end();
+    await shutdown();
     throw error;
   }
-  migrator.release();
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
-  const sql: SqlRunner = {
-    exec: async (text) => {
-      await pool.query(text);
-    },
-    query: async (text, params) => (await pool.query(text, params as unknown[])).rows,
-  };
   return {
-    kind: "postgresql",
+    kind,
     prisma,
-    sql,
+    sql: runnerFor(pool),
+    pool,
     close: async () => {
       await prisma.$disconnect();
-      await pool.end();
-    },
-  };
-}
-
-async function connectEmbedded(dir: string): Promise<Connection> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const db = await PGlite.create(dir, { extensions: { pg_trgm } });
-  const sqlRunner: SqlRunner = {
-    exec: async (text) => {
-      await db.exec(text);
-    },
-    query: async (text, params) => (await db.query(text, params as unknown[])).rows as never,
-  };
-  try {
-    await applyMigrations(sqlRunner);
-  } catch (error) {
-    await db.close();
-    throw error;
-  }
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
-  return {
-    kind: "embedded",
-    prisma,
-    sql: sqlRunner,
-    close: async () => {
-      await prisma.$disconnect();
-      await db.close();
+      await shutdown();
     },
   };
 }
 
 /** Connects and brings the schema up to date (migrations are idempotent and locked). */
 export async function connect(options: ConnectOptions): Promise<Connection> {
-  return options.url ? connectPostgres(options.url, options.poolSize ?? 10) : connectEmbedded(options.embeddedDir);
+  const max = options.poolSize ?? 10;
+  if (options.url) return open("postgresql", { connectionString: options.url, max });
+  const endpoint = await embeddedEndpoint(options.embeddedDir, options.embeddedRole ?? "cli");
+  return open("embedded", { host: endpoint.socketDir, port: endpoint.port, user: "postgres", database: "postgres", max: Math.min(max, 4) }, endpoint.release);
 }

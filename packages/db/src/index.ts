@@ -50,6 +50,12 @@ export class Inventory {
     return tables;
   }
 
+  /** PostgreSQL pool usage, for metrics and leak checks. */
+  poolStats(): { total: number; idle: number; waiting: number } {
+    const pool = this.connection.pool;
+    return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+  }
+
   async ping(): Promise<void> {
     await this.connection.sql.query("SELECT 1");
   }

@@ -114,6 +114,23 @@ export class CertificateStore {
     await this.audit.record({ ...audit, outcome: "error" });
   }
 
+  /**
+   * valid → revoked, with its audit event, in one transaction. Returns the row as it is
+   * afterwards, or the reason nothing changed.
+   */
+  async revoke(serial: string, reason: number, at: Date, audit: AuditEntry): Promise<{ revoked: CertificateRecord } | { refused: "not_found" | "already_revoked" | "not_issued" }> {
+    return this.prisma.$transaction(async (tx) => {
+      const updated = await tx.certificate.updateMany({ where: { serial, status: "valid" }, data: { status: "revoked", revokedAt: at, revocationReason: reason } });
+      const row = await tx.certificate.findUnique({ where: { serial } });
+      if (updated.count === 0) {
+        if (!row) return { refused: "not_found" as const };
+        return { refused: row.status === "revoked" ? ("already_revoked" as const) : ("not_issued" as const) };
+      }
+      await new AuditStore(tx).record(audit);
+      return { revoked: toRecord(row!) };
+    });
+  }
+
   async get(serial: string): Promise<CertificateRecord | undefined> {
     const row = await this.prisma.certificate.findUnique({ where: { serial } });
     return row ? toRecord(row) : undefined;

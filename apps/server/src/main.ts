@@ -1,0 +1,53 @@
+// `npm start`: every role in one process. Initialises the data dir on first run.
+import { createServer } from "node:http";
+import express from "express";
+import { loadConfig, ConfigError } from "@pki/config";
+import { createLogger } from "@pki/logger";
+import { StartupCheckError, initCa, openCa, openInventory, systemClock } from "@pki/ca-core";
+import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
+import { caDocumentsRouter } from "./public.ts";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, "pki");
+
+  const inventory = await openInventory(config, "server");
+  const report = await initCa(config, inventory, systemClock, "server:init");
+  for (const line of report.lines) log.info(line);
+  const runtime = await openCa(config, systemClock, inventory);
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(requestLogger(log), requestTimer("public"), securityHeaders);
+  app.use(caDocumentsRouter(runtime));
+  app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path}`));
+  app.use(problemHandler);
+  const server = createServer(app);
+  const port = await listen(server, config.http.port, config.http.bind);
+
+  const publicUrl = `http://${config.http.bind}:${port}`;
+  console.log(`root certificate: ${report.rootPemPath}`);
+  if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
+  console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: finishing in-flight requests");
+    await closeGracefully(server);
+    await runtime.close();
+    await inventory.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  const message =
+    error instanceof ConfigError ? `configuration: ${error.problems.join("; ")}` : error instanceof StartupCheckError ? `refusing to start: ${error.message}` : (error as Error).message;
+  console.error(`pki: ${message}`);
+  process.exit(1);
+});

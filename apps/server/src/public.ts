@@ -1,0 +1,72 @@
+import express, { type Router } from "express";
+import { toPem, type CaRuntime } from "@pki/ca-core";
+import { registry, sendProblem } from "@pki/http-kit";
+
+/**
+ * Readiness: the database answers, the token signs, the active intermediate is in date.
+ * Cached briefly so a load balancer polling it cannot turn it into load.
+ */
+export function readinessCheck(runtime: CaRuntime): () => Promise<{ ok: boolean; checks: Record<string, string> }> {
+  let cached: { at: number; result: { ok: boolean; checks: Record<string, string> } } | undefined;
+  return async () => {
+    if (cached && Date.now() - cached.at < 1000) return cached.result;
+    const checks: Record<string, string> = {};
+    await runtime.inventory.ping().then(
+      () => (checks.database = "ok"),
+      () => (checks.database = "unavailable"),
+    );
+    try {
+      const active = runtime.keyring.active();
+      await active.signer.sign(Buffer.from("readiness probe"));
+      checks.token = "ok";
+      checks.activeIssuer = active.facts.notAfter > runtime.clock.now() ? "ok" : `expired at ${active.facts.notAfter.toISOString()}`;
+    } catch (error) {
+      checks.token = `unavailable: ${(error as Error).message}`;
+    }
+    const result = { ok: Object.values(checks).every((v) => v === "ok"), checks };
+    cached = { at: Date.now(), result };
+    return result;
+  };
+}
+
+/** Health, metrics and the CA certificates relying parties fetch (caIssuers, bundles). */
+export function caDocumentsRouter(runtime: CaRuntime): Router {
+  const router = express.Router();
+  const ready = readinessCheck(runtime);
+
+  router.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+  router.get("/readyz", async (_req, res) => {
+    const result = await ready();
+    res.status(result.ok ? 200 : 503).json(result);
+  });
+  router.get("/metrics", async (_req, res) => {
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+  router.get("/ca/roots.pem", async (_req, res) => {
+    const roots = (await runtime.inventory.issuers.list()).filter((i) => i.role === "root" && i.status !== "expired");
+    res.type("application/x-pem-file").setHeader("cache-control", "public, max-age=3600");
+    res.send(roots.map((r) => toPem(r.certificateDer)).join(""));
+  });
+  router.get("/ca/chain.pem", (req, res) => {
+    const hierarchy = typeof req.query.hierarchy === "string" ? req.query.hierarchy : "default";
+    let chain: Buffer[];
+    try {
+      chain = runtime.keyring.active(hierarchy).chain;
+    } catch {
+      return sendProblem(res, 404, `no active intermediate in hierarchy '${hierarchy}'`);
+    }
+    res.type("application/x-pem-file").setHeader("cache-control", "public, max-age=300");
+    res.send(chain.map((c) => toPem(c)).join(""));
+  });
+  router.get("/ca/:file", async (req, res) => {
+    const match = /^([A-Za-z0-9._-]+)\.(crt|pem)$/.exec(req.params.file);
+    const issuer = match ? await runtime.inventory.issuers.get(match[1]!) : undefined;
+    if (!match || !issuer) return sendProblem(res, 404, `no CA certificate '${req.params.file}'`);
+    res.setHeader("cache-control", "public, max-age=3600");
+    if (match[2] === "pem") res.type("application/x-pem-file").send(toPem(issuer.certificateDer));
+    else res.type("application/pkix-cert").send(issuer.certificateDer);
+  });
+  return router;
+}

@@ -1,0 +1,73 @@
+import type { Inventory } from "@pki/db";
+import { CaError, badRequest, conflict, notFound, unavailable } from "./errors.ts";
+import type { CaEvents } from "./events.ts";
+import type { Clock } from "./clock.ts";
+
+/** RFC 5280 §5.3.1 CRLReason codes a leaf can be revoked with. certificateHold is not offered: holds are not reversible here. */
+export const REVOCATION_REASONS = {
+  unspecified: 0,
+  keyCompromise: 1,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+  privilegeWithdrawn: 9,
+} as const;
+export type RevocationReasonName = keyof typeof REVOCATION_REASONS;
+
+/** All RFC 5280 reason names by code, for reading any CRL or inventory row. */
+export const REASON_NAMES: Record<number, string> = {
+  0: "unspecified",
+  1: "keyCompromise",
+  2: "cACompromise",
+  3: "affiliationChanged",
+  4: "superseded",
+  5: "cessationOfOperation",
+  6: "certificateHold",
+  8: "removeFromCRL",
+  9: "privilegeWithdrawn",
+  10: "aACompromise",
+};
+
+export function reasonCode(name: string | undefined): number {
+  if (name === undefined) return 0;
+  if (!Object.hasOwn(REVOCATION_REASONS, name)) throw badRequest(`unknown revocation reason '${name}'; use one of ${Object.keys(REVOCATION_REASONS).join(", ")}`);
+  return REVOCATION_REASONS[name as RevocationReasonName];
+}
+
+export interface Revocation {
+  serial: string;
+  issuerId: string;
+  revokedAt: Date;
+  reason: number;
+}
+
+/** Revokes a leaf: in the inventory (with its audit event) before anyone is told it is done. */
+export async function revokeCertificate(
+  deps: { inventory: Inventory; events: CaEvents; clock: Clock },
+  request: { serial: string; reason?: string | undefined; actor: string; sourceIp?: string | undefined },
+): Promise<Revocation> {
+  const serial = request.serial.toLowerCase();
+  if (!/^[0-9a-f]{2,40}$/.test(serial)) throw badRequest(`'${request.serial}' is not a certificate serial (lowercase hex)`);
+  const reason = reasonCode(request.reason);
+  const at = new Date(Math.floor(deps.clock.now().getTime() / 1000) * 1000);
+  let result;
+  try {
+    result = await deps.inventory.certificates.revoke(serial, reason, at, {
+      actor: request.actor,
+      action: "certificate.revoke",
+      target: serial,
+      sourceIp: request.sourceIp,
+      details: { reason: REASON_NAMES[reason] },
+    });
+  } catch (error) {
+    throw unavailable(`the inventory database is unavailable; ${serial} was not revoked`);
+  }
+  if ("refused" in result) {
+    if (result.refused === "not_found") throw notFound(`no certificate with serial ${serial}`);
+    if (result.refused === "already_revoked") throw conflict(`certificate ${serial} is already revoked`);
+    throw new CaError("conflict", `certificate ${serial} was never issued, so it cannot be revoked`);
+  }
+  const revocation = { serial, issuerId: result.revoked.issuerId, revokedAt: at, reason };
+  deps.events.emit("revoked", revocation);
+  return revocation;
+}

@@ -1,0 +1,96 @@
+// The embedded PostgreSQL (PGlite) is a single in-process backend. So that the CLI and
+// the server can use one data dir at the same time, the process that owns it serves it
+// on a Unix socket inside the data dir (mode 0700), and every connection, the owner's
+// own included, goes through that socket: pglite-socket then serialises transactions
+// across connections, which two in-process users of one PGlite would not.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { PGlite } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+
+export type EmbeddedRole = "server" | "cli";
+
+export interface EmbeddedEndpoint {
+  /** directory holding the socket, as libpq's `host` */
+  socketDir: string;
+  port: number;
+  /** set when this process owns the database; stops serving and closes it */
+  release?: () => Promise<void>;
+}
+
+const PORT = 5432;
+const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes on Linux
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function readOwner(lockFile: string): { pid: number; role: EmbeddedRole } | undefined {
+  try {
+    const owner = JSON.parse(readFileSync(lockFile, "utf8")) as { pid: number; role: EmbeddedRole };
+    return alive(owner.pid) ? owner : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function tryLock(lockFile: string, role: EmbeddedRole): boolean {
+  try {
+    const fd = openSync(lockFile, "wx", 0o600);
+    writeSync(fd, JSON.stringify({ pid: process.pid, role }));
+    closeSync(fd);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    if (!readOwner(lockFile)) {
+      rmSync(lockFile, { force: true }); // stale: its process is gone
+      return tryLock(lockFile, role);
+    }
+    return false;
+  }
+}
+
+/**
+ * Finds or becomes the owner of the embedded database in `dir`. A server waits for a CLI
+ * owner to finish rather than depend on it; anyone else connects to a live owner.
+ */
+export async function embeddedEndpoint(dir: string, role: EmbeddedRole): Promise<EmbeddedEndpoint> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const socketDir = path.join(dir, "run");
+  const socketPath = path.join(socketDir, `.s.PGSQL.${PORT}`);
+  if (socketPath.length > MAX_SOCKET_PATH) throw new Error(`PKI_DATA_DIR is too deep for the embedded database socket (${socketPath.length} > ${MAX_SOCKET_PATH} characters); use a shorter path or DATABASE_URL`);
+  const lockFile = path.join(dir, "owner.lock");
+  for (let waited = 0; ; waited += 200) {
+    if (tryLock(lockFile, role)) break;
+    const owner = readOwner(lockFile);
+    if (owner && (owner.role === "server" || role === "cli") && existsSync(socketPath)) return { socketDir, port: PORT };
+    if (waited > 60_000) throw new Error(`the embedded database in ${dir} is held by process ${owner?.pid ?? "?"}; stop it or use DATABASE_URL`);
+    await sleep(200);
+  }
+  try {
+    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+    rmSync(socketPath, { force: true });
+    const db = await PGlite.create(path.join(dir, "data"), { extensions: { pg_trgm } });
+    const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 64 });
+    await server.start();
+    return {
+      socketDir,
+      port: PORT,
+      release: async () => {
+        await server.stop();
+        await db.close();
+        rmSync(lockFile, { force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(lockFile, { force: true });
+    throw error;
+  }
+}

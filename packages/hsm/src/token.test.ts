@@ -1,0 +1,91 @@
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createPublicKey, verify } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Pkcs11Module, pkcs11js } from "./module.ts";
+import { Token } from "./token.ts";
+import { softhsmConfig } from "./softhsm.ts";
+import { parseKeyUri, formatKeyUri } from "./uri.ts";
+import { KEY_ALGORITHMS, hashFor } from "./algorithms.ts";
+
+const MODULE = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"].find((m) => existsSync(m))!;
+
+let dir: string;
+let token: Token;
+let module: Pkcs11Module;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), "pki-hsm-"));
+  module = Pkcs11Module.load(MODULE, { softhsmConf: softhsmConfig(dir) });
+  module.initToken("unit", "so-pin-1234", "user-pin-1234");
+  token = Token.open({ modulePath: MODULE, label: "unit", pin: "user-pin-1234", sessions: 4 });
+});
+afterAll(() => {
+  token.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("keys on the token", () => {
+  it.each(KEY_ALGORITHMS.filter((a) => a !== "RSA-4096"))("%s: generated sensitive and non-extractable, signs verifiably", async (algorithm) => {
+    const key = await token.generateKeyPair(`k-${algorithm}`, algorithm);
+    expect(key).toMatchObject({ algorithm, sensitive: true, extractable: false, alwaysSensitive: true, neverExtractable: true });
+    const signer = await token.signer(key.uri);
+    const data = Buffer.from(`data for ${algorithm}`);
+    const signature = await signer.sign(data);
+    expect(verify(hashFor(algorithm), data, createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" }), signature)).toBe(true);
+    expect(verify(hashFor(algorithm), Buffer.from("other data"), createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" }), signature)).toBe(false);
+  });
+
+  it("refuses to reveal a private key's value", async () => {
+    const key = await token.generateKeyPair("secret", "ECDSA-P256");
+    const api = module.api;
+    const slot = module.findToken("unit")!.slotId;
+    const session = api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      api.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_LABEL, value: "secret" },
+      ]);
+      const [handle] = api.C_FindObjects(session, 1);
+      api.C_FindObjectsFinal(session);
+      expect(handle).toBeDefined();
+      expect(() => api.C_GetAttributeValue(session, handle!, [{ type: pkcs11js.CKA_VALUE }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+    } finally {
+      api.C_CloseSession(session);
+    }
+    expect(key.uri).toMatch(/^pkcs11:token=unit;object=secret;id=(%[0-9a-f]{2}){8};type=private$/);
+  });
+
+  it("finds keys again by URI, not by handle, and refuses duplicates", async () => {
+    const key = await token.generateKeyPair("again", "ECDSA-P256");
+    const found = await token.keyInfo(formatKeyUri(parseKeyUri(key.uri)));
+    expect(found?.publicKeySpki.equals(key.publicKeySpki)).toBe(true);
+    expect(await token.keyInfo("pkcs11:token=unit;object=missing")).toBeUndefined();
+    await expect(token.generateKeyPair("again", "ECDSA-P256")).rejects.toThrow(/already holds a key labelled 'again'/);
+  });
+
+  it("signs concurrently through the session pool without crashing", async () => {
+    const signer = await token.signer((await token.generateKeyPair("busy", "ECDSA-P256")).uri);
+    const signatures = await Promise.all(Array.from({ length: 500 }, (_, i) => signer.sign(Buffer.from(`msg ${i}`))));
+    expect(new Set(signatures.map((s) => s.toString("hex"))).size).toBe(500);
+    expect(token.stats()).toEqual({ sessions: 4, idle: 4, waiting: 0 });
+  });
+
+  it("names a missing token and a wrong PIN", () => {
+    expect(() => Token.open({ modulePath: MODULE, label: "nope", pin: "x" })).toThrow(/no initialised token labelled 'nope'/);
+    module.initToken("other", "so-pin-1234", "right-pin");
+    expect(() => Token.open({ modulePath: MODULE, label: "other", pin: "wrong-pin" })).toThrow(/token rejected the PIN/);
+  });
+});
+
+describe("pkcs11 URIs", () => {
+  it("round-trips labels with reserved characters and binary ids", () => {
+    const address = { token: "my token;1", object: "key/é", id: Buffer.from([0, 255, 16]) };
+    const uri = formatKeyUri(address);
+    expect(uri).toBe("pkcs11:token=my%20token%3B1;object=key%2F%C3%A9;id=%00%ff%10;type=private");
+    expect(parseKeyUri(uri)).toEqual(address);
+    expect(() => parseKeyUri("pkcs11:object=x")).toThrow(/both 'token' and 'object'/);
+    expect(() => parseKeyUri("file:x")).toThrow(/must start with 'pkcs11:'/);
+  });
+});

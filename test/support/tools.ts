@@ -1,0 +1,92 @@
+// Independent implementations to check the CA's output against: OpenSSL, GnuTLS,
+// pkcs11-tool and Python's `cryptography`, run as child processes.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { REPO_ROOT } from "./harness.ts";
+
+export interface RunResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(command: string, args: string[], options: { env?: Record<string, string>; input?: string | Buffer; cwd?: string } = {}): RunResult {
+  const result = spawnSync(command, args, {
+    env: { ...process.env, ...options.env },
+    input: options.input,
+    cwd: options.cwd ?? REPO_ROOT,
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error) throw result.error;
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The `pki` CLI, as an operator runs it. */
+export function pki(args: string[], env: Record<string, string>): RunResult {
+  return run(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/cli/src/main.ts"), ...args], { env });
+}
+
+export const scratchDir = () => mkdtempSync(path.join(tmpdir(), "pki-scratch-"));
+
+export type CsrKey = "ec256" | "ec384" | "rsa2048" | "rsa1024" | "rsa3072";
+
+/** A key and CSR made by `openssl req`, as a service's deploy tooling would. */
+export function opensslCsr(options: { subject?: string; sans?: string[]; key?: CsrKey; dir?: string } = {}): { csrPem: string; keyPem: string; csrPath: string; keyPath: string } {
+  const dir = options.dir ?? scratchDir();
+  const keyPath = path.join(dir, `key-${Math.random().toString(36).slice(2)}.pem`);
+  const csrPath = keyPath.replace("key-", "csr-");
+  const key = options.key ?? "ec256";
+  const keyArgs = key.startsWith("ec") ? ["-newkey", "ec", "-pkeyopt", `ec_paramgen_curve:${key === "ec384" ? "P-384" : "P-256"}`] : ["-newkey", `rsa:${key.slice(3)}`];
+  const args = ["req", "-new", ...keyArgs, "-nodes", "-keyout", keyPath, "-out", csrPath, "-subj", options.subject ?? "/"];
+  if (options.sans?.length) args.push("-addext", `subjectAltName=${options.sans.join(",")}`);
+  const result = run("openssl", args);
+  if (result.status !== 0) throw new Error(`openssl req failed: ${result.stderr}`);
+  return { csrPem: readFileSync(csrPath, "utf8"), keyPem: readFileSync(keyPath, "utf8"), csrPath, keyPath };
+}
+
+export function writeTemp(name: string, content: string | Buffer, dir = scratchDir()): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, content);
+  return file;
+}
+
+/** `openssl verify` of a leaf against a root with the intermediates as untrusted. */
+export function opensslVerify(leafPem: string, rootPem: string, intermediatesPem: string, extra: string[] = []): RunResult {
+  const dir = scratchDir();
+  return run("openssl", ["verify", ...extra, "-CAfile", writeTemp("root.pem", rootPem, dir), "-untrusted", writeTemp("chain.pem", intermediatesPem, dir), writeTemp("leaf.pem", leafPem, dir)]);
+}
+
+/** Python's `cryptography` parses a certificate and reports what it sees, as JSON. */
+export function pythonInspect(certPem: string): Record<string, unknown> {
+  const script = `
+import sys, json
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+cert = x509.load_pem_x509_certificate(sys.stdin.buffer.read())
+out = {"serial": format(cert.serial_number, "x"), "version": cert.version.name, "subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
+       "not_before": cert.not_valid_before_utc.isoformat(), "not_after": cert.not_valid_after_utc.isoformat(), "extensions": {}}
+for ext in cert.extensions:
+    out["extensions"][ext.oid._name] = {"critical": ext.critical, "value": str(ext.value)}
+try:
+    san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    out["sans"] = [str(n.value) for n in san]
+except x509.ExtensionNotFound:
+    out["sans"] = []
+print(json.dumps(out))
+`;
+  const result = run("python3", ["-c", script], { input: certPem });
+  if (result.status !== 0) throw new Error(`python cryptography could not parse the certificate: ${result.stderr}`);
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+export function which(tool: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
