@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // `pki`: the operator's command line. Every failure is one line on stderr and exit code 1.
 import { readFileSync, writeFileSync } from "node:fs";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadConfig, ConfigError, type Config } from "@pki/config";
 import {
   CaError,
@@ -18,7 +18,12 @@ import {
 } from "@pki/ca-core";
 import type { CertificateState } from "@pki/db";
 
-const program = new Command("pki").description("private certificate authority: ceremonies, issuance and inventory").showHelpAfterError();
+// Commander's own errors (unknown option, bad value) become the same single `pki: …` line
+// as every other failure, instead of a message plus the whole help text.
+const program = new Command("pki")
+  .description("private certificate authority: ceremonies, issuance and inventory")
+  .exitOverride()
+  .configureOutput({ writeErr: () => {} });
 
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
@@ -149,6 +154,7 @@ program
   });
 
 function oneLine(error: unknown): string {
+  if (error instanceof CommanderError) return error.message.replace(/^error: /, "");
   if (error instanceof ConfigError) return `configuration: ${error.problems.join("; ")}`;
   if (error instanceof CaError || error instanceof StartupCheckError) return error.message;
   if (error instanceof Error) return error.message.split("\n")[0]!;
@@ -158,6 +164,7 @@ function oneLine(error: unknown): string {
 program.parseAsync(process.argv).then(
   () => process.exit(0),
   (error: unknown) => {
+    if (error instanceof CommanderError && (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help")) process.exit(0);
     console.error(`pki: ${oneLine(error)}`);
     process.exit(1);
   },

@@ -1,0 +1,110 @@
+// The CA core in-process, on a real token and PostgreSQL: concurrency, start-up refusals,
+// intent-before-signature.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { X509Certificate } from "node:crypto";
+import { startTestCa, type TestCa } from "../support/harness.ts";
+import { opensslCsr, opensslVerify } from "../support/tools.ts";
+import { openCa, parseCsr, toPem, StartupCheckError } from "@pki/ca-core";
+import { Token } from "@pki/hsm";
+
+let ca: TestCa;
+beforeAll(async () => {
+  ca = await startTestCa({ database: "postgres" });
+});
+afterAll(async () => {
+  await ca?.cleanup();
+});
+
+const requester = { actor: "test" };
+
+describe("issuance", () => {
+  it("signs 200 requests at once with distinct serials, every one stored and verifiable", async () => {
+    const csr = parseCsr(opensslCsr({ subject: "/CN=load.example.com" }).csrPem);
+    const issued = await Promise.all(Array.from({ length: 200 }, () => ca.runtime.authority.issue({ csr, profile: "mtls", requester })));
+    const serials = new Set(issued.map((c) => c.serial));
+    expect(serials.size).toBe(200);
+    for (const serial of serials) expect(serial).toMatch(/^01[0-9a-f]{32}$/);
+    const rows = await ca.inventory.sql.query<{ status: string; n: string }>("SELECT status, count(*) AS n FROM certificates GROUP BY status");
+    expect(rows).toEqual([{ status: "valid", n: "200" }]);
+    const root = toPem(ca.runtime.keyring.active().chain.at(-1)!);
+    const sample = issued[137]!;
+    expect(opensslVerify(sample.pem, root, sample.chain.join("")).status).toBe(0);
+    const x509 = new X509Certificate(sample.der);
+    expect(x509.checkIssued(new X509Certificate(ca.runtime.keyring.active().record.certificateDer))).toBe(true);
+  });
+
+  it("records the planned certificate before signing and the signed one after", async () => {
+    const csr = parseCsr(opensslCsr({ subject: "/CN=intent.example.com" }).csrPem);
+    let seenDuringSign: { status: string; der: Buffer | null } | undefined;
+    const active = ca.runtime.keyring.active();
+    const realSign = active.signer.sign;
+    // Observe the inventory at the moment the token is asked to sign.
+    (active.signer as { sign: typeof realSign }).sign = async (data) => {
+      const pending = await ca.inventory.sql.query<{ status: string; der: Buffer | null; tbs_der: Buffer }>("SELECT status, der, tbs_der FROM certificates WHERE tbs_der = $1", [data]);
+      seenDuringSign = pending[0];
+      return realSign(data);
+    };
+    try {
+      const issued = await ca.runtime.authority.issue({ csr, profile: "server", requester });
+      expect(seenDuringSign).toMatchObject({ status: "pending", der: null });
+      const row = await ca.inventory.certificates.get(issued.serial);
+      expect(row?.status).toBe("valid");
+      expect(row?.der?.equals(issued.der)).toBe(true);
+    } finally {
+      (active.signer as { sign: typeof realSign }).sign = realSign;
+    }
+  });
+
+  it("marks the intent failed and signs nothing when the token refuses", async () => {
+    const csr = parseCsr(opensslCsr({ subject: "/CN=tokenfail.example.com" }).csrPem);
+    const active = ca.runtime.keyring.active();
+    const realSign = active.signer.sign;
+    (active.signer as { sign: typeof realSign }).sign = async () => {
+      throw new Error("CKR_DEVICE_ERROR");
+    };
+    try {
+      await expect(ca.runtime.authority.issue({ csr, profile: "mtls", requester })).rejects.toThrow(/the token could not sign: CKR_DEVICE_ERROR/);
+    } finally {
+      (active.signer as { sign: typeof realSign }).sign = realSign;
+    }
+    const rows = await ca.inventory.sql.query<{ status: string; der: Buffer | null }>("SELECT status, der FROM certificates WHERE subject = 'CN=tokenfail.example.com'");
+    expect(rows).toEqual([{ status: "failed", der: null }]);
+  });
+
+  it("never issues past the issuer's notAfter", async () => {
+    const csr = parseCsr(opensslCsr({ subject: "/CN=long.example.com" }).csrPem);
+    const issuerEnd = ca.runtime.keyring.active().facts.notAfter;
+    const config = ca.config();
+    const far = await openCa({ ...config, ca: { ...config.ca, maxTtlSeconds: 10 * 365 * 86400 } }, { now: () => new Date() }, ca.inventory);
+    try {
+      const issued = await far.authority.issue({ csr, profile: "mtls", ttlSeconds: 5 * 365 * 86400, requester });
+      expect(issued.notAfter.getTime()).toBe(issuerEnd.getTime());
+    } finally {
+      await far.close();
+    }
+  });
+});
+
+describe("start-up checks", () => {
+  it("refuses an active intermediate that has expired or is not yet valid", async () => {
+    const end = ca.runtime.keyring.active().facts.notAfter;
+    await expect(openCa(ca.config(), { now: () => new Date(end.getTime() + 1000) }, ca.inventory)).rejects.toThrow(/the active intermediate expired at/);
+    await expect(openCa(ca.config(), { now: () => new Date("2000-01-01T00:00:00Z") }, ca.inventory)).rejects.toThrow(/is not valid until/);
+  });
+
+  it("refuses when the token key does not match the issuer certificate", async () => {
+    const config = ca.config();
+    const token = Token.open({ modulePath: config.hsm.modulePath!, label: config.hsm.issuing.label, pin: config.hsm.issuing.pin!, sessions: 1 });
+    const impostor = await token.generateKeyPair("impostor", "ECDSA-P256");
+    token.close();
+    const active = ca.runtime.keyring.active().record;
+    await ca.inventory.sql.query("UPDATE issuers SET key_uri = $1 WHERE id = $2", [impostor.uri, active.id]);
+    try {
+      const attempt = openCa(config, { now: () => new Date() }, ca.inventory);
+      await expect(attempt).rejects.toBeInstanceOf(StartupCheckError);
+      await expect(openCa(config, { now: () => new Date() }, ca.inventory)).rejects.toThrow(`issuer ${active.id}: the token key ${impostor.uri} does not match the public key in the issuer certificate`);
+    } finally {
+      await ca.inventory.sql.query("UPDATE issuers SET key_uri = $1 WHERE id = $2", [active.keyUri, active.id]);
+    }
+  });
+});

@@ -1,0 +1,76 @@
+// The README's quickstart, as a newcomer runs it: `npm start` on an empty data dir with
+// the embedded database, then `openssl req` + `pki issue` while the server runs.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
+import { freePort, opensslCsr, opensslVerify, pki, run } from "../support/tools.ts";
+
+let env: TestEnv;
+let server: ChildProcess | undefined;
+let output = "";
+
+afterAll(async () => {
+  if (server && server.exitCode === null) server.kill("SIGKILL");
+  await env?.cleanup();
+});
+
+async function waitFor(predicate: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; server said:\n${output}`);
+    if (server?.exitCode !== null) throw new Error(`server exited (${server?.exitCode}) while waiting for ${what}:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("quickstart", () => {
+  it("the server (what npm start runs) initialises everything, serves, and pki issue works beside it", async () => {
+    env = await testEnv({ database: "embedded" });
+    const httpPort = await freePort();
+    const apiPort = await freePort();
+    const childEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}` };
+    server = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    server.stdout!.on("data", (d) => (output += d));
+    server.stderr!.on("data", (d) => (output += d));
+    await waitFor(() => output.includes("public listener:"), "the server to listen");
+
+    expect(output).toContain(`root certificate: ${path.join(env.dataDir, "root.pem")}`);
+    expect(output).toContain(`admin token:      ${path.join(env.dataDir, "admin.token")}`);
+    expect(statSync(path.join(env.dataDir, "admin.token")).mode & 0o777).toBe(0o600);
+    expect(output).not.toContain(readFileSync(path.join(env.dataDir, "admin.token"), "utf8").trim());
+    expect(output).not.toContain(readFileSync(path.join(env.dataDir, "pki-issuing.pin"), "utf8").trim());
+
+    const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ok: true, checks: { database: "ok", token: "ok", activeIssuer: "ok" } });
+
+    const csr = opensslCsr({ subject: "/CN=quick.example.com" });
+    const issued = pki(["issue", "--csr", csr.csrPath], childEnv);
+    expect(issued.stderr).toMatch(/^issued /);
+    const chain = await (await fetch(`http://127.0.0.1:${httpPort}/ca/chain.pem`)).text();
+    expect(opensslVerify(issued.stdout, readFileSync(path.join(env.dataDir, "root.pem"), "utf8"), chain).stdout).toMatch(/: OK/);
+
+    // caIssuers URL in the certificate answers with the intermediate in DER.
+    const caIssuers = /CA Issuers - URI:(\S+)/.exec(run("openssl", ["x509", "-noout", "-ext", "authorityInfoAccess"], { input: issued.stdout }).stdout)![1]!;
+    const der = await fetch(caIssuers);
+    expect(der.headers.get("content-type")).toBe("application/pkix-cert");
+    expect(run("openssl", ["x509", "-inform", "DER", "-noout", "-subject"], { input: Buffer.from(await der.arrayBuffer()) }).stdout).toMatch(/Issuing CA/);
+
+    server.kill("SIGTERM");
+    const [code] = await once(server, "exit");
+    expect(code).toBe(0);
+
+    // A second start reuses the data dir: nothing is created again.
+    output = "";
+    server = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    server.stdout!.on("data", (d) => (output += d));
+    server.stderr!.on("data", (d) => (output += d));
+    await waitFor(() => output.includes("public listener:"), "the second start");
+    expect(output).not.toMatch(/created/);
+    server.kill("SIGTERM");
+    expect((await once(server, "exit"))[0]).toBe(0);
+  });
+});
