@@ -1,0 +1,2 @@
+export { compileNamePattern, sanAllowed, type NamePattern, type PatternType } from "./patterns.ts";
+export { ProvisionerPolicy, MAX_PATTERNS, type ProvisionerPolicyParams } from "./provisioner.ts";
