@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { X509Certificate } from "node:crypto";
 import { startTestCa, type TestCa } from "../support/harness.ts";
 import { opensslCsr, opensslVerify } from "../support/tools.ts";
-import { openCa, parseCsr, toPem, StartupCheckError } from "@pki/ca-core";
+import { openCa, parseCsr, toPem, StartupCheckError, reconcilePendingIntents, clockSkewSeconds } from "@pki/ca-core";
 import { Token } from "@pki/hsm";
 
 let ca: TestCa;
@@ -106,5 +106,28 @@ describe("start-up checks", () => {
     } finally {
       await ca.inventory.sql.query("UPDATE issuers SET key_uri = $1 WHERE id = $2", [active.keyUri, active.id]);
     }
+  });
+});
+
+describe("reconciliation", () => {
+  it("closes intents a crash left pending, and only those", async () => {
+    const csr = parseCsr(opensslCsr({ subject: "/CN=crash.example.com" }).csrPem);
+    // A crash between record and store leaves exactly this: a pending row with its TBS and no DER.
+    const issued = await ca.runtime.authority.issue({ csr, profile: "mtls", requester });
+    await ca.inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [issued.serial]);
+    const fresh = await ca.runtime.authority.issue({ csr, profile: "mtls", requester });
+    await ca.inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL WHERE serial = $1", [fresh.serial]);
+
+    const closed = await reconcilePendingIntents(ca.inventory, { now: () => new Date() });
+    expect(closed).toEqual([issued.serial]);
+    expect((await ca.inventory.certificates.get(issued.serial))?.status).toBe("failed");
+    expect((await ca.inventory.certificates.get(fresh.serial))?.status).toBe("pending"); // still within its grace period
+    expect((await ca.inventory.audit.recent(5, issued.serial)).map((a) => a.action)).toContain("certificate.reconcile");
+    expect(await reconcilePendingIntents(ca.inventory, { now: () => new Date() })).toEqual([]);
+  });
+
+  it("measures clock skew against the database", async () => {
+    expect(Math.abs(await clockSkewSeconds(ca.inventory, { now: () => new Date() }))).toBeLessThan(5);
+    expect(await clockSkewSeconds(ca.inventory, { now: () => new Date(Date.now() + 3_600_000) })).toBeGreaterThan(3590);
   });
 });

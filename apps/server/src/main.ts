@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import express from "express";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { StartupCheckError, initCa, openCa, openInventory, systemClock } from "@pki/ca-core";
+import { StartupCheckError, clockSkewSeconds, initCa, openCa, openInventory, reconcilePendingIntents, systemClock } from "@pki/ca-core";
 import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { caDocumentsRouter } from "./public.ts";
 
@@ -15,6 +15,17 @@ async function main(): Promise<void> {
   const report = await initCa(config, inventory, systemClock, "server:init");
   for (const line of report.lines) log.info(line);
   const runtime = await openCa(config, systemClock, inventory);
+  const skew = await clockSkewSeconds(inventory, systemClock);
+  if (Math.abs(skew) > 5) log.warn({ skewSeconds: skew }, "the system clock differs from the database's by more than 5 s; check NTP");
+  // Intents left pending by a crash are closed at start-up and then every few minutes.
+  const reconcile = () =>
+    reconcilePendingIntents(inventory, systemClock).then(
+      (serials) => serials.length && log.warn({ serials }, "closed pending intents left by an interrupted issuance"),
+      (error: Error) => log.error({ err: error }, "reconciliation failed; will retry"),
+    );
+  await reconcile();
+  const reconcileTimer = setInterval(reconcile, 5 * 60_000);
+  reconcileTimer.unref();
 
   const app = express();
   app.disable("x-powered-by");
@@ -35,6 +46,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down: finishing in-flight requests");
+    clearInterval(reconcileTimer);
     await closeGracefully(server);
     await runtime.close();
     await inventory.close();

@@ -1,6 +1,7 @@
 import express, { type Router } from "express";
 import { toPem, type CaRuntime } from "@pki/ca-core";
 import { registry, sendProblem } from "@pki/http-kit";
+import { refreshStateGauges } from "./metrics.ts";
 
 /**
  * Readiness: the database answers, the token signs, the active intermediate is in date.
@@ -42,6 +43,7 @@ export function caDocumentsRouter(runtime: CaRuntime): Router {
     res.status(result.ok ? 200 : 503).json(result);
   });
   router.get("/metrics", async (_req, res) => {
+    await refreshStateGauges(runtime).catch(() => {}); // a database outage must not hide the other metrics
     res.type(registry.contentType).send(await registry.metrics());
   });
   router.get("/ca/roots.pem", async (_req, res) => {

@@ -13,6 +13,7 @@ import { buildName, buildTbs, leafExtensions, newSerial, signCertificate } from 
 import { revocationUrls } from "./ceremony.ts";
 import { toPem } from "./der.ts";
 import type { CaEvents } from "./events.ts";
+import { certificatesIssued } from "@pki/metrics";
 
 /** Who is asking, and what their policy allows. The API fills this in from the credential. */
 export interface Requester {
@@ -90,6 +91,18 @@ export class Authority {
 
   async issue(request: IssueRequest): Promise<IssuedCertificate> {
     const issuer = this.keyring.active(request.requester.hierarchy);
+    try {
+      const issued = await this.issueUnder(issuer, request);
+      certificatesIssued.inc({ profile: request.profile, issuer: issuer.record.id, outcome: "issued" });
+      return issued;
+    } catch (error) {
+      const outcome = error instanceof CaError && (error.kind === "bad_request" || error.kind === "forbidden") ? "refused" : "failed";
+      certificatesIssued.inc({ profile: request.profile, issuer: issuer.record.id, outcome });
+      throw error;
+    }
+  }
+
+  private async issueUnder(issuer: ServingIssuer, request: IssueRequest): Promise<IssuedCertificate> {
     const names = namesOf(request.csr);
     request.requester.authorizeNames?.(names);
     const plan = this.plan(request, issuer, names);

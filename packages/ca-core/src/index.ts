@@ -12,3 +12,4 @@ export { caCertificateFacts } from "./certificate-facts.ts";
 export { LintError } from "@pki/lint";
 export { CaEvents, type CertificateEvent } from "./events.ts";
 export { revokeCertificate, reasonCode, REVOCATION_REASONS, REASON_NAMES, type Revocation, type RevocationReasonName } from "./revocation.ts";
+export { reconcilePendingIntents, clockSkewSeconds } from "./reconcile.ts";

@@ -3,6 +3,7 @@ import { Token, type Signer } from "@pki/hsm";
 import type { Inventory, IssuerRecord } from "@pki/db";
 import { caCertificateFacts, type CaCertificateFacts } from "./certificate-facts.ts";
 import type { Clock } from "./clock.ts";
+import { tokenSignSeconds } from "@pki/metrics";
 
 /** An issuer this process can sign with: its record, certificate facts and token signer. */
 export interface ServingIssuer {
@@ -37,7 +38,24 @@ export async function bindSigner(token: Token, record: IssuerRecord): Promise<{ 
   if (Buffer.compare(signer.publicKeySpki, facts.spki) !== 0) {
     throw new StartupCheckError(`issuer ${record.id}: the token key ${record.keyUri} does not match the public key in the issuer certificate`);
   }
-  return { signer, facts };
+  return { signer: timed(signer, record.id), facts };
+}
+
+/** The same signer, with each signature's latency in pki_token_sign_seconds. */
+function timed(signer: Signer, key: string): Signer {
+  return {
+    keyUri: signer.keyUri,
+    algorithm: signer.algorithm,
+    publicKeySpki: signer.publicKeySpki,
+    sign: async (data) => {
+      const end = tokenSignSeconds.startTimer({ key });
+      try {
+        return await signer.sign(data);
+      } finally {
+        end();
+      }
+    },
+  };
 }
 
 /**

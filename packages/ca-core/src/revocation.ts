@@ -2,6 +2,7 @@ import type { Inventory } from "@pki/db";
 import { CaError, badRequest, conflict, notFound, unavailable } from "./errors.ts";
 import type { CaEvents } from "./events.ts";
 import type { Clock } from "./clock.ts";
+import { certificatesRevoked } from "@pki/metrics";
 
 /** RFC 5280 §5.3.1 CRLReason codes a leaf can be revoked with. certificateHold is not offered: holds are not reversible here. */
 export const REVOCATION_REASONS = {
@@ -68,6 +69,7 @@ export async function revokeCertificate(
     throw new CaError("conflict", `certificate ${serial} was never issued, so it cannot be revoked`);
   }
   const revocation = { serial, issuerId: result.revoked.issuerId, revokedAt: at, reason };
+  certificatesRevoked.inc({ issuer: revocation.issuerId, reason: REASON_NAMES[reason] ?? String(reason) });
   deps.events.emit("revoked", revocation);
   return revocation;
 }

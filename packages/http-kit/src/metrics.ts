@@ -1,9 +1,8 @@
 import type { RequestHandler } from "express";
-import { Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Histogram } from "prom-client";
+import { registry } from "@pki/metrics";
 
-/** One registry per process, shared by every role it runs. */
-export const registry = new Registry();
-collectDefaultMetrics({ register: registry });
+export { registry };
 
 const httpDuration = new Histogram({
   name: "pki_http_request_duration_seconds",
