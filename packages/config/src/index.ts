@@ -28,7 +28,10 @@ const schema = z.object({
     .regex(/^https?:\/\//, "must be an http:// or https:// URL")
     .default("http://127.0.0.1:8080")
     .transform((u) => u.replace(/\/+$/, "")),
+  /** the database URL (with its password) from a secret file instead of the environment */
+  DATABASE_URL_FILE: z.string().optional(),
   PKI_BOOTSTRAP_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  PKI_BOOTSTRAP_ADMIN_TOKEN_FILE: z.string().optional(),
   PKCS11_MODULE: z.string().optional(),
   SOFTHSM2_CONF: z.string().optional(),
   PKI_ROOT_TOKEN_LABEL: z.string().min(1).max(32).default("pki-root"),
@@ -48,7 +51,35 @@ const schema = z.object({
   /** notBefore is set this far in the past to tolerate clients whose clocks run slow */
   PKI_BACKDATE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
   PKI_SIGNING_SESSIONS: positiveInt.max(64).default(4),
+  /** host names and addresses in the issuing API's own TLS certificate, comma-separated */
+  PKI_API_TLS_NAMES: z.string().default("localhost,127.0.0.1"),
+  /** lifetime of the API's own TLS certificate; it is renewed after two thirds of it */
+  PKI_API_TLS_TTL_SECONDS: positiveInt.min(300).default(86400),
+  /** failed authentications per source address per minute before the API answers 429 */
+  PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
   PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** full CRL lifetime (nextUpdate - thisUpdate) and how often it is re-signed anyway */
+  PKI_CRL_VALIDITY_SECONDS: positiveInt.min(3600).default(86400),
+  PKI_CRL_REFRESH_SECONDS: positiveInt.min(60).default(6 * 3600),
+  /** delta CRL lifetime; a delta is also re-signed after every (debounced) revocation */
+  PKI_DELTA_CRL_VALIDITY_SECONDS: positiveInt.min(300).default(3600),
+  /** revocations are gathered until none arrived for this long, then CRLs are re-signed ... */
+  PKI_CRL_DEBOUNCE_MS: positiveInt.default(2000),
+  /** ... or until the first of them waited this long, whichever comes first */
+  PKI_CRL_MAX_WAIT_MS: positiveInt.default(30_000),
+  /** root CRL lifetime; signed in ceremonies with the root key (pki crl sign-root) */
+  PKI_ROOT_CRL_DAYS: positiveInt.max(366).default(180),
+  /** pre-signed OCSP response lifetime; refreshed when half of it is left */
+  PKI_OCSP_VALIDITY_SECONDS: positiveInt.min(600).default(86400),
+  /** delegated OCSP responder certificate lifetime; renewed when half of it is left */
+  PKI_OCSP_RESPONDER_TTL_SECONDS: positiveInt.min(3600).default(7 * 86400),
+  /** requests carrying a nonce: "ignore" serves the pre-signed answer, "echo" signs live */
+  PKI_OCSP_NONCE: z.enum(["ignore", "echo"]).default("ignore"),
+  /** upper bound on Cache-Control max-age of OCSP and CRL answers (never past nextUpdate) */
+  PKI_OCSP_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
+  PKI_CRL_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
+  /** how often serving processes look in the database for responses and CRLs others wrote */
+  PKI_REVOCATION_POLL_MS: positiveInt.default(1000),
 });
 
 export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
@@ -89,6 +120,21 @@ export interface Config {
     backdateSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  revocation: {
+    crlValiditySeconds: number;
+    crlRefreshSeconds: number;
+    deltaCrlValiditySeconds: number;
+    crlDebounceMs: number;
+    crlMaxWaitMs: number;
+    rootCrlDays: number;
+    ocspValiditySeconds: number;
+    ocspResponderTtlSeconds: number;
+    ocspNonce: "ignore" | "echo";
+    ocspMaxAgeSeconds: number;
+    crlMaxAgeSeconds: number;
+    pollMs: number;
+  };
+  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number };
 }
 
 /** Configuration problems, one line each, naming the setting. */
@@ -96,6 +142,16 @@ export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(problems.join("\n"));
     this.name = "ConfigError";
+  }
+}
+
+/** A secret given directly, or by the path of a file holding it (Docker/Kubernetes secrets). */
+function readSecret(value: string | undefined, file: string | undefined, name: string): string | undefined {
+  if (value || !file) return value;
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    throw new ConfigError([`${name}_FILE: cannot read ${file}`]);
   }
 }
 
@@ -108,6 +164,12 @@ function readPin(value: string | undefined, file: string | undefined, fallbackFi
   } catch {
     throw new ConfigError([`${name}_FILE: cannot read ${source}`]);
   }
+}
+
+function readDatabaseUrl(value: string | undefined, file: string | undefined): string | undefined {
+  const url = readSecret(value, file, "DATABASE_URL");
+  if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError(["DATABASE_URL_FILE: must hold a postgresql:// URL"]);
+  return url;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -127,11 +189,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (problems.length) throw new ConfigError(problems);
   return {
     dataDir,
-    databaseUrl: e.DATABASE_URL,
+    databaseUrl: readDatabaseUrl(e.DATABASE_URL, e.DATABASE_URL_FILE),
     embeddedDatabaseDir: path.join(dataDir, "pgdata"),
     http: { bind: e.PKI_BIND, port: e.PKI_HTTP_PORT, apiPort: e.PKI_API_PORT },
     publicUrl: e.PKI_PUBLIC_URL,
-    bootstrapAdminToken: e.PKI_BOOTSTRAP_ADMIN_TOKEN,
+    bootstrapAdminToken: readSecret(e.PKI_BOOTSTRAP_ADMIN_TOKEN, e.PKI_BOOTSTRAP_ADMIN_TOKEN_FILE, "PKI_BOOTSTRAP_ADMIN_TOKEN"),
     hsm: {
       modulePath: e.PKCS11_MODULE ?? SOFTHSM_MODULES.find((m) => existsSync(m)),
       softhsmConf: e.SOFTHSM2_CONF ?? path.join(dataDir, "softhsm2.conf"),
@@ -155,5 +217,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backdateSeconds: e.PKI_BACKDATE_SECONDS,
     },
     logLevel: e.PKI_LOG_LEVEL,
+    revocation: {
+      crlValiditySeconds: e.PKI_CRL_VALIDITY_SECONDS,
+      crlRefreshSeconds: Math.min(e.PKI_CRL_REFRESH_SECONDS, Math.floor(e.PKI_CRL_VALIDITY_SECONDS / 2)),
+      deltaCrlValiditySeconds: e.PKI_DELTA_CRL_VALIDITY_SECONDS,
+      crlDebounceMs: e.PKI_CRL_DEBOUNCE_MS,
+      crlMaxWaitMs: e.PKI_CRL_MAX_WAIT_MS,
+      rootCrlDays: e.PKI_ROOT_CRL_DAYS,
+      ocspValiditySeconds: e.PKI_OCSP_VALIDITY_SECONDS,
+      ocspResponderTtlSeconds: e.PKI_OCSP_RESPONDER_TTL_SECONDS,
+      ocspNonce: e.PKI_OCSP_NONCE,
+      ocspMaxAgeSeconds: e.PKI_OCSP_MAX_AGE_SECONDS,
+      crlMaxAgeSeconds: e.PKI_CRL_MAX_AGE_SECONDS,
+      pollMs: e.PKI_REVOCATION_POLL_MS,
+    },
+    api: {
+      tlsNames: e.PKI_API_TLS_NAMES.split(",").map((n) => n.trim()).filter(Boolean),
+      tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
+      authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
+    },
   };
 }

@@ -1,0 +1,31 @@
+# One image for every role. Build: docker build -t pki .
+# Stage 1 compiles the native PKCS#11 binding and generates the Prisma client.
+FROM node:20-bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY . .
+RUN npm ci --no-audit --no-fund \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf test bench .ci
+
+# Stage 2: the runtime, with SoftHSM2 for tokens kept in a volume (an HSM's PKCS#11
+# library would be added here instead), running as an unprivileged user.
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends softhsm2 opensc ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/pki --create-home pki
+WORKDIR /app
+COPY --from=build --chown=root:root /app /app
+ENV NODE_ENV=production \
+    PKI_DATA_DIR=/var/lib/pki \
+    PKI_BIND=0.0.0.0 \
+    TSX_DISABLE_CACHE=1
+USER pki
+VOLUME ["/var/lib/pki"]
+EXPOSE 8080 8443
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--import", "tsx"]
+# The all-in-one process; compose runs one role per service instead.
+CMD ["apps/server/src/main.ts"]
