@@ -6,6 +6,7 @@ import { createLogger } from "@pki/logger";
 import { StartupCheckError, clockSkewSeconds, initCa, openCa, openInventory, reconcilePendingIntents, systemClock } from "@pki/ca-core";
 import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { caDocumentsRouter } from "./public.ts";
+import { dashboardRouter } from "./dashboard/router.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
   app.disable("x-powered-by");
   app.use(requestLogger(log), requestTimer("public"), securityHeaders);
   app.use(caDocumentsRouter(runtime));
+  app.use(dashboardRouter(runtime));
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path}`));
   app.use(problemHandler);
   const server = createServer(app);

@@ -136,6 +136,26 @@ export class CertificateStore {
     return row ? toRecord(row) : undefined;
   }
 
+  /** Certificate counts by the state users see (expired = valid past notAfter). */
+  async countsByState(now: Date): Promise<Record<CertificateState, number>> {
+    const rows = await this.prisma.$queryRaw<Array<{ state: CertificateState; n: bigint }>>`
+      SELECT CASE WHEN status = 'valid' AND not_after < ${now} THEN 'expired' ELSE status::text END AS state, count(*) AS n
+      FROM certificates GROUP BY 1`;
+    const counts: Record<CertificateState, number> = { pending: 0, valid: 0, revoked: 0, failed: 0, expired: 0 };
+    for (const row of rows) counts[row.state] = Number(row.n);
+    return counts;
+  }
+
+  /** Valid certificates expiring on each UTC day from `now` for `days` days (index-backed range scan). */
+  async expiryByDay(now: Date, days: number): Promise<Array<{ day: string; count: number }>> {
+    const until = new Date(now.getTime() + days * 86_400_000);
+    const rows = await this.prisma.$queryRaw<Array<{ day: string; n: bigint }>>`
+      SELECT to_char(date_trunc('day', not_after AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, count(*) AS n
+      FROM certificates WHERE status = 'valid' AND not_after >= ${now} AND not_after < ${until}
+      GROUP BY 1 ORDER BY 1`;
+    return rows.map((r) => ({ day: r.day, count: Number(r.n) }));
+  }
+
   /** Pending intents older than `before`: what a crash between record and store left behind. */
   async pendingBefore(before: Date): Promise<CertificateRecord[]> {
     const rows = await this.prisma.certificate.findMany({ where: { status: "pending", createdAt: { lt: before } }, take: 1000 });
