@@ -1,0 +1,45 @@
+// docker-compose.yml is validated by the compose client (no Docker engine runs here), and
+// its services are checked for what production needs: healthchecks, secrets from files,
+// non-root read-only containers, an OCSP responder that holds no token or PIN.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { REPO_ROOT } from "../support/harness.ts";
+import { run, which } from "../support/tools.ts";
+
+const compose = which("docker-compose") ? ["docker-compose"] : ["docker", "compose"];
+
+function composeConfig(): { status: number; stdout: string; stderr: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), "pki-compose-"));
+  cpSync(path.join(REPO_ROOT, "docker-compose.yml"), path.join(dir, "docker-compose.yml"));
+  cpSync(path.join(REPO_ROOT, "deploy"), path.join(dir, "deploy"), { recursive: true });
+  cpSync(path.join(REPO_ROOT, "Dockerfile"), path.join(dir, "Dockerfile"));
+  mkdirSync(path.join(dir, "secrets"));
+  for (const secret of ["postgres_password", "database_url", "issuing_pin", "root_pin", "admin_token"]) writeFileSync(path.join(dir, "secrets", secret), "x\n");
+  return run(compose[0]!, [...compose.slice(1), "config"], { cwd: dir });
+}
+
+describe("docker-compose.yml", () => {
+  it("is valid for the compose client", () => {
+    const result = composeConfig();
+    expect(result.stderr).not.toMatch(/error|invalid/i);
+    expect(result.status).toBe(0);
+    for (const service of ["postgres:", "init:", "api:", "ocsp-responder:", "crl-publisher:", "scheduler:", "edge:"]) expect(result.stdout).toContain(service);
+  });
+
+  it("runs every role from one image, non-root, read-only, with healthchecks and file secrets", () => {
+    const text = readFileSync(path.join(REPO_ROOT, "docker-compose.yml"), "utf8");
+    const dockerfile = readFileSync(path.join(REPO_ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/^USER pki$/m);
+    expect(dockerfile).toMatch(/^FROM .* AS build$/m);
+    expect(text).toMatch(/read_only: true/);
+    for (const role of ["api", "ocsp-responder", "crl-publisher", "scheduler"]) {
+      expect(text).toContain(`command: ["apps/${role}/src/main.ts"]`);
+    }
+    expect(text.match(/healthcheck: \*readyz/g)).toHaveLength(4);
+    expect(text).not.toMatch(/PIN:\s*\S/); // PINs only ever by *_FILE
+    const ocsp = text.slice(text.indexOf("ocsp-responder:\n"), text.indexOf("crl-publisher:\n"));
+    expect(ocsp).not.toMatch(/PIN|tokens:/);
+  });
+});
