@@ -1,7 +1,18 @@
 import { verify as verifySignature } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { CertificationRequest } from "@peculiar/asn1-csr";
-import { Extensions, GeneralNames, SubjectAlternativeName, id_ce_subjectAltName, Name } from "@peculiar/asn1-x509";
+import {
+  BasicConstraints,
+  Extensions,
+  GeneralNames,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  SubjectAlternativeName,
+  id_ce_basicConstraints,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+} from "@peculiar/asn1-x509";
 import { keyAlgorithmOfSpki, type KeyAlgorithm } from "@pki/hsm/algorithms";
 import { badRequest } from "./errors.ts";
 import { pemBlocks, serialize } from "./der.ts";
@@ -34,7 +45,12 @@ export const MAX_CSR_BYTES = 64 * 1024;
 export function parseCsr(input: string | Buffer): CsrProposal {
   let der: Buffer;
   if (typeof input === "string" || input.subarray(0, 64).toString("latin1").includes("-----BEGIN")) {
-    const blocks = pemBlocks(input.toString(), ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]);
+    let blocks: Buffer[];
+    try {
+      blocks = pemBlocks(input.toString(), ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]);
+    } catch (error) {
+      throw badRequest(`the CSR's ${(error as Error).message}`);
+    }
     if (blocks.length !== 1) throw badRequest(blocks.length ? "send exactly one CSR" : "the CSR is not PEM ('-----BEGIN CERTIFICATE REQUEST-----') or DER");
     der = blocks[0]!;
   } else {
@@ -48,10 +64,16 @@ export function parseCsr(input: string | Buffer): CsrProposal {
     throw badRequest("the CSR is not a valid PKCS#10 structure");
   }
   if (!csr.certificationRequestInfoRaw) throw badRequest("the CSR is not a valid PKCS#10 structure");
-  if (Buffer.compare(serialize(csr), der) !== 0) throw badRequest("the CSR is not DER-encoded (trailing or non-canonical data)");
+  if (!isCanonical(csr, der)) throw badRequest("the CSR is not DER-encoded (trailing or non-canonical data)");
   const info = csr.certificationRequestInfo;
   if (info.version !== 0) throw badRequest(`CSR version ${info.version} is not PKCS#10 v1`);
 
+  const algorithm = info.subjectPKInfo.algorithm;
+  // EC keys must name their curve. Explicit parameters let a key impersonate a curve
+  // (CVE-2020-0601, "curveball") and are refused before anything else looks at the key.
+  if (algorithm.algorithm === "1.2.840.10045.2.1" && new Uint8Array(algorithm.parameters ?? new ArrayBuffer(0))[0] !== 0x06) {
+    throw badRequest("EC keys with explicit parameters are not allowed; use a named curve (P-256 or P-384)");
+  }
   const publicKeySpki = serialize(info.subjectPKInfo);
   const keyAlgorithm = keyAlgorithmOfSpki(publicKeySpki);
   if (typeof keyAlgorithm !== "string") throw badRequest(keyAlgorithm.unsupported);
@@ -69,10 +91,37 @@ export function parseCsr(input: string | Buffer): CsrProposal {
   return { publicKeySpki, keyAlgorithm, commonName: commonNameOf(info.subject), sans: requestedSans(csr) };
 }
 
+// Re-encoding must give back the same bytes; values the encoder cannot even re-encode
+// (found by the fuzz tests) are as non-canonical as trailing data.
+function isCanonical(csr: CertificationRequest, der: Buffer): boolean {
+  try {
+    return Buffer.compare(serialize(csr), der) === 0;
+  } catch {
+    return false;
+  }
+}
+
 function commonNameOf(subject: Name): string | undefined {
   const values = subject.flatMap((rdn) => rdn.filter((atv) => atv.type === CN)).map((atv) => atv.value.toString());
   if (values.length > 1) throw badRequest("the CSR subject has more than one CN");
   return values[0];
+}
+
+/**
+ * The profile decides extensions, so most requested ones are simply not copied. A request
+ * for CA powers is different: it is refused outright, because it shows the requester
+ * expects something this CA will never issue.
+ */
+function refuseCaRequest(oid: string, value: ArrayBuffer): void {
+  try {
+    if (oid === id_ce_basicConstraints && AsnConvert.parse(value, BasicConstraints).cA) throw badRequest("the CSR asks for CA:TRUE; this CA issues only leaf certificates");
+    if (oid === id_ce_keyUsage && AsnConvert.parse(value, KeyUsage).toNumber() & (KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)) {
+      throw badRequest("the CSR asks for keyCertSign or cRLSign; this CA issues only leaf certificates");
+    }
+  } catch (error) {
+    if (error instanceof Error && error.name === "CaError") throw error;
+    throw badRequest(`the CSR's requested extension ${oid} cannot be parsed`);
+  }
 }
 
 function requestedSans(csr: CertificationRequest): San[] {
@@ -86,7 +135,11 @@ function requestedSans(csr: CertificationRequest): San[] {
       } catch {
         throw badRequest("the CSR's extension request cannot be parsed");
       }
+      const seen = new Set<string>();
       for (const ext of extensions) {
+        if (seen.has(ext.extnID)) throw badRequest(`the CSR's extension request lists extension ${ext.extnID} twice`);
+        seen.add(ext.extnID);
+        refuseCaRequest(ext.extnID, ext.extnValue.buffer);
         if (ext.extnID !== id_ce_subjectAltName) continue; // the profile decides every other extension
         let names: GeneralNames;
         try {

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { domainToUnicode } from "node:url";
 
 /** A subject alternative name, in the form the inventory and error messages use: "DNS:api.example". */
 export type SanType = "DNS" | "IP" | "URI" | "email";
@@ -18,6 +19,12 @@ export function parseSan(text: string): San {
 
 const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
+/** An IDN label that mixes Latin letters with look-alike scripts, e.g. "аpple" with a Cyrillic а. */
+function mixesScripts(label: string): boolean {
+  const latin = /\p{Script=Latin}/u.test(label);
+  return latin && /[\p{Script=Cyrillic}\p{Script=Greek}]/u.test(label);
+}
+
 /** Why a SAN value is malformed, or undefined when it is fine. Policy decides whether it is allowed. */
 export function sanProblem(san: San): string | undefined {
   const v = san.value;
@@ -28,9 +35,15 @@ export function sanProblem(san: San): string | undefined {
       if (v !== v.toLowerCase()) return `SAN DNS:${v} must be lower case`;
       const labels = v.split(".");
       if (labels.length < 2) return `SAN DNS:${v} is not a fully qualified domain name`;
+      if (labels[0] === "*" && labels.length < 3) return `SAN DNS:${v} is a wildcard over a whole top-level domain`;
       for (const [i, label] of labels.entries()) {
         if (i === 0 && label === "*") continue;
         if (!DNS_LABEL.test(label)) return `SAN DNS:${v} has an invalid label '${label}' (letters, digits and hyphens only; IDNs in punycode)`;
+        if (label.startsWith("xn--")) {
+          const unicode = domainToUnicode(label);
+          if (!unicode) return `SAN DNS:${v} has a label '${label}' that is not valid punycode`;
+          if (mixesScripts(unicode)) return `SAN DNS:${v} mixes Latin with Cyrillic or Greek letters in one label (a homograph)`;
+        }
       }
       return undefined;
     }

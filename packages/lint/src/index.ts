@@ -119,6 +119,8 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
   if (tbs.issuer.length === 0) error("e_issuer_empty", "issuer name must not be empty");
 
   const spki = Buffer.from(AsnConvert.serialize(tbs.subjectPublicKeyInfo));
+  const keyParams = new Uint8Array(tbs.subjectPublicKeyInfo.algorithm.parameters ?? new ArrayBuffer(0));
+  if (tbs.subjectPublicKeyInfo.algorithm.algorithm === "1.2.840.10045.2.1" && keyParams[0] !== 0x06) error("e_ec_explicit_parameters", "EC keys must use a named curve");
   const keyAlgorithm = keyAlgorithmOfSpki(spki);
   if (typeof keyAlgorithm !== "string") error("e_weak_or_unknown_key", keyAlgorithm.unsupported);
 
@@ -208,3 +210,4 @@ export function assertLintClean(tbsDer: Buffer, context: LintContext): LintFindi
   return findings;
 }
 
+export { lintCrl, assertCrlLintClean, crlEntryProblem, type CrlLintContext } from "./crl.ts";
