@@ -6,6 +6,8 @@ import { createLogger } from "@pki/logger";
 import { StartupCheckError, clockSkewSeconds, initCa, openCa, openInventory, reconcilePendingIntents, systemClock } from "@pki/ca-core";
 import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { caDocumentsRouter } from "./public.ts";
+import { createCrlPublisherRole } from "@pki/crl-publisher";
+import { createOcspResponderRole } from "@pki/ocsp-responder";
 import { dashboardRouter } from "./dashboard/router.ts";
 
 async function main(): Promise<void> {
@@ -28,14 +30,20 @@ async function main(): Promise<void> {
   const reconcileTimer = setInterval(reconcile, 5 * 60_000);
   reconcileTimer.unref();
 
+  // Revocation: CRLs and pre-signed OCSP signed here; the responder answers from memory.
+  const revocation = await createCrlPublisherRole(runtime, log);
+  const ocsp = await createOcspResponderRole({ inventory, config, clock: systemClock, log, live: revocation.ocspSigner });
+
   const app = express();
   app.disable("x-powered-by");
   app.use(requestLogger(log), requestTimer("public"), securityHeaders);
   app.use(caDocumentsRouter(runtime));
+  app.use(revocation.router);
   app.use(dashboardRouter(runtime));
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path}`));
   app.use(problemHandler);
-  const server = createServer(app);
+  // OCSP is answered by a bare node:http handler in front of express (speed, issue 7).
+  const server = createServer(ocsp.handler(app));
   const port = await listen(server, config.http.port, config.http.bind);
 
   const publicUrl = `http://${config.http.bind}:${port}`;
@@ -50,6 +58,8 @@ async function main(): Promise<void> {
     log.info({ signal }, "shutting down: finishing in-flight requests");
     clearInterval(reconcileTimer);
     await closeGracefully(server);
+    ocsp.stop();
+    await revocation.stop();
     await runtime.close();
     await inventory.close();
     log.info("stopped");

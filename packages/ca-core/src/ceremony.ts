@@ -10,6 +10,7 @@ import { buildName, buildTbs, caExtensions, newSerial, signCertificate, type Rev
 import { serialize, toPem } from "./der.ts";
 import { bindSigner, openToken } from "./keyring.ts";
 import type { Clock } from "./clock.ts";
+import { rootCrlsDue, signRootCrls } from "./crl/root.ts";
 
 const DAY = 86_400_000;
 
@@ -174,11 +175,16 @@ export async function initCa(config: Config, inventory: Inventory, clock: Clock,
         intermediate = await createIntermediate(config, inventory, clock, root, rootToken, actor);
         lines.push(`intermediate ${intermediate.id} created (${intermediate.subject}, ${intermediate.keyAlgorithm}, key ${intermediate.keyUri})`);
       }
+      // The root key is at hand only in ceremonies: sign the root's CRL while it is.
+      for (const signed of await signRootCrls(config, inventory, clock, rootToken)) lines.push(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
     } finally {
       rootToken.close();
     }
   } else {
     lines.push(`intermediate ${intermediate.id} exists (${intermediate.subject}, until ${intermediate.notAfter.toISOString()})`);
+    if (config.hsm.root.pin && (await rootCrlsDue(config, inventory, clock)).length > 0) {
+      for (const signed of await signRootCrls(config, inventory, clock)) lines.push(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
+    }
   }
 
   const rootPemPath = path.join(config.dataDir, "root.pem");

@@ -1,5 +1,5 @@
 import type { Config } from "@pki/config";
-import { Token, type Signer } from "@pki/hsm";
+import { Token, type KeyAlgorithm, type KeyInfo, type Signer } from "@pki/hsm";
 import type { Inventory, IssuerRecord } from "@pki/db";
 import { caCertificateFacts, type CaCertificateFacts } from "./certificate-facts.ts";
 import type { Clock } from "./clock.ts";
@@ -111,6 +111,19 @@ export class Keyring {
 
   all(): ServingIssuer[] {
     return [...this.issuers.values()];
+  }
+
+  /**
+   * A new key pair on the issuing token for a delegated (non-CA) role such as an issuer's
+   * OCSP responder: sensitive and never extractable like the CA keys.
+   */
+  async generateDelegatedKey(objectLabel: string, algorithm: KeyAlgorithm): Promise<KeyInfo> {
+    return this.token.generateKeyPair(objectLabel, algorithm);
+  }
+
+  /** A signer for a delegated key on the issuing token, by its pkcs11: URI. */
+  async delegatedSigner(keyUri: string): Promise<Signer> {
+    return this.token.signer(keyUri);
   }
 
   tokenStats() {

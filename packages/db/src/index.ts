@@ -3,6 +3,7 @@ import { IssuerStore } from "./stores/issuers.ts";
 import { CertificateStore } from "./stores/certificates.ts";
 import { AuditStore } from "./stores/audit.ts";
 import { AdminTokenStore } from "./stores/admins.ts";
+import { CrlStore, OcspResponderStore, OcspResponseStore } from "./stores/revocation.ts";
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
@@ -12,6 +13,8 @@ export { DuplicateSerialError } from "./stores/certificates.ts";
 export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
 export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };
 export { hashToken } from "./stores/admins.ts";
+export { CrlStore, OcspResponderStore, OcspResponseStore };
+export type { CrlKind, CrlMeta, CrlStateRecord, RevokedEntry, CrlBuildContext, BuiltCrl, OcspResponderRecord, OcspResponseRecord, OcspCertStatus, CertificateStatusRow } from "./stores/revocation.ts";
 
 /** The inventory: narrow stores over one connection. Nothing outside this package sees Prisma. */
 export class Inventory {
@@ -19,12 +22,18 @@ export class Inventory {
   readonly certificates: CertificateStore;
   readonly audit: AuditStore;
   readonly admins: AdminTokenStore;
+  readonly crls: CrlStore;
+  readonly ocspResponders: OcspResponderStore;
+  readonly ocspResponses: OcspResponseStore;
 
   private constructor(private readonly connection: Connection) {
     this.issuers = new IssuerStore(connection.prisma);
     this.certificates = new CertificateStore(connection.prisma);
     this.audit = new AuditStore(connection.prisma);
     this.admins = new AdminTokenStore(connection.prisma);
+    this.crls = new CrlStore(connection.pool);
+    this.ocspResponders = new OcspResponderStore(connection.pool);
+    this.ocspResponses = new OcspResponseStore(connection.pool);
   }
 
   static async open(options: ConnectOptions): Promise<Inventory> {

@@ -1,0 +1,3 @@
+export { CrlCache, type CachedCrl } from "./cache.ts";
+export { crlRouter } from "./router.ts";
+export { createCrlPublisherRole, type CrlPublisherRole } from "./role.ts";

@@ -1,0 +1,36 @@
+// The OCSP responder alone: no token, no CA keys; pre-signed answers from memory and the
+// database. Run as many as needed behind a load balancer.
+import { createServer } from "node:http";
+import { loadConfig, ConfigError } from "@pki/config";
+import { createLogger } from "@pki/logger";
+import { openInventory, systemClock } from "@pki/ca-core";
+import { closeGracefully, listen, registry } from "@pki/http-kit";
+import { createOcspResponderRole } from "./role.ts";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, "ocsp-responder");
+  const inventory = await openInventory(config, "server");
+  const role = await createOcspResponderRole({ inventory, config, clock: systemClock, log });
+  const fallback = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+    if (req.url === "/healthz") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+    if (req.url === "/metrics") return void registry.metrics().then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text));
+    res.writeHead(404, { "content-type": "application/problem+json" }).end(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, detail: `no such resource: ${req.method} ${req.url}` }));
+  };
+  const server = createServer(role.handler(fallback));
+  const port = await listen(server, config.http.port, config.http.bind);
+  log.info({ port, responses: role.responder.size }, "OCSP responder running");
+  const stop = async () => {
+    await closeGracefully(server);
+    role.stop();
+    await inventory.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop());
+  process.on("SIGINT", () => void stop());
+}
+
+main().catch((error: unknown) => {
+  console.error(`ocsp-responder: ${error instanceof ConfigError ? `configuration: ${error.problems.join("; ")}` : (error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,259 @@
+// The OCSP responder: answers from pre-signed responses held in memory, backed by the
+// database, and holds no CA keys. Any number can run: each learns new and re-signed
+// responses by polling ocsp_responses.updated_at (and, in the all-in-one process, at once
+// from the in-process signer). Live signing (nonces echoed, several certificates in one
+// request, serials we never issued) needs the delegated responder keys and is only
+// available where an OcspSigner runs in the same process.
+import type { Config } from "@pki/config";
+import type { Inventory, OcspResponseRecord } from "@pki/db";
+import type { Logger } from "@pki/logger";
+import {
+  MAX_NONCE_BYTES,
+  MalformedOcspRequest,
+  OCSPResponseStatus,
+  derEtag,
+  issuerHashes,
+  ocspErrorResponse,
+  parseOcspRequest,
+  publicKeyBits,
+  caCertificateFacts,
+  type CertIdHash,
+  type Clock,
+  type LiveItem,
+  type OcspSigner,
+} from "@pki/ca-core";
+
+const POLL_OVERLAP_MS = 10_000;
+const ISSUER_REFRESH_MS = 30_000;
+/** Distinct raw requests remembered, so repeated requests skip ASN.1 parsing. */
+const REQUEST_CACHE_LIMIT = 200_000;
+
+export type OcspOutcome = "good" | "revoked" | "unknown" | "live_multi" | "malformed" | "unauthorized" | "try_later" | "internal_error" | "too_large";
+
+export interface OcspAnswer {
+  httpStatus: number;
+  body: Buffer;
+  /** response headers beyond content type and length */
+  headers: Record<string, string>;
+  outcome: OcspOutcome;
+}
+
+interface Entry {
+  issuerId: string;
+  status: "good" | "revoked";
+  sha1: Buffer;
+  sha256: Buffer;
+  etagSha1: string;
+  etagSha256: string;
+  thisUpdate: number;
+  nextUpdate: number;
+  lastModified: string;
+  expires: string;
+}
+
+interface ResolvedRequest {
+  serialHex: string;
+  hash: CertIdHash;
+  issuerId: string;
+}
+
+const ERRORS = {
+  malformed: ocspErrorResponse(OCSPResponseStatus.malformedRequest),
+  unauthorized: ocspErrorResponse(OCSPResponseStatus.unauthorized),
+  tryLater: ocspErrorResponse(OCSPResponseStatus.tryLater),
+  internal: ocspErrorResponse(OCSPResponseStatus.internalError),
+};
+
+// Errors are not cacheable for long: a tryLater must not stick in a CDN.
+const NO_STORE = { "cache-control": "no-store" };
+
+export interface OcspResponderDeps {
+  inventory: Inventory;
+  config: Config;
+  clock: Clock;
+  log?: Logger;
+  /** present where this process also signs (the all-in-one server, or a responder given the token) */
+  live?: OcspSigner;
+}
+
+export class OcspResponder {
+  private readonly entries = new Map<string, Entry>();
+  /** `${hash}:${nameHash}:${keyHash}` → issuer id, for every intermediate we ever had */
+  private issuerByHashes = new Map<string, string>();
+  private readonly requestCache = new Map<string, ResolvedRequest>();
+  private lastPoll: Date | undefined;
+  private lastIssuerRefresh = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+
+  constructor(private readonly deps: OcspResponderDeps) {
+    deps.live?.onSigned((records) => this.remember(records));
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Loads the issuers and every unexpired pre-signed response, then polls for changes. */
+  async start(pollMs = this.deps.config.revocation.pollMs): Promise<void> {
+    await this.refreshIssuers();
+    const started = this.deps.clock.now();
+    for await (const page of this.deps.inventory.ocspResponses.unexpired(started)) this.remember(page);
+    this.lastPoll = started;
+    this.timer = setInterval(() => void this.poll(), pollMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Catches up with responses other processes wrote. Exposed so tests need not wait for the timer. */
+  async poll(): Promise<void> {
+    if (this.polling) return this.polling;
+    this.polling = (async () => {
+      try {
+        if (Date.now() - this.lastIssuerRefresh > ISSUER_REFRESH_MS) await this.refreshIssuers();
+        const started = this.deps.clock.now();
+        let since = new Date((this.lastPoll ?? started).getTime() - POLL_OVERLAP_MS);
+        for (;;) {
+          const changed = await this.deps.inventory.ocspResponses.changedSince(since);
+          this.remember(changed);
+          if (changed.length < 10_000) break;
+          since = changed[changed.length - 1]!.updatedAt!;
+        }
+        this.lastPoll = started;
+      } catch (error) {
+        this.deps.log?.warn({ err: error }, "OCSP responder could not poll the database; serving what it has");
+      } finally {
+        this.polling = undefined;
+      }
+    })();
+    return this.polling;
+  }
+
+  async refreshIssuers(): Promise<void> {
+    const map = new Map<string, string>();
+    for (const issuer of await this.deps.inventory.issuers.list()) {
+      if (issuer.role !== "intermediate") continue; // the root's status is on its CRL, signed in ceremonies
+      const facts = caCertificateFacts(issuer.certificateDer);
+      const bits = publicKeyBits(facts.spki);
+      for (const hash of ["sha1", "sha256"] as const) {
+        const { nameHash, keyHash } = issuerHashes(facts.subjectDer, bits, hash);
+        map.set(`${hash}:${nameHash.toString("hex")}:${keyHash.toString("hex")}`, issuer.id);
+      }
+    }
+    this.issuerByHashes = map;
+    this.lastIssuerRefresh = Date.now();
+  }
+
+  /** Keeps the newest response per certificate. */
+  remember(records: OcspResponseRecord[]): void {
+    for (const r of records) {
+      const current = this.entries.get(r.serial);
+      const thisUpdate = r.thisUpdate.getTime();
+      // A re-signed "good" never replaces a "revoked": revocation is final.
+      if (current && (current.thisUpdate > thisUpdate || (current.status === "revoked" && r.certStatus === "good"))) continue;
+      this.entries.set(r.serial, {
+        issuerId: r.issuerId,
+        status: r.certStatus,
+        sha1: r.derSha1,
+        sha256: r.derSha256,
+        etagSha1: derEtag(r.derSha1),
+        etagSha256: derEtag(r.derSha256),
+        thisUpdate,
+        nextUpdate: r.nextUpdate.getTime(),
+        lastModified: r.thisUpdate.toUTCString(),
+        expires: r.nextUpdate.toUTCString(),
+      });
+    }
+  }
+
+  private cacheHeaders(entry: Entry, hash: CertIdHash, now: number): Record<string, string> {
+    // RFC 5019 §6.2: never cacheable past nextUpdate; capped so caches re-ask reasonably often.
+    const maxAge = Math.max(0, Math.min(this.deps.config.revocation.ocspMaxAgeSeconds, Math.floor((entry.nextUpdate - now) / 1000)));
+    return {
+      "cache-control": `public, max-age=${maxAge}, no-transform, must-revalidate`,
+      "last-modified": entry.lastModified,
+      expires: entry.expires,
+      etag: hash === "sha1" ? entry.etagSha1 : entry.etagSha256,
+    };
+  }
+
+  private fromEntry(entry: Entry, hash: CertIdHash, now: number): OcspAnswer {
+    return { httpStatus: 200, body: hash === "sha1" ? entry.sha1 : entry.sha256, headers: this.cacheHeaders(entry, hash, now), outcome: entry.status };
+  }
+
+  /** The in-memory entry, or the database's, if it is still valid. */
+  private async lookup(serialHex: string, now: number): Promise<Entry | undefined> {
+    let entry = this.entries.get(serialHex);
+    if (entry && entry.nextUpdate > now) return entry;
+    const stored = await this.deps.inventory.ocspResponses.get(serialHex);
+    if (stored) this.remember([stored]);
+    entry = this.entries.get(serialHex);
+    return entry && entry.nextUpdate > now ? entry : undefined;
+  }
+
+  /**
+   * Answers one DER request. `cacheKey` (the request's base64) lets repeated identical
+   * requests skip parsing; only requests without a nonce are remembered.
+   */
+  async answer(der: Buffer, cacheKey?: string): Promise<OcspAnswer> {
+    const now = this.deps.clock.now().getTime();
+    const known = cacheKey ? this.requestCache.get(cacheKey) : undefined;
+    if (known) {
+      const entry = this.entries.get(known.serialHex);
+      if (entry && entry.nextUpdate > now && entry.issuerId === known.issuerId) return this.fromEntry(entry, known.hash, now);
+    }
+    let parsed;
+    try {
+      parsed = parseOcspRequest(der);
+    } catch (error) {
+      if (error instanceof MalformedOcspRequest) return { httpStatus: 400, body: ERRORS.malformed, headers: NO_STORE, outcome: "malformed" };
+      throw error;
+    }
+    const resolved: Array<{ request: (typeof parsed.requests)[number]; issuerId: string | undefined }> = parsed.requests.map((request) => ({
+      request,
+      issuerId: request.hash ? this.issuerByHashes.get(`${request.hash}:${request.issuerNameHash.toString("hex")}:${request.issuerKeyHash.toString("hex")}`) : undefined,
+    }));
+    // RFC 5019 §2.2.3: a CertID naming an issuer we do not serve (or a hash we do not speak) is "unauthorized".
+    if (resolved.some((r) => !r.issuerId)) return { httpStatus: 200, body: ERRORS.unauthorized, headers: NO_STORE, outcome: "unauthorized" };
+    const echoNonce = parsed.nonce !== undefined && this.deps.config.revocation.ocspNonce === "echo";
+    if (echoNonce && (parsed.nonce!.length === 0 || parsed.nonce!.length > MAX_NONCE_BYTES)) return { httpStatus: 400, body: ERRORS.malformed, headers: NO_STORE, outcome: "malformed" };
+
+    if (resolved.length === 1 && !echoNonce) {
+      const { request, issuerId } = resolved[0]!;
+      const entry = await this.lookup(request.serialHex, now);
+      if (entry && entry.issuerId === issuerId) {
+        if (cacheKey && parsed.nonce === undefined) {
+          if (this.requestCache.size >= REQUEST_CACHE_LIMIT) this.requestCache.clear();
+          this.requestCache.set(cacheKey, { serialHex: request.serialHex, hash: request.hash!, issuerId: issuerId! });
+        }
+        return this.fromEntry(entry, request.hash!, now);
+      }
+    }
+    // Nothing pre-signed fits: several certificates, a nonce to echo, a certificate issued a
+    // moment ago, or a serial this issuer never issued.
+    const live = this.deps.live;
+    if (!live) {
+      if (resolved.length > 1) return { httpStatus: 400, body: ERRORS.malformed, headers: NO_STORE, outcome: "malformed" };
+      const status = await this.deps.inventory.ocspResponses.certificateStatus(resolved[0]!.request.serialHex);
+      // Ours but not signed yet: ask again shortly. Never ours: we cannot sign "unknown" here.
+      if (status && status.issuerId === resolved[0]!.issuerId && (status.status === "valid" || status.status === "revoked" || status.status === "pending")) {
+        return { httpStatus: 503, body: ERRORS.tryLater, headers: { ...NO_STORE, "retry-after": "1" }, outcome: "try_later" };
+      }
+      return { httpStatus: 200, body: ERRORS.unauthorized, headers: NO_STORE, outcome: "unauthorized" };
+    }
+    const byIssuer = new Set(resolved.map((r) => r.issuerId));
+    if (byIssuer.size > 1) return { httpStatus: 400, body: ERRORS.malformed, headers: NO_STORE, outcome: "malformed" }; // one response has one signer
+    const items: LiveItem[] = resolved.map((r) => ({ certIdDer: r.request.certIdDer, serialHex: r.request.serialHex, issuerId: r.issuerId! }));
+    const body = await live.signLive(items[0]!.issuerId, items, echoNonce ? parsed.nonceExtensionDer : undefined);
+    if (resolved.length === 1) {
+      const status = await this.deps.inventory.ocspResponses.certificateStatus(items[0]!.serialHex);
+      if (status && (status.status === "valid" || status.status === "revoked")) live.enqueue(items[0]!.serialHex);
+      const outcome: OcspOutcome = !status || status.issuerId !== items[0]!.issuerId || status.status === "failed" || status.status === "pending" ? "unknown" : status.status === "valid" ? "good" : "revoked";
+      return { httpStatus: 200, body, headers: NO_STORE, outcome };
+    }
+    return { httpStatus: 200, body, headers: NO_STORE, outcome: "live_multi" };
+  }
+}

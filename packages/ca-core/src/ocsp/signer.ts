@@ -1,0 +1,311 @@
+// Signs OCSP responses ahead of time, in the process that holds the issuing token.
+// Every unexpired certificate gets a response the moment it is issued (the `issued`
+// event), a revocation re-signs it at once (`revoked`), a fast poll catches what other
+// processes issued or revoked, and a sweep catches anything missing or due for refresh.
+// Responses are signed by a delegated responder certificate per issuer (EKU OCSPSigning,
+// id-pkix-ocsp-nocheck, short-lived, key on the token) that is renewed automatically.
+import { createHash, randomBytes } from "node:crypto";
+import type { Config } from "@pki/config";
+import type { CertificateStatusRow, Inventory, OcspResponderRecord, OcspResponseRecord } from "@pki/db";
+import type { Signer } from "@pki/hsm";
+import type { Logger } from "@pki/logger";
+import { assertLintClean } from "@pki/lint";
+import type { Clock } from "../clock.ts";
+import type { CaEvents } from "../events.ts";
+import type { Keyring, ServingIssuer } from "../keyring.ts";
+import { buildName, buildTbs, leafExtensions, newSerial, OID, signCertificate } from "../x509.ts";
+import { revocationUrls } from "../ceremony.ts";
+import { certIdFor, signOcspResponse, type ResponderIdentity, type SingleStatus } from "./response.ts";
+import type { CertIdHash } from "./request.ts";
+
+const PRESIGN_BATCH = 500;
+/** Parallel signatures in flight; the token's session pool bounds real concurrency anyway. */
+const SIGN_CONCURRENCY = 8;
+const POLL_OVERLAP_MS = 10_000;
+const FULL_SWEEP_MS = 60_000;
+/** the profile name responder certificates are recorded under in the inventory */
+export const OCSP_RESPONDER_PROFILE = "ocsp-responder";
+
+export interface OcspSignerDeps {
+  inventory: Inventory;
+  keyring: Keyring;
+  config: Config;
+  clock: Clock;
+  events?: CaEvents;
+  log?: Logger;
+}
+
+interface ActiveResponder {
+  record: OcspResponderRecord;
+  identity: ResponderIdentity;
+}
+
+/** A request item a responder could not answer from pre-signed responses. */
+export interface LiveItem {
+  certIdDer: Buffer;
+  serialHex: string;
+  /** the issuer the CertID names, already resolved by the responder */
+  issuerId: string;
+}
+
+export class OcspSigner {
+  private readonly responders = new Map<string, ActiveResponder>();
+  private readonly renewing = new Map<string, Promise<ActiveResponder>>();
+  private readonly queued = new Set<string>();
+  private flushing: Promise<void> | undefined;
+  private flushScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private lastPoll: Date | undefined;
+  private lastFullSweep = 0;
+  private readonly listeners: Array<(records: OcspResponseRecord[]) => void> = [];
+  private readonly onIssued = (e: { serial: string }) => this.enqueue(e.serial);
+  private readonly onRevoked = (e: { serial: string }) => this.enqueue(e.serial);
+  /** how many responses this process signed, for metrics and tests */
+  signedCount = 0;
+
+  constructor(private readonly deps: OcspSignerDeps) {}
+
+  /** In-process responders subscribe here to learn new responses without waiting for their poll. */
+  onSigned(listener: (records: OcspResponseRecord[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private get validityMs(): number {
+    return this.deps.config.revocation.ocspValiditySeconds * 1000;
+  }
+
+  /** The issuer's current responder, renewed when less than half its lifetime is left. */
+  async responderFor(issuerId: string): Promise<ActiveResponder> {
+    const now = this.deps.clock.now().getTime();
+    const ttl = this.deps.config.revocation.ocspResponderTtlSeconds * 1000;
+    const cached = this.responders.get(issuerId);
+    if (cached && cached.record.notAfter.getTime() - now > ttl / 2) return cached;
+    const inFlight = this.renewing.get(issuerId);
+    if (inFlight) return inFlight;
+    const work = (async () => {
+      const stored = await this.deps.inventory.ocspResponders.current(issuerId, new Date(now));
+      const record = stored && stored.notAfter.getTime() - now > ttl / 2 ? stored : await this.issueResponder(issuerId);
+      const signer: Signer = await this.deps.keyring.delegatedSigner(record.keyUri);
+      const active = { record, identity: { certificateDer: record.certificateDer, signer } };
+      this.responders.set(issuerId, active);
+      return active;
+    })().finally(() => this.renewing.delete(issuerId));
+    this.renewing.set(issuerId, work);
+    return work;
+  }
+
+  /**
+   * A new delegated responder certificate: key generated on the issuing token, certificate
+   * planned, linted and recorded in the inventory before the issuer's key signs it, like
+   * any other certificate this CA issues.
+   */
+  private async issueResponder(issuerId: string): Promise<OcspResponderRecord> {
+    const issuer = this.serving(issuerId);
+    const now = this.deps.clock.now();
+    const stamp = now.toISOString().replace(/[-:]/g, "").slice(0, 15);
+    const label = `ocsp-${issuerId}-${stamp}-${randomBytes(2).toString("hex")}`;
+    const key = await this.deps.keyring.generateDelegatedKey(label, issuer.facts.keyAlgorithm);
+    const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - this.deps.config.ca.backdateSeconds * 1000);
+    const notAfter = new Date(Math.min(Math.floor(now.getTime() / 1000) * 1000 + this.deps.config.revocation.ocspResponderTtlSeconds * 1000, issuer.facts.notAfter.getTime()));
+    const serial = newSerial();
+    const issuerIdentity = { subjectDer: issuer.facts.subjectDer, subjectKeyId: issuer.facts.subjectKeyId, keyAlgorithm: issuer.facts.keyAlgorithm };
+    const ocspUrl = `${this.deps.config.publicUrl}/ocsp`;
+    const commonName = `OCSP Responder ${issuerId}`.slice(0, 64);
+    const tbsDer = buildTbs({
+      serial: serial.bytes,
+      issuer: issuerIdentity,
+      subject: buildName({ commonName, organization: this.deps.config.ca.organization }),
+      publicKeySpki: key.publicKeySpki,
+      notBefore,
+      notAfter,
+      extensions: leafExtensions({
+        publicKeySpki: key.publicKeySpki,
+        keyAlgorithm: key.algorithm,
+        issuer: issuerIdentity,
+        extendedKeyUsages: [OID.ocspSigning],
+        // Lint wants every leaf named in its SAN; the responder's name is its URL.
+        sans: [{ type: "URI", value: ocspUrl }],
+        subjectEmpty: false,
+        urls: revocationUrls(this.deps.config.publicUrl, issuerId),
+        ocspNoCheck: true,
+      }),
+    });
+    assertLintClean(tbsDer, { kind: "leaf", issuer: issuer.facts });
+    const audit = { actor: "ocsp-signer", action: "ocsp-responder.issue", target: serial.hex, details: { issuerId, keyUri: key.uri, notAfter: notAfter.toISOString() } };
+    await this.deps.inventory.certificates.recordIntent({
+      serial: serial.hex,
+      issuerId,
+      profile: OCSP_RESPONDER_PROFILE,
+      subject: `CN=${commonName}`,
+      sans: [`URI:${ocspUrl}`],
+      keyAlgorithm: key.algorithm,
+      publicKeySpki: key.publicKeySpki,
+      notBefore,
+      notAfter,
+      tbsDer,
+      requester: "ocsp-signer",
+    });
+    const der = await signCertificate(tbsDer, issuer.signer);
+    await this.deps.inventory.certificates.markIssued(serial.hex, der, audit);
+    const record: OcspResponderRecord = { id: serial.hex, issuerId, keyUri: key.uri, certificateDer: der, notBefore, notAfter };
+    await this.deps.inventory.ocspResponders.create(record);
+    this.deps.log?.info({ issuerId, responder: serial.hex, notAfter: notAfter.toISOString() }, "OCSP responder certificate issued");
+    return record;
+  }
+
+  private serving(issuerId: string): ServingIssuer {
+    const issuer = this.deps.keyring.get(issuerId);
+    if (!issuer) throw new Error(`issuer ${issuerId} is not in this process's keyring`);
+    return issuer;
+  }
+
+  /** Signs and stores the SHA-1 and SHA-256 CertID responses for each certificate. */
+  async presign(rows: CertificateStatusRow[]): Promise<OcspResponseRecord[]> {
+    const records: OcspResponseRecord[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < rows.length) {
+        const row = rows[next++]!;
+        const issuer = this.deps.keyring.get(row.issuerId);
+        if (!issuer) continue; // an issuer this process cannot sign for: another process will
+        const responder = await this.responderFor(row.issuerId);
+        const thisUpdate = this.deps.clock.now();
+        const nextUpdate = new Date(Math.min(thisUpdate.getTime() + this.validityMs, responder.record.notAfter.getTime()));
+        const sign = (hash: CertIdHash) =>
+          signOcspResponse(
+            responder.identity,
+            [{ certIdDer: certIdFor(hash, issuer.facts, row.serial), status: row.status === "valid" ? "good" : "revoked", revokedAt: row.revokedAt ?? undefined, reason: row.reason ?? undefined, thisUpdate, nextUpdate }],
+            { producedAt: thisUpdate },
+          );
+        const [derSha1, derSha256] = await Promise.all([sign("sha1"), sign("sha256")]);
+        records.push({
+          serial: row.serial,
+          issuerId: row.issuerId,
+          certStatus: row.status === "valid" ? "good" : "revoked",
+          derSha1,
+          derSha256,
+          thisUpdate: new Date(Math.floor(thisUpdate.getTime() / 1000) * 1000),
+          nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000),
+          responderId: responder.record.id,
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SIGN_CONCURRENCY, rows.length) }, worker));
+    await this.deps.inventory.ocspResponses.upsert(records);
+    this.signedCount += records.length * 2;
+    for (const listener of this.listeners) listener(records);
+    return records;
+  }
+
+  /** Queues a certificate whose status just changed; queued serials are signed together. */
+  enqueue(serial: string): void {
+    this.queued.add(serial);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** Signs everything queued so far; resolves when it is stored. */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.queued.size === 0) return;
+    const serials = [...this.queued];
+    this.queued.clear();
+    this.flushing = (async () => {
+      try {
+        await this.presign(await this.deps.inventory.ocspResponses.statusRows(serials));
+      } catch (error) {
+        // The poll and the sweep will find these certificates again.
+        this.deps.log?.error({ err: error, count: serials.length }, "pre-signing OCSP responses failed");
+      }
+    })();
+    await this.flushing;
+    this.flushing = undefined;
+  }
+
+  /** Current responder ids of every issuer this process signs for (renewing them if due). */
+  private async currentResponders(issuerIds: string[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const id of issuerIds) ids.push((await this.responderFor(id)).record.id);
+    return ids;
+  }
+
+  /**
+   * One pass: certificates issued or revoked since the previous pass (by any process),
+   * and every minute all unexpired certificates whose response is missing, stale, or
+   * signed by a responder that is no longer current.
+   */
+  async sweep(full = false): Promise<number> {
+    const now = this.deps.clock.now();
+    const issuerIds = this.deps.keyring.all().map((i) => i.record.id);
+    const currentResponders = await this.currentResponders(issuerIds);
+    const refreshBefore = new Date(now.getTime() + this.validityMs / 2);
+    const changedSince = !full && this.lastPoll ? new Date(this.lastPoll.getTime() - POLL_OVERLAP_MS) : undefined;
+    this.lastPoll = now;
+    let total = 0;
+    for (;;) {
+      const rows = await this.deps.inventory.ocspResponses.needingResponses({ now, refreshBefore, currentResponders, issuerIds, limit: PRESIGN_BATCH, ...(changedSince ? { changedSince } : {}) });
+      if (rows.length === 0) break;
+      const signed = await this.presign(rows);
+      total += signed.length;
+      if (signed.length === 0) break;
+    }
+    return total;
+  }
+
+  /** Signs one response live: several certificates and/or a nonce, which pre-signed answers cannot carry. */
+  async signLive(issuerId: string, items: LiveItem[], nonceExtensionDer: Buffer | undefined): Promise<Buffer> {
+    const responder = await this.responderFor(issuerId);
+    const now = this.deps.clock.now();
+    const nextUpdate = new Date(Math.min(now.getTime() + this.validityMs, responder.record.notAfter.getTime()));
+    const singles: SingleStatus[] = [];
+    for (const item of items) {
+      const row = await this.deps.inventory.ocspResponses.certificateStatus(item.serialHex);
+      const ours = row && row.issuerId === item.issuerId;
+      // Serials this issuer never issued (or whose signing failed) are "unknown" (RFC 6960 §2.2).
+      const status: SingleStatus["status"] = !ours || row.status === "failed" || row.status === "pending" ? "unknown" : row.status === "valid" ? "good" : "revoked";
+      singles.push({ certIdDer: item.certIdDer, status, revokedAt: row?.revokedAt ?? undefined, reason: row?.reason ?? undefined, thisUpdate: now, nextUpdate });
+    }
+    return signOcspResponse(responder.identity, singles, { producedAt: now, nonceExtensionDer });
+  }
+
+  start(intervalMs = this.deps.config.revocation.pollMs): void {
+    this.deps.events?.on("issued", this.onIssued);
+    this.deps.events?.on("revoked", this.onRevoked);
+    const run = () => {
+      if (this.running) return;
+      const full = Date.now() - this.lastFullSweep >= FULL_SWEEP_MS;
+      if (full) this.lastFullSweep = Date.now();
+      this.running = this.sweep(full)
+        .then(() => undefined)
+        .catch((error: Error) => this.deps.log?.error({ err: error }, "OCSP pre-signing sweep failed; retrying next pass"))
+        .finally(() => (this.running = undefined));
+    };
+    run();
+    this.timer = setInterval(run, intervalMs);
+    this.timer.unref();
+  }
+
+  /** Resolves when nothing is queued or being signed. */
+  async settled(): Promise<void> {
+    for (;;) {
+      if (this.running) await this.running;
+      await this.flush();
+      if (!this.running && this.queued.size === 0 && !this.flushing) return;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.deps.events?.off("issued", this.onIssued);
+    this.deps.events?.off("revoked", this.onRevoked);
+    if (this.timer) clearInterval(this.timer);
+    await this.settled();
+  }
+}
+
+/** An ETag for a DER body, quoted as HTTP wants it. */
+export const derEtag = (der: Buffer) => `"${createHash("sha256").update(der).digest("base64url").slice(0, 32)}"`;

@@ -1,0 +1,386 @@
+// Revocation status storage: published CRLs, delegated OCSP responders and pre-signed OCSP
+// responses. Raw SQL through the pg pool rather than Prisma: CRL building streams up to
+// millions of rows through a cursor inside a locked transaction, and large DER values go
+// to and from PostgreSQL as binary parameters instead of hex text.
+import type pg from "pg";
+
+export type CrlKind = "full" | "delta";
+
+/** What is known about a published CRL without its (possibly large) DER. */
+export interface CrlMeta {
+  number: bigint;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  entries: number;
+  etag: string;
+  /** delta CRLs only: the full CRL number they apply to */
+  baseNumber?: bigint;
+}
+
+export interface CrlStateRecord {
+  issuerId: string;
+  lastNumber: bigint;
+  full: CrlMeta | undefined;
+  delta: CrlMeta | undefined;
+  updatedAt: Date;
+}
+
+/** One revoked certificate as the CRL builder streams it. */
+export interface RevokedEntry {
+  serialHex: string;
+  /** seconds since the epoch */
+  revokedAt: number;
+  reason: number;
+}
+
+export interface CrlBuildContext {
+  /** the number this CRL must carry: one more than any CRL number ever signed for the issuer */
+  number: bigint;
+  previous: CrlStateRecord;
+  /**
+   * Streams the issuer's revoked certificates still inside their validity at `notAfterFrom`,
+   * optionally only those revoked at or after `revokedFrom`, in batches from a cursor.
+   */
+  revoked(filter: { notAfterFrom: Date; revokedFrom?: Date }): AsyncIterable<RevokedEntry[]>;
+}
+
+export interface BuiltCrl {
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  entries: number;
+  etag: string;
+  baseNumber?: bigint;
+}
+
+const CURSOR_BATCH = 10_000;
+const READ_SLICE_BYTES = 4 * 1024 * 1024;
+
+const toMeta = (row: Record<string, unknown>, prefix: "full" | "delta"): CrlMeta | undefined => {
+  if (row[`${prefix}_number`] === null || row[`${prefix}_number`] === undefined) return undefined;
+  return {
+    number: BigInt(row[`${prefix}_number`] as string),
+    thisUpdate: row[`${prefix}_this_update`] as Date,
+    nextUpdate: row[`${prefix}_next_update`] as Date,
+    entries: row[`${prefix}_entries`] as number,
+    etag: row[`${prefix}_etag`] as string,
+    ...(prefix === "delta" && row.delta_base_number !== null ? { baseNumber: BigInt(row.delta_base_number as string) } : {}),
+  };
+};
+
+const META_COLUMNS = `issuer_id, last_number, full_number, full_this_update, full_next_update, full_entries, full_etag,
+  delta_number, delta_base_number, delta_this_update, delta_next_update, delta_entries, delta_etag, updated_at`;
+
+const toState = (row: Record<string, unknown>): CrlStateRecord => ({
+  issuerId: row.issuer_id as string,
+  lastNumber: BigInt(row.last_number as string),
+  full: toMeta(row, "full"),
+  delta: toMeta(row, "delta"),
+  updatedAt: row.updated_at as Date,
+});
+
+export class CrlStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /**
+   * Builds and publishes one CRL while holding the issuer's crl_state row lock: a second
+   * publisher waits here, then reads the number this one stored, so CRL numbers never
+   * repeat or go backwards. The cursor is opened after the lock, so its snapshot holds
+   * every revocation committed before this build began. Publication is one UPDATE:
+   * readers see the old CRL or the new one.
+   */
+  async publish(issuerId: string, kind: CrlKind, build: (context: CrlBuildContext) => Promise<BuiltCrl>): Promise<CrlMeta> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query(`INSERT INTO crl_state (issuer_id) VALUES ($1) ON CONFLICT (issuer_id) DO NOTHING`, [issuerId]);
+      const locked = await client.query(`SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1 FOR UPDATE`, [issuerId]);
+      const previous = toState(locked.rows[0]!);
+      const number = previous.lastNumber + 1n;
+      let cursors = 0;
+      const revoked = (filter: { notAfterFrom: Date; revokedFrom?: Date }): AsyncIterable<RevokedEntry[]> => ({
+        [Symbol.asyncIterator]: async function* () {
+          const name = `crl_entries_${cursors++}`;
+          const params: unknown[] = [issuerId, filter.notAfterFrom];
+          if (filter.revokedFrom) params.push(filter.revokedFrom);
+          // No ORDER BY: RFC 5280 does not order CRL entries, and sorting a million rows
+          // would cost the database memory and time for nothing.
+          await client.query(
+            `DECLARE ${name} NO SCROLL CURSOR FOR
+               SELECT serial, floor(extract(epoch FROM revoked_at))::int8 AS revoked_at, coalesce(revocation_reason, 0) AS reason
+               FROM certificates
+               WHERE issuer_id = $1 AND status = 'revoked' AND not_after >= $2${filter.revokedFrom ? " AND revoked_at >= $3" : ""}`,
+            params,
+          );
+          try {
+            for (;;) {
+              const batch = await client.query<{ serial: string; revoked_at: string; reason: number }>(`FETCH ${CURSOR_BATCH} FROM ${name}`);
+              if (batch.rows.length === 0) break;
+              yield batch.rows.map((r) => ({ serialHex: r.serial, revokedAt: Number(r.revoked_at), reason: r.reason }));
+            }
+          } finally {
+            await client.query(`CLOSE ${name}`);
+          }
+        },
+      });
+      const built = await build({ number, previous, revoked });
+      const meta: CrlMeta = { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, etag: built.etag, ...(built.baseNumber !== undefined ? { baseNumber: built.baseNumber } : {}) };
+      if (kind === "full") {
+        await client.query(
+          `UPDATE crl_state SET last_number = $2, full_number = $2, full_der = $3, full_this_update = $4, full_next_update = $5, full_entries = $6, full_etag = $7, updated_at = clock_timestamp() WHERE issuer_id = $1`,
+          [issuerId, number.toString(), built.der, built.thisUpdate, built.nextUpdate, built.entries, built.etag],
+        );
+      } else {
+        await client.query(
+          `UPDATE crl_state SET last_number = $2, delta_number = $2, delta_base_number = $8, delta_der = $3, delta_this_update = $4, delta_next_update = $5, delta_entries = $6, delta_etag = $7, updated_at = clock_timestamp() WHERE issuer_id = $1`,
+          [issuerId, number.toString(), built.der, built.thisUpdate, built.nextUpdate, built.entries, built.etag, (built.baseNumber ?? 0n).toString()],
+        );
+      }
+      await client.query("COMMIT");
+      return meta;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async state(issuerId: string): Promise<CrlStateRecord | undefined> {
+    const rows = await this.pool.query(`SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1`, [issuerId]);
+    return rows.rows[0] ? toState(rows.rows[0]) : undefined;
+  }
+
+  async states(): Promise<CrlStateRecord[]> {
+    const rows = await this.pool.query(`SELECT ${META_COLUMNS} FROM crl_state ORDER BY issuer_id`);
+    return rows.rows.map(toState);
+  }
+
+  /**
+   * The published DER with its metadata, read from one snapshot (never a torn pair). A
+   * large CRL is read in slices, so a 50 MB CRL never turns into one 100 MB hex string.
+   */
+  async read(issuerId: string, kind: CrlKind): Promise<{ der: Buffer; meta: CrlMeta } | undefined> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const head = await client.query(
+        `SELECT ${kind}_number::text AS number, ${kind}_this_update AS this_update, ${kind}_next_update AS next_update, ${kind}_entries AS entries, ${kind}_etag AS etag,
+                ${kind === "delta" ? "delta_base_number::text" : "NULL"} AS base, octet_length(${kind}_der) AS size
+         FROM crl_state WHERE issuer_id = $1 AND ${kind}_der IS NOT NULL`,
+        [issuerId],
+      );
+      const row = head.rows[0];
+      if (!row) return undefined;
+      const der = Buffer.allocUnsafe(row.size as number);
+      for (let offset = 0; offset < der.length; offset += READ_SLICE_BYTES) {
+        const slice = await client.query(`SELECT substring(${kind}_der FROM $2 FOR $3) AS part FROM crl_state WHERE issuer_id = $1`, [issuerId, offset + 1, READ_SLICE_BYTES]);
+        (slice.rows[0].part as Buffer).copy(der, offset);
+      }
+      return {
+        der,
+        meta: {
+          number: BigInt(row.number as string),
+          thisUpdate: row.this_update as Date,
+          nextUpdate: row.next_update as Date,
+          entries: row.entries as number,
+          etag: row.etag as string,
+          ...(kind === "delta" ? { baseNumber: BigInt(row.base as string) } : {}),
+        },
+      };
+    } finally {
+      await client.query("COMMIT").catch(() => {});
+      client.release();
+    }
+  }
+
+  /** Certificates of an issuer revoked since `since`: what CRL publishers react to. */
+  async revokedSince(since: Date): Promise<Array<{ issuerId: string; latest: Date }>> {
+    const rows = await this.pool.query(`SELECT issuer_id, max(revoked_at) AS latest FROM certificates WHERE revoked_at >= $1 GROUP BY issuer_id`, [since]);
+    return rows.rows.map((r) => ({ issuerId: r.issuer_id as string, latest: r.latest as Date }));
+  }
+
+  /** The latest notAfter of any certificate an issuer signed: retired issuers publish until then. */
+  async lastExpiry(issuerId: string): Promise<Date | undefined> {
+    const rows = await this.pool.query(`SELECT max(not_after) AS last FROM certificates WHERE issuer_id = $1 AND status IN ('valid', 'revoked')`, [issuerId]);
+    return (rows.rows[0]?.last as Date | null) ?? undefined;
+  }
+}
+
+export interface OcspResponderRecord {
+  id: string;
+  issuerId: string;
+  keyUri: string;
+  certificateDer: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+const toResponder = (r: Record<string, unknown>): OcspResponderRecord => ({
+  id: r.id as string,
+  issuerId: r.issuer_id as string,
+  keyUri: r.key_uri as string,
+  certificateDer: r.certificate_der as Buffer,
+  notBefore: r.not_before as Date,
+  notAfter: r.not_after as Date,
+});
+
+export class OcspResponderStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async create(record: OcspResponderRecord): Promise<void> {
+    await this.pool.query(`INSERT INTO ocsp_responders (id, issuer_id, key_uri, certificate_der, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      record.id,
+      record.issuerId,
+      record.keyUri,
+      record.certificateDer,
+      record.notBefore,
+      record.notAfter,
+    ]);
+  }
+
+  /** The issuer's newest responder certificate still valid at `at`. */
+  async current(issuerId: string, at: Date): Promise<OcspResponderRecord | undefined> {
+    const rows = await this.pool.query(`SELECT * FROM ocsp_responders WHERE issuer_id = $1 AND not_after > $2 AND not_before <= $2 ORDER BY not_after DESC LIMIT 1`, [issuerId, at]);
+    return rows.rows[0] ? toResponder(rows.rows[0]) : undefined;
+  }
+
+  async get(id: string): Promise<OcspResponderRecord | undefined> {
+    const rows = await this.pool.query(`SELECT * FROM ocsp_responders WHERE id = $1`, [id]);
+    return rows.rows[0] ? toResponder(rows.rows[0]) : undefined;
+  }
+}
+
+export type OcspCertStatus = "good" | "revoked";
+
+export interface OcspResponseRecord {
+  serial: string;
+  issuerId: string;
+  certStatus: OcspCertStatus;
+  derSha1: Buffer;
+  derSha256: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  responderId: string;
+  updatedAt?: Date;
+}
+
+/** A certificate whose pre-signed response is missing, stale or out of date with its status. */
+export interface CertificateStatusRow {
+  serial: string;
+  issuerId: string;
+  status: "valid" | "revoked";
+  revokedAt: Date | null;
+  reason: number | null;
+  notAfter: Date;
+}
+
+const toResponse = (r: Record<string, unknown>): OcspResponseRecord => ({
+  serial: r.serial as string,
+  issuerId: r.issuer_id as string,
+  certStatus: r.cert_status as OcspCertStatus,
+  derSha1: r.der_sha1 as Buffer,
+  derSha256: r.der_sha256 as Buffer,
+  thisUpdate: r.this_update as Date,
+  nextUpdate: r.next_update as Date,
+  responderId: r.responder_id as string,
+  updatedAt: r.updated_at as Date,
+});
+
+const toStatusRow = (r: Record<string, unknown>): CertificateStatusRow => ({
+  serial: r.serial as string,
+  issuerId: r.issuer_id as string,
+  status: r.status as "valid" | "revoked",
+  revokedAt: r.revoked_at as Date | null,
+  reason: r.revocation_reason as number | null,
+  notAfter: r.not_after as Date,
+});
+
+export class OcspResponseStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /**
+   * Stores a batch of signed responses in one statement. A response never replaces one
+   * signed later (two signers racing), and updated_at comes from the database clock so
+   * responders polling for changes agree on it.
+   */
+  async upsert(records: OcspResponseRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.pool.query(
+      `INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
+       SELECT s, i, cs, d1, d2, tu, nu, rid, clock_timestamp()
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::timestamptz[], $7::timestamptz[], $8::text[]) AS t(s, i, cs, d1, d2, tu, nu, rid)
+       ON CONFLICT (serial) DO UPDATE SET cert_status = EXCLUDED.cert_status, der_sha1 = EXCLUDED.der_sha1, der_sha256 = EXCLUDED.der_sha256,
+         this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update, responder_id = EXCLUDED.responder_id, updated_at = clock_timestamp()
+       WHERE ocsp_responses.this_update <= EXCLUDED.this_update OR EXCLUDED.cert_status <> ocsp_responses.cert_status`,
+      [
+        records.map((r) => r.serial),
+        records.map((r) => r.issuerId),
+        records.map((r) => r.certStatus),
+        records.map((r) => r.derSha1),
+        records.map((r) => r.derSha256),
+        records.map((r) => r.thisUpdate),
+        records.map((r) => r.nextUpdate),
+        records.map((r) => r.responderId),
+      ],
+    );
+  }
+
+  async get(serial: string): Promise<OcspResponseRecord | undefined> {
+    const rows = await this.pool.query(`SELECT * FROM ocsp_responses WHERE serial = $1`, [serial]);
+    return rows.rows[0] ? toResponse(rows.rows[0]) : undefined;
+  }
+
+  /** Responses written since `since` (inclusive), oldest first, for responders to catch up. */
+  async changedSince(since: Date, limit = 10_000): Promise<OcspResponseRecord[]> {
+    const rows = await this.pool.query(`SELECT * FROM ocsp_responses WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2`, [since, limit]);
+    return rows.rows.map(toResponse);
+  }
+
+  /** Every response still within its validity, in pages, for a responder warming its memory. */
+  async *unexpired(now: Date, pageSize = 10_000): AsyncIterable<OcspResponseRecord[]> {
+    let after = "";
+    for (;;) {
+      const rows = await this.pool.query(`SELECT * FROM ocsp_responses WHERE serial > $1 AND next_update > $2 ORDER BY serial LIMIT $3`, [after, now, pageSize]);
+      if (rows.rows.length === 0) return;
+      yield rows.rows.map(toResponse);
+      after = rows.rows[rows.rows.length - 1]!.serial as string;
+    }
+  }
+
+  /**
+   * Unexpired certificates whose pre-signed response is missing, says another status,
+   * was signed by a responder that is no longer current, or is due for refresh.
+   * `changedSince` narrows the scan to certificates issued or revoked since then.
+   */
+  async needingResponses(options: { now: Date; refreshBefore: Date; currentResponders: string[]; issuerIds: string[]; changedSince?: Date; limit: number }): Promise<CertificateStatusRow[]> {
+    const params: unknown[] = [options.now, options.refreshBefore, options.currentResponders, options.limit, options.issuerIds];
+    let recent = "";
+    if (options.changedSince) {
+      params.push(options.changedSince);
+      recent = `AND (c.issued_at >= $6 OR c.revoked_at >= $6)`;
+    }
+    const rows = await this.pool.query(
+      `SELECT c.serial, c.issuer_id, c.status, c.revoked_at, c.revocation_reason, c.not_after
+       FROM certificates c LEFT JOIN ocsp_responses r ON r.serial = c.serial
+       WHERE c.status IN ('valid', 'revoked') AND c.not_after > $1 AND c.issuer_id = ANY($5::text[]) ${recent}
+         AND (r.serial IS NULL OR r.next_update < $2 OR r.cert_status <> (CASE c.status WHEN 'valid' THEN 'good' ELSE 'revoked' END)
+              OR NOT (r.responder_id = ANY($3::text[])))
+       LIMIT $4`,
+      params,
+    );
+    return rows.rows.map(toStatusRow);
+  }
+
+  async statusRows(serials: string[]): Promise<CertificateStatusRow[]> {
+    const rows = await this.pool.query(`SELECT serial, issuer_id, status, revoked_at, revocation_reason, not_after FROM certificates WHERE serial = ANY($1::text[]) AND status IN ('valid', 'revoked')`, [serials]);
+    return rows.rows.map(toStatusRow);
+  }
+
+  /** The status the inventory holds for one serial, for a responder that has no response yet. */
+  async certificateStatus(serial: string): Promise<{ issuerId: string; status: "pending" | "valid" | "revoked" | "failed"; revokedAt: Date | null; reason: number | null; notAfter: Date } | undefined> {
+    const rows = await this.pool.query(`SELECT issuer_id, status, revoked_at, revocation_reason, not_after FROM certificates WHERE serial = $1`, [serial]);
+    const r = rows.rows[0];
+    return r ? { issuerId: r.issuer_id, status: r.status, revokedAt: r.revoked_at, reason: r.revocation_reason, notAfter: r.not_after } : undefined;
+  }
+}
