@@ -14,6 +14,9 @@ import {
   openInventory,
   parseCsr,
   systemClock,
+  rotateIntermediate,
+  revokeIntermediate,
+  reissueCertificates,
 
 } from "@pki/ca-core";
 import type { CertificateState } from "@pki/db";
@@ -42,10 +45,12 @@ const cfg = (): Config => (config ??= loadConfig());
 program
   .command("init")
   .description("the ceremony: token(s), root and first intermediate keys on the token, admin token (idempotent)")
-  .action(async () => {
+  .option("--hierarchy <name>", "a separate trust domain with its own root and intermediates (e.g. partners)", "default")
+  .action(async (opts: { hierarchy: string }) => {
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(opts.hierarchy)) throw new CaError("bad_request", "--hierarchy must be lowercase letters, digits and dashes, starting with a letter");
     const inventory = await openInventory(cfg());
     try {
-      const report = await initCa(cfg(), inventory, systemClock);
+      const report = await initCa(cfg(), inventory, systemClock, "cli:init", opts.hierarchy);
       for (const line of report.lines) console.log(line);
       console.log(`root certificate: ${report.rootPemPath}`);
     } finally {
@@ -135,6 +140,109 @@ issuers
     try {
       for (const i of await inventory.issuers.list()) {
         console.log([i.id, i.role.padEnd(12), i.status.padEnd(7), i.notAfter.toISOString(), i.keyAlgorithm, i.subject, i.keyUri].join("  "));
+      }
+    } finally {
+      await inventory.close();
+    }
+  });
+
+// Rotation and emergency revocation of intermediates (issue 5). The root token's PIN
+// (PKI_ROOT_PIN / PKI_ROOT_PIN_FILE) is needed for these ceremonies only.
+const operator = () => `cli:${process.env.USER ?? "operator"}`;
+issuers
+  .command("rotate")
+  .description("new intermediate key on the issuing token, signed by the root, staged, then active now or --at TIME; the previous one retires")
+  .option("--hierarchy <name>", "which hierarchy", "default")
+  .option("--at <time>", "activate at this time (RFC 3339) instead of now; the scheduler switches it", date)
+  .action(async (opts: { hierarchy: string; at?: Date }) => {
+    const inventory = await openInventory(cfg());
+    try {
+      const report = await rotateIntermediate(cfg(), inventory, systemClock, { hierarchy: opts.hierarchy, activateAt: opts.at, actor: operator() });
+      for (const line of report.lines) console.log(line);
+    } finally {
+      await inventory.close();
+    }
+  });
+
+issuers
+  .command("activate <id>")
+  .description("activate a staged intermediate now (the previous active one retires)")
+  .action(async (id: string) => {
+    const inventory = await openInventory(cfg());
+    try {
+      const { activated, retired } = await inventory.issuerLifecycle.activate(id, new Date(), operator()).catch((error: Error) => {
+        throw new CaError("conflict", error.message);
+      });
+      console.log(`activated ${activated.id}`);
+      for (const r of retired) console.log(`retired ${r.id}`);
+    } finally {
+      await inventory.close();
+    }
+  });
+
+issuers
+  .command("revoke <id>")
+  .description("emergency: revoke an intermediate on its root's record, activate a replacement, list (and --reissue) its certificates")
+  .option("--reason <reason>", "keyCompromise, cACompromise, superseded, cessationOfOperation, affiliationChanged or unspecified", "keyCompromise")
+  .option("--reissue", "re-issue every unexpired certificate it signed from the new intermediate (same key and names)")
+  .option("--json", "one JSON object per affected certificate")
+  .action(async (id: string, opts: { reason: string; reissue?: boolean; json?: boolean }) => {
+    const inventory = await openInventory(cfg());
+    try {
+      const report = await revokeIntermediate(cfg(), inventory, systemClock, { issuerId: id, reason: opts.reason, actor: operator() });
+      for (const line of report.lines) console.error(line);
+      for (const c of report.affected) {
+        if (opts.json) console.log(JSON.stringify({ serial: c.serial, subject: c.subject, sans: c.sans, notAfter: c.notAfter, requester: c.requester }));
+        else console.log([c.serial, c.notAfter.toISOString(), c.subject || "-", c.sans.join(",")].join("  "));
+      }
+      if (opts.reissue && report.affected.length) {
+        const ca = await openCa(cfg(), systemClock, inventory);
+        try {
+          const result = await reissueCertificates({ authority: ca.authority, inventory, config: cfg() }, report.affected, operator());
+          for (const r of result.reissued) console.error(`re-issued ${r.from} as ${r.to}`);
+          for (const f of result.failed) console.error(`could not re-issue ${f.serial}: ${f.error}`);
+          if (result.failed.length) throw new CaError("unavailable", `${result.failed.length} certificate(s) could not be re-issued; run the command's re-issue again after fixing the cause`);
+        } finally {
+          await ca.close();
+        }
+      }
+    } finally {
+      await inventory.close();
+    }
+  });
+
+const scheduler = program.command("scheduler").description("the renewal, alert and issuer-lifecycle jobs");
+scheduler
+  .command("run-once <job>")
+  .description("run one job now on this machine (it still takes the job's lease, so it never overlaps a running scheduler)")
+  .action(async (job: string) => {
+    const { createScheduler } = await import("@pki/scheduler");
+    const { createLogger } = await import("@pki/logger");
+    const ca = await openCa(cfg());
+    try {
+      const runner = createScheduler({ runtime: ca, log: createLogger(cfg().logLevel, "scheduler") });
+      const result = await runner.runJob(job, { force: true }).catch((error: Error) => {
+        throw new CaError("bad_request", error.message);
+      });
+      if (!result.ran) throw new CaError("conflict", `job '${job}' is running on another scheduler right now; try again when it ends`);
+      console.log(JSON.stringify({ job, outcome: result.outcome, counts: result.counts, ...(result.error ? { error: result.error } : {}) }));
+      if (result.outcome !== "ok") process.exitCode = 1;
+    } finally {
+      await ca.close();
+    }
+  });
+scheduler
+  .command("status")
+  .description("each job's next due time and lease, and the latest runs")
+  .option("--runs <n>", "how many recent runs to show", positiveInt("--runs"), 20)
+  .action(async (opts: { runs: number }) => {
+    const inventory = await openInventory(cfg());
+    try {
+      for (const j of await inventory.scheduler.jobs()) {
+        console.log([j.job.padEnd(17), `next ${j.nextDueAt.toISOString()}`, j.leaseHolder ? `running on ${j.leaseHolder} until ${j.leaseUntil?.toISOString()}` : "idle", j.consecutiveFailures ? `${j.consecutiveFailures} failure(s) in a row` : ""].join("  "));
+      }
+      for (const r of await inventory.scheduler.runs(undefined, opts.runs)) {
+        console.log([r.startedAt.toISOString(), r.job.padEnd(17), r.outcome.padEnd(7), r.runner, JSON.stringify(r.counts ?? {}), r.error ?? ""].join("  "));
       }
     } finally {
       await inventory.close();

@@ -74,6 +74,8 @@ export interface CaCertificatePlan {
   keyAlgorithm: KeyAlgorithmName;
   notBefore: Date;
   notAfter: Date;
+  /** "staged" for a rotation: created now, activated later (rotation.ts); default "active" */
+  status?: "staged" | "active";
 }
 
 /**
@@ -117,7 +119,7 @@ export async function createCaCertificate(
     id: plan.id,
     hierarchy: plan.hierarchy,
     role: plan.role,
-    status: "active",
+    status: plan.status ?? "active",
     parentId: parent?.record.id ?? null,
     subject: facts.subject,
     serial: serial.hex,
@@ -126,7 +128,7 @@ export async function createCaCertificate(
     notBefore: facts.notBefore,
     notAfter: facts.notAfter,
     certificateDer: der,
-    activatedAt: new Date(),
+    activatedAt: plan.status === "staged" ? null : new Date(),
   });
   await inventory.audit.record({ actor, action: "issuer.create", target: plan.id, details: { role: plan.role, serial: serial.hex, keyUri: key.uri, subject: facts.subject } });
   return record;
@@ -207,7 +209,15 @@ export async function initCa(config: Config, inventory: Inventory, clock: Clock,
 }
 
 /** A new intermediate under `root`, key generated on the issuing token. */
-export async function createIntermediate(config: Config, inventory: Inventory, clock: Clock, root: IssuerRecord, rootToken: Token, actor: string): Promise<IssuerRecord> {
+export async function createIntermediate(
+  config: Config,
+  inventory: Inventory,
+  clock: Clock,
+  root: IssuerRecord,
+  rootToken: Token,
+  actor: string,
+  options: { status?: "staged" | "active" } = {},
+): Promise<IssuerRecord> {
   const issuingToken = config.hsm.issuing.label === config.hsm.root.label ? rootToken : openToken(config, "issuing");
   try {
     const rootSigner = await bindSigner(rootToken, root);
@@ -225,6 +235,7 @@ export async function createIntermediate(config: Config, inventory: Inventory, c
         keyAlgorithm: config.ca.issuingKeyAlgorithm,
         notBefore: new Date(now.getTime() - config.ca.backdateSeconds * 1000),
         notAfter,
+        ...(options.status ? { status: options.status } : {}),
       },
       issuingToken,
       { record: root, signer: rootSigner.signer },

@@ -4,6 +4,18 @@ export { PROFILES, PROFILE_NAMES, DEFAULT_PROFILE, isProfileName, type ProfileNa
 export { type San, formatSan, parseSan, sanProblem } from "./names.ts";
 export { Authority, namesOf, type IssueRequest, type IssuedCertificate, type Requester } from "./authority.ts";
 export { Keyring, StartupCheckError, type ServingIssuer } from "./keyring.ts";
+export { type KeyringChange } from "./keyring.ts";
+export {
+  rotateIntermediate,
+  activateDueIntermediates,
+  expireRetiredIntermediates,
+  revokeIntermediate,
+  renewFromInventory,
+  reissueCertificates,
+  type RotateParams,
+  type RotationReport,
+  type IssuerRevocationReport,
+} from "./rotation.ts";
 export { initCa, createIntermediate, revocationUrls, type CeremonyReport } from "./ceremony.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
 export { type Clock, systemClock } from "./clock.ts";

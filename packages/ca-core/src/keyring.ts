@@ -14,6 +14,13 @@ export interface ServingIssuer {
   chain: Buffer[];
 }
 
+/** What a keyring reload changed: issuer ids added, removed, and "id:old->new" status changes. */
+export interface KeyringChange {
+  added: string[];
+  removed: string[];
+  statusChanged: string[];
+}
+
 /** Refusal to serve, with the issuer and the reason. */
 export class StartupCheckError extends Error {
   constructor(message: string) {
@@ -64,9 +71,14 @@ function timed(signer: Signer, key: string): Signer {
  * certificate, and each hierarchy's active intermediate must be within its validity.
  */
 export class Keyring {
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private reloading: Promise<KeyringChange> | undefined;
+
   private constructor(
     private readonly token: Token,
     private readonly issuers: Map<string, ServingIssuer>,
+    /** where reload() reads the issuers from (issue 5: rotation without restart) */
+    private readonly source?: { inventory: Inventory; clock: Clock },
   ) {}
 
   static async open(config: Config, inventory: Inventory, clock: Clock): Promise<Keyring> {
@@ -96,8 +108,62 @@ export class Keyring {
       token.close();
       throw error;
     }
-    return new Keyring(token, serving);
+    return new Keyring(token, serving, { inventory, clock });
   }
+
+  /**
+   * Re-reads the issuers so a running process follows rotations: a newly active
+   * intermediate is bound to its token key, one that became retired stops being chosen by
+   * active() but stays for CRL/OCSP, one that became expired is dropped. The new view
+   * replaces the old in one synchronous step, so active() never sees a half-built keyring;
+   * if a new issuer's key cannot be bound, the old view stays and the error is thrown.
+   */
+  async reload(): Promise<KeyringChange> {
+    this.reloading ??= this.readIssuers().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async readIssuers(): Promise<KeyringChange> {
+    if (!this.source) return { added: [], removed: [], statusChanged: [] };
+    const all = await this.source.inventory.issuers.list();
+    const byId = new Map(all.map((i) => [i.id, i]));
+    const next = new Map<string, ServingIssuer>();
+    const change: KeyringChange = { added: [], removed: [], statusChanged: [] };
+    for (const record of all) {
+      if (record.role !== "intermediate" || (record.status !== "active" && record.status !== "retired")) continue;
+      const current = this.issuers.get(record.id);
+      if (current) {
+        if (current.record.status !== record.status) change.statusChanged.push(`${record.id}:${current.record.status}->${record.status}`);
+        next.set(record.id, { ...current, record });
+        continue;
+      }
+      const { signer, facts } = await bindSigner(this.token, record);
+      const chain = [record.certificateDer];
+      for (let parent = record.parentId ? byId.get(record.parentId) : undefined; parent; parent = parent.parentId ? byId.get(parent.parentId) : undefined) {
+        chain.push(parent.certificateDer);
+      }
+      next.set(record.id, { record, facts, signer, chain });
+      change.added.push(record.id);
+    }
+    for (const id of this.issuers.keys()) if (!next.has(id)) change.removed.push(id);
+    this.issuers.clear();
+    for (const [id, issuer] of next) this.issuers.set(id, issuer);
+    return change;
+  }
+
+  /** Calls reload() every `intervalMs` until close(); failures go to `onError` and the old view stays. */
+  startReloading(intervalMs: number, onError: (error: Error) => void = () => {}, onChange: (change: KeyringChange) => void = () => {}): void {
+    if (this.reloadTimer || intervalMs <= 0) return;
+    this.reloadTimer = setInterval(() => {
+      this.reload().then((change) => {
+        if (change.added.length || change.removed.length || change.statusChanged.length) onChange(change);
+      }, onError);
+    }, intervalMs);
+    this.reloadTimer.unref();
+  }
+
 
   active(hierarchy = "default"): ServingIssuer {
     const found = [...this.issuers.values()].find((i) => i.record.hierarchy === hierarchy && i.record.status === "active");
@@ -131,6 +197,8 @@ export class Keyring {
   }
 
   close(): void {
+    clearInterval(this.reloadTimer);
+    this.reloadTimer = undefined;
     this.token.close();
   }
 }

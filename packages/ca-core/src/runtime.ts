@@ -5,6 +5,7 @@ import { Keyring } from "./keyring.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { softhsmConfig } from "@pki/hsm";
 import { CaEvents } from "./events.ts";
+import { createLogger } from "@pki/logger";
 
 /** Opens the inventory (running migrations). Servers keep the embedded database; the CLI borrows it. */
 export async function openInventory(config: Config, role: "server" | "cli" = "cli"): Promise<Inventory> {
@@ -33,6 +34,14 @@ export async function openCa(config: Config, clock: Clock = systemClock, invento
     throw error;
   }
   const events = new CaEvents();
+  // Rotations done by another process (pki issuers rotate, the scheduler) reach this one
+  // without a restart: the keyring re-reads the issuers every few seconds.
+  const reloadLog = createLogger(config.logLevel, "keyring");
+  keyring.startReloading(
+    config.scheduler.keyringReloadSeconds * 1000,
+    (error) => reloadLog.error({ err: error }, "keyring reload failed; still serving with the issuers loaded before"),
+    (change) => reloadLog.info(change, "issuers changed; keyring reloaded"),
+  );
   return {
     config,
     clock,

@@ -12,6 +12,7 @@ const SOFTHSM_MODULES = [
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const cron = z.string().regex(/^\s*\S+(\s+\S+){4,5}\s*$/, "must be a cron expression of 5 or 6 fields");
 
 /** Every setting, its default and its check. The README's configuration table mirrors this. */
 const schema = z.object({
@@ -58,6 +59,36 @@ const schema = z.object({
   /** failed authentications per source address per minute before the API answers 429 */
   PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
   PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  // Scheduler (issue 5). Each job has its own cron expression (5 or 6 fields, node-cron syntax, UTC).
+  PKI_SCHEDULER_ENABLED: z.enum(["true", "false"]).default("true"),
+  PKI_SCHEDULE_RENEWAL: cron.default("*/5 * * * *"),
+  PKI_SCHEDULE_EXPIRY_ALERTS: cron.default("*/15 * * * *"),
+  PKI_SCHEDULE_ISSUER_HEALTH: cron.default("0 * * * *"),
+  PKI_SCHEDULE_ISSUER_LIFECYCLE: cron.default("* * * * *"),
+  PKI_SCHEDULE_WEBHOOK_DELIVERY: cron.default("* * * * *"),
+  /** auto-renew certificates are re-issued once this fraction of their lifetime has passed */
+  PKI_RENEW_AT_FRACTION: z.coerce.number().gt(0).lt(1).default(2 / 3),
+  /** days before notAfter at which expiry alerts go out, comma-separated */
+  PKI_EXPIRY_ALERT_DAYS: z
+    .string()
+    .default("7,3,1")
+    .transform((v) => v.split(",").map((d) => Number(d.trim())))
+    .refine((days) => days.length > 0 && days.every((d) => Number.isFinite(d) && d > 0), "must be positive numbers of days, comma-separated"),
+  /** an active intermediate is flagged when it would cut the longest leaf short within this many days */
+  PKI_ISSUER_ROTATION_LEAD_DAYS: positiveInt.default(30),
+  /** JSON POST target for alerts and renewal announcements; unset keeps them in the log and metrics only */
+  PKI_WEBHOOK_URL: z.url().regex(/^https?:\/\//, "must be an http:// or https:// URL").optional(),
+  /** if set, each webhook carries X-PKI-Signature: sha256=HMAC(body) */
+  PKI_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  PKI_WEBHOOK_TIMEOUT_MS: positiveInt.default(10_000),
+  /** retry delays double from 30 s up to this bound */
+  PKI_WEBHOOK_MAX_BACKOFF_SECONDS: positiveInt.default(3600),
+  /** a job's lease; a crashed scheduler's job is taken over after this */
+  PKI_SCHEDULER_LEASE_SECONDS: positiveInt.min(30).default(300),
+  /** a failed job is retried after this, doubling per consecutive failure up to an hour */
+  PKI_SCHEDULER_RETRY_SECONDS: positiveInt.default(60),
+  /** how often serving processes re-read the issuers (rotation without restart); 0 turns it off */
+  PKI_KEYRING_RELOAD_SECONDS: z.coerce.number().int().min(0).default(15),
   /** full CRL lifetime (nextUpdate - thisUpdate) and how often it is re-signed anyway */
   PKI_CRL_VALIDITY_SECONDS: positiveInt.min(3600).default(86400),
   PKI_CRL_REFRESH_SECONDS: positiveInt.min(60).default(6 * 3600),
@@ -142,6 +173,17 @@ export interface Config {
     backdateSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  scheduler: {
+    enabled: boolean;
+    schedules: { renewal: string; expiryAlerts: string; issuerHealth: string; issuerLifecycle: string; webhookDelivery: string };
+    renewAtFraction: number;
+    expiryAlertDays: number[];
+    issuerRotationLeadDays: number;
+    webhook: { url: string | undefined; secret: string | undefined; timeoutMs: number; maxBackoffSeconds: number };
+    leaseSeconds: number;
+    retrySeconds: number;
+    keyringReloadSeconds: number;
+  };
   revocation: {
     crlValiditySeconds: number;
     crlRefreshSeconds: number;
@@ -253,6 +295,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backdateSeconds: e.PKI_BACKDATE_SECONDS,
     },
     logLevel: e.PKI_LOG_LEVEL,
+    scheduler: {
+      enabled: e.PKI_SCHEDULER_ENABLED === "true",
+      schedules: {
+        renewal: e.PKI_SCHEDULE_RENEWAL.trim(),
+        expiryAlerts: e.PKI_SCHEDULE_EXPIRY_ALERTS.trim(),
+        issuerHealth: e.PKI_SCHEDULE_ISSUER_HEALTH.trim(),
+        issuerLifecycle: e.PKI_SCHEDULE_ISSUER_LIFECYCLE.trim(),
+        webhookDelivery: e.PKI_SCHEDULE_WEBHOOK_DELIVERY.trim(),
+      },
+      renewAtFraction: e.PKI_RENEW_AT_FRACTION,
+      expiryAlertDays: [...new Set(e.PKI_EXPIRY_ALERT_DAYS)].sort((a, b) => b - a),
+      issuerRotationLeadDays: e.PKI_ISSUER_ROTATION_LEAD_DAYS,
+      webhook: { url: e.PKI_WEBHOOK_URL, secret: e.PKI_WEBHOOK_SECRET, timeoutMs: e.PKI_WEBHOOK_TIMEOUT_MS, maxBackoffSeconds: e.PKI_WEBHOOK_MAX_BACKOFF_SECONDS },
+      leaseSeconds: e.PKI_SCHEDULER_LEASE_SECONDS,
+      retrySeconds: e.PKI_SCHEDULER_RETRY_SECONDS,
+      keyringReloadSeconds: e.PKI_KEYRING_RELOAD_SECONDS,
+    },
     revocation: {
       crlValiditySeconds: e.PKI_CRL_VALIDITY_SECONDS,
       crlRefreshSeconds: Math.min(e.PKI_CRL_REFRESH_SECONDS, Math.floor(e.PKI_CRL_VALIDITY_SECONDS / 2)),

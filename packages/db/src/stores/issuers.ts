@@ -10,7 +10,7 @@ const toRecord = (row: Issuer): IssuerRecord => ({ ...row, certificateDer: Buffe
 export class IssuerStore {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async create(issuer: Omit<IssuerRecord, "createdAt" | "activatedAt" | "retiredAt" | "revokedAt" | "revocationReason"> & Partial<IssuerRecord>): Promise<IssuerRecord> {
+  async create(issuer: Omit<IssuerRecord, "createdAt" | "activatedAt" | "retiredAt" | "revokedAt" | "revocationReason" | "activateAt"> & Partial<IssuerRecord>): Promise<IssuerRecord> {
     const { createdAt: _ignored, ...data } = issuer;
     return toRecord(await this.prisma.issuer.create({ data: { ...data, certificateDer: new Uint8Array(issuer.certificateDer) } }));
   }
