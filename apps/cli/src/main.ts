@@ -20,6 +20,7 @@ import {
 
 } from "@pki/ca-core";
 import type { CertificateState } from "@pki/db";
+import { CaEvents, CrlPublisher, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/ca-core";
 
 // Commander's own errors (unknown option, bad value) become the same single `pki: …` line
 // as every other failure, instead of a message plus the whole help text.
@@ -258,6 +259,70 @@ program
       for (const issuer of ca.keyring.all()) console.log(`ok  ${issuer.record.id} (${issuer.record.status}) key on token matches certificate, valid until ${issuer.facts.notAfter.toISOString()}`);
     } finally {
       await ca.close();
+    }
+  });
+
+// Revocation (issue 4): revoke a leaf, publish CRLs now, sign the root CRL in a ceremony.
+certs
+  .command("revoke <serial>")
+  .description("revoke a certificate; OCSP and the CRLs follow within seconds wherever a publisher runs")
+  .option("--reason <reason>", `one of ${Object.keys(REVOCATION_REASONS).join(", ")}`, "unspecified")
+  .action(async (serial: string, opts: { reason: string }) => {
+    const inventory = await openInventory(cfg());
+    try {
+      const revoked = await revokeCertificate({ inventory, events: new CaEvents(), clock: systemClock }, { serial, reason: opts.reason, actor: `cli:${process.env.USER ?? "operator"}` });
+      console.log(`revoked ${revoked.serial} (${REASON_NAMES[revoked.reason]}) at ${revoked.revokedAt.toISOString()}`);
+    } finally {
+      await inventory.close();
+    }
+  });
+
+const crl = program.command("crl").description("certificate revocation lists");
+crl
+  .command("publish")
+  .description("sign and publish full and delta CRLs now for every issuer this token serves (or one)")
+  .option("--issuer <id>", "only this issuer")
+  .action(async (opts: { issuer?: string }) => {
+    const ca = await openCa(cfg());
+    try {
+      const publisher = new CrlPublisher({ inventory: ca.inventory, keyring: ca.keyring, config: ca.config, clock: ca.clock });
+      const ids = opts.issuer ? [opts.issuer] : (await publisher.publishingIssuers()).map((i) => i.record.id);
+      for (const id of ids) {
+        const full = await publisher.publishFull(id);
+        const delta = await publisher.publishDelta(id);
+        console.log(`${id}  full #${full.number} (${full.entries} entries, next update ${full.nextUpdate.toISOString()})  delta #${delta.number} (${delta.entries} entries)`);
+      }
+    } finally {
+      await ca.close();
+    }
+  });
+crl
+  .command("sign-root")
+  .description("ceremony: sign each root's CRL with the root key (needs the root token PIN)")
+  .action(async () => {
+    const inventory = await openInventory(cfg());
+    try {
+      const signed = await signRootCrls(cfg(), inventory, systemClock);
+      if (signed.length === 0) console.log("no unexpired root to sign a CRL for");
+      for (const s of signed) console.log(`${s.rootId}  root CRL #${s.meta.number} (${s.meta.entries} entries), next update ${s.meta.nextUpdate.toISOString()}`);
+    } finally {
+      await inventory.close();
+    }
+  });
+crl
+  .command("status")
+  .description("published CRLs: number, entries, thisUpdate, nextUpdate per issuer")
+  .action(async () => {
+    const inventory = await openInventory(cfg());
+    try {
+      for (const state of await inventory.crls.states()) {
+        for (const kind of ["full", "delta"] as const) {
+          const meta = state[kind];
+          if (meta) console.log([state.issuerId, kind.padEnd(5), `#${meta.number}`, `${meta.entries} entries`, meta.thisUpdate.toISOString(), meta.nextUpdate.toISOString()].join("  "));
+        }
+      }
+    } finally {
+      await inventory.close();
     }
   });
 

@@ -11,6 +11,7 @@ import { type San, formatSan, sanProblem } from "./names.ts";
 import { PROFILES, type ProfileName } from "./profiles.ts";
 import { buildName, buildTbs, leafExtensions, newSerial, signCertificate } from "./x509.ts";
 import { revocationUrls } from "./ceremony.ts";
+import { crlUrls } from "./crl/publisher.ts";
 import { toPem } from "./der.ts";
 import type { CaEvents } from "./events.ts";
 import { certificatesIssued } from "@pki/metrics";
@@ -151,7 +152,8 @@ export class Authority {
         extendedKeyUsages: [...PROFILES[request.profile].extendedKeyUsages],
         sans: names.sans,
         subjectEmpty: names.commonName === undefined,
-        urls: revocationUrls(this.config.publicUrl, issuer.record.id),
+        // Freshest CRL points at the delta CRL, so relying parties see revocations within a minute.
+        urls: { ...revocationUrls(this.config.publicUrl, issuer.record.id), deltaCrl: crlUrls(this.config.publicUrl, issuer.record.id).delta },
       }),
     });
     return { serial: serial.hex, tbsDer, notBefore, notAfter, subject: names.commonName ? `CN=${names.commonName}` : "", sans: names.sans.map(formatSan) };
