@@ -8,6 +8,7 @@ import { alertsSentTotal, renewalsTotal } from "./metrics.ts";
 import type { WebhookSender } from "./webhook.ts";
 
 const DAY = 86_400_000;
+const HOUR = 3_600_000;
 
 export type JobCounts = Record<string, number>;
 
@@ -105,7 +106,8 @@ export const renewalJob = (config: Config): JobDefinition => ({
 export function crossedThresholds(thresholdDays: number[], notBefore: Date, notAfter: Date, now: Date): number[] {
   const left = notAfter.getTime() - now.getTime();
   const lifetime = notAfter.getTime() - notBefore.getTime();
-  return thresholdDays.filter((days) => left <= days * DAY && lifetime > days * DAY).sort((a, b) => a - b);
+  // The hour of margin covers backdating: a 24-hour certificate is 24 h + 60 s long.
+  return thresholdDays.filter((days) => left <= days * DAY && lifetime > days * DAY + HOUR).sort((a, b) => a - b);
 }
 
 const expiryAlertName = (days: number) => `expiry-${days}d`;
