@@ -42,6 +42,7 @@ export class Scheduler {
   private readonly context: JobContext;
   private readonly tasks: ScheduledTask[] = [];
   private readonly runningHere = new Set<string>();
+  private readonly registered = new Set<string>();
   private stopped = false;
 
   constructor(private readonly options: SchedulerOptions) {
@@ -108,7 +109,11 @@ export class Scheduler {
   private async runClaimed(job: JobDefinition, force: boolean): Promise<JobRunResult> {
     const { inventory, clock, config, log } = this.context;
     const leaseMs = config.scheduler.leaseSeconds * 1000;
-    if (force) await inventory.scheduler.register([job.name], clock.now());
+    // A job seen for the first time is due at once (first start-up, or a newly added job).
+    if (!this.registered.has(job.name)) {
+      await inventory.scheduler.register([job.name], clock.now());
+      this.registered.add(job.name);
+    }
     const claim = await inventory.scheduler.claim(job.name, this.runnerId, clock.now(), leaseMs, force);
     if (!claim) return { job: job.name, ran: false };
     // Long runs keep their lease; a crashed replica's lease simply runs out.

@@ -173,6 +173,7 @@ export interface Config {
     backdateSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number };
   scheduler: {
     enabled: boolean;
     schedules: { renewal: string; expiryAlerts: string; issuerHealth: string; issuerLifecycle: string; webhookDelivery: string };
@@ -295,6 +296,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backdateSeconds: e.PKI_BACKDATE_SECONDS,
     },
     logLevel: e.PKI_LOG_LEVEL,
+    api: {
+      tlsNames: e.PKI_API_TLS_NAMES.split(",").map((n) => n.trim()).filter(Boolean),
+      tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
+      authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
+    },
     scheduler: {
       enabled: e.PKI_SCHEDULER_ENABLED === "true",
       schedules: {
