@@ -1,0 +1,113 @@
+// The express application: the route table bound to express, each request going
+// authenticate → validate → handler (authorize → build → policy → lint → record → sign →
+// store inside the CA core) → respond, and every failure as problem+json.
+import { z } from "zod";
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import { CaError, MAX_CSR_BYTES, type CaRuntime } from "@pki/ca-core";
+import { problemHandler, problemStatus, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
+import type { Logger } from "@pki/logger";
+import { AuthFailureLimiter, authenticate } from "./auth.ts";
+import { openApiDocument } from "./openapi.ts";
+import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
+import { certificateRoutes } from "./routes/certificates.ts";
+import { issuerRoutes } from "./routes/issuers.ts";
+import { provisionerRoutes } from "./routes/provisioners.ts";
+
+export const MAX_JSON_BYTES = 128 * 1024;
+
+export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
+  return [...issuerRoutes(runtime), ...provisionerRoutes(runtime), ...certificateRoutes(runtime)];
+}
+
+export interface ApiAppOptions {
+  authFailureLimit?: number;
+}
+
+/** The source address as the socket sees it; the API is not meant to sit behind a proxy that terminates TLS, since that would hide client certificates. */
+const sourceIpOf = (req: Request) => req.socket.remoteAddress ?? "unknown";
+
+const hasBody = (req: Request) => (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0") || req.headers["transfer-encoding"] !== undefined;
+
+/** Only the content types a route accepts; anything else is 415 rather than a confusing 400. */
+function requireContentType(route: RouteDefinition): RequestHandler {
+  const accepted = route.acceptsPkcs10 ? ["application/json", "application/pkcs10"] : ["application/json"];
+  return (req, _res, next) => {
+    if (!hasBody(req)) return next();
+    if (!route.body) return next(new CaError("bad_request", `${route.method.toUpperCase()} ${route.path} takes no request body`));
+    if (!req.is(accepted)) return next(Object.assign(new Error(`send the body as ${accepted.join(" or ")}, not ${req.headers["content-type"] ?? "an unlabelled body"}`), { status: 415, expose: true }));
+    next();
+  };
+}
+
+function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFailureLimiter, log: Logger): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const sourceIp = sourceIpOf(req);
+    try {
+      let caller;
+      if (route.auth !== "none") {
+        const wait = limiter.retryAfter(sourceIp);
+        if (wait !== undefined) {
+          res.setHeader("retry-after", String(wait));
+          return sendProblem(res, 429, `too many failed authentications from ${sourceIp}; try again in ${wait} s`);
+        }
+        try {
+          caller = await authenticate(req, runtime, route.auth);
+        } catch (error) {
+          if (error instanceof CaError && error.kind === "unauthorized") {
+            limiter.recordFailure(sourceIp);
+            log.warn({ audit: "denied", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, reason: error.message }, "authentication failed");
+          }
+          throw error;
+        }
+      } else {
+        caller = await authenticate(req, runtime, "none");
+      }
+      // Routes that also take DER CSRs read their own body and query (the shape depends on the content type).
+      const ownInput = route.acceptsPkcs10;
+      const params = parseOrThrow(route.params, req.params, "path");
+      const query = ownInput ? undefined : parseOrThrow(route.query ?? emptyQuery, req.query, "query");
+      const body = ownInput ? undefined : route.body && (hasBody(req) || route.bodyRequired) ? parseOrThrow(route.body, req.body ?? (route.bodyRequired ? undefined : {}), "body") : undefined;
+      const result = await route.handle({ req, res, params, query, body, caller, sourceIp });
+      res.status(result.status).json(result.body);
+    } catch (error) {
+      if (error instanceof CaError && (error.kind === "forbidden" || error.kind === "bad_request")) {
+        log.info({ audit: "refused", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, status: problemStatus(error), reason: error.message }, "request refused");
+      }
+      next(error);
+    }
+  };
+}
+
+const emptyQuery = z.strictObject({});
+
+/** Turns body-parser's limit error into a detail with the numbers. */
+const bodyLimitProblem = (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+  const e = error as { type?: string; length?: number; limit?: number };
+  if (e.type === "entity.too.large") {
+    return sendProblem(res, 413, `the request body is ${e.length ?? "more than"} bytes; this endpoint accepts at most ${e.limit} bytes (a CSR is rarely more than a few KiB)`);
+  }
+  next(error);
+};
+
+export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOptions = {}): Express {
+  const routes = apiRoutes(runtime);
+  const document = openApiDocument(routes);
+  const limiter = new AuthFailureLimiter(options.authFailureLimit ?? runtime.config.api.authFailureLimit);
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("query parser", "simple"); // no nested objects from ?a[b]=c
+  app.use(requestLogger(log), requestTimer("api"), securityHeaders);
+  app.use(express.json({ limit: MAX_JSON_BYTES, strict: true, type: "application/json" }));
+  app.use(express.raw({ limit: MAX_CSR_BYTES, type: "application/pkcs10" }));
+  app.use(bodyLimitProblem);
+  app.get("/openapi.json", (_req, res) => {
+    res.json(document);
+  });
+  for (const route of routes) {
+    app[route.method](expressPath(route.path), requireContentType(route), bindRoute(route, runtime, limiter, log));
+  }
+  app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path} (see /openapi.json)`));
+  app.use(bodyLimitProblem);
+  app.use(problemHandler);
+  return app;
+}

@@ -1,0 +1,35 @@
+// The issuing API on its own (production: several replicas against one PostgreSQL).
+// The CA must have been initialised (`pki init`); this process never runs the ceremony.
+import { loadConfig, ConfigError } from "@pki/config";
+import { createLogger } from "@pki/logger";
+import { StartupCheckError, openCa, openInventory, systemClock } from "@pki/ca-core";
+import { startApi } from "./server.ts";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, "pki-api");
+  const inventory = await openInventory(config, "server");
+  const runtime = await openCa(config, systemClock, inventory);
+  const api = await startApi(runtime, log);
+  console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: finishing in-flight requests");
+    await api.stop();
+    await runtime.close();
+    await inventory.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  const message =
+    error instanceof ConfigError ? `configuration: ${error.problems.join("; ")}` : error instanceof StartupCheckError ? `refusing to start: ${error.message}` : (error as Error).message;
+  console.error(`pki-api: ${message}`);
+  process.exit(1);
+});

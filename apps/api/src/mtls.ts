@@ -1,0 +1,56 @@
+// Client-certificate authentication. The listener asks for a certificate but does not let
+// OpenSSL decide: OpenSSL would check the certificate against the system clock and would
+// refuse a server-profile certificate as a client, and it cannot know revocation. Here
+// the certificate must be signed by one of this CA's intermediates (active or retired),
+// be within its validity by the CA's clock, and be a valid (not revoked) row in the
+// inventory holding exactly these bytes. The TLS handshake has already proved the client
+// holds the private key (CertificateVerify).
+import { X509Certificate } from "node:crypto";
+import type { TLSSocket } from "node:tls";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Certificate } from "@peculiar/asn1-x509";
+import { CaError, REASON_NAMES, type CaRuntime } from "@pki/ca-core";
+import type { CertificateRecord } from "@pki/db";
+
+export interface ClientCertificate {
+  serial: string;
+  record: CertificateRecord;
+}
+
+const unauthorized = (message: string) => new CaError("unauthorized", message);
+
+/** The serial as the inventory keys it: lowercase hex of the DER INTEGER contents. */
+function serialOf(der: Buffer): string {
+  return Buffer.from(AsnConvert.parse(der, Certificate).tbsCertificate.serialNumber).toString("hex");
+}
+
+/** Issuer certificates, parsed once per issuer. */
+const issuerCache = new WeakMap<object, X509Certificate>();
+function issuerX509(issuer: { facts: { der: Buffer } }): X509Certificate {
+  let x = issuerCache.get(issuer);
+  if (!x) issuerCache.set(issuer, (x = new X509Certificate(issuer.facts.der)));
+  return x;
+}
+
+export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRuntime): Promise<ClientCertificate> {
+  const peer = typeof socket.getPeerX509Certificate === "function" ? socket.getPeerX509Certificate() : undefined;
+  if (!peer) throw unauthorized("this route needs a client certificate issued by this CA, presented in the TLS handshake (curl --cert/--key)");
+  const subject = peer.subject.replaceAll("\n", ", ") || peer.subjectAltName || "(empty subject)";
+  const issuer = runtime.keyring.all().find((i) => peer.checkIssued(issuerX509(i)) && peer.verify(issuerX509(i).publicKey));
+  if (!issuer) throw unauthorized(`the client certificate '${subject}' (issuer '${peer.issuer.replaceAll("\n", ", ")}') was not issued by any of this CA's intermediates`);
+
+  const now = runtime.clock.now();
+  if (new Date(peer.validFrom) > now) throw unauthorized(`the client certificate '${subject}' is not valid until ${new Date(peer.validFrom).toISOString()} (check the clocks)`);
+  if (new Date(peer.validTo) <= now) throw unauthorized(`the client certificate '${subject}' expired at ${new Date(peer.validTo).toISOString()}; enrol again with a provisioner token`);
+
+  const serial = serialOf(peer.raw);
+  const record = await runtime.inventory.certificates.get(serial).catch(() => {
+    throw new CaError("unavailable", "the inventory database is unavailable; cannot check the client certificate");
+  });
+  if (!record || !record.der || !record.der.equals(peer.raw)) throw unauthorized(`the client certificate ${serial} is not in this CA's inventory`);
+  if (record.status === "revoked") {
+    throw unauthorized(`the client certificate ${serial} was revoked at ${record.revokedAt?.toISOString()} (${REASON_NAMES[record.revocationReason ?? 0]}); enrol again with a provisioner token`);
+  }
+  if (record.status !== "valid") throw unauthorized(`the client certificate ${serial} is ${record.status} in the inventory`);
+  return { serial, record };
+}

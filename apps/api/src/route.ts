@@ -1,0 +1,72 @@
+// One table of routes drives both the express router and the OpenAPI document, so the
+// document cannot describe a route, parameter or body the code does not have.
+import type { Request, Response } from "express";
+import { z } from "zod";
+import { CaError } from "@pki/ca-core";
+import type { Caller } from "./auth.ts";
+
+/** Who may call a route. `enrol` = provisioner or admin token; `adminOrMtls` = either. */
+export type AuthRequirement = "none" | "admin" | "enrol" | "mtls" | "adminOrMtls";
+
+export interface ResponseSpec {
+  description: string;
+  schema: z.ZodType;
+}
+
+export interface RouteContext<P, Q, B> {
+  req: Request;
+  res: Response;
+  params: P;
+  query: Q;
+  body: B;
+  caller: Caller;
+  sourceIp: string;
+}
+
+export interface RouteResult {
+  status: number;
+  body: unknown;
+}
+
+export interface RouteDefinition<P = unknown, Q = unknown, B = unknown> {
+  method: "get" | "post" | "patch" | "delete";
+  /** OpenAPI form: /v1/certificates/{serial} */
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  auth: AuthRequirement;
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  /** JSON body schema */
+  body?: z.ZodType<B>;
+  bodyRequired?: boolean;
+  /** also accepts the CSR as raw DER, `application/pkcs10` (JSON fields then come from the query) */
+  acceptsPkcs10?: boolean;
+  responses: Record<number, ResponseSpec>;
+  /** statuses answered with problem+json */
+  problems: number[];
+  handle(ctx: RouteContext<P, Q, B>): Promise<RouteResult>;
+}
+
+/** Keeps the parameter types of each route while collecting them into one table. */
+export const defineRoute = <P, Q, B>(route: RouteDefinition<P, Q, B>): RouteDefinition => route as unknown as RouteDefinition;
+
+export const expressPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, ":$1");
+
+/** The first problem zod found, as one sentence naming the field: "ttlSeconds: must be …". */
+export function validationProblem(where: string, error: z.ZodError): CaError {
+  const issue = error.issues[0]!;
+  const field = issue.path.length ? issue.path.join(".") : where;
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") message = `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}`;
+  return new CaError("bad_request", `${where === "body" ? "" : `${where} `}${field === where ? "" : `${field}: `}${message}`.trim());
+}
+
+export function parseOrThrow<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
+  if (!schema) return undefined as T;
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationProblem(where, result.error);
+  return result.data;
+}

@@ -1,0 +1,279 @@
+import {
+  CaError,
+  DEFAULT_PROFILE,
+  REASON_NAMES,
+  formatSan,
+  isProfileName,
+  namesOf,
+  parseCsr,
+  parseSan,
+  revokeCertificate,
+  toPem,
+  type CaRuntime,
+  type CsrProposal,
+  type IssuedCertificate,
+  type ProfileName,
+  type Requester,
+} from "@pki/ca-core";
+import type { CertificateRecord, CertificateState } from "@pki/db";
+import { policyOf, type Caller } from "../auth.ts";
+import { defineRoute, parseOrThrow, type RouteDefinition } from "../route.ts";
+import * as S from "../schemas.ts";
+
+const badRequest = (message: string) => new CaError("bad_request", message);
+const forbidden = (message: string) => new CaError("forbidden", message);
+
+function issuedView(issued: IssuedCertificate) {
+  return {
+    serial: issued.serial,
+    certificate: issued.pem,
+    chain: issued.chain,
+    issuerId: issued.issuerId,
+    profile: issued.profile,
+    subject: issued.subject,
+    sans: issued.sans,
+    notBefore: issued.notBefore.toISOString(),
+    notAfter: issued.notAfter.toISOString(),
+  };
+}
+
+function stateOf(record: CertificateRecord, now: Date): CertificateState {
+  return record.status === "valid" && record.notAfter <= now ? "expired" : record.status;
+}
+
+function summaryView(record: CertificateRecord, now: Date) {
+  return {
+    serial: record.serial,
+    status: stateOf(record, now),
+    issuerId: record.issuerId,
+    profile: record.profile,
+    subject: record.subject,
+    sans: record.sans,
+    keyAlgorithm: record.keyAlgorithm,
+    notBefore: record.notBefore.toISOString(),
+    notAfter: record.notAfter.toISOString(),
+    requester: record.requester,
+    provisionerId: record.provisionerId,
+    autoRenew: record.autoRenew,
+    predecessorSerial: record.predecessorSerial,
+    successorSerial: record.successorSerial,
+    revokedAt: record.revokedAt ? record.revokedAt.toISOString() : null,
+    revocationReason: record.revocationReason === null ? null : (REASON_NAMES[record.revocationReason] ?? String(record.revocationReason)),
+  };
+}
+
+/** Who the CA records as asking, and the policy hooks the issuance cycle applies. */
+function requesterFor(caller: Caller, sourceIp: string): Requester {
+  switch (caller.kind) {
+    case "admin":
+      return { actor: caller.actor, sourceIp };
+    case "provisioner":
+      return {
+        actor: caller.actor,
+        sourceIp,
+        provisionerId: caller.provisioner.id,
+        hierarchy: caller.provisioner.hierarchy,
+        maxTtlSeconds: caller.policy.maxTtlSeconds,
+        authorizeNames: (names) => caller.policy.authorizeNames(names),
+      };
+    default:
+      throw new CaError("unauthorized", "this route needs a provisioner or admin token");
+  }
+}
+
+interface IssueInput {
+  csr: string | Buffer;
+  profile: ProfileName;
+  ttlSeconds: number | undefined;
+  autoRenew: boolean | undefined;
+}
+
+/** A JSON body with a PEM CSR, or a DER body (`application/pkcs10`) with options in the query. */
+function issueInput(ctx: { req: { is(type: string): string | false | null; body: unknown; query: unknown } }): IssueInput {
+  if (ctx.req.is("application/pkcs10")) {
+    const body = ctx.req.body;
+    if (!Buffer.isBuffer(body) || body.length === 0) throw badRequest("the application/pkcs10 body is empty: send the DER CSR");
+    const query = parseOrThrow(S.IssueQuery, ctx.req.query, "query");
+    return { csr: body, profile: (query.profile as ProfileName | undefined) ?? DEFAULT_PROFILE, ttlSeconds: query.ttlSeconds, autoRenew: query.autoRenew };
+  }
+  if (Object.keys(ctx.req.query as object).length) throw badRequest("query parameters are only read with application/pkcs10 bodies; put profile, ttlSeconds and autoRenew in the JSON body");
+  const body = parseOrThrow(S.IssueBody, ctx.req.body, "body");
+  return { csr: body.csr, profile: (body.profile as ProfileName | undefined) ?? DEFAULT_PROFILE, ttlSeconds: body.ttlSeconds, autoRenew: body.autoRenew };
+}
+
+const issue = (runtime: CaRuntime) =>
+  defineRoute({
+    method: "post",
+    path: "/v1/certificates",
+    operationId: "issueCertificate",
+    summary: "Sign a CSR under a profile, within the caller's policy",
+    description:
+      "JSON body with a PEM CSR, or the DER CSR as `application/pkcs10` with profile/ttlSeconds/autoRenew in the query. Every name in the CSR (CN and SANs) must be allowed for the provisioner; the profile decides every extension; lifetime = min(ttlSeconds, provisioner maximum, CA maximum, issuer notAfter).",
+    tags: ["certificates"],
+    auth: "enrol",
+    body: S.IssueBody,
+    bodyRequired: true,
+    acceptsPkcs10: true,
+    query: S.IssueQuery,
+    responses: { 201: { description: "issued; the chain goes from the issuing intermediate up to the root", schema: S.IssuedCertificate } },
+    problems: [400, 401, 403, 413, 415, 429, 503],
+    handle: async (ctx) => {
+      const input = issueInput(ctx);
+      if (ctx.caller.kind === "provisioner") ctx.caller.policy.authorizeProfile(input.profile);
+      const csr = parseCsr(input.csr);
+      const issued = await runtime.authority.issue({ csr, profile: input.profile, ttlSeconds: input.ttlSeconds, autoRenew: input.autoRenew, requester: requesterFor(ctx.caller, ctx.sourceIp) });
+      return { status: 201, body: issuedView(issued) };
+    },
+  });
+
+function namesKey(names: { commonName: string | undefined; sans: { type: string; value: string }[] }): string {
+  return JSON.stringify({ cn: names.commonName ?? null, sans: names.sans.map((s) => formatSan(s as never)).sort() });
+}
+
+/** The current certificate's names and key, as a proposal the issuance cycle accepts. */
+function proposalFromRecord(record: CertificateRecord): CsrProposal {
+  return {
+    publicKeySpki: record.publicKeySpki,
+    keyAlgorithm: record.keyAlgorithm as CsrProposal["keyAlgorithm"],
+    commonName: record.subject.startsWith("CN=") ? record.subject.slice(3) : undefined,
+    sans: record.sans.map(parseSan),
+  };
+}
+
+/** A rekey CSR may change the key, never the names. */
+function rekeyProposal(csrPem: string, current: CsrProposal, serial: string): CsrProposal {
+  const proposed = parseCsr(csrPem);
+  const wanted = namesOf(proposed);
+  const have = namesOf(current);
+  if (namesKey(wanted) !== namesKey(have)) {
+    const show = (n: typeof have) => [n.commonName ? `CN=${n.commonName}` : undefined, ...n.sans.map(formatSan)].filter(Boolean).join(", ");
+    throw badRequest(`a renewal keeps the names of certificate ${serial} (${show(have)}); the CSR asks for ${show(wanted)}. Enrol with a provisioner token for new names`);
+  }
+  return proposed;
+}
+
+const renew = (runtime: CaRuntime) =>
+  defineRoute({
+    method: "post",
+    path: "/v1/certificates/renew",
+    operationId: "renewCertificate",
+    summary: "Renew the certificate presented in the TLS handshake",
+    description:
+      "Authenticated only by the current certificate over mTLS: same names, profile and lifetime, new serial and validity. Send `{csr}` to change the key (its names must be the same). A revoked or expired certificate cannot renew; the old certificate records its successor. The provisioner that enrolled it must still exist and still allow its names.",
+    tags: ["certificates"],
+    auth: "mtls",
+    body: S.RenewBody,
+    responses: { 201: { description: "the successor certificate", schema: S.IssuedCertificate } },
+    problems: [400, 401, 403, 413, 415, 429, 503],
+    handle: async (ctx) => {
+      if (ctx.caller.kind !== "mtls") throw new CaError("unauthorized", "renewal needs the current certificate in the TLS handshake");
+      const current = ctx.caller.client.record;
+      const body = ctx.body ?? {};
+      let requester: Requester = { actor: ctx.caller.actor, sourceIp: ctx.sourceIp };
+      if (current.provisionerId) {
+        const provisioner = await runtime.inventory.provisioners.get(current.provisionerId);
+        if (!provisioner || provisioner.deletedAt || provisioner.disabled) {
+          throw forbidden(`provisioner '${provisioner?.name ?? current.provisionerId}' that enrolled certificate ${current.serial} has been ${provisioner?.disabled && !provisioner.deletedAt ? "disabled" : "removed"}; its certificates cannot renew`);
+        }
+        const policy = policyOf(provisioner);
+        if (isProfileName(current.profile)) policy.authorizeProfile(current.profile);
+        requester = { ...requester, provisionerId: provisioner.id, hierarchy: provisioner.hierarchy, maxTtlSeconds: policy.maxTtlSeconds, authorizeNames: (n) => policy.authorizeNames(n) };
+      }
+      if (!isProfileName(current.profile)) throw badRequest(`certificate ${current.serial} has profile '${current.profile}', which this CA no longer issues`);
+      const currentProposal = proposalFromRecord(current);
+      const csr = body.csr ? rekeyProposal(body.csr, currentProposal, current.serial) : currentProposal;
+      // the same lifetime as the certificate being replaced, clipped again by policy
+      const lifetime = Math.round((current.notAfter.getTime() - current.notBefore.getTime()) / 1000) - runtime.config.ca.backdateSeconds;
+      const issued = await runtime.authority.issue({
+        csr,
+        profile: current.profile,
+        ttlSeconds: Math.max(lifetime, 60),
+        autoRenew: current.autoRenew,
+        requester,
+        predecessorSerial: current.serial,
+      });
+      return { status: 201, body: issuedView(issued) };
+    },
+  });
+
+const revoke = (runtime: CaRuntime) =>
+  defineRoute({
+    method: "post",
+    path: "/v1/certificates/{serial}/revoke",
+    operationId: "revokeCertificate",
+    summary: "Revoke a certificate",
+    description: "An admin token, or mTLS with that very certificate. The revocation is in the inventory before the answer. Revoking twice is 409.",
+    tags: ["certificates"],
+    auth: "adminOrMtls",
+    params: S.SerialParams,
+    body: S.RevokeBody,
+    responses: { 200: { description: "revoked", schema: S.Revocation } },
+    problems: [400, 401, 403, 404, 409, 413, 415, 429, 503],
+    handle: async (ctx) => {
+      if (ctx.caller.kind === "mtls" && ctx.caller.client.serial !== ctx.params.serial) {
+        throw forbidden(`a client certificate may only revoke itself: you presented ${ctx.caller.client.serial}, not ${ctx.params.serial}`);
+      }
+      const revocation = await revokeCertificate(runtime, { serial: ctx.params.serial, reason: ctx.body?.reason, actor: ctx.caller.actor, sourceIp: ctx.sourceIp });
+      return { status: 200, body: { serial: revocation.serial, status: "revoked", revokedAt: revocation.revokedAt.toISOString(), reason: REASON_NAMES[revocation.reason] ?? String(revocation.reason) } };
+    },
+  });
+
+const list = (runtime: CaRuntime) =>
+  defineRoute({
+    method: "get",
+    path: "/v1/certificates",
+    operationId: "listCertificates",
+    summary: "Search the inventory, soonest expiry first",
+    description: "Filters combine with AND. Pages are keyset-paginated on (notAfter, serial): pass nextCursor as cursor; pages stay stable while certificates are issued.",
+    tags: ["inventory"],
+    auth: "admin",
+    query: S.ListQuery,
+    responses: { 200: { description: "one page", schema: S.CertificateList } },
+    problems: [400, 401, 403, 429, 503],
+    handle: async (ctx) => {
+      const q = ctx.query;
+      const now = runtime.clock.now();
+      const page = await runtime.inventory.certificates
+        .list(
+          {
+            status: q.status,
+            issuerId: q.issuerId,
+            profile: q.profile,
+            q: q.q,
+            expiresBefore: q.expiresBefore ? new Date(q.expiresBefore) : undefined,
+            expiresAfter: q.expiresAfter ? new Date(q.expiresAfter) : undefined,
+            limit: q.limit,
+            cursor: q.cursor,
+          },
+          now,
+        )
+        .catch((error: Error) => {
+          if (error instanceof RangeError) throw badRequest(`cursor: ${error.message}`);
+          throw new CaError("unavailable", "the inventory database is unavailable");
+        });
+      return { status: 200, body: { items: page.items.map((r) => summaryView(r, now)), nextCursor: page.nextCursor } };
+    },
+  });
+
+const getOne = (runtime: CaRuntime) =>
+  defineRoute({
+    method: "get",
+    path: "/v1/certificates/{serial}",
+    operationId: "getCertificate",
+    summary: "One certificate with status, revocation, subject, SANs and PEM",
+    tags: ["inventory"],
+    auth: "admin",
+    params: S.SerialParams,
+    responses: { 200: { description: "the certificate", schema: S.CertificateDetails } },
+    problems: [400, 401, 403, 404, 429, 503],
+    handle: async (ctx) => {
+      const record = await runtime.inventory.certificates.get(ctx.params.serial);
+      if (!record) throw new CaError("not_found", `no certificate with serial ${ctx.params.serial}`);
+      return { status: 200, body: { ...summaryView(record, runtime.clock.now()), certificate: record.der ? toPem(record.der) : null } };
+    },
+  });
+
+export function certificateRoutes(runtime: CaRuntime): RouteDefinition[] {
+  return [issue(runtime), renew(runtime), revoke(runtime), list(runtime), getOne(runtime)];
+}
+

@@ -1,0 +1,115 @@
+import { randomBytes } from "node:crypto";
+import { CaError, type CaRuntime } from "@pki/ca-core";
+import { ProvisionerNameTakenError, type ProvisionerRecord } from "@pki/db";
+import { ProvisionerPolicy } from "@pki/policy";
+import { defineRoute, type RouteDefinition } from "../route.ts";
+import * as S from "../schemas.ts";
+
+export function provisionerView(p: ProvisionerRecord) {
+  return { id: p.id, name: p.name, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy, disabled: p.disabled, createdAt: p.createdAt.toISOString() };
+}
+
+/** 256 random bits; the prefix lets secret scanners and people recognise what leaked. */
+export const newProvisionerToken = () => `pkp_${randomBytes(32).toString("base64url")}`;
+
+/**
+ * Checks the policy, stores the provisioner with its audit event and returns the token,
+ * which exists nowhere else afterwards. Shared by the API and the CLI.
+ */
+export async function createProvisioner(
+  runtime: CaRuntime,
+  input: { name: string; profiles: string[]; names: string[]; maxTtlSeconds: number; hierarchy?: string | undefined },
+  actor: string,
+  sourceIp?: string,
+): Promise<{ record: ProvisionerRecord; token: string }> {
+  const policy = ProvisionerPolicy.create(input);
+  const hierarchy = input.hierarchy ?? "default";
+  if (!runtime.keyring.all().some((i) => i.record.hierarchy === hierarchy && i.record.status === "active")) {
+    throw new CaError("bad_request", `hierarchy '${hierarchy}' has no active intermediate to issue from`);
+  }
+  if (input.maxTtlSeconds > runtime.config.ca.maxTtlSeconds) {
+    throw new CaError("bad_request", `maxTtlSeconds ${input.maxTtlSeconds} is more than the CA's maximum lifetime (${runtime.config.ca.maxTtlSeconds} s, PKI_MAX_TTL_SECONDS)`);
+  }
+  const token = newProvisionerToken();
+  try {
+    const record = await runtime.inventory.provisioners.create({ name: policy.name, profiles: [...policy.profiles], names: policy.names, maxTtlSeconds: policy.maxTtlSeconds, hierarchy }, token, {
+      actor,
+      action: "provisioner.create",
+      sourceIp,
+    });
+    return { record, token };
+  } catch (error) {
+    if (error instanceof ProvisionerNameTakenError) throw new CaError("conflict", error.message);
+    throw new CaError("unavailable", "the inventory database is unavailable; no provisioner was created");
+  }
+}
+
+export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
+  return [
+    defineRoute({
+      method: "post",
+      path: "/v1/provisioners",
+      operationId: "createProvisioner",
+      summary: "Create a provisioner; its token is in this answer and nowhere else",
+      tags: ["provisioners"],
+      auth: "admin",
+      body: S.ProvisionerBody,
+      bodyRequired: true,
+      responses: { 201: { description: "created", schema: S.ProvisionerCreated } },
+      problems: [400, 401, 403, 409, 413, 415, 429, 503],
+      handle: async (ctx) => {
+        const { record, token } = await createProvisioner(runtime, ctx.body, ctx.caller.actor, ctx.sourceIp);
+        return { status: 201, body: { ...provisionerView(record), token } };
+      },
+    }),
+    defineRoute({
+      method: "get",
+      path: "/v1/provisioners",
+      operationId: "listProvisioners",
+      summary: "Every live provisioner (never their tokens)",
+      tags: ["provisioners"],
+      auth: "admin",
+      responses: { 200: { description: "provisioners by name", schema: S.Provisioner.array() } },
+      problems: [401, 403, 429, 503],
+      handle: async () => ({ status: 200, body: (await runtime.inventory.provisioners.list()).map(provisionerView) }),
+    }),
+    defineRoute({
+      method: "patch",
+      path: "/v1/provisioners/{name}",
+      operationId: "updateProvisioner",
+      summary: "Disable or re-enable a provisioner; a disabled token stops working at once",
+      tags: ["provisioners"],
+      auth: "admin",
+      params: S.NameParams,
+      body: S.ProvisionerPatch,
+      bodyRequired: true,
+      responses: { 200: { description: "updated", schema: S.Provisioner } },
+      problems: [400, 401, 403, 404, 413, 415, 429, 503],
+      handle: async (ctx) => {
+        const record = await runtime.inventory.provisioners.setDisabled(ctx.params.name, ctx.body.disabled, {
+          actor: ctx.caller.actor,
+          action: ctx.body.disabled ? "provisioner.disable" : "provisioner.enable",
+          sourceIp: ctx.sourceIp,
+        });
+        if (!record) throw new CaError("not_found", `no provisioner named '${ctx.params.name}'`);
+        return { status: 200, body: provisionerView(record) };
+      },
+    }),
+    defineRoute({
+      method: "delete",
+      path: "/v1/provisioners/{name}",
+      operationId: "removeProvisioner",
+      summary: "Remove a provisioner; its token stops working at once and its certificates can no longer renew",
+      tags: ["provisioners"],
+      auth: "admin",
+      params: S.NameParams,
+      responses: { 200: { description: "removed", schema: S.Provisioner } },
+      problems: [400, 401, 403, 404, 429, 503],
+      handle: async (ctx) => {
+        const record = await runtime.inventory.provisioners.remove(ctx.params.name, runtime.clock.now(), { actor: ctx.caller.actor, action: "provisioner.remove", sourceIp: ctx.sourceIp });
+        if (!record) throw new CaError("not_found", `no provisioner named '${ctx.params.name}'`);
+        return { status: 200, body: provisionerView(record) };
+      },
+    }),
+  ];
+}

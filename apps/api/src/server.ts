@@ -1,0 +1,139 @@
+// The HTTPS listener. Its certificate is issued by this CA at start-up (so clients trust
+// it through the same root.pem they trust everything else with) and renewed after two
+// thirds of its lifetime without dropping connections (setSecureContext).
+import { generateKeyPairSync } from "node:crypto";
+import { createServer, type Server } from "node:https";
+import { isIP } from "node:net";
+import type { SecureContextOptions } from "node:tls";
+import { toPem, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
+import { closeGracefully, listen } from "@pki/http-kit";
+import type { Logger } from "@pki/logger";
+import { createApiApp, type ApiAppOptions } from "./app.ts";
+
+export interface ApiServer {
+  server: Server;
+  port: number;
+  /** https://host:port */
+  url: string;
+  /** the listener's current certificate */
+  certificate(): IssuedCertificate;
+  /** issues a fresh listener certificate now (also runs on a timer) */
+  renewTlsCertificate(): Promise<IssuedCertificate>;
+  stop(): Promise<void>;
+}
+
+export interface StartApiOptions extends ApiAppOptions {
+  port?: number;
+  host?: string;
+}
+
+const UNSPECIFIED = new Set(["0.0.0.0", "::"]);
+
+/** The names clients reach the API by: configured names plus a specific bind address. */
+function listenerNames(runtime: CaRuntime, host: string): San[] {
+  const names = new Set(runtime.config.api.tlsNames);
+  if (!UNSPECIFIED.has(host)) names.add(host);
+  return [...names].map((n): San => (isIP(n) ? { type: "IP", value: n } : { type: "DNS", value: n.toLowerCase() }));
+}
+
+/**
+ * A key made in this process (a leaf key for this listener only, never written to disk)
+ * and a server certificate for it from the active intermediate, through the same
+ * issuance cycle as every other certificate, so it is in the inventory and audit log.
+ */
+async function issueListenerCertificate(runtime: CaRuntime, names: San[]): Promise<{ issued: IssuedCertificate; keyPem: string }> {
+  const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const proposal: CsrProposal = {
+    publicKeySpki: publicKey.export({ type: "spki", format: "der" }),
+    keyAlgorithm: "ECDSA-P256",
+    commonName: undefined,
+    sans: names,
+  };
+  const issued = await runtime.authority.issue({
+    csr: proposal,
+    profile: "server",
+    ttlSeconds: runtime.config.api.tlsTtlSeconds,
+    requester: { actor: "api:listener" },
+  });
+  return { issued, keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString() };
+}
+
+/** The CA certificates named in the CertificateRequest, so clients pick a certificate from this CA. */
+function clientCaList(runtime: CaRuntime): string[] {
+  const pems = new Set<string>();
+  for (const issuer of runtime.keyring.all()) for (const der of issuer.chain) pems.add(toPem(der));
+  return [...pems];
+}
+
+function secureContext(runtime: CaRuntime, issued: IssuedCertificate, keyPem: string): SecureContextOptions {
+  return {
+    key: keyPem,
+    // leaf then intermediate; the root stays out (clients must already trust it)
+    cert: [issued.pem, ...issued.chain.slice(0, -1)].join(""),
+    ca: clientCaList(runtime),
+    minVersion: "TLSv1.2",
+  };
+}
+
+export async function startApi(runtime: CaRuntime, log: Logger, options: StartApiOptions = {}): Promise<ApiServer> {
+  const host = options.host ?? runtime.config.http.bind;
+  const names = listenerNames(runtime, host);
+  let current = await issueListenerCertificate(runtime, names);
+  const app = createApiApp(runtime, log, options);
+  const server = createServer(
+    {
+      ...secureContext(runtime, current.issued, current.keyPem),
+      // ask for a client certificate but let every route decide; see mtls.ts
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
+    app,
+  );
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  const port = await listen(server as unknown as import("node:http").Server, options.port ?? runtime.config.http.apiPort, host);
+
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const renew = async (): Promise<IssuedCertificate> => {
+    const next = await issueListenerCertificate(runtime, names);
+    server.setSecureContext(secureContext(runtime, next.issued, next.keyPem));
+    current = next;
+    log.info({ serial: next.issued.serial, notAfter: next.issued.notAfter.toISOString() }, "API listener certificate renewed");
+    schedule();
+    return next.issued;
+  };
+  const schedule = () => {
+    if (stopped) return;
+    clearTimeout(timer);
+    const { notBefore, notAfter } = current.issued;
+    const renewAt = notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;
+    // setTimeout cannot wait more than ~24.8 days: long waits wake up and look again
+    const wait = Math.min(Math.max(renewAt - runtime.clock.now().getTime(), 1000), 2 ** 31 - 1);
+    timer = setTimeout(() => {
+      if (runtime.clock.now().getTime() < renewAt) return schedule();
+      renew().catch((error: Error) => {
+        log.error({ err: error }, "could not renew the API listener certificate; retrying in a minute");
+        clearTimeout(timer);
+        timer = setTimeout(() => void renew().catch(() => schedule()), 60_000);
+        timer.unref();
+      });
+    }, wait);
+    timer.unref();
+  };
+  schedule();
+
+  const hostForUrl = host.includes(":") ? `[${host}]` : UNSPECIFIED.has(host) ? "127.0.0.1" : host;
+  return {
+    server,
+    port,
+    url: `https://${hostForUrl}:${port}`,
+    certificate: () => current.issued,
+    renewTlsCertificate: renew,
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await closeGracefully(server as unknown as import("node:http").Server);
+    },
+  };
+}
