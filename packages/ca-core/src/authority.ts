@@ -9,8 +9,9 @@ import type { Clock } from "./clock.ts";
 import type { Keyring, ServingIssuer } from "./keyring.ts";
 import { type San, formatSan, sanProblem } from "./names.ts";
 import { PROFILES, type ProfileName } from "./profiles.ts";
-import { buildName, buildTbs, leafExtensions, newSerial, signCertificate } from "./x509.ts";
-import { revocationUrls } from "./ceremony.ts";
+import { newSerial, signCertificate } from "./x509.ts";
+import { encodeLeafTbs, leafTemplate, type LeafTemplate } from "./leaf-tbs.ts";
+import { leafRevocationUrls } from "./ceremony.ts";
 import { crlUrls } from "./crl/publisher.ts";
 import { toPem } from "./der.ts";
 import type { CaEvents } from "./events.ts";
@@ -90,6 +91,19 @@ export class Authority {
     private readonly events: CaEvents,
   ) {}
 
+  private readonly templates = new Map<string, LeafTemplate>();
+
+  /** The bytes every leaf of this issuer shares, built once per issuer. */
+  private templateFor(issuer: ServingIssuer): LeafTemplate {
+    let template = this.templates.get(issuer.record.id);
+    if (!template) {
+      const identity = { subjectDer: issuer.facts.subjectDer, subjectKeyId: issuer.facts.subjectKeyId, keyAlgorithm: issuer.facts.keyAlgorithm };
+      template = leafTemplate(identity, leafRevocationUrls(this.config.publicUrl, issuer.record.id));
+      this.templates.set(issuer.record.id, template);
+    }
+    return template;
+  }
+
   async issue(request: IssueRequest): Promise<IssuedCertificate> {
     const issuer = this.keyring.active(request.requester.hierarchy);
     try {
@@ -136,25 +150,15 @@ export class Authority {
     const notAfter = new Date(Math.min(Math.floor(now.getTime() / 1000) * 1000 + ttl * 1000, issuer.facts.notAfter.getTime()));
     if (notAfter.getTime() - now.getTime() < 60_000) throw new CaError("unavailable", `issuer ${issuer.record.id} expires too soon to issue from; rotate it`);
     const serial = newSerial();
-    const subject = buildName({ commonName: names.commonName });
-    const issuerIdentity = { subjectDer: issuer.facts.subjectDer, subjectKeyId: issuer.facts.subjectKeyId, keyAlgorithm: issuer.facts.keyAlgorithm };
-    const tbsDer = buildTbs({
+    const tbsDer = encodeLeafTbs(this.templateFor(issuer), {
       serial: serial.bytes,
-      issuer: issuerIdentity,
-      subject,
-      publicKeySpki: request.csr.publicKeySpki,
       notBefore,
       notAfter,
-      extensions: leafExtensions({
-        publicKeySpki: request.csr.publicKeySpki,
-        keyAlgorithm: request.csr.keyAlgorithm,
-        issuer: issuerIdentity,
-        extendedKeyUsages: [...PROFILES[request.profile].extendedKeyUsages],
-        sans: names.sans,
-        subjectEmpty: names.commonName === undefined,
-        // Freshest CRL points at the delta CRL, so relying parties see revocations within a minute.
-        urls: { ...revocationUrls(this.config.publicUrl, issuer.record.id), deltaCrl: crlUrls(this.config.publicUrl, issuer.record.id).delta },
-      }),
+      commonName: names.commonName,
+      publicKeySpki: request.csr.publicKeySpki,
+      keyAlgorithm: request.csr.keyAlgorithm,
+      extendedKeyUsages: PROFILES[request.profile].extendedKeyUsages,
+      sans: names.sans,
     });
     return { serial: serial.hex, tbsDer, notBefore, notAfter, subject: names.commonName ? `CN=${names.commonName}` : "", sans: names.sans.map(formatSan) };
   }

@@ -29,6 +29,11 @@ export function revocationUrls(publicUrl: string, issuerId: string): RevocationU
   };
 }
 
+/** Leaves also point at their issuer's delta CRL (Freshest CRL), published every minute or so. */
+export function leafRevocationUrls(publicUrl: string, issuerId: string): RevocationUrls {
+  return { ...revocationUrls(publicUrl, issuerId), deltaCrl: `${publicUrl}/crl/${issuerId}-delta.crl` };
+}
+
 function writeSecret(file: string, value: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, `${value}\n`, { mode: 0o600 });

@@ -16,7 +16,7 @@ export {
   type RotationReport,
   type IssuerRevocationReport,
 } from "./rotation.ts";
-export { initCa, createIntermediate, revocationUrls, type CeremonyReport } from "./ceremony.ts";
+export { initCa, createIntermediate, revocationUrls, leafRevocationUrls, type CeremonyReport } from "./ceremony.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
 export { type Clock, systemClock } from "./clock.ts";
 export { toPem, pemBlocks } from "./der.ts";

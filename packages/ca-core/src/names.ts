@@ -48,6 +48,7 @@ export function sanProblem(san: San): string | undefined {
       return undefined;
     }
     case "IP":
+      if (v.includes("%")) return `SAN IP:${v} carries a zone index, which has no meaning in a certificate`;
       return isIP(v) ? undefined : `SAN IP:${v} is not an IPv4 or IPv6 address`;
     case "URI": {
       let url: URL;

@@ -1,32 +1,12 @@
 // RFC 5280 checks on a to-be-signed certificate, run before the token signs it.
 // Hand-written because no maintained JavaScript certificate linter exists (zlint is Go,
 // pkilint Python); the rule names follow zlint's e_/w_ convention so findings are familiar.
+// It walks the DER with @pki/der rather than a general ASN.1 library: linting runs on
+// every issuance and the general parser cost ~1 ms a certificate.
 import { createHash } from "node:crypto";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import {
-  AuthorityInfoAccessSyntax,
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  CRLDistributionPoints,
-  ExtendedKeyUsage,
-  KeyUsage,
-  KeyUsageFlags,
-
-  SubjectAlternativeName,
-  SubjectKeyIdentifier,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  Time,
-  id_ce_authorityKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_cRLDistributionPoints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-  id_pe_authorityInfoAccess,
-} from "@peculiar/asn1-x509";
+import { DerError, TAG, children, contents, decodeOid, decodeTime, expectTag, readTlv, whole, type Tlv } from "@pki/der";
 import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
+import { lintCrl, type CrlLintContext } from "./crl.ts";
 
 export interface LintFinding {
   rule: string;
@@ -40,6 +20,8 @@ export interface IssuerFacts {
   notAfter: Date;
   /** the issuer's subject key identifier, which must be the leaf's AKI */
   subjectKeyId: Buffer;
+  /** the issuer key's algorithm, when the caller already knows it */
+  keyAlgorithm?: string;
 }
 
 export interface LintContext {
@@ -57,14 +39,14 @@ export class LintError extends Error {
 
 // Extensions this CA puts in certificates; a critical extension outside this set is a bug.
 const KNOWN_EXTENSIONS = new Set([
-  id_ce_authorityKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_cRLDistributionPoints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-  id_pe_authorityInfoAccess,
+  "2.5.29.35", // authorityKeyIdentifier
+  "2.5.29.19", // basicConstraints
+  "2.5.29.31", // cRLDistributionPoints
+  "2.5.29.37", // extKeyUsage
+  "2.5.29.15", // keyUsage
+  "2.5.29.17", // subjectAltName
+  "2.5.29.14", // subjectKeyIdentifier
+  "1.3.6.1.5.5.7.1.1", // authorityInfoAccess
   "2.5.29.46", // freshestCRL
   "1.3.6.1.5.5.7.48.1.5", // id-pkix-ocsp-nocheck
 ]);
@@ -79,21 +61,83 @@ const SIGNATURE_FOR_KEY: Record<string, string> = {
 
 /** RFC 5280 §4.1.2.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
 export function subjectKeyIdentifier(spki: Buffer): Buffer {
-  const parsed = AsnConvert.parse(spki, SubjectPublicKeyInfo);
-  return createHash("sha1").update(Buffer.from(parsed.subjectPublicKey)).digest();
+  const [, keyBits] = children(spki, readTlv(spki));
+  return createHash("sha1").update(contents(spki, keyBits!).subarray(1)).digest();
 }
 
-const timeOf = (t: Time): Date => t.getTime();
-const isUtc = (t: Time): boolean => t.utcTime !== undefined;
+const EXT = {
+  basicConstraints: "2.5.29.19",
+  keyUsage: "2.5.29.15",
+  extKeyUsage: "2.5.29.37",
+  subjectAltName: "2.5.29.17",
+  subjectKeyIdentifier: "2.5.29.14",
+  authorityKeyIdentifier: "2.5.29.35",
+  crlDistributionPoints: "2.5.29.31",
+  authorityInfoAccess: "1.3.6.1.5.5.7.1.1",
+} as const;
+const KEY_CERT_SIGN = 0x04; // keyUsage bits, first octet: bit 5 = keyCertSign, bit 6 = cRLSign
+const CRL_SIGN = 0x02;
+
+interface ParsedExtension {
+  id: string;
+  critical: boolean;
+  /** the extnValue OCTET STRING's contents */
+  value: Buffer;
+}
+
+/** The parts of a TBSCertificate lint looks at; throws DerError on malformed structure. */
+function parseTbs(tbsDer: Buffer) {
+  const outer = readTlv(tbsDer);
+  if (outer.end !== tbsDer.length) throw new DerError("trailing data after the TBS");
+  const fields = children(tbsDer, expectTag(outer, TAG.SEQUENCE, "TBSCertificate"));
+  let i = 0;
+  let version = 0;
+  if (fields[0]?.tag === 0xa0) {
+    const [v] = children(tbsDer, fields[i++]!);
+    version = contents(tbsDer, expectTag(v!, TAG.INTEGER, "version"))[0] ?? 0;
+  }
+  const serial = contents(tbsDer, expectTag(fields[i++]!, TAG.INTEGER, "serialNumber"));
+  const [signatureOid] = children(tbsDer, expectTag(fields[i++]!, TAG.SEQUENCE, "signature"));
+  const issuer = expectTag(fields[i++]!, TAG.SEQUENCE, "issuer");
+  const [notBefore, notAfter] = children(tbsDer, expectTag(fields[i++]!, TAG.SEQUENCE, "validity"));
+  const subject = expectTag(fields[i++]!, TAG.SEQUENCE, "subject");
+  const spki = expectTag(fields[i++]!, TAG.SEQUENCE, "subjectPublicKeyInfo");
+  const extensions: ParsedExtension[] = [];
+  const extensionsField = fields.slice(i).find((f) => f.tag === 0xa3);
+  if (extensionsField) {
+    const [list] = children(tbsDer, extensionsField);
+    for (const ext of children(tbsDer, expectTag(list!, TAG.SEQUENCE, "extensions"))) {
+      const parts = children(tbsDer, expectTag(ext, TAG.SEQUENCE, "extension"));
+      const critical = parts.length === 3 && parts[1]!.tag === TAG.BOOLEAN && contents(tbsDer, parts[1]!)[0] === 0xff;
+      extensions.push({ id: decodeOid(contents(tbsDer, parts[0]!)), critical, value: contents(tbsDer, expectTag(parts.at(-1)!, TAG.OCTET_STRING, "extnValue")) });
+    }
+  }
+  return {
+    version,
+    serial,
+    signatureAlgorithm: decodeOid(contents(tbsDer, signatureOid!)),
+    issuerDer: whole(tbsDer, issuer),
+    subjectDer: whole(tbsDer, subject),
+    subjectEmpty: subject.end === subject.contentStart,
+    issuerEmpty: issuer.end === issuer.contentStart,
+    notBefore: { tlv: notBefore!, date: decodeTime(tbsDer, notBefore!) },
+    notAfter: { tlv: notAfter!, date: decodeTime(tbsDer, notAfter!) },
+    spki: whole(tbsDer, spki),
+    extensions,
+  };
+}
+
+/** The elements of a SEQUENCE held in an extension value. */
+const sequenceItems = (value: Buffer): Tlv[] => children(value, expectTag(readTlv(value), TAG.SEQUENCE, "extension value"));
 
 export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFinding[] {
   const findings: LintFinding[] = [];
   const error = (rule: string, message: string) => findings.push({ rule, severity: "error", message });
   const warn = (rule: string, message: string) => findings.push({ rule, severity: "warning", message });
 
-  let tbs: TBSCertificate;
+  let tbs: ReturnType<typeof parseTbs>;
   try {
-    tbs = AsnConvert.parse(tbsDer, TBSCertificate);
+    tbs = parseTbs(tbsDer);
   } catch {
     error("e_tbs_unparseable", "the to-be-signed certificate is not valid DER");
     return findings;
@@ -101,103 +145,108 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
 
   if (tbs.version !== 2) error("e_version_not_v3", "certificates must be X.509 v3");
 
-  const serial = Buffer.from(tbs.serialNumber);
+  const serial = tbs.serial;
   if (serial.length > 20) error("e_serial_too_long", `serial is ${serial.length} octets; at most 20`);
   if (serial.length === 0 || serial[0]! & 0x80 || serial.every((b) => b === 0)) error("e_serial_not_positive", "serial must be a positive integer");
   if (serial.length > 1 && serial[0] === 0 && !(serial[1]! & 0x80)) error("e_serial_not_minimal", "serial is not minimally encoded");
   if (serial.length < 9) error("e_serial_low_entropy", "serial must carry at least 64 bits of randomness");
 
-  const notBefore = timeOf(tbs.validity.notBefore);
-  const notAfter = timeOf(tbs.validity.notAfter);
+  const notBefore = tbs.notBefore.date;
+  const notAfter = tbs.notAfter.date;
   if (notBefore >= notAfter) error("e_validity_order", "notBefore must be before notAfter");
-  for (const [label, t] of [["notBefore", tbs.validity.notBefore], ["notAfter", tbs.validity.notAfter]] as const) {
-    const year = timeOf(t).getUTCFullYear();
-    if (year < 2050 && !isUtc(t)) error("e_time_encoding", `${label} before 2050 must be UTCTime`);
-    if (year >= 2050 && isUtc(t)) error("e_time_encoding", `${label} in 2050 or later must be GeneralizedTime`);
+  for (const [label, t] of [["notBefore", tbs.notBefore], ["notAfter", tbs.notAfter]] as const) {
+    const year = t.date.getUTCFullYear();
+    const utc = t.tlv.tag === TAG.UTC_TIME;
+    if (year < 2050 && !utc) error("e_time_encoding", `${label} before 2050 must be UTCTime`);
+    if (year >= 2050 && utc) error("e_time_encoding", `${label} in 2050 or later must be GeneralizedTime`);
   }
 
-  if (tbs.issuer.length === 0) error("e_issuer_empty", "issuer name must not be empty");
+  if (tbs.issuerEmpty) error("e_issuer_empty", "issuer name must not be empty");
 
-  const spki = Buffer.from(AsnConvert.serialize(tbs.subjectPublicKeyInfo));
-  const keyParams = new Uint8Array(tbs.subjectPublicKeyInfo.algorithm.parameters ?? new ArrayBuffer(0));
-  if (tbs.subjectPublicKeyInfo.algorithm.algorithm === "1.2.840.10045.2.1" && keyParams[0] !== 0x06) error("e_ec_explicit_parameters", "EC keys must use a named curve");
-  const keyAlgorithm = keyAlgorithmOfSpki(spki);
-  if (typeof keyAlgorithm !== "string") error("e_weak_or_unknown_key", keyAlgorithm.unsupported);
+  const keyAlgorithm = keyAlgorithmOfSpki(tbs.spki);
+  if (typeof keyAlgorithm !== "string") error(/explicit parameters/.test(keyAlgorithm.unsupported) ? "e_ec_explicit_parameters" : "e_weak_or_unknown_key", keyAlgorithm.unsupported);
 
-  // Extensions
-  const extensions = tbs.extensions ?? [];
   const seen = new Set<string>();
-  for (const ext of extensions) {
-    if (seen.has(ext.extnID)) error("e_ext_duplicate", `extension ${ext.extnID} appears twice`);
-    seen.add(ext.extnID);
-    if (ext.critical && !KNOWN_EXTENSIONS.has(ext.extnID)) error("e_ext_unknown_critical", `critical extension ${ext.extnID} is not one this CA issues`);
+  for (const ext of tbs.extensions) {
+    if (seen.has(ext.id)) error("e_ext_duplicate", `extension ${ext.id} appears twice`);
+    seen.add(ext.id);
+    if (ext.critical && !KNOWN_EXTENSIONS.has(ext.id)) error("e_ext_unknown_critical", `critical extension ${ext.id} is not one this CA issues`);
   }
-  const find = (oid: string) => extensions.find((e) => e.extnID === oid);
-  const parse = <T>(oid: string, type: new () => T): T | undefined => {
-    const ext = find(oid);
+  const find = (id: string) => tbs.extensions.find((e) => e.id === id);
+  /** Runs `read` over an extension's value; a DER failure becomes a finding. */
+  const read = <T>(id: string, readValue: (value: Buffer) => T): T | undefined => {
+    const ext = find(id);
     if (!ext) return undefined;
     try {
-      return AsnConvert.parse(ext.extnValue, type);
+      return readValue(ext.value);
     } catch {
-      error("e_ext_unparseable", `extension ${oid} is not valid DER`);
+      error("e_ext_unparseable", `extension ${id} is not valid DER`);
       return undefined;
     }
   };
 
-  const bc = parse(id_ce_basicConstraints, BasicConstraints);
-  const ku = parse(id_ce_keyUsage, KeyUsage);
-  const eku = parse(id_ce_extKeyUsage, ExtendedKeyUsage);
-  const san = parse(id_ce_subjectAltName, SubjectAlternativeName);
-  const ski = parse(id_ce_subjectKeyIdentifier, SubjectKeyIdentifier);
-  const aki = parse(id_ce_authorityKeyIdentifier, AuthorityKeyIdentifier);
+  const bc = read(EXT.basicConstraints, (v) => {
+    const items = sequenceItems(v);
+    const cA = items[0]?.tag === TAG.BOOLEAN && contents(v, items[0]).at(0) === 0xff;
+    const pathLen = items.find((t) => t.tag === TAG.INTEGER);
+    return { cA, pathLen: pathLen ? contents(v, pathLen).readUIntBE(0, Math.min(6, pathLen.end - pathLen.contentStart)) : undefined };
+  });
+  const kuFlags = read(EXT.keyUsage, (v) => contents(v, expectTag(readTlv(v), TAG.BIT_STRING, "keyUsage"))[1] ?? 0) ?? 0;
+  const eku = read(EXT.extKeyUsage, (v) => sequenceItems(v).map((t) => decodeOid(contents(v, t))));
+  const sans = read(EXT.subjectAltName, (v) => sequenceItems(v).map((t) => ({ tag: t.tag, value: contents(v, t) })));
+  const ski = read(EXT.subjectKeyIdentifier, (v) => contents(v, expectTag(readTlv(v), TAG.OCTET_STRING, "keyIdentifier")));
+  const aki = read(EXT.authorityKeyIdentifier, (v) => {
+    const keyId = sequenceItems(v).find((t) => t.tag === 0x80);
+    return keyId ? contents(v, keyId) : undefined;
+  });
   const isCa = context.kind !== "leaf";
 
-  if (!ku) error("e_key_usage_missing", "keyUsage must be present");
-  else if (!find(id_ce_keyUsage)!.critical) warn("w_key_usage_not_critical", "keyUsage should be critical");
-  const kuFlags = ku ? ku.toNumber() : 0;
+  if (!find(EXT.keyUsage)) error("e_key_usage_missing", "keyUsage must be present");
+  else if (!find(EXT.keyUsage)!.critical) warn("w_key_usage_not_critical", "keyUsage should be critical");
 
   if (ski) {
-    if (Buffer.compare(Buffer.from(ski.buffer), subjectKeyIdentifier(spki)) !== 0) error("e_ski_mismatch", "subjectKeyIdentifier does not match the public key");
+    if (typeof keyAlgorithm === "string" && !ski.equals(subjectKeyIdentifier(tbs.spki))) error("e_ski_mismatch", "subjectKeyIdentifier does not match the public key");
   } else if (isCa) error("e_ski_missing", "CA certificates must carry a subjectKeyIdentifier");
 
   if (isCa) {
-    if (!bc || !bc.cA) error("e_ca_basic_constraints", "CA certificates must assert basicConstraints cA=TRUE");
-    else if (!find(id_ce_basicConstraints)!.critical) error("e_ca_basic_constraints_not_critical", "basicConstraints must be critical in CA certificates");
-    if (!(kuFlags & KeyUsageFlags.keyCertSign)) error("e_ca_without_key_cert_sign", "CA certificates must have keyCertSign");
-    if (context.kind === "intermediate" && bc?.pathLenConstraint !== 0) error("e_intermediate_path_len", "intermediates of this CA must have pathLenConstraint 0");
+    if (!bc?.cA) error("e_ca_basic_constraints", "CA certificates must assert basicConstraints cA=TRUE");
+    else if (!find(EXT.basicConstraints)!.critical) error("e_ca_basic_constraints_not_critical", "basicConstraints must be critical in CA certificates");
+    if (!(kuFlags & KEY_CERT_SIGN)) error("e_ca_without_key_cert_sign", "CA certificates must have keyCertSign");
+    if (context.kind === "intermediate" && bc?.pathLen !== 0) error("e_intermediate_path_len", "intermediates of this CA must have pathLenConstraint 0");
     if (eku) warn("w_ca_has_eku", "CA certificates of this CA carry no extendedKeyUsage");
   } else {
     if (bc?.cA) error("e_leaf_is_ca", "a leaf certificate must not assert cA=TRUE");
-    if (bc?.pathLenConstraint !== undefined) error("e_path_len_without_ca", "pathLenConstraint is only for CA certificates");
-    if (kuFlags & (KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)) error("e_leaf_key_cert_sign", "a leaf certificate must not have keyCertSign or cRLSign");
+    if (bc?.pathLen !== undefined) error("e_path_len_without_ca", "pathLenConstraint is only for CA certificates");
+    if (kuFlags & (KEY_CERT_SIGN | CRL_SIGN)) error("e_leaf_key_cert_sign", "a leaf certificate must not have keyCertSign or cRLSign");
     if (!eku || eku.length === 0) error("e_leaf_eku_missing", "leaf certificates must carry extendedKeyUsage");
-    if (!san || san.length === 0) error("e_leaf_san_missing", "leaf certificates must name their subject in subjectAltName");
-    if (!find(id_ce_cRLDistributionPoints)) error("e_leaf_crl_dp_missing", "leaf certificates must carry a CRL distribution point");
-    else parse(id_ce_cRLDistributionPoints, CRLDistributionPoints);
-    if (!find(id_pe_authorityInfoAccess)) error("e_leaf_aia_missing", "leaf certificates must carry OCSP and caIssuers URLs");
-    else parse(id_pe_authorityInfoAccess, AuthorityInfoAccessSyntax);
+    if (!sans || sans.length === 0) error("e_leaf_san_missing", "leaf certificates must name their subject in subjectAltName");
+    if (!find(EXT.crlDistributionPoints)) error("e_leaf_crl_dp_missing", "leaf certificates must carry a CRL distribution point");
+    else read(EXT.crlDistributionPoints, sequenceItems);
+    if (!find(EXT.authorityInfoAccess)) error("e_leaf_aia_missing", "leaf certificates must carry OCSP and caIssuers URLs");
+    else read(EXT.authorityInfoAccess, sequenceItems);
   }
 
-  if (tbs.subject.length === 0) {
-    if (!san) error("e_subject_empty_without_san", "an empty subject requires a subjectAltName");
-    else if (!find(id_ce_subjectAltName)!.critical) error("e_subject_empty_san_not_critical", "subjectAltName must be critical when the subject is empty");
+  if (tbs.subjectEmpty) {
+    if (!sans) error("e_subject_empty_without_san", "an empty subject requires a subjectAltName");
+    else if (!find(EXT.subjectAltName)!.critical) error("e_subject_empty_san_not_critical", "subjectAltName must be critical when the subject is empty");
   }
-  for (const name of san ?? []) {
-    const value = name.dNSName ?? name.rfc822Name ?? name.uniformResourceIdentifier ?? name.iPAddress;
-    if (value === undefined) error("e_san_unsupported_type", "subjectAltName holds a name type this CA does not issue");
-    else if (value.length === 0) error("e_san_empty", "subjectAltName entries must not be empty");
-    else if (/[\u0000-\u001f\u007f]/.test(value)) error("e_san_control_chars", "subjectAltName entries must not contain control characters");
+  for (const name of sans ?? []) {
+    // rfc822Name [1], dNSName [2], URI [6], iPAddress [7]: the only kinds this CA issues
+    if (![0x81, 0x82, 0x86, 0x87].includes(name.tag)) error("e_san_unsupported_type", "subjectAltName holds a name type this CA does not issue");
+    else if (name.value.length === 0) error("e_san_empty", "subjectAltName entries must not be empty");
+    else if (name.tag === 0x87 ? name.value.length !== 4 && name.value.length !== 16 : /[\u0000-\u001f\u007f]/.test(name.value.toString("latin1"))) {
+      error(name.tag === 0x87 ? "e_san_ip_length" : "e_san_control_chars", name.tag === 0x87 ? "iPAddress entries must be 4 or 16 octets" : "subjectAltName entries must not contain control characters");
+    }
   }
 
   if (context.issuer) {
-    const issuerName = Buffer.from(AsnConvert.serialize(tbs.issuer));
-    if (Buffer.compare(issuerName, context.issuer.subjectDer) !== 0) error("e_issuer_name_mismatch", "issuer name is not the issuing CA's subject");
-    if (!aki?.keyIdentifier) error("e_aki_missing", "authorityKeyIdentifier must be present");
-    else if (Buffer.compare(Buffer.from(aki.keyIdentifier.buffer), context.issuer.subjectKeyId) !== 0) error("e_aki_mismatch", "authorityKeyIdentifier is not the issuer's key identifier");
+    if (!tbs.issuerDer.equals(context.issuer.subjectDer)) error("e_issuer_name_mismatch", "issuer name is not the issuing CA's subject");
+    if (!aki) error("e_aki_missing", "authorityKeyIdentifier must be present");
+    else if (!aki.equals(context.issuer.subjectKeyId)) error("e_aki_mismatch", "authorityKeyIdentifier is not the issuer's key identifier");
     if (notAfter > context.issuer.notAfter) error("e_outlives_issuer", "notAfter is later than the issuer's notAfter");
-    const issuerKey = keyAlgorithmOfSpki(context.issuer.spki);
-    if (typeof issuerKey === "string" && tbs.signature.algorithm !== SIGNATURE_FOR_KEY[issuerKey]) error("e_signature_algorithm_mismatch", "signature algorithm does not fit the issuer's key");
-  } else if (Buffer.compare(Buffer.from(AsnConvert.serialize(tbs.issuer)), Buffer.from(AsnConvert.serialize(tbs.subject))) !== 0) {
+    const issuerKey = context.issuer.keyAlgorithm ?? keyAlgorithmOfSpki(context.issuer.spki);
+    if (typeof issuerKey === "string" && tbs.signatureAlgorithm !== SIGNATURE_FOR_KEY[issuerKey]) error("e_signature_algorithm_mismatch", "signature algorithm does not fit the issuer's key");
+  } else if (!tbs.issuerDer.equals(tbs.subjectDer)) {
     error("e_root_not_self_issued", "a root certificate must have issuer = subject");
   }
   return findings;
@@ -210,4 +259,11 @@ export function assertLintClean(tbsDer: Buffer, context: LintContext): LintFindi
   return findings;
 }
 
-export { lintCrl, assertCrlLintClean, crlEntryProblem, type CrlLintContext } from "./crl.ts";
+export { lintCrl, crlEntryProblem, type CrlLintContext } from "./crl.ts";
+
+/** Throws LintError when any CRL rule fails with severity error. */
+export function assertCrlLintClean(tbsDer: Buffer, context: CrlLintContext): LintFinding[] {
+  const findings = lintCrl(tbsDer, context);
+  if (findings.some((f) => f.severity === "error")) throw new LintError(findings);
+  return findings;
+}
