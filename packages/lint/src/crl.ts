@@ -15,7 +15,8 @@ import {
   id_ce_issuingDistributionPoint,
 } from "@peculiar/asn1-x509";
 import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
-import { LintError, type IssuerFacts, type LintFinding } from "./index.ts";
+// Types only: a value import from index.ts would make a module cycle (index re-exports this file).
+import type { IssuerFacts, LintFinding } from "./index.ts";
 
 const SIGNATURE_FOR_KEY: Record<string, string> = {
   "ECDSA-P256": "1.2.840.10045.4.3.2",
@@ -113,11 +114,4 @@ export function crlEntryProblem(serial: Buffer, revokedAt: Date, reason: number 
   if (revokedAt > thisUpdate) return { rule: "e_crl_entry_revoked_in_future", message: `serial ${serial.toString("hex")} has a revocation date after thisUpdate` };
   if (reason !== undefined && reason !== 0 && !ENTRY_REASONS.has(reason)) return { rule: "e_crl_entry_reason", message: `serial ${serial.toString("hex")} has reason code ${reason}, which RFC 5280 does not define` };
   return undefined;
-}
-
-/** Throws LintError when any rule fails. */
-export function assertCrlLintClean(tbsDer: Buffer, context: CrlLintContext): LintFinding[] {
-  const findings = lintCrl(tbsDer, context);
-  if (findings.some((f) => f.severity === "error")) throw new LintError(findings);
-  return findings;
 }

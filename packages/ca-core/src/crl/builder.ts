@@ -90,7 +90,9 @@ export function crlExtensions(params: CrlParams): Extension[] {
       true,
       serialize(
         new IssuingDistributionPoint({
-          distributionPoint: new DistributionPointName({ fullName: [new GeneralName({ uniformResourceIdentifier: params.scope.url })] }),
+          // The root's CRL names no distribution point: the root certificate itself carries none,
+          // and OpenSSL's -crl_check_all also checks the root against it ("different CRL scope").
+          ...(params.scope.covers === "user" ? { distributionPoint: new DistributionPointName({ fullName: [new GeneralName({ uniformResourceIdentifier: params.scope.url })] }) } : {}),
           onlyContainsUserCerts: params.scope.covers === "user",
           onlyContainsCACerts: params.scope.covers === "ca",
         }),
