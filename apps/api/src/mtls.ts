@@ -35,9 +35,9 @@ function issuerX509(issuer: { facts: { der: Buffer } }): X509Certificate {
 export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRuntime): Promise<ClientCertificate> {
   const peer = typeof socket.getPeerX509Certificate === "function" ? socket.getPeerX509Certificate() : undefined;
   if (!peer) throw unauthorized("this route needs a client certificate issued by this CA, presented in the TLS handshake (curl --cert/--key)");
-  const subject = peer.subject.replaceAll("\n", ", ") || peer.subjectAltName || "(empty subject)";
+  const subject = (peer.subject ?? "").replaceAll("\n", ", ") || peer.subjectAltName || "(empty subject)";
   const issuer = runtime.keyring.all().find((i) => peer.checkIssued(issuerX509(i)) && peer.verify(issuerX509(i).publicKey));
-  if (!issuer) throw unauthorized(`the client certificate '${subject}' (issuer '${peer.issuer.replaceAll("\n", ", ")}') was not issued by any of this CA's intermediates`);
+  if (!issuer) throw unauthorized(`the client certificate '${subject}' (issuer '${(peer.issuer ?? "").replaceAll("\n", ", ")}') was not issued by any of this CA's intermediates`);
 
   const now = runtime.clock.now();
   if (new Date(peer.validFrom) > now) throw unauthorized(`the client certificate '${subject}' is not valid until ${new Date(peer.validFrom).toISOString()} (check the clocks)`);
