@@ -3,10 +3,10 @@ import { IssuerStore } from "./stores/issuers.ts";
 import { CertificateStore } from "./stores/certificates.ts";
 import { AuditStore } from "./stores/audit.ts";
 import { AdminTokenStore } from "./stores/admins.ts";
+import { CrlStore, OcspResponderStore, OcspResponseStore } from "./stores/revocation.ts";
 import { ProvisionerStore } from "./stores/provisioners.ts";
 import { AlertStore, SchedulerStore, WebhookOutboxStore } from "./stores/scheduler.ts";
 import { CertificateScanStore, IssuerLifecycleStore } from "./stores/lifecycle.ts";
-import { CrlStore, OcspResponderStore, OcspResponseStore } from "./stores/revocation.ts";
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
@@ -16,11 +16,11 @@ export { DuplicateSerialError } from "./stores/certificates.ts";
 export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
 export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };
 export { hashToken } from "./stores/admins.ts";
+export { CrlStore, OcspResponderStore, OcspResponseStore };
+export type { CrlKind, CrlMeta, CrlStateRecord, RevokedEntry, CrlBuildContext, BuiltCrl, OcspResponderRecord, OcspResponseRecord, OcspCertStatus, CertificateStatusRow } from "./stores/revocation.ts";
 export { ProvisionerStore, ProvisionerNameTakenError, type ProvisionerRecord, type NewProvisioner } from "./stores/provisioners.ts";
 export { AlertStore, SchedulerStore, WebhookOutboxStore, type AlertToSend, type JobClaim, type JobOutcome, type JobRunRecord, type OutboxEvent, type SchedulerJobRecord } from "./stores/scheduler.ts";
 export { CertificateScanStore, IssuerLifecycleStore, type Activation } from "./stores/lifecycle.ts";
-export { CrlStore, OcspResponderStore, OcspResponseStore };
-export type { CrlKind, CrlMeta, CrlStateRecord, RevokedEntry, CrlBuildContext, BuiltCrl, OcspResponderRecord, OcspResponseRecord, OcspCertStatus, CertificateStatusRow } from "./stores/revocation.ts";
 
 /** The inventory: narrow stores over one connection. Nothing outside this package sees Prisma. */
 export class Inventory {
@@ -28,30 +28,30 @@ export class Inventory {
   readonly certificates: CertificateStore;
   readonly audit: AuditStore;
   readonly admins: AdminTokenStore;
+  readonly crls: CrlStore;
+  readonly ocspResponders: OcspResponderStore;
+  readonly ocspResponses: OcspResponseStore;
   readonly provisioners: ProvisionerStore;
   readonly scheduler: SchedulerStore;
   readonly alerts: AlertStore;
   readonly webhookOutbox: WebhookOutboxStore;
   readonly issuerLifecycle: IssuerLifecycleStore;
   readonly certificateScans: CertificateScanStore;
-  readonly crls: CrlStore;
-  readonly ocspResponders: OcspResponderStore;
-  readonly ocspResponses: OcspResponseStore;
 
   private constructor(private readonly connection: Connection) {
     this.issuers = new IssuerStore(connection.prisma);
-    this.certificates = new CertificateStore(connection.prisma);
+    this.certificates = new CertificateStore(connection.prisma, connection.sql);
     this.audit = new AuditStore(connection.prisma);
     this.admins = new AdminTokenStore(connection.prisma);
+    this.crls = new CrlStore(connection.pool);
+    this.ocspResponders = new OcspResponderStore(connection.pool);
+    this.ocspResponses = new OcspResponseStore(connection.pool);
     this.provisioners = new ProvisionerStore(connection.prisma);
     this.scheduler = new SchedulerStore(connection.pool);
     this.alerts = new AlertStore(connection.pool);
     this.webhookOutbox = new WebhookOutboxStore(connection.pool);
     this.issuerLifecycle = new IssuerLifecycleStore(connection.prisma);
     this.certificateScans = new CertificateScanStore(connection.prisma, connection.pool);
-    this.crls = new CrlStore(connection.pool);
-    this.ocspResponders = new OcspResponderStore(connection.pool);
-    this.ocspResponses = new OcspResponseStore(connection.pool);
   }
 
   static async open(options: ConnectOptions): Promise<Inventory> {
