@@ -13,6 +13,7 @@ import { openToken } from "./keyring.ts";
 import { parseSan } from "./names.ts";
 import { isProfileName } from "./profiles.ts";
 import { REASON_NAMES } from "./revocation.ts";
+import { signRootCrls } from "./crl/root.ts";
 
 export interface RotateParams {
   hierarchy?: string | undefined;
@@ -127,7 +128,12 @@ export async function revokeIntermediate(
   }
   const at = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
   const revoked = await inventory.issuerLifecycle.revoke(issuer.id, reason, at, params.actor);
-  lines.push(`revoked ${issuer.id} (${reasonName}) at ${at.toISOString()}; it is listed on the root CRL from the next root CRL signing`);
+  lines.push(`revoked ${issuer.id} (${reasonName}) at ${at.toISOString()}`);
+  // The root PIN is at hand in this ceremony: publish the root CRL listing the revocation now
+  // rather than at the next scheduled root CRL signing.
+  for (const signed of await signRootCrls(config, inventory, clock)) {
+    if (signed.rootId === issuer.parentId) lines.push(`root CRL of ${signed.rootId} #${signed.meta.number} signed with ${signed.meta.entries} revoked intermediate(s), next update ${signed.meta.nextUpdate.toISOString()}`);
+  }
   const affected = await inventory.certificateScans.chainedTo(issuer.id, clock.now());
   lines.push(`${affected.length} unexpired certificate(s) chained to ${issuer.id}`);
   return { revoked, ...(replacement ? { replacement } : {}), affected, lines };
