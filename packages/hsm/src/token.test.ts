@@ -72,6 +72,18 @@ describe("keys on the token", () => {
     expect(token.stats()).toEqual({ sessions: 4, idle: 4, waiting: 0 });
   });
 
+  it("reconnects when the token drops every session under the process", async () => {
+    const signer = await token.signer((await token.generateKeyPair("survivor", "ECDSA-P256")).uri);
+    await signer.sign(Buffer.from("before"));
+    // What an HSM restart or a network HSM failover looks like from here: all sessions gone, logged out.
+    module.api.C_CloseAllSessions(module.findToken("unit")!.slotId);
+    const signatures = await Promise.all(Array.from({ length: 20 }, (_, i) => signer.sign(Buffer.from(`after ${i}`))));
+    expect(signatures).toHaveLength(20);
+    expect(token.stats()).toEqual({ sessions: 4, idle: 4, waiting: 0 });
+    const data = Buffer.from("verify after reconnect");
+    expect(verify("sha256", data, createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" }), await signer.sign(data))).toBe(true);
+  });
+
   it("names a missing token and a wrong PIN", () => {
     expect(() => Token.open({ modulePath: MODULE, label: "nope", pin: "x" })).toThrow(/no initialised token labelled 'nope'/);
     module.initToken("other", "so-pin-1234", "right-pin");

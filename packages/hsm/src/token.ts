@@ -13,6 +13,9 @@ import {
 } from "./algorithms.ts";
 import { formatKeyUri, parseKeyUri } from "./uri.ts";
 
+// What the token answers when our sessions or login were dropped underneath us.
+const SESSION_LOST = /CKR_SESSION_HANDLE_INVALID|CKR_SESSION_CLOSED|CKR_USER_NOT_LOGGED_IN|CKR_SESSION_COUNT/;
+
 /** What everything above this package holds instead of a slot, a session or a handle. */
 export interface Signer {
   readonly keyUri: string;
@@ -56,6 +59,9 @@ export class Token {
     private readonly module: Pkcs11Module,
     readonly label: string,
     private readonly sessions: pkcs11js.Handle[],
+    // Kept to log in again after the token drops our sessions (HSM restart, network HSM
+    // failover); it lives in this process's memory only, as the token's PIN must anyway.
+    private readonly pin: string,
   ) {
     this.idle = [...sessions];
   }
@@ -79,7 +85,7 @@ export class Token {
       for (const s of sessions) api.C_CloseSession(s);
       throw describePkcs11Error(error, `opening token '${options.label}'`);
     }
-    return new Token(module, options.label, sessions);
+    return new Token(module, options.label, sessions, options.pin);
   }
 
   private async acquire(): Promise<pkcs11js.Handle> {
@@ -95,13 +101,46 @@ export class Token {
     else this.idle.push(session);
   }
 
+  /**
+   * Runs `fn` on a pooled session. If the token says the session or login is gone, the
+   * session is replaced by a fresh, logged-in one and `fn` runs once more; a second
+   * failure is reported as the token being unavailable.
+   */
   private async withSession<T>(fn: (session: pkcs11js.Handle) => Promise<T> | T): Promise<T> {
-    const session = await this.acquire();
+    let session = await this.acquire();
     try {
+      return await fn(session);
+    } catch (error) {
+      if (!SESSION_LOST.test(String(error))) throw error;
+      session = this.replaceSession(session);
       return await fn(session);
     } finally {
       this.release(session);
     }
+  }
+
+  private replaceSession(lost: pkcs11js.Handle): pkcs11js.Handle {
+    const api = this.module.api;
+    try {
+      api.C_CloseSession(lost);
+    } catch {
+      // already gone: that is why we are here
+    }
+    const slot = this.module.findToken(this.label);
+    if (!slot) throw new HsmError("token_unavailable", `token '${this.label}' is no longer present`);
+    let fresh: pkcs11js.Handle;
+    try {
+      fresh = api.C_OpenSession(slot.slotId, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      try {
+        api.C_Login(fresh, pkcs11js.CKU_USER, this.pin);
+      } catch (error) {
+        if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(error))) throw error;
+      }
+    } catch (error) {
+      throw describePkcs11Error(error, `reconnecting to token '${this.label}'`);
+    }
+    this.sessions[this.sessions.indexOf(lost)] = fresh;
+    return fresh;
   }
 
   /** Generates a key pair on the token: private half sensitive and never extractable. */
@@ -162,17 +201,19 @@ export class Token {
     }
   }
 
+  private findIn(session: pkcs11js.Handle, objectLabel: string, id?: Buffer): pkcs11js.Handle | undefined {
+    const template: pkcs11js.Template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_LABEL, value: objectLabel },
+    ];
+    if (id) template.push({ type: pkcs11js.CKA_ID, value: id });
+    const found = this.find(session, template);
+    if (found.length > 1) throw new HsmError("key_not_found", `token '${this.label}' holds ${found.length} keys labelled '${objectLabel}'; key URIs must be unique`);
+    return found[0];
+  }
+
   private async findPrivateKey(objectLabel: string, id?: Buffer): Promise<pkcs11js.Handle | undefined> {
-    return this.withSession((session) => {
-      const template: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_LABEL, value: objectLabel },
-      ];
-      if (id) template.push({ type: pkcs11js.CKA_ID, value: id });
-      const found = this.find(session, template);
-      if (found.length > 1) throw new HsmError("key_not_found", `token '${this.label}' holds ${found.length} keys labelled '${objectLabel}'; key URIs must be unique`);
-      return found[0];
-    });
+    return this.withSession((session) => this.findIn(session, objectLabel, id));
   }
 
   /** The key's algorithm, public key and protection flags, read from the token. */
@@ -242,15 +283,29 @@ export class Token {
     const isEc = info.algorithm.startsWith("ECDSA");
     const outputSize = isEc ? (info.algorithm === "ECDSA-P384" ? 96 : 64) : Number(info.algorithm.slice(4)) / 8;
     const mechanism = { mechanism: isEc ? pkcs11js.CKM_ECDSA : pkcs11js.CKM_RSA_PKCS };
+    let keyHandle = handle;
+    const signWith = async (session: pkcs11js.Handle, input: Buffer) => {
+      api.C_SignInit(session, mechanism, keyHandle);
+      const signature = await api.C_SignAsync(session, input, Buffer.alloc(outputSize));
+      return isEc ? ecdsaRawToDer(signature) : signature;
+    };
     const sign = (data: Buffer): Promise<Buffer> =>
       this.withSession(async (session) => {
         const hashed = digest(hash, data);
         const input = isEc ? hashed : Buffer.concat([DIGEST_INFO_PREFIX[hash], hashed]);
         try {
-          api.C_SignInit(session, mechanism, handle);
-          const signature = await api.C_SignAsync(session, input, Buffer.alloc(outputSize));
-          return isEc ? ecdsaRawToDer(signature) : signature;
+          try {
+            return await signWith(session, input);
+          } catch (error) {
+            // After the token dropped our login, object handles may be stale: find the key again by its URI.
+            if (!/CKR_OBJECT_HANDLE_INVALID|CKR_KEY_HANDLE_INVALID/.test(String(error))) throw error;
+            const found = this.findIn(session, address.object, address.id);
+            if (found === undefined) throw new HsmError("key_not_found", `key ${info.uri} is no longer on token '${this.label}'`);
+            keyHandle = found;
+            return await signWith(session, input);
+          }
         } catch (error) {
+          if (error instanceof HsmError) throw error;
           throw describePkcs11Error(error, `signing with ${info.uri}`);
         }
       });
