@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createLogger } from "@pki/logger";
 import { startApi, type ApiServer, type StartApiOptions } from "@pki/api";
+import type { Clock } from "@pki/ca-core";
 import { startTestCa, type TestCa, type TestEnvOptions } from "./harness.ts";
 
 export interface ApiResponse {
@@ -67,7 +68,7 @@ export function callApi(baseUrl: string, rootPem: string, method: string, urlPat
   });
 }
 
-export async function startTestApi(options: TestEnvOptions & StartApiOptions = {}): Promise<TestApi> {
+export async function startTestApi(options: TestEnvOptions & StartApiOptions & { clock?: Clock } = {}): Promise<TestApi> {
   const ca = await startTestCa(options);
   const log = createLogger(process.env.PKI_TEST_LOG_LEVEL ?? "silent", "pki-api-test");
   let api: ApiServer;
@@ -113,4 +114,15 @@ export function runAsync(command: string, args: string[], options: { input?: str
     child.on("close", (code) => resolve({ status: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
     child.stdin.end(options.input);
   });
+}
+
+/** A clock tests move forward by hand. */
+export class TravelClock implements Clock {
+  private offsetMs = 0;
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+  advance(seconds: number): void {
+    this.offsetMs += seconds * 1000;
+  }
 }

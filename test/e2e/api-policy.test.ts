@@ -1,0 +1,216 @@
+// What the issuing API refuses, and that a refusal stores and signs nothing: a policy
+// matrix per provisioner, lifetimes, profiles, credentials, malformed and oversized input.
+import { createHash } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApi } from "@pki/api";
+import { createLogger } from "@pki/logger";
+import { addProvisioner, callApi, startTestApi, TravelClock, type RequestOptions, type TestApi } from "../support/api.ts";
+import { opensslCsr } from "../support/tools.ts";
+
+let t: TestApi;
+const clock = new TravelClock();
+const tokens: Record<string, string> = {};
+
+beforeAll(async () => {
+  t = await startTestApi({ database: "postgres", clock });
+  tokens.payments = await addProvisioner(t, { name: "payments", profiles: ["mtls"], names: ["DNS:.payments.example", "IP:10.20.0.0/16", "URI:spiffe://prod.example/ns/payments/*"], maxTtlSeconds: 3600 });
+  tokens.web = await addProvisioner(t, { name: "web", profiles: ["server", "client"], names: ["DNS:*.web.example", "email:@web.example", "CN:web-batch-*"], maxTtlSeconds: 600 });
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function issue(provisioner: string, csrPem: string, extra: Record<string, unknown> = {}) {
+  return t.call("POST", "/v1/certificates", { token: tokens[provisioner] ?? provisioner, body: { csr: csrPem, ...extra } });
+}
+
+/** Runs a request that must be refused and checks nothing reached the inventory. */
+async function expectRefused(request: () => Promise<{ status: number; json: any; headers: Record<string, unknown> }>, status: number, detail: string | RegExp) {
+  const rows = await t.certificateRows();
+  const audit = await t.ca.inventory.audit.recent(1);
+  const res = await request();
+  expect(res.status, JSON.stringify(res.json)).toBe(status);
+  expect(res.headers["content-type"]).toMatch(/^application\/problem\+json/);
+  expect(res.json).toMatchObject({ type: "about:blank", status });
+  if (typeof detail === "string") expect(res.json.detail).toBe(detail);
+  else expect(res.json.detail).toMatch(detail);
+  expect(await t.certificateRows()).toBe(rows);
+  expect((await t.ca.inventory.audit.recent(1))[0]?.id).toBe(audit[0]?.id);
+  return res;
+}
+
+describe("name policy per provisioner", () => {
+  const cases: Array<[string, { cn?: string; sans: string[] }, string | null]> = [
+    ["payments", { sans: ["DNS:api.payments.example"] }, null],
+    ["payments", { sans: ["DNS:a.b.payments.example", "IP:10.20.3.4", "URI:spiffe://prod.example/ns/payments/sa/api"] }, null],
+    ["payments", { cn: "api.payments.example", sans: [] }, null],
+    ["payments", { sans: ["DNS:evil.example"] }, "SAN DNS:evil.example is not allowed for provisioner 'payments'"],
+    ["payments", { sans: ["DNS:api.payments.example", "DNS:api.web.example"] }, "SAN DNS:api.web.example is not allowed for provisioner 'payments'"],
+    ["payments", { sans: ["IP:10.21.0.1"] }, "SAN IP:10.21.0.1 is not allowed for provisioner 'payments'"],
+    ["payments", { sans: ["URI:spiffe://prod.example/ns/payroll/sa/api"] }, "SAN URI:spiffe://prod.example/ns/payroll/sa/api is not allowed for provisioner 'payments'"],
+    ["payments", { cn: "evil.example", sans: ["DNS:api.payments.example"] }, "SAN DNS:evil.example is not allowed for provisioner 'payments'"],
+    ["payments", { cn: "Payments Root", sans: ["DNS:api.payments.example"] }, "CN 'Payments Root' is not allowed for provisioner 'payments'"],
+    ["web", { sans: ["DNS:www.web.example"] }, null],
+    ["web", { sans: ["email:ops@web.example"] }, null],
+    ["web", { cn: "web-batch-nightly", sans: ["DNS:batch.web.example"] }, null],
+    ["web", { sans: ["DNS:a.b.web.example"] }, "SAN DNS:a.b.web.example is not allowed for provisioner 'web'"],
+    ["web", { sans: ["DNS:api.payments.example"] }, "SAN DNS:api.payments.example is not allowed for provisioner 'web'"],
+    ["web", { sans: ["email:ops@evil.example"] }, "SAN email:ops@evil.example is not allowed for provisioner 'web'"],
+  ];
+  it.each(cases)("%s %j → %s", async (provisioner, names, refusal) => {
+    const csr = opensslCsr({ subject: names.cn ? `/CN=${names.cn}` : "/", sans: names.sans });
+    const profile = provisioner === "web" ? "server" : "mtls";
+    if (refusal === null) {
+      const res = await issue(provisioner, csr.csrPem, { profile });
+      expect(res.status, res.text).toBe(201);
+      const row = await t.ca.inventory.certificates.get(res.json.serial);
+      expect(row).toMatchObject({ status: "valid", requester: `provisioner:${provisioner}` });
+    } else {
+      await expectRefused(() => issue(provisioner, csr.csrPem, { profile }), 403, refusal);
+    }
+  });
+});
+
+describe("lifetimes and profiles", () => {
+  it("clips an over-long lifetime to the provisioner's maximum", async () => {
+    const res = await issue("payments", opensslCsr({ sans: ["DNS:long.payments.example"] }).csrPem, { ttlSeconds: 90 * 86400 });
+    expect(res.status).toBe(201);
+    expect((Date.parse(res.json.notAfter) - Date.parse(res.json.notBefore)) / 1000).toBe(3600 + 60);
+    const web = await issue("web", opensslCsr({ sans: ["DNS:long.web.example"] }).csrPem, { ttlSeconds: 86400, profile: "client" });
+    expect((Date.parse(web.json.notAfter) - Date.parse(web.json.notBefore)) / 1000).toBe(600 + 60);
+  });
+
+  it("refuses a profile the provisioner does not have (403) and one that does not exist (400)", async () => {
+    const csr = opensslCsr({ sans: ["DNS:p.payments.example"] }).csrPem;
+    await expectRefused(() => issue("payments", csr, { profile: "server" }), 403, "profile 'server' is not allowed for provisioner 'payments' (allowed: mtls)");
+    await expectRefused(() => issue("payments", csr, { profile: "codesigning" }), 400, "profile: must be one of mtls, server, client");
+    await expectRefused(() => issue("payments", csr, { ttlSeconds: -5 }), 400, "ttlSeconds: must be positive");
+    await expectRefused(() => issue("payments", csr, { ttl: 5 }), 400, "unknown field 'ttl'");
+  });
+});
+
+describe("credentials", () => {
+  const csr = () => opensslCsr({ sans: ["DNS:c.payments.example"] }).csrPem;
+  it("no token is 401, a wrong token is 401, a provisioner on an admin route is 403", async () => {
+    await expectRefused(() => t.call("POST", "/v1/certificates", { body: { csr: csr() } }), 401, "this route needs 'Authorization: Bearer <provisioner or admin token>'");
+    await expectRefused(() => issue("pkp_not-a-real-token", csr()), 401, /the bearer token is not a valid admin or provisioner token/);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { headers: { authorization: "Basic Zm9vOmJhcg==" }, body: { csr: csr() } }), 401, "the Authorization header must be 'Bearer <token>'");
+    await expectRefused(() => t.call("GET", "/v1/certificates", { token: tokens.payments }), 403, "this route needs an admin token; provisioner:payments may only enrol certificates");
+    await expectRefused(() => t.call("POST", "/v1/provisioners", { token: tokens.payments, body: { name: "x", profiles: ["mtls"], names: ["DNS:.x.example"], maxTtlSeconds: 60 } }), 403, /needs an admin token/);
+  });
+
+  it("provisioner tokens are stored only as SHA-256 hashes", async () => {
+    const rows = await t.ca.inventory.sql.query<{ name: string; token_hash: string }>("SELECT name, token_hash FROM provisioners");
+    for (const row of rows) expect(row.token_hash).toBe(createHash("sha256").update(tokens[row.name]!).digest("hex"));
+    const dump = JSON.stringify(await t.ca.inventory.sql.query("SELECT * FROM provisioners")) + JSON.stringify(await t.ca.inventory.sql.query("SELECT * FROM audit_events"));
+    for (const token of Object.values(tokens)) expect(dump).not.toContain(token);
+  });
+
+  it("a disabled or removed provisioner stops working at once; its certificates can no longer renew", async () => {
+    const token = await addProvisioner(t, { name: "temp", names: ["DNS:.temp.example"] });
+    const csr = opensslCsr({ sans: ["DNS:a.temp.example"] });
+    const issued = await t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } });
+    expect(issued.status).toBe(201);
+    const clientCert = [issued.json.certificate, ...issued.json.chain.slice(0, -1)].join("");
+
+    const disabled = await t.call("PATCH", "/v1/provisioners/temp", { token: t.ca.adminToken, body: { disabled: true } });
+    expect(disabled.status).toBe(200);
+    expect(disabled.json.disabled).toBe(true);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } }), 401, /not a valid admin or provisioner token \(it may have been disabled or removed\)/);
+    await expectRefused(() => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }), 403, `provisioner 'temp' that enrolled certificate ${issued.json.serial} has been disabled; its certificates cannot renew`);
+    expect((await t.call("PATCH", "/v1/provisioners/temp", { token: t.ca.adminToken, body: { disabled: false } })).status).toBe(200);
+    expect((await t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } })).status).toBe(201);
+
+    const removed = await t.call("DELETE", "/v1/provisioners/temp", { token: t.ca.adminToken });
+    expect(removed.status).toBe(200);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } }), 401, /not a valid admin or provisioner token/);
+    await expectRefused(() => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }), 403, /provisioner 'temp' that enrolled certificate [0-9a-f]+ has been removed/);
+    expect((await t.call("GET", "/v1/provisioners", { token: t.ca.adminToken })).json.map((p: { name: string }) => p.name)).not.toContain("temp");
+    const again = await t.call("POST", "/v1/provisioners", { token: t.ca.adminToken, body: { name: "temp", profiles: ["mtls"], names: ["DNS:.temp.example"], maxTtlSeconds: 600 } });
+    expect(again.status).toBe(409);
+    expect(again.json.detail).toMatch(/existed and was removed; names are not reused/);
+
+    const audit = (await t.ca.inventory.audit.recent(50, "provisioner:temp")).map((a) => a.action).reverse();
+    expect(audit).toEqual(["provisioner.create", "provisioner.disable", "provisioner.enable", "provisioner.remove"]);
+    const created = (await t.ca.inventory.audit.recent(50, "provisioner:temp")).find((a) => a.action === "provisioner.create")!;
+    expect(created.actor).toMatch(/^admin:/);
+    expect(created.sourceIp).toBe("127.0.0.1");
+  });
+
+  it("bad provisioner definitions are refused with the pattern named", async () => {
+    const admin = t.ca.adminToken;
+    const make = (body: Record<string, unknown>) => () => t.call("POST", "/v1/provisioners", { token: admin, body: { name: "bad", profiles: ["mtls"], names: ["DNS:.ok.example"], maxTtlSeconds: 600, ...body } });
+    const count = async () => Number((await t.ca.inventory.sql.query<{ n: string }>("SELECT count(*) AS n FROM provisioners"))[0]!.n);
+    const before = await count();
+    await expectRefused(make({ names: ["DNS:*.*.example"] }), 400, "name pattern 'DNS:*.*.example' may only use '*' as its whole first label, as in DNS:*.example.com");
+    await expectRefused(make({ names: ["IP:10.0.0.0/40"] }), 400, "name pattern 'IP:10.0.0.0/40' has a prefix length that is not 0 to 32");
+    await expectRefused(make({ profiles: ["codesigning"] }), 400, "profiles.0: must be one of mtls, server, client");
+    await expectRefused(make({ maxTtlSeconds: 10 * 365 * 86400 }), 400, /maxTtlSeconds 315360000 is more than the CA's maximum lifetime/);
+    await expectRefused(make({ name: "Has Spaces" }), 400, /provisioner name 'Has Spaces' must be/);
+    await expectRefused(make({ names: [] }), 400, "names: needs at least one name pattern");
+    expect(await count()).toBe(before);
+  });
+});
+
+describe("malformed and oversized requests", () => {
+  it("garbage, tampered and weak CSRs are 400 with the problem named", async () => {
+    await expectRefused(() => issue("payments", "hello, I am not a CSR"), 400, "the CSR is not PEM ('-----BEGIN CERTIFICATE REQUEST-----') or DER");
+    const good = opensslCsr({ subject: "/CN=ok.payments.example" });
+    const der = Buffer.from(good.csrPem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
+    der[der.indexOf(Buffer.from("ok.payments.example"))] = "x".charCodeAt(0);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: der, contentType: "application/pkcs10" }), 400, /^CSR signature does not verify/);
+    await expectRefused(() => issue("payments", opensslCsr({ subject: "/CN=weak.payments.example", key: "rsa1024" }).csrPem), 400, /RSA keys must be at least 2048 bits/);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: Buffer.from("not der at all"), contentType: "application/pkcs10" }), 400, /not a valid PKCS#10 structure|not PEM/);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: "{not json", contentType: "application/json" }), 400, "the request body is not valid JSON");
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: "csr=abc", contentType: "text/plain" }), 415, "send the body as application/json or application/pkcs10, not text/plain");
+  });
+
+  it("a huge body is 413 before anything else happens", async () => {
+    const huge = JSON.stringify({ csr: "A".repeat(2 * 1024 * 1024) });
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: huge, contentType: "application/json" }), 413, /^the request body is \d+ bytes; this endpoint accepts at most 131072 bytes/);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: Buffer.alloc(200 * 1024, 0x30), contentType: "application/pkcs10" }), 413, /accepts at most 65536 bytes/);
+  });
+
+  it("unknown routes and bad query parameters are problem+json too", async () => {
+    await expectRefused(() => t.call("GET", "/v1/nothing-here"), 404, "no such resource: GET /v1/nothing-here (see /openapi.json)");
+    await expectRefused(() => t.call("GET", "/v1/certificates?limit=5000", { token: t.ca.adminToken }), 400, "query limit: must be at most 1000");
+    await expectRefused(() => t.call("GET", "/v1/certificates?q=ab", { token: t.ca.adminToken }), 400, /query q: must be at least 3 characters/);
+    await expectRefused(() => t.call("GET", "/v1/certificates?cursor=bm9wZQ", { token: t.ca.adminToken }), 400, "cursor: cursor is not one this API returned");
+  });
+});
+
+describe("time", () => {
+  it("an expired certificate cannot renew", async () => {
+    const csr = opensslCsr({ sans: ["DNS:short.payments.example"] });
+    const res = await issue("payments", csr.csrPem, { ttlSeconds: 600 });
+    expect(res.status).toBe(201);
+    const clientCert = [res.json.certificate, ...res.json.chain.slice(0, -1)].join("");
+    clock.advance(601);
+    try {
+      await expectRefused(() => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }), 401, /^the client certificate '.*' expired at .*; enrol again with a provisioner token$/);
+    } finally {
+      clock.advance(-601);
+    }
+  });
+});
+
+describe("rate limiting of failed authentication", () => {
+  it("answers 429 with Retry-After once a source has failed too often, even with a good token", async () => {
+    // a second listener on the same CA (SoftHSM allows one configuration per process)
+    const api = await startApi(t.ca.runtime, createLogger("silent"), { port: 0, host: "127.0.0.1", authFailureLimit: 3 });
+    const call = (method: string, path: string, o?: RequestOptions) => callApi(api.url, t.rootPem, method, path, o);
+    try {
+      for (let i = 0; i < 3; i++) expect((await call("GET", "/v1/certificates", { token: `wrong-${i}` })).status).toBe(401);
+      const blocked = await call("GET", "/v1/certificates", { token: t.ca.adminToken });
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers["retry-after"])).toBeGreaterThan(0);
+      expect(blocked.json.detail).toMatch(/^too many failed authentications from 127.0.0.1; try again in \d+ s$/);
+      // routes without authentication still answer
+      expect((await call("GET", "/v1/issuers")).status).toBe(200);
+      // the limiter belongs to that listener: the main one still serves this source
+      expect((await t.call("GET", "/v1/certificates?limit=1", { token: t.ca.adminToken })).status).toBe(200);
+    } finally {
+      await api.stop();
+    }
+  });
+});
