@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // process, and every file gets its own data dir and token.
 export default defineConfig({
   test: {
-    include: ["e2e/**/*.test.ts", "hostile/**/*.test.ts"],
+    include: ["e2e/**/*.test.ts", "hostile/**/*.test.ts", "faults/**/*.test.ts"],
     pool: "forks",
     testTimeout: 120_000,
     hookTimeout: 120_000,
