@@ -64,8 +64,13 @@ export class Scheduler {
 
   /** Registers the jobs, runs whatever is overdue (catch-up), then follows the cron schedules. */
   async start(): Promise<JobRunResult[]> {
-    await this.context.inventory.scheduler.register([...this.jobs.keys()], this.context.clock.now());
-    const caughtUp = await this.runDue();
+    let caughtUp: JobRunResult[] = [];
+    try {
+      caughtUp = await this.runDue();
+    } catch (error) {
+      // The database may be down at start-up: the ticks below keep trying, nothing is lost.
+      this.context.log.error({ err: error }, "catch-up run at start-up failed; the cron ticks retry");
+    }
     if (this.stopped) return caughtUp;
     for (const job of this.jobs.values()) {
       this.tasks.push(cron.schedule(job.schedule, () => this.tick(job.name), { name: `pki:${job.name}`, timezone: SCHEDULE_TIMEZONE, noOverlap: true }));

@@ -8,6 +8,7 @@ import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, s
 import { caDocumentsRouter } from "./public.ts";
 import { createCrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole } from "@pki/ocsp-responder";
+import { createScheduler } from "@pki/scheduler";
 import { dashboardRouter } from "./dashboard/router.ts";
 
 async function main(): Promise<void> {
@@ -33,6 +34,10 @@ async function main(): Promise<void> {
   // Revocation: CRLs and pre-signed OCSP signed here; the responder answers from memory.
   const revocation = await createCrlPublisherRole(runtime, log);
   const ocsp = await createOcspResponderRole({ inventory, config, clock: systemClock, log, live: revocation.ocspSigner });
+  // Renewal, expiry alerts, issuer health and lifecycle (issue 5). Replicas coordinate
+  // through PostgreSQL leases; overdue jobs run in the background, not before listening.
+  const scheduler = config.scheduler.enabled ? createScheduler({ runtime, log: log.child({ role: "scheduler" }) }) : undefined;
+  void scheduler?.start();
 
   const app = express();
   app.disable("x-powered-by");
@@ -57,6 +62,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, "shutting down: finishing in-flight requests");
     clearInterval(reconcileTimer);
+    await scheduler?.stop();
     await closeGracefully(server);
     ocsp.stop();
     await revocation.stop();
