@@ -21,6 +21,8 @@ import {
 } from "@pki/ca-core";
 import type { CertificateState } from "@pki/db";
 import { CaEvents, CrlPublisher, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/ca-core";
+import { toPem } from "@pki/ca-core";
+import { createProvisioner } from "@pki/policy";
 
 // Commander's own errors (unknown option, bad value) become the same single `pki: …` line
 // as every other failure, instead of a message plus the whole help text.
@@ -325,6 +327,107 @@ crl
       await inventory.close();
     }
   });
+
+// Provisioners and certificate lookup (issue 3), through the same core as the issuing API.
+certs
+  .command("show <serial>")
+  .description("one certificate: status, revocation, names, lineage; --pem for the certificate itself")
+  .option("--pem", "print only the certificate, PEM")
+  .option("--json", "one JSON object")
+  .action(async (serial: string, opts: { pem?: boolean; json?: boolean }) => {
+    if (!/^[0-9a-f]{2,40}$/.test(serial)) throw new CaError("bad_request", `'${serial}' is not a certificate serial (lowercase hex)`);
+    const inventory = await openInventory(cfg());
+    try {
+      const c = await inventory.certificates.get(serial);
+      if (!c) throw new CaError("not_found", `no certificate with serial ${serial}`);
+      const status = c.status === "valid" && c.notAfter <= new Date() ? "expired" : c.status;
+      const pem = c.der ? toPem(c.der) : null;
+      if (opts.pem) {
+        if (!pem) throw new CaError("not_found", `certificate ${serial} is ${c.status}: there is no signed certificate`);
+        process.stdout.write(pem);
+        return;
+      }
+      const view = {
+        serial: c.serial,
+        status,
+        issuerId: c.issuerId,
+        profile: c.profile,
+        subject: c.subject,
+        sans: c.sans,
+        notBefore: c.notBefore.toISOString(),
+        notAfter: c.notAfter.toISOString(),
+        requester: c.requester,
+        autoRenew: c.autoRenew,
+        predecessor: c.predecessorSerial,
+        successor: c.successorSerial,
+        revokedAt: c.revokedAt?.toISOString() ?? null,
+        revocationReason: c.revocationReason === null ? null : REASON_NAMES[c.revocationReason],
+      };
+      if (opts.json) console.log(JSON.stringify({ ...view, certificate: pem }));
+      else for (const [k, v] of Object.entries(view)) console.log(`${k.padEnd(17)}${Array.isArray(v) ? v.join(", ") : (v ?? "-")}`);
+    } finally {
+      await inventory.close();
+    }
+  });
+
+const provisioners = program.command("provisioner").alias("provisioners").description("credentials services enrol with: scoped to profiles, name patterns and a maximum lifetime");
+provisioners
+  .command("add <name>")
+  .description("create a provisioner and print its token (shown once, stored hashed)")
+  .requiredOption("--names <patterns...>", "name patterns: DNS:api.example.com DNS:*.svc.example.com DNS:.example.com IP:10.0.0.0/8 URI:spiffe://prod.example/ns/app/* email:@example.com CN:batch-*")
+  .option("--profiles <profiles...>", `profiles it may request (${PROFILE_NAMES.join(", ")})`, [DEFAULT_PROFILE])
+  .option("--max-ttl <seconds>", "longest lifetime it may get", positiveInt("--max-ttl"), 86400)
+  .option("--hierarchy <name>", "issuing hierarchy", "default")
+  .option("--token-out <file>", "write the token to this file (mode 0600) instead of stdout")
+  .action(async (name: string, opts: { names: string[]; profiles: string[]; maxTtl: number; hierarchy: string; tokenOut?: string }) => {
+    const inventory = await openInventory(cfg());
+    try {
+      const { record, token } = await createProvisioner({ inventory, config: cfg() }, { name, profiles: opts.profiles, names: opts.names, maxTtlSeconds: opts.maxTtl, hierarchy: opts.hierarchy }, { actor: operator() });
+      if (opts.tokenOut) writeFileSync(opts.tokenOut, `${token}\n`, { mode: 0o600 });
+      else console.log(token);
+      console.error(`provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s. The token is not stored and cannot be shown again.`);
+    } finally {
+      await inventory.close();
+    }
+  });
+provisioners
+  .command("list")
+  .description("every live provisioner (never their tokens)")
+  .option("--all", "include removed ones")
+  .option("--json", "one JSON object per line")
+  .action(async (opts: { all?: boolean; json?: boolean }) => {
+    const inventory = await openInventory(cfg());
+    try {
+      for (const p of await inventory.provisioners.list({ includeRemoved: opts.all })) {
+        const state = p.deletedAt ? "removed" : p.disabled ? "disabled" : "active";
+        if (opts.json) console.log(JSON.stringify({ id: p.id, name: p.name, state, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy }));
+        else console.log([p.name.padEnd(16), state.padEnd(8), p.profiles.join(","), `${p.maxTtlSeconds}s`, p.names.join(" ")].join("  "));
+      }
+    } finally {
+      await inventory.close();
+    }
+  });
+for (const [command, description] of [
+  ["remove", "remove a provisioner: its token stops working at once and its certificates can no longer renew"],
+  ["disable", "stop a provisioner's token working until it is enabled again"],
+  ["enable", "let a disabled provisioner's token work again"],
+] as const) {
+  provisioners
+    .command(`${command} <name>`)
+    .description(description)
+    .action(async (name: string) => {
+      const inventory = await openInventory(cfg());
+      try {
+        const audit = { actor: operator(), action: `provisioner.${command}` };
+        const record =
+          command === "remove" ? await inventory.provisioners.remove(name, new Date(), audit) : await inventory.provisioners.setDisabled(name, command === "disable", audit);
+        if (!record) throw new CaError("not_found", `no provisioner named '${name}'`);
+        console.log(`provisioner '${name}' ${command === "remove" ? "removed" : `${command}d`}`);
+      } finally {
+        await inventory.close();
+      }
+    });
+}
 
 function oneLine(error: unknown): string {
   if (error instanceof CommanderError) return error.message.replace(/^error: /, "");

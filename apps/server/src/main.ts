@@ -6,6 +6,7 @@ import { createLogger } from "@pki/logger";
 import { StartupCheckError, clockSkewSeconds, initCa, openCa, openInventory, reconcilePendingIntents, systemClock } from "@pki/ca-core";
 import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { caDocumentsRouter } from "./public.ts";
+import { startApi } from "@pki/api";
 import { createCrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole } from "@pki/ocsp-responder";
 import { createScheduler } from "@pki/scheduler";
@@ -55,6 +56,9 @@ async function main(): Promise<void> {
   console.log(`root certificate: ${report.rootPemPath}`);
   if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
+  // The HTTPS issuing API (issue 3), with a certificate from this CA.
+  const api = await startApi(runtime, log.child({ role: "api" }));
+  console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -63,6 +67,7 @@ async function main(): Promise<void> {
     log.info({ signal }, "shutting down: finishing in-flight requests");
     clearInterval(reconcileTimer);
     await scheduler?.stop();
+    await api.stop();
     await closeGracefully(server);
     ocsp.stop();
     await revocation.stop();

@@ -1,47 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { CaError, type CaRuntime } from "@pki/ca-core";
-import { ProvisionerNameTakenError, type ProvisionerRecord } from "@pki/db";
-import { ProvisionerPolicy } from "@pki/policy";
+import type { ProvisionerRecord } from "@pki/db";
+import { createProvisioner } from "@pki/policy";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
 export function provisionerView(p: ProvisionerRecord) {
   return { id: p.id, name: p.name, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy, disabled: p.disabled, createdAt: p.createdAt.toISOString() };
-}
-
-/** 256 random bits; the prefix lets secret scanners and people recognise what leaked. */
-export const newProvisionerToken = () => `pkp_${randomBytes(32).toString("base64url")}`;
-
-/**
- * Checks the policy, stores the provisioner with its audit event and returns the token,
- * which exists nowhere else afterwards. Shared by the API and the CLI.
- */
-export async function createProvisioner(
-  runtime: CaRuntime,
-  input: { name: string; profiles: string[]; names: string[]; maxTtlSeconds: number; hierarchy?: string | undefined },
-  actor: string,
-  sourceIp?: string,
-): Promise<{ record: ProvisionerRecord; token: string }> {
-  const policy = ProvisionerPolicy.create(input);
-  const hierarchy = input.hierarchy ?? "default";
-  if (!runtime.keyring.all().some((i) => i.record.hierarchy === hierarchy && i.record.status === "active")) {
-    throw new CaError("bad_request", `hierarchy '${hierarchy}' has no active intermediate to issue from`);
-  }
-  if (input.maxTtlSeconds > runtime.config.ca.maxTtlSeconds) {
-    throw new CaError("bad_request", `maxTtlSeconds ${input.maxTtlSeconds} is more than the CA's maximum lifetime (${runtime.config.ca.maxTtlSeconds} s, PKI_MAX_TTL_SECONDS)`);
-  }
-  const token = newProvisionerToken();
-  try {
-    const record = await runtime.inventory.provisioners.create({ name: policy.name, profiles: [...policy.profiles], names: policy.names, maxTtlSeconds: policy.maxTtlSeconds, hierarchy }, token, {
-      actor,
-      action: "provisioner.create",
-      sourceIp,
-    });
-    return { record, token };
-  } catch (error) {
-    if (error instanceof ProvisionerNameTakenError) throw new CaError("conflict", error.message);
-    throw new CaError("unavailable", "the inventory database is unavailable; no provisioner was created");
-  }
 }
 
 export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
@@ -58,7 +22,7 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       responses: { 201: { description: "created", schema: S.ProvisionerCreated } },
       problems: [400, 401, 403, 409, 413, 415, 429, 503],
       handle: async (ctx) => {
-        const { record, token } = await createProvisioner(runtime, ctx.body, ctx.caller.actor, ctx.sourceIp);
+        const { record, token } = await createProvisioner(runtime, ctx.body, { actor: ctx.caller.actor, sourceIp: ctx.sourceIp });
         return { status: 201, body: { ...provisionerView(record), token } };
       },
     }),

@@ -1,0 +1,51 @@
+import { randomBytes } from "node:crypto";
+import type { Config } from "@pki/config";
+import { CaError } from "@pki/ca-core";
+import { ProvisionerNameTakenError, type Inventory, type ProvisionerRecord } from "@pki/db";
+import { ProvisionerPolicy } from "./provisioner.ts";
+
+/** 256 random bits; the prefix lets secret scanners and people recognise what leaked. */
+export const newProvisionerToken = () => `pkp_${randomBytes(32).toString("base64url")}`;
+
+export interface NewProvisionerRequest {
+  name: string;
+  profiles: string[];
+  names: string[];
+  maxTtlSeconds: number;
+  hierarchy?: string | undefined;
+}
+
+/**
+ * Checks the policy, stores the provisioner with its audit event and returns the token,
+ * which exists nowhere else afterwards. The API and the CLI both create provisioners here.
+ */
+export async function createProvisioner(
+  deps: { inventory: Inventory; config: Config },
+  input: NewProvisionerRequest,
+  audit: { actor: string; sourceIp?: string | undefined },
+): Promise<{ record: ProvisionerRecord; token: string }> {
+  const policy = ProvisionerPolicy.create(input);
+  const hierarchy = input.hierarchy ?? "default";
+  if (input.maxTtlSeconds > deps.config.ca.maxTtlSeconds) {
+    throw new CaError("bad_request", `maxTtlSeconds ${input.maxTtlSeconds} is more than the CA's maximum lifetime (${deps.config.ca.maxTtlSeconds} s, PKI_MAX_TTL_SECONDS)`);
+  }
+  const unavailable = () => new CaError("unavailable", "the inventory database is unavailable; no provisioner was created");
+  const issuers = await deps.inventory.issuers.list().catch(() => {
+    throw unavailable();
+  });
+  if (!issuers.some((i) => i.hierarchy === hierarchy && i.role === "intermediate" && i.status === "active")) {
+    throw new CaError("bad_request", `hierarchy '${hierarchy}' has no active intermediate to issue from`);
+  }
+  const token = newProvisionerToken();
+  try {
+    const record = await deps.inventory.provisioners.create(
+      { name: policy.name, profiles: [...policy.profiles], names: policy.names, maxTtlSeconds: policy.maxTtlSeconds, hierarchy },
+      token,
+      { actor: audit.actor, action: "provisioner.create", sourceIp: audit.sourceIp },
+    );
+    return { record, token };
+  } catch (error) {
+    if (error instanceof ProvisionerNameTakenError) throw new CaError("conflict", error.message);
+    throw unavailable();
+  }
+}
