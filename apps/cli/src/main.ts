@@ -223,7 +223,7 @@ scheduler
     const { createLogger } = await import("@pki/logger");
     const ca = await openCa(cfg());
     try {
-      const runner = createScheduler({ runtime: ca, log: createLogger(cfg().logLevel, "scheduler") });
+      const runner = createScheduler({ runtime: ca, log: createLogger(cfg().logLevel, "scheduler"), runnerId: `cli:${process.env.USER ?? "operator"}:${process.pid}` });
       const result = await runner.runJob(job, { force: true }).catch((error: Error) => {
         throw new CaError("bad_request", error.message);
       });
