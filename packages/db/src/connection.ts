@@ -75,5 +75,9 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   const max = options.poolSize ?? 10;
   if (options.url) return open("postgresql", { connectionString: options.url, max });
   const endpoint = await embeddedEndpoint(options.embeddedDir, options.embeddedRole ?? "cli");
-  return open("embedded", { host: endpoint.socketDir, port: endpoint.port, user: "postgres", database: "postgres", max: Math.min(max, 4) }, endpoint.release);
+  // One connection per process: PGlite is a single backend, and pglite-socket interleaves
+  // the extended-protocol messages of concurrent connections (seen as "bind message
+  // supplies 7 parameters, but prepared statement requires 2"). Group commit keeps one
+  // connection enough for the quickstart; production uses PostgreSQL.
+  return open("embedded", { host: endpoint.socketDir, port: endpoint.port, user: "postgres", database: "postgres", max: 1 }, endpoint.release);
 }
