@@ -32,10 +32,10 @@ describe("quickstart", () => {
     const httpPort = await freePort();
     const apiPort = await freePort();
     const childEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}` };
-    server = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"], detached: false });
     server.stdout!.on("data", (d) => (output += d));
     server.stderr!.on("data", (d) => (output += d));
-    await waitFor(() => output.includes("public listener:"), "the server to listen");
+    await waitFor(() => output.includes("issuing API:"), "the server to listen");
 
     expect(output).toContain(`root certificate: ${path.join(env.dataDir, "root.pem")}`);
     expect(output).toContain(`admin token:      ${path.join(env.dataDir, "admin.token")}`);
@@ -65,10 +65,10 @@ describe("quickstart", () => {
 
     // A second start reuses the data dir: nothing is created again.
     output = "";
-    server = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"] });
     server.stdout!.on("data", (d) => (output += d));
     server.stderr!.on("data", (d) => (output += d));
-    await waitFor(() => output.includes("public listener:"), "the second start");
+    await waitFor(() => output.includes("issuing API:"), "the second start");
     expect(output).not.toMatch(/created/);
     server.kill("SIGTERM");
     expect((await once(server, "exit"))[0]).toBe(0);

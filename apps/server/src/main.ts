@@ -12,14 +12,32 @@ import { createOcspResponderRole } from "@pki/ocsp-responder";
 import { createScheduler } from "@pki/scheduler";
 import { dashboardRouter } from "./dashboard/router.ts";
 
+/** What has been started so far, closed in reverse order on SIGTERM/SIGINT. */
+const started: Array<() => Promise<void> | void> = [];
+let stopping = false;
+
+async function stop(log: { info: (o: object | string, m?: string) => void }, signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, "shutting down: finishing in-flight requests");
+  for (const close of started.reverse()) await close();
+  log.info("stopped");
+  process.exit(0);
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "pki");
+  // Handlers go in first, so a signal during start-up still shuts down cleanly.
+  process.on("SIGTERM", () => void stop(log, "SIGTERM"));
+  process.on("SIGINT", () => void stop(log, "SIGINT"));
 
   const inventory = await openInventory(config, "server");
+  started.push(() => inventory.close());
   const report = await initCa(config, inventory, systemClock, "server:init");
   for (const line of report.lines) log.info(line);
   const runtime = await openCa(config, systemClock, inventory);
+  started.push(() => runtime.close());
   const skew = await clockSkewSeconds(inventory, systemClock);
   if (Math.abs(skew) > 5) log.warn({ skewSeconds: skew }, "the system clock differs from the database's by more than 5 s; check NTP");
   // Intents left pending by a crash are closed at start-up and then every few minutes.
@@ -31,14 +49,18 @@ async function main(): Promise<void> {
   await reconcile();
   const reconcileTimer = setInterval(reconcile, 5 * 60_000);
   reconcileTimer.unref();
+  started.push(() => clearInterval(reconcileTimer));
 
   // Revocation: CRLs and pre-signed OCSP signed here; the responder answers from memory.
   const revocation = await createCrlPublisherRole(runtime, log);
+  started.push(() => revocation.stop());
   const ocsp = await createOcspResponderRole({ inventory, config, clock: systemClock, log, live: revocation.ocspSigner });
+  started.push(() => ocsp.stop());
   // Renewal, expiry alerts, issuer health and lifecycle (issue 5). Replicas coordinate
   // through PostgreSQL leases; overdue jobs run in the background, not before listening.
   const scheduler = config.scheduler.enabled ? createScheduler({ runtime, log: log.child({ role: "scheduler" }) }) : undefined;
   void scheduler?.start();
+  if (scheduler) started.push(() => scheduler.stop());
 
   const app = express();
   app.disable("x-powered-by");
@@ -51,6 +73,7 @@ async function main(): Promise<void> {
   // OCSP is answered by a bare node:http handler in front of express (speed, issue 7).
   const server = createServer(ocsp.handler(app));
   const port = await listen(server, config.http.port, config.http.bind);
+  started.push(() => closeGracefully(server));
 
   const publicUrl = `http://${config.http.bind}:${port}`;
   console.log(`root certificate: ${report.rootPemPath}`);
@@ -58,26 +81,8 @@ async function main(): Promise<void> {
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
   // The HTTPS issuing API (issue 3), with a certificate from this CA.
   const api = await startApi(runtime, log.child({ role: "api" }));
+  started.push(() => api.stop());
   console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "shutting down: finishing in-flight requests");
-    clearInterval(reconcileTimer);
-    await scheduler?.stop();
-    await api.stop();
-    await closeGracefully(server);
-    ocsp.stop();
-    await revocation.stop();
-    await runtime.close();
-    await inventory.close();
-    log.info("stopped");
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 main().catch((error: unknown) => {
