@@ -5,6 +5,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createServer } from "node:net";
 
 const running = new Set<ChildProcess>();
+/** servers that fork workers (openssl ocsp -multi): their children are stopped by pid too */
+const forking = new Set<number>();
+
+function killChildren(parent: number, signal: NodeJS.Signals): void {
+  const r = spawnSync("ps", ["-o", "pid=", "--ppid", String(parent)], { encoding: "utf8" });
+  for (const pid of (r.stdout ?? "").split(/\s+/).filter(Boolean).map(Number)) {
+    try {
+      process.kill(pid, signal);
+    } catch {}
+  }
+}
 
 export interface Started {
   child: ChildProcess;
@@ -13,9 +24,18 @@ export interface Started {
 }
 
 /** Starts a long-running process (a server). Its output is kept (last 64 kB) for error messages. */
-export function start(command: string, args: string[], options: SpawnOptions & { label?: string } = {}): Started {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], ...options, detached: false });
+export function start(command: string, args: string[], options: SpawnOptions & { forks?: boolean } = {}): Started {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], ...options });
   running.add(child);
+  if (options.forks) forking.add(child.pid!);
+  const kill = (signal: NodeJS.Signals) => {
+    if (options.forks) killChildren(child.pid!, signal);
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
   let out = "";
   const keep = (chunk: Buffer) => {
     out += chunk.toString();
@@ -29,16 +49,19 @@ export function start(command: string, args: string[], options: SpawnOptions & {
     output: () => out,
     stop: async (signal: NodeJS.Signals = "SIGTERM") => {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      kill(signal);
+      const timer = setTimeout(() => kill("SIGKILL"), 10_000);
       const code = await exited;
       clearTimeout(timer);
+      forking.delete(child.pid!);
       return code;
     },
   };
 }
 
 export function stopAll(): void {
+  for (const pid of forking) killChildren(pid, "SIGKILL");
+  forking.clear();
   for (const child of running) child.kill("SIGKILL");
   running.clear();
 }
