@@ -1,6 +1,7 @@
 // A CA with its revocation roles on a real public HTTP listener: the CRL publisher and
 // OCSP pre-signer (with the token) and the OCSP responder in front of express, wired as
 // apps/server wires them, on a free port that the certificates' URLs already name.
+import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { writeFileSync } from "node:fs";
@@ -115,6 +116,22 @@ export async function startRevocationCa(env: Record<string, string> = {}): Promi
 export async function fetchBytes(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: Buffer }> {
   const response = await fetch(url, init);
   return { status: response.status, headers: response.headers, body: Buffer.from(await response.arrayBuffer()) };
+}
+
+/**
+ * Runs a tool without blocking the event loop: the servers under test live in this very
+ * process, so a synchronous spawn of a client that talks to them would deadlock.
+ */
+export function runAsync(command: string, args: string[], options: { env?: Record<string, string> } = {}): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
 }
 
 export function derToPem(der: Buffer, label: string): string {
