@@ -3,6 +3,7 @@
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
 import { StartupCheckError, openCa, openInventory, systemClock } from "@pki/ca-core";
+import { runtimeReadiness, startOpsListener, closeGracefully } from "@pki/http-kit";
 import { startApi } from "./server.ts";
 
 async function main(): Promise<void> {
@@ -11,6 +12,8 @@ async function main(): Promise<void> {
   const inventory = await openInventory(config, "server");
   const runtime = await openCa(config, systemClock, inventory);
   const api = await startApi(runtime, log);
+  // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
+  const ops = await startOpsListener(config.http, runtimeReadiness(runtime));
   console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
 
   let stopping = false;
@@ -19,6 +22,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, "shutting down: finishing in-flight requests");
     await api.stop();
+    await closeGracefully(ops);
     await runtime.close();
     await inventory.close();
     process.exit(0);

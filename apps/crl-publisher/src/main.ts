@@ -4,7 +4,7 @@ import express from "express";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
 import { StartupCheckError, openCa, systemClock } from "@pki/ca-core";
-import { closeGracefully, listen, problemHandler, registry, requestLogger, securityHeaders, sendProblem } from "@pki/http-kit";
+import { closeGracefully, listen, opsHandler, problemHandler, requestLogger, runtimeReadiness, securityHeaders, sendProblem } from "@pki/http-kit";
 import { createCrlPublisherRole } from "./role.ts";
 
 async function main(): Promise<void> {
@@ -15,8 +15,8 @@ async function main(): Promise<void> {
   const app = express();
   app.disable("x-powered-by");
   app.use(requestLogger(log), securityHeaders);
-  app.get("/healthz", (_req, res) => void res.json({ status: "ok" }));
-  app.get("/metrics", async (_req, res) => void res.type(registry.contentType).send(await registry.metrics()));
+  const ops = opsHandler(runtimeReadiness(runtime));
+  app.use((req, res, next) => (ops(req, res) ? undefined : next()));
   app.use(role.router);
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path}`));
   app.use(problemHandler);

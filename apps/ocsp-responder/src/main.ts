@@ -4,7 +4,7 @@ import { createServer } from "node:http";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
 import { openInventory, systemClock } from "@pki/ca-core";
-import { closeGracefully, listen, registry } from "@pki/http-kit";
+import { cachedReadiness, closeGracefully, listen, opsHandler } from "@pki/http-kit";
 import { createOcspResponderRole } from "./role.ts";
 
 async function main(): Promise<void> {
@@ -12,9 +12,10 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, "ocsp-responder");
   const inventory = await openInventory(config, "server");
   const role = await createOcspResponderRole({ inventory, config, clock: systemClock, log });
+  // Ready when the database answers; answers come from memory, which holds no CA key.
+  const ops = opsHandler(cachedReadiness(async () => ({ database: await inventory.ping().then(() => "ok", () => "unavailable") })));
   const fallback = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
-    if (req.url === "/healthz") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
-    if (req.url === "/metrics") return void registry.metrics().then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text));
+    if (ops(req, res)) return;
     res.writeHead(404, { "content-type": "application/problem+json" }).end(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, detail: `no such resource: ${req.method} ${req.url}` }));
   };
   const server = createServer(role.handler(fallback));

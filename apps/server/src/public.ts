@@ -1,39 +1,12 @@
 import express, { type Router } from "express";
 import { toPem, type CaRuntime } from "@pki/ca-core";
-import { registry, sendProblem } from "@pki/http-kit";
+import { registry, runtimeReadiness, sendProblem } from "@pki/http-kit";
 import { refreshStateGauges } from "./metrics.ts";
-
-/**
- * Readiness: the database answers, the token signs, the active intermediate is in date.
- * Cached briefly so a load balancer polling it cannot turn it into load.
- */
-export function readinessCheck(runtime: CaRuntime): () => Promise<{ ok: boolean; checks: Record<string, string> }> {
-  let cached: { at: number; result: { ok: boolean; checks: Record<string, string> } } | undefined;
-  return async () => {
-    if (cached && Date.now() - cached.at < 1000) return cached.result;
-    const checks: Record<string, string> = {};
-    await runtime.inventory.ping().then(
-      () => (checks.database = "ok"),
-      () => (checks.database = "unavailable"),
-    );
-    try {
-      const active = runtime.keyring.active();
-      await active.signer.sign(Buffer.from("readiness probe"));
-      checks.token = "ok";
-      checks.activeIssuer = active.facts.notAfter > runtime.clock.now() ? "ok" : `expired at ${active.facts.notAfter.toISOString()}`;
-    } catch (error) {
-      checks.token = `unavailable: ${(error as Error).message}`;
-    }
-    const result = { ok: Object.values(checks).every((v) => v === "ok"), checks };
-    cached = { at: Date.now(), result };
-    return result;
-  };
-}
 
 /** Health, metrics and the CA certificates relying parties fetch (caIssuers, bundles). */
 export function caDocumentsRouter(runtime: CaRuntime): Router {
   const router = express.Router();
-  const ready = readinessCheck(runtime);
+  const ready = runtimeReadiness(runtime);
 
   router.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
