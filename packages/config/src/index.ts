@@ -59,6 +59,28 @@ const schema = z.object({
   /** failed authentications per source address per minute before the API answers 429 */
   PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
   PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** full CRL lifetime (nextUpdate - thisUpdate) and how often it is re-signed anyway */
+  PKI_CRL_VALIDITY_SECONDS: positiveInt.min(3600).default(86400),
+  PKI_CRL_REFRESH_SECONDS: positiveInt.min(60).default(6 * 3600),
+  /** delta CRL lifetime; a delta is also re-signed after every (debounced) revocation */
+  PKI_DELTA_CRL_VALIDITY_SECONDS: positiveInt.min(300).default(3600),
+  /** revocations are gathered until none arrived for this long, then CRLs are re-signed ... */
+  PKI_CRL_DEBOUNCE_MS: positiveInt.default(2000),
+  /** ... or until the first of them waited this long, whichever comes first */
+  PKI_CRL_MAX_WAIT_MS: positiveInt.default(30_000),
+  /** root CRL lifetime; signed in ceremonies with the root key (pki crl sign-root) */
+  PKI_ROOT_CRL_DAYS: positiveInt.max(366).default(180),
+  /** pre-signed OCSP response lifetime; refreshed when half of it is left */
+  PKI_OCSP_VALIDITY_SECONDS: positiveInt.min(600).default(86400),
+  /** delegated OCSP responder certificate lifetime; renewed when half of it is left */
+  PKI_OCSP_RESPONDER_TTL_SECONDS: positiveInt.min(3600).default(7 * 86400),
+  /** requests carrying a nonce: "ignore" serves the pre-signed answer, "echo" signs live */
+  PKI_OCSP_NONCE: z.enum(["ignore", "echo"]).default("ignore"),
+  /** upper bound on Cache-Control max-age of OCSP and CRL answers (never past nextUpdate) */
+  PKI_OCSP_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
+  PKI_CRL_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
+  /** how often serving processes look in the database for responses and CRLs others wrote */
+  PKI_REVOCATION_POLL_MS: positiveInt.default(250),
   // Scheduler (issue 5). Each job has its own cron expression (5 or 6 fields, node-cron syntax, UTC).
   PKI_SCHEDULER_ENABLED: z.enum(["true", "false"]).default("true"),
   PKI_SCHEDULE_RENEWAL: cron.default("*/5 * * * *"),
@@ -89,50 +111,6 @@ const schema = z.object({
   PKI_SCHEDULER_RETRY_SECONDS: positiveInt.default(60),
   /** how often serving processes re-read the issuers (rotation without restart); 0 turns it off */
   PKI_KEYRING_RELOAD_SECONDS: z.coerce.number().int().min(0).default(15),
-  /** full CRL lifetime (nextUpdate - thisUpdate) and how often it is re-signed anyway */
-  PKI_CRL_VALIDITY_SECONDS: positiveInt.min(3600).default(86400),
-  PKI_CRL_REFRESH_SECONDS: positiveInt.min(60).default(6 * 3600),
-  /** delta CRL lifetime; a delta is also re-signed after every (debounced) revocation */
-  PKI_DELTA_CRL_VALIDITY_SECONDS: positiveInt.min(300).default(3600),
-  /** revocations are gathered until none arrived for this long, then CRLs are re-signed ... */
-  PKI_CRL_DEBOUNCE_MS: positiveInt.default(2000),
-  /** ... or until the first of them waited this long, whichever comes first */
-  PKI_CRL_MAX_WAIT_MS: positiveInt.default(30_000),
-  /** root CRL lifetime; signed in ceremonies with the root key (pki crl sign-root) */
-  PKI_ROOT_CRL_DAYS: positiveInt.max(366).default(180),
-  /** pre-signed OCSP response lifetime; refreshed when half of it is left */
-  PKI_OCSP_VALIDITY_SECONDS: positiveInt.min(600).default(86400),
-  /** delegated OCSP responder certificate lifetime; renewed when half of it is left */
-  PKI_OCSP_RESPONDER_TTL_SECONDS: positiveInt.min(3600).default(7 * 86400),
-  /** requests carrying a nonce: "ignore" serves the pre-signed answer, "echo" signs live */
-  PKI_OCSP_NONCE: z.enum(["ignore", "echo"]).default("ignore"),
-  /** upper bound on Cache-Control max-age of OCSP and CRL answers (never past nextUpdate) */
-  PKI_OCSP_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
-  PKI_CRL_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
-  /** how often serving processes look in the database for responses and CRLs others wrote */
-  PKI_REVOCATION_POLL_MS: positiveInt.default(1000),
-  /** full CRL lifetime (nextUpdate - thisUpdate) and how often it is re-signed anyway */
-  PKI_CRL_VALIDITY_SECONDS: positiveInt.min(3600).default(86400),
-  PKI_CRL_REFRESH_SECONDS: positiveInt.min(60).default(6 * 3600),
-  /** delta CRL lifetime; a delta is also re-signed after every (debounced) revocation */
-  PKI_DELTA_CRL_VALIDITY_SECONDS: positiveInt.min(300).default(3600),
-  /** revocations are gathered until none arrived for this long, then CRLs are re-signed ... */
-  PKI_CRL_DEBOUNCE_MS: positiveInt.default(2000),
-  /** ... or until the first of them waited this long, whichever comes first */
-  PKI_CRL_MAX_WAIT_MS: positiveInt.default(30_000),
-  /** root CRL lifetime; signed in ceremonies with the root key (pki crl sign-root) */
-  PKI_ROOT_CRL_DAYS: positiveInt.max(366).default(180),
-  /** pre-signed OCSP response lifetime; refreshed when half of it is left */
-  PKI_OCSP_VALIDITY_SECONDS: positiveInt.min(600).default(86400),
-  /** delegated OCSP responder certificate lifetime; renewed when half of it is left */
-  PKI_OCSP_RESPONDER_TTL_SECONDS: positiveInt.min(3600).default(7 * 86400),
-  /** requests carrying a nonce: "ignore" serves the pre-signed answer, "echo" signs live */
-  PKI_OCSP_NONCE: z.enum(["ignore", "echo"]).default("ignore"),
-  /** upper bound on Cache-Control max-age of OCSP and CRL answers (never past nextUpdate) */
-  PKI_OCSP_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
-  PKI_CRL_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
-  /** how often serving processes look in the database for responses and CRLs others wrote */
-  PKI_REVOCATION_POLL_MS: positiveInt.default(1000),
 });
 
 export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
@@ -173,6 +151,20 @@ export interface Config {
     backdateSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  revocation: {
+    crlValiditySeconds: number;
+    crlRefreshSeconds: number;
+    deltaCrlValiditySeconds: number;
+    crlDebounceMs: number;
+    crlMaxWaitMs: number;
+    rootCrlDays: number;
+    ocspValiditySeconds: number;
+    ocspResponderTtlSeconds: number;
+    ocspNonce: "ignore" | "echo";
+    ocspMaxAgeSeconds: number;
+    crlMaxAgeSeconds: number;
+    pollMs: number;
+  };
   api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number };
   scheduler: {
     enabled: boolean;
@@ -185,35 +177,6 @@ export interface Config {
     retrySeconds: number;
     keyringReloadSeconds: number;
   };
-  revocation: {
-    crlValiditySeconds: number;
-    crlRefreshSeconds: number;
-    deltaCrlValiditySeconds: number;
-    crlDebounceMs: number;
-    crlMaxWaitMs: number;
-    rootCrlDays: number;
-    ocspValiditySeconds: number;
-    ocspResponderTtlSeconds: number;
-    ocspNonce: "ignore" | "echo";
-    ocspMaxAgeSeconds: number;
-    crlMaxAgeSeconds: number;
-    pollMs: number;
-  };
-  revocation: {
-    crlValiditySeconds: number;
-    crlRefreshSeconds: number;
-    deltaCrlValiditySeconds: number;
-    crlDebounceMs: number;
-    crlMaxWaitMs: number;
-    rootCrlDays: number;
-    ocspValiditySeconds: number;
-    ocspResponderTtlSeconds: number;
-    ocspNonce: "ignore" | "echo";
-    ocspMaxAgeSeconds: number;
-    crlMaxAgeSeconds: number;
-    pollMs: number;
-  };
-  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number };
 }
 
 /** Configuration problems, one line each, naming the setting. */
@@ -296,6 +259,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backdateSeconds: e.PKI_BACKDATE_SECONDS,
     },
     logLevel: e.PKI_LOG_LEVEL,
+    revocation: {
+      crlValiditySeconds: e.PKI_CRL_VALIDITY_SECONDS,
+      crlRefreshSeconds: Math.min(e.PKI_CRL_REFRESH_SECONDS, Math.floor(e.PKI_CRL_VALIDITY_SECONDS / 2)),
+      deltaCrlValiditySeconds: e.PKI_DELTA_CRL_VALIDITY_SECONDS,
+      crlDebounceMs: e.PKI_CRL_DEBOUNCE_MS,
+      crlMaxWaitMs: e.PKI_CRL_MAX_WAIT_MS,
+      rootCrlDays: e.PKI_ROOT_CRL_DAYS,
+      ocspValiditySeconds: e.PKI_OCSP_VALIDITY_SECONDS,
+      ocspResponderTtlSeconds: e.PKI_OCSP_RESPONDER_TTL_SECONDS,
+      ocspNonce: e.PKI_OCSP_NONCE,
+      ocspMaxAgeSeconds: e.PKI_OCSP_MAX_AGE_SECONDS,
+      crlMaxAgeSeconds: e.PKI_CRL_MAX_AGE_SECONDS,
+      pollMs: e.PKI_REVOCATION_POLL_MS,
+    },
     api: {
       tlsNames: e.PKI_API_TLS_NAMES.split(",").map((n) => n.trim()).filter(Boolean),
       tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
@@ -317,39 +294,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       leaseSeconds: e.PKI_SCHEDULER_LEASE_SECONDS,
       retrySeconds: e.PKI_SCHEDULER_RETRY_SECONDS,
       keyringReloadSeconds: e.PKI_KEYRING_RELOAD_SECONDS,
-    },
-    revocation: {
-      crlValiditySeconds: e.PKI_CRL_VALIDITY_SECONDS,
-      crlRefreshSeconds: Math.min(e.PKI_CRL_REFRESH_SECONDS, Math.floor(e.PKI_CRL_VALIDITY_SECONDS / 2)),
-      deltaCrlValiditySeconds: e.PKI_DELTA_CRL_VALIDITY_SECONDS,
-      crlDebounceMs: e.PKI_CRL_DEBOUNCE_MS,
-      crlMaxWaitMs: e.PKI_CRL_MAX_WAIT_MS,
-      rootCrlDays: e.PKI_ROOT_CRL_DAYS,
-      ocspValiditySeconds: e.PKI_OCSP_VALIDITY_SECONDS,
-      ocspResponderTtlSeconds: e.PKI_OCSP_RESPONDER_TTL_SECONDS,
-      ocspNonce: e.PKI_OCSP_NONCE,
-      ocspMaxAgeSeconds: e.PKI_OCSP_MAX_AGE_SECONDS,
-      crlMaxAgeSeconds: e.PKI_CRL_MAX_AGE_SECONDS,
-      pollMs: e.PKI_REVOCATION_POLL_MS,
-    },
-    revocation: {
-      crlValiditySeconds: e.PKI_CRL_VALIDITY_SECONDS,
-      crlRefreshSeconds: Math.min(e.PKI_CRL_REFRESH_SECONDS, Math.floor(e.PKI_CRL_VALIDITY_SECONDS / 2)),
-      deltaCrlValiditySeconds: e.PKI_DELTA_CRL_VALIDITY_SECONDS,
-      crlDebounceMs: e.PKI_CRL_DEBOUNCE_MS,
-      crlMaxWaitMs: e.PKI_CRL_MAX_WAIT_MS,
-      rootCrlDays: e.PKI_ROOT_CRL_DAYS,
-      ocspValiditySeconds: e.PKI_OCSP_VALIDITY_SECONDS,
-      ocspResponderTtlSeconds: e.PKI_OCSP_RESPONDER_TTL_SECONDS,
-      ocspNonce: e.PKI_OCSP_NONCE,
-      ocspMaxAgeSeconds: e.PKI_OCSP_MAX_AGE_SECONDS,
-      crlMaxAgeSeconds: e.PKI_CRL_MAX_AGE_SECONDS,
-      pollMs: e.PKI_REVOCATION_POLL_MS,
-    },
-    api: {
-      tlsNames: e.PKI_API_TLS_NAMES.split(",").map((n) => n.trim()).filter(Boolean),
-      tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
-      authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
     },
   };
 }
