@@ -5,7 +5,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import type { SecureContextOptions } from "node:tls";
-import { toPem, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CaError, toPem, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
 import { closeGracefully, listen } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import { createApiApp, type ApiAppOptions } from "./app.ts";
@@ -75,10 +76,26 @@ function secureContext(runtime: CaRuntime, issued: IssuedCertificate, keyPem: st
   };
 }
 
+/**
+ * At start-up the database may still be busy with the other roles of the process (or
+ * briefly unreachable): a few attempts before giving up, each one a complete issuance.
+ */
+async function issueWithRetry(runtime: CaRuntime, names: San[], log: Logger, attempts = 4): Promise<{ issued: IssuedCertificate; keyPem: string }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await issueListenerCertificate(runtime, names);
+    } catch (error) {
+      if (!(error instanceof CaError && error.kind === "unavailable") || attempt >= attempts) throw error;
+      log.warn({ attempt, reason: error.message }, "could not issue the API listener certificate; retrying");
+      await sleep(500 * attempt);
+    }
+  }
+}
+
 export async function startApi(runtime: CaRuntime, log: Logger, options: StartApiOptions = {}): Promise<ApiServer> {
   const host = options.host ?? runtime.config.http.bind;
   const names = listenerNames(runtime, host);
-  let current = await issueListenerCertificate(runtime, names);
+  let current = await issueWithRetry(runtime, names, log);
   const app = createApiApp(runtime, log, options);
   const server = createServer(
     {
