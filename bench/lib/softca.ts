@@ -17,6 +17,13 @@ export interface SoftCa {
   facts: { subjectDer: Buffer; spki: Buffer };
   /** signs one OCSP response for `serialHex` (good, or revoked at `revokedAt`) */
   ocspResponse(serialHex: string, revokedAt?: Date): Promise<Buffer>;
+  /**
+   * Many good responses fast: one built by packages/ca-core's encoder as a template, then
+   * for each serial the template's to-be-signed part with the serial replaced (same length),
+   * signed again (ECDSA, re-drawn until its DER has the template's length, so every length
+   * field stays valid). Real, verifiable responses at ~30k/s instead of ~500/s.
+   */
+  ocspResponses(serialsHex: string[]): Promise<Buffer[]>;
   /** the OCSP request DER for `serialHex` (SHA-1 CertID, as OpenSSL sends) */
   ocspRequest(serialHex: string, hash?: "sha1" | "sha256"): Buffer;
 }
@@ -51,9 +58,57 @@ export function createSoftCa(dir: string): SoftCa {
         { producedAt: now },
       );
     },
+    ocspResponses: async (serialsHex) => {
+      if (serialsHex.length === 0) return [];
+      const template = await (async () => {
+        const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+        return signOcspResponse(identity, [{ certIdDer: certIdFor("sha1", facts, serialsHex[0]!), status: "good", thisUpdate: now, nextUpdate: new Date(now.getTime() + 86_400_000) }], { producedAt: now });
+      })();
+      const serial0 = Buffer.from(serialsHex[0]!, "hex");
+      // OCSPResponse → [0] responseBytes → SEQ → OCTET STRING → BasicOCSPResponse
+      const outer = tlvAt(template, 0);
+      const status = tlvAt(template, outer.start);
+      const explicit = tlvAt(template, status.end);
+      const responseBytes = tlvAt(template, explicit.start);
+      const oid = tlvAt(template, responseBytes.start);
+      const octets = tlvAt(template, oid.end);
+      const basic = tlvAt(template, octets.start);
+      const tbs = tlvAt(template, basic.start);
+      const sigAlg = tlvAt(template, tbs.end);
+      const sigBits = tlvAt(template, sigAlg.end);
+      const sigLength = sigBits.end - sigBits.start - 1;
+      const serialAt = template.indexOf(serial0, tbs.start);
+      if (serialAt < 0 || serialAt > tbs.end) throw new Error("template response does not contain its serial");
+      const out: Buffer[] = [];
+      for (const hex of serialsHex) {
+        const serial = Buffer.from(hex, "hex");
+        if (serial.length !== serial0.length) throw new Error("serials must all have the same length");
+        const response = Buffer.from(template);
+        serial.copy(response, serialAt);
+        const toSign = response.subarray(tbs.headerStart, tbs.end);
+        let sig: Buffer;
+        do sig = nodeSign("sha256", toSign, key);
+        while (sig.length !== sigLength);
+        sig.copy(response, sigBits.start + 1);
+        out.push(response);
+      }
+      return out;
+    },
     ocspRequest: (serialHex, hash = "sha1") => ocspRequest(certIdFor(hash, facts, serialHex)),
   };
 }
 
 /** Serials like ours: 17 bytes, first byte 0x01. */
 export const randomSerial = () => Buffer.concat([Buffer.from([0x01]), randomBytes(16)]).toString("hex");
+
+/** One DER TLV at `offset`: where its header starts, where its content starts and ends. */
+function tlvAt(buf: Buffer, offset: number): { headerStart: number; start: number; end: number } {
+  let i = offset + 1;
+  let length = buf[i++]!;
+  if (length & 0x80) {
+    const n = length & 0x7f;
+    length = 0;
+    for (let k = 0; k < n; k++) length = length * 256 + buf[i++]!;
+  }
+  return { headerStart: offset, start: i, end: i + length };
+}
