@@ -211,15 +211,16 @@ describe("two services doing mutual TLS with certificates from the API", () => {
     const root = writeTemp("root.pem", t.rootPem, dir);
     const port = await freePort();
     const s = spawn("openssl", ["s_server", "-accept", String(port), "-naccept", "1", "-cert", writeTemp("server.pem", server.cert, dir), "-cert_chain", writeTemp("server-chain.pem", server.chain.slice(0, -1).join(""), dir), "-key", server.keyPath, "-CAfile", root, "-Verify", "2", "-verify_return_error", "-www"], { stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise((resolve) => s.once("close", resolve)); // before s_server can exit
     const serverOut: Buffer[] = [];
     s.stdout.on("data", (c: Buffer) => serverOut.push(c));
     s.stderr.on("data", (c: Buffer) => serverOut.push(c));
     try {
       await waitForAccept(s);
-      const out = await runAsync("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-servername", "gateway.payments.svc.example", "-verify_hostname", "gateway.payments.svc.example", "-CAfile", root, "-verify_return_error", "-cert", writeTemp("client.pem", client.cert, dir), "-cert_chain", writeTemp("client-chain.pem", client.chain.slice(0, -1).join(""), dir), "-key", client.keyPath, "-ign_eof"], { input: "GET / HTTP/1.0\r\n\r\n" });
+      const out = await runAsync("timeout", ["20", "openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "gateway.payments.svc.example", "-verify_hostname", "gateway.payments.svc.example", "-CAfile", root, "-verify_return_error", "-cert", writeTemp("client.pem", client.cert, dir), "-cert_chain", writeTemp("client-chain.pem", client.chain.slice(0, -1).join(""), dir), "-key", client.keyPath, "-ign_eof"], { input: "GET / HTTP/1.0\r\n\r\n" });
       expect(out.stdout).toMatch(/Verify return code: 0 \(ok\)/);
       expect(out.stdout).toMatch(/HTTP\/1.0 200 ok/);
-      await new Promise((resolve) => s.once("close", resolve));
+      await exited;
       const log = Buffer.concat(serverOut).toString();
       expect(log).not.toMatch(/verify error/);
       expect(log).toMatch(/depth=0[^\n]*\n?verify return:1/);
@@ -238,7 +239,7 @@ describe("two services doing mutual TLS with certificates from the API", () => {
     const s = spawn("openssl", ["s_server", "-accept", String(port), "-naccept", "1", "-cert", writeTemp("server.pem", server.cert, dir), "-cert_chain", writeTemp("chain.pem", server.chain.slice(0, -1).join(""), dir), "-key", server.keyPath, "-CAfile", root, "-Verify", "2", "-verify_return_error", "-www"], { stdio: ["ignore", "pipe", "ignore"] });
     try {
       await waitForAccept(s);
-      const out = await runAsync("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-CAfile", root, "-cert", writeTemp("client.pem", adminIssued.cert, dir), "-cert_chain", writeTemp("client-chain.pem", adminIssued.chain.slice(0, -1).join(""), dir), "-key", adminIssued.keyPath, "-ign_eof"], { input: "GET / HTTP/1.0\r\n\r\n" });
+      const out = await runAsync("timeout", ["20", "openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-CAfile", root, "-cert", writeTemp("client.pem", adminIssued.cert, dir), "-cert_chain", writeTemp("client-chain.pem", adminIssued.chain.slice(0, -1).join(""), dir), "-key", adminIssued.keyPath, "-ign_eof"], { input: "GET / HTTP/1.0\r\n\r\n" });
       expect(out.stdout).not.toMatch(/HTTP\/1.0 200 ok/);
       expect(out.stdout + out.stderr).toMatch(/unsupported certificate|alert/i);
     } finally {

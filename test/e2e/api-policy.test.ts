@@ -163,6 +163,9 @@ describe("malformed and oversized requests", () => {
     await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: Buffer.from("not der at all"), contentType: "application/pkcs10" }), 400, /not a valid PKCS#10 structure|not PEM/);
     await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: "{not json", contentType: "application/json" }), 400, "the request body is not valid JSON");
     await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: "csr=abc", contentType: "text/plain" }), 415, "send the body as application/json or application/pkcs10, not text/plain");
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments }), 400, "POST /v1/certificates needs a request body (Content-Type: application/json, or the DER CSR as application/pkcs10)");
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, body: {} }), 400, /^csr: is required/);
+    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: "x" }, headers: {} , raw: JSON.stringify({ csr: "x" }) + "", contentType: "application/json; charset=latin1" }), 415, /latin1|unsupported/);
   });
 
   it("a huge body is 413 before anything else happens", async () => {

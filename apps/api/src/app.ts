@@ -64,6 +64,9 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
       }
       // Routes that also take DER CSRs read their own body and query (the shape depends on the content type).
       const ownInput = route.acceptsPkcs10;
+      if (route.bodyRequired && !hasBody(req)) {
+        throw new CaError("bad_request", `${route.method.toUpperCase()} ${route.path} needs a request body (Content-Type: ${route.acceptsPkcs10 ? "application/json, or the DER CSR as application/pkcs10" : "application/json"})`);
+      }
       const params = parseOrThrow(route.params, req.params, "path");
       const query = ownInput ? undefined : parseOrThrow(route.query ?? emptyQuery, req.query, "query");
       const body = ownInput ? undefined : route.body && (hasBody(req) || route.bodyRequired) ? parseOrThrow(route.body, req.body ?? (route.bodyRequired ? undefined : {}), "body") : undefined;
