@@ -30,11 +30,17 @@ export function policyOf(provisioner: ProvisionerRecord): ProvisionerPolicy {
 }
 
 async function tokenCaller(runtime: CaRuntime, token: string): Promise<Caller | undefined> {
-  const admin = await runtime.inventory.admins.verify(token);
-  if (admin) return { kind: "admin", actor: `admin:${admin}`, name: admin };
-  const provisioner = await runtime.inventory.provisioners.verify(token);
-  if (provisioner) return { kind: "provisioner", actor: `provisioner:${provisioner.name}`, provisioner, policy: policyOf(provisioner) };
-  return undefined;
+  const asAdmin = async (): Promise<Caller | undefined> => {
+    const admin = await runtime.inventory.admins.verify(token);
+    return admin ? { kind: "admin", actor: `admin:${admin}`, name: admin } : undefined;
+  };
+  const asProvisioner = async (): Promise<Caller | undefined> => {
+    const provisioner = await runtime.inventory.provisioners.verify(token);
+    return provisioner ? { kind: "provisioner", actor: `provisioner:${provisioner.name}`, provisioner, policy: policyOf(provisioner) } : undefined;
+  };
+  // Provisioner tokens carry a prefix: look where the token most likely is first (one query
+  // on the hot enrolment path), then the other place, since an admin may have chosen any token.
+  return token.startsWith("pkp_") ? ((await asProvisioner()) ?? (await asAdmin())) : ((await asAdmin()) ?? (await asProvisioner()));
 }
 
 /** Establishes who is calling, as the route requires; throws 401/403 naming what is missing. */
