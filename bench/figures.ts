@@ -70,11 +70,15 @@ function describe(x: Measurement): string | undefined {
 }
 
 /** Throughput figure of ours against a peer (×need) and a ceiling (fraction). */
-function throughput(m: M, o: { id: string; name: string; peer: { id: string; label: string; need: number }; ceiling?: { id: string; label: string; need: number }; p99Below?: number; target: string }): Row {
+function throughput(m: M, o: { id: string; name: string; peer: { id: string; label: string; need: number; fallback?: string }; ceiling?: { id: string; label: string; need: number }; p99Below?: number; target: string }): Row {
   const x = get(m, o.id);
   const base = { id: o.id, kind: "ours" as const, name: x?.label ?? o.name, unit: x?.unit ?? "", target: o.target };
   if (!x) return unavailableRow(base, why(m, o.id));
-  const peer = get(m, o.peer.id);
+  let peer = get(m, o.peer.id);
+  if (!peer && o.peer.fallback && get(m, o.peer.fallback)) {
+    peer = get(m, o.peer.fallback);
+    o = { ...o, peer: { ...o.peer, label: `cfssl ocspserve POST (its GET: ${why(m, o.peer.id)})` } };
+  }
   const ceiling = o.ceiling ? get(m, o.ceiling.id) : undefined;
   const refs: string[] = [];
   const checks: boolean[] = [];
@@ -114,7 +118,7 @@ function bound(m: M, o: { id: string; name: string; below: number; unit: string;
   };
 }
 
-const RAW = { id: "ceiling.sign.rawN", label: "raw C_Sign, 4 sessions" };
+const RAW = { id: "ceiling.sign.raw", label: "raw token sign rate" };
 
 export const FIGURES: Array<(m: M) => Row> = [
   // ceilings
@@ -158,11 +162,12 @@ export const FIGURES: Array<(m: M) => Row> = [
     throughput(m, {
       id: "ours.ocsp.get",
       name: "OCSP GET, pre-signed, 100k certificates",
-      peer: { id: "peer.cfssl.ocsp.get", label: "cfssl ocspserve GET", need: 2 },
+      peer: { id: "peer.cfssl.ocsp.get", fallback: "peer.cfssl.ocsp.post", label: "cfssl ocspserve GET", need: 2 },
       ceiling: { id: "ceiling.http", label: "bare node:http", need: 0.7 },
       p99Below: 5,
       target: "≥ 2× cfssl, ≥ 70% of node:http, p99 < 5 ms",
     }),
+  (m) => ({ ...plain(m, "ours.ocsp.presign", "ours", "OCSP pre-signing (OcspSigner)", undefined, { id: "ceiling.sign.raw", label: "raw sign rate" }), target: "— (each response is one signature)" }),
   (m) => bound(m, { id: "ours.ocsp.underload", name: "OCSP p99 while issuance runs flat out", below: 20, unit: "ms", target: "p99 < 20 ms" }),
   (m) => {
     const row = bound(m, { id: "ours.crl.full", name: "full CRL, 1M revoked, PostgreSQL → signed DER", below: Infinity, unit: "s", target: "≥ 2× faster than openssl, RSS ≤ 256 MB", vs: { id: "peer.openssl.crl", label: "openssl ca -gencrl" } });
@@ -180,6 +185,12 @@ export const FIGURES: Array<(m: M) => Row> = [
 
 export function rows(results: Result[]): Row[] {
   const m: M = new Map(results.map((r) => [r.id, r]));
+  // "the raw token sign rate": the better of one synchronous session and four async ones
+  const raws = ["ceiling.sign.raw1", "ceiling.sign.rawN"].map((id) => get(m, id)).filter((x): x is Measurement => !!x);
+  if (raws.length) {
+    const best = raws.reduce((a, b) => (a.value >= b.value ? a : b));
+    m.set("ceiling.sign.raw", { ...best, id: "ceiling.sign.raw" });
+  }
   return FIGURES.map((f) => f(m));
 }
 

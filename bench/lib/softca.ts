@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { caCertificateFacts, certIdFor, pemBlocks, signOcspResponse } from "@pki/ca-core";
 import { run } from "./proc.ts";
-import { ocspRequest } from "./der.ts";
+import { ocspRequest, tlvAt } from "./der.ts";
 
 export interface SoftCa {
   dir: string;
@@ -101,14 +101,3 @@ export function createSoftCa(dir: string): SoftCa {
 /** Serials like ours: 17 bytes, first byte 0x01. */
 export const randomSerial = () => Buffer.concat([Buffer.from([0x01]), randomBytes(16)]).toString("hex");
 
-/** One DER TLV at `offset`: where its header starts, where its content starts and ends. */
-function tlvAt(buf: Buffer, offset: number): { headerStart: number; start: number; end: number } {
-  let i = offset + 1;
-  let length = buf[i++]!;
-  if (length & 0x80) {
-    const n = length & 0x7f;
-    length = 0;
-    for (let k = 0; k < n; k++) length = length * 256 + buf[i++]!;
-  }
-  return { headerStart: offset, start: i, end: i + length };
-}
