@@ -3,7 +3,7 @@
 // the listener's own TLS (CA-issued certificate, TLS 1.2+, renewed in place).
 import { X509Certificate } from "node:crypto";
 import { connect as tlsConnect } from "node:tls";
-import Ajv2020 from "ajv/dist/2020.js";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiRoutes, createApiApp, startApi } from "@pki/api";
