@@ -8,7 +8,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiRoutes, createApiApp, startApi } from "@pki/api";
 import { createLogger } from "@pki/logger";
-import { addProvisioner, runAsync, startTestApi, type ApiResponse, type TestApi } from "../support/api.ts";
+import { addProvisioner, runAsync, startTestApi, TravelClock, type ApiResponse, type TestApi } from "../support/api.ts";
 import { opensslCsr, scratchDir, writeTemp } from "../support/tools.ts";
 
 let t: TestApi;
@@ -177,6 +177,41 @@ describe("the listener's own TLS", () => {
       socket.on("error", reject);
     });
     expect(served).toBe(renewed.serial);
+  });
+
+  it("renews its certificate by itself once two thirds of its lifetime have passed", async () => {
+    const clock = new TravelClock();
+    // only the listener's view of time travels; the CA keeps issuing on the real clock
+    const runtime = { ...t.ca.runtime, clock };
+    const api = await startApi(runtime, createLogger("silent"), { port: 0, host: "127.0.0.1", renewalCheckMs: 50 });
+    try {
+      const first = api.certificate();
+      const lifetime = (first.notAfter.getTime() - first.notBefore.getTime()) / 1000;
+      clock.advance(lifetime * 0.5);
+      expect(api.certificate().serial).toBe(first.serial);
+      clock.advance(lifetime * 0.2);
+      // wait for the event, not for a time: the timer looks at the clock every 50 ms
+      let renewed = api.certificate();
+      for (let i = 0; i < 400 && renewed.serial === first.serial; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        renewed = api.certificate();
+      }
+      expect(renewed.serial).not.toBe(first.serial);
+      clock.advance(-lifetime * 0.7); // back to real time, so the new certificate is not due at once
+      const served = await new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: "127.0.0.1", port: api.port, ca: t.rootPem }, () => {
+          resolve(socket.getPeerX509Certificate()!.serialNumber.toLowerCase());
+          socket.end();
+        });
+        socket.on("error", reject);
+      });
+      // a renewal may have been in flight when the clock went back: any successor will do
+      expect(served).not.toBe(first.serial);
+      expect(served).toBe(api.certificate().serial);
+      expect((await t.ca.inventory.certificates.get(served))!.requester).toBe("api:listener");
+    } finally {
+      await api.stop();
+    }
   });
 
   it("refuses to start on a port that is taken, with the reason", async () => {

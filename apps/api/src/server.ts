@@ -26,6 +26,11 @@ export interface ApiServer {
 export interface StartApiOptions extends ApiAppOptions {
   port?: number;
   host?: string;
+  /**
+   * How often the renewal timer looks at the clock (default one minute). Looking often
+   * costs nothing and follows a clock that jumps (suspend/resume, NTP steps, tests).
+   */
+  renewalCheckMs?: number;
 }
 
 const UNSPECIFIED = new Set(["0.0.0.0", "::"]);
@@ -125,8 +130,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
     clearTimeout(timer);
     const { notBefore, notAfter } = current.issued;
     const renewAt = notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;
-    // setTimeout cannot wait more than ~24.8 days: long waits wake up and look again
-    const wait = Math.min(Math.max(renewAt - runtime.clock.now().getTime(), 1000), 2 ** 31 - 1);
+    const wait = Math.min(Math.max(renewAt - runtime.clock.now().getTime(), 0), options.renewalCheckMs ?? 60_000);
     timer = setTimeout(() => {
       if (runtime.clock.now().getTime() < renewAt) return schedule();
       renew().catch((error: Error) => {
