@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApi } from "@pki/api";
+import { revokeIntermediate } from "@pki/ca-core";
 import { createLogger } from "@pki/logger";
 import { addProvisioner, callApi, startTestApi, TravelClock, type RequestOptions, type TestApi } from "../support/api.ts";
 import { opensslCsr } from "../support/tools.ts";
@@ -215,5 +216,22 @@ describe("rate limiting of failed authentication", () => {
     } finally {
       await api.stop();
     }
+  });
+});
+
+// Last in this file: it revokes the intermediate everything above was issued by.
+describe("a revoked intermediate", () => {
+  it("stops its certificates authenticating over mTLS at once", async () => {
+    const csr = opensslCsr({ sans: ["DNS:orphan.payments.example"] });
+    const res = await issue("payments", csr.csrPem);
+    expect(res.status).toBe(201);
+    const clientCert = [res.json.certificate, ...res.json.chain.slice(0, -1)].join("");
+    const issuerId = res.json.issuerId as string;
+    await revokeIntermediate(t.ca.config(), t.ca.inventory, clock, { issuerId, reason: "keyCompromise", actor: "test" });
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }),
+      401,
+      new RegExp(`^the intermediate ${issuerId} that issued the client certificate .* was revoked at `),
+    );
   });
 });

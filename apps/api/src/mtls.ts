@@ -1,7 +1,7 @@
 // Client-certificate authentication. The listener asks for a certificate but does not let
 // OpenSSL decide: OpenSSL would check the certificate against the system clock and would
 // refuse a server-profile certificate as a client, and it cannot know revocation. Here
-// the certificate must be signed by one of this CA's intermediates (active or retired),
+// the certificate must be signed by one of this CA's intermediates (active or retired, not revoked),
 // be within its validity by the CA's clock, and be a valid (not revoked) row in the
 // inventory holding exactly these bytes. The TLS handshake has already proved the client
 // holds the private key (CertificateVerify).
@@ -38,6 +38,14 @@ export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRunt
   const subject = (peer.subject ?? "").replaceAll("\n", ", ") || peer.subjectAltName || "(empty subject)";
   const issuer = runtime.keyring.all().find((i) => peer.checkIssued(issuerX509(i)) && peer.verify(issuerX509(i).publicKey));
   if (!issuer) throw unauthorized(`the client certificate '${subject}' (issuer '${(peer.issuer ?? "").replaceAll("\n", ", ")}') was not issued by any of this CA's intermediates`);
+
+  // The keyring may hold an issuer record from before an emergency revocation: ask the inventory.
+  const issuerRow = await runtime.inventory.issuers.get(issuer.record.id).catch(() => {
+    throw new CaError("unavailable", "the inventory database is unavailable; cannot check the client certificate");
+  });
+  if (issuerRow?.revokedAt) {
+    throw unauthorized(`the intermediate ${issuer.record.id} that issued the client certificate '${subject}' was revoked at ${issuerRow.revokedAt.toISOString()}; its certificates are re-issued by the operator (pki issuers revoke --reissue) or enrol again`);
+  }
 
   const now = runtime.clock.now();
   if (new Date(peer.validFrom) > now) throw unauthorized(`the client certificate '${subject}' is not valid until ${new Date(peer.validFrom).toISOString()} (check the clocks)`);
