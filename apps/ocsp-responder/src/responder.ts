@@ -25,6 +25,7 @@ import {
 
 const POLL_OVERLAP_MS = 10_000;
 const ISSUER_REFRESH_MS = 30_000;
+const UNKNOWN_ISSUER_RECHECK_MS = 1000;
 /** Distinct raw requests remembered, so repeated requests skip ASN.1 parsing. */
 const REQUEST_CACHE_LIMIT = 200_000;
 
@@ -212,10 +213,17 @@ export class OcspResponder {
       if (error instanceof MalformedOcspRequest) return { httpStatus: 400, body: ERRORS.malformed, headers: NO_STORE, outcome: "malformed" };
       throw error;
     }
-    const resolved: Array<{ request: (typeof parsed.requests)[number]; issuerId: string | undefined }> = parsed.requests.map((request) => ({
-      request,
-      issuerId: request.hash ? this.issuerByHashes.get(`${request.hash}:${request.issuerNameHash.toString("hex")}:${request.issuerKeyHash.toString("hex")}`) : undefined,
-    }));
+    const resolve = () =>
+      parsed.requests.map((request) => ({
+        request,
+        issuerId: request.hash ? this.issuerByHashes.get(`${request.hash}:${request.issuerNameHash.toString("hex")}:${request.issuerKeyHash.toString("hex")}`) : undefined,
+      }));
+    let resolved = resolve();
+    // An issuer we do not know may be one rotated in a moment ago: look again, at most once a second.
+    if (resolved.some((r) => !r.issuerId) && Date.now() - this.lastIssuerRefresh > UNKNOWN_ISSUER_RECHECK_MS) {
+      await this.refreshIssuers();
+      resolved = resolve();
+    }
     // RFC 5019 §2.2.3: a CertID naming an issuer we do not serve (or a hash we do not speak) is "unauthorized".
     if (resolved.some((r) => !r.issuerId)) return { httpStatus: 200, body: ERRORS.unauthorized, headers: NO_STORE, outcome: "unauthorized" };
     const echoNonce = parsed.nonce !== undefined && this.deps.config.revocation.ocspNonce === "echo";
