@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { registry } from "@pki/http-kit";
 import { addProvisioner, runAsync, startTestApi, type TestApi } from "../support/api.ts";
 import { opensslCsr, opensslVerify, pythonInspect, run, scratchDir, writeTemp } from "../support/tools.ts";
 
@@ -51,6 +52,7 @@ describe("enrolment with a provisioner token", () => {
     expect(row).toMatchObject({ status: "valid", requester: "provisioner:payments", autoRenew: true });
     const audit = await t.ca.inventory.audit.recent(5, res.json.serial);
     expect(audit.find((a) => a.action === "certificate.issue")).toMatchObject({ actor: "provisioner:payments", sourceIp: "127.0.0.1", outcome: "ok" });
+    expect(await registry.metrics()).toMatch(/pki_api_operations_total\{operation="issueCertificate",caller="provisioner",outcome="ok"\} [1-9]/);
   });
 
   it("issues for a DER CSR sent as application/pkcs10, options in the query", async () => {

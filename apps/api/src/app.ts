@@ -4,7 +4,8 @@
 import { z } from "zod";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { CaError, MAX_CSR_BYTES, type CaRuntime } from "@pki/ca-core";
-import { problemHandler, problemStatus, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
+import { problemHandler, problemStatus, registry, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
+import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { AuthFailureLimiter, authenticate } from "./auth.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -14,6 +15,14 @@ import { issuerRoutes } from "./routes/issuers.ts";
 import { provisionerRoutes } from "./routes/provisioners.ts";
 
 export const MAX_JSON_BYTES = 128 * 1024;
+
+// On the process's shared registry, so the public listener's /metrics shows them.
+const answered = new Counter({
+  name: "pki_api_operations_total",
+  help: "issuing API operations by route, caller kind and outcome (ok or the HTTP status of the refusal)",
+  labelNames: ["operation", "caller", "outcome"] as const,
+  registers: [registry],
+});
 
 export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
   return [...issuerRoutes(runtime), ...provisionerRoutes(runtime), ...certificateRoutes(runtime)];
@@ -71,8 +80,10 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
       const query = ownInput ? undefined : parseOrThrow(route.query ?? emptyQuery, req.query, "query");
       const body = ownInput ? undefined : route.body && (hasBody(req) || route.bodyRequired) ? parseOrThrow(route.body, req.body ?? (route.bodyRequired ? undefined : {}), "body") : undefined;
       const result = await route.handle({ req, res, params, query, body, caller, sourceIp });
+      answered.inc({ operation: route.operationId, caller: caller.kind, outcome: "ok" });
       res.status(result.status).json(result.body);
     } catch (error) {
+      answered.inc({ operation: route.operationId, caller: "-", outcome: String(problemStatus(error)) });
       if (error instanceof CaError && (error.kind === "forbidden" || error.kind === "bad_request")) {
         log.info({ audit: "refused", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, status: problemStatus(error), reason: error.message }, "request refused");
       }
