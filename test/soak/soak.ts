@@ -168,6 +168,8 @@ if (code !== 0) failures.push(`server exited ${code} on SIGTERM`);
 await env.cleanup();
 
 console.log(JSON.stringify({ seconds: SECONDS, requests: counts, certificates: issued.length, revoked: revoked.size, rssMB: rss.map((r) => Math.round(r / 1e6)), memoryGrowth: `${(growth * 100).toFixed(1)}%`, sessions, pool, failures: failures.length }, null, 1));
-for (const f of failures.slice(0, 20)) console.error(`FAIL ${f}`);
+const byKind = new Map<string, number>();
+for (const f of failures) byKind.set(f.replace(/[0-9a-f]{34}/g, "<serial>").slice(0, 120), (byKind.get(f.replace(/[0-9a-f]{34}/g, "<serial>").slice(0, 120)) ?? 0) + 1);
+for (const [kind, n] of byKind) console.error(`FAIL x${n} ${kind}`);
 console.log(failures.length === 0 ? "soak: passed" : `soak: ${failures.length} failures`);
 process.exit(failures.length === 0 ? 0 : 1);

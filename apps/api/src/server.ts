@@ -111,8 +111,6 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
     },
     app,
   );
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 60_000;
   const port = await listen(server as unknown as import("node:http").Server, options.port ?? runtime.config.http.apiPort, host);
 
   let timer: NodeJS.Timeout | undefined;
