@@ -60,6 +60,11 @@ describe("pki init", () => {
     expect(text).toMatch(/Certificate Sign, CRL Sign/);
     expect(text).toMatch(/X509v3 Authority Key Identifier/);
     expect(root).toMatch(/BEGIN CERTIFICATE/);
+    // Python's cryptography reads both CA certificates too.
+    expect(pythonInspect(root)).toMatchObject({ version: "v3", subject: "CN=PKI Root CA", issuer: "CN=PKI Root CA" });
+    const seen = pythonInspect(intermediate);
+    expect(seen.issuer).toBe("CN=PKI Root CA");
+    expect((seen.extensions as Record<string, { critical: boolean; value: string }>).basicConstraints).toMatchObject({ critical: true, value: expect.stringMatching(/ca=True, path_length=0/) });
   });
 });
 
