@@ -30,6 +30,11 @@ describe("pki provisioner and pki cert against the API's inventory", () => {
     const serial = issued.json.serial as string;
     expect((Date.parse(issued.json.notAfter) - Date.parse(issued.json.notBefore)) / 1000).toBe(960);
 
+    const updated = pki(["provisioner", "update", "billing", "--max-ttl", "300", "--names", "DNS:.billing.example"], t.ca.env);
+    expect(updated.stdout.trim()).toBe("provisioner 'billing': profiles mtls, client; names DNS:.billing.example; max 300 s");
+    const clipped = await t.call("POST", "/v1/certificates", { token, body: { csr: opensslCsr({ sans: ["DNS:short.billing.example"] }).csrPem, ttlSeconds: 86400 } });
+    expect((Date.parse(clipped.json.notAfter) - Date.parse(clipped.json.notBefore)) / 1000).toBe(360);
+
     const shown = pki(["cert", "show", serial, "--json"], t.ca.env);
     expect(shown.status, shown.stderr).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({ serial, status: "valid", sans: ["DNS:api.billing.example"], requester: "provisioner:billing", certificate: issued.json.certificate });
@@ -37,7 +42,7 @@ describe("pki provisioner and pki cert against the API's inventory", () => {
     expect(pem.stdout).toBe(issued.json.certificate);
 
     const found = pki(["cert", "list", "-q", "billing.example", "--json"], t.ca.env);
-    expect(found.stdout.trim().split("\n").map((l) => JSON.parse(l).serial)).toEqual([serial]);
+    expect(found.stdout.trim().split("\n").map((l) => JSON.parse(l).serial)).toEqual([clipped.json.serial, serial]);
 
     const revoked = pki(["cert", "revoke", serial, "--reason", "keyCompromise"], t.ca.env);
     expect(revoked.status, revoked.stderr).toBe(0);
@@ -57,7 +62,7 @@ describe("pki provisioner and pki cert against the API's inventory", () => {
     expect(pki(["provisioner", "list", "--all"], t.ca.env).stdout).toMatch(/billing\s+removed/);
 
     const audit = (await t.ca.inventory.audit.recent(20, "provisioner:billing")).map((a) => `${a.action} by ${a.actor.split(":")[0]}`).reverse();
-    expect(audit).toEqual(["provisioner.create by cli", "provisioner.disable by cli", "provisioner.enable by cli", "provisioner.remove by cli"]);
+    expect(audit).toEqual(["provisioner.create by cli", "provisioner.update by cli", "provisioner.disable by cli", "provisioner.enable by cli", "provisioner.remove by cli"]);
   });
 
   it("refuses bad input with one line naming the problem", () => {

@@ -138,6 +138,30 @@ describe("credentials", () => {
     expect(created.sourceIp).toBe("127.0.0.1");
   });
 
+  it("a narrowed policy applies to the next renewal of certificates the provisioner enrolled", async () => {
+    const token = await addProvisioner(t, { name: "shrink", names: ["DNS:.s.example", "DNS:.t.example"], maxTtlSeconds: 3600 });
+    const enrol = async (name: string) => {
+      const csr = opensslCsr({ sans: [`DNS:${name}`] });
+      const res = await t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem, ttlSeconds: 3600 } });
+      expect(res.status, res.text).toBe(201);
+      return { cert: [res.json.certificate, ...res.json.chain.slice(0, -1)].join(""), key: csr.keyPem, serial: res.json.serial as string };
+    };
+    const kept = await enrol("x.s.example");
+    const dropped = await enrol("x.t.example");
+    const patched = await t.call("PATCH", "/v1/provisioners/shrink", { token: t.ca.adminToken, body: { names: ["DNS:.s.example"], maxTtlSeconds: 600 } });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.json).toMatchObject({ names: ["DNS:.s.example"], maxTtlSeconds: 600, disabled: false });
+    await expectRefused(() => t.call("POST", "/v1/certificates/renew", { cert: dropped.cert, key: dropped.key }), 403, "SAN DNS:x.t.example is not allowed for provisioner 'shrink'");
+    const renewed = await t.call("POST", "/v1/certificates/renew", { cert: kept.cert, key: kept.key });
+    expect(renewed.status, renewed.text).toBe(201);
+    expect((Date.parse(renewed.json.notAfter) - Date.parse(renewed.json.notBefore)) / 1000).toBe(600 + 60);
+    await expectRefused(() => t.call("PATCH", "/v1/provisioners/shrink", { token: t.ca.adminToken, body: { names: ["DNS:*.*.s.example"] } }), 400, /^name pattern 'DNS:\*\.\*\.s\.example'/);
+    await expectRefused(() => t.call("PATCH", "/v1/provisioners/shrink", { token: t.ca.adminToken, body: {} }), 400, "change at least one of disabled, profiles, names, maxTtlSeconds");
+    await expectRefused(() => t.call("PATCH", "/v1/provisioners/nobody", { token: t.ca.adminToken, body: { disabled: true } }), 404, "no provisioner named 'nobody'");
+    const update = (await t.ca.inventory.audit.recent(10, "provisioner:shrink")).find((a) => a.action === "provisioner.update")!;
+    expect(update.details).toMatchObject({ names: ["DNS:.s.example"], maxTtlSeconds: 600 });
+  });
+
   it("bad provisioner definitions are refused with the pattern named", async () => {
     const admin = t.ca.adminToken;
     const make = (body: Record<string, unknown>) => () => t.call("POST", "/v1/provisioners", { token: admin, body: { name: "bad", profiles: ["mtls"], names: ["DNS:.ok.example"], maxTtlSeconds: 600, ...body } });

@@ -83,7 +83,14 @@ export const ProvisionerBody = z.strictObject({
   hierarchy: z.string().min(1).max(64).optional().meta({ description: "issuing hierarchy, default 'default'" }),
 });
 
-export const ProvisionerPatch = z.strictObject({ disabled: z.boolean({ error: "must be true or false" }) });
+export const ProvisionerPatch = z
+  .strictObject({
+    disabled: z.boolean({ error: "must be true or false" }).optional(),
+    profiles: z.array(Profile, { error: "must be a list of profiles" }).min(1, "needs at least one profile").optional(),
+    names: z.array(z.string(), { error: "must be a list of name patterns" }).min(1, "needs at least one name pattern").optional(),
+    maxTtlSeconds: TtlSeconds.optional(),
+  })
+  .refine((p) => Object.values(p).some((v) => v !== undefined), { message: "change at least one of disabled, profiles, names, maxTtlSeconds" });
 
 // ----- responses
 

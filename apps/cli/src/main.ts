@@ -22,7 +22,7 @@ import {
 import type { CertificateState } from "@pki/db";
 import { CaEvents, CrlPublisher, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/ca-core";
 import { toPem } from "@pki/ca-core";
-import { createProvisioner } from "@pki/policy";
+import { createProvisioner, updateProvisioner } from "@pki/policy";
 
 // Commander's own errors (unknown option, bad value) become the same single `pki: …` line
 // as every other failure, instead of a message plus the whole help text.
@@ -403,6 +403,22 @@ provisioners
         if (opts.json) console.log(JSON.stringify({ id: p.id, name: p.name, state, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy }));
         else console.log([p.name.padEnd(16), state.padEnd(8), p.profiles.join(","), `${p.maxTtlSeconds}s`, p.names.join(" ")].join("  "));
       }
+    } finally {
+      await inventory.close();
+    }
+  });
+provisioners
+  .command("update <name>")
+  .description("change a provisioner's scope; applies to its next enrolment and to the next renewal of every certificate it enrolled")
+  .option("--names <patterns...>", "replace the name patterns")
+  .option("--profiles <profiles...>", "replace the profiles")
+  .option("--max-ttl <seconds>", "new longest lifetime", positiveInt("--max-ttl"))
+  .action(async (name: string, opts: { names?: string[]; profiles?: string[]; maxTtl?: number }) => {
+    if (!opts.names && !opts.profiles && opts.maxTtl === undefined) throw new CaError("bad_request", "give at least one of --names, --profiles, --max-ttl");
+    const inventory = await openInventory(cfg());
+    try {
+      const p = await updateProvisioner({ inventory, config: cfg() }, name, { names: opts.names, profiles: opts.profiles, maxTtlSeconds: opts.maxTtl }, { actor: operator() });
+      console.log(`provisioner '${p.name}': profiles ${p.profiles.join(", ")}; names ${p.names.join(" ")}; max ${p.maxTtlSeconds} s`);
     } finally {
       await inventory.close();
     }

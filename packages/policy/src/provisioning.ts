@@ -49,3 +49,43 @@ export async function createProvisioner(
     throw unavailable();
   }
 }
+
+export interface ProvisionerChanges {
+  profiles?: string[] | undefined;
+  names?: string[] | undefined;
+  maxTtlSeconds?: number | undefined;
+  disabled?: boolean | undefined;
+}
+
+/**
+ * Changes a provisioner's scope or state, checking the resulting policy as creation does.
+ * A narrower policy applies to the next enrolment and to the next renewal of every
+ * certificate it enrolled.
+ */
+export async function updateProvisioner(
+  deps: { inventory: Inventory; config: Config },
+  name: string,
+  changes: ProvisionerChanges,
+  audit: { actor: string; sourceIp?: string | undefined },
+): Promise<ProvisionerRecord> {
+  const current = await deps.inventory.provisioners.byName(name);
+  if (!current || current.deletedAt) throw new CaError("not_found", `no provisioner named '${name}'`);
+  const merged = ProvisionerPolicy.create({
+    name,
+    profiles: changes.profiles ?? current.profiles,
+    names: changes.names ?? current.names,
+    maxTtlSeconds: changes.maxTtlSeconds ?? current.maxTtlSeconds,
+  });
+  if (merged.maxTtlSeconds > deps.config.ca.maxTtlSeconds) {
+    throw new CaError("bad_request", `maxTtlSeconds ${merged.maxTtlSeconds} is more than the CA's maximum lifetime (${deps.config.ca.maxTtlSeconds} s, PKI_MAX_TTL_SECONDS)`);
+  }
+  const data: Partial<Pick<ProvisionerRecord, "profiles" | "names" | "maxTtlSeconds" | "disabled">> = {};
+  if (changes.profiles) data.profiles = [...merged.profiles];
+  if (changes.names) data.names = merged.names;
+  if (changes.maxTtlSeconds !== undefined) data.maxTtlSeconds = merged.maxTtlSeconds;
+  if (changes.disabled !== undefined) data.disabled = changes.disabled;
+  const action = Object.keys(data).length === 1 && data.disabled !== undefined ? (data.disabled ? "provisioner.disable" : "provisioner.enable") : "provisioner.update";
+  const record = await deps.inventory.provisioners.update(name, data, { actor: audit.actor, action, sourceIp: audit.sourceIp });
+  if (!record) throw new CaError("not_found", `no provisioner named '${name}'`);
+  return record;
+}

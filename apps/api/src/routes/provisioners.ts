@@ -1,6 +1,6 @@
 import { CaError, type CaRuntime } from "@pki/ca-core";
 import type { ProvisionerRecord } from "@pki/db";
-import { createProvisioner } from "@pki/policy";
+import { createProvisioner, updateProvisioner } from "@pki/policy";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
@@ -41,7 +41,7 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       method: "patch",
       path: "/v1/provisioners/{name}",
       operationId: "updateProvisioner",
-      summary: "Disable or re-enable a provisioner; a disabled token stops working at once",
+      summary: "Change a provisioner: disable or re-enable it (at once), or its profiles, name patterns or maximum lifetime (from the next enrolment or renewal)",
       tags: ["provisioners"],
       auth: "admin",
       params: S.NameParams,
@@ -50,12 +50,7 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       responses: { 200: { description: "updated", schema: S.Provisioner } },
       problems: [400, 401, 403, 404, 413, 415, 429, 503],
       handle: async (ctx) => {
-        const record = await runtime.inventory.provisioners.setDisabled(ctx.params.name, ctx.body.disabled, {
-          actor: ctx.caller.actor,
-          action: ctx.body.disabled ? "provisioner.disable" : "provisioner.enable",
-          sourceIp: ctx.sourceIp,
-        });
-        if (!record) throw new CaError("not_found", `no provisioner named '${ctx.params.name}'`);
+        const record = await updateProvisioner(runtime, ctx.params.name, ctx.body, { actor: ctx.caller.actor, sourceIp: ctx.sourceIp });
         return { status: 200, body: provisionerView(record) };
       },
     }),

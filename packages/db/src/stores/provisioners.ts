@@ -114,6 +114,17 @@ export class ProvisionerStore {
     });
   }
 
+  /** Changes a live provisioner's scope and/or state; undefined when there is none by that name. */
+  async update(name: string, changes: Partial<Pick<ProvisionerRecord, "profiles" | "names" | "maxTtlSeconds" | "disabled">>, audit: AuditEntry): Promise<ProvisionerRecord | undefined> {
+    return this.prisma.$transaction(async (tx) => {
+      const updated = await tx.provisioner.updateMany({ where: { name, deletedAt: null }, data: changes });
+      if (updated.count === 0) return undefined;
+      await new AuditStore(tx).record({ ...audit, target: `provisioner:${name}`, details: { ...audit.details, ...changes } });
+      const row = await tx.provisioner.findUnique({ where: { name } });
+      return row ? toRecord(row) : undefined;
+    });
+  }
+
   /** Tombstones a live provisioner; its token stops working with this commit. */
   async remove(name: string, at: Date, audit: AuditEntry): Promise<ProvisionerRecord | undefined> {
     return this.prisma.$transaction(async (tx) => {
