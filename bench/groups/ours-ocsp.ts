@@ -101,7 +101,7 @@ const group: Group = async (ctx) => {
       const get: WrkRequest[] = certIds.map((id) => ({ method: "GET", path: ocspGetPath("/ocsp", ocspRequest(id)) }));
       const headers = { "Content-Type": "application/ocsp-request" };
       const url = `http://127.0.0.1:${port}/`;
-      const probe = await fetch(`${url}ocsp`, { method: "POST", body: post[0]!.body, headers });
+      const probe = await fetch(`${url}ocsp`, { method: "POST", body: new Uint8Array(post[0]!.body!), headers });
       const probeBody = Buffer.from(await probe.arrayBuffer());
       if (probe.status !== 200 || certStatusIn(probeBody, certIds[0]!) !== "good") throw new Error(`the responder answered ${probe.status} without a good status for a seeded certificate`);
       // OpenSSL checks a bulk-signed and an OcspSigner-signed answer against the chain.
@@ -109,7 +109,7 @@ const group: Group = async (ctx) => {
       writeFileSync(chainFile, issuer.chain.map((d) => toPem(d)).join(""));
       writeFileSync(path.join(ctx.tmp, "issuer.pem"), toPem(issuer.chain[0]!));
       for (const serial of [rest[0]!, (await sampleSerials(ca.dbUrl, 1, "serial LIKE '6a%' AND status = 'valid'"))[0]!]) {
-        const res = await fetch(`${url}ocsp`, { method: "POST", body: ocspRequest(certIdFor("sha1", issuer.facts, serial)), headers });
+        const res = await fetch(`${url}ocsp`, { method: "POST", body: new Uint8Array(ocspRequest(certIdFor("sha1", issuer.facts, serial))), headers });
         writeFileSync(path.join(ctx.tmp, "check.der"), Buffer.from(await res.arrayBuffer()));
         const check = run("openssl", ["ocsp", "-respin", path.join(ctx.tmp, "check.der"), "-CAfile", chainFile, "-issuer", path.join(ctx.tmp, "issuer.pem"), "-serial", `0x${serial}`, "-no_nonce"], { allowFail: true });
         const text = check.stdout + check.stderr;
@@ -189,7 +189,7 @@ const group: Group = async (ctx) => {
             watchers.push(
               (async () => {
                 while (performance.now() < deadline) {
-                  const res = await fetch(`${url}ocsp`, { method: "POST", body, headers });
+                  const res = await fetch(`${url}ocsp`, { method: "POST", body: new Uint8Array(body), headers });
                   const status = certStatusIn(Buffer.from(await res.arrayBuffer()), certId);
                   if (status === "revoked") return void ocspLatency.push(performance.now() - t0);
                   await new Promise((r) => setTimeout(r, 10));

@@ -11,7 +11,7 @@ import pg from "pg";
 import type { Group, Result } from "../lib/types.ts";
 import { freePort, start, waitForHttp } from "../lib/proc.ts";
 import { createSoftCa, randomSerial, type SoftCa } from "../lib/softca.ts";
-import { failures, wrk } from "../lib/wrk.ts";
+import { failures, wrk, type WrkRequest } from "../lib/wrk.ts";
 import { createDatabase } from "../lib/ca.ts";
 import { makeCsrs } from "../lib/csrs.ts";
 import { attempt } from "../lib/measure.ts";
@@ -56,10 +56,8 @@ async function issuance(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result> 
     const port = await freePort();
     const server = start("cfssl", ["serve", "-address", "127.0.0.1", "-port", String(port), "-ca", ca.certPath, "-ca-key", ca.keyPath, "-config", config, "-db-config", dbConfig, "-loglevel", "4"]);
     try {
-      await waitForHttp(`http://127.0.0.1:${port}/api/v1/cfssl/health`, { alive: () => server.child.exitCode === null, status: 200 }).catch(async () => {
-        // older cfssl has no health endpoint: any answer from the sign endpoint will do
-        await waitForHttp(`http://127.0.0.1:${port}/api/v1/cfssl/sign`, { alive: () => server.child.exitCode === null, status: 405, timeoutMs: 10_000 });
-      });
+      // (this cfssl has no health endpoint: any HTTP answer means it listens)
+      await waitForHttp(`http://127.0.0.1:${port}/api/v1/cfssl/sign`, { alive: () => server.child.exitCode === null, status: "any", timeoutMs: 30_000 });
       const csrs = makeCsrs(ctx.tmp, 200);
       const probe = await fetch(`http://127.0.0.1:${port}/api/v1/cfssl/sign`, { method: "POST", body: JSON.stringify({ certificate_request: csrs[0] }) });
       const probeJson = (await probe.json()) as { success: boolean; errors?: unknown };
@@ -106,7 +104,7 @@ async function ocspserve(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result[
     const url = `http://127.0.0.1:${port}/`;
     for (let i = 0; i < 200; i++) {
       try {
-        const res = await fetch(url, { method: "POST", body: post[0]!.body, headers: { "Content-Type": "application/ocsp-request" } });
+        const res = await fetch(url, { method: "POST", body: new Uint8Array(post[0]!.body), headers: { "Content-Type": "application/ocsp-request" } });
         const body = Buffer.from(await res.arrayBuffer());
         if (res.status === 200 && body.length > 100) break;
         throw new Error(`cfssl ocspserve answered ${res.status}, ${body.length} bytes`);
@@ -120,7 +118,7 @@ async function ocspserve(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result[
     // included, and turns "+" into spaces: it refuses every GET. Checked here, not assumed.
     const getProbe = await fetch(`http://127.0.0.1:${port}${get[0]!.path}`);
     await getProbe.arrayBuffer();
-    const measured: Array<readonly [string, typeof post]> = [["peer.cfssl.ocsp.post", post]];
+    const measured: Array<readonly [string, WrkRequest[]]> = [["peer.cfssl.ocsp.post", post]];
     if (getProbe.status === 200) measured.push(["peer.cfssl.ocsp.get", get]);
     else results.push({ id: "peer.cfssl.ocsp.get", label: "cfssl ocspserve GET", unavailable: `Debian's cfssl ocspserve answers ${getProbe.status} to every RFC 6960 GET (it decodes the path with its leading '/')` });
     for (const [id, reqs] of measured) {

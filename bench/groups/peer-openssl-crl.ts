@@ -28,12 +28,12 @@ async function writeIndex(file: string, n: number): Promise<void> {
     const serial = ("01" + (i * 2654435761 >>> 0).toString(16).padStart(8, "0") + i.toString(16).padStart(24, "0")).toUpperCase();
     chunk += `R\t${expiry}\t${revoked}${reason === "unspecified" ? "" : "," + reason}\t${serial}\tunknown\t/CN=svc-${i}.example.com\n`;
     if (chunk.length > 1 << 20) {
-      if (!out.write(chunk)) await new Promise((r) => out.once("drain", r));
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
       chunk = "";
     }
   }
   out.end(chunk);
-  await new Promise((r) => out.once("finish", r));
+  await new Promise<void>((r) => out.once("finish", () => r()));
 }
 
 const group: Group = async (ctx) => {

@@ -96,7 +96,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `url` until it answers `status` (default 200); returns the milliseconds it took. */
-export async function waitForHttp(url: string, options: { timeoutMs?: number; status?: number; intervalMs?: number; alive?: () => boolean } = {}): Promise<number> {
+export async function waitForHttp(url: string, options: { timeoutMs?: number; status?: number | "any"; intervalMs?: number; alive?: () => boolean } = {}): Promise<number> {
   const t0 = performance.now();
   const deadline = t0 + (options.timeoutMs ?? 60_000);
   let last = "";
@@ -105,7 +105,7 @@ export async function waitForHttp(url: string, options: { timeoutMs?: number; st
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       await res.arrayBuffer();
-      if (res.status === (options.status ?? 200)) return performance.now() - t0;
+      if (options.status === "any" || res.status === (options.status ?? 200)) return performance.now() - t0;
       last = `HTTP ${res.status}`;
     } catch (error) {
       last = (error as Error).message;

@@ -12,6 +12,8 @@ export interface SeedOptions {
   expiredFraction?: number;
   /** serial prefix (two hex digits; serials are 17 bytes, like ours) so several seeds in one database do not collide */
   prefix?: string;
+  /** tbs_der placeholder size (a real leaf's is ~400) */
+  tbsBytes?: number;
   /** fill der with this many bytes (a real P-256 leaf is ~700) */
   derBytes?: number;
   /**
@@ -25,6 +27,8 @@ export async function seedCertificates(dbUrl: string, options: SeedOptions): Pro
   const client = new pg.Client({ connectionString: dbUrl });
   await client.connect();
   const t0 = performance.now();
+  const prefix = options.prefix ?? "5a";
+  if (!/^[0-9a-f]{2}$/.test(prefix)) throw new Error("seed prefix must be two hex digits");
   try {
     await client.query("SET synchronous_commit = off");
     await client.query("SET maintenance_work_mem = '256MB'");
@@ -32,36 +36,62 @@ export async function seedCertificates(dbUrl: string, options: SeedOptions): Pro
       ? (await client.query("SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = 'certificates' AND indexname <> 'certificates_pkey'")).rows
       : [];
     for (const index of indexes) await client.query(`DROP INDEX "${index.name}"`);
-    const batch = 250_000;
-    for (let from = 1; from <= options.count; from += batch) {
-      const to = Math.min(options.count, from + batch - 1);
-      if (!/^[0-9a-f]{2}$/.test(options.prefix ?? "5a")) throw new Error("seed prefix must be two hex digits");
-      await client.query(
-        `INSERT INTO certificates (serial, issuer_id, status, profile, subject, sans, search_text, key_algorithm, public_key_spki,
-                                   not_before, not_after, tbs_der, der, requester, revoked_at, revocation_reason, created_at, issued_at)
-         SELECT s.serial, $1, CASE WHEN s.revoked THEN 'revoked' ELSE 'valid' END::"CertificateStatus", 'mtls',
-                'CN=' || s.host, ARRAY['DNS:' || s.host, 'DNS:' || s.host || '.svc.cluster.local'],
-                lower('CN=' || s.host || ' DNS:' || s.host || ' DNS:' || s.host || '.svc.cluster.local'),
-                'ECDSA-P256', decode('3059301306072a8648ce3d020106082a8648ce3d03010703420004' || repeat('ab', 64), 'hex'),
-                s.not_after - interval '90 days', s.not_after, decode(repeat('00', 300), 'hex'), decode(repeat('30', $4::int), 'hex'),
-                'bench:seed',
-                CASE WHEN s.revoked THEN now() - (s.i % 2592000) * interval '1 second' END,
-                CASE WHEN s.revoked THEN (ARRAY[0,1,3,4,5,0])[1 + s.i % 6] END,
-                s.not_after - interval '90 days', s.not_after - interval '90 days'
-         FROM (
-           SELECT i,
-                  $5 || substr(md5(i::text || $5), 1, 24) || lpad(to_hex(i), 8, '0') AS serial,
-                  'svc-' || i || '.team-' || (i % 997) || '.example.com' AS host,
-                  (i % 1000) < ($3::float8 * 1000) AS revoked,
-                  CASE WHEN ((i * 7) % 1000) < ($6::float8 * 1000) THEN now() - (i % 864000) * interval '1 second'
-                       ELSE now() + interval '1 hour' + (i % (90 * 86400)) * interval '1 second' END AS not_after
-           FROM generate_series($2::int, $7::int) AS i
-         ) s`,
-        [options.issuerId, from, options.revokedFraction, options.derBytes ?? 700, options.prefix ?? "5a", options.expiredFraction ?? 0, to],
-      );
-    }
-    await client.query("SET max_parallel_maintenance_workers = 2");
-    for (const index of indexes) await client.query(index.def);
+    // two connections, one per core, each inserting its half in batches
+    const spki = Buffer.concat([Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex"), Buffer.alloc(64, 0xab)]);
+    const tbs = Buffer.alloc(options.tbsBytes ?? 400, 0x30);
+    const der = Buffer.alloc(options.derBytes ?? 700, 0x30);
+    const insertRange = async (lo: number, hi: number) => {
+      const c = new pg.Client({ connectionString: dbUrl });
+      await c.connect();
+      try {
+        await c.query("SET synchronous_commit = off");
+        const batch = 100_000;
+        for (let from = lo; from <= hi; from += batch) {
+          const to = Math.min(hi, from + batch - 1);
+          await c.query(
+            `INSERT INTO certificates (serial, issuer_id, status, profile, subject, sans, search_text, key_algorithm, public_key_spki,
+                                       not_before, not_after, tbs_der, der, requester, revoked_at, revocation_reason, created_at, issued_at)
+             SELECT s.serial, $1, CASE WHEN s.revoked THEN 'revoked' ELSE 'valid' END::"CertificateStatus", 'mtls',
+                    'CN=' || s.host, ARRAY['DNS:' || s.host, 'DNS:' || s.host || '.svc.cluster.local'],
+                    'cn=' || s.host || ' dns:' || s.host || ' dns:' || s.host || '.svc.cluster.local',
+                    'ECDSA-P256', $8::bytea,
+                    s.not_after - interval '90 days', s.not_after, $9::bytea, $4::bytea,
+                    'bench:seed',
+                    CASE WHEN s.revoked THEN now() - (s.i % 2592000) * interval '1 second' END,
+                    CASE WHEN s.revoked THEN (ARRAY[0,1,3,4,5,0])[1 + s.i % 6] END,
+                    s.not_after - interval '90 days', s.not_after - interval '90 days'
+             FROM (
+               SELECT i,
+                      $5 || substr(md5(i::text || $5), 1, 24) || lpad(to_hex(i), 8, '0') AS serial,
+                      'svc-' || i || '.team-' || (i % 997) || '.example.com' AS host,
+                      (i % 1000) < ($3::float8 * 1000) AS revoked,
+                      CASE WHEN ((i * 7) % 1000) < ($6::float8 * 1000) THEN now() - (i % 864000) * interval '1 second'
+                           ELSE now() + interval '1 hour' + (i % (90 * 86400)) * interval '1 second' END AS not_after
+               FROM generate_series($2::int, $7::int) AS i
+             ) s`,
+            [options.issuerId, from, options.revokedFraction, der, prefix, options.expiredFraction ?? 0, to, spki, tbs],
+          );
+        }
+      } finally {
+        await c.end();
+      }
+    };
+    const half = Math.ceil(options.count / 2);
+    await Promise.all([insertRange(1, half), insertRange(half + 1, options.count)]);
+    // the trigram GIN index on one connection, the B-trees on another, at once
+    const build = async (defs: string[]) => {
+      const c = new pg.Client({ connectionString: dbUrl });
+      await c.connect();
+      try {
+        await c.query("SET maintenance_work_mem = '256MB'");
+        for (const def of defs) await c.query(def);
+      } finally {
+        await c.end();
+      }
+    };
+    const gin = indexes.filter((i) => /USING gin/i.test(i.def)).map((i) => i.def);
+    const btree = indexes.filter((i) => !/USING gin/i.test(i.def)).map((i) => i.def);
+    await Promise.all([build(gin), build(btree)]);
     await client.query("ANALYZE certificates");
   } finally {
     await client.end();
