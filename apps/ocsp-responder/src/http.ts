@@ -23,6 +23,19 @@ const TOO_LARGE: OcspAnswer = { httpStatus: 413, body: Buffer.from([0x30, 0x03, 
 const MALFORMED: OcspAnswer = { httpStatus: 400, body: Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x01]), headers: { "cache-control": "no-store" }, outcome: "malformed" };
 const INTERNAL: OcspAnswer = { httpStatus: 500, body: Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x02]), headers: { "cache-control": "no-store" }, outcome: "internal_error" };
 
+// prom-client hashes label values on every call; the children are looked up once.
+const requestCounters = new Map<string, ReturnType<typeof requests.labels>>();
+const latencyByMethod = new Map<string, ReturnType<typeof latency.labels>>();
+function count(method: string, outcome: string, seconds: number): void {
+  const key = `${method}|${outcome}`;
+  let counter = requestCounters.get(key);
+  if (!counter) requestCounters.set(key, (counter = requests.labels(method, outcome)));
+  counter.inc();
+  let histogram = latencyByMethod.get(method);
+  if (!histogram) latencyByMethod.set(method, (histogram = latency.labels(method)));
+  histogram.observe(seconds);
+}
+
 function send(req: IncomingMessage, res: ServerResponse, answer: OcspAnswer, method: string, started: bigint): void {
   const ifNoneMatch = req.headers["if-none-match"];
   const notModified = answer.httpStatus === 200 && answer.headers.etag !== undefined && ifNoneMatch === answer.headers.etag;
@@ -35,8 +48,7 @@ function send(req: IncomingMessage, res: ServerResponse, answer: OcspAnswer, met
     res.writeHead(answer.httpStatus, headers);
     res.end(req.method === "HEAD" ? undefined : answer.body);
   }
-  requests.inc({ method, outcome: answer.outcome });
-  latency.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+  count(method, answer.outcome, Number(process.hrtime.bigint() - started) / 1e9);
 }
 
 /** GET path → request DER: base64, standard or URL-safe, URL-encoded or not (RFC 6960 Appendix A.1). */
@@ -73,10 +85,13 @@ export function ocspHttpHandler(responder: OcspResponder, next: (req: IncomingMe
     if (req.method === "GET" || req.method === "HEAD") {
       const encoded = url.startsWith("/ocsp/") ? url.slice(6) : "";
       if (encoded.length === 0) return send(req, res, MALFORMED, "GET", started);
+      // Relying parties repeat the same GET: the URL itself is the cache key, decoded never.
+      const hit = responder.answerFromCache(url);
+      if (hit) return send(req, res, hit, "GET", started);
       if (encoded.length > MAX_OCSP_REQUEST_BYTES * 2) return send(req, res, TOO_LARGE, "GET", started);
       const der = decodeGetRequest(encoded);
       if (!der) return send(req, res, MALFORMED, "GET", started);
-      return finish(req, res, "GET", started, responder.answer(der, der.toString("base64")));
+      return finish(req, res, "GET", started, responder.answer(der, url));
     }
     if (req.method === "POST" && (url === "/ocsp" || url === "/ocsp/")) {
       const declared = Number(req.headers["content-length"] ?? "0");
@@ -104,7 +119,10 @@ export function ocspHttpHandler(responder: OcspResponder, next: (req: IncomingMe
       req.on("end", () => {
         if (refused) return;
         const der = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        finish(req, res, "POST", started, responder.answer(der, der.length <= 512 ? der.toString("base64") : undefined));
+        const key = der.length <= 512 ? der.toString("base64") : undefined;
+        const hit = key ? responder.answerFromCache(key) : undefined;
+        if (hit) return send(req, res, hit, "POST", started);
+        finish(req, res, "POST", started, responder.answer(der, key));
       });
       req.on("error", () => {});
       return;

@@ -199,13 +199,23 @@ export class OcspResponder {
    * Answers one DER request. `cacheKey` (the request's base64) lets repeated identical
    * requests skip parsing; only requests without a nonce are remembered.
    */
+  /**
+   * The hot path, synchronous: a request seen before (same bytes, no nonce) whose
+   * pre-signed response is in memory and current. No parsing, no promise.
+   */
+  answerFromCache(cacheKey: string): OcspAnswer | undefined {
+    const known = this.requestCache.get(cacheKey);
+    if (!known) return undefined;
+    const now = this.deps.clock.now().getTime();
+    const entry = this.entries.get(known.serialHex);
+    if (entry && entry.nextUpdate > now && entry.issuerId === known.issuerId) return this.fromEntry(entry, known.hash, now);
+    return undefined;
+  }
+
   async answer(der: Buffer, cacheKey?: string): Promise<OcspAnswer> {
     const now = this.deps.clock.now().getTime();
-    const known = cacheKey ? this.requestCache.get(cacheKey) : undefined;
-    if (known) {
-      const entry = this.entries.get(known.serialHex);
-      if (entry && entry.nextUpdate > now && entry.issuerId === known.issuerId) return this.fromEntry(entry, known.hash, now);
-    }
+    const cached = cacheKey ? this.answerFromCache(cacheKey) : undefined;
+    if (cached) return cached;
     let parsed;
     try {
       parsed = parseOcspRequest(der);

@@ -101,5 +101,17 @@ describe("entry encoding", () => {
   it("writes UTCTime before 2050 and GeneralizedTime from 2050", () => {
     expect(derTime(new Date("2049-12-31T23:59:59Z")).toString("latin1").slice(2)).toBe("491231235959Z");
     expect(derTime(new Date("2050-01-01T00:00:00Z"))[0]).toBe(0x18);
+    const at2050 = Date.parse("2050-03-04T05:06:07Z") / 1000;
+    const entry = encodeEntries([{ serialHex: "0102", revokedAt: at2050, reason: 0 }], new Date("2051-01-01T00:00:00Z"));
+    expect(entry.subarray(6).toString("latin1")).toBe("\x18\x0f20500304050607Z");
+    const before = encodeEntries([{ serialHex: "0102", revokedAt: at2050 - 86400 * 365 * 30, reason: 0 }], new Date("2051-01-01T00:00:00Z"));
+    expect(before[6]).toBe(0x17);
+  });
+
+  it("refuses serials that are empty, odd, not hex or longer than 20 octets, and undefined reasons", () => {
+    for (const serialHex of ["", "abc", "zz", "01" + "00".repeat(20), "80" + "00".repeat(19)]) {
+      expect(() => encodeEntries([{ serialHex, revokedAt: 0, reason: 0 }], now)).toThrow(LintError);
+    }
+    expect(() => encodeEntries([{ serialHex: "01", revokedAt: 0, reason: 11 }], now)).toThrow(LintError);
   });
 });

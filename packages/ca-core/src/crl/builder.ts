@@ -23,7 +23,7 @@ import {
   id_ce_issuingDistributionPoint,
 } from "@peculiar/asn1-x509";
 import type { Signer } from "@pki/hsm";
-import { assertCrlLintClean, crlEntryProblem, LintError, type IssuerFacts } from "@pki/lint";
+import { assertCrlLintClean, LintError, type IssuerFacts } from "@pki/lint";
 import type { RevokedEntry } from "@pki/db";
 import type { KeyAlgorithm } from "@pki/hsm/algorithms";
 import { serialize } from "../der.ts";
@@ -112,28 +112,64 @@ export function crlExtensions(params: CrlParams): Extension[] {
 const REASON_EXTENSION_PREFIX = Buffer.from("300c300a0603551d150403 0a01".replace(/ /g, ""), "hex");
 const MAX_ENTRY_BYTES = 2 + (2 + 21) + 17 + REASON_EXTENSION_PREFIX.length + 1;
 
-/** Writes a batch of entries as DER into one buffer, checking each as it goes. */
+/** CRLReason codes an entry may carry (RFC 5280 §5.3.1; 7 is unused, 0 is left out). */
+const ENTRY_REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
+
+const refuse = (rule: string, message: string) => new LintError([{ rule, severity: "error", message }]);
+
+/** Two decimal digits into `out` at `at`. */
+function digits2(out: Buffer, at: number, value: number): void {
+  out[at] = 0x30 + Math.floor(value / 10);
+  out[at + 1] = 0x30 + (value % 10);
+}
+
+/**
+ * Writes a batch of entries as DER into one buffer, checking each as it goes (the same
+ * rules as crlEntryProblem in @pki/lint, inlined: this loop runs a million times for a
+ * large CRL, so it writes bytes in place instead of allocating per entry).
+ */
 export function encodeEntries(entries: RevokedEntry[], thisUpdate: Date): Buffer {
   const out = Buffer.allocUnsafe(entries.length * MAX_ENTRY_BYTES);
   let at = 0;
   const thisUpdateSeconds = Math.floor(thisUpdate.getTime() / 1000);
+  const date = new Date(0);
   for (const entry of entries) {
-    let serial = Buffer.from(entry.serialHex, "hex");
+    const hex = entry.serialHex;
     // The inventory holds DER INTEGER contents already; a leading 1-bit would make it negative.
-    if (serial[0]! & 0x80) serial = Buffer.concat([Buffer.from([0]), serial]);
-    const revokedAt = new Date(Math.min(entry.revokedAt, thisUpdateSeconds) * 1000);
-    const problem = crlEntryProblem(serial, revokedAt, entry.reason, thisUpdate);
-    if (problem) throw new LintError([{ rule: problem.rule, severity: "error", message: problem.message }]);
-    const time = derTime(revokedAt);
-    // RFC 5280 §5.3.1: the reason code "unspecified" SHOULD be absent.
+    const pad = hex.length > 0 && parseInt(hex[0]!, 16) >= 8 ? 1 : 0;
+    const serialLength = hex.length / 2 + pad;
+    if (hex.length === 0 || hex.length % 2 !== 0 || serialLength > 20) {
+      throw refuse("e_crl_entry_serial_length", `serial ${hex} is not 1 to 20 octets`);
+    }
+    if (!ENTRY_REASONS.has(entry.reason)) throw refuse("e_crl_entry_reason", `serial ${hex} has reason code ${entry.reason}, which RFC 5280 does not define`);
+    // A revocation stamped by a clock a little ahead of ours is listed at thisUpdate, never after it.
+    date.setTime(Math.min(entry.revokedAt, thisUpdateSeconds) * 1000);
+    const year = date.getUTCFullYear();
+    const generalized = year >= 2050;
+    const timeLength = generalized ? 17 : 15;
     const reasonBytes = entry.reason ? REASON_EXTENSION_PREFIX.length + 1 : 0;
-    const bodyLength = 2 + serial.length + time.length + reasonBytes;
     out[at++] = 0x30;
-    out[at++] = bodyLength; // always < 128: at most 23 + 17 + 14
+    out[at++] = 2 + serialLength + timeLength + reasonBytes; // always < 128: at most 23 + 17 + 14
     out[at++] = 0x02;
-    out[at++] = serial.length;
-    at += serial.copy(out, at);
-    at += time.copy(out, at);
+    out[at++] = serialLength;
+    if (pad) out[at++] = 0;
+    const written = out.write(hex, at, "hex");
+    if (written !== hex.length / 2) throw refuse("e_crl_entry_serial_length", `serial ${hex} is not hexadecimal`);
+    at += written;
+    out[at++] = generalized ? 0x18 : 0x17;
+    out[at++] = timeLength - 2;
+    if (generalized) {
+      digits2(out, at, Math.floor(year / 100));
+      at += 2;
+    }
+    digits2(out, at, year % 100);
+    digits2(out, at + 2, date.getUTCMonth() + 1);
+    digits2(out, at + 4, date.getUTCDate());
+    digits2(out, at + 6, date.getUTCHours());
+    digits2(out, at + 8, date.getUTCMinutes());
+    digits2(out, at + 10, date.getUTCSeconds());
+    out[at + 12] = 0x5a; // Z
+    at += 13;
     if (entry.reason) {
       at += REASON_EXTENSION_PREFIX.copy(out, at);
       out[at++] = entry.reason;
