@@ -164,7 +164,6 @@ export class Keyring {
     this.reloadTimer.unref();
   }
 
-
   active(hierarchy = "default"): ServingIssuer {
     const found = [...this.issuers.values()].find((i) => i.record.hierarchy === hierarchy && i.record.status === "active");
     if (!found) throw new StartupCheckError(`hierarchy '${hierarchy}' has no active intermediate`);
