@@ -79,13 +79,17 @@ export class OcspSigner {
   async responderFor(issuerId: string): Promise<ActiveResponder> {
     const now = this.deps.clock.now().getTime();
     const ttl = this.deps.config.revocation.ocspResponderTtlSeconds * 1000;
+    // Fresh enough: more than half its lifetime left, or already lasting as long as its
+    // issuer (near the issuer's end a new one could not live longer, so none is made).
+    const issuerEnd = this.deps.keyring.get(issuerId)?.facts.notAfter.getTime() ?? Infinity;
+    const fresh = (record: OcspResponderRecord) => record.notAfter.getTime() - now > ttl / 2 || record.notAfter.getTime() >= issuerEnd;
     const cached = this.responders.get(issuerId);
-    if (cached && cached.record.notAfter.getTime() - now > ttl / 2) return cached;
+    if (cached && fresh(cached.record)) return cached;
     const inFlight = this.renewing.get(issuerId);
     if (inFlight) return inFlight;
     const work = (async () => {
       const stored = await this.deps.inventory.ocspResponders.current(issuerId, new Date(now));
-      const record = stored && stored.notAfter.getTime() - now > ttl / 2 ? stored : await this.issueResponder(issuerId);
+      const record = stored && fresh(stored) ? stored : await this.issueResponder(issuerId);
       const signer: Signer = await this.deps.keyring.delegatedSigner(record.keyUri);
       const active = { record, identity: { certificateDer: record.certificateDer, signer } };
       this.responders.set(issuerId, active);
