@@ -57,6 +57,7 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
         const wait = limiter.retryAfter(sourceIp);
         if (wait !== undefined) {
           res.setHeader("retry-after", String(wait));
+          answered.inc({ operation: route.operationId, caller: "-", outcome: "429" });
           return sendProblem(res, 429, `too many failed authentications from ${sourceIp}; try again in ${wait} s`);
         }
         try {
