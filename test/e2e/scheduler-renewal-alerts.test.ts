@@ -139,6 +139,25 @@ describe("scheduler: renewal and expiry alerts over time", () => {
     expect(runs.some((r) => r.counts?.renewed === 1)).toBe(true);
   });
 
+  it("renews under the provisioner's current policy: a narrowed or disabled provisioner's certificates are skipped, not renewed", async () => {
+    const audit = { actor: "test", action: "provisioner.create" };
+    const narrowed = await ca.inventory.provisioners.create({ name: "narrowed", profiles: ["mtls"], names: ["DNS:a1.policy.test", "DNS:a2.policy.test"], maxTtlSeconds: 90 * 86400 }, "tok-narrowed-0123456789abcdef", audit);
+    const disabled = await ca.inventory.provisioners.create({ name: "disabled", profiles: ["mtls"], names: ["DNS:b1.policy.test"], maxTtlSeconds: 90 * 86400 }, "tok-disabled-0123456789abcdef", audit);
+    const enrol = (cn: string, provisionerId: string) =>
+      ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: `/CN=${cn}`, sans: [`DNS:${cn}`] }).csrPem), profile: "mtls", ttlSeconds: 9 * 86400, autoRenew: true, requester: { actor: "test", provisionerId } });
+    const kept = await enrol("a1.policy.test", narrowed.id);
+    const dropped = await enrol("a2.policy.test", narrowed.id);
+    const orphan = await enrol("b1.policy.test", disabled.id);
+    await ca.inventory.provisioners.update("narrowed", { names: ["DNS:a1.policy.test"] }, { actor: "test", action: "provisioner.update" });
+    await ca.inventory.provisioners.setDisabled("disabled", true, { actor: "test", action: "provisioner.disable" });
+
+    const results = await runAt(kept.notBefore.getTime() + 7 * DAY);
+    expect(results.find((r) => r.job === "renewal")).toMatchObject({ outcome: "ok", counts: expect.objectContaining({ renewed: 1, skipped: 2, failed: 0 }) });
+    expect((await ca.inventory.certificates.get(kept.serial))!.successorSerial).not.toBeNull();
+    expect((await ca.inventory.certificates.get(dropped.serial))!.successorSerial).toBeNull();
+    expect((await ca.inventory.certificates.get(orphan.serial))!.successorSerial).toBeNull();
+  });
+
   it("flags an intermediate that would cut the longest leaf short long in advance, then alerts at 7/3/1 days", async () => {
     const intermediate = ca.runtime.keyring.active().record;
     const maxLeaf = ca.config().ca.maxTtlSeconds * 1000;

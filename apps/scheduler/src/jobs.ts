@@ -1,7 +1,8 @@
 // The scheduler's built-in jobs. Each reads what to do from the inventory (never from
 // memory), so a run that fails half way is completed by the next run and no work is lost.
 import type { Config } from "@pki/config";
-import type { Inventory, IssuerRecord } from "@pki/db";
+import type { Inventory, IssuerRecord, ProvisionerRecord } from "@pki/db";
+import { ProvisionerPolicy } from "@pki/policy";
 import { type Authority, type Clock, type Keyring, activateDueIntermediates, expireRetiredIntermediates, renewFromInventory, toPem } from "@pki/ca-core";
 import type { Logger } from "@pki/logger";
 import { alertsSentTotal, renewalsTotal } from "./metrics.ts";
@@ -41,6 +42,9 @@ export class PartialFailure extends Error {
   }
 }
 
+/** The provisioner's policy as it is now, not as it was at enrolment. */
+const currentPolicy = (p: ProvisionerRecord) => ProvisionerPolicy.create({ name: p.name, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds });
+
 const webhookEvent = (ctx: JobContext, event: string, payload: Record<string, unknown>) => (ctx.webhooks.enabled ? { event, payload } : undefined);
 
 /**
@@ -54,24 +58,30 @@ export const renewalJob = (config: Config): JobDefinition => ({
   schedule: config.scheduler.schedules.renewal,
   async run(ctx) {
     const counts = { due: 0, renewed: 0, failed: 0, skipped: 0, announced: 0 };
-    const due = await ctx.inventory.certificateScans.dueForRenewal(ctx.clock.now(), ctx.config.scheduler.renewAtFraction);
-    counts.due = due.length;
-    for (const record of due) {
-      try {
-        const successor = await renewFromInventory(ctx, record, "scheduler:renewal");
-        counts.renewed++;
-        renewalsTotal.inc({ outcome: "renewed" });
-        ctx.log.info({ predecessor: record.serial, successor: successor.serial, notAfter: successor.notAfter }, "certificate renewed");
-      } catch (error) {
-        const kind = (error as { kind?: string }).kind;
-        if (kind === "forbidden" || kind === "bad_request") {
-          counts.skipped++;
-          renewalsTotal.inc({ outcome: "skipped" });
-          ctx.log.warn({ serial: record.serial, reason: (error as Error).message }, "certificate not renewed");
-        } else {
-          counts.failed++;
-          renewalsTotal.inc({ outcome: "failed" });
-          ctx.log.error({ serial: record.serial, err: error }, "renewal failed; the next run retries it");
+    // Batches until nothing is due; a certificate that failed stays due for the next run, not this one.
+    const attempted = new Set<string>();
+    for (let batch = 0; batch < 20; batch++) {
+      const due = await ctx.inventory.certificateScans.dueForRenewal(ctx.clock.now(), ctx.config.scheduler.renewAtFraction, [...attempted]);
+      if (due.length === 0) break;
+      counts.due += due.length;
+      for (const record of due) {
+        attempted.add(record.serial);
+        try {
+          const successor = await renewFromInventory(ctx, record, "scheduler:renewal", currentPolicy);
+          counts.renewed++;
+          renewalsTotal.inc({ outcome: "renewed" });
+          ctx.log.info({ predecessor: record.serial, successor: successor.serial, notAfter: successor.notAfter }, "certificate renewed");
+        } catch (error) {
+          const kind = (error as { kind?: string }).kind;
+          if (kind === "forbidden" || kind === "bad_request") {
+            counts.skipped++;
+            renewalsTotal.inc({ outcome: "skipped" });
+            ctx.log.warn({ serial: record.serial, reason: (error as Error).message }, "certificate not renewed");
+          } else {
+            counts.failed++;
+            renewalsTotal.inc({ outcome: "failed" });
+            ctx.log.error({ serial: record.serial, err: error }, "renewal failed; the next run retries it");
+          }
         }
       }
     }
@@ -143,9 +153,15 @@ export const expiryAlertsJob = (config: Config): JobDefinition => ({
         ctx.log.warn(payload, `${subjectKind} ${subjectId} expires within ${urgent} day(s)`);
       }
     };
-    const leaves = await ctx.inventory.certificateScans.expiringBetween(now, horizon);
-    counts.leavesExpiring = leaves.length;
-    for (const leaf of leaves) await send("certificate", leaf.serial, leaf.notBefore, leaf.notAfter, { issuerId: leaf.issuerId, subject: leaf.subject, sans: leaf.sans, profile: leaf.profile, autoRenew: leaf.autoRenew });
+    // Certificates shorter than the smallest threshold (plus the backdating margin) never get an alert.
+    const minLifetimeMs = Math.min(...thresholds) * DAY + HOUR;
+    for (let after: { notAfter: Date; serial: string } | undefined; ; ) {
+      const page = await ctx.inventory.certificateScans.expiringBetween(now, horizon, minLifetimeMs, after);
+      counts.leavesExpiring += page.length;
+      for (const leaf of page) await send("certificate", leaf.serial, leaf.notBefore, leaf.notAfter, { issuerId: leaf.issuerId, subject: leaf.subject, sans: leaf.sans, profile: leaf.profile, autoRenew: leaf.autoRenew });
+      if (page.length < 1000) break;
+      after = page[page.length - 1];
+    }
     const issuers = (await ctx.inventory.issuers.list()).filter((i) => (i.status === "active" || i.status === "staged") && i.notAfter > now && i.notAfter <= horizon);
     counts.issuersExpiring = issuers.length;
     for (const issuer of issuers) await send("issuer", issuer.id, issuer.notBefore, issuer.notAfter, { role: issuer.role, status: issuer.status, hierarchy: issuer.hierarchy, subject: issuer.subject });

@@ -15,6 +15,7 @@ export {
   type RotateParams,
   type RotationReport,
   type IssuerRevocationReport,
+  type RenewalPolicy,
 } from "./rotation.ts";
 export { initCa, createIntermediate, revocationUrls, leafRevocationUrls, type CeremonyReport } from "./ceremony.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";

@@ -3,7 +3,7 @@
 // their last certificate has expired, and the emergency path for a compromised key.
 // Every step leaves an audit event; the keyrings of running processes follow by reload().
 import type { Config } from "@pki/config";
-import type { Activation, CertificateRecord, Inventory, IssuerRecord } from "@pki/db";
+import type { Activation, CertificateRecord, Inventory, IssuerRecord, ProvisionerRecord } from "@pki/db";
 import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
 import type { Authority, IssuedCertificate } from "./authority.ts";
 import type { Clock } from "./clock.ts";
@@ -11,7 +11,8 @@ import { createIntermediate } from "./ceremony.ts";
 import { CaError, badRequest, conflict, notFound } from "./errors.ts";
 import { openToken } from "./keyring.ts";
 import { parseSan } from "./names.ts";
-import { isProfileName } from "./profiles.ts";
+import { isProfileName, type ProfileName } from "./profiles.ts";
+import type { San } from "./names.ts";
 import { REASON_NAMES } from "./revocation.ts";
 import { signRootCrls } from "./crl/root.ts";
 
@@ -145,20 +146,37 @@ function lifetimeSeconds(record: CertificateRecord, config: Config): number {
   return Math.max(seconds, 120);
 }
 
+/** A provisioner's current policy, as @pki/policy compiles it (passed in: policy depends on this package). */
+export interface RenewalPolicy {
+  maxTtlSeconds: number;
+  authorizeProfile(profile: ProfileName): void;
+  authorizeNames(names: { commonName: string | undefined; sans: San[] }): void;
+}
+
 /**
  * Issues the successor of a stored certificate from its stored public key, names and
  * profile, through the ordinary issuance cycle, linked to its predecessor. Used by
- * auto-renewal and by the re-issue after an emergency rotation.
+ * auto-renewal and by the re-issue after an emergency rotation. With `policyFor`, the
+ * provisioner's current policy (names, profiles, maximum lifetime) applies, so a
+ * narrowed provisioner stops renewing names it no longer allows.
  */
-export async function renewFromInventory(deps: { authority: Authority; inventory: Inventory; config: Config }, record: CertificateRecord, actor: string): Promise<IssuedCertificate> {
+export async function renewFromInventory(
+  deps: { authority: Authority; inventory: Inventory; config: Config },
+  record: CertificateRecord,
+  actor: string,
+  policyFor?: (provisioner: ProvisionerRecord) => RenewalPolicy,
+): Promise<IssuedCertificate> {
   if (!isProfileName(record.profile)) throw badRequest(`certificate ${record.serial} has unknown profile '${record.profile}'`);
   const issuer = await deps.inventory.issuers.get(record.issuerId);
   let hierarchy = issuer?.hierarchy ?? "default";
+  let policy: RenewalPolicy | undefined;
   if (record.provisionerId) {
     const provisioner = await deps.inventory.provisioners.get(record.provisionerId);
     // A provisioner that was disabled or removed no longer vouches for these names.
     if (!provisioner || provisioner.disabled || provisioner.deletedAt) throw new CaError("forbidden", `the provisioner of ${record.serial} is disabled or removed; not renewing`);
     hierarchy = provisioner.hierarchy;
+    policy = policyFor?.(provisioner);
+    policy?.authorizeProfile(record.profile);
   }
   const commonName = record.subject.startsWith("CN=") ? record.subject.slice(3) : undefined;
   const keyAlgorithm = keyAlgorithmOfSpki(record.publicKeySpki);
@@ -168,7 +186,12 @@ export async function renewFromInventory(deps: { authority: Authority; inventory
     profile: record.profile,
     ttlSeconds: lifetimeSeconds(record, deps.config),
     autoRenew: record.autoRenew,
-    requester: { actor, hierarchy, ...(record.provisionerId ? { provisionerId: record.provisionerId } : {}) },
+    requester: {
+      actor,
+      hierarchy,
+      ...(record.provisionerId ? { provisionerId: record.provisionerId } : {}),
+      ...(policy ? { maxTtlSeconds: policy.maxTtlSeconds, authorizeNames: (names) => policy.authorizeNames(names) } : {}),
+    },
     predecessorSerial: record.serial,
   });
 }

@@ -113,13 +113,14 @@ export class CertificateScanStore {
    * Valid auto-renew certificates with no successor yet, two thirds (`fraction`) of whose
    * lifetime has passed and which have not expired.
    */
-  async dueForRenewal(now: Date, fraction: number, limit = 500): Promise<CertificateRecord[]> {
+  async dueForRenewal(now: Date, fraction: number, exclude: string[] = [], limit = 500): Promise<CertificateRecord[]> {
     const { rows } = await this.pool.query(
       `SELECT serial FROM certificates
         WHERE status = 'valid' AND auto_renew AND successor_serial IS NULL AND not_after > $1
           AND not_before + (not_after - not_before) * $2::float8 <= $1
+          AND NOT (serial = ANY($4::text[]))
         ORDER BY not_after, serial LIMIT $3`,
-      [now, fraction, limit],
+      [now, fraction, limit, exclude],
     );
     return this.bySerials(rows.map((r) => r.serial as string));
   }
@@ -137,14 +138,22 @@ export class CertificateScanStore {
     return rows.map((r) => ({ predecessor: r.predecessor as string, successor: r.successor as string }));
   }
 
-  /** Valid certificates without a successor that expire after `now` and no later than `until`. */
-  async expiringBetween(now: Date, until: Date, limit = 5000): Promise<CertificateRecord[]> {
-    const rows = await this.prisma.certificate.findMany({
-      where: { status: "valid", successorSerial: null, notAfter: { gt: now, lte: until } },
-      orderBy: [{ notAfter: "asc" }, { serial: "asc" }],
-      take: limit,
-    });
-    return rows.map((row) => ({ ...row, publicKeySpki: Buffer.from(row.publicKeySpki), tbsDer: Buffer.from(row.tbsDer), der: row.der ? Buffer.from(row.der) : null }));
+  /**
+   * Valid certificates without a successor that expire after `now` and no later than
+   * `until`, and that lived longer than `minLifetimeMs` (short-lived certificates, which
+   * get no alerts, would otherwise crowd out the rest). Keyset-paginated on (notAfter,
+   * serial): pass the last row of a page as `after` for the next.
+   */
+  async expiringBetween(now: Date, until: Date, minLifetimeMs = 0, after?: { notAfter: Date; serial: string }, limit = 1000): Promise<CertificateRecord[]> {
+    const { rows } = await this.pool.query(
+      `SELECT serial FROM certificates
+        WHERE status = 'valid' AND successor_serial IS NULL AND not_after > $1 AND not_after <= $2
+          AND not_after - not_before > make_interval(secs => $3::float8 / 1000)
+          AND ($4::timestamptz IS NULL OR (not_after, serial) > ($4::timestamptz, $5::text))
+        ORDER BY not_after, serial LIMIT $6`,
+      [now, until, minLifetimeMs, after?.notAfter ?? null, after?.serial ?? "", limit],
+    );
+    return this.bySerials(rows.map((r) => r.serial as string));
   }
 
   /** Unexpired valid certificates signed by `issuerId`: what a compromised intermediate leaves behind. */
