@@ -57,7 +57,9 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, release
     await shutdown();
     throw error;
   }
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  // Prisma's default interactive-transaction limits (2 s to start, 5 s to finish) fail
+  // correct work on a busy machine; the database's own timeouts still apply.
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: 10_000, timeout: 30_000 } });
   return {
     kind,
     prisma,
