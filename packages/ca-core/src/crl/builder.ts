@@ -27,7 +27,7 @@ import { assertCrlLintClean, LintError, type IssuerFacts } from "@pki/lint";
 import type { RevokedEntry } from "@pki/db";
 import type { KeyAlgorithm } from "@pki/hsm/algorithms";
 import { serialize } from "../der.ts";
-import { OID, signCertificate, signatureAlgorithm } from "../x509.ts";
+import { OID, signatureAlgorithm } from "../x509.ts";
 
 export function derLength(length: number): Buffer {
   if (length < 0x80) return Buffer.from([length]);
@@ -178,6 +178,11 @@ export function encodeEntries(entries: RevokedEntry[], thisUpdate: Date): Buffer
   return out.subarray(0, at);
 }
 
+/** SEQUENCE tag and the longest DER length this CA writes (4 length octets: up to 4 GiB). */
+const OUTER_HEADER_ROOM = 6;
+/** BIT STRING of the largest signature: RSA-4096 (512 octets) plus header and unused-bits octet. */
+const MAX_SIGNATURE_TLV = 600;
+
 export interface SignedCrl {
   der: Buffer;
   entries: number;
@@ -212,14 +217,26 @@ export async function buildAndSignCrl(params: CrlParams, batches: AsyncIterable<
   const revokedHeader = entries > 0 ? Buffer.concat([Buffer.from([0x30]), derLength(entriesLength)]) : Buffer.alloc(0);
   const bodyLength = headerParts.reduce((s, p) => s + p.length, 0) + revokedHeader.length + entriesLength + extensionsDer.length;
   const tbsHeader = Buffer.concat([Buffer.from([0x30]), derLength(bodyLength)]);
-  // One allocation for the whole TBS; the batch chunks are released as they are copied.
-  const tbs = Buffer.allocUnsafe(tbsHeader.length + bodyLength);
-  let at = tbsHeader.copy(tbs, 0);
-  for (const part of headerParts) at += part.copy(tbs, at);
-  at += revokedHeader.copy(tbs, at);
-  while (chunks.length) at += chunks.shift()!.copy(tbs, at);
-  at += extensionsDer.copy(tbs, at);
-  if (at !== tbs.length) throw new Error(`CRL assembly error: wrote ${at} of ${tbs.length} bytes`);
-  const der = await signCertificate(tbs, signer);
+  const tbsLength = tbsHeader.length + bodyLength;
+  // One allocation for the whole CRL: room for the outer SEQUENCE header in front, the TBS,
+  // then the algorithm and signature. The TBS is signed in place and the certificate list
+  // is framed around it, so a 50 MB CRL is never copied into a second 50 MB buffer.
+  const der0 = Buffer.allocUnsafe(OUTER_HEADER_ROOM + tbsLength + algorithm.length + MAX_SIGNATURE_TLV);
+  let at = OUTER_HEADER_ROOM;
+  at += tbsHeader.copy(der0, at);
+  for (const part of headerParts) at += part.copy(der0, at);
+  at += revokedHeader.copy(der0, at);
+  // The batch chunks are released as they are copied.
+  while (chunks.length) at += chunks.shift()!.copy(der0, at);
+  at += extensionsDer.copy(der0, at);
+  if (at !== OUTER_HEADER_ROOM + tbsLength) throw new Error(`CRL assembly error: wrote ${at - OUTER_HEADER_ROOM} of ${tbsLength} TBS bytes`);
+  const signature = await signer.sign(der0.subarray(OUTER_HEADER_ROOM, at));
+  const signatureTlv = tlv(0x03, Buffer.from([0]), signature);
+  if (signatureTlv.length > MAX_SIGNATURE_TLV) throw new Error("signature larger than any key this CA supports makes");
+  at += algorithm.copy(der0, at);
+  at += signatureTlv.copy(der0, at);
+  const outerHeader = Buffer.concat([Buffer.from([0x30]), derLength(at - OUTER_HEADER_ROOM)]);
+  outerHeader.copy(der0, OUTER_HEADER_ROOM - outerHeader.length);
+  const der = der0.subarray(OUTER_HEADER_ROOM - outerHeader.length, at);
   return { der, entries, etag: `"${createHash("sha256").update(der).digest("base64url").slice(0, 32)}"` };
 }
