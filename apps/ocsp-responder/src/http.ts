@@ -38,13 +38,13 @@ function count(method: string, outcome: string, seconds: number): void {
 
 function send(req: IncomingMessage, res: ServerResponse, answer: OcspAnswer, method: string, started: bigint): void {
   const ifNoneMatch = req.headers["if-none-match"];
-  const notModified = answer.httpStatus === 200 && answer.headers.etag !== undefined && ifNoneMatch === answer.headers.etag;
-  const headers: Record<string, string | number> = { ...answer.headers, "content-type": "application/ocsp-response" };
+  const notModified = ifNoneMatch !== undefined && answer.httpStatus === 200 && answer.headers.etag === ifNoneMatch;
   if (notModified) {
-    res.writeHead(304, headers);
+    const { "content-length": _length, ...headers } = answer.headers;
+    res.writeHead(304, { ...headers, "content-type": "application/ocsp-response" });
     res.end();
   } else {
-    headers["content-length"] = answer.body.length;
+    const headers = answer.complete ? answer.headers : { ...answer.headers, "content-type": "application/ocsp-response", "content-length": answer.body.length };
     res.writeHead(answer.httpStatus, headers);
     res.end(req.method === "HEAD" ? undefined : answer.body);
   }

@@ -34,9 +34,11 @@ export type OcspOutcome = "good" | "revoked" | "unknown" | "live_multi" | "malfo
 export interface OcspAnswer {
   httpStatus: number;
   body: Buffer;
-  /** response headers beyond content type and length */
-  headers: Record<string, string>;
+  /** response headers; content type and length are added unless `complete` */
+  headers: Record<string, string | number>;
   outcome: OcspOutcome;
+  /** the headers already carry content type and length (pre-rendered hot-path answers) */
+  complete?: boolean;
 }
 
 interface Entry {
@@ -50,6 +52,8 @@ interface Entry {
   nextUpdate: number;
   lastModified: string;
   expires: string;
+  /** headers rendered for one wall-clock second (max-age counts down), reused within it */
+  rendered?: { second: number; sha1: Record<string, string | number>; sha256: Record<string, string | number> };
 }
 
 interface ResolvedRequest {
@@ -182,7 +186,12 @@ export class OcspResponder {
   }
 
   private fromEntry(entry: Entry, hash: CertIdHash, now: number): OcspAnswer {
-    return { httpStatus: 200, body: hash === "sha1" ? entry.sha1 : entry.sha256, headers: this.cacheHeaders(entry, hash, now), outcome: entry.status };
+    const second = Math.floor(now / 1000);
+    if (entry.rendered?.second !== second) {
+      const render = (h: CertIdHash) => ({ "content-type": "application/ocsp-response", "content-length": (h === "sha1" ? entry.sha1 : entry.sha256).length, ...this.cacheHeaders(entry, h, now) });
+      entry.rendered = { second, sha1: render("sha1"), sha256: render("sha256") };
+    }
+    return { httpStatus: 200, body: hash === "sha1" ? entry.sha1 : entry.sha256, headers: entry.rendered[hash], outcome: entry.status, complete: true };
   }
 
   /** The in-memory entry, or the database's, if it is still valid. */
