@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
-import { pki } from "../support/tools.ts";
+import { freePort, pki } from "../support/tools.ts";
 
 describe("scheduler from the command line and as its own process", () => {
   let ca: TestCa;
@@ -32,7 +32,7 @@ describe("scheduler from the command line and as its own process", () => {
   it("apps/scheduler runs alone: overdue jobs run at start-up, SIGTERM stops it cleanly", async () => {
     const child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...ca.env, PKI_LOG_LEVEL: "info" },
+      env: { ...process.env, ...ca.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(await freePort()) },
     });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));

@@ -1,0 +1,54 @@
+// Two real scheduler processes (apps/scheduler/src/main.ts) against one PostgreSQL
+// database: started together, they run each due job once between them.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
+import { freePort } from "../support/tools.ts";
+
+describe("scheduler processes", () => {
+  let fresh: TestCa;
+  beforeAll(async () => {
+    fresh = await startTestCa();
+  });
+  afterAll(async () => {
+    await fresh?.cleanup();
+  });
+
+  it("two scheduler processes started together on one fresh database run each due job once", async () => {
+    const start = (opsPort: number) => {
+      // each process has its own ops listener (/healthz, /metrics)
+      const child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...fresh.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(opsPort) },
+      });
+      let output = "";
+      const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+      const started = new Promise<{ runner: string; ranAtStartup: string[] }>((resolve, reject) => {
+        const onData = (d: Buffer) => {
+          output += d.toString();
+          const line = output.split("\n").find((l) => l.includes('"msg":"scheduler started"'));
+          if (line) resolve(JSON.parse(line));
+        };
+        child.stdout.on("data", onData);
+        child.stderr.on("data", onData);
+        child.on("close", () => reject(new Error(`scheduler exited early:\n${output}`)));
+      });
+      return { child, exited, started };
+    };
+    const one = start(await freePort());
+    const two = start(await freePort());
+    const [a, b] = await Promise.all([one.started, two.started]);
+    // every job was due once at start-up; between them the two processes ran each exactly once
+    expect([...a.ranAtStartup, ...b.ranAtStartup].sort()).toEqual(["expiry-alerts", "issuer-health", "issuer-lifecycle", "renewal", "webhook-delivery"]);
+    one.child.kill("SIGTERM");
+    two.child.kill("SIGTERM");
+    expect(await one.exited).toBe(0);
+    expect(await two.exited).toBe(0);
+    // and no due time was ever run twice, whatever cron ticks happened meanwhile
+    const runs = await fresh.inventory.scheduler.runs(undefined, 1000);
+    const slots = runs.map((r) => `${r.job}@${r.dueAt.toISOString()}`);
+    expect(new Set(slots).size).toBe(slots.length);
+    expect(runs.every((r) => r.runner === a.runner || r.runner === b.runner)).toBe(true);
+  });
+});
