@@ -3,7 +3,7 @@
 // the ratio to a reference measured in this same run), writes bench/results/latest.json
 // and regenerates BENCHMARKS.md at the repository root.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,6 +38,9 @@ if (!process.env.PKI_TEST_DATABASE_URL) {
 }
 
 const resultsDir = path.join(HERE, "results");
+// CSRs made once per run and shared by the groups that need them
+const csrDir = mkdtempSync(path.join(os.tmpdir(), "bench-csrs-"));
+process.on("exit", () => rmSync(csrDir, { recursive: true, force: true }));
 mkdirSync(resultsDir, { recursive: true });
 const started = new Date();
 const t0 = performance.now();
@@ -63,7 +66,7 @@ async function runGroup(name: string, limitSeconds: number): Promise<void> {
   console.error(`▶ ${name} (limit ${limitSeconds} s)`);
   const child = spawn(process.execPath, ["--import", "tsx", path.join(HERE, "child.ts"), name, out], {
     cwd: ROOT,
-    env: { ...process.env, BENCH_QUICK: quick ? "1" : "0" },
+    env: { ...process.env, BENCH_QUICK: quick ? "1" : "0", BENCH_CSR_DIR: csrDir },
     stdio: ["ignore", "inherit", "inherit"],
     detached: true, // its own process group, so a timeout takes its children too
   });
@@ -197,6 +200,8 @@ function markdown(r: typeof report): string {
     "Groups, each in its own process with a hard time limit: " + GROUPS.map((g) => `\`${g.name}\``).join(", ") + ". What each measures is documented at the top of `bench/groups/<group>.ts`.",
     "",
   );
+  const notes = path.join(HERE, "NOTES.md");
+  if (existsSync(notes)) lines.push(readFileSync(notes, "utf8").trim(), "");
   lines.push("## Machine", "");
   for (const [k, v] of Object.entries(r.machine)) lines.push(`- ${k}: ${Array.isArray(v) ? v.join(", ") : v}`);
   lines.push("", "## Group timings", "");

@@ -102,6 +102,11 @@ async function ocspserve(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result[
     const post = sample.map((s) => ({ method: "POST" as const, path: "/", body: ca.ocspRequest(s) }));
     const get = sample.map((s) => ({ method: "GET" as const, path: ocspGetPath("", ca.ocspRequest(s)) }));
     const url = `http://127.0.0.1:${port}/`;
+    // it parses every response before it listens: 100k take a while on a busy machine
+    for (let i = 0; i < 2400 && !/Now listening/.test(server.output()); i++) {
+      if (server.child.exitCode !== null) throw new Error(`cfssl ocspserve exited: ${server.output().slice(-500)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     for (let i = 0; i < 200; i++) {
       try {
         const res = await fetch(url, { method: "POST", body: new Uint8Array(post[0]!.body), headers: { "Content-Type": "application/ocsp-request" } });
