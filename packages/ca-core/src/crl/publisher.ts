@@ -43,6 +43,7 @@ export class CrlPublisher {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly debounces = new Map<string, Debounce>();
   private readonly seenRevocation = new Map<string, number>();
+  private readonly lastExpiry = new Map<string, Date | null>();
   private lastPoll: Date | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -60,7 +61,10 @@ export class CrlPublisher {
     for (const issuer of this.deps.keyring.all()) {
       if (issuer.record.status === "active") result.push(issuer);
       else if (issuer.record.status === "retired") {
-        const last = await this.deps.inventory.crls.lastExpiry(issuer.record.id);
+        // A retired issuer signs nothing new, so its last expiry is fixed: look it up once,
+        // not on every pass (it is an aggregate over all its certificates).
+        let last = this.lastExpiry.get(issuer.record.id);
+        if (last === undefined) this.lastExpiry.set(issuer.record.id, (last = (await this.deps.inventory.crls.lastExpiry(issuer.record.id)) ?? null));
         if (last && last > now) result.push(issuer);
       }
     }

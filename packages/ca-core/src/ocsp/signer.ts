@@ -51,6 +51,8 @@ export interface LiveItem {
 export class OcspSigner {
   private readonly responders = new Map<string, ActiveResponder>();
   private readonly renewing = new Map<string, Promise<ActiveResponder>>();
+  /** last leaf expiry of retired issuers, which cannot change */
+  private readonly lastExpiry = new Map<string, Date | null>();
   private readonly queued = new Set<string>();
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -231,6 +233,24 @@ export class OcspSigner {
     this.flushing = undefined;
   }
 
+  /**
+   * Issuers to keep responses for: active ones, and retired ones until their last
+   * certificate expires. Without that limit a retired issuer would get a fresh responder
+   * certificate every few days for ever, and never look finished.
+   */
+  private async signingIssuers(now: Date): Promise<string[]> {
+    const ids: string[] = [];
+    for (const issuer of this.deps.keyring.all()) {
+      if (issuer.record.status === "retired") {
+        let last = this.lastExpiry.get(issuer.record.id);
+        if (last === undefined) this.lastExpiry.set(issuer.record.id, (last = (await this.deps.inventory.crls.lastExpiry(issuer.record.id)) ?? null));
+        if (!last || last <= now) continue;
+      }
+      ids.push(issuer.record.id);
+    }
+    return ids;
+  }
+
   /** Current responder ids of every issuer this process signs for (renewing them if due). */
   private async currentResponders(issuerIds: string[]): Promise<string[]> {
     const ids: string[] = [];
@@ -245,7 +265,7 @@ export class OcspSigner {
    */
   async sweep(full = false): Promise<number> {
     const now = this.deps.clock.now();
-    const issuerIds = this.deps.keyring.all().map((i) => i.record.id);
+    const issuerIds = await this.signingIssuers(now);
     const currentResponders = await this.currentResponders(issuerIds);
     const refreshBefore = new Date(now.getTime() + this.validityMs / 2);
     const changedSince = !full && this.lastPoll ? new Date(this.lastPoll.getTime() - POLL_OVERLAP_MS) : undefined;

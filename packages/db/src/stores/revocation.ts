@@ -200,9 +200,10 @@ export class CrlStore {
     return rows.rows.map((r) => ({ issuerId: r.issuer_id as string, latest: r.latest as Date }));
   }
 
-  /** The latest notAfter of any certificate an issuer signed: retired issuers publish until then. */
+  /** The latest notAfter of any certificate an issuer signed (responder certificates aside): retired issuers publish until then. */
   async lastExpiry(issuerId: string): Promise<Date | undefined> {
-    const rows = await this.pool.query(`SELECT max(not_after) AS last FROM certificates WHERE issuer_id = $1 AND status IN ('valid', 'revoked')`, [issuerId]);
+    // Delegated OCSP responder certificates do not count: they exist for the other certificates.
+    const rows = await this.pool.query(`SELECT max(not_after) AS last FROM certificates WHERE issuer_id = $1 AND status IN ('valid', 'revoked') AND profile <> 'ocsp-responder'`, [issuerId]);
     return (rows.rows[0]?.last as Date | null) ?? undefined;
   }
 }
