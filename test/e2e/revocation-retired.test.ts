@@ -4,7 +4,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { revokeCertificate, rotateIntermediate, toPem } from "@pki/ca-core";
+import { CrlPublisher, revokeCertificate, rotateIntermediate, toPem } from "@pki/ca-core";
 import { derToPem, fetchBytes, runAsync, startRevocationCa, type RevocationCa } from "../support/revocation.ts";
 import { run } from "../support/tools.ts";
 
@@ -60,5 +60,15 @@ describe("a retired intermediate", () => {
     expect(newOcsp.stdout + newOcsp.stderr).toMatch(/Response verify OK/);
     expect(newOcsp.stdout).toMatch(/: good/);
     expect(newOcsp.stdout).toContain(`OCSP Responder ${active.record.id}`);
+
+    // Once the last certificate it issued has expired (leaves here live one day; its
+    // delegated responder certificate does not count), the retired issuer stops publishing.
+    const deps = { inventory: rca.ca.inventory, keyring: rca.ca.runtime.keyring, config: rca.ca.runtime.config };
+    const stillIn = (await new CrlPublisher({ ...deps, clock: rca.ca.runtime.clock }).publishingIssuers()).map((i) => i.record.id);
+    expect(stillIn).toContain(oldId);
+    const twoDaysOn = { now: () => new Date(Date.now() + 2 * 86_400_000) };
+    const later = (await new CrlPublisher({ ...deps, clock: twoDaysOn }).publishingIssuers()).map((i) => i.record.id);
+    expect(later).not.toContain(oldId);
+    expect(later).toContain(active.record.id);
   });
 });
