@@ -276,3 +276,40 @@ describe("a responder process of its own", () => {
     expect((await opensslOcsp(["-serial", NEVER_ISSUED], `${url}/ocsp`)).all).toMatch(/unauthorized/);
   });
 });
+
+describe("live signing budget", () => {
+  let server: Server;
+  let url: string;
+  beforeAll(async () => {
+    // One live signature, then (at a thousandth of one per second) no refill within this test.
+    const config = { ...rca.ca.runtime.config, revocation: { ...rca.ca.runtime.config.revocation, ocspLiveSignPerSecond: 0.001 } };
+    const responder = new OcspResponder({ inventory: rca.ca.inventory, config, clock: rca.ca.runtime.clock, live: rca.roles.ocspSigner });
+    await responder.start();
+    const port = await unusedPort();
+    server = createServer(ocspHttpHandler(responder, (_req, res) => void res.writeHead(404).end()));
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${port}/ocsp`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it("answers made-up serials with tryLater once the budget is spent, while pre-signed answers keep flowing", async () => {
+    const requestDer = (args: string[]) => {
+      const out = path.join(rca.dir, `budget-${Math.random().toString(36).slice(2)}.der`);
+      expect(run("openssl", ["ocsp", "-issuer", rca.intermediatePath, ...args, "-no_nonce", "-reqout", out]).status).toBe(0);
+      return readFileSync(out);
+    };
+    const post = (body: Buffer) => fetchBytes(url, { method: "POST", headers: { "content-type": "application/ocsp-request" }, body: new Uint8Array(body) });
+    const first = await post(requestDer(["-serial", "0x01" + "cd".repeat(16)]));
+    expect(first.status).toBe(200);
+    const second = await post(requestDer(["-serial", "0x01" + "ef".repeat(16)]));
+    expect(second.status).toBe(503);
+    expect(second.headers.get("retry-after")).toBe("1");
+    expect(second.body.toString("hex")).toBe("30030a0103"); // tryLater
+    const presigned = await post(requestDer(["-cert", good.certPath]));
+    expect(presigned.status).toBe(200);
+    expect(presigned.headers.get("cache-control")).toMatch(/max-age=\d+/);
+  });
+});

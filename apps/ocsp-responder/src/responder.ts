@@ -95,6 +95,20 @@ export class OcspResponder {
     deps.live?.onSigned((records) => this.remember(records));
   }
 
+  /** Token bucket for live signatures: refills at PKI_OCSP_LIVE_SIGN_PER_SECOND, holds one second's worth. */
+  private liveTokens = -1;
+  private liveRefilledAt = 0;
+  private takeLiveSignature(): boolean {
+    const rate = this.deps.config.revocation.ocspLiveSignPerSecond;
+    const capacity = Math.max(1, rate);
+    const now = Date.now();
+    this.liveTokens = this.liveTokens < 0 ? capacity : Math.min(capacity, this.liveTokens + ((now - this.liveRefilledAt) / 1000) * rate);
+    this.liveRefilledAt = now;
+    if (this.liveTokens < 1) return false;
+    this.liveTokens -= 1;
+    return true;
+  }
+
   get size(): number {
     return this.entries.size;
   }
@@ -271,6 +285,8 @@ export class OcspResponder {
       }
       return { httpStatus: 200, body: ERRORS.unauthorized, headers: NO_STORE, outcome: "unauthorized" };
     }
+    // Live signing costs a token signature: a flood of made-up serials must not starve issuance.
+    if (!this.takeLiveSignature()) return { httpStatus: 503, body: ERRORS.tryLater, headers: { ...NO_STORE, "retry-after": "1" }, outcome: "try_later" };
     const byIssuer = new Set(resolved.map((r) => r.issuerId));
     if (byIssuer.size > 1) return { httpStatus: 400, body: ERRORS.malformed, headers: NO_STORE, outcome: "malformed" }; // one response has one signer
     const items: LiveItem[] = resolved.map((r) => ({ certIdDer: r.request.certIdDer, serialHex: r.request.serialHex, issuerId: r.issuerId! }));

@@ -76,6 +76,8 @@ const schema = z.object({
   PKI_OCSP_RESPONDER_TTL_SECONDS: positiveInt.min(3600).default(7 * 86400),
   /** requests carrying a nonce: "ignore" serves the pre-signed answer, "echo" signs live */
   PKI_OCSP_NONCE: z.enum(["ignore", "echo"]).default("ignore"),
+  /** live OCSP signatures per second per responder (unknown serials, nonces, several certificates); beyond it, tryLater */
+  PKI_OCSP_LIVE_SIGN_PER_SECOND: z.coerce.number().positive().default(200),
   /** upper bound on Cache-Control max-age of OCSP and CRL answers (never past nextUpdate) */
   PKI_OCSP_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
   PKI_CRL_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
@@ -161,6 +163,7 @@ export interface Config {
     ocspValiditySeconds: number;
     ocspResponderTtlSeconds: number;
     ocspNonce: "ignore" | "echo";
+    ocspLiveSignPerSecond: number;
     ocspMaxAgeSeconds: number;
     crlMaxAgeSeconds: number;
     pollMs: number;
@@ -270,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ocspValiditySeconds: e.PKI_OCSP_VALIDITY_SECONDS,
       ocspResponderTtlSeconds: e.PKI_OCSP_RESPONDER_TTL_SECONDS,
       ocspNonce: e.PKI_OCSP_NONCE,
+      ocspLiveSignPerSecond: e.PKI_OCSP_LIVE_SIGN_PER_SECOND,
       ocspMaxAgeSeconds: e.PKI_OCSP_MAX_AGE_SECONDS,
       crlMaxAgeSeconds: e.PKI_CRL_MAX_AGE_SECONDS,
       pollMs: e.PKI_REVOCATION_POLL_MS,
