@@ -88,6 +88,7 @@ export class OcspResponder {
   private readonly requestCache = new Map<string, ResolvedRequest>();
   private lastPoll: Date | undefined;
   private lastIssuerRefresh = 0;
+  private lastUnknownIssuerRecheck = 0;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
 
@@ -253,7 +254,10 @@ export class OcspResponder {
       }));
     let resolved = resolve();
     // An issuer we do not know may be one rotated in a moment ago: look again, at most once a second.
-    if (resolved.some((r) => !r.issuerId) && Date.now() - this.lastIssuerRefresh > UNKNOWN_ISSUER_RECHECK_MS) {
+    // Rate-limited on its own clock (not the periodic refresh's), so a flood of foreign
+    // issuers costs at most one issuer query a second.
+    if (resolved.some((r) => !r.issuerId) && Date.now() - this.lastUnknownIssuerRecheck > UNKNOWN_ISSUER_RECHECK_MS) {
+      this.lastUnknownIssuerRecheck = Date.now();
       await this.refreshIssuers();
       resolved = resolve();
     }
