@@ -43,6 +43,7 @@ import { subjectKeyIdentifier } from "@pki/lint";
 import type { Signer } from "@pki/hsm";
 import { type San, formatSan } from "./names.ts";
 import { serialize } from "./der.ts";
+import * as der from "@pki/der";
 
 const OID = {
   commonName: "2.5.4.3",
@@ -196,21 +197,12 @@ function generalName(san: San): GeneralName {
   }
 }
 
-// Minimal DER framing for the outer Certificate SEQUENCE. Hand-written so the signed TBS
-// bytes go into the certificate untouched, with no parse/re-serialise round trip.
-function derLength(length: number): Buffer {
-  if (length < 0x80) return Buffer.from([length]);
-  const bytes: number[] = [];
-  for (let n = length; n > 0; n >>= 8) bytes.unshift(n & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-const derTlv = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
-
 /** Signs the TBS on the token and assembles the certificate DER around exactly those bytes. */
 export async function signCertificate(tbsDer: Buffer, signer: Signer): Promise<Buffer> {
   const signature = await signer.sign(tbsDer);
   const algorithm = serialize(signatureAlgorithm(signer.algorithm));
-  return derTlv(0x30, Buffer.concat([tbsDer, algorithm, derTlv(0x03, Buffer.concat([Buffer.from([0]), signature]))]));
+  // The signed TBS bytes go into the certificate untouched, with no parse/re-serialise round trip.
+  return der.sequence(tbsDer, algorithm, der.bitString(signature));
 }
 
 export { formatSan };

@@ -106,7 +106,8 @@ export function decodeTime(buf: Uint8Array, tlv: Tlv): Date {
 
 // ---- writer ----
 
-function lengthBytes(length: number): Buffer {
+/** The DER length octets for a value of `length` bytes. */
+export function encodeLength(length: number): Buffer {
   if (length < 0x80) return Buffer.from([length]);
   const bytes: number[] = [];
   for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
@@ -115,7 +116,7 @@ function lengthBytes(length: number): Buffer {
 
 export function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
   const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([tag]), lengthBytes(body.length), body]);
+  return Buffer.concat([Buffer.from([tag]), encodeLength(body.length), body]);
 }
 
 export const sequence = (...parts: Uint8Array[]) => tlv(TAG.SEQUENCE, ...parts);

@@ -15,16 +15,9 @@ import {
   id_ce_issuingDistributionPoint,
 } from "@peculiar/asn1-x509";
 import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
+import { SIGNATURE_FOR_KEY } from "./signatures.ts";
 // Types only: a value import from index.ts would make a module cycle (index re-exports this file).
 import type { IssuerFacts, LintFinding } from "./index.ts";
-
-const SIGNATURE_FOR_KEY: Record<string, string> = {
-  "ECDSA-P256": "1.2.840.10045.4.3.2",
-  "ECDSA-P384": "1.2.840.10045.4.3.3",
-  "RSA-2048": "1.2.840.113549.1.1.11",
-  "RSA-3072": "1.2.840.113549.1.1.11",
-  "RSA-4096": "1.2.840.113549.1.1.11",
-};
 
 const FRESHEST_CRL = "2.5.29.46";
 const KNOWN_CRL_EXTENSIONS = new Set([id_ce_authorityKeyIdentifier, id_ce_cRLNumber, id_ce_deltaCRLIndicator, id_ce_issuingDistributionPoint, FRESHEST_CRL]);

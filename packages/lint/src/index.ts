@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { DerError, TAG, children, contents, decodeOid, decodeTime, expectTag, readTlv, whole, type Tlv } from "@pki/der";
 import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
+import { SIGNATURE_FOR_KEY } from "./signatures.ts";
 import { lintCrl, type CrlLintContext } from "./crl.ts";
 
 export interface LintFinding {
@@ -50,14 +51,6 @@ const KNOWN_EXTENSIONS = new Set([
   "2.5.29.46", // freshestCRL
   "1.3.6.1.5.5.7.48.1.5", // id-pkix-ocsp-nocheck
 ]);
-
-const SIGNATURE_FOR_KEY: Record<string, string> = {
-  "ECDSA-P256": "1.2.840.10045.4.3.2",
-  "ECDSA-P384": "1.2.840.10045.4.3.3",
-  "RSA-2048": "1.2.840.113549.1.1.11",
-  "RSA-3072": "1.2.840.113549.1.1.11",
-  "RSA-4096": "1.2.840.113549.1.1.11",
-};
 
 /** RFC 5280 §4.1.2.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
 export function subjectKeyIdentifier(spki: Buffer): Buffer {

@@ -22,6 +22,7 @@ import {
   id_ce_deltaCRLIndicator,
   id_ce_issuingDistributionPoint,
 } from "@peculiar/asn1-x509";
+import * as der from "@pki/der";
 import type { Signer } from "@pki/hsm";
 import { assertCrlLintClean, LintError, type IssuerFacts } from "@pki/lint";
 import type { RevokedEntry } from "@pki/db";
@@ -29,32 +30,14 @@ import type { KeyAlgorithm } from "@pki/hsm/algorithms";
 import { serialize } from "../der.ts";
 import { OID, signatureAlgorithm } from "../x509.ts";
 
-export function derLength(length: number): Buffer {
-  if (length < 0x80) return Buffer.from([length]);
-  const bytes: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-const tlv = (tag: number, ...parts: Buffer[]): Buffer => {
-  const length = parts.reduce((sum, p) => sum + p.length, 0);
-  return Buffer.concat([Buffer.from([tag]), derLength(length), ...parts]);
-};
-
+const derLength = der.encodeLength;
+const tlv = der.tlv;
 /** UTCTime before 2050, GeneralizedTime from then on (RFC 5280 §5.1.2.4). Whole seconds. */
-export function derTime(date: Date): Buffer {
-  const iso = date.toISOString(); // 2026-11-23T12:34:56.789Z
-  const digits = iso.slice(0, 19).replace(/[-T:]/g, ""); // 20261123123456
-  if (date.getUTCFullYear() < 2050) return tlv(0x17, Buffer.from(`${digits.slice(2)}Z`, "latin1"));
-  return tlv(0x18, Buffer.from(`${digits}Z`, "latin1"));
-}
+export const derTime = der.time;
 
 function derInteger(value: bigint): Buffer {
-  let hex = value.toString(16);
-  if (hex.length % 2) hex = `0${hex}`;
-  let bytes = Buffer.from(hex, "hex");
-  if (bytes[0]! & 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
-  return tlv(0x02, bytes);
+  const hex = value.toString(16);
+  return der.unsignedInteger(Buffer.from(hex.length % 2 ? `0${hex}` : hex, "hex"));
 }
 
 const ext = (extnID: string, critical: boolean, valueDer: Buffer) => new Extension({ extnID, critical, extnValue: new OctetString(valueDer) });
