@@ -32,12 +32,19 @@ const quick = args.includes("--quick");
 const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
 const selected = GROUPS.filter((g) => !only || only.includes(g.name));
 if (only) for (const name of only) if (!GROUPS.some((g) => g.name === name)) throw new Error(`unknown group ${name}; groups: ${GROUPS.map((g) => g.name).join(", ")}`);
-if (!process.env.PKI_TEST_DATABASE_URL) {
+if (!process.env.PKI_TEST_DATABASE_URL && !args.includes("--report-only")) {
   console.error("PKI_TEST_DATABASE_URL is not set: run `npm run bench` (it starts PostgreSQL through scripts/with-postgres.sh)");
   process.exit(2);
 }
 
 const resultsDir = path.join(HERE, "results");
+if (args.includes("--report-only")) {
+  // BENCHMARKS.md again from bench/results/latest.json (e.g. after editing bench/NOTES.md)
+  const saved = JSON.parse(readFileSync(path.join(resultsDir, "latest.json"), "utf8")) as Parameters<typeof markdown>[0];
+  writeFileSync(path.join(ROOT, "BENCHMARKS.md"), markdown(saved));
+  console.log("BENCHMARKS.md regenerated from bench/results/latest.json");
+  process.exit(0);
+}
 // CSRs made once per run and shared by the groups that need them
 const csrDir = mkdtempSync(path.join(os.tmpdir(), "bench-csrs-"));
 process.on("exit", () => rmSync(csrDir, { recursive: true, force: true }));
@@ -193,6 +200,7 @@ function markdown(r: typeof report): string {
     "npm run bench             # everything, about 15 minutes on 2 cores",
     "npm run bench -- --quick  # shorter phases and smaller data sets, about 3-5 minutes",
     "npm run bench -- --only=peer-cfssl,ours-ocsp   # some groups; BENCHMARKS.md is left alone",
+    "node --import tsx bench/run.ts --report-only   # BENCHMARKS.md again from bench/results/latest.json (after editing bench/NOTES.md)",
     "```",
     "",
     "`bench/setup.sh` installs the peers and tools from Debian (golang-cfssl, wrk, softhsm2, postgresql, openssl, time) when they are missing. `scripts/with-postgres.sh` starts a throwaway PostgreSQL 15 on 127.0.0.1 (fsync and synchronous_commit off, for every contender alike); each group makes its own databases on it, its own SoftHSM token in a temporary directory, starts what it measures, warms up, measures for a fixed time with wrk (1 thread, 32 connections, loopback only, bounded by time and response count) and stops everything. Results: `bench/results/latest.json` (every raw measurement with latencies, error counts and settings).",
