@@ -22,7 +22,8 @@ afterAll(async () => {
 
 describe("SIGKILL during issuance", () => {
   it("leaves a consistent inventory", async () => {
-    const child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "test/faults/fixtures/issue-loop.ts")], {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/faults/fixtures/issue-loop.ts")], {
+      cwd: REPO_ROOT,
       env: { ...process.env, ...env.env, TEST_CSR: opensslCsr({ subject: "/CN=killed.example.com" }).csrPem },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -39,6 +40,13 @@ describe("SIGKILL during issuance", () => {
 
     const ca = await openCa(env.config()); // restart: start-up checks pass on the same token
     try {
+      // The killed process's last statements may still be running in PostgreSQL (a backend
+      // only notices its client is gone later); reconciliation is about what they leave.
+      for (let i = 0; i < 100; i++) {
+        const [busy] = await ca.inventory.sql.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'");
+        if (Number(busy!.n) === 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       await reconcilePendingIntents(ca.inventory, { now: () => new Date(Date.now() + 120_000) });
       const rows = await ca.inventory.sql.query<{ serial: string; status: string; der: Buffer | null; tbs_der: Buffer }>("SELECT serial, status, der, tbs_der FROM certificates");
       expect(rows.filter((r) => r.status === "pending")).toEqual([]);
