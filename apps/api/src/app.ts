@@ -51,8 +51,8 @@ function requireContentType(route: RouteDefinition): RequestHandler {
 function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFailureLimiter, log: Logger): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const sourceIp = sourceIpOf(req);
+    let caller: Awaited<ReturnType<typeof authenticate>> | undefined;
     try {
-      let caller;
       if (route.auth !== "none") {
         const wait = limiter.retryAfter(sourceIp);
         if (wait !== undefined) {
@@ -85,8 +85,15 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
       res.status(result.status).json(result.body);
     } catch (error) {
       answered.inc({ operation: route.operationId, caller: "-", outcome: String(problemStatus(error)) });
-      if (error instanceof CaError && (error.kind === "forbidden" || error.kind === "bad_request")) {
+      if (error instanceof CaError && (error.kind === "forbidden" || error.kind === "bad_request" || error.kind === "conflict")) {
         log.info({ audit: "refused", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, status: problemStatus(error), reason: error.message }, "request refused");
+        // An authenticated caller's refusal is audited (who tried what, and why not); an
+        // anonymous one only goes to the log, so unauthenticated traffic cannot fill the table.
+        if (caller && caller.kind !== "anonymous") {
+          await runtime.inventory.audit
+            .record({ actor: caller.actor, action: route.operationId, target: typeof req.params.serial === "string" ? req.params.serial : undefined, sourceIp, outcome: "denied", details: { status: problemStatus(error), reason: error.message } })
+            .catch((auditError: Error) => log.error({ err: auditError }, "could not audit a refusal"));
+        }
       }
       next(error);
     }
