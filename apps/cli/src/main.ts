@@ -45,6 +45,44 @@ const date = (value: string) => {
 let config: Config;
 const cfg = (): Config => (config ??= loadConfig());
 
+/** Reads a secret from the terminal without echoing it. */
+function promptSecret(question: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const input = process.stdin;
+    process.stderr.write(question);
+    input.setRawMode(true);
+    input.resume();
+    let value = "";
+    const onData = (chunk: Buffer) => {
+      for (const ch of chunk.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") {
+          input.setRawMode(false);
+          input.pause();
+          input.off("data", onData);
+          process.stderr.write("\n");
+          return resolve(value);
+        }
+        if (ch === "\u0003") {
+          input.setRawMode(false);
+          return reject(new CaError("bad_request", "cancelled"));
+        }
+        value = ch === "\u007f" ? value.slice(0, -1) : value + ch;
+      }
+    };
+    input.on("data", onData);
+  });
+}
+
+/**
+ * Configuration for a ceremony that needs the root key: the root PIN comes from
+ * PKI_ROOT_PIN / PKI_ROOT_PIN_FILE, or is asked for on the terminal, for this command only.
+ */
+async function ceremonyConfig(): Promise<Config> {
+  const c = cfg();
+  if (!c.hsm.root.pin && process.stdin.isTTY) c.hsm.root.pin = await promptSecret(`PIN of the root token '${c.hsm.root.label}': `);
+  return c;
+}
+
 program
   .command("init")
   .description("the ceremony: token(s), root and first intermediate keys on the token, admin token (idempotent)")
@@ -160,7 +198,7 @@ issuers
   .action(async (opts: { hierarchy: string; at?: Date }) => {
     const inventory = await openInventory(cfg());
     try {
-      const report = await rotateIntermediate(cfg(), inventory, systemClock, { hierarchy: opts.hierarchy, activateAt: opts.at, actor: operator() });
+      const report = await rotateIntermediate(await ceremonyConfig(), inventory, systemClock, { hierarchy: opts.hierarchy, activateAt: opts.at, actor: operator() });
       for (const line of report.lines) console.log(line);
     } finally {
       await inventory.close();
@@ -192,7 +230,7 @@ issuers
   .action(async (id: string, opts: { reason: string; reissue?: boolean; json?: boolean }) => {
     const inventory = await openInventory(cfg());
     try {
-      const report = await revokeIntermediate(cfg(), inventory, systemClock, { issuerId: id, reason: opts.reason, actor: operator() });
+      const report = await revokeIntermediate(await ceremonyConfig(), inventory, systemClock, { issuerId: id, reason: opts.reason, actor: operator() });
       for (const line of report.lines) console.error(line);
       for (const c of report.affected) {
         if (opts.json) console.log(JSON.stringify({ serial: c.serial, subject: c.subject, sans: c.sans, notAfter: c.notAfter, requester: c.requester }));
@@ -304,7 +342,7 @@ crl
   .action(async () => {
     const inventory = await openInventory(cfg());
     try {
-      const signed = await signRootCrls(cfg(), inventory, systemClock);
+      const signed = await signRootCrls(await ceremonyConfig(), inventory, systemClock);
       if (signed.length === 0) console.log("no unexpired root to sign a CRL for");
       for (const s of signed) console.log(`${s.rootId}  root CRL #${s.meta.number} (${s.meta.entries} entries), next update ${s.meta.nextUpdate.toISOString()}`);
     } finally {
