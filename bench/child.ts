@@ -12,7 +12,8 @@ const quick = process.env.BENCH_QUICK === "1";
 const pgUrl = process.env.PKI_TEST_DATABASE_URL;
 if (!pgUrl) throw new Error("PKI_TEST_DATABASE_URL is not set (run through npm run bench)");
 
-const tmp = mkdtempSync(path.join(tmpdir(), `bench-${groupName}-`));
+// inside the run's own temporary directory, which the runner removes even if this process is killed
+const tmp = mkdtempSync(path.join(process.env.BENCH_TMP ?? tmpdir(), `${groupName}-`));
 const ctx: GroupContext = {
   quick,
   pgUrl,

@@ -45,9 +45,12 @@ if (args.includes("--report-only")) {
   console.log("BENCHMARKS.md regenerated from bench/results/latest.json");
   process.exit(0);
 }
-// CSRs made once per run and shared by the groups that need them
-const csrDir = mkdtempSync(path.join(os.tmpdir(), "bench-csrs-"));
-process.on("exit", () => rmSync(csrDir, { recursive: true, force: true }));
+// one temporary directory for the whole run (groups' scratch, wrk request files, the CSRs
+// made once and shared by the groups that need them), removed at exit even after a timeout
+const runTmp = mkdtempSync(path.join(os.tmpdir(), "bench-run-"));
+const csrDir = path.join(runTmp, "csrs");
+mkdirSync(csrDir);
+process.on("exit", () => rmSync(runTmp, { recursive: true, force: true }));
 mkdirSync(resultsDir, { recursive: true });
 const started = new Date();
 const t0 = performance.now();
@@ -73,7 +76,7 @@ async function runGroup(name: string, limitSeconds: number): Promise<void> {
   console.error(`▶ ${name} (limit ${limitSeconds} s)`);
   const child = spawn(process.execPath, ["--import", "tsx", path.join(HERE, "child.ts"), name, out], {
     cwd: ROOT,
-    env: { ...process.env, BENCH_QUICK: quick ? "1" : "0", BENCH_CSR_DIR: csrDir },
+    env: { ...process.env, BENCH_QUICK: quick ? "1" : "0", BENCH_CSR_DIR: csrDir, BENCH_TMP: runTmp },
     stdio: ["ignore", "inherit", "inherit"],
     detached: true, // its own process group, so a timeout takes its children too
   });

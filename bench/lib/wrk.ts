@@ -1,6 +1,7 @@
 // Load generation with wrk (Debian package), from a separate process, loopback only,
 // bounded by a fixed duration and (optionally) a response count per thread.
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
@@ -45,7 +46,8 @@ export async function wrk(options: WrkOptions): Promise<WrkResult> {
   const url = new URL(options.url);
   if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) throw new Error(`refusing to load anything but loopback: ${options.url}`);
   let requestsFile = options.requestsFile;
-  if (!requestsFile && options.requests?.length) requestsFile = writeRequests(`/tmp/bench-wrk-${process.pid}-${Date.now()}.txt`, options.requests);
+  let ownFile: string | undefined;
+  if (!requestsFile && options.requests?.length) requestsFile = ownFile = writeRequests(path.join(process.env.BENCH_TMP ?? tmpdir(), `wrk-${process.pid}-${Date.now()}.txt`), options.requests);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     BENCH_REQUESTS: requestsFile ?? "",
@@ -62,6 +64,7 @@ export async function wrk(options: WrkOptions): Promise<WrkResult> {
   const killer = setTimeout(() => child.kill("SIGKILL"), (options.seconds + 30) * 1000);
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   clearTimeout(killer);
+  if (ownFile) rmSync(ownFile, { force: true });
   const line = out.split("\n").find((l) => l.startsWith("BENCH_JSON "));
   if (!line) throw new Error(`wrk exited ${code} without a result: ${out.slice(-1500)}`);
   const raw = JSON.parse(line.slice("BENCH_JSON ".length)) as { requests: number; duration_us: number; errors: WrkResult["errors"]; latency_us: Record<string, number> };
