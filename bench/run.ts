@@ -215,7 +215,7 @@ function markdown(r: typeof report): string {
     "node --import tsx bench/run.ts --report-only   # BENCHMARKS.md again from bench/results/latest.json (after editing bench/NOTES.md)",
     "```",
     "",
-    "`bench/setup.sh` installs the peers and tools from Debian (golang-cfssl, wrk, softhsm2, postgresql, openssl, time) when they are missing. `scripts/with-postgres.sh` starts a throwaway PostgreSQL 15 on 127.0.0.1 (fsync and synchronous_commit off, for every contender alike); each group makes its own databases on it, its own SoftHSM token in a temporary directory, starts what it measures, warms up, measures for a fixed time with wrk (1 thread, 32 connections, loopback only, bounded by time and response count) and stops everything. Results: `bench/results/latest.json` (every raw measurement with latencies, error counts and settings).",
+    "`bench/setup.sh` installs the peers and tools from Debian (golang-cfssl, wrk, apache2-utils for ab, softhsm2, postgresql, openssl, time) when they are missing. `scripts/with-postgres.sh` starts a throwaway PostgreSQL 15 on 127.0.0.1 (fsync and synchronous_commit off, for every contender alike); each group makes its own databases on it, its own SoftHSM token in a temporary directory, starts what it measures, warms up, measures for a fixed time with wrk (1 thread, 32 connections, loopback only, bounded by time and response count) and stops everything. Results: `bench/results/latest.json` (every raw measurement with latencies, error counts and settings).",
     "",
     "Groups, each in its own process with a hard time limit: " + GROUPS.map((g) => `\`${g.name}\``).join(", ") + ". What each measures is documented at the top of `bench/groups/<group>.ts`.",
     "",
