@@ -208,7 +208,7 @@ function markdown(r: typeof report): string {
   lines.push("", "## How to reproduce", "");
   lines.push(
     "```sh",
-    "npm ci",
+    "npm install",
     "npm run bench             # everything, about 11 minutes on 2 cores",
     "npm run bench -- --quick  # shorter phases and smaller data sets, about 3-5 minutes",
     "npm run bench -- --only=peer-cfssl,ours-ocsp   # some groups; BENCHMARKS.md is left alone",
