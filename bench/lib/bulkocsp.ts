@@ -1,16 +1,14 @@
 // Pre-signed OCSP responses for many seeded certificates, fast: a response our CA signed
 // (through its own OcspSigner) is the template; for every other certificate its
 // to-be-signed data gets that certificate's serial and is signed again on the token with
-// the same delegated responder key (raw C_Sign, P-256), and the row is stored as
+// the same delegated responder key (through packages/hsm), and the row is stored as
 // OcspResponseStore.upsert stores it. Real, verifiable responses from the real key, made at
 // the token's raw rate, so the serving benchmarks can have 100k certificates without
 // waiting minutes for the (separately measured) pre-signing path.
-import { createHash } from "node:crypto";
-import pkcs11js from "pkcs11js";
 import pg from "pg";
-import { Pkcs11Module, parseKeyUri } from "@pki/hsm";
+import { Token } from "@pki/hsm";
 import type { BenchCa } from "./ca.ts";
-import { ecdsaRawToDer, ocspResponseParts } from "./der.ts";
+import { ocspResponseParts } from "./der.ts";
 
 const ECDSA_SHA256 = Buffer.from("300a06082a8648ce3d040302", "hex");
 
@@ -29,40 +27,22 @@ export async function bulkPresign(ca: BenchCa, serials: string[]): Promise<{ sec
     const at = templates.map((t) => t.tbs.indexOf(serial0));
     if (at.some((i) => i < 0)) throw new Error("the template's serial is not in its to-be-signed data");
 
-    const module = Pkcs11Module.load(ca.config.hsm.modulePath!);
-    const slot = module.findToken(ca.config.hsm.issuing.label)!.slotId;
-    const api = module.api;
-    const session = api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    const token = Token.open({ modulePath: ca.config.hsm.modulePath!, softhsmConf: ca.config.hsm.softhsmConf, label: ca.config.hsm.issuing.label, pin: ca.config.hsm.issuing.pin!, sessions: 4 });
     try {
-      try {
-        api.C_Login(session, pkcs11js.CKU_USER, ca.config.hsm.issuing.pin!);
-      } catch (error) {
-        if (!/ALREADY_LOGGED_IN/.test(String(error))) throw error;
-      }
-      const address = parseKeyUri(keyUri);
-      const template: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_LABEL, value: address.object },
-      ];
-      if (address.id) template.push({ type: pkcs11js.CKA_ID, value: address.id });
-      api.C_FindObjectsInit(session, template);
-      const [key] = api.C_FindObjects(session, 1);
-      api.C_FindObjectsFinal(session);
-      if (key === undefined) throw new Error(`responder key ${keyUri} not found on the token`);
-      const out = Buffer.alloc(64);
-      const sign = (data: Buffer) => {
-        api.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key);
-        return ecdsaRawToDer(Buffer.from(api.C_Sign(session, createHash("sha256").update(data).digest(), out)));
-      };
+      const signer = await token.signer(keyUri);
       const batch = 5000;
       for (let i = 0; i < serials.length; i += batch) {
         const part = serials.slice(i, i + batch);
-        const ders = templates.map((t, k) =>
-          part.map((s) => {
-            const tbs = Buffer.from(t.tbs);
-            Buffer.from(s, "hex").copy(tbs, at[k]!);
-            return t.rebuild(tbs, sign(tbs));
-          }),
+        const ders = await Promise.all(
+          templates.map((t, k) =>
+            Promise.all(
+              part.map(async (s) => {
+                const tbs = Buffer.from(t.tbs);
+                Buffer.from(s, "hex").copy(tbs, at[k]!);
+                return t.rebuild(tbs, await signer.sign(tbs));
+              }),
+            ),
+          ),
         );
         await client.query(
           `INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
@@ -72,7 +52,7 @@ export async function bulkPresign(ca: BenchCa, serials: string[]): Promise<{ sec
         );
       }
     } finally {
-      api.C_CloseSession(session);
+      token.close();
     }
   } finally {
     await client.end();

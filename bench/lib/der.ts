@@ -37,18 +37,6 @@ export function tlvAt(buf: Buffer, offset: number): { headerStart: number; start
   return { headerStart: offset, start: i, end: i + length };
 }
 
-/** PKCS#11 raw ECDSA (r || s) → DER Ecdsa-Sig-Value. */
-export function ecdsaRawToDer(raw: Buffer): Buffer {
-  const int = (b: Buffer) => {
-    let i = 0;
-    while (i < b.length - 1 && b[i] === 0) i++;
-    let v = b.subarray(i);
-    if (v[0]! & 0x80) v = Buffer.concat([Buffer.from([0]), v]);
-    return tlv(0x02, v);
-  };
-  const half = raw.length / 2;
-  return seq(int(raw.subarray(0, half)), int(raw.subarray(half)));
-}
 
 /**
  * The parts of an OCSPResponse (successful, BasicOCSPResponse) needed to re-sign its

@@ -4,3 +4,4 @@ export { HsmError } from "./errors.ts";
 export { formatKeyUri, parseKeyUri, type KeyAddress } from "./uri.ts";
 export { type KeyAlgorithm, KEY_ALGORITHMS, keyAlgorithmOfSpki, hashFor } from "./algorithms.ts";
 export { softhsmConfig } from "./softhsm.ts";
+export { rawSignRate, type RawSignRate } from "./ceiling.ts";
