@@ -7,6 +7,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { freePort, opensslCsr, opensslVerify, pki, run } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 let env: TestEnv;
 let server: ChildProcess | undefined;
@@ -31,8 +32,8 @@ describe("quickstart", () => {
     env = await testEnv({ database: "embedded" });
     const httpPort = await freePort();
     const apiPort = await freePort();
-    const childEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}` };
-    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}` };
+    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"], detached: false });
     server.stdout!.on("data", (d) => (output += d));
     server.stderr!.on("data", (d) => (output += d));
     await waitFor(() => output.includes("issuing API:"), "the server to listen");
@@ -48,7 +49,7 @@ describe("quickstart", () => {
     expect(await ready.json()).toMatchObject({ ok: true, checks: { database: "ok", token: "ok", activeIssuer: "ok" } });
 
     const csr = opensslCsr({ subject: "/CN=quick.example.com" });
-    const issued = pki(["issue", "--csr", csr.csrPath], childEnv);
+    const issued = pki(["issue", "--csr", csr.csrPath], serverEnv);
     expect(issued.stderr).toMatch(/^issued /);
     const chain = await (await fetch(`http://127.0.0.1:${httpPort}/ca/chain.pem`)).text();
     expect(opensslVerify(issued.stdout, readFileSync(path.join(env.dataDir, "root.pem"), "utf8"), chain).stdout).toMatch(/: OK/);
@@ -65,7 +66,7 @@ describe("quickstart", () => {
 
     // A second start reuses the data dir: nothing is created again.
     output = "";
-    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
     server.stdout!.on("data", (d) => (output += d));
     server.stderr!.on("data", (d) => (output += d));
     await waitFor(() => output.includes("issuing API:"), "the second start");

@@ -10,6 +10,7 @@ import { OcspResponder, ocspHttpHandler } from "@pki/ocsp-responder";
 import { fetchBytes, runAsync, startRevocationCa, unusedPort, type IssuedLeaf, type RevocationCa } from "../support/revocation.ts";
 import { REPO_ROOT } from "../support/harness.ts";
 import { pki, run, scratchDir } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 let rca: RevocationCa;
 let good: IssuedLeaf;
@@ -245,7 +246,7 @@ describe("a responder process of its own", () => {
     const port = await unusedPort();
     url = `http://127.0.0.1:${port}`;
     // No PIN and no token configuration at all: it serves from the database alone.
-    const env: Record<string, string> = { ...process.env, PKI_DATA_DIR: scratchDir(), DATABASE_URL: rca.ca.env.DATABASE_URL!, PKI_HTTP_PORT: String(port), PKI_LOG_LEVEL: "warn", PKI_REVOCATION_POLL_MS: "200" } as Record<string, string>;
+    const env = childEnv({ PKI_DATA_DIR: scratchDir(), DATABASE_URL: rca.ca.env.DATABASE_URL!, PKI_HTTP_PORT: String(port), PKI_LOG_LEVEL: "warn", PKI_REVOCATION_POLL_MS: "200" }) as Record<string, string>;
     child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/ocsp-responder/src/main.ts")], { env, stdio: "ignore" });
     for (let i = 0; i < 200; i++) {
       const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);

@@ -13,6 +13,7 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, freshDatabase } from "../support/harness.ts";
 import { freePort, opensslCsr, run, scratchDir, writeTemp } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 interface Service {
   command?: string[];
@@ -47,7 +48,7 @@ function environmentOf(service: string, httpPort: number): Record<string, string
 
 function start(role: string, env: Record<string, string>): ChildProcess {
   const [entry, ...args] = compose.services[role]!.command!;
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, entry!), ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, entry!), ...args], { cwd: REPO_ROOT, env: { PATH: childEnv().PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));

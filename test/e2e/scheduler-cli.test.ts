@@ -5,6 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
 import { freePort, pki } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 describe("scheduler from the command line and as its own process", () => {
   let ca: TestCa;
@@ -32,7 +33,7 @@ describe("scheduler from the command line and as its own process", () => {
   it("apps/scheduler runs alone: overdue jobs run at start-up, SIGTERM stops it cleanly", async () => {
     const child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...ca.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(await freePort()) },
+      env: childEnv({ ...ca.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(await freePort()) }),
     });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));

@@ -5,6 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
 import { freePort } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 describe("scheduler processes", () => {
   let fresh: TestCa;
@@ -20,7 +21,7 @@ describe("scheduler processes", () => {
       // each process has its own ops listener (/healthz, /metrics)
       const child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
         cwd: REPO_ROOT,
-        env: { ...process.env, ...fresh.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(opsPort) },
+        env: childEnv({ ...fresh.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(opsPort) }),
       });
       let output = "";
       const exited = new Promise<number | null>((resolve) => child.on("close", resolve));

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CrlPublisher, openCa, toPem } from "@pki/ca-core";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { pki, run, scratchDir, writeTemp } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 const ENTRIES = 20_000;
 let env: TestEnv;
@@ -38,7 +39,7 @@ describe("SIGKILL during CRL publication", () => {
   it("leaves whole CRLs and numbers that only grow", async () => {
     const seen: number[] = [];
     for (let round = 0; round < 3; round++) {
-      const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/faults/fixtures/crl-loop.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...env.env }, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/faults/fixtures/crl-loop.ts")], { cwd: REPO_ROOT, env: childEnv(env.env), stdio: ["ignore", "pipe", "pipe"] });
       let out = "";
       child.stdout!.on("data", (d) => (out += d));
       child.stderr!.on("data", (d) => (out += d));

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCa, parseCsr } from "@pki/ca-core";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -22,7 +23,7 @@ describe("SIGKILL during rotation", () => {
   it("never leaves a hierarchy without exactly one usable active intermediate", async () => {
     const csr = parseCsr(opensslCsr({ subject: "/CN=rotate-kill.example.com" }).csrPem);
     for (const delayMs of [150, 400, 700, 1000, 1400]) {
-      const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/cli/src/main.ts"), "issuers", "rotate"], { cwd: REPO_ROOT, env: { ...process.env, ...env.env }, stdio: "ignore" });
+      const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/cli/src/main.ts"), "issuers", "rotate"], { cwd: REPO_ROOT, env: childEnv(env.env), stdio: "ignore" });
       await new Promise((r) => setTimeout(r, delayMs));
       child.kill("SIGKILL");
       await once(child, "exit");

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCa, reconcilePendingIntents } from "@pki/ca-core";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -22,9 +23,9 @@ afterAll(async () => {
 
 describe("SIGKILL during issuance", () => {
   it("leaves a consistent inventory", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/faults/fixtures/issue-loop.ts")], {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/faults/fixtures/issue-loop.ts"), opensslCsr({ subject: "/CN=killed.example.com" }).csrPath], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...env.env, TEST_CSR: opensslCsr({ subject: "/CN=killed.example.com" }).csrPem },
+      env: childEnv(env.env),
       stdio: ["ignore", "pipe", "pipe"],
     });
     const reported: string[] = [];

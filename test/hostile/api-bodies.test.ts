@@ -4,8 +4,9 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../support/api.ts";
+import { testSettings } from "../support/settings.ts";
 
-const RUNS = Number(process.env.PKI_FUZZ_HTTP_RUNS ?? 150);
+const RUNS = testSettings.fuzzHttpRuns;
 let t: TestApi;
 
 beforeAll(async () => {

@@ -14,15 +14,16 @@ import { caCertificateFacts, certIdFor } from "@pki/ca-core";
 import * as der from "@pki/der";
 import { REPO_ROOT, testEnv } from "../support/harness.ts";
 import { freePort, opensslCsr } from "../support/tools.ts";
+import { childEnv, testSettings } from "../support/settings.ts";
 
-const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
+const SECONDS = testSettings.soakSeconds;
 const RATE = { issue: 20, renew: 5, revoke: 2, ocsp: 100 }; // per second
 
 const env = await testEnv({ database: "postgres" });
 const httpPort = await freePort();
 const apiPort = await freePort();
-const childEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`, PKI_BOOTSTRAP_ADMIN_TOKEN: "soak-admin-token-0123456789abcdef", PKI_LOG_LEVEL: "warn" };
-const server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: { ...process.env, ...childEnv }, stdio: ["ignore", "pipe", "inherit"] });
+const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`, PKI_BOOTSTRAP_ADMIN_TOKEN: "soak-admin-token-0123456789abcdef", PKI_LOG_LEVEL: "warn" };
+const server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "inherit"] });
 let out = "";
 server.stdout!.on("data", (d) => (out += d));
 for (let i = 0; !out.includes("issuing API:"); i++) {
@@ -49,7 +50,7 @@ function api(method: string, urlPath: string, options: { token?: string; body?: 
   });
 }
 
-const admin = childEnv.PKI_BOOTSTRAP_ADMIN_TOKEN;
+const admin = serverEnv.PKI_BOOTSTRAP_ADMIN_TOKEN;
 const provisioner = JSON.parse((await api("POST", "/v1/provisioners", { token: admin, body: { name: "soak", profiles: ["mtls"], names: ["DNS:.soak.example"], maxTtlSeconds: 86_400 } })).body).token as string;
 const csrs = Array.from({ length: 8 }, (_, i) => opensslCsr({ subject: `/CN=svc${i}.soak.example` }));
 const issuer = caCertificateFacts(Buffer.from(readFileSync(path.join(env.dataDir, "chain.pem"), "utf8").split("-----END CERTIFICATE-----")[0]!.replace(/-----BEGIN CERTIFICATE-----|\s/g, ""), "base64"));

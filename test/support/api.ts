@@ -8,6 +8,7 @@ import { createLogger } from "@pki/logger";
 import { startApi, type ApiServer, type StartApiOptions } from "@pki/api";
 import type { Clock } from "@pki/ca-core";
 import { startTestCa, type TestCa, type TestEnvOptions } from "./harness.ts";
+import { childEnv, testSettings } from "./settings.ts";
 
 export interface ApiResponse {
   status: number;
@@ -70,7 +71,7 @@ export function callApi(baseUrl: string, rootPem: string, method: string, urlPat
 
 export async function startTestApi(options: TestEnvOptions & StartApiOptions & { clock?: Clock } = {}): Promise<TestApi> {
   const ca = await startTestCa(options);
-  const log = createLogger(process.env.PKI_TEST_LOG_LEVEL ?? "silent", "pki-api-test");
+  const log = createLogger(testSettings.logLevel, "pki-api-test");
   let api: ApiServer;
   try {
     api = await startApi(ca.runtime, log, { port: 0, host: "127.0.0.1", ...options });
@@ -105,7 +106,7 @@ export async function addProvisioner(t: TestApi, spec: { name: string; profiles?
  */
 export function runAsync(command: string, args: string[], options: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { env: childEnv(options.env), stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => out.push(c));

@@ -10,11 +10,12 @@ import pg from "pg";
 import { loadConfig, type Config } from "@pki/config";
 import { initCa, openCa, openInventory, systemClock, type CaRuntime, type Clock } from "@pki/ca-core";
 import type { Inventory } from "@pki/db";
+import { testSettings } from "./settings.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 export function testDatabaseServerUrl(): string {
-  const url = process.env.PKI_TEST_DATABASE_URL;
+  const url = testSettings.databaseUrl;
   if (!url) throw new Error("PKI_TEST_DATABASE_URL is not set: run tests through `npm test` (scripts/with-postgres.sh starts PostgreSQL)");
   return url;
 }

@@ -12,6 +12,7 @@ import { createCrlPublisherRole, type CrlPublisherRole } from "@pki/crl-publishe
 import { createOcspResponderRole, type OcspResponderRole } from "@pki/ocsp-responder";
 import { startTestCa, type TestCa } from "./harness.ts";
 import { opensslCsr, scratchDir } from "./tools.ts";
+import { childEnv } from "./settings.ts";
 
 export async function unusedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -124,7 +125,7 @@ export async function fetchBytes(url: string, init?: RequestInit): Promise<{ sta
  */
 export function runAsync(command: string, args: string[], options: { env?: Record<string, string> } = {}): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { env: childEnv(options.env), stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

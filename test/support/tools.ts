@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "./harness.ts";
+import { childEnv } from "./settings.ts";
 
 export interface RunResult {
   status: number;
@@ -14,7 +15,7 @@ export interface RunResult {
 
 export function run(command: string, args: string[], options: { env?: Record<string, string>; input?: string | Buffer; cwd?: string } = {}): RunResult {
   const result = spawnSync(command, args, {
-    env: { ...process.env, ...options.env },
+    env: childEnv(options.env),
     input: options.input,
     cwd: options.cwd ?? REPO_ROOT,
     encoding: "utf8",

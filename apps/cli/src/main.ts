@@ -44,6 +44,7 @@ const date = (value: string) => {
 
 let config: Config;
 const cfg = (): Config => (config ??= loadConfig());
+const operator = () => `cli:${cfg().operator}`;
 
 /** Reads a secret from the terminal without echoing it. */
 function promptSecret(question: string): Promise<string> {
@@ -118,7 +119,7 @@ program
     const csr = parseCsr(input);
     const ca = await openCa(cfg());
     try {
-      const issued = await ca.authority.issue({ csr, profile: opts.profile, ttlSeconds: opts.ttl, requester: { actor: `cli:${process.env.USER ?? "operator"}` } });
+      const issued = await ca.authority.issue({ csr, profile: opts.profile, ttlSeconds: opts.ttl, requester: { actor: operator() } });
       if (opts.out) writeFileSync(opts.out, issued.pem);
       else process.stdout.write(issued.pem);
       if (opts.chainOut) writeFileSync(opts.chainOut, issued.chain.join(""));
@@ -189,7 +190,6 @@ issuers
 
 // Rotation and emergency revocation of intermediates (issue 5). The root token's PIN
 // (PKI_ROOT_PIN / PKI_ROOT_PIN_FILE) is needed for these ceremonies only.
-const operator = () => `cli:${process.env.USER ?? "operator"}`;
 issuers
   .command("rotate")
   .description("new intermediate key on the issuing token, signed by the root, staged, then active now or --at TIME; the previous one retires")
@@ -261,7 +261,7 @@ scheduler
     const { createLogger } = await import("@pki/logger");
     const ca = await openCa(cfg());
     try {
-      const runner = createScheduler({ runtime: ca, log: createLogger(cfg().logLevel, "scheduler"), runnerId: `cli:${process.env.USER ?? "operator"}:${process.pid}` });
+      const runner = createScheduler({ runtime: ca, log: createLogger(cfg().logLevel, "scheduler"), runnerId: `${operator()}:${process.pid}` });
       const result = await runner.runJob(job, { force: true }).catch((error: Error) => {
         throw new CaError("bad_request", error.message);
       });
@@ -310,7 +310,7 @@ certs
   .action(async (serial: string, opts: { reason: string }) => {
     const inventory = await openInventory(cfg());
     try {
-      const revoked = await revokeCertificate({ inventory, events: new CaEvents(), clock: systemClock }, { serial, reason: opts.reason, actor: `cli:${process.env.USER ?? "operator"}` });
+      const revoked = await revokeCertificate({ inventory, events: new CaEvents(), clock: systemClock }, { serial, reason: opts.reason, actor: operator() });
       console.log(`revoked ${revoked.serial} (${REASON_NAMES[revoked.reason]}) at ${revoked.revokedAt.toISOString()}`);
     } finally {
       await inventory.close();

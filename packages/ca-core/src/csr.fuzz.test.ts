@@ -9,11 +9,12 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseCsr } from "./csr.ts";
 import { CaError } from "./errors.ts";
+import { FUZZ } from "./fuzz-settings.ts";
 
 x509.cryptoProvider.set(webcrypto as Crypto);
 
-const RUNS = Number(process.env.PKI_FUZZ_RUNS ?? 2000);
-const SEED = Number(process.env.PKI_FUZZ_SEED ?? 20261123);
+const RUNS = FUZZ.runs;
+const SEED = FUZZ.seed;
 
 let valid: Buffer;
 beforeAll(async () => {

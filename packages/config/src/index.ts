@@ -59,6 +59,9 @@ const schema = z.object({
   /** failed authentications per source address per minute before the API answers 429 */
   PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
   PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** who runs the CLI, for the audit log ("cli:<name>"); the login name when unset */
+  PKI_OPERATOR: z.string().min(1).max(64).optional(),
+  USER: z.string().optional(),
   /** full CRL lifetime (nextUpdate - thisUpdate) and how often it is re-signed anyway */
   PKI_CRL_VALIDITY_SECONDS: positiveInt.min(3600).default(86400),
   PKI_CRL_REFRESH_SECONDS: positiveInt.min(60).default(6 * 3600),
@@ -153,6 +156,8 @@ export interface Config {
     backdateSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** the CLI's actor in the audit log */
+  operator: string;
   revocation: {
     crlValiditySeconds: number;
     crlRefreshSeconds: number;
@@ -263,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backdateSeconds: e.PKI_BACKDATE_SECONDS,
     },
     logLevel: e.PKI_LOG_LEVEL,
+    operator: e.PKI_OPERATOR ?? e.USER ?? "operator",
     revocation: {
       crlValiditySeconds: e.PKI_CRL_VALIDITY_SECONDS,
       crlRefreshSeconds: Math.min(e.PKI_CRL_REFRESH_SECONDS, Math.floor(e.PKI_CRL_VALIDITY_SECONDS / 2)),

@@ -8,9 +8,10 @@ import path from "node:path";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MalformedOcspRequest, parseOcspRequest } from "./request.ts";
+import { FUZZ } from "../fuzz-settings.ts";
 
-const RUNS = Number(process.env.PKI_FUZZ_RUNS ?? 2000);
-const SEED = Number(process.env.PKI_FUZZ_SEED ?? 20261123);
+const RUNS = FUZZ.runs;
+const SEED = FUZZ.seed;
 
 let valid: Buffer;
 beforeAll(() => {
