@@ -4,9 +4,9 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
-import pg from "pg";
 import { loadConfig, type Config } from "@pki/config";
 import { initCa, openCa, openInventory, systemClock, type CaRuntime } from "@pki/ca-core";
+import { createDatabase as createTestDatabase } from "../../test/support/databases.ts";
 
 export interface BenchCa {
   dataDir: string;
@@ -21,22 +21,7 @@ export interface BenchCa {
 }
 
 export async function createDatabase(serverUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `pki_bench_${randomBytes(5).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: serverUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  return createTestDatabase(serverUrl, "pki_bench");
 }
 
 export async function createCa(serverUrl: string, tmp: string, extraEnv: Record<string, string> = {}): Promise<BenchCa> {

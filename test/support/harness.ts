@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { loadConfig, type Config } from "@pki/config";
 import { initCa, openCa, openInventory, systemClock, type CaRuntime, type Clock } from "@pki/ca-core";
 import type { Inventory } from "@pki/db";
 import { testSettings } from "./settings.ts";
+import { createDatabase } from "./databases.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -22,23 +22,7 @@ export function testDatabaseServerUrl(): string {
 
 /** A new, empty database on the test PostgreSQL server; dropped by the returned function. */
 export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const serverUrl = testDatabaseServerUrl();
-  const name = `pki_test_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: serverUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  return createDatabase(testDatabaseServerUrl());
 }
 
 export interface TestEnvOptions {
