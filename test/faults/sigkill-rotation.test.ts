@@ -24,9 +24,11 @@ describe("SIGKILL during rotation", () => {
     const csr = parseCsr(opensslCsr({ subject: "/CN=rotate-kill.example.com" }).csrPem);
     for (const delayMs of [150, 400, 700, 1000, 1400]) {
       const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/cli/src/main.ts"), "issuers", "rotate"], { cwd: REPO_ROOT, env: childEnv(env.env), stdio: "ignore" });
+      // Listen before waiting: a rotation that finishes before the kill has already exited.
+      const exited = once(child, "exit");
       await new Promise((r) => setTimeout(r, delayMs));
       child.kill("SIGKILL");
-      await once(child, "exit");
+      await exited;
 
       const ca = await openCa(env.config()); // the start-up checks: keys match, active in date
       try {

@@ -28,6 +28,7 @@ describe("SIGKILL during issuance", () => {
       env: childEnv(env.env),
       stdio: ["ignore", "pipe", "pipe"],
     });
+    const exited = once(child, "exit"); // listened for now: a child that ends early has no later exit event
     const reported: string[] = [];
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
@@ -37,7 +38,7 @@ describe("SIGKILL during issuance", () => {
     expect(stderr).toBe("");
     expect(reported.length).toBeGreaterThanOrEqual(300);
     child.kill("SIGKILL");
-    await once(child, "exit");
+    await exited;
 
     const ca = await openCa(env.config()); // restart: start-up checks pass on the same token
     try {
