@@ -41,7 +41,17 @@ export function createSoftCa(dir: string): SoftCa {
   const facts = caCertificateFacts(der);
   const key = createPrivateKey(readFileSync(keyPath));
   const spki = createPublicKey(key).export({ type: "spki", format: "der" });
-  const signer = { keyUri: "file:peer-ca.key", algorithm: "ECDSA-P256" as const, publicKeySpki: spki, sign: async (data: Buffer) => nodeSign("sha256", data, key) };
+  const signer = {
+    keyUri: "file:peer-ca.key",
+    algorithm: "ECDSA-P256" as const,
+    publicKeySpki: spki,
+    hash: "sha256" as const,
+    sign: async (data: Buffer) => nodeSign("sha256", data, key),
+    // Node signs data, not digests; the peer CA only signs OCSP responses, whole.
+    signDigest: async (): Promise<Buffer> => {
+      throw new Error("the peer's software CA signs whole data only");
+    },
+  };
   const identity = { certificateDer: der, signer };
   return {
     dir,

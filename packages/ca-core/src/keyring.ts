@@ -50,18 +50,21 @@ export async function bindSigner(token: Token, record: IssuerRecord): Promise<{ 
 
 /** The same signer, with each signature's latency in pki_token_sign_seconds. */
 function timed(signer: Signer, key: string): Signer {
+  const time = async <T>(operation: () => Promise<T>): Promise<T> => {
+    const end = tokenSignSeconds.startTimer({ key });
+    try {
+      return await operation();
+    } finally {
+      end();
+    }
+  };
   return {
     keyUri: signer.keyUri,
     algorithm: signer.algorithm,
     publicKeySpki: signer.publicKeySpki,
-    sign: async (data) => {
-      const end = tokenSignSeconds.startTimer({ key });
-      try {
-        return await signer.sign(data);
-      } finally {
-        end();
-      }
-    },
+    hash: signer.hash,
+    sign: (data) => time(() => signer.sign(data)),
+    signDigest: (digest) => time(() => signer.signDigest(digest)),
   };
 }
 

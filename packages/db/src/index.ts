@@ -13,11 +13,12 @@ export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
 export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState } from "./stores/certificates.ts";
 export { DuplicateSerialError } from "./stores/certificates.ts";
+export { CrlSourceChangedError } from "./stores/revocation.ts";
 export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
 export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };
 export { hashToken } from "./stores/admins.ts";
 export { CrlStore, OcspResponderStore, OcspResponseStore };
-export type { CrlKind, CrlMeta, CrlStateRecord, RevokedEntry, CrlBuildContext, BuiltCrl, OcspResponderRecord, OcspResponseRecord, OcspCertStatus, CertificateStatusRow } from "./stores/revocation.ts";
+export type { CrlKind, CrlMeta, CrlStateRecord, RevokedEntry, RevokedSource, EntryShape, CrlBuildContext, BuiltCrl, OcspResponderRecord, OcspResponseRecord, OcspCertStatus, CertificateStatusRow } from "./stores/revocation.ts";
 export { ProvisionerStore, ProvisionerNameTakenError, type ProvisionerRecord, type NewProvisioner } from "./stores/provisioners.ts";
 export { AlertStore, SchedulerStore, WebhookOutboxStore, type AlertToSend, type JobClaim, type JobOutcome, type JobRunRecord, type OutboxEvent, type SchedulerJobRecord } from "./stores/scheduler.ts";
 export { CertificateScanStore, IssuerLifecycleStore, type Activation } from "./stores/lifecycle.ts";
@@ -39,7 +40,7 @@ export class Inventory {
   readonly certificateScans: CertificateScanStore;
 
   private constructor(private readonly connection: Connection) {
-    this.issuers = new IssuerStore(connection.prisma);
+    this.issuers = new IssuerStore(connection.prisma, connection.pool);
     this.certificates = new CertificateStore(connection.prisma, connection.sql);
     this.audit = new AuditStore(connection.prisma);
     this.admins = new AdminTokenStore(connection.prisma);

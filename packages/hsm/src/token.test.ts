@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createPublicKey, verify } from "node:crypto";
+import { createHash, createPublicKey, verify } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pkcs11Module, pkcs11js } from "./module.ts";
 import { Token } from "./token.ts";
@@ -35,6 +35,10 @@ describe("keys on the token", () => {
     const signature = await signer.sign(data);
     expect(verify(hashFor(algorithm), data, createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" }), signature)).toBe(true);
     expect(verify(hashFor(algorithm), Buffer.from("other data"), createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" }), signature)).toBe(false);
+    // a digest hashed elsewhere (streamed CRLs) signs the same data
+    expect(signer.hash).toBe(hashFor(algorithm));
+    const fromDigest = await signer.signDigest(createHash(signer.hash).update(data).digest());
+    expect(verify(hashFor(algorithm), data, createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" }), fromDigest)).toBe(true);
   });
 
   it("refuses to reveal a private key's value", async () => {

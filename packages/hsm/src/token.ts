@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Pkcs11Module, pkcs11js } from "./module.ts";
 import { HsmError, describePkcs11Error } from "./errors.ts";
 import {
+  type HashName,
   type KeyAlgorithm,
   DIGEST_INFO_PREFIX,
   EC_PARAMS,
@@ -22,8 +23,12 @@ export interface Signer {
   readonly algorithm: KeyAlgorithm;
   /** SubjectPublicKeyInfo, DER */
   readonly publicKeySpki: Buffer;
+  /** the hash this key signs with (SHA-384 for P-384, SHA-256 otherwise) */
+  readonly hash: HashName;
   /** Signs `data` (hashing it first) and returns the signature as X.509 carries it. */
   sign(data: Buffer): Promise<Buffer>;
+  /** Signs a `hash` digest the caller computed, for data streamed through the hash rather than held whole (large CRLs). */
+  signDigest(digest: Buffer): Promise<Buffer>;
 }
 
 export interface KeyInfo {
@@ -289,9 +294,8 @@ export class Token {
       const signature = await api.C_SignAsync(session, input, Buffer.alloc(outputSize));
       return isEc ? ecdsaRawToDer(signature) : signature;
     };
-    const sign = (data: Buffer): Promise<Buffer> =>
+    const signDigest = (hashed: Buffer): Promise<Buffer> =>
       this.withSession(async (session) => {
-        const hashed = digest(hash, data);
         const input = isEc ? hashed : Buffer.concat([DIGEST_INFO_PREFIX[hash], hashed]);
         try {
           try {
@@ -309,7 +313,8 @@ export class Token {
           throw describePkcs11Error(error, `signing with ${info.uri}`);
         }
       });
-    return { keyUri: info.uri, algorithm: info.algorithm, publicKeySpki: info.publicKeySpki, sign };
+    const sign = (data: Buffer) => signDigest(digest(hash, data));
+    return { keyUri: info.uri, algorithm: info.algorithm, publicKeySpki: info.publicKeySpki, hash, sign, signDigest };
   }
 
   /** Sessions in use and idle, for metrics and leak checks. */

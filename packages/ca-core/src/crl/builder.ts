@@ -25,7 +25,7 @@ import {
 import * as der from "@pki/der";
 import type { Signer } from "@pki/hsm";
 import { assertCrlLintClean, LintError, type IssuerFacts } from "@pki/lint";
-import type { RevokedEntry } from "@pki/db";
+import { CrlSourceChangedError, type EntryShape, type RevokedEntry, type RevokedSource } from "@pki/db";
 import type { KeyAlgorithm } from "@pki/hsm/algorithms";
 import { serialize } from "../der.ts";
 import { OID, signatureAlgorithm } from "../x509.ts";
@@ -124,6 +124,8 @@ export function encodeEntries(entries: RevokedEntry[], thisUpdate: Date): Buffer
     if (hex.length === 0 || hex.length % 2 !== 0 || serialLength > 20) {
       throw refuse("e_crl_entry_serial_length", `serial ${hex} is not 1 to 20 octets`);
     }
+    // DER integers are minimal: a leading zero octet only in front of a high bit.
+    if (hex.length > 2 && hex[0] === "0" && hex[1] === "0" && parseInt(hex[2]!, 16) < 8) throw refuse("e_crl_entry_serial_encoding", `serial ${hex} has a redundant leading zero octet`);
     if (!ENTRY_REASONS.has(entry.reason)) throw refuse("e_crl_entry_reason", `serial ${hex} has reason code ${entry.reason}, which RFC 5280 does not define`);
     // A revocation stamped by a clock a little ahead of ours is listed at thisUpdate, never after it.
     date.setTime(Math.min(entry.revokedAt, thisUpdateSeconds) * 1000);
@@ -161,22 +163,64 @@ export function encodeEntries(entries: RevokedEntry[], thisUpdate: Date): Buffer
   return out.subarray(0, at);
 }
 
-/** SEQUENCE tag and the longest DER length this CA writes (4 length octets: up to 4 GiB). */
-const OUTER_HEADER_ROOM = 6;
-/** BIT STRING of the largest signature: RSA-4096 (512 octets) plus header and unused-bits octet. */
-const MAX_SIGNATURE_TLV = 600;
+/** Encoded size of the entries `shapes` counts: the same layout encodeEntries writes. */
+export function entriesLength(shapes: EntryShape[]): { count: number; bytes: number } {
+  let count = 0;
+  let bytes = 0;
+  for (const s of shapes) {
+    const entry = 2 + 2 + s.serialHexLength / 2 + (s.signBit ? 1 : 0) + (s.from2050 ? 17 : 15) + (s.hasReason ? REASON_EXTENSION_PREFIX.length + 1 : 0);
+    count += s.count;
+    bytes += s.count * entry;
+  }
+  return { count, bytes };
+}
+
+/** The shape counts of entries held in memory (the root's CRL, tests). */
+export function shapeOf(entries: RevokedEntry[], asOf: Date): EntryShape[] {
+  const asOfSeconds = Math.floor(asOf.getTime() / 1000);
+  const from2050Seconds = Date.UTC(2050, 0, 1) / 1000;
+  const shapes = new Map<string, EntryShape>();
+  for (const e of entries) {
+    const shape = { serialHexLength: e.serialHex.length, signBit: parseInt(e.serialHex[0] ?? "0", 16) >= 8, hasReason: e.reason !== 0, from2050: Math.min(e.revokedAt, asOfSeconds) >= from2050Seconds };
+    const key = JSON.stringify(shape);
+    const known = shapes.get(key);
+    if (known) known.count++;
+    else shapes.set(key, { ...shape, count: 1 });
+  }
+  return [...shapes.values()];
+}
+
+/** Entries held in memory as a RevokedSource. */
+export function inMemorySource(entries: RevokedEntry[]): RevokedSource {
+  return {
+    shape: async (asOf) => shapeOf(entries, asOf),
+    [Symbol.asyncIterator]: async function* () {
+      if (entries.length) yield entries;
+    },
+  };
+}
+
+/** Parts of about this size go to the sink: big enough to keep round trips few, small enough to keep memory flat. */
+const PART_BYTES = 1024 * 1024;
 
 export interface SignedCrl {
-  der: Buffer;
   entries: number;
   etag: string;
 }
 
+/** Where the CRL's DER goes, part by part: the CRL is the parts in `seq` order. */
+export type CrlSink = (seq: number, bytes: Buffer) => Promise<void>;
+
 /**
- * Builds the TBSCertList from streamed entry batches, lints its header (and every entry
- * as it is encoded), signs it with the issuer's key and returns the CRL DER.
+ * Builds the TBSCertList from streamed entry batches, lints its header (and every entry as
+ * it is encoded), signs it with the issuer's key and writes the CRL to `sink`.
+ *
+ * Streamed, so a million-entry CRL (45 MB) is never whole in memory: the entries' shape
+ * counts give the exact DER lengths up front, the TBS goes through the hash and out to the
+ * sink as it is encoded, the token signs the digest, and the outer header, known only once
+ * the signature's length is, goes out last as part 0.
  */
-export async function buildAndSignCrl(params: CrlParams, batches: AsyncIterable<RevokedEntry[]>, signer: Signer, kind: "full" | "delta"): Promise<SignedCrl> {
+export async function buildAndSignCrl(params: CrlParams, source: RevokedSource, signer: Signer, kind: "full" | "delta", sink: CrlSink): Promise<SignedCrl> {
   const thisUpdate = new Date(Math.floor(params.thisUpdate.getTime() / 1000) * 1000);
   const nextUpdate = new Date(Math.floor(params.nextUpdate.getTime() / 1000) * 1000);
   const version = Buffer.from([0x02, 0x01, 0x01]); // v2
@@ -184,42 +228,61 @@ export async function buildAndSignCrl(params: CrlParams, batches: AsyncIterable<
   const headerParts = [version, algorithm, params.issuer.subjectDer, derTime(thisUpdate), derTime(nextUpdate)];
   const extensionsDer = tlv(0xa0, serialize(new Extensions(crlExtensions(params))));
 
-  // Lint what the token will sign, minus the entries (each entry was checked when encoded).
+  // Lint what the token will sign, minus the entries (each entry is checked when encoded).
   assertCrlLintClean(tlv(0x30, ...headerParts, extensionsDer), { kind, issuer: params.issuer });
 
-  const chunks: Buffer[] = [];
-  let entries = 0;
-  let entriesLength = 0;
-  for await (const batch of batches) {
-    const chunk = encodeEntries(batch, thisUpdate);
-    chunks.push(chunk);
-    entries += batch.length;
-    entriesLength += chunk.length;
-  }
+  const expected = entriesLength(await source.shape(thisUpdate));
   // An empty list must be absent (RFC 5280 §5.1.2.6).
-  const revokedHeader = entries > 0 ? Buffer.concat([Buffer.from([0x30]), derLength(entriesLength)]) : Buffer.alloc(0);
-  const bodyLength = headerParts.reduce((s, p) => s + p.length, 0) + revokedHeader.length + entriesLength + extensionsDer.length;
+  const revokedHeader = expected.count > 0 ? Buffer.concat([Buffer.from([0x30]), derLength(expected.bytes)]) : Buffer.alloc(0);
+  const bodyLength = headerParts.reduce((s, p) => s + p.length, 0) + revokedHeader.length + expected.bytes + extensionsDer.length;
   const tbsHeader = Buffer.concat([Buffer.from([0x30]), derLength(bodyLength)]);
-  const tbsLength = tbsHeader.length + bodyLength;
-  // One allocation for the whole CRL: room for the outer SEQUENCE header in front, the TBS,
-  // then the algorithm and signature. The TBS is signed in place and the certificate list
-  // is framed around it, so a 50 MB CRL is never copied into a second 50 MB buffer.
-  const der0 = Buffer.allocUnsafe(OUTER_HEADER_ROOM + tbsLength + algorithm.length + MAX_SIGNATURE_TLV);
-  let at = OUTER_HEADER_ROOM;
-  at += tbsHeader.copy(der0, at);
-  for (const part of headerParts) at += part.copy(der0, at);
-  at += revokedHeader.copy(der0, at);
-  // The batch chunks are released as they are copied.
-  while (chunks.length) at += chunks.shift()!.copy(der0, at);
-  at += extensionsDer.copy(der0, at);
-  if (at !== OUTER_HEADER_ROOM + tbsLength) throw new Error(`CRL assembly error: wrote ${at - OUTER_HEADER_ROOM} of ${tbsLength} TBS bytes`);
-  const signature = await signer.sign(der0.subarray(OUTER_HEADER_ROOM, at));
-  const signatureTlv = tlv(0x03, Buffer.from([0]), signature);
-  if (signatureTlv.length > MAX_SIGNATURE_TLV) throw new Error("signature larger than any key this CA supports makes");
-  at += algorithm.copy(der0, at);
-  at += signatureTlv.copy(der0, at);
-  const outerHeader = Buffer.concat([Buffer.from([0x30]), derLength(at - OUTER_HEADER_ROOM)]);
-  outerHeader.copy(der0, OUTER_HEADER_ROOM - outerHeader.length);
-  const der = der0.subarray(OUTER_HEADER_ROOM - outerHeader.length, at);
-  return { der, entries, etag: `"${createHash("sha256").update(der).digest("base64url").slice(0, 32)}"` };
+
+  const hash = createHash(signer.hash);
+  let seq = 1;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let tbsBytes = 0;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    await sink(seq++, pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+    pending = [];
+    pendingBytes = 0;
+  };
+  const emitTbs = async (...chunks: Buffer[]) => {
+    for (const chunk of chunks) {
+      hash.update(chunk);
+      tbsBytes += chunk.length;
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+    }
+    if (pendingBytes >= PART_BYTES) await flush();
+  };
+
+  await emitTbs(tbsHeader, ...headerParts, revokedHeader);
+  let entries = 0;
+  let written = 0;
+  for await (const batch of source) {
+    const chunk = encodeEntries(batch, thisUpdate);
+    entries += batch.length;
+    written += chunk.length;
+    if (entries > expected.count || written > expected.bytes) break;
+    await emitTbs(chunk);
+  }
+  if (entries !== expected.count || written !== expected.bytes) {
+    throw new CrlSourceChangedError(`the revoked entries changed while the CRL was built (counted ${expected.count}, streamed ${entries} or more); building it again`);
+  }
+  await emitTbs(extensionsDer);
+  if (tbsBytes !== tbsHeader.length + bodyLength) throw new Error(`CRL assembly error: wrote ${tbsBytes} of ${tbsHeader.length + bodyLength} TBS bytes`);
+
+  const digest = hash.digest();
+  const signature = await signer.signDigest(digest);
+  const trailer = Buffer.concat([algorithm, tlv(0x03, Buffer.from([0]), signature)]);
+  pending.push(trailer);
+  pendingBytes += trailer.length;
+  await flush();
+  const outerHeader = Buffer.concat([Buffer.from([0x30]), derLength(tbsBytes + trailer.length)]);
+  await sink(0, outerHeader);
+  // Content-derived like a hash of the whole DER, without reading the streamed parts back.
+  const etag = createHash("sha256").update(outerHeader).update(digest).update(trailer).digest("base64url").slice(0, 32);
+  return { entries, etag: `"${etag}"` };
 }

@@ -3,7 +3,7 @@
 // Several publishers may run; the crl_state row lock in CrlStore.publish keeps CRL
 // numbers strictly increasing between them.
 import type { Config } from "@pki/config";
-import type { CrlMeta, CrlStateRecord, Inventory } from "@pki/db";
+import { CrlSourceChangedError, type CrlMeta, type CrlStateRecord, type Inventory } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import type { Clock } from "../clock.ts";
 import type { CaEvents } from "../events.ts";
@@ -85,11 +85,11 @@ export class CrlPublisher {
   }
 
   async publishFull(issuerId: string): Promise<CrlMeta> {
-    return this.serially(issuerId, () => this.buildFull(issuerId));
+    return this.serially(issuerId, () => retryWhileRevoking(() => this.buildFull(issuerId)));
   }
 
   async publishDelta(issuerId: string): Promise<CrlMeta> {
-    return this.serially(issuerId, () => this.buildDelta(issuerId));
+    return this.serially(issuerId, () => retryWhileRevoking(() => this.buildDelta(issuerId)));
   }
 
   private signerFor(issuerId: string): ServingIssuer {
@@ -101,7 +101,7 @@ export class CrlPublisher {
   private async buildFull(issuerId: string): Promise<CrlMeta> {
     const issuer = this.signerFor(issuerId);
     const validity = this.deps.config.revocation.crlValiditySeconds * 1000;
-    const meta = await this.deps.inventory.crls.publish(issuerId, "full", async ({ number, revoked }) => {
+    const meta = await this.deps.inventory.crls.publish(issuerId, "full", async ({ number, revoked, writePart }) => {
       const thisUpdate = this.deps.clock.now();
       const nextUpdate = new Date(thisUpdate.getTime() + validity);
       // RFC 5280 §3.3: an entry stays until one regularly scheduled CRL after the certificate expired.
@@ -111,6 +111,7 @@ export class CrlPublisher {
         revoked({ notAfterFrom }),
         issuer.signer,
         "full",
+        writePart,
       );
       return { ...signed, thisUpdate: floorSeconds(thisUpdate), nextUpdate: floorSeconds(nextUpdate) };
     });
@@ -123,7 +124,7 @@ export class CrlPublisher {
     if (!state?.full) return this.buildFull(issuerId);
     const issuer = this.signerFor(issuerId);
     const validity = this.deps.config.revocation.deltaCrlValiditySeconds * 1000;
-    const meta = await this.deps.inventory.crls.publish(issuerId, "delta", async ({ number, previous, revoked }) => {
+    const meta = await this.deps.inventory.crls.publish(issuerId, "delta", async ({ number, previous, revoked, writePart }) => {
       // The base is the full CRL current under the lock, which another publisher may have replaced.
       const base = previous.full ?? state.full!;
       const thisUpdate = this.deps.clock.now();
@@ -133,6 +134,7 @@ export class CrlPublisher {
         revoked({ notAfterFrom: new Date(thisUpdate.getTime() - this.deps.config.revocation.crlValiditySeconds * 1000), revokedFrom: new Date(base.thisUpdate.getTime() - DELTA_OVERLAP_MS) }),
         issuer.signer,
         "delta",
+        writePart,
       );
       return { ...signed, thisUpdate: floorSeconds(thisUpdate), nextUpdate: floorSeconds(nextUpdate), baseNumber: base.number };
     });
@@ -254,3 +256,17 @@ export class CrlPublisher {
 }
 
 const floorSeconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+
+/**
+ * A revocation committed between counting a CRL's entries and streaming them fails that
+ * build before anything is published; the next attempt sees the revocation in both.
+ */
+async function retryWhileRevoking<T>(build: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await build();
+    } catch (error) {
+      if (!(error instanceof CrlSourceChangedError) || attempt >= attempts) throw error;
+    }
+  }
+}

@@ -7,7 +7,7 @@ import type { CrlMeta, Inventory, IssuerRecord, RevokedEntry } from "@pki/db";
 import type { Token } from "@pki/hsm";
 import type { Clock } from "../clock.ts";
 import { bindSigner, openToken } from "../keyring.ts";
-import { buildAndSignCrl } from "./builder.ts";
+import { buildAndSignCrl, inMemorySource } from "./builder.ts";
 import { crlUrls } from "./publisher.ts";
 
 const DAY = 86_400_000;
@@ -29,15 +29,12 @@ export async function signRootCrls(config: Config, inventory: Inventory, clock: 
     for (const root of roots) {
       const { signer, facts } = await bindSigner(token, root);
       const children = issuers.filter((i): i is IssuerRecord & { revokedAt: Date } => i.parentId === root.id && i.revokedAt !== null && i.notAfter > now);
-      const meta = await inventory.crls.publish(root.id, "full", async ({ number }) => {
+      const meta = await inventory.crls.publish(root.id, "full", async ({ number, writePart }) => {
         const thisUpdate = clock.now();
         // Never past the root's own validity (RFC 5280 path validation would reject it).
         const nextUpdate = new Date(Math.min(thisUpdate.getTime() + config.revocation.rootCrlDays * DAY, root.notAfter.getTime()));
         const entries: RevokedEntry[] = children.map((c) => ({ serialHex: c.serial, revokedAt: Math.floor(c.revokedAt.getTime() / 1000), reason: c.revocationReason ?? 0 }));
-        const batches = (async function* () {
-          if (entries.length) yield entries;
-        })();
-        const signed = await buildAndSignCrl({ issuer: facts, number, thisUpdate, nextUpdate, scope: { url: crlUrls(config.publicUrl, root.id).full, covers: "ca" } }, batches, signer, "full");
+        const signed = await buildAndSignCrl({ issuer: facts, number, thisUpdate, nextUpdate, scope: { url: crlUrls(config.publicUrl, root.id).full, covers: "ca" } }, inMemorySource(entries), signer, "full", writePart);
         return { ...signed, thisUpdate: new Date(Math.floor(thisUpdate.getTime() / 1000) * 1000), nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000) };
       });
       await inventory.audit.record({ actor: "ceremony", action: "crl.sign-root", target: root.id, details: { number: meta.number.toString(), entries: meta.entries, nextUpdate: meta.nextUpdate.toISOString() } });

@@ -1,3 +1,4 @@
+import type pg from "pg";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { Issuer } from "../generated/prisma/client.ts";
 
@@ -6,9 +7,23 @@ export type IssuerStatus = IssuerRecord["status"];
 
 const toRecord = (row: Issuer): IssuerRecord => ({ ...row, certificateDer: Buffer.from(row.certificateDer) });
 
-/** The issuers of every hierarchy: roots and intermediates, whatever their status. */
+// Column names as the Issuer model spells them, so rows read with plain SQL are IssuerRecords.
+const COLUMNS = `id, hierarchy, role, status, parent_id AS "parentId", subject, serial, key_uri AS "keyUri", key_algorithm AS "keyAlgorithm",
+  not_before AS "notBefore", not_after AS "notAfter", certificate_der AS "certificateDer", activated_at AS "activatedAt", retired_at AS "retiredAt",
+  revoked_at AS "revokedAt", revocation_reason AS "revocationReason", activate_at AS "activateAt", created_at AS "createdAt"`;
+
+/**
+ * The issuers of every hierarchy: roots and intermediates, whatever their status.
+ *
+ * Reads are plain SQL: every process reads the issuers at start-up and again every few
+ * seconds (keyring reload), and a process that only publishes CRLs or answers OCSP then
+ * never starts Prisma's query engine, which costs about 80 MB of memory on first use.
+ */
 export class IssuerStore {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly pool: pg.Pool,
+  ) {}
 
   async create(issuer: Omit<IssuerRecord, "createdAt" | "activatedAt" | "retiredAt" | "revokedAt" | "revocationReason" | "activateAt"> & Partial<IssuerRecord>): Promise<IssuerRecord> {
     const { createdAt: _ignored, ...data } = issuer;
@@ -16,17 +31,18 @@ export class IssuerStore {
   }
 
   async get(id: string): Promise<IssuerRecord | undefined> {
-    const row = await this.prisma.issuer.findUnique({ where: { id } });
-    return row ? toRecord(row) : undefined;
+    const rows = await this.pool.query<IssuerRecord>(`SELECT ${COLUMNS} FROM issuers WHERE id = $1`, [id]);
+    return rows.rows[0];
   }
 
   async list(): Promise<IssuerRecord[]> {
-    const rows = await this.prisma.issuer.findMany({ orderBy: [{ hierarchy: "asc" }, { role: "asc" }, { notBefore: "asc" }] });
-    return rows.map(toRecord);
+    // role and status are enums: they sort in declaration order, as Prisma sorts them
+    const rows = await this.pool.query<IssuerRecord>(`SELECT ${COLUMNS} FROM issuers ORDER BY hierarchy, role, not_before`);
+    return rows.rows;
   }
 
   async active(hierarchy: string, role: IssuerRecord["role"]): Promise<IssuerRecord | undefined> {
-    const row = await this.prisma.issuer.findFirst({ where: { hierarchy, role, status: "active" }, orderBy: { activatedAt: "desc" } });
-    return row ? toRecord(row) : undefined;
+    const rows = await this.pool.query<IssuerRecord>(`SELECT ${COLUMNS} FROM issuers WHERE hierarchy = $1 AND role = $2 AND status = 'active' ORDER BY activated_at DESC NULLS LAST LIMIT 1`, [hierarchy, role]);
+    return rows.rows[0];
   }
 }

@@ -33,6 +33,34 @@ export interface RevokedEntry {
   reason: number;
 }
 
+/**
+ * How many revoked entries share the properties that decide an entry's encoded size. With
+ * these counts a CRL builder knows the DER length of its entry list before it streams them.
+ */
+export interface EntryShape {
+  serialHexLength: number;
+  /** the serial's first hex digit is 8 or more (DER then needs a leading zero octet) */
+  signBit: boolean;
+  /** a reason code other than 0 (unspecified), which the entry carries as an extension */
+  hasReason: boolean;
+  /** revoked, or `asOf` if earlier, in 2050 or later (RFC 5280 dates those as GeneralizedTime) */
+  from2050: boolean;
+  count: number;
+}
+
+/** Revoked entries in batches, and their shape counted beforehand. */
+export interface RevokedSource extends AsyncIterable<RevokedEntry[]> {
+  /**
+   * Counts what the batches will hold. It is a statement of its own, so a revocation
+   * committed between it and the cursor makes the two disagree: the builder then fails with
+   * CrlSourceChangedError (nothing is published) and the publication is tried again.
+   */
+  shape(asOf: Date): Promise<EntryShape[]>;
+}
+
+/** The revoked entries changed between counting and streaming them; publishing again succeeds. */
+export class CrlSourceChangedError extends Error {}
+
 export interface CrlBuildContext {
   /** the number this CRL must carry: one more than any CRL number ever signed for the issuer */
   number: bigint;
@@ -41,11 +69,15 @@ export interface CrlBuildContext {
    * Streams the issuer's revoked certificates still inside their validity at `notAfterFrom`,
    * optionally only those revoked at or after `revokedFrom`, in batches from a cursor.
    */
-  revoked(filter: { notAfterFrom: Date; revokedFrom?: Date }): AsyncIterable<RevokedEntry[]>;
+  revoked(filter: { notAfterFrom: Date; revokedFrom?: Date }): RevokedSource;
+  /**
+   * Stores part of the CRL's DER. The published CRL is its parts in `seq` order, so a builder
+   * streams a large CRL out as it goes and writes the header, known last, as part 0.
+   */
+  writePart(seq: number, bytes: Buffer): Promise<void>;
 }
 
 export interface BuiltCrl {
-  der: Buffer;
   thisUpdate: Date;
   nextUpdate: Date;
   entries: number;
@@ -53,7 +85,7 @@ export interface BuiltCrl {
   baseNumber?: bigint;
 }
 
-const CURSOR_BATCH = 10_000;
+const CURSOR_BATCH = 2_000;
 const READ_SLICE_BYTES = 4 * 1024 * 1024;
 
 const toMeta = (row: Record<string, unknown>, prefix: "full" | "delta"): CrlMeta | undefined => {
@@ -86,7 +118,9 @@ export class CrlStore {
    * Builds and publishes one CRL while holding the issuer's crl_state row lock: a second
    * publisher waits here, then reads the number this one stored, so CRL numbers never
    * repeat or go backwards. The cursor is opened after the lock, so its snapshot holds
-   * every revocation committed before this build began. Publication is one UPDATE:
+   * every revocation committed before this build began. The builder streams the DER into
+   * a temporary table part by part (a million-entry CRL is never whole in this process, nor
+   * copied into one 50 MB bind message); publication is one UPDATE that joins the parts:
    * readers see the old CRL or the new one.
    */
   async publish(issuerId: string, kind: CrlKind, build: (context: CrlBuildContext) => Promise<BuiltCrl>): Promise<CrlMeta> {
@@ -97,43 +131,60 @@ export class CrlStore {
       const locked = await client.query(`SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1 FOR UPDATE`, [issuerId]);
       const previous = toState(locked.rows[0]!);
       const number = previous.lastNumber + 1n;
+      // Storage EXTERNAL: the parts are joined once and stored again, so compressing each is wasted work.
+      await client.query(`CREATE TEMP TABLE crl_parts (seq int4 PRIMARY KEY, part bytea NOT NULL) ON COMMIT DROP; ALTER TABLE crl_parts ALTER COLUMN part SET STORAGE EXTERNAL`);
+      const writePart = async (seq: number, bytes: Buffer) => {
+        await client.query(`INSERT INTO crl_parts (seq, part) VALUES ($1, $2)`, [seq, bytes]);
+      };
       let cursors = 0;
-      const revoked = (filter: { notAfterFrom: Date; revokedFrom?: Date }): AsyncIterable<RevokedEntry[]> => ({
-        [Symbol.asyncIterator]: async function* () {
-          const name = `crl_entries_${cursors++}`;
-          const params: unknown[] = [issuerId, filter.notAfterFrom];
-          if (filter.revokedFrom) params.push(filter.revokedFrom);
-          // No ORDER BY: RFC 5280 does not order CRL entries, and sorting a million rows
-          // would cost the database memory and time for nothing.
-          await client.query(
-            `DECLARE ${name} NO SCROLL CURSOR FOR
-               SELECT serial, floor(extract(epoch FROM revoked_at))::int8 AS revoked_at, coalesce(revocation_reason, 0) AS reason
-               FROM certificates
-               WHERE issuer_id = $1 AND status = 'revoked' AND not_after >= $2${filter.revokedFrom ? " AND revoked_at >= $3" : ""}`,
-            params,
-          );
-          try {
-            for (;;) {
-              const batch = await client.query<{ serial: string; revoked_at: string; reason: number }>(`FETCH ${CURSOR_BATCH} FROM ${name}`);
-              if (batch.rows.length === 0) break;
-              yield batch.rows.map((r) => ({ serialHex: r.serial, revokedAt: Number(r.revoked_at), reason: r.reason }));
+      const revoked = (filter: { notAfterFrom: Date; revokedFrom?: Date }): RevokedSource => {
+        const params: unknown[] = [issuerId, filter.notAfterFrom];
+        if (filter.revokedFrom) params.push(filter.revokedFrom);
+        const where = `issuer_id = $1 AND status = 'revoked' AND not_after >= $2${filter.revokedFrom ? " AND revoked_at >= $3" : ""}`;
+        return {
+          shape: async (asOf) => {
+            const rows = await client.query(
+              `SELECT length(serial) AS hex_length, left(serial, 1) IN ('8','9','a','b','c','d','e','f','A','B','C','D','E','F') AS sign_bit,
+                      coalesce(revocation_reason, 0) <> 0 AS has_reason, least(revoked_at, $${params.length + 1}) >= '2050-01-01T00:00:00Z' AS from_2050, count(*)::int8 AS n
+               FROM certificates WHERE ${where} GROUP BY 1, 2, 3, 4`,
+              [...params, asOf],
+            );
+            return rows.rows.map((r) => ({ serialHexLength: r.hex_length, signBit: r.sign_bit, hasReason: r.has_reason, from2050: r.from_2050, count: Number(r.n) }));
+          },
+          [Symbol.asyncIterator]: async function* () {
+            const name = `crl_entries_${cursors++}`;
+            // No ORDER BY: RFC 5280 does not order CRL entries, and sorting a million rows
+            // would cost the database memory and time for nothing.
+            await client.query(
+              `DECLARE ${name} NO SCROLL CURSOR FOR
+                 SELECT serial, floor(extract(epoch FROM revoked_at))::int8 AS revoked_at, coalesce(revocation_reason, 0) AS reason
+                 FROM certificates WHERE ${where}`,
+              params,
+            );
+            try {
+              for (;;) {
+                const batch = await client.query<{ serial: string; revoked_at: string; reason: number }>(`FETCH ${CURSOR_BATCH} FROM ${name}`);
+                if (batch.rows.length === 0) break;
+                yield batch.rows.map((r) => ({ serialHex: r.serial, revokedAt: Number(r.revoked_at), reason: r.reason }));
+              }
+            } finally {
+              await client.query(`CLOSE ${name}`);
             }
-          } finally {
-            await client.query(`CLOSE ${name}`);
-          }
-        },
-      });
-      const built = await build({ number, previous, revoked });
+          },
+        };
+      };
+      const built = await build({ number, previous, revoked, writePart });
+      const der = `(SELECT string_agg(part, ''::bytea ORDER BY seq) FROM crl_parts)`;
       const meta: CrlMeta = { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, etag: built.etag, ...(built.baseNumber !== undefined ? { baseNumber: built.baseNumber } : {}) };
       if (kind === "full") {
         await client.query(
-          `UPDATE crl_state SET last_number = $2, full_number = $2, full_der = $3, full_this_update = $4, full_next_update = $5, full_entries = $6, full_etag = $7, updated_at = clock_timestamp() WHERE issuer_id = $1`,
-          [issuerId, number.toString(), built.der, built.thisUpdate, built.nextUpdate, built.entries, built.etag],
+          `UPDATE crl_state SET last_number = $2, full_number = $2, full_der = ${der}, full_this_update = $3, full_next_update = $4, full_entries = $5, full_etag = $6, updated_at = clock_timestamp() WHERE issuer_id = $1`,
+          [issuerId, number.toString(), built.thisUpdate, built.nextUpdate, built.entries, built.etag],
         );
       } else {
         await client.query(
-          `UPDATE crl_state SET last_number = $2, delta_number = $2, delta_base_number = $8, delta_der = $3, delta_this_update = $4, delta_next_update = $5, delta_entries = $6, delta_etag = $7, updated_at = clock_timestamp() WHERE issuer_id = $1`,
-          [issuerId, number.toString(), built.der, built.thisUpdate, built.nextUpdate, built.entries, built.etag, (built.baseNumber ?? 0n).toString()],
+          `UPDATE crl_state SET last_number = $2, delta_number = $2, delta_base_number = $7, delta_der = ${der}, delta_this_update = $3, delta_next_update = $4, delta_entries = $5, delta_etag = $6, updated_at = clock_timestamp() WHERE issuer_id = $1`,
+          [issuerId, number.toString(), built.thisUpdate, built.nextUpdate, built.entries, built.etag, (built.baseNumber ?? 0n).toString()],
         );
       }
       await client.query("COMMIT");
