@@ -7,8 +7,9 @@
 //     the role runs again (nothing left to sign) for the revocation figures.
 //  2. apps/ocsp-responder as its own process: wrk POST /ocsp and GET /ocsp/{base64} over
 //     5,000 distinct certificates spread across the inventory, 32 connections.
-//  3. The same POST load while issuance runs flat out (the HTTPS API under wrk when
-//     apps/api exists, else authority.issue in this process, 32 in flight): OCSP p99.
+//  3. OCSP POST while issuance runs flat out (the HTTPS API under wrk when apps/api
+//     exists, else authority.issue in this process, 32 in flight): p99 of a paced load
+//     (16 connections, 10 ms between requests), then of a saturating one (in the note).
 //  4. Revocation visibility: certificates revoked one by one (revokeCertificate, as the API
 //     does); time until the responder answers "revoked" (polled every 10 ms over HTTP) and
 //     until the published delta CRL lists the serial (polled every 50 ms in the database).
@@ -133,7 +134,11 @@ const group: Group = async (ctx) => {
           const csrs = makeCsrs(ctx.tmp, 100);
           const api = await startApiProcess(ca);
           let issuance: Promise<{ rate: number; how: string }>;
-          const ocspSeconds = ctx.seconds;
+          // Two OCSP loads in turn while issuance runs: a paced one, as relying parties ask
+          // (16 connections, each waiting 10 ms between requests: about 1,500 req/s), which
+          // is the row; and a saturating one, whose p99 is mostly its own queue (32
+          // connections kept full: Little's law), reported in the note.
+          const ocspSeconds = 2 * ctx.seconds;
           if (typeof api !== "string") {
             const reqs: WrkRequest[] = csrs.map((csr) => ({ method: "POST", path: "/v1/certificates", body: Buffer.from(JSON.stringify({ csr, profile: "mtls" })) }));
             issuance = wrk({ url: `${api.url}/`, requests: reqs, headers: { "Content-Type": "application/json", Authorization: `Bearer ${ca.adminToken}` }, seconds: ocspSeconds + 2 * ctx.warmupSeconds, connections: 32 }).then((r) => ({ rate: r.rps, how: "HTTPS API under wrk, 32 connections" }));
@@ -143,9 +148,26 @@ const group: Group = async (ctx) => {
           }
           try {
             await new Promise((r) => setTimeout(r, ctx.warmupSeconds * 1000));
-            const r = await wrk({ url, requests: post, headers, seconds: ocspSeconds, maxPerThread: 2_000_000 });
+            const r = await wrk({ url, requests: post, headers, seconds: ctx.seconds, connections: 16, delayMs: 10, maxPerThread: 2_000_000 });
+            const saturating = await wrk({ url, requests: post, headers, seconds: ctx.seconds, maxPerThread: 2_000_000 });
             const iss = await issuance;
-            return { id: "ours.ocsp.underload", label: "OCSP POST p99 while issuance runs flat out", value: r.latency.p99, unit: "ms", details: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, ocspRps: Math.round(r.rps), issuanceRate: Math.round(iss.rate), errors: failures(r), note: `${Math.round(r.rps)} OCSP req/s alongside ${Math.round(iss.rate)} certs/s (${iss.how})` } };
+            return {
+              id: "ours.ocsp.underload",
+              label: "OCSP POST p99 while issuance runs flat out (paced relying-party load)",
+              value: r.latency.p99,
+              unit: "ms",
+              details: {
+                p50: r.latency.p50,
+                p99: r.latency.p99,
+                max: r.latency.max,
+                ocspRps: Math.round(r.rps),
+                issuanceRate: Math.round(iss.rate),
+                errors: failures(r) + failures(saturating),
+                saturatingP99: saturating.latency.p99,
+                saturatingRps: Math.round(saturating.rps),
+                note: `${Math.round(r.rps)} OCSP req/s (16 connections, 10 ms apart) alongside ${Math.round(iss.rate)} certs/s (${iss.how}); saturating OCSP load instead (32 connections, no pause): p99 ${saturating.latency.p99.toFixed(1)} ms at ${Math.round(saturating.rps)} req/s`,
+              },
+            };
           } finally {
             await issuance.catch(() => undefined);
             if (typeof api !== "string") await api.stop();

@@ -2,10 +2,13 @@
 -- BENCH_REQUESTS: one per line, "METHOD<TAB>PATH<TAB>HEXBODY" (body may be empty);
 -- every thread cycles through them from its own offset. BENCH_HEADERS: "Name: value"
 -- lines separated by "|". BENCH_MAX: stop a thread after this many responses.
+-- BENCH_DELAY_MS: each connection waits this long before its next request (a paced load
+-- instead of a saturating one).
 -- At the end one JSON line with the totals and latency percentiles (microseconds).
 local reqs = {}
 local headers = {}
 local max = tonumber(os.getenv("BENCH_MAX") or "0") or 0
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
 local counter = 0
 local threads = {}
 
@@ -56,6 +59,10 @@ function request()
   idx = idx + 1
   if idx > #reqs then idx = 1 end
   return reqs[idx]
+end
+
+if pause > 0 then
+  function delay() return pause end
 end
 
 if max > 0 then

@@ -35,6 +35,8 @@ export interface WrkOptions {
   /** responses per thread after which wrk stops */
   maxPerThread?: number;
   timeoutSeconds?: number;
+  /** each connection waits this long between requests: a paced load rather than a saturating one */
+  delayMs?: number;
 }
 
 export function writeRequests(file: string, requests: WrkRequest[]): string {
@@ -55,6 +57,7 @@ export async function wrk(options: WrkOptions): Promise<WrkResult> {
       .map(([k, v]) => `${k}: ${v}`)
       .join("|"),
     BENCH_MAX: String(options.maxPerThread ?? 0),
+    BENCH_DELAY_MS: String(options.delayMs ?? 0),
   };
   const args = ["-t", String(options.threads ?? 1), "-c", String(options.connections ?? 32), "-d", `${options.seconds}s`, "--timeout", `${options.timeoutSeconds ?? 10}s`, "-s", LUA, options.url];
   const child = spawn("wrk", args, { env, stdio: ["ignore", "pipe", "pipe"] });

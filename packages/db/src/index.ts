@@ -43,11 +43,11 @@ export class Inventory {
     this.issuers = new IssuerStore(connection.prisma, connection.pool);
     this.certificates = new CertificateStore(connection.prisma, connection.sql);
     this.audit = new AuditStore(connection.prisma);
-    this.admins = new AdminTokenStore(connection.prisma);
+    this.admins = new AdminTokenStore(connection.prisma, connection.pool);
     this.crls = new CrlStore(connection.pool);
     this.ocspResponders = new OcspResponderStore(connection.pool);
     this.ocspResponses = new OcspResponseStore(connection.pool);
-    this.provisioners = new ProvisionerStore(connection.prisma);
+    this.provisioners = new ProvisionerStore(connection.prisma, connection.pool);
     this.scheduler = new SchedulerStore(connection.pool);
     this.alerts = new AlertStore(connection.pool);
     this.webhookOutbox = new WebhookOutboxStore(connection.pool);
