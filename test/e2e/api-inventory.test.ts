@@ -46,6 +46,9 @@ describe("inventory", () => {
     expect(clients).toEqual(issued.filter((c) => c.profile === "client").map((c) => c.serial));
     expect(ours(listed(await admin("/v1/certificates?q=ALPHA")))).toEqual(issued.filter((c) => c.name.startsWith("alpha")).map((c) => c.serial));
     expect(listed(await admin("/v1/certificates?q=beta-7.inv"))).toEqual([issued[7]!.serial]);
+    // plain text: LIKE's wildcards in q match only themselves
+    expect(listed(await admin(`/v1/certificates?q=${encodeURIComponent("beta_7.inv")}`))).toEqual([]);
+    expect(listed(await admin(`/v1/certificates?q=${encodeURIComponent("%%%")}`))).toEqual([]);
     const valid = ours(listed(await admin("/v1/certificates?status=valid&q=inv.example")));
     expect(valid).toHaveLength(10);
     const issuerId = (await admin(`/v1/certificates/${issued[0]!.serial}`)).json.issuerId;

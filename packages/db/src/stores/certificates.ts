@@ -171,7 +171,8 @@ export class CertificateStore {
   async list(query: CertificateQuery, now = new Date()): Promise<{ items: CertificateRecord[]; nextCursor: string | null }> {
     const limit = Math.min(Math.max(query.limit ?? 100, 1), 1000);
     const filters = listFilters(query, now);
-    const pattern = query.q ? `%${query.q.toLowerCase()}%` : undefined;
+    // `q` is plain text: LIKE's wildcards and escape character in it match themselves.
+    const pattern = query.q ? `%${query.q.toLowerCase().replace(/[\\%_]/g, "\\$&")}%` : undefined;
     const plan = pattern ? textSearchPlan(await this.searchSample(), pattern, limit + 1) : undefined;
     const rows = plan?.walk ? await this.walkThenIndex(filters, pattern!, plan.walk, plan.indexPattern, limit + 1) : await this.select(filters, pattern, plan?.indexPattern, limit + 1);
     const items = rows.slice(0, limit).map(toRecord);
@@ -283,8 +284,8 @@ function listFilters(query: CertificateQuery, now: Date): SqlFilters {
 
 // ---- choosing how to run a text search ----------------------------------------------
 //
-// The term is a LIKE pattern '%q%' over search_text (q as given, lower-cased: `%` and `_`
-// in it stay wildcards, as they were with Prisma's `contains`). Two ways to find the first
+// The term is a LIKE pattern '%q%' over search_text (q lower-cased, its `%`, `_` and `\`
+// escaped: it matches as plain text). Two ways to find the first
 // page: walk the (not_after, serial) order testing each row, which is cheap when many rows
 // match; or search the trigram index and sort what it finds, which is cheap when the
 // trigrams searched for are rare. A sample of rows estimates both.
