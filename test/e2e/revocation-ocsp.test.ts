@@ -239,6 +239,30 @@ describe("nonce policy echo", () => {
   });
 });
 
+describe("a responder that loads its pre-signed responses in the background", () => {
+  it("answers from the database before they are in memory, the same as after", async () => {
+    const responder = new OcspResponder({ inventory: rca.ca.inventory, config: rca.ca.runtime.config, clock: rca.ca.runtime.clock });
+    const request = (cert: string) => {
+      const out = path.join(scratchDir(), "req.der");
+      run("openssl", ["ocsp", "-issuer", rca.intermediatePath, "-cert", cert, "-no_nonce", "-reqout", out]);
+      return readFileSync(out);
+    };
+    const [goodReq, revokedReq] = [request(good.certPath), request(revoked.certPath)];
+    try {
+      await responder.start(60_000, { preload: "background" });
+      expect(responder.size).toBe(0); // the first page is still on its way
+      // No live signer here: these can only be the pre-signed responses, read from the database.
+      expect((await responder.answer(goodReq)).outcome).toBe("good");
+      expect((await responder.answer(revokedReq)).outcome).toBe("revoked");
+      await responder.preloaded;
+      expect(responder.size).toBeGreaterThanOrEqual(2);
+      expect((await responder.answer(goodReq)).outcome).toBe("good");
+    } finally {
+      responder.stop();
+    }
+  });
+});
+
 describe("a responder process of its own", () => {
   let child: ChildProcess;
   let url: string;

@@ -11,7 +11,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "ocsp-responder");
   const inventory = await openInventory(config, "server");
-  const role = await createOcspResponderRole({ inventory, config, clock: systemClock, log });
+  // Pre-signed responses load into memory behind the listener; until then they are read
+  // from the database per request (the same answers).
+  const role = await createOcspResponderRole({ inventory, config, clock: systemClock, log, preload: "background" });
   // Ready when the database answers; answers come from memory, which holds no CA key.
   const ops = opsHandler(cachedReadiness(async () => ({ database: await inventory.ping().then(() => "ok", () => "unavailable") })));
   const fallback = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
@@ -20,7 +22,8 @@ async function main(): Promise<void> {
   };
   const server = createServer(role.handler(fallback));
   const port = await listen(server, config.http.port, config.http.bind);
-  log.info({ port, responses: role.responder.size }, "OCSP responder running");
+  log.info({ port }, "OCSP responder running");
+  void role.responder.preloaded.then(() => log.info({ responses: role.responder.size }, "pre-signed OCSP responses loaded"));
   const stop = async () => {
     await closeGracefully(server);
     role.stop();

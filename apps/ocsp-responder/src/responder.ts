@@ -91,6 +91,7 @@ export class OcspResponder {
   private lastUnknownIssuerRecheck = 0;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(private readonly deps: OcspResponderDeps) {
     deps.live?.onSigned((records) => this.remember(records));
@@ -114,17 +115,44 @@ export class OcspResponder {
     return this.entries.size;
   }
 
-  /** Loads the issuers and every unexpired pre-signed response, then polls for changes. */
-  async start(pollMs = this.deps.config.revocation.pollMs): Promise<void> {
+  /**
+   * Resolves when every unexpired pre-signed response is in memory (after `start` with
+   * `preload: "background"`). Until then answers are just as right: a response not yet in
+   * memory is read from the database (`lookup`), as one whose memory copy went stale is.
+   */
+  preloaded: Promise<void> = Promise.resolve();
+
+  /**
+   * Loads the issuers, then every unexpired pre-signed response, and polls for changes.
+   * With `preload: "background"` it resolves once the issuers are known and loads the
+   * responses behind it (a million take seconds), so a process can serve meanwhile.
+   */
+  async start(pollMs = this.deps.config.revocation.pollMs, options: { preload?: "await" | "background" } = {}): Promise<void> {
     await this.refreshIssuers();
     const started = this.deps.clock.now();
-    for await (const page of this.deps.inventory.ocspResponses.unexpired(started)) this.remember(page);
+    // Polls cover what changes from here on (with their overlap); remember() keeps the
+    // newest response per certificate whichever of preload, poll and lookup brings it first.
     this.lastPoll = started;
     this.timer = setInterval(() => void this.poll(), pollMs);
     this.timer.unref();
+    this.preloaded = (async () => {
+      for await (const page of this.deps.inventory.ocspResponses.unexpired(started)) {
+        if (this.stopped) return;
+        this.remember(page);
+      }
+    })();
+    if (options.preload === "background") {
+      this.preloaded = this.preloaded.catch((error: Error) => this.deps.log?.warn({ err: error }, "OCSP responder could not preload pre-signed responses; answering from the database"));
+      return;
+    }
+    await this.preloaded.catch((error: unknown) => {
+      this.stop();
+      throw error;
+    });
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
   }
 

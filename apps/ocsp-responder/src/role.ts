@@ -10,8 +10,13 @@ export interface OcspResponderRole {
   stop(): void;
 }
 
-export async function createOcspResponderRole(deps: OcspResponderDeps & { log?: Logger }): Promise<OcspResponderRole> {
+/**
+ * `preload: "background"` resolves once the responder can answer (issuers known) and loads
+ * the pre-signed responses into memory behind it; until they are in, answers come from the
+ * database. The default waits for them.
+ */
+export async function createOcspResponderRole(deps: OcspResponderDeps & { log?: Logger; preload?: "await" | "background" }): Promise<OcspResponderRole> {
   const responder = new OcspResponder(deps);
-  await responder.start();
+  await responder.start(undefined, { preload: deps.preload ?? "await" });
   return { responder, handler: (next) => ocspHttpHandler(responder, next, deps.log), stop: () => responder.stop() };
 }

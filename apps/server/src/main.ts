@@ -9,8 +9,10 @@ import { caDocumentsRouter } from "./public.ts";
 import { startApi } from "@pki/api";
 import { createCrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole } from "@pki/ocsp-responder";
-import { createScheduler } from "@pki/scheduler";
 import { dashboardRouter } from "./dashboard/router.ts";
+
+/** How long after listening the OCSP pre-signer starts its first sweep. */
+const PRESIGN_CATCH_UP_DELAY_MS = 5_000;
 
 /** What has been started so far, closed in reverse order on SIGTERM/SIGINT. */
 const started: Array<() => Promise<void> | void> = [];
@@ -38,29 +40,42 @@ async function main(): Promise<void> {
   for (const line of report.lines) log.info(line);
   const runtime = await openCa(config, systemClock, inventory);
   started.push(() => runtime.close());
-  const skew = await clockSkewSeconds(inventory, systemClock);
-  if (Math.abs(skew) > 5) log.warn({ skewSeconds: skew }, "the system clock differs from the database's by more than 5 s; check NTP");
+
+  // Everything below needs only the runtime: start it side by side (database round trips,
+  // token signatures and the API's TLS key overlap). Each role pushes its closer as it comes up.
+  const checkSkew = async () => {
+    const skew = await clockSkewSeconds(inventory, systemClock);
+    if (Math.abs(skew) > 5) log.warn({ skewSeconds: skew }, "the system clock differs from the database's by more than 5 s; check NTP");
+  };
   // Intents left pending by a crash are closed at start-up and then every few minutes.
   const reconcile = () =>
     reconcilePendingIntents(inventory, systemClock).then(
       (serials) => serials.length && log.warn({ serials }, "closed pending intents left by an interrupted issuance"),
       (error: Error) => log.error({ err: error }, "reconciliation failed; will retry"),
     );
-  await reconcile();
+  // Revocation: CRLs and pre-signed OCSP signed here; the responder answers from memory.
+  // The CRL cache is loaded before listening; the publisher's and pre-signer's first passes
+  // (a full sweep of the inventory) start once the process serves, below.
+  const startRevocation = async () => {
+    const revocation = await createCrlPublisherRole(runtime, log, { schedule: false });
+    started.push(() => revocation.stop());
+    // Pre-signed responses are loaded into memory behind the listener; until then the
+    // responder reads them from the database (same answers), and signs live what has none.
+    const ocsp = await createOcspResponderRole({ inventory, config, clock: systemClock, log, live: revocation.ocspSigner, preload: "background" });
+    started.push(() => ocsp.stop());
+    return { revocation, ocsp };
+  };
+  // The HTTPS issuing API (issue 3), with a certificate from this CA. /readyz is not
+  // reachable before it listens: the public listener opens after it.
+  const startIssuingApi = async () => {
+    const api = await startApi(runtime, log.child({ role: "api" }));
+    started.push(() => api.stop());
+    return api;
+  };
+  const [{ revocation, ocsp }, api] = await Promise.all([startRevocation(), startIssuingApi(), reconcile(), checkSkew()]);
   const reconcileTimer = setInterval(reconcile, 5 * 60_000);
   reconcileTimer.unref();
   started.push(() => clearInterval(reconcileTimer));
-
-  // Revocation: CRLs and pre-signed OCSP signed here; the responder answers from memory.
-  const revocation = await createCrlPublisherRole(runtime, log);
-  started.push(() => revocation.stop());
-  const ocsp = await createOcspResponderRole({ inventory, config, clock: systemClock, log, live: revocation.ocspSigner });
-  started.push(() => ocsp.stop());
-  // Renewal, expiry alerts, issuer health and lifecycle (issue 5). Replicas coordinate
-  // through PostgreSQL leases; overdue jobs run in the background, not before listening.
-  const scheduler = config.scheduler.enabled ? createScheduler({ runtime, log: log.child({ role: "scheduler" }) }) : undefined;
-  void scheduler?.start();
-  if (scheduler) started.push(() => scheduler.stop());
 
   const app = express();
   app.disable("x-powered-by");
@@ -75,13 +90,29 @@ async function main(): Promise<void> {
   const port = await listen(server, config.http.port, config.http.bind);
   started.push(() => closeGracefully(server));
 
+  // Background work, once the process serves: CRL schedule and OCSP pre-signing (their
+  // first passes read the inventory), and renewal, expiry alerts, issuer health and
+  // lifecycle (issue 5). Replicas coordinate through PostgreSQL leases; overdue jobs run
+  // in the background, not before listening.
+  revocation.publisher.start();
+  // New issuances and revocations are pre-signed at once; the catch-up sweep (every
+  // certificate without a current response: the whole inventory on a fresh database)
+  // waits a few seconds so it does not hold up the first probes and requests.
+  revocation.ocspSigner.start(undefined, { firstSweepAfterMs: PRESIGN_CATCH_UP_DELAY_MS });
+  if (config.scheduler.enabled) {
+    // Its modules (cron, jobs, webhooks) are loaded here: nothing before listening needs them.
+    const { createScheduler } = await import("@pki/scheduler");
+    const scheduler = createScheduler({ runtime, log: log.child({ role: "scheduler" }) });
+    if (!stopping) {
+      void scheduler.start();
+      started.push(() => scheduler.stop());
+    }
+  }
+
   const publicUrl = `http://${config.http.bind}:${port}`;
   console.log(`root certificate: ${report.rootPemPath}`);
   if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
-  // The HTTPS issuing API (issue 3), with a certificate from this CA.
-  const api = await startApi(runtime, log.child({ role: "api" }));
-  started.push(() => api.stop());
   console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
 }
 

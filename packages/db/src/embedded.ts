@@ -6,9 +6,8 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { PGlite } from "@electric-sql/pglite";
-import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+// PGlite is imported where the embedded database is opened, so a process on PostgreSQL
+// (DATABASE_URL) does not load it at start-up.
 
 export type EmbeddedRole = "server" | "cli";
 
@@ -77,6 +76,11 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole): Promise
   try {
     mkdirSync(socketDir, { recursive: true, mode: 0o700 });
     rmSync(socketPath, { force: true });
+    const [{ PGlite }, { pg_trgm }, { PGLiteSocketServer }] = await Promise.all([
+      import("@electric-sql/pglite"),
+      import("@electric-sql/pglite/contrib/pg_trgm"),
+      import("@electric-sql/pglite-socket"),
+    ]);
     const db = await PGlite.create(path.join(dir, "data"), { extensions: { pg_trgm } });
     const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 64 });
     await server.start();

@@ -60,6 +60,7 @@ export class OcspSigner {
   private running: Promise<void> | undefined;
   private lastPoll: Date | undefined;
   private lastFullSweep = 0;
+  private stopping = false;
   private readonly listeners: Array<(records: OcspResponseRecord[]) => void> = [];
   private readonly onIssued = (e: { serial: string }) => this.enqueue(e.serial);
   private readonly onRevoked = (e: { serial: string }) => this.enqueue(e.serial);
@@ -271,7 +272,8 @@ export class OcspSigner {
     const changedSince = !full && this.lastPoll ? new Date(this.lastPoll.getTime() - POLL_OVERLAP_MS) : undefined;
     this.lastPoll = now;
     let total = 0;
-    for (;;) {
+    // A full sweep of a large inventory takes minutes: stop() ends it between batches.
+    while (!this.stopping) {
       const rows = await this.deps.inventory.ocspResponses.needingResponses({ now, refreshBefore, currentResponders, issuerIds, limit: PRESIGN_BATCH, ...(changedSince ? { changedSince } : {}) });
       if (rows.length === 0) break;
       const signed = await this.presign(rows);
@@ -297,11 +299,17 @@ export class OcspSigner {
     return signOcspResponse(responder.identity, singles, { producedAt: now, nonceExtensionDer });
   }
 
-  start(intervalMs = this.deps.config.revocation.pollMs): void {
+  /**
+   * Signs what is issued or revoked from now on at once, and sweeps every `intervalMs`.
+   * `firstSweepAfterMs` holds the first sweep back (a process that has just started serves
+   * its first requests before catching up on a backlog; answers meanwhile are signed live).
+   */
+  start(intervalMs = this.deps.config.revocation.pollMs, options: { firstSweepAfterMs?: number } = {}): void {
+    this.stopping = false;
     this.deps.events?.on("issued", this.onIssued);
     this.deps.events?.on("revoked", this.onRevoked);
     const run = () => {
-      if (this.running) return;
+      if (this.running || this.stopping) return;
       const full = Date.now() - this.lastFullSweep >= FULL_SWEEP_MS;
       if (full) this.lastFullSweep = Date.now();
       this.running = this.sweep(full)
@@ -309,8 +317,13 @@ export class OcspSigner {
         .catch((error: Error) => this.deps.log?.error({ err: error }, "OCSP pre-signing sweep failed; retrying next pass"))
         .finally(() => (this.running = undefined));
     };
-    run();
-    this.timer = setInterval(run, intervalMs);
+    const schedule = () => {
+      run();
+      this.timer = setInterval(run, intervalMs);
+      this.timer.unref();
+    };
+    if (!options.firstSweepAfterMs) return schedule();
+    this.timer = setTimeout(schedule, options.firstSweepAfterMs);
     this.timer.unref();
   }
 
@@ -324,6 +337,7 @@ export class OcspSigner {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     this.deps.events?.off("issued", this.onIssued);
     this.deps.events?.off("revoked", this.onRevoked);
     if (this.timer) clearInterval(this.timer);
