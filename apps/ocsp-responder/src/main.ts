@@ -11,9 +11,10 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "ocsp-responder");
   const inventory = await openInventory(config, "server");
-  // Pre-signed responses load into memory behind the listener; until then they are read
-  // from the database per request (the same answers).
-  const role = await createOcspResponderRole({ inventory, config, clock: systemClock, log, preload: "background" });
+  // A replica behind a load balancer takes traffic once every pre-signed response is in
+  // memory: it listens (and so answers /readyz) only after loading them. The all-in-one
+  // server loads them in the background instead, answering from the database meanwhile.
+  const role = await createOcspResponderRole({ inventory, config, clock: systemClock, log });
   // Ready when the database answers; answers come from memory, which holds no CA key.
   const ops = opsHandler(cachedReadiness(async () => ({ database: await inventory.ping().then(() => "ok", () => "unavailable") })));
   const fallback = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
@@ -22,8 +23,7 @@ async function main(): Promise<void> {
   };
   const server = createServer(role.handler(fallback));
   const port = await listen(server, config.http.port, config.http.bind);
-  log.info({ port }, "OCSP responder running");
-  void role.responder.preloaded.then(() => log.info({ responses: role.responder.size }, "pre-signed OCSP responses loaded"));
+  log.info({ port, responses: role.responder.size }, "OCSP responder running");
   const stop = async () => {
     await closeGracefully(server);
     role.stop();
