@@ -43,6 +43,8 @@ export interface OcspAnswer {
 
 interface Entry {
   issuerId: string;
+  /** when the database row was written (0: signed in this process, not read back yet) */
+  updatedAt: number;
   status: "good" | "revoked";
   sha1: Buffer;
   sha256: Buffer;
@@ -165,10 +167,13 @@ export class OcspResponder {
         const started = this.deps.clock.now();
         let since = new Date((this.lastPoll ?? started).getTime() - POLL_OVERLAP_MS);
         for (;;) {
+          // The overlap re-reads the last seconds' keys; only responses not held yet are
+          // fetched (parsing every overlapping response again stalled answers under issuance load).
           const changed = await this.deps.inventory.ocspResponses.changedSince(since);
-          this.remember(changed);
+          const unseen = changed.filter((c) => (this.entries.get(c.serial)?.updatedAt ?? -1) < c.updatedAt.getTime()).map((c) => c.serial);
+          this.remember(await this.deps.inventory.ocspResponses.many(unseen));
           if (changed.length < 10_000) break;
-          since = changed[changed.length - 1]!.updatedAt!;
+          since = changed[changed.length - 1]!.updatedAt;
         }
         this.lastPoll = started;
       } catch (error) {
@@ -204,6 +209,7 @@ export class OcspResponder {
       if (current && (current.thisUpdate > thisUpdate || (current.status === "revoked" && r.certStatus === "good"))) continue;
       this.entries.set(r.serial, {
         issuerId: r.issuerId,
+        updatedAt: r.updatedAt?.getTime() ?? 0,
         status: r.certStatus,
         sha1: r.derSha1,
         sha256: r.derSha256,
