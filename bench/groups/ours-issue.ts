@@ -44,7 +44,6 @@ async function inProcess(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[])
 export interface RunningApi {
   url: string;
   rootPem: string;
-  pid: number;
   stop: () => Promise<number | null>;
 }
 
@@ -63,7 +62,7 @@ export async function startApiProcess(ca: BenchCa): Promise<RunningApi | string>
     await server.stop();
     return `apps/api did not start: ${(error as Error).message}; ${server.output().slice(-300)}`;
   }
-  return { url, rootPem, pid: server.child.pid!, stop: server.stop };
+  return { url, rootPem, stop: server.stop };
 }
 
 async function overApi(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[]): Promise<Result> {

@@ -10,13 +10,10 @@
 //  3. OCSP POST while issuance runs flat out (the HTTPS API under wrk when apps/api
 //     exists, else authority.issue in this process, 32 in flight): p99 of a paced load
 //     (16 connections, 10 ms between requests), then of a saturating one (in the note).
-//     The API runs at nice 10, as docker-compose gives it an eighth of the responder's
-//     CPU share.
 //  4. Revocation visibility: certificates revoked one by one (revokeCertificate, as the API
 //     does); time until the responder answers "revoked" (polled every 10 ms over HTTP) and
 //     until the published delta CRL lists the serial (polled every 50 ms in the database).
 import { existsSync, writeFileSync } from "node:fs";
-import { setPriority } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { certIdFor, parseCsr, revokeCertificate, systemClock, toPem } from "@pki/ca-core";
@@ -31,9 +28,6 @@ import { ocspGetPath, ocspRequest } from "../lib/der.ts";
 import { REPO_ROOT } from "../lib/repo.ts";
 import { makeCsrs } from "../lib/csrs.ts";
 import { startApiProcess } from "./ours-issue.ts";
-
-/** The issuing API's niceness in the under-load figure, mirroring its cpu_shares in docker-compose.yml. */
-const API_NICE = 10;
 
 /** certStatus of the single response for `certIdDer`: good, revoked, unknown, or undefined if absent. */
 export function certStatusIn(response: Buffer, certIdDer: Buffer): "good" | "revoked" | "unknown" | undefined {
@@ -146,9 +140,6 @@ const group: Group = async (ctx) => {
           // connections kept full: Little's law), reported in the note.
           const ocspSeconds = 2 * ctx.seconds;
           if (typeof api !== "string") {
-            // As docker-compose deploys them: the API has an eighth of the responder's CPU
-            // share (cpu_shares 256 vs 2048); nice 10 gives it about the same CFS weight.
-            setPriority(api.pid, API_NICE);
             const reqs: WrkRequest[] = csrs.map((csr) => ({ method: "POST", path: "/v1/certificates", body: Buffer.from(JSON.stringify({ csr, profile: "mtls" })) }));
             issuance = wrk({ url: `${api.url}/`, requests: reqs, headers: { "Content-Type": "application/json", Authorization: `Bearer ${ca.adminToken}` }, seconds: ocspSeconds + 2 * ctx.warmupSeconds, connections: 32 }).then((r) => ({ rate: r.rps, how: "HTTPS API under wrk, 32 connections" }));
           } else {
@@ -162,7 +153,7 @@ const group: Group = async (ctx) => {
             const iss = await issuance;
             return {
               id: "ours.ocsp.underload",
-              label: "OCSP POST p99 while issuance runs flat out (paced relying-party load; API at nice 10 as compose's cpu_shares)",
+              label: "OCSP POST p99 while issuance runs flat out (paced relying-party load)",
               value: r.latency.p99,
               unit: "ms",
               details: {
