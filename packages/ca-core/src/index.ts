@@ -27,7 +27,7 @@ export { CaEvents, type CertificateEvent } from "./events.ts";
 export { revokeCertificate, reasonCode, REVOCATION_REASONS, REASON_NAMES, type Revocation, type RevocationReasonName } from "./revocation.ts";
 export { reconcilePendingIntents, clockSkewSeconds } from "./reconcile.ts";
 export { CrlPublisher, crlUrls, type CrlPublisherDeps } from "./crl/publisher.ts";
-export { buildAndSignCrl, encodeEntries, derTime, entriesLength, shapeOf, inMemorySource, type CrlParams, type CrlScope, type CrlSink, type SignedCrl } from "./crl/builder.ts";
+export { buildAndSignCrl, encodeEntries, derTime, type CrlParams, type CrlScope, type CrlSink, type SignedCrl } from "./crl/builder.ts";
 export { signRootCrls, rootCrlsDue, type RootCrlResult } from "./crl/root.ts";
 export { parseOcspRequest, issuerHashes, MalformedOcspRequest, HASH_OIDS, MAX_NONCE_BYTES, MAX_REQUESTS_PER_OCSP_REQUEST, type CertIdHash, type CertIdRequest, type ParsedOcspRequest } from "./ocsp/request.ts";
 export { signOcspResponse, ocspErrorResponse, certIdFor, publicKeyBits, OCSPResponseStatus, type SingleStatus, type ResponderIdentity } from "./ocsp/response.ts";
