@@ -130,9 +130,11 @@ for (const row of table) {
 const machine = machineFacts();
 const totalSeconds = (performance.now() - t0) / 1000;
 const report = { started: started.toISOString(), mode: quick ? "quick" : "full", totalSeconds: Math.round(totalSeconds), machine, groups: groupLog, rows: table, measurements: all };
-writeFileSync(path.join(resultsDir, "latest.json"), JSON.stringify(report, null, 2));
+// A partial run (--only) never replaces the complete run that BENCHMARKS.md is made from.
+const resultsFile = only ? "only.json" : "latest.json";
+writeFileSync(path.join(resultsDir, resultsFile), JSON.stringify(report, null, 2));
 printTable(table);
-console.log(`\n${quick ? "quick" : "full"} run, ${totalSeconds.toFixed(0)} s; JSON: bench/results/latest.json`);
+console.log(`\n${quick ? "quick" : "full"} run, ${totalSeconds.toFixed(0)} s; JSON: bench/results/${resultsFile}`);
 if (!only) {
   writeFileSync(path.join(ROOT, "BENCHMARKS.md"), markdown(report));
   console.log("BENCHMARKS.md regenerated");
@@ -215,7 +217,7 @@ function markdown(r: typeof report): string {
     "node --import tsx bench/run.ts --report-only   # BENCHMARKS.md again from bench/results/latest.json (after editing bench/NOTES.md)",
     "```",
     "",
-    "`bench/setup.sh` installs the peers and tools from Debian (golang-cfssl, wrk, apache2-utils for ab, softhsm2, postgresql, openssl, time) when they are missing. `scripts/with-postgres.sh` starts a throwaway PostgreSQL 15 on 127.0.0.1 (fsync and synchronous_commit off, for every contender alike); each group makes its own databases on it, its own SoftHSM token in a temporary directory, starts what it measures, warms up, measures for a fixed time with wrk (1 thread, 32 connections, loopback only, bounded by time and response count) and stops everything. Results: `bench/results/latest.json` (every raw measurement with latencies, error counts and settings).",
+    "`bench/setup.sh` installs the peers and tools from Debian (golang-cfssl, wrk, apache2-utils for ab, softhsm2, postgresql, openssl, time) when they are missing. `scripts/with-postgres.sh` starts a throwaway PostgreSQL 15 on 127.0.0.1 (fsync and synchronous_commit off, for every contender alike); each group makes its own databases on it, its own SoftHSM token in a temporary directory, starts what it measures, warms up, measures for a fixed time with wrk (1 thread, 32 connections, loopback only, bounded by time and response count) and stops everything. Results: `bench/results/latest.json` (every raw measurement with latencies, error counts and settings; a run with `--only` writes `bench/results/only.json` instead).",
     "",
     "Groups, each in its own process with a hard time limit: " + GROUPS.map((g) => `\`${g.name}\``).join(", ") + ". What each measures is documented at the top of `bench/groups/<group>.ts`.",
     "",
