@@ -180,6 +180,66 @@ describe("revocation on the CRLs", () => {
     await rca.roles.publisher.publishFull(rca.issuerId);
     await rca.settle();
   });
+
+  it("builds again when a revocation lands between counting the entries and streaming them, signing only the CRL that lists it", async () => {
+    const early = await rca.issue();
+    const late = await rca.issue();
+    await revoke(early.serial);
+    const crls = rca.ca.inventory.crls;
+    let counts = 0;
+    let signatures = 0;
+    // The publisher's view of the inventory: right after the first count of the entries,
+    // another connection revokes one more certificate, so the stream that follows has one
+    // entry more than was counted.
+    const racyCrls = new Proxy(crls, {
+      get: (target, prop) => {
+        if (prop !== "publish") return Reflect.get(target, prop, target);
+        const publish: typeof crls.publish = (issuerId, kind, build) =>
+          target.publish(issuerId, kind, (context) =>
+            build({
+              ...context,
+              revoked: (filter) => {
+                const source = context.revoked(filter);
+                return {
+                  shape: async (asOf) => {
+                    const shape = await source.shape(asOf);
+                    if (counts++ === 0) await revoke(late.serial);
+                    return shape;
+                  },
+                  [Symbol.asyncIterator]: () => source[Symbol.asyncIterator](),
+                };
+              },
+            }),
+          );
+        return publish;
+      },
+    });
+    const inventory = new Proxy(rca.ca.inventory, { get: (target, prop) => (prop === "crls" ? racyCrls : Reflect.get(target, prop, target)) });
+    const keyring = rca.ca.runtime.keyring;
+    const countingKeyring = new Proxy(keyring, {
+      get: (target, prop) => {
+        if (prop !== "get") return Reflect.get(target, prop, target);
+        return (id: string) => {
+          const issuer = target.get(id);
+          return issuer && { ...issuer, signer: { ...issuer.signer, signDigest: (digest: Buffer) => (signatures++, issuer.signer.signDigest(digest)) } };
+        };
+      },
+    });
+    const before = (await crls.state(rca.issuerId))!.lastNumber;
+    const publisher = new CrlPublisher({ inventory, keyring: countingKeyring, config: rca.ca.runtime.config, clock: rca.ca.runtime.clock });
+    const meta = await publisher.publishFull(rca.issuerId);
+    expect(counts).toBe(2);
+    expect(signatures).toBe(1); // the first build failed before the token signed anything
+    expect(meta.number).toBeGreaterThan(before);
+    const published = (await crls.read(rca.issuerId, "full"))!;
+    const pemPath = path.join(rca.dir, "racy.crl.pem");
+    writeFileSync(pemPath, derToPem(published.der, "X509 CRL"));
+    const text = run("openssl", ["crl", "-in", pemPath, "-CAfile", rca.bundlePath, "-noout", "-text", "-verify"]);
+    expect(text.stderr).toMatch(/verify OK/);
+    expect(text.stdout).toContain(early.serial.toUpperCase());
+    expect(text.stdout).toContain(late.serial.toUpperCase());
+    await rca.settle();
+  });
 });
 
 describe("root CRL", () => {
