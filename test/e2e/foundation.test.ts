@@ -21,8 +21,8 @@ describe("pki init", () => {
     expect(first.stderr).toBe("");
     expect(first.status).toBe(0);
     expect(first.stdout).toMatch(/token 'pki-root' created/);
-    expect(first.stdout).toMatch(/root default-root-\d{8}-[0-9a-f]{4} created/);
-    expect(first.stdout).toMatch(/intermediate default-int-\d{8}-[0-9a-f]{4} created/);
+    expect(first.stdout).toMatch(/root default-root-\d{8}-[0-9a-f]{8} created/);
+    expect(first.stdout).toMatch(/intermediate default-int-\d{8}-[0-9a-f]{8} created/);
 
     const second = pki(["init"], env.env);
     expect(second.status).toBe(0);
@@ -61,9 +61,11 @@ describe("pki init", () => {
     expect(text).toMatch(/X509v3 Authority Key Identifier/);
     expect(root).toMatch(/BEGIN CERTIFICATE/);
     // Python's cryptography reads both CA certificates too.
-    expect(pythonInspect(root)).toMatchObject({ version: "v3", subject: "CN=PKI Root CA", issuer: "CN=PKI Root CA" });
+    const rootSeen = pythonInspect(root);
+    expect(rootSeen).toMatchObject({ version: "v3", subject: expect.stringMatching(/^CN=PKI Root CA \d{8}-[0-9a-f]{8}$/) });
+    expect(rootSeen.issuer).toBe(rootSeen.subject);
     const seen = pythonInspect(intermediate);
-    expect(seen.issuer).toBe("CN=PKI Root CA");
+    expect(seen.issuer).toBe(rootSeen.subject);
     expect((seen.extensions as Record<string, { critical: boolean; value: string }>).basicConstraints).toMatchObject({ critical: true, value: expect.stringMatching(/ca=True, path_length=0/) });
   });
 });

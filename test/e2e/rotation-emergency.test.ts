@@ -2,7 +2,9 @@
 // intermediate, driven the way an operator does it: the `pki` CLI as a separate process,
 // the scheduler's issuer-lifecycle job, checked with openssl.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CrlPublisher, parseCsr, renewFromInventory, toPem, type IssuedCertificate } from "@pki/ca-core";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { API_LISTENER_REQUESTER, CrlPublisher, OcspSigner, parseCsr, renewFromInventory, toPem, type IssuedCertificate } from "@pki/ca-core";
 import { createLogger } from "@pki/logger";
 import { createScheduler } from "@pki/scheduler";
 import { startTestCa, type TestCa } from "../support/harness.ts";
@@ -27,6 +29,13 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
     const compromised = ca.runtime.keyring.active().record;
     const leaves: IssuedCertificate[] = [];
     for (const cn of ["a.emergency.test", "b.emergency.test", "c.emergency.test"]) leaves.push(await issue(cn, undefined, cn.startsWith("a")));
+    // The CA's own certificates under the same intermediate are not re-issued for the
+    // operator: the OCSP responder's (the publisher makes the replacement its own) and the
+    // API listener's (the API renews it when its issuer is revoked).
+    const signer = new OcspSigner({ inventory: ca.inventory, keyring: ca.runtime.keyring, config: ca.runtime.config, clock: ca.runtime.clock });
+    await signer.responderFor(compromised.id);
+    await signer.stop();
+    await ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ sans: ["DNS:api.emergency.test"] }).csrPem), profile: "server", ttlSeconds: 3600, requester: { actor: API_LISTENER_REQUESTER } });
 
     const result = pki(["issuers", "revoke", compromised.id, "--reason", "keyCompromise", "--reissue", "--json"], ca.env);
     expect(result.stderr).not.toMatch(/^pki:/m);
@@ -40,6 +49,15 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
     expect(after!.revokedAt).toBeInstanceOf(Date);
     const replacement = await ca.inventory.issuers.active("default", "intermediate");
     expect(replacement!.id).not.toBe(compromised.id);
+    // made the same day, yet each CA certificate has a subject of its own, so a relying
+    // party matching CRLs by issuer name cannot take the replacement's CRL for this one's
+    expect(replacement!.subject).not.toBe(compromised.subject);
+    // operators see it as revoked, not retired
+    const listedIssuers = pki(["issuers", "list"], ca.env).stdout.split("\n");
+    expect(listedIssuers.find((line) => line.startsWith(compromised.id))).toMatch(/\srevoked\s/);
+    // chain.pem now holds the replacement: the README's openssl verify works at once
+    const chainPem = readFileSync(path.join(ca.dataDir, "chain.pem"), "utf8");
+    expect(chainPem.startsWith(toPem(replacement!.certificateDer))).toBe(true);
     const audit = (await ca.inventory.audit.recent(200)).map((a) => `${a.action}:${a.target}`);
     expect(audit).toContain(`issuer.revoke:${compromised.id}`);
     expect(audit).toContain(`issuer.activate:${replacement!.id}`);
@@ -78,20 +96,29 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
       expect(fresh.stdout + fresh.stderr).toMatch(/: OK/);
     }
 
-    // a second revoke of the same intermediate is refused with a sentence
-    const again = pki(["issuers", "revoke", compromised.id], ca.env);
-    expect(again.status).toBe(1);
+    // the command can be run again (say after a re-issue that failed half way): the
+    // revocation stands and only what still lacks a successor is listed and re-issued
+    const again = pki(["issuers", "revoke", compromised.id, "--reissue", "--json"], ca.env);
+    expect(again.status).toBe(0);
     expect(again.stderr).toMatch(/already revoked/);
+    expect(again.stdout.trim()).toBe("");
+    expect(again.stderr).not.toMatch(/re-issued/);
   });
 
   it("keeps hierarchies apart: pki init --hierarchy partners makes a second root whose certificates do not chain to the first", async () => {
+    const defaultFiles = ["root.pem", "chain.pem"].map((f) => readFileSync(path.join(ca.dataDir, f), "utf8"));
     const init = pki(["init", "--hierarchy", "partners"], ca.env);
     expect(init.status).toBe(0);
     expect(init.stdout).toMatch(/root partners-root-\S+ created/);
+    // each hierarchy has its own trust files; the README's root.pem stays the default one
+    expect(["root.pem", "chain.pem"].map((f) => readFileSync(path.join(ca.dataDir, f), "utf8"))).toEqual(defaultFiles);
+    expect(pki(["init", "--hierarchy", "../x"], ca.env).stderr).toMatch(/hierarchy name '..\/x' must be/);
     await ca.runtime.keyring.reload();
     const partnersRoot = (await ca.inventory.issuers.active("partners", "root"))!;
     const defaultRoot = (await ca.inventory.issuers.active("default", "root"))!;
     expect(partnersRoot.id).not.toBe(defaultRoot.id);
+    expect(readFileSync(path.join(ca.dataDir, "root-partners.pem"), "utf8")).toBe(toPem(partnersRoot.certificateDer));
+    expect(readFileSync(path.join(ca.dataDir, "chain-partners.pem"), "utf8")).toContain(toPem(partnersRoot.certificateDer));
 
     const partnerCert = await issue("api.partner.example", "partners", true);
     expect(partnerCert.issuerId).toBe(ca.runtime.keyring.active("partners").record.id);

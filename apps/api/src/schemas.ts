@@ -138,7 +138,7 @@ export const Issuer = z.object({
   id: z.string(),
   hierarchy: z.string(),
   role: z.enum(["root", "intermediate"]),
-  status: z.enum(["staged", "active", "retired", "expired"]),
+  status: z.enum(["staged", "active", "retired", "revoked", "expired"]),
   parentId: z.string().nullable(),
   subject: z.string(),
   serial: z.string(),

@@ -1,12 +1,15 @@
-// The HTTPS listener. Its certificate is issued by this CA at start-up (so clients trust
-// it through the same root.pem they trust everything else with) and renewed after two
-// thirds of its lifetime without dropping connections (setSecureContext).
+// The HTTPS listener. Its certificate comes from this CA (so clients trust it through the
+// same root.pem they trust everything else with): reused across restarts while it is
+// good, renewed after two thirds of its lifetime or at once when its issuer is revoked,
+// without dropping connections (setSecureContext).
 import { generateKeyPairSync } from "node:crypto";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CaError, toPem, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
+import { API_LISTENER_REQUESTER, CaError, formatSan, toPem, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
 import { closeGracefully, listen } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import { createApiApp, type ApiAppOptions } from "./app.ts";
@@ -43,11 +46,11 @@ function listenerNames(runtime: CaRuntime, host: string): San[] {
 }
 
 /**
- * A key made in this process (a leaf key for this listener only, never written to disk)
- * and a server certificate for it from the active intermediate, through the same
- * issuance cycle as every other certificate, so it is in the inventory and audit log.
+ * A key made in this process (a leaf key for this listener only) and a server certificate
+ * for it from the active intermediate, through the same issuance cycle as every other
+ * certificate, so it is in the inventory and audit log.
  */
-async function issueListenerCertificate(runtime: CaRuntime, names: San[]): Promise<{ issued: IssuedCertificate; keyPem: string }> {
+async function issueListenerCertificate(runtime: CaRuntime, names: San[]): Promise<ListenerCredentials> {
   const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const proposal: CsrProposal = {
     publicKeySpki: publicKey.export({ type: "spki", format: "der" }),
@@ -59,10 +62,70 @@ async function issueListenerCertificate(runtime: CaRuntime, names: San[]): Promi
     csr: proposal,
     profile: "server",
     ttlSeconds: runtime.config.api.tlsTtlSeconds,
-    requester: { actor: "api:listener" },
+    requester: { actor: API_LISTENER_REQUESTER },
   });
-  return { issued, keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString() };
+  const credentials = { issued, keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString() };
+  saveListenerCredentials(runtime, credentials);
+  return credentials;
 }
+
+interface ListenerCredentials {
+  issued: IssuedCertificate;
+  keyPem: string;
+}
+
+/** When a listener certificate is due for renewal: after two thirds of its lifetime. */
+const renewalTime = ({ notBefore, notAfter }: IssuedCertificate) => notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;
+
+/**
+ * The listener's key and certificate serial are kept in the data dir (key mode 0600), so a
+ * restart reuses a certificate that is still good instead of issuing one per start. A data
+ * dir that cannot be written only costs that reuse.
+ */
+const listenerFiles = (runtime: CaRuntime) => ({ key: path.join(runtime.config.dataDir, "api-listener.key"), serial: path.join(runtime.config.dataDir, "api-listener.serial") });
+
+function saveListenerCredentials(runtime: CaRuntime, { issued, keyPem }: ListenerCredentials): void {
+  const files = listenerFiles(runtime);
+  try {
+    writeFileSync(files.key, keyPem, { mode: 0o600 });
+    chmodSync(files.key, 0o600);
+    writeFileSync(files.serial, `${issued.serial}\n`, { mode: 0o644 });
+  } catch {
+    // read-only data dir: the next start issues a new certificate
+  }
+}
+
+/**
+ * The stored listener certificate, if it is still fit to serve: valid in the inventory,
+ * for exactly these names, from an issuer this CA still serves and has not revoked, and
+ * not yet due for renewal.
+ */
+async function reusableListenerCertificate(runtime: CaRuntime, names: San[]): Promise<ListenerCredentials | undefined> {
+  const files = listenerFiles(runtime);
+  if (!existsSync(files.key) || !existsSync(files.serial)) return undefined;
+  const record = await runtime.inventory.certificates.get(readFileSync(files.serial, "utf8").trim());
+  const issuer = record && runtime.keyring.get(record.issuerId);
+  if (!record?.der || record.status !== "valid" || record.requester !== API_LISTENER_REQUESTER || !issuer || issuer.record.revokedAt) return undefined;
+  const wanted = names.map(formatSan).sort();
+  if (record.sans.length !== wanted.length || [...record.sans].sort().some((san, i) => san !== wanted[i])) return undefined;
+  const issued: IssuedCertificate = {
+    serial: record.serial,
+    der: record.der,
+    pem: toPem(record.der),
+    chain: issuer.chain.map((der) => toPem(der)),
+    issuerId: record.issuerId,
+    profile: "server",
+    subject: record.subject,
+    sans: record.sans,
+    notBefore: record.notBefore,
+    notAfter: record.notAfter,
+  };
+  if (runtime.clock.now().getTime() >= renewalTime(issued)) return undefined;
+  return { issued, keyPem: readFileSync(files.key, "utf8") };
+}
+
+/** True once the current certificate's issuer has been revoked: it is replaced at once. */
+const issuerRevoked = (runtime: CaRuntime, issued: IssuedCertificate) => !!runtime.keyring.get(issued.issuerId)?.record.revokedAt;
 
 /** The CA certificates named in the CertificateRequest, so clients pick a certificate from this CA. */
 function clientCaList(runtime: CaRuntime): string[] {
@@ -85,7 +148,7 @@ function secureContext(runtime: CaRuntime, issued: IssuedCertificate, keyPem: st
  * At start-up the database may still be busy with the other roles of the process (or
  * briefly unreachable): a few attempts before giving up, each one a complete issuance.
  */
-async function issueWithRetry(runtime: CaRuntime, names: San[], log: Logger, attempts = 4): Promise<{ issued: IssuedCertificate; keyPem: string }> {
+async function issueWithRetry(runtime: CaRuntime, names: San[], log: Logger, attempts = 4): Promise<ListenerCredentials> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await issueListenerCertificate(runtime, names);
@@ -100,7 +163,7 @@ async function issueWithRetry(runtime: CaRuntime, names: San[], log: Logger, att
 export async function startApi(runtime: CaRuntime, log: Logger, options: StartApiOptions = {}): Promise<ApiServer> {
   const host = options.host ?? runtime.config.http.bind;
   const names = listenerNames(runtime, host);
-  let current = await issueWithRetry(runtime, names, log);
+  let current = (await reusableListenerCertificate(runtime, names)) ?? (await issueWithRetry(runtime, names, log));
   const app = createApiApp(runtime, log, options);
   const server = createServer(
     {
@@ -126,11 +189,10 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
   const schedule = () => {
     if (stopped) return;
     clearTimeout(timer);
-    const { notBefore, notAfter } = current.issued;
-    const renewAt = notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;
+    const renewAt = renewalTime(current.issued);
     const wait = Math.min(Math.max(renewAt - runtime.clock.now().getTime(), 0), options.renewalCheckMs ?? 60_000);
     timer = setTimeout(() => {
-      if (runtime.clock.now().getTime() < renewAt) return schedule();
+      if (runtime.clock.now().getTime() < renewAt && !issuerRevoked(runtime, current.issued)) return schedule();
       renew().catch((error: Error) => {
         log.error({ err: error }, "could not renew the API listener certificate; retrying in a minute");
         clearTimeout(timer);

@@ -15,6 +15,8 @@ import {
   parseCsr,
   systemClock,
   rotateIntermediate,
+  activateIntermediate,
+  presentedIssuerStatus,
   revokeIntermediate,
   reissueCertificates,
 
@@ -89,7 +91,6 @@ program
   .description("the ceremony: token(s), root and first intermediate keys on the token, admin token (idempotent)")
   .option("--hierarchy <name>", "a separate trust domain with its own root and intermediates (e.g. partners)", "default")
   .action(async (opts: { hierarchy: string }) => {
-    if (!/^[a-z][a-z0-9-]{0,31}$/.test(opts.hierarchy)) throw new CaError("bad_request", "--hierarchy must be lowercase letters, digits and dashes, starting with a letter");
     const inventory = await openInventory(cfg());
     try {
       const report = await initCa(cfg(), inventory, systemClock, "cli:init", opts.hierarchy);
@@ -181,7 +182,7 @@ issuers
     const inventory = await openInventory(cfg());
     try {
       for (const i of await inventory.issuers.list()) {
-        console.log([i.id, i.role.padEnd(12), i.status.padEnd(7), i.notAfter.toISOString(), i.keyAlgorithm, i.subject, i.keyUri].join("  "));
+        console.log([i.id, i.role.padEnd(12), presentedIssuerStatus(i).padEnd(7), i.notAfter.toISOString(), i.keyAlgorithm, i.subject, i.keyUri].join("  "));
       }
     } finally {
       await inventory.close();
@@ -211,9 +212,7 @@ issuers
   .action(async (id: string) => {
     const inventory = await openInventory(cfg());
     try {
-      const { activated, retired } = await inventory.issuerLifecycle.activate(id, new Date(), operator()).catch((error: Error) => {
-        throw new CaError("conflict", error.message);
-      });
+      const { activated, retired } = await activateIntermediate(cfg(), inventory, id, new Date(), operator());
       console.log(`activated ${activated.id}`);
       for (const r of retired) console.log(`retired ${r.id}`);
     } finally {

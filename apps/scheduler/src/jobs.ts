@@ -223,7 +223,7 @@ export const issuerLifecycleJob = (config: Config): JobDefinition => ({
   name: "issuer-lifecycle",
   schedule: config.scheduler.schedules.issuerLifecycle,
   async run(ctx) {
-    const activations = await activateDueIntermediates(ctx.inventory, ctx.clock, "scheduler:issuer-lifecycle");
+    const activations = await activateDueIntermediates(ctx.config, ctx.inventory, ctx.clock, "scheduler:issuer-lifecycle");
     const expired = await expireRetiredIntermediates(ctx.inventory, ctx.clock, "scheduler:issuer-lifecycle");
     for (const a of activations) {
       const payload = { id: a.activated.id, hierarchy: a.activated.hierarchy, retired: a.retired.map((r) => r.id), notAfter: a.activated.notAfter.toISOString() };

@@ -10,6 +10,7 @@ import { startApi } from "@pki/api";
 import { createCrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole } from "@pki/ocsp-responder";
 import { dashboardRouter } from "./dashboard/router.ts";
+import { assertPortsFree } from "./ports.ts";
 
 /** How long after listening the OCSP pre-signer starts its first sweep. */
 const PRESIGN_CATCH_UP_DELAY_MS = 5_000;
@@ -34,11 +35,20 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => void stop(log, "SIGTERM"));
   process.on("SIGINT", () => void stop(log, "SIGINT"));
 
-  const inventory = await openInventory(config, "server");
+  // A first start takes a few seconds (tokens, keys, database): say each step as it happens.
+  const startedAt = performance.now();
+  const progress = (step: string) => console.log(`pki: [${((performance.now() - startedAt) / 1000).toFixed(1)} s] ${step}`);
+  await assertPortsFree(config.http.bind, [
+    { port: config.http.port, setting: "PKI_HTTP_PORT" },
+    { port: config.http.apiPort, setting: "PKI_API_PORT" },
+  ]);
+  progress(config.databaseUrl ? "connecting to PostgreSQL (DATABASE_URL)" : `opening the embedded database in ${config.embeddedDatabaseDir}`);
+  const inventory = await openInventory(config, "server", progress);
   started.push(() => inventory.close());
-  const report = await initCa(config, inventory, systemClock, "server:init");
-  for (const line of report.lines) log.info(line);
+  progress("database ready");
+  const report = await initCa(config, inventory, systemClock, "server:init", "default", progress);
   const runtime = await openCa(config, systemClock, inventory);
+  progress("keys checked against their certificates; starting the listeners");
   started.push(() => runtime.close());
 
   // Everything below needs only the runtime: start it side by side (database round trips,
@@ -65,7 +75,7 @@ async function main(): Promise<void> {
     started.push(() => ocsp.stop());
     return { revocation, ocsp };
   };
-  // The HTTPS issuing API (issue 3), with a certificate from this CA. /readyz is not
+  // The HTTPS issuing API, with a certificate from this CA. /readyz is not
   // reachable before it listens: the public listener opens after it.
   const startIssuingApi = async () => {
     const api = await startApi(runtime, log.child({ role: "api" }));
@@ -85,14 +95,14 @@ async function main(): Promise<void> {
   app.use(dashboardRouter(runtime));
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path}`));
   app.use(problemHandler);
-  // OCSP is answered by a bare node:http handler in front of express (speed, issue 7).
+  // OCSP is answered by a bare node:http handler in front of express (speed).
   const server = createServer(ocsp.handler(app));
   const port = await listen(server, config.http.port, config.http.bind);
   started.push(() => closeGracefully(server));
 
   // Background work, once the process serves: CRL schedule and OCSP pre-signing (their
   // first passes read the inventory), and renewal, expiry alerts, issuer health and
-  // lifecycle (issue 5). Replicas coordinate through PostgreSQL leases; overdue jobs run
+  // lifecycle. Replicas coordinate through PostgreSQL leases; overdue jobs run
   // in the background, not before listening.
   revocation.publisher.start();
   // New issuances and revocations are pre-signed at once; the catch-up sweep (every
@@ -110,6 +120,7 @@ async function main(): Promise<void> {
   }
 
   const publicUrl = `http://${config.http.bind}:${port}`;
+  progress("ready");
   console.log(`root certificate: ${report.rootPemPath}`);
   if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);

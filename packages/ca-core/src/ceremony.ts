@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
 import { Pkcs11Module, Token, softhsmConfig, type Signer } from "@pki/hsm";
@@ -11,6 +11,7 @@ import { serialize, toPem } from "./der.ts";
 import { bindSigner, openToken } from "./keyring.ts";
 import type { Clock } from "./clock.ts";
 import { rootCrlsDue, signRootCrls } from "./crl/root.ts";
+import { badRequest } from "./errors.ts";
 
 const DAY = 86_400_000;
 
@@ -47,13 +48,13 @@ const isSoftHsm = (config: Config) => !!config.hsm.modulePath && /softhsm/i.test
  * with random PINs written to mode-0600 files in the data dir; with any other module the
  * token must have been initialised by its own tooling.
  */
-function ensureToken(config: Config, which: "root" | "issuing", lines: string[]): void {
+function ensureToken(config: Config, which: "root" | "issuing", say: (line: string) => void): void {
   const tokenConfig = config.hsm[which];
   if (!config.hsm.modulePath) throw new Error("no PKCS#11 module found: install softhsm2 or set PKCS11_MODULE");
   if (isSoftHsm(config) && config.hsm.softhsmConf.startsWith(config.dataDir)) softhsmConfig(config.dataDir);
   const module = Pkcs11Module.load(config.hsm.modulePath, { softhsmConf: config.hsm.softhsmConf });
   if (module.findToken(tokenConfig.label)) {
-    lines.push(`token '${tokenConfig.label}' exists`);
+    say(`token '${tokenConfig.label}' exists`);
     return;
   }
   if (!isSoftHsm(config)) throw new Error(`token '${tokenConfig.label}' not found in ${config.hsm.modulePath}; initialise it with the HSM's tooling first`);
@@ -66,10 +67,52 @@ function ensureToken(config: Config, which: "root" | "issuing", lines: string[])
     tokenConfig.pin = pin;
   }
   writeSecret(path.join(config.dataDir, `${tokenConfig.label}.so-pin`), soPin);
-  lines.push(`token '${tokenConfig.label}' created${generated ? ` (PIN in ${tokenConfig.pinFile})` : ""}`);
+  say(`token '${tokenConfig.label}' created${generated ? ` (PIN in ${tokenConfig.pinFile})` : ""}`);
 }
 
-const stamp = (d: Date) => d.toISOString().slice(0, 10).replaceAll("-", "");
+/**
+ * `<date>-<random>`: one per CA certificate, in its issuer ID and its CN alike. Every CA
+ * certificate thus has a subject of its own, so a relying party that matches CRLs to
+ * issuers by name (RFC 5280 §6.3.3) can never take one intermediate's CRL for another's,
+ * even for two rotations on the same day. The ID is the inventory's primary key, so a
+ * repeated suffix fails the insert rather than reusing a name.
+ */
+const uniqueSuffix = (d: Date) => `${d.toISOString().slice(0, 10).replaceAll("-", "")}-${randomBytes(4).toString("hex")}`;
+
+const hierarchyPrefix = (config: Config, hierarchy: string) => (hierarchy === "default" ? config.ca.name : `${config.ca.name} ${hierarchy}`);
+
+/** Hierarchy names become file names (root-NAME.pem) and URL-free labels: keep them plain. */
+export function assertHierarchyName(hierarchy: string): void {
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(hierarchy)) throw badRequest(`hierarchy name '${hierarchy.slice(0, 32)}' must be up to 32 lower-case letters, digits and dashes, starting with a letter`);
+}
+
+/** Where a hierarchy's trust files live: the default one keeps the README's root.pem and chain.pem. */
+export function trustFilePaths(config: Config, hierarchy: string): { root: string; chain: string } {
+  const suffix = hierarchy === "default" ? "" : `-${hierarchy}`;
+  return { root: path.join(config.dataDir, `root${suffix}.pem`), chain: path.join(config.dataDir, `chain${suffix}.pem`) };
+}
+
+/** Writes `content` unless the file already holds exactly that (a restart touches nothing). */
+function writeIfChanged(file: string, content: string): void {
+  if (existsSync(file) && readFileSync(file, "utf8") === content) return;
+  writeFileSync(file, content, { mode: 0o644 });
+}
+
+/**
+ * Brings a hierarchy's root.pem and chain.pem (the active intermediate, then the root) in
+ * line with the inventory. Run after every change of the active intermediate, in whatever
+ * process made it, so the files a user hands out always verify what the CA issues now.
+ */
+export async function writeTrustFiles(config: Config, inventory: Inventory, hierarchy: string): Promise<{ root: string; chain: string } | undefined> {
+  const root = await inventory.issuers.active(hierarchy, "root");
+  const intermediate = await inventory.issuers.active(hierarchy, "intermediate");
+  if (!root || !intermediate || !existsSync(config.dataDir)) return undefined;
+  const files = trustFilePaths(config, hierarchy);
+  const rootPem = toPem(root.certificateDer);
+  writeIfChanged(files.root, rootPem);
+  writeIfChanged(files.chain, toPem(intermediate.certificateDer) + rootPem);
+  return files;
+}
 
 export interface CaCertificatePlan {
   id: string;
@@ -143,31 +186,44 @@ export async function createCaCertificate(
  * The init ceremony: tokens, root and first intermediate, admin token. Idempotent: what
  * exists is reported and left alone.
  */
-export async function initCa(config: Config, inventory: Inventory, clock: Clock, actor = "cli:init", hierarchy = "default"): Promise<CeremonyReport> {
+export async function initCa(
+  config: Config,
+  inventory: Inventory,
+  clock: Clock,
+  actor = "cli:init",
+  hierarchy = "default",
+  progress: (line: string) => void = () => {},
+): Promise<CeremonyReport> {
+  assertHierarchyName(hierarchy);
+  // Each line is told to `progress` the moment it is known: a first start takes seconds.
   const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    progress(line);
+  };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  ensureToken(config, "root", lines);
-  if (config.hsm.issuing.label !== config.hsm.root.label) ensureToken(config, "issuing", lines);
+  ensureToken(config, "root", say);
+  if (config.hsm.issuing.label !== config.hsm.root.label) ensureToken(config, "issuing", say);
 
   let root = await inventory.issuers.active(hierarchy, "root");
   let intermediate = await inventory.issuers.active(hierarchy, "intermediate");
   const now = clock.now();
   if (root) {
-    lines.push(`root ${root.id} exists (${root.subject}, until ${root.notAfter.toISOString()})`);
+    say(`root ${root.id} exists (${root.subject}, until ${root.notAfter.toISOString()})`);
   }
   if (!root || !intermediate) {
     const rootToken = openToken(config, "root");
     try {
       if (!root) {
-        const prefix = hierarchy === "default" ? config.ca.name : `${config.ca.name} ${hierarchy}`;
+        const suffix = uniqueSuffix(now);
         root = await createCaCertificate(
           inventory,
           config,
           {
-            id: `${hierarchy}-root-${stamp(now)}-${randomBytes(2).toString("hex")}`,
+            id: `${hierarchy}-root-${suffix}`,
             hierarchy,
             role: "root",
-            commonName: `${prefix} Root CA`,
+            commonName: `${hierarchyPrefix(config, hierarchy)} Root CA ${suffix}`,
             keyAlgorithm: config.ca.rootKeyAlgorithm,
             notBefore: new Date(now.getTime() - config.ca.backdateSeconds * 1000),
             notAfter: new Date(now.getTime() + config.ca.rootTtlDays * DAY),
@@ -176,28 +232,25 @@ export async function initCa(config: Config, inventory: Inventory, clock: Clock,
           undefined,
           actor,
         );
-        lines.push(`root ${root.id} created (${root.subject}, ${root.keyAlgorithm}, key ${root.keyUri})`);
+        say(`root ${root.id} created (${root.subject}, ${root.keyAlgorithm}, key ${root.keyUri})`);
       }
       if (!intermediate) {
         intermediate = await createIntermediate(config, inventory, clock, root, rootToken, actor);
-        lines.push(`intermediate ${intermediate.id} created (${intermediate.subject}, ${intermediate.keyAlgorithm}, key ${intermediate.keyUri})`);
+        say(`intermediate ${intermediate.id} created (${intermediate.subject}, ${intermediate.keyAlgorithm}, key ${intermediate.keyUri})`);
       }
       // The root key is at hand only in ceremonies: sign the root's CRL while it is.
-      for (const signed of await signRootCrls(config, inventory, clock, rootToken)) lines.push(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
+      for (const signed of await signRootCrls(config, inventory, clock, rootToken)) say(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
     } finally {
       rootToken.close();
     }
   } else {
-    lines.push(`intermediate ${intermediate.id} exists (${intermediate.subject}, until ${intermediate.notAfter.toISOString()})`);
+    say(`intermediate ${intermediate.id} exists (${intermediate.subject}, until ${intermediate.notAfter.toISOString()})`);
     if (config.hsm.root.pin && (await rootCrlsDue(config, inventory, clock)).length > 0) {
-      for (const signed of await signRootCrls(config, inventory, clock)) lines.push(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
+      for (const signed of await signRootCrls(config, inventory, clock)) say(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
     }
   }
 
-  const rootPemPath = path.join(config.dataDir, "root.pem");
-  const rootPem = toPem(root.certificateDer);
-  writeFileSync(rootPemPath, rootPem, { mode: 0o644 });
-  writeFileSync(path.join(config.dataDir, "chain.pem"), toPem(intermediate.certificateDer) + rootPem, { mode: 0o644 });
+  const rootPemPath = (await writeTrustFiles(config, inventory, hierarchy))?.root ?? trustFilePaths(config, hierarchy).root;
 
   let adminTokenPath: string | undefined = path.join(config.dataDir, "admin.token");
   if ((await inventory.admins.count()) === 0) {
@@ -206,9 +259,9 @@ export async function initCa(config: Config, inventory: Inventory, clock: Clock,
     await inventory.audit.record({ actor, action: "admin.create", target: "bootstrap" });
     if (!config.bootstrapAdminToken) writeSecret(adminTokenPath, token);
     else adminTokenPath = undefined;
-    lines.push(config.bootstrapAdminToken ? "admin token set from PKI_BOOTSTRAP_ADMIN_TOKEN" : `admin token written to ${adminTokenPath}`);
+    say(config.bootstrapAdminToken ? "admin token set from PKI_BOOTSTRAP_ADMIN_TOKEN" : `admin token written to ${adminTokenPath}`);
   } else {
-    lines.push("admin token exists");
+    say("admin token exists");
   }
   return { lines, rootPemPath, adminTokenPath };
 }
@@ -228,15 +281,15 @@ export async function createIntermediate(
     const rootSigner = await bindSigner(rootToken, root);
     const now = clock.now();
     const notAfter = new Date(Math.min(now.getTime() + config.ca.intermediateTtlDays * DAY, root.notAfter.getTime()));
-    const prefix = root.hierarchy === "default" ? config.ca.name : `${config.ca.name} ${root.hierarchy}`;
+    const suffix = uniqueSuffix(now);
     return await createCaCertificate(
       inventory,
       config,
       {
-        id: `${root.hierarchy}-int-${stamp(now)}-${randomBytes(2).toString("hex")}`,
+        id: `${root.hierarchy}-int-${suffix}`,
         hierarchy: root.hierarchy,
         role: "intermediate",
-        commonName: `${prefix} Issuing CA ${stamp(now)}`,
+        commonName: `${hierarchyPrefix(config, root.hierarchy)} Issuing CA ${suffix}`,
         keyAlgorithm: config.ca.issuingKeyAlgorithm,
         notBefore: new Date(now.getTime() - config.ca.backdateSeconds * 1000),
         notAfter,

@@ -16,8 +16,9 @@ export class CaError extends Error {
   constructor(
     readonly kind: CaErrorKind,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = "CaError";
   }
 }

@@ -7,7 +7,9 @@ export { Keyring, StartupCheckError, type ServingIssuer } from "./keyring.ts";
 export { type KeyringChange } from "./keyring.ts";
 export {
   rotateIntermediate,
+  activateIntermediate,
   activateDueIntermediates,
+  presentedIssuerStatus,
   expireRetiredIntermediates,
   revokeIntermediate,
   renewFromInventory,
@@ -17,7 +19,8 @@ export {
   type IssuerRevocationReport,
   type RenewalPolicy,
 } from "./rotation.ts";
-export { initCa, createIntermediate, revocationUrls, leafRevocationUrls, type CeremonyReport } from "./ceremony.ts";
+export { initCa, createIntermediate, revocationUrls, leafRevocationUrls, writeTrustFiles, trustFilePaths, type CeremonyReport } from "./ceremony.ts";
+export { API_LISTENER_REQUESTER, isInternalCertificate } from "./internal-certificates.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
 export { type Clock, systemClock } from "./clock.ts";
 export { toPem, pemBlocks } from "./der.ts";

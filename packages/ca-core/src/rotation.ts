@@ -7,8 +7,9 @@ import type { Activation, CertificateRecord, Inventory, IssuerRecord, Provisione
 import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
 import type { Authority, IssuedCertificate } from "./authority.ts";
 import type { Clock } from "./clock.ts";
-import { createIntermediate } from "./ceremony.ts";
-import { CaError, badRequest, conflict, notFound } from "./errors.ts";
+import { createIntermediate, writeTrustFiles } from "./ceremony.ts";
+import { isInternalCertificate } from "./internal-certificates.ts";
+import { CaError, badRequest, notFound } from "./errors.ts";
 import { openToken } from "./keyring.ts";
 import { parseSan } from "./names.ts";
 import { isProfileName, type ProfileName } from "./profiles.ts";
@@ -62,17 +63,29 @@ export async function rotateIntermediate(config: Config, inventory: Inventory, c
     lines.push(`${staged.id} becomes active at ${params.activateAt.toISOString()} (the scheduler's issuer-lifecycle job switches it)`);
     return { staged, activateAt: params.activateAt, lines };
   }
-  const activation = await inventory.issuerLifecycle.activate(staged.id, now, params.actor);
+  const activation = await activateIntermediate(config, inventory, staged.id, now, params.actor);
   lines.push(`activated ${activation.activated.id}`);
   for (const r of activation.retired) lines.push(`retired ${r.id} (signs nothing new; keeps CRL and OCSP until its last certificate expires, ${r.notAfter.toISOString()} at the latest)`);
   return { staged: activation.activated, activation, lines };
 }
 
+/**
+ * Makes a staged intermediate the active one (the previous one retires) and rewrites the
+ * hierarchy's chain.pem, so the files users verify with follow every switch at once.
+ */
+export async function activateIntermediate(config: Config, inventory: Inventory, issuerId: string, at: Date, actor: string): Promise<Activation> {
+  const activation = await inventory.issuerLifecycle.activate(issuerId, at, actor).catch((error: Error) => {
+    throw new CaError("conflict", error.message, { cause: error });
+  });
+  await writeTrustFiles(config, inventory, activation.activated.hierarchy);
+  return activation;
+}
+
 /** Activates staged intermediates whose time has come; what the issuer-lifecycle job runs. */
-export async function activateDueIntermediates(inventory: Inventory, clock: Clock, actor: string): Promise<Activation[]> {
+export async function activateDueIntermediates(config: Config, inventory: Inventory, clock: Clock, actor: string): Promise<Activation[]> {
   const done: Activation[] = [];
   for (const staged of await inventory.issuerLifecycle.dueActivations(clock.now())) {
-    done.push(await inventory.issuerLifecycle.activate(staged.id, clock.now(), actor));
+    done.push(await activateIntermediate(config, inventory, staged.id, clock.now(), actor));
   }
   return done;
 }
@@ -80,6 +93,11 @@ export async function activateDueIntermediates(inventory: Inventory, clock: Cloc
 /** Retired intermediates with no unexpired certificate left become `expired`. */
 export async function expireRetiredIntermediates(inventory: Inventory, clock: Clock, actor: string): Promise<IssuerRecord[]> {
   return inventory.issuerLifecycle.expireRetired(clock.now(), actor);
+}
+
+/** What operators see: a revoked CA certificate says so, whatever its lifecycle status. */
+export function presentedIssuerStatus(issuer: { status: string; revokedAt: Date | null }): string {
+  return issuer.revokedAt ? "revoked" : issuer.status;
 }
 
 /** RFC 5280 reasons that make sense for a CA certificate. */
@@ -113,13 +131,20 @@ export async function revokeIntermediate(
   const issuer = await inventory.issuers.get(params.issuerId);
   if (!issuer) throw notFound(`no issuer ${params.issuerId}`);
   if (issuer.role !== "intermediate") throw badRequest(`${issuer.id} is a root; roots are not revoked, they are removed from trust stores`);
-  if (issuer.revokedAt) throw conflict(`issuer ${issuer.id} is already revoked (${REASON_NAMES[issuer.revocationReason ?? 0]})`);
   const lines: string[] = [];
+  if (issuer.revokedAt) {
+    // A re-run (say after a re-issue that failed half way) picks up where the first run
+    // stopped: the revocation stands, and only what still needs a successor is listed.
+    lines.push(`${issuer.id} is already revoked (${REASON_NAMES[issuer.revocationReason ?? 0]}, at ${issuer.revokedAt.toISOString()}); listing what still needs re-issuing`);
+    const affected = await stillToReissue(inventory, issuer.id, clock);
+    lines.push(`${affected.length} unexpired certificate(s) chained to ${issuer.id} without a successor`);
+    return { revoked: issuer, affected, lines };
+  }
   let replacement: IssuerRecord | undefined;
   if (issuer.status === "active") {
     const staged = (await inventory.issuerLifecycle.staged(issuer.hierarchy)).find((s) => s.notAfter > clock.now());
     if (staged) {
-      replacement = (await inventory.issuerLifecycle.activate(staged.id, clock.now(), params.actor)).activated;
+      replacement = (await activateIntermediate(config, inventory, staged.id, clock.now(), params.actor)).activated;
       lines.push(`activated the staged ${replacement.id} in place of ${issuer.id}`);
     } else {
       const rotation = await rotateIntermediate(config, inventory, clock, { hierarchy: issuer.hierarchy, actor: params.actor });
@@ -135,9 +160,20 @@ export async function revokeIntermediate(
   for (const signed of await signRootCrls(config, inventory, clock)) {
     if (signed.rootId === issuer.parentId) lines.push(`root CRL of ${signed.rootId} #${signed.meta.number} signed with ${signed.meta.entries} revoked intermediate(s), next update ${signed.meta.nextUpdate.toISOString()}`);
   }
-  const affected = await inventory.certificateScans.chainedTo(issuer.id, clock.now());
+  const affected = await stillToReissue(inventory, issuer.id, clock);
   lines.push(`${affected.length} unexpired certificate(s) chained to ${issuer.id}`);
   return { revoked, ...(replacement ? { replacement } : {}), affected, lines };
+}
+
+/**
+ * Services' certificates under `issuerId` that are valid, unexpired and not yet succeeded.
+ * The CA's own certificates are left out: the publisher gives the replacement its own OCSP
+ * responder certificate, and the API renews its listener certificate when its issuer is
+ * revoked.
+ */
+async function stillToReissue(inventory: Inventory, issuerId: string, clock: Clock): Promise<CertificateRecord[]> {
+  const chained = await inventory.certificateScans.chainedTo(issuerId, clock.now());
+  return chained.filter((record) => !isInternalCertificate(record) && !record.successorSerial);
 }
 
 /** Lifetime the successor gets: the predecessor's, without the backdating. */

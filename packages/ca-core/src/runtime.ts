@@ -8,8 +8,8 @@ import { CaEvents } from "./events.ts";
 import { createLogger } from "@pki/logger";
 
 /** Opens the inventory (running migrations). Servers keep the embedded database; the CLI borrows it. */
-export async function openInventory(config: Config, role: "server" | "cli" = "cli"): Promise<Inventory> {
-  return Inventory.open({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir, embeddedRole: role });
+export async function openInventory(config: Config, role: "server" | "cli" = "cli", progress?: (step: string) => void): Promise<Inventory> {
+  return Inventory.open({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir, embeddedRole: role, ...(progress ? { progress } : {}) });
 }
 
 /** Everything a serving process needs: inventory, start-up-checked keyring, issuance cycle. */

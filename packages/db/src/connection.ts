@@ -27,6 +27,8 @@ export interface ConnectOptions {
   embeddedRole?: EmbeddedRole;
   /** PostgreSQL pool size per process */
   poolSize?: number;
+  /** told each slow step as it happens (first start creates the embedded database) */
+  progress?: (step: string) => void;
 }
 
 const runnerFor = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
@@ -36,7 +38,7 @@ const runnerFor = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
   query: async (text, params) => (await client.query(text, params as unknown[])).rows,
 });
 
-async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, release?: () => Promise<void>): Promise<Connection> {
+async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, progress: (step: string) => void, release?: () => Promise<void>): Promise<Connection> {
   const pool = new pg.Pool({ connectionTimeoutMillis: 5000, ...poolConfig });
   // An idle client losing its server must not crash the process; the pool replaces it.
   pool.on("error", () => {});
@@ -49,7 +51,8 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, release
       throw new Error(`cannot connect to the ${kind === "embedded" ? "embedded database" : "PostgreSQL server"}: ${error.message}`);
     });
     try {
-      await applyMigrations(runnerFor(migrator));
+      const applied = await applyMigrations(runnerFor(migrator));
+      if (applied.length) progress(`database schema: applied ${applied.join(", ")}`);
     } finally {
       migrator.release();
     }
@@ -75,11 +78,12 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, release
 /** Connects and brings the schema up to date (migrations are idempotent and locked). */
 export async function connect(options: ConnectOptions): Promise<Connection> {
   const max = options.poolSize ?? 10;
-  if (options.url) return open("postgresql", { connectionString: options.url, max });
-  const endpoint = await embeddedEndpoint(options.embeddedDir, options.embeddedRole ?? "cli");
+  const progress = options.progress ?? (() => {});
+  if (options.url) return open("postgresql", { connectionString: options.url, max }, progress);
+  const endpoint = await embeddedEndpoint(options.embeddedDir, options.embeddedRole ?? "cli", progress);
   // One connection per process: PGlite is a single backend, and pglite-socket interleaves
   // the extended-protocol messages of concurrent connections (seen as "bind message
   // supplies 7 parameters, but prepared statement requires 2"). Group commit keeps one
   // connection enough for the quickstart; production uses PostgreSQL.
-  return open("embedded", { host: endpoint.socketDir, port: endpoint.port, user: "postgres", database: "postgres", max: 1 }, endpoint.release);
+  return open("embedded", { host: endpoint.socketDir, port: endpoint.port, user: "postgres", database: "postgres", max: 1 }, progress, endpoint.release);
 }

@@ -6,6 +6,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { copyEmbeddedTemplate } from "./embedded-template.ts";
 // PGlite is imported where the embedded database is opened, so a process on PostgreSQL
 // (DATABASE_URL) does not load it at start-up.
 
@@ -60,7 +61,7 @@ function tryLock(lockFile: string, role: EmbeddedRole): boolean {
  * Finds or becomes the owner of the embedded database in `dir`. A server waits for a CLI
  * owner to finish rather than depend on it; anyone else connects to a live owner.
  */
-export async function embeddedEndpoint(dir: string, role: EmbeddedRole): Promise<EmbeddedEndpoint> {
+export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress: (step: string) => void = () => {}): Promise<EmbeddedEndpoint> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socketDir = path.join(dir, "run");
   const socketPath = path.join(socketDir, `.s.PGSQL.${PORT}`);
@@ -81,7 +82,13 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole): Promise
       import("@electric-sql/pglite/contrib/pg_trgm"),
       import("@electric-sql/pglite-socket"),
     ]);
-    const db = await PGlite.create(path.join(dir, "data"), { extensions: { pg_trgm } });
+    const dataDir = path.join(dir, "data");
+    if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+      rmSync(dataDir, { recursive: true, force: true }); // what an interrupted first start left
+      if (copyEmbeddedTemplate(dataDir)) progress(`embedded database created in ${dataDir} (from the install-time template)`);
+      else progress(`creating the embedded database in ${dataDir} (no install-time template matches this code: this takes a few seconds)`);
+    }
+    const db = await PGlite.create(dataDir, { extensions: { pg_trgm } });
     const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 64 });
     await server.start();
     return {

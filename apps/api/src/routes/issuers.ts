@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CaError, StartupCheckError, rotateIntermediate, toPem, type CaRuntime } from "@pki/ca-core";
+import { CaError, StartupCheckError, presentedIssuerStatus, rotateIntermediate, toPem, type CaRuntime } from "@pki/ca-core";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
@@ -22,7 +22,7 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
             id: i.id,
             hierarchy: i.hierarchy,
             role: i.role,
-            status: i.status,
+            status: presentedIssuerStatus(i),
             parentId: i.parentId,
             subject: i.subject,
             serial: i.serial,
@@ -67,7 +67,7 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         return {
           status: 201,
           body: {
-            issuer: { id: i.id, hierarchy: i.hierarchy, role: i.role, status: i.status, parentId: i.parentId, subject: i.subject, serial: i.serial, notBefore: i.notBefore.toISOString(), notAfter: i.notAfter.toISOString(), keyAlgorithm: i.keyAlgorithm, certificate: toPem(i.certificateDer) },
+            issuer: { id: i.id, hierarchy: i.hierarchy, role: i.role, status: presentedIssuerStatus(i), parentId: i.parentId, subject: i.subject, serial: i.serial, notBefore: i.notBefore.toISOString(), notAfter: i.notAfter.toISOString(), keyAlgorithm: i.keyAlgorithm, certificate: toPem(i.certificateDer) },
             activateAt: report.activateAt?.toISOString() ?? null,
             retired: report.activation?.retired.map((r) => r.id) ?? [],
           },

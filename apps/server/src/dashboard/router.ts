@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import express, { type Router } from "express";
-import type { CaRuntime } from "@pki/ca-core";
+import { presentedIssuerStatus, type CaRuntime } from "@pki/ca-core";
 import { sendProblem } from "@pki/http-kit";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -36,7 +36,7 @@ export function dashboardRouter(runtime: CaRuntime): Router {
     res.setHeader("cache-control", "no-store");
     res.json({
       generatedAt: now.toISOString(),
-      issuers: issuers.map((i) => ({ id: i.id, hierarchy: i.hierarchy, role: i.role, status: i.status, parentId: i.parentId, subject: i.subject, notAfter: i.notAfter.toISOString(), keyAlgorithm: i.keyAlgorithm })),
+      issuers: issuers.map((i) => ({ id: i.id, hierarchy: i.hierarchy, role: i.role, status: presentedIssuerStatus(i), parentId: i.parentId, subject: i.subject, notAfter: i.notAfter.toISOString(), keyAlgorithm: i.keyAlgorithm })),
       counts,
       expiry,
       audit: audit.map((a) => ({ at: a.at.toISOString(), actor: a.actor, action: a.action, target: a.target, outcome: a.outcome, sourceIp: a.sourceIp })),
