@@ -1,6 +1,9 @@
 // The operator's CLI and the issuing API share one core and one inventory: a provisioner
 // added with `pki provisioner add` enrols over HTTPS, `pki cert show|list|revoke` see and
 // change what the API issued, and removal stops the token at once.
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
@@ -72,5 +75,28 @@ describe("pki provisioner and pki cert against the API's inventory", () => {
     expect(pki(["provisioner", "remove", "nobody"], t.ca.env).stderr.trim()).toBe("pki: no provisioner named 'nobody'");
     expect(pki(["cert", "show", "ZZ"], t.ca.env).stderr.trim()).toBe("pki: 'ZZ' is not a certificate serial (lowercase hex)");
     expect(pki(["cert", "show", "01abcdef"], t.ca.env).stderr.trim()).toBe("pki: no certificate with serial 01abcdef");
+    // the API answers 400 for these; the CLI says why instead of printing nothing
+    const short = pki(["certs", "list", "-q", "ab"], t.ca.env);
+    expect(short.status).toBe(1);
+    expect(short.stderr).toMatch(/^pki: .*must be at least 3 characters/);
+    expect(pki(["certs", "list", "-q", "ab\u0001c"], t.ca.env).stderr).toMatch(/^pki: .*control characters/);
+  });
+
+  it("with no command, prints its help", () => {
+    const bare = pki([], t.ca.env);
+    expect(bare.status).toBe(0);
+    expect(bare.stdout).toMatch(/^Usage: pki /);
+    expect(bare.stdout).toMatch(/provisioner/);
+  });
+
+  it("--token-out makes the token file owner-only, even over an existing 0644 file", () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "pki-token-")), "token");
+    writeFileSync(file, "old\n", { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const added = pki(["provisioner", "add", "tokenfile", "--names", "DNS:.tokenfile.example", "--token-out", file], t.ca.env);
+    expect(added.status, added.stderr).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, "utf8")).toMatch(/^pkp_[A-Za-z0-9_-]{43}\n$/);
+    expect(added.stdout).toBe("");
   });
 });

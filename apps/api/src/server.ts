@@ -3,13 +3,13 @@
 // good, renewed after two thirds of its lifetime or at once when its issuer is revoked,
 // without dropping connections (setSecureContext).
 import { generateKeyPairSync } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
-import { API_LISTENER_REQUESTER, CaError, formatSan, toPem, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
+import { API_LISTENER_REQUESTER, CaError, formatSan, toPem, writeSecretFile, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
 import { closeGracefully, listen } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import { createApiApp, type ApiAppOptions } from "./app.ts";
@@ -87,8 +87,7 @@ const listenerFiles = (runtime: CaRuntime) => ({ key: path.join(runtime.config.d
 function saveListenerCredentials(runtime: CaRuntime, { issued, keyPem }: ListenerCredentials): void {
   const files = listenerFiles(runtime);
   try {
-    writeFileSync(files.key, keyPem, { mode: 0o600 });
-    chmodSync(files.key, 0o600);
+    writeSecretFile(files.key, keyPem);
     writeFileSync(files.serial, `${issued.serial}\n`, { mode: 0o644 });
   } catch {
     // read-only data dir: the next start issues a new certificate

@@ -16,6 +16,7 @@ import {
   systemClock,
   rotateIntermediate,
   activateIntermediate,
+  writeSecretFile,
   presentedIssuerStatus,
   revokeIntermediate,
   reissueCertificates,
@@ -42,6 +43,14 @@ const date = (value: string) => {
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) throw new InvalidArgumentError("must be a date such as 2026-12-01 or 2026-12-01T12:00:00Z");
   return d;
+};
+
+// The API's rule for q: a shorter term would scan the whole inventory.
+const searchTerm = (value: string) => {
+  if ([...value].length < 3) throw new InvalidArgumentError("must be at least 3 characters (shorter terms would scan the whole inventory)");
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new InvalidArgumentError("must not contain control characters");
+  return value;
 };
 
 let config: Config;
@@ -137,7 +146,7 @@ certs
   .option("--status <status>", "pending, valid, revoked, failed or expired")
   .option("--issuer <id>", "issuer id")
   .option("--profile <name>", "profile")
-  .option("-q, --query <text>", "text in the subject or a SAN")
+  .option("-q, --query <text>", "text in the subject or a SAN, at least 3 characters", searchTerm)
   .option("--expires-before <date>", "notAfter before this date", date)
   .option("--expires-after <date>", "notAfter after this date", date)
   .option("--limit <n>", "at most this many", positiveInt("--limit"), 100)
@@ -420,7 +429,7 @@ provisioners
     const inventory = await openInventory(cfg());
     try {
       const { record, token } = await createProvisioner({ inventory, config: cfg() }, { name, profiles: opts.profiles, names: opts.names, maxTtlSeconds: opts.maxTtl, hierarchy: opts.hierarchy }, { actor: operator() });
-      if (opts.tokenOut) writeFileSync(opts.tokenOut, `${token}\n`, { mode: 0o600 });
+      if (opts.tokenOut) writeSecretFile(opts.tokenOut, `${token}\n`);
       else console.log(token);
       console.error(`provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s. The token is not stored and cannot be shown again.`);
     } finally {
@@ -490,7 +499,10 @@ function oneLine(error: unknown): string {
   return String(error);
 }
 
-program.parseAsync(process.argv).then(
+// With no command, say what there is rather than nothing.
+const argv = process.argv.length <= 2 ? [...process.argv, "help"] : process.argv;
+
+program.parseAsync(argv).then(
   () => process.exit(0),
   (error: unknown) => {
     if (error instanceof CommanderError && (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help")) process.exit(0);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
 import { Pkcs11Module, Token, softhsmConfig, type Signer } from "@pki/hsm";
@@ -12,6 +12,7 @@ import { bindSigner, openToken } from "./keyring.ts";
 import type { Clock } from "./clock.ts";
 import { rootCrlsDue, signRootCrls } from "./crl/root.ts";
 import { badRequest } from "./errors.ts";
+import { writeSecretFile } from "./secret-file.ts";
 
 const DAY = 86_400_000;
 
@@ -35,11 +36,7 @@ export function leafRevocationUrls(publicUrl: string, issuerId: string): Revocat
   return { ...revocationUrls(publicUrl, issuerId), deltaCrl: `${publicUrl}/crl/${issuerId}-delta.crl` };
 }
 
-function writeSecret(file: string, value: string): void {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${value}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
-}
+const writeSecret = (file: string, value: string) => writeSecretFile(file, `${value}\n`);
 
 const isSoftHsm = (config: Config) => !!config.hsm.modulePath && /softhsm/i.test(config.hsm.modulePath);
 

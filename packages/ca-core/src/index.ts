@@ -21,6 +21,7 @@ export {
 } from "./rotation.ts";
 export { initCa, createIntermediate, revocationUrls, leafRevocationUrls, writeTrustFiles, trustFilePaths, type CeremonyReport } from "./ceremony.ts";
 export { API_LISTENER_REQUESTER, isInternalCertificate } from "./internal-certificates.ts";
+export { writeSecretFile } from "./secret-file.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
 export { type Clock, systemClock } from "./clock.ts";
 export { toPem, pemBlocks } from "./der.ts";
