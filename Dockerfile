@@ -5,10 +5,18 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY . .
+# An explicit list, never `COPY . .`: the checkout may hold secrets/ (compose's secret
+# files), a quickstart .pki/ with PINs and keys, or other local files that must not end
+# up in an image layer. .dockerignore excludes them too, as a second line.
+COPY package.json package-lock.json turbo.json tsconfig.base.json prisma.config.ts ./
+COPY apps ./apps
+COPY packages ./packages
+COPY prisma ./prisma
+COPY hsm ./hsm
+COPY test/package.json ./test/package.json
 RUN npm install --no-audit --no-fund \
  && npm prune --omit=dev --no-audit --no-fund \
- && rm -rf test bench .ci
+ && rm -rf test
 
 # Stage 2: the runtime, with SoftHSM2 for tokens kept in a volume (an HSM's PKCS#11
 # library would be added here instead), running as an unprivileged user.

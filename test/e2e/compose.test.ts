@@ -42,4 +42,24 @@ describe("docker-compose.yml", () => {
     const ocsp = text.slice(text.indexOf("ocsp-responder:\n"), text.indexOf("crl-publisher:\n"));
     expect(ocsp).not.toMatch(/PIN|tokens:/);
   });
+
+  it("builds images from an explicit list of paths, so secrets/ and .pki/ can never be baked in", () => {
+    const dockerfile = readFileSync(path.join(REPO_ROOT, "Dockerfile"), "utf8");
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/).slice(0, -1));
+    expect(copied.length).toBeGreaterThan(0);
+    for (const source of copied) {
+      expect(source).not.toMatch(/^\.\/?$|\*/); // no whole-context or wildcard copies
+      expect(["secrets", ".pki", ".git", "node_modules"].some((secret) => source === secret || source.startsWith(`${secret}/`))).toBe(false);
+    }
+    for (const ignoreFile of [".dockerignore", ".gitignore"]) expect(readFileSync(path.join(REPO_ROOT, ignoreFile), "utf8")).toMatch(/^secrets\/?$/m);
+  });
+
+  it("gives the API's TLS certificate the names clients use, and relying parties a plain-HTTP public URL", () => {
+    const api = composeConfig().stdout;
+    expect(api).toMatch(/PKI_API_TLS_NAMES: localhost,127\.0\.0\.1/);
+    expect(api).toMatch(/PKI_PUBLIC_URL: http:\/\//);
+    const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+    // the README's compose command names an http:// public URL: the edge serves plain HTTP
+    for (const m of readme.matchAll(/PKI_PUBLIC_URL=(\S+) .*docker.compose up/g)) expect(m[1]).toMatch(/^http:\/\//);
+  });
 });

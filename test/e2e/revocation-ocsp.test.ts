@@ -271,7 +271,7 @@ describe("a responder process of its own", () => {
     url = `http://127.0.0.1:${port}`;
     // No PIN and no token configuration at all: it serves from the database alone.
     const env = childEnv({ PKI_DATA_DIR: scratchDir(), DATABASE_URL: rca.ca.env.DATABASE_URL!, PKI_HTTP_PORT: String(port), PKI_LOG_LEVEL: "warn", PKI_REVOCATION_POLL_MS: "200" }) as Record<string, string>;
-    child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/ocsp-responder/src/main.ts")], { env, stdio: "ignore" });
+    child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/ocsp-responder/src/main.ts")], { env, stdio: "ignore" });
     for (let i = 0; i < 200; i++) {
       const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
       if (up) return;

@@ -14,7 +14,7 @@ import { opensslCsr, opensslVerify, run, scratchDir, writeTemp } from "../suppor
 /** The CLI as a child process that does not block this process's event loop (the load keeps running). */
 function pkiAsync(args: string[], env: Record<string, string>): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/cli/src/main.ts"), ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/cli/src/main.ts"), ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

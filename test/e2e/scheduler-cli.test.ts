@@ -31,7 +31,7 @@ describe("scheduler from the command line and as its own process", () => {
   });
 
   it("apps/scheduler runs alone: overdue jobs run at start-up, SIGTERM stops it cleanly", async () => {
-    const child = spawn(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
       cwd: REPO_ROOT,
       env: childEnv({ ...ca.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(await freePort()) }),
     });

@@ -26,8 +26,13 @@ export function run(command: string, args: string[], options: { env?: Record<str
 }
 
 /** The `pki` CLI, as an operator runs it. */
+/**
+ * The CLI as `node --import tsx`, one process as in production. The `tsx` command instead
+ * runs a second node process and relays signals to it, giving it 30 ms to acknowledge
+ * before a SIGKILL: a busy child misses that and exits 143 instead of shutting down.
+ */
 export function pki(args: string[], env: Record<string, string>): RunResult {
-  return run(path.join(REPO_ROOT, "node_modules/.bin/tsx"), [path.join(REPO_ROOT, "apps/cli/src/main.ts"), ...args], { env });
+  return run(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/cli/src/main.ts"), ...args], { env });
 }
 
 export const scratchDir = () => mkdtempSync(path.join(tmpdir(), "pki-scratch-"));

@@ -9,21 +9,29 @@ import { createScheduler } from "./scheduler.ts";
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "scheduler");
-  const runtime = await openCa(config, systemClock);
-  const scheduler = createScheduler({ runtime, log });
-  const caughtUp = await scheduler.start();
-  // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
-  const ops = await startOpsListener(config.http, runtimeReadiness(runtime));
-  log.info({ runner: scheduler.runnerId, jobs: [...scheduler.jobs.values()].map((j) => `${j.name} (${j.schedule})`), ranAtStartup: caughtUp.filter((r) => r.ran).map((r) => r.job) }, "scheduler started");
+  // Handlers go in first: a signal during start-up (catch-up jobs can take a while) still
+  // shuts down cleanly, closing whatever has been opened so far, in reverse order.
+  const opened: Array<() => Promise<unknown>> = [];
+  let stopping = false;
   const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     log.info({ signal }, "scheduler stopping");
-    await scheduler.stop();
-    await closeGracefully(ops);
-    await runtime.close();
+    for (const close of opened.reverse()) await close();
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+
+  const runtime = await openCa(config, systemClock);
+  opened.push(() => runtime.close());
+  const scheduler = createScheduler({ runtime, log });
+  opened.push(() => scheduler.stop());
+  const caughtUp = await scheduler.start();
+  // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
+  const ops = await startOpsListener(config.http, runtimeReadiness(runtime));
+  opened.push(() => closeGracefully(ops));
+  log.info({ runner: scheduler.runnerId, jobs: [...scheduler.jobs.values()].map((j) => `${j.name} (${j.schedule})`), ranAtStartup: caughtUp.filter((r) => r.ran).map((r) => r.job) }, "scheduler started");
 }
 
 main().catch((error: unknown) => {
