@@ -26,8 +26,17 @@ import {
 const POLL_OVERLAP_MS = 10_000;
 const ISSUER_REFRESH_MS = 30_000;
 const UNKNOWN_ISSUER_RECHECK_MS = 1000;
-/** Distinct raw requests remembered, so repeated requests skip ASN.1 parsing. */
-const REQUEST_CACHE_LIMIT = 200_000;
+/**
+ * Repeated requests skip ASN.1 parsing: the DER of a plain request (one CertID, nothing
+ * else) maps to what it asks. Keys are the decoded bytes, never the URL (one request has
+ * endless URL spellings), only plain requests naming a certificate we hold a response for
+ * are added, and the whole cache is bounded in bytes, oldest out first.
+ */
+export const REQUEST_CACHE_MAX_BYTES = 16 * 1024 * 1024;
+/** A plain request is ~80 (SHA-1) to ~110 (SHA-256) bytes of DER; anything longer is never a key. */
+export const MAX_CACHED_REQUEST_BYTES = 160;
+/** What one cache slot costs besides its key: the Map entry and the resolved record. */
+const REQUEST_CACHE_ENTRY_OVERHEAD_BYTES = 200;
 
 export type OcspOutcome = "good" | "revoked" | "unknown" | "live_multi" | "malformed" | "unauthorized" | "try_later" | "internal_error" | "too_large";
 
@@ -81,6 +90,8 @@ export interface OcspResponderDeps {
   log?: Logger;
   /** present where this process also signs (the all-in-one server, or a responder given the token) */
   live?: OcspSigner;
+  /** bytes the request cache may hold; REQUEST_CACHE_MAX_BYTES unless given */
+  requestCacheMaxBytes?: number;
 }
 
 export class OcspResponder {
@@ -88,6 +99,7 @@ export class OcspResponder {
   /** `${hash}:${nameHash}:${keyHash}` → issuer id, for every intermediate we ever had */
   private issuerByHashes = new Map<string, string>();
   private readonly requestCache = new Map<string, ResolvedRequest>();
+  private requestCacheBytes = 0;
   private lastPoll: Date | undefined;
   private lastIssuerRefresh = 0;
   private lastUnknownIssuerRecheck = 0;
@@ -115,6 +127,24 @@ export class OcspResponder {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** How much the request cache holds: entries, and the bytes they are accounted at. */
+  get requestCacheUsage(): { entries: number; bytes: number } {
+    return { entries: this.requestCache.size, bytes: this.requestCacheBytes };
+  }
+
+  private cacheRequest(key: string, resolved: ResolvedRequest): void {
+    if (this.requestCache.has(key)) return;
+    const cost = key.length + REQUEST_CACHE_ENTRY_OVERHEAD_BYTES;
+    // Map iteration is insertion order: the first keys are the oldest.
+    for (const oldest of this.requestCache.keys()) {
+      if (this.requestCacheBytes + cost <= (this.deps.requestCacheMaxBytes ?? REQUEST_CACHE_MAX_BYTES)) break;
+      this.requestCache.delete(oldest);
+      this.requestCacheBytes -= oldest.length + REQUEST_CACHE_ENTRY_OVERHEAD_BYTES;
+    }
+    this.requestCache.set(key, resolved);
+    this.requestCacheBytes += cost;
   }
 
   /**
@@ -254,15 +284,12 @@ export class OcspResponder {
   }
 
   /**
-   * Answers one DER request. `cacheKey` (the request's base64) lets repeated identical
-   * requests skip parsing; only requests without a nonce are remembered.
+   * The hot path, synchronous: a plain request seen before (same DER) whose pre-signed
+   * response is in memory and current. No parsing, no promise.
    */
-  /**
-   * The hot path, synchronous: a request seen before (same bytes, no nonce) whose
-   * pre-signed response is in memory and current. No parsing, no promise.
-   */
-  answerFromCache(cacheKey: string): OcspAnswer | undefined {
-    const known = this.requestCache.get(cacheKey);
+  answerFromCache(der: Buffer): OcspAnswer | undefined {
+    if (der.length > MAX_CACHED_REQUEST_BYTES) return undefined;
+    const known = this.requestCache.get(der.toString("latin1"));
     if (!known) return undefined;
     const now = this.deps.clock.now().getTime();
     const entry = this.entries.get(known.serialHex);
@@ -270,9 +297,10 @@ export class OcspResponder {
     return undefined;
   }
 
-  async answer(der: Buffer, cacheKey?: string): Promise<OcspAnswer> {
+  /** Answers one DER request (the GET path's decoded bytes or the POST body). */
+  async answer(der: Buffer): Promise<OcspAnswer> {
     const now = this.deps.clock.now().getTime();
-    const cached = cacheKey ? this.answerFromCache(cacheKey) : undefined;
+    const cached = this.answerFromCache(der);
     if (cached) return cached;
     let parsed;
     try {
@@ -304,10 +332,7 @@ export class OcspResponder {
       const { request, issuerId } = resolved[0]!;
       const entry = await this.lookup(request.serialHex, now);
       if (entry && entry.issuerId === issuerId) {
-        if (cacheKey && parsed.nonce === undefined) {
-          if (this.requestCache.size >= REQUEST_CACHE_LIMIT) this.requestCache.clear();
-          this.requestCache.set(cacheKey, { serialHex: request.serialHex, hash: request.hash!, issuerId: issuerId! });
-        }
+        if (parsed.plain && der.length <= MAX_CACHED_REQUEST_BYTES) this.cacheRequest(der.toString("latin1"), { serialHex: request.serialHex, hash: request.hash!, issuerId: issuerId! });
         return this.fromEntry(entry, request.hash!, now);
       }
     }
