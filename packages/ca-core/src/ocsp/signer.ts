@@ -63,7 +63,7 @@ export class OcspSigner {
   private stopping = false;
   private readonly listeners: Array<(records: OcspResponseRecord[]) => void> = [];
   private readonly onIssued = (e: { serial: string }) => this.enqueue(e.serial);
-  private readonly onRevoked = (e: { serial: string }) => this.enqueue(e.serial);
+  private stopSigningRevocations: (() => void) | undefined;
   /** how many responses this process signed, for metrics and tests */
   signedCount = 0;
 
@@ -205,6 +205,20 @@ export class OcspSigner {
     return records;
   }
 
+  /**
+   * Re-signs a just-revoked certificate's response and stores it before the revocation is
+   * reported done; in-process responders have it when this resolves. On failure it is
+   * queued again (and the poll and sweep find it too): the revocation itself stands.
+   */
+  async signRevoked(serial: string): Promise<void> {
+    try {
+      await this.presign(await this.deps.inventory.ocspResponses.statusRows([serial]));
+    } catch (error) {
+      this.deps.log?.error({ err: error, serial }, "re-signing a revoked certificate's OCSP response failed; retrying");
+      this.enqueue(serial);
+    }
+  }
+
   /** Queues a certificate whose status just changed; queued serials are signed together. */
   enqueue(serial: string): void {
     this.queued.add(serial);
@@ -307,7 +321,8 @@ export class OcspSigner {
   start(intervalMs = this.deps.config.revocation.pollMs, options: { firstSweepAfterMs?: number } = {}): void {
     this.stopping = false;
     this.deps.events?.on("issued", this.onIssued);
-    this.deps.events?.on("revoked", this.onRevoked);
+    this.stopSigningRevocations?.();
+    this.stopSigningRevocations = this.deps.events?.beforeRevocationReported((e) => this.signRevoked(e.serial));
     const run = () => {
       if (this.running || this.stopping) return;
       const full = Date.now() - this.lastFullSweep >= FULL_SWEEP_MS;
@@ -339,7 +354,8 @@ export class OcspSigner {
   async stop(): Promise<void> {
     this.stopping = true;
     this.deps.events?.off("issued", this.onIssued);
-    this.deps.events?.off("revoked", this.onRevoked);
+    this.stopSigningRevocations?.();
+    this.stopSigningRevocations = undefined;
     if (this.timer) clearInterval(this.timer);
     await this.settled();
   }
