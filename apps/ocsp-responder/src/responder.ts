@@ -96,8 +96,10 @@ export interface OcspResponderDeps {
 
 export class OcspResponder {
   private readonly entries = new Map<string, Entry>();
-  /** `${hash}:${nameHash}:${keyHash}` → issuer id, for every intermediate we ever had */
+  /** `${hash}:${nameHash}:${keyHash}` → issuer id, for every root and intermediate we ever had */
   private issuerByHashes = new Map<string, string>();
+  /** roots answer only from what they pre-signed in a ceremony: no key here to sign live */
+  private rootIds = new Set<string>();
   private readonly requestCache = new Map<string, ResolvedRequest>();
   private requestCacheBytes = 0;
   private lastPoll: Date | undefined;
@@ -217,8 +219,9 @@ export class OcspResponder {
 
   async refreshIssuers(): Promise<void> {
     const map = new Map<string, string>();
+    const roots = new Set<string>();
     for (const issuer of await this.deps.inventory.issuers.list()) {
-      if (issuer.role !== "intermediate") continue; // the root's status is on its CRL, signed in ceremonies
+      if (issuer.role === "root") roots.add(issuer.id);
       const facts = caCertificateFacts(issuer.certificateDer);
       const bits = publicKeyBits(facts.spki);
       for (const hash of ["sha1", "sha256"] as const) {
@@ -227,6 +230,7 @@ export class OcspResponder {
       }
     }
     this.issuerByHashes = map;
+    this.rootIds = roots;
     this.lastIssuerRefresh = Date.now();
   }
 
@@ -335,6 +339,15 @@ export class OcspResponder {
         if (parsed.plain && der.length <= MAX_CACHED_REQUEST_BYTES) this.cacheRequest(der.toString("latin1"), { serialHex: request.serialHex, hash: request.hash!, issuerId: issuerId! });
         return this.fromEntry(entry, request.hash!, now);
       }
+    }
+    // About an intermediate, the root's pre-signed answer is all there is: the root key
+    // signs only in ceremonies, so no nonce is echoed and nothing is signed live.
+    if (resolved.some((r) => this.rootIds.has(r.issuerId!))) {
+      if (resolved.length === 1) {
+        const entry = await this.lookup(resolved[0]!.request.serialHex, now);
+        if (entry && entry.issuerId === resolved[0]!.issuerId) return this.fromEntry(entry, resolved[0]!.request.hash!, now);
+      }
+      return { httpStatus: 200, body: ERRORS.unauthorized, headers: NO_STORE, outcome: "unauthorized" };
     }
     // Nothing pre-signed fits: several certificates, a nonce to echo, a certificate issued a
     // moment ago, or a serial this issuer never issued.
