@@ -67,7 +67,15 @@ export class OcspSigner {
   /** how many responses this process signed, for metrics and tests */
   signedCount = 0;
 
-  constructor(private readonly deps: OcspSignerDeps) {}
+  constructor(private readonly deps: OcspSignerDeps) {
+    // From construction, not start(): a process serves revocations (the API) before its
+    // background work starts, and each must wait for its response to be re-signed.
+    this.signRevocations();
+  }
+
+  private signRevocations(): void {
+    this.stopSigningRevocations ??= this.deps.events?.beforeRevocationReported((e) => this.signRevoked(e.serial));
+  }
 
   /** In-process responders subscribe here to learn new responses without waiting for their poll. */
   onSigned(listener: (records: OcspResponseRecord[]) => void): void {
@@ -321,8 +329,7 @@ export class OcspSigner {
   start(intervalMs = this.deps.config.revocation.pollMs, options: { firstSweepAfterMs?: number } = {}): void {
     this.stopping = false;
     this.deps.events?.on("issued", this.onIssued);
-    this.stopSigningRevocations?.();
-    this.stopSigningRevocations = this.deps.events?.beforeRevocationReported((e) => this.signRevoked(e.serial));
+    this.signRevocations();
     const run = () => {
       if (this.running || this.stopping) return;
       const full = Date.now() - this.lastFullSweep >= FULL_SWEEP_MS;
