@@ -345,13 +345,13 @@ crl
   });
 crl
   .command("sign-root")
-  .description("ceremony: sign each root's CRL with the root key (needs the root token PIN)")
+  .description("ceremony: sign each root's CRL, and its OCSP answers about its intermediates, with the root key (needs the root token PIN)")
   .action(async () => {
     const inventory = await openInventory(cfg());
     try {
       const signed = await signRootCrls(await ceremonyConfig(), inventory, systemClock);
       if (signed.length === 0) console.log("no unexpired root to sign a CRL for");
-      for (const s of signed) console.log(`${s.rootId}  root CRL #${s.meta.number} (${s.meta.entries} entries), next update ${s.meta.nextUpdate.toISOString()}`);
+      for (const s of signed) console.log(`${s.rootId}  root CRL #${s.meta.number} (${s.meta.entries} entries) and ${s.intermediateStatuses} intermediate OCSP response(s), next update ${s.meta.nextUpdate.toISOString()}`);
     } finally {
       await inventory.close();
     }

@@ -85,13 +85,13 @@ export function ocspHttpHandler(responder: OcspResponder, next: (req: IncomingMe
     if (req.method === "GET" || req.method === "HEAD") {
       const encoded = url.startsWith("/ocsp/") ? url.slice(6) : "";
       if (encoded.length === 0) return send(req, res, MALFORMED, "GET", started);
-      // Relying parties repeat the same GET: the URL itself is the cache key, decoded never.
-      const hit = responder.answerFromCache(url);
-      if (hit) return send(req, res, hit, "GET", started);
       if (encoded.length > MAX_OCSP_REQUEST_BYTES * 2) return send(req, res, TOO_LARGE, "GET", started);
+      // Decoded before any cache sees it: a request has endless URL spellings, one DER.
       const der = decodeGetRequest(encoded);
       if (!der) return send(req, res, MALFORMED, "GET", started);
-      return finish(req, res, "GET", started, responder.answer(der, url));
+      const hit = responder.answerFromCache(der);
+      if (hit) return send(req, res, hit, "GET", started);
+      return finish(req, res, "GET", started, responder.answer(der));
     }
     if (req.method === "POST" && (url === "/ocsp" || url === "/ocsp/")) {
       const declared = Number(req.headers["content-length"] ?? "0");
@@ -119,10 +119,9 @@ export function ocspHttpHandler(responder: OcspResponder, next: (req: IncomingMe
       req.on("end", () => {
         if (refused) return;
         const der = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        const key = der.length <= 512 ? der.toString("base64") : undefined;
-        const hit = key ? responder.answerFromCache(key) : undefined;
+        const hit = responder.answerFromCache(der);
         if (hit) return send(req, res, hit, "POST", started);
-        finish(req, res, "POST", started, responder.answer(der, key));
+        finish(req, res, "POST", started, responder.answer(der));
       });
       req.on("error", () => {});
       return;

@@ -26,8 +26,17 @@ import {
 const POLL_OVERLAP_MS = 10_000;
 const ISSUER_REFRESH_MS = 30_000;
 const UNKNOWN_ISSUER_RECHECK_MS = 1000;
-/** Distinct raw requests remembered, so repeated requests skip ASN.1 parsing. */
-const REQUEST_CACHE_LIMIT = 200_000;
+/**
+ * Repeated requests skip ASN.1 parsing: the DER of a plain request (one CertID, nothing
+ * else) maps to what it asks. Keys are the decoded bytes, never the URL (one request has
+ * endless URL spellings), only plain requests naming a certificate we hold a response for
+ * are added, and the whole cache is bounded in bytes, oldest out first.
+ */
+export const REQUEST_CACHE_MAX_BYTES = 16 * 1024 * 1024;
+/** A plain request is ~80 (SHA-1) to ~110 (SHA-256) bytes of DER; anything longer is never a key. */
+export const MAX_CACHED_REQUEST_BYTES = 160;
+/** What one cache slot costs besides its key: the Map entry and the resolved record. */
+const REQUEST_CACHE_ENTRY_OVERHEAD_BYTES = 200;
 
 export type OcspOutcome = "good" | "revoked" | "unknown" | "live_multi" | "malformed" | "unauthorized" | "try_later" | "internal_error" | "too_large";
 
@@ -81,13 +90,18 @@ export interface OcspResponderDeps {
   log?: Logger;
   /** present where this process also signs (the all-in-one server, or a responder given the token) */
   live?: OcspSigner;
+  /** bytes the request cache may hold; REQUEST_CACHE_MAX_BYTES unless given */
+  requestCacheMaxBytes?: number;
 }
 
 export class OcspResponder {
   private readonly entries = new Map<string, Entry>();
-  /** `${hash}:${nameHash}:${keyHash}` → issuer id, for every intermediate we ever had */
+  /** `${hash}:${nameHash}:${keyHash}` → issuer id, for every root and intermediate we ever had */
   private issuerByHashes = new Map<string, string>();
+  /** roots answer only from what they pre-signed in a ceremony: no key here to sign live */
+  private rootIds = new Set<string>();
   private readonly requestCache = new Map<string, ResolvedRequest>();
+  private requestCacheBytes = 0;
   private lastPoll: Date | undefined;
   private lastIssuerRefresh = 0;
   private lastUnknownIssuerRecheck = 0;
@@ -115,6 +129,24 @@ export class OcspResponder {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** How much the request cache holds: entries, and the bytes they are accounted at. */
+  get requestCacheUsage(): { entries: number; bytes: number } {
+    return { entries: this.requestCache.size, bytes: this.requestCacheBytes };
+  }
+
+  private cacheRequest(key: string, resolved: ResolvedRequest): void {
+    if (this.requestCache.has(key)) return;
+    const cost = key.length + REQUEST_CACHE_ENTRY_OVERHEAD_BYTES;
+    // Map iteration is insertion order: the first keys are the oldest.
+    for (const oldest of this.requestCache.keys()) {
+      if (this.requestCacheBytes + cost <= (this.deps.requestCacheMaxBytes ?? REQUEST_CACHE_MAX_BYTES)) break;
+      this.requestCache.delete(oldest);
+      this.requestCacheBytes -= oldest.length + REQUEST_CACHE_ENTRY_OVERHEAD_BYTES;
+    }
+    this.requestCache.set(key, resolved);
+    this.requestCacheBytes += cost;
   }
 
   /**
@@ -187,8 +219,9 @@ export class OcspResponder {
 
   async refreshIssuers(): Promise<void> {
     const map = new Map<string, string>();
+    const roots = new Set<string>();
     for (const issuer of await this.deps.inventory.issuers.list()) {
-      if (issuer.role !== "intermediate") continue; // the root's status is on its CRL, signed in ceremonies
+      if (issuer.role === "root") roots.add(issuer.id);
       const facts = caCertificateFacts(issuer.certificateDer);
       const bits = publicKeyBits(facts.spki);
       for (const hash of ["sha1", "sha256"] as const) {
@@ -197,6 +230,7 @@ export class OcspResponder {
       }
     }
     this.issuerByHashes = map;
+    this.rootIds = roots;
     this.lastIssuerRefresh = Date.now();
   }
 
@@ -254,15 +288,12 @@ export class OcspResponder {
   }
 
   /**
-   * Answers one DER request. `cacheKey` (the request's base64) lets repeated identical
-   * requests skip parsing; only requests without a nonce are remembered.
+   * The hot path, synchronous: a plain request seen before (same DER) whose pre-signed
+   * response is in memory and current. No parsing, no promise.
    */
-  /**
-   * The hot path, synchronous: a request seen before (same bytes, no nonce) whose
-   * pre-signed response is in memory and current. No parsing, no promise.
-   */
-  answerFromCache(cacheKey: string): OcspAnswer | undefined {
-    const known = this.requestCache.get(cacheKey);
+  answerFromCache(der: Buffer): OcspAnswer | undefined {
+    if (der.length > MAX_CACHED_REQUEST_BYTES) return undefined;
+    const known = this.requestCache.get(der.toString("latin1"));
     if (!known) return undefined;
     const now = this.deps.clock.now().getTime();
     const entry = this.entries.get(known.serialHex);
@@ -270,9 +301,10 @@ export class OcspResponder {
     return undefined;
   }
 
-  async answer(der: Buffer, cacheKey?: string): Promise<OcspAnswer> {
+  /** Answers one DER request (the GET path's decoded bytes or the POST body). */
+  async answer(der: Buffer): Promise<OcspAnswer> {
     const now = this.deps.clock.now().getTime();
-    const cached = cacheKey ? this.answerFromCache(cacheKey) : undefined;
+    const cached = this.answerFromCache(der);
     if (cached) return cached;
     let parsed;
     try {
@@ -304,12 +336,18 @@ export class OcspResponder {
       const { request, issuerId } = resolved[0]!;
       const entry = await this.lookup(request.serialHex, now);
       if (entry && entry.issuerId === issuerId) {
-        if (cacheKey && parsed.nonce === undefined) {
-          if (this.requestCache.size >= REQUEST_CACHE_LIMIT) this.requestCache.clear();
-          this.requestCache.set(cacheKey, { serialHex: request.serialHex, hash: request.hash!, issuerId: issuerId! });
-        }
+        if (parsed.plain && der.length <= MAX_CACHED_REQUEST_BYTES) this.cacheRequest(der.toString("latin1"), { serialHex: request.serialHex, hash: request.hash!, issuerId: issuerId! });
         return this.fromEntry(entry, request.hash!, now);
       }
+    }
+    // About an intermediate, the root's pre-signed answer is all there is: the root key
+    // signs only in ceremonies, so no nonce is echoed and nothing is signed live.
+    if (resolved.some((r) => this.rootIds.has(r.issuerId!))) {
+      if (resolved.length === 1) {
+        const entry = await this.lookup(resolved[0]!.request.serialHex, now);
+        if (entry && entry.issuerId === resolved[0]!.issuerId) return this.fromEntry(entry, resolved[0]!.request.hash!, now);
+      }
+      return { httpStatus: 200, body: ERRORS.unauthorized, headers: NO_STORE, outcome: "unauthorized" };
     }
     // Nothing pre-signed fits: several certificates, a nonce to echo, a certificate issued a
     // moment ago, or a serial this issuer never issued.

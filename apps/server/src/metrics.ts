@@ -12,7 +12,7 @@ export async function refreshStateGauges(runtime: CaRuntime): Promise<void> {
   }
   leafSecondsToExpiry.reset();
   const soonest = await runtime.inventory.certificates.list({ status: "valid", limit: SOONEST_LEAVES }, new Date(now));
-  soonest.items.forEach((leaf, i) => leafSecondsToExpiry.set({ rank: String(i + 1), serial: leaf.serial }, (leaf.notAfter.getTime() - now) / 1000));
+  soonest.items.forEach((leaf, i) => leafSecondsToExpiry.set({ rank: String(i + 1) }, (leaf.notAfter.getTime() - now) / 1000));
   const pool = runtime.inventory.poolStats();
   databasePool.set({ state: "total" }, pool.total);
   databasePool.set({ state: "idle" }, pool.idle);

@@ -70,6 +70,7 @@ export async function revokeCertificate(
   }
   const revocation = { serial, issuerId: result.revoked.issuerId, revokedAt: at, reason };
   certificatesRevoked.inc({ issuer: revocation.issuerId, reason: REASON_NAMES[reason] ?? String(reason) });
-  deps.events.emit("revoked", revocation);
+  // The in-process OCSP signer re-signs before the caller hears "revoked" (see CaEvents).
+  await deps.events.revocationCommitted(revocation);
   return revocation;
 }

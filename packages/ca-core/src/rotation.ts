@@ -50,6 +50,8 @@ export async function rotateIntermediate(config: Config, inventory: Inventory, c
   const rootToken = openToken(config, "root");
   try {
     staged = await createIntermediate(config, inventory, clock, root, rootToken, params.actor, { status: "staged" });
+    // The root key is at hand: sign its OCSP answer about the new intermediate (with its CRL).
+    await signRootCrls(config, inventory, clock, rootToken).catch((error: Error) => lines.push(`root CRL and OCSP not re-signed (${error.message}); run \`pki crl sign-root\``));
   } catch (error) {
     await inventory.audit.record({ actor: params.actor, action: "issuer.rotate.begin", target: root.id, outcome: "error", details: { reason: (error as Error).message } }).catch(() => {});
     throw error;

@@ -34,10 +34,12 @@ export const issuerSecondsToExpiry = new Gauge({
   registers: [registry],
 });
 
+// Labelled by rank only: metrics leave the process for dashboards and third-party
+// monitoring, so they name no certificate (look serials up with `pki certs list`).
 export const leafSecondsToExpiry = new Gauge({
   name: "pki_leaf_soonest_expiry_seconds",
   help: "Seconds until the soonest-expiring valid leaf certificates expire (rank 1 = soonest)",
-  labelNames: ["rank", "serial"] as const,
+  labelNames: ["rank"] as const,
   registers: [registry],
 });
 

@@ -1,7 +1,8 @@
 // The root's CRL lists revoked intermediates and is signed by the root key, which lives on
 // its own token and is used only in ceremonies. So it is long-lived (PKI_ROOT_CRL_DAYS),
 // signed at init and by `pki crl sign-root`, and stored in crl_state like every other
-// CRL: the serving processes publish it without ever holding the root PIN.
+// CRL: the serving processes publish it without ever holding the root PIN. The root's
+// OCSP answers about its intermediates are signed with it, valid as long (ocsp/root-status.ts).
 import type { Config } from "@pki/config";
 import type { CrlMeta, Inventory, IssuerRecord, RevokedEntry } from "@pki/db";
 import type { Token } from "@pki/hsm";
@@ -9,12 +10,15 @@ import type { Clock } from "../clock.ts";
 import { bindSigner, openToken } from "../keyring.ts";
 import { buildAndSignCrl, inMemorySource } from "./builder.ts";
 import { crlUrls } from "./publisher.ts";
+import { signIntermediateStatuses } from "../ocsp/root-status.ts";
 
 const DAY = 86_400_000;
 
 export interface RootCrlResult {
   rootId: string;
   meta: CrlMeta;
+  /** OCSP responses about its intermediates the root signed with the CRL */
+  intermediateStatuses: number;
 }
 
 /** Signs a fresh CRL for every root that is not expired. Opens the root token unless given one. */
@@ -38,7 +42,9 @@ export async function signRootCrls(config: Config, inventory: Inventory, clock: 
         return { ...signed, thisUpdate: new Date(Math.floor(thisUpdate.getTime() / 1000) * 1000), nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000) };
       });
       await inventory.audit.record({ actor: "ceremony", action: "crl.sign-root", target: root.id, details: { number: meta.number.toString(), entries: meta.entries, nextUpdate: meta.nextUpdate.toISOString() } });
-      results.push({ rootId: root.id, meta });
+      const statuses = await signIntermediateStatuses(inventory, { record: root, facts, signer }, issuers, { thisUpdate: meta.thisUpdate, nextUpdate: meta.nextUpdate });
+      await inventory.audit.record({ actor: "ceremony", action: "ocsp.sign-root", target: root.id, details: { intermediates: statuses.map((s) => `${s.serial}:${s.certStatus}`), nextUpdate: meta.nextUpdate.toISOString() } });
+      results.push({ rootId: root.id, meta, intermediateStatuses: statuses.length });
     }
   } finally {
     if (!rootToken) token.close();
@@ -46,13 +52,30 @@ export async function signRootCrls(config: Config, inventory: Inventory, clock: 
   return results;
 }
 
-/** Roots whose CRL is missing or has less than a third of its lifetime left: re-sign them in the next ceremony. */
+/**
+ * Roots whose CRL is missing or has less than a third of its lifetime left, or one of
+ * whose unexpired intermediates has no root-signed OCSP response saying its current
+ * status (a new or revoked intermediate, or a CA set up before roots signed them):
+ * re-sign them in the next ceremony.
+ */
 export async function rootCrlsDue(config: Config, inventory: Inventory, clock: Clock): Promise<string[]> {
   const now = clock.now().getTime();
+  const issuers = await inventory.issuers.list();
   const due: string[] = [];
-  for (const root of (await inventory.issuers.list()).filter((i) => i.role === "root" && i.status !== "expired")) {
+  for (const root of issuers.filter((i) => i.role === "root" && i.status !== "expired")) {
     const state = await inventory.crls.state(root.id);
-    if (!state?.full || state.full.nextUpdate.getTime() - now < (config.revocation.rootCrlDays * DAY) / 3) due.push(root.id);
+    if (!state?.full || state.full.nextUpdate.getTime() - now < (config.revocation.rootCrlDays * DAY) / 3) {
+      due.push(root.id);
+      continue;
+    }
+    for (const intermediate of issuers.filter((i) => i.parentId === root.id && i.notAfter.getTime() > now)) {
+      const response = await inventory.ocspResponses.get(intermediate.serial);
+      const current = response && response.issuerId === root.id && response.nextUpdate.getTime() > now && response.certStatus === (intermediate.revokedAt ? "revoked" : "good");
+      if (!current) {
+        due.push(root.id);
+        break;
+      }
+    }
   }
   return due;
 }

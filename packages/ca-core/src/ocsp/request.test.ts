@@ -20,6 +20,15 @@ beforeAll(() => {
 });
 
 describe("parseOcspRequest", () => {
+  it("calls only a one-CertID request without extensions plain: the only shape a cache may key on", () => {
+    const plain = request(["-serial", "0x01abcdef", "-no_nonce"]);
+    expect(parseOcspRequest(plain).plain).toBe(true);
+    expect(plain.length).toBeLessThanOrEqual(160);
+    expect(parseOcspRequest(request(["-sha256", "-serial", "0x01abcdef", "-no_nonce"])).plain).toBe(true);
+    expect(parseOcspRequest(request(["-serial", "0x01abcdef"])).plain).toBe(false); // a nonce extension
+    expect(parseOcspRequest(request(["-serial", "0x01", "-serial", "0x02", "-no_nonce"])).plain).toBe(false);
+  });
+
   it("reads SHA-1 and SHA-256 CertIDs, several requests, and the nonce", () => {
     const parsed = parseOcspRequest(request(["-serial", "0x01abcdef", "-sha256", "-serial", "0x7f"]));
     expect(parsed.requests.map((r) => [r.hash, r.serialHex])).toEqual([

@@ -42,6 +42,12 @@ export interface ParsedOcspRequest {
   nonce: Buffer | undefined;
   /** the nonce extension as sent, DER of the whole Extension, to echo */
   nonceExtensionDer: Buffer | undefined;
+  /**
+   * One CertID and nothing else: no extensions, requestor name or signature. Only such a
+   * request's bytes may key a cache: everything else is a free-form way for a client to
+   * spell the same question many times over.
+   */
+  plain: boolean;
 }
 
 /** Reads a DER length at `offset`; returns the header size and the content length. */
@@ -98,7 +104,9 @@ export function parseOcspRequest(der: Buffer): ParsedOcspRequest {
     }
     nonceExtensionDer = Buffer.from(AsnConvert.serialize(nonceExt));
   }
-  return { requests, nonce, nonceExtensionDer };
+  const tbs = request.tbsRequest;
+  const plain = requests.length === 1 && !tbs.requestorName && !tbs.requestExtensions?.length && !list[0]!.singleRequestExtensions?.length && !request.optionalSignature;
+  return { requests, nonce, nonceExtensionDer, plain };
 }
 
 /** CertID hashes of an issuer (RFC 6960 §4.1.1): of its subject DER and of its public key bits. */

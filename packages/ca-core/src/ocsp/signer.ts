@@ -63,11 +63,19 @@ export class OcspSigner {
   private stopping = false;
   private readonly listeners: Array<(records: OcspResponseRecord[]) => void> = [];
   private readonly onIssued = (e: { serial: string }) => this.enqueue(e.serial);
-  private readonly onRevoked = (e: { serial: string }) => this.enqueue(e.serial);
+  private stopSigningRevocations: (() => void) | undefined;
   /** how many responses this process signed, for metrics and tests */
   signedCount = 0;
 
-  constructor(private readonly deps: OcspSignerDeps) {}
+  constructor(private readonly deps: OcspSignerDeps) {
+    // From construction, not start(): a process serves revocations (the API) before its
+    // background work starts, and each must wait for its response to be re-signed.
+    this.signRevocations();
+  }
+
+  private signRevocations(): void {
+    this.stopSigningRevocations ??= this.deps.events?.beforeRevocationReported((e) => this.signRevoked(e.serial));
+  }
 
   /** In-process responders subscribe here to learn new responses without waiting for their poll. */
   onSigned(listener: (records: OcspResponseRecord[]) => void): void {
@@ -205,6 +213,20 @@ export class OcspSigner {
     return records;
   }
 
+  /**
+   * Re-signs a just-revoked certificate's response and stores it before the revocation is
+   * reported done; in-process responders have it when this resolves. On failure it is
+   * queued again (and the poll and sweep find it too): the revocation itself stands.
+   */
+  async signRevoked(serial: string): Promise<void> {
+    try {
+      await this.presign(await this.deps.inventory.ocspResponses.statusRows([serial]));
+    } catch (error) {
+      this.deps.log?.error({ err: error, serial }, "re-signing a revoked certificate's OCSP response failed; retrying");
+      this.enqueue(serial);
+    }
+  }
+
   /** Queues a certificate whose status just changed; queued serials are signed together. */
   enqueue(serial: string): void {
     this.queued.add(serial);
@@ -307,7 +329,7 @@ export class OcspSigner {
   start(intervalMs = this.deps.config.revocation.pollMs, options: { firstSweepAfterMs?: number } = {}): void {
     this.stopping = false;
     this.deps.events?.on("issued", this.onIssued);
-    this.deps.events?.on("revoked", this.onRevoked);
+    this.signRevocations();
     const run = () => {
       if (this.running || this.stopping) return;
       const full = Date.now() - this.lastFullSweep >= FULL_SWEEP_MS;
@@ -339,7 +361,8 @@ export class OcspSigner {
   async stop(): Promise<void> {
     this.stopping = true;
     this.deps.events?.off("issued", this.onIssued);
-    this.deps.events?.off("revoked", this.onRevoked);
+    this.stopSigningRevocations?.();
+    this.stopSigningRevocations = undefined;
     if (this.timer) clearInterval(this.timer);
     await this.settled();
   }

@@ -1,0 +1,96 @@
+// The all-in-one server (`npm start`) as relying parties and monitoring see it: a revoke
+// answered by the API is already "revoked" on OCSP, the root answers OCSP about its
+// intermediate, and /metrics names no certificate.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testEnv, REPO_ROOT, type TestEnv } from "../support/harness.ts";
+import { callApi } from "../support/api.ts";
+import { runAsync } from "../support/revocation.ts";
+import { freePort, opensslCsr } from "../support/tools.ts";
+import { childEnv } from "../support/settings.ts";
+
+let env: TestEnv;
+let server: ChildProcess | undefined;
+let output = "";
+let publicUrl = "";
+let apiUrl = "";
+let rootPem = "";
+let adminToken = "";
+
+beforeAll(async () => {
+  env = await testEnv();
+  const httpPort = await freePort();
+  const apiPort = await freePort();
+  publicUrl = `http://127.0.0.1:${httpPort}`;
+  apiUrl = `https://127.0.0.1:${apiPort}`;
+  const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: publicUrl };
+  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
+  server.stdout!.on("data", (d) => (output += d));
+  server.stderr!.on("data", (d) => (output += d));
+  const deadline = Date.now() + 90_000;
+  while (!output.includes("issuing API:")) {
+    if (server.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  rootPem = readFileSync(path.join(env.dataDir, "root.pem"), "utf8");
+  adminToken = readFileSync(path.join(env.dataDir, "admin.token"), "utf8").trim();
+});
+afterAll(async () => {
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+    await once(server, "exit");
+  }
+  await env?.cleanup();
+});
+
+const call = (method: string, urlPath: string, body?: unknown) => callApi(apiUrl, rootPem, method, urlPath, { token: adminToken, ...(body === undefined ? {} : { body }) });
+
+async function issue(commonName: string): Promise<{ serial: string; certPath: string; intermediatePath: string }> {
+  const csr = opensslCsr({ subject: `/CN=${commonName}`, sans: [`DNS:${commonName}`] });
+  const issued = await call("POST", "/v1/certificates", { csr: csr.csrPem, profile: "mtls" });
+  expect(issued.status, issued.text).toBe(201);
+  const certPath = path.join(env.dataDir, `${issued.json.serial}.pem`);
+  writeFileSync(certPath, issued.json.certificate);
+  const intermediatePath = path.join(env.dataDir, "intermediate-of-test.pem");
+  writeFileSync(intermediatePath, issued.json.chain[0]);
+  return { serial: issued.json.serial, certPath, intermediatePath };
+}
+
+const ocsp = (issuerPath: string, certPath: string) =>
+  runAsync("openssl", ["ocsp", "-issuer", issuerPath, "-cert", certPath, "-url", `${publicUrl}/ocsp`, "-CAfile", path.join(env.dataDir, "root.pem"), "-no_nonce"]);
+
+describe("all-in-one server", () => {
+  it("answers revoked on OCSP as soon as the revoke call has returned, with no wait in between", async () => {
+    for (let i = 0; i < 3; i++) {
+      const leaf = await issue(`revoked-${i}.server.example`);
+      const before = await ocsp(leaf.intermediatePath, leaf.certPath);
+      expect(before.stdout + before.stderr).toMatch(/Response verify OK/);
+      expect(before.stdout).toMatch(/: good/);
+      const revoked = await call("POST", `/v1/certificates/${leaf.serial}/revoke`, { reason: "keyCompromise" });
+      expect(revoked.status, revoked.text).toBe(200);
+      const after = await ocsp(leaf.intermediatePath, leaf.certPath);
+      expect(after.stdout + after.stderr).toMatch(/Response verify OK/);
+      expect(after.stdout).toMatch(/: revoked/);
+    }
+  });
+
+  it("answers good about its intermediate, signed by the root at init", async () => {
+    const leaf = await issue("chain.server.example");
+    const out = await ocsp(path.join(env.dataDir, "root.pem"), leaf.intermediatePath);
+    expect(out.stdout + out.stderr).toMatch(/Response verify OK/);
+    expect(out.stdout).toMatch(/: good/);
+  });
+
+  it("/metrics names no certificate", async () => {
+    const leaf = await issue("metrics.server.example");
+    const metrics = await (await fetch(`${publicUrl}/metrics`)).text();
+    expect(metrics).toMatch(/pki_leaf_soonest_expiry_seconds\{rank="1"\} \d/);
+    expect(metrics.toLowerCase()).not.toContain(leaf.serial.toLowerCase());
+    expect(metrics).not.toMatch(/serial=/);
+    // Nothing hex-like as long as a serial (17 octets) appears in any label.
+    expect(metrics).not.toMatch(/="[0-9a-f]{30,}"/i);
+  });
+});
