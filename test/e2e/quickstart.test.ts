@@ -2,6 +2,8 @@
 // the embedded database, then `openssl req` + `pki issue` while the server runs.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { createServer } from "node:net";
+import { connect } from "node:tls";
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -38,6 +40,12 @@ describe("quickstart", () => {
     server.stderr!.on("data", (d) => (output += d));
     await waitFor(() => output.includes("issuing API:"), "the server to listen");
 
+    // each step is printed as it happens, and the database comes from the template npm install built
+    expect(output).toMatch(/pki: \[\d+\.\d s\] embedded database created in .* \(from the install-time template\)/);
+    const steps = [...output.matchAll(/^pki: \[(\d+\.\d) s\] (.*)$/gm)];
+    expect(steps.map((m) => m[2]!).join("\n")).toMatch(/token 'pki-root' created[\s\S]*root \S+ created[\s\S]*intermediate \S+ created[\s\S]*ready$/);
+    const seconds = steps.map((m) => Number(m[1]));
+    expect(seconds).toEqual([...seconds].sort((x, y) => x - y));
     expect(output).toContain(`root certificate: ${path.join(env.dataDir, "root.pem")}`);
     expect(output).toContain(`admin token:      ${path.join(env.dataDir, "admin.token")}`);
     expect(statSync(path.join(env.dataDir, "admin.token")).mode & 0o777).toBe(0o600);
@@ -64,14 +72,42 @@ describe("quickstart", () => {
     const [code] = await once(server, "exit");
     expect(code).toBe(0);
 
-    // A second start reuses the data dir: nothing is created again.
-    output = "";
-    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
-    server.stdout!.on("data", (d) => (output += d));
-    server.stderr!.on("data", (d) => (output += d));
+    const files = ["root.pem", "chain.pem", "api-listener.key", "api-listener.serial"].map((f) => path.join(env.dataDir, f));
+    const snapshot = () => files.map((f) => `${f} ${statSync(f).mtimeMs} ${readFileSync(f, "utf8")}`);
+    const before = snapshot();
+    const listenerSerial = readFileSync(path.join(env.dataDir, "api-listener.serial"), "utf8").trim();
+    const startServer = () => {
+      output = "";
+      server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
+      server.stdout!.on("data", (d) => (output += d));
+      server.stderr!.on("data", (d) => (output += d));
+    };
+
+    // A start that cannot bind its port says so and touches no file.
+    const blocker = createServer().listen(apiPort, "127.0.0.1");
+    await once(blocker, "listening");
+    startServer();
+    const [failed] = await once(server!, "exit");
+    blocker.close();
+    expect(failed).toBe(1);
+    expect(output).toMatch(/cannot listen on 127\.0\.0\.1:\d+ \(PKI_API_PORT\): the port is in use/);
+    expect(snapshot()).toEqual(before);
+
+    // A second start reuses the data dir: nothing is created again, no file is rewritten,
+    // and the API keeps its still-good TLS certificate.
+    startServer();
     await waitFor(() => output.includes("issuing API:"), "the second start");
     expect(output).not.toMatch(/created/);
-    server.kill("SIGTERM");
-    expect((await once(server, "exit"))[0]).toBe(0);
+    expect(snapshot()).toEqual(before);
+    const served = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: "127.0.0.1", port: apiPort, rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerCertificate().serialNumber.toLowerCase());
+        socket.end();
+      });
+      socket.once("error", reject);
+    });
+    expect(served.replace(/^0+/, "")).toBe(listenerSerial.replace(/^0+/, ""));
+    server!.kill("SIGTERM");
+    expect((await once(server!, "exit"))[0]).toBe(0);
   });
 });
