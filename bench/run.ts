@@ -118,6 +118,7 @@ const OWNERS: Array<[string, string]> = [
   ["ours.crl", "ours-crl"],
   ["ours.inventory", "ours-inventory"],
   ["ours.coldstart", "ours-inventory"],
+  ["ours.firststart", "ours-inventory"],
 ];
 for (const row of table) {
   if (!row.unavailable?.startsWith("not measured")) continue;
