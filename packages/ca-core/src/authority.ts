@@ -9,7 +9,7 @@ import type { Clock } from "./clock.ts";
 import type { Keyring, ServingIssuer } from "./keyring.ts";
 import { type San, formatSan, sanProblem } from "./names.ts";
 import { PROFILES, type ProfileName } from "./profiles.ts";
-import { newSerial, signCertificate } from "./x509.ts";
+import { OID, newSerial, signCertificate } from "./x509.ts";
 import { encodeLeafTbs, leafTemplate, type LeafTemplate } from "./leaf-tbs.ts";
 import { leafRevocationUrls } from "./ceremony.ts";
 import { crlUrls } from "./crl/publisher.ts";
@@ -120,6 +120,9 @@ export class Authority {
   private async issueUnder(issuer: ServingIssuer, request: IssueRequest): Promise<IssuedCertificate> {
     const names = namesOf(request.csr);
     request.requester.authorizeNames?.(names);
+    if (names.sans.length === 0 && PROFILES[request.profile].extendedKeyUsages.includes(OID.serverAuth)) {
+      throw badRequest(`the ${request.profile} profile includes TLS server authentication, which needs a subjectAltName (TLS clients do not read the CN); add one, or use the client profile for a certificate named only by its CN`);
+    }
     const plan = this.plan(request, issuer, names);
     assertLintClean(plan.tbsDer, { kind: "leaf", issuer: issuer.facts });
     await this.record(request, issuer, plan);
