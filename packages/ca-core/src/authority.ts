@@ -71,12 +71,6 @@ export function namesOf(csr: CsrProposal): { commonName: string | undefined; san
       sans.unshift(asSan);
     }
   }
-  // CSR intake checked these already; a renewal brings names from the inventory, which may
-  // predate a rule, and must not carry them into a new certificate.
-  for (const san of csr.sans) {
-    const problem = sanProblem(san);
-    if (problem) throw badRequest(problem);
-  }
   if (!cn && sans.length === 0) throw badRequest("the CSR names no subject: give it a CN or a subjectAltName");
   if (sans.length > MAX_SANS) throw badRequest(`the CSR asks for ${sans.length} SANs; at most ${MAX_SANS} are allowed`);
   const unique = new Map(sans.map((s) => [formatSan(s), s]));

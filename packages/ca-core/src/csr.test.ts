@@ -135,9 +135,4 @@ describe("namesOf", () => {
     expect(() => namesOf(parseCsr(Buffer.from([])))).toThrow();
     await expect(csr().then((p) => namesOf(parseCsr(p)))).rejects.toThrow("the CSR names no subject: give it a CN or a subjectAltName");
   });
-
-  it("re-checks names that did not come through CSR intake, as a renewal's come from the inventory", async () => {
-    const stored = { ...parseCsr(await csr({ name: "CN=batch-x" })), sans: [{ type: "URI" as const, value: "spiffe://prod.example/ns/a/../b" }] };
-    expect(() => namesOf(stored)).toThrow("SAN URI:spiffe://prod.example/ns/a/../b has a '.' or '..' path segment (not a valid SPIFFE ID)");
-  });
 });
