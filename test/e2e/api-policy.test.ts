@@ -154,6 +154,20 @@ describe("a name is granted only in its one normal, ASCII spelling", () => {
     await expectRefused(() => issue("payments", opensslCsr({ subject: "/CN=batch-x" }).csrPem), 403, "CN 'batch-x' is not allowed for provisioner 'payments'");
   });
 
+  it("a single-label CN in a TLS server certificate needs a DNS SAN beside it, which stops OpenSSL matching the CN as a host", async () => {
+    const csr = opensslCsr({ subject: "/CN=web-batch-nightly", sans: ["email:ops@web.example"] }).csrPem;
+    await expectRefused(
+      () => issue("web", csr, { profile: "server" }),
+      400,
+      "the CN 'web-batch-nightly' could be taken for a host name by TLS clients that fall back to the CN when a certificate has no DNS SAN, and the server profile includes TLS server authentication; add a DNS SAN, or use the client profile",
+    );
+    const withDns = await issue("web", opensslCsr({ subject: "/CN=web-batch-nightly", sans: ["DNS:nightly.web.example"] }).csrPem, { profile: "server" });
+    expect(withDns.status, withDns.text).toBe(201);
+    const checkhost = (name: string) => run("openssl", ["x509", "-noout", "-checkhost", name], { input: withDns.json.certificate }).stdout.trim();
+    expect(checkhost("web-batch-nightly")).toBe("Hostname web-batch-nightly does NOT match certificate");
+    expect(checkhost("nightly.web.example")).toBe("Hostname nightly.web.example does match certificate");
+  });
+
   it("provisioner patterns are held to the same rules", async () => {
     const make = (names: string[]) => () => t.call("POST", "/v1/provisioners", { token: t.ca.adminToken, body: { name: "spellings", profiles: ["mtls"], names, maxTtlSeconds: 600 } });
     await expectRefused(make(["URI:spiffe://prod.example/ns/../admin/*"]), 400, /^name pattern 'URI:spiffe:\/\/prod\.example\/ns\/\.\.\/admin\/\*' is not usable: .*'\.' or '\.\.' path segment/);
