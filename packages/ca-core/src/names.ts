@@ -75,8 +75,10 @@ export function sanProblem(san: San): string | undefined {
       const problem = uriProblem(v, spiffe ? () => undefined : hostNameProblem) ?? (spiffe ? spiffeIdProblem(v) : undefined);
       return problem && `SAN URI:${shown(v)} ${problem}${spiffe ? " (not a valid SPIFFE ID)" : ""}`;
     }
-    case "email":
-      return mailboxProblem(v) && `SAN email:${shown(v)} is not an e-mail address: ${mailboxProblem(v)}`;
+    case "email": {
+      const problem = mailboxProblem(v);
+      return problem && `SAN email:${shown(v)} is not an e-mail address: ${problem}`;
+    }
   }
 }
 

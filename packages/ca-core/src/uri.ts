@@ -76,8 +76,8 @@ function authorityProblem(authority: string, hostProblem: (host: string) => stri
 
 /** The SPIFFE ID rules (spiffe/spiffe standards, SPIFFE-ID.md §2) for a URI that is already valid RFC 3986. */
 export function spiffeIdProblem(value: string): string | undefined {
-  const rest = value.slice("spiffe://".length);
   if (!value.startsWith("spiffe://")) return "is not of the form spiffe://trust-domain/path";
+  const rest = value.slice("spiffe://".length);
   const slash = rest.indexOf("/");
   const trustDomain = slash === -1 ? rest : rest.slice(0, slash);
   if (!SPIFFE_TRUST_DOMAIN.test(trustDomain)) return "has a trust domain that is not lower-case letters, digits, '.', '-' and '_' (no port, user or percent-encoding)";
