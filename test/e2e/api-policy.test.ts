@@ -6,7 +6,9 @@ import { startApi } from "@pki/api";
 import { revokeIntermediate } from "@pki/ca-core";
 import { createLogger } from "@pki/logger";
 import { addProvisioner, callApi, startTestApi, TravelClock, type RequestOptions, type TestApi } from "../support/api.ts";
-import { opensslCsr } from "../support/tools.ts";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { opensslCsr, opensslVerify, pythonInspect, run, scratchDir } from "../support/tools.ts";
 
 let t: TestApi;
 const clock = new TravelClock();
@@ -74,6 +76,105 @@ describe("name policy per provisioner", () => {
       const [latest] = await t.ca.inventory.audit.recent(1);
       expect(latest).toMatchObject({ actor: `provisioner:${provisioner}`, outcome: "denied", details: { reason: refusal } });
     }
+  });
+});
+
+/** `openssl req` with a UTF-8 subject and any extra arguments, for names the shared helper does not spell. */
+function opensslCsrWith(subject: string, extra: string[] = []): string {
+  const dir = scratchDir();
+  const out = path.join(dir, "req.csr");
+  const made = run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "key.pem"), "-out", out, "-utf8", "-subj", subject, ...extra]);
+  if (made.status !== 0) throw new Error(made.stderr);
+  return readFileSync(out, "utf8");
+}
+
+describe("a name is granted only in its one normal, ASCII spelling", () => {
+  it.each([
+    "spiffe://prod.example/ns/payments/../admin/sa/x",
+    "spiffe://prod.example/ns/payments/./admin/sa/x",
+    "spiffe://prod.example/ns/payments/%2e%2e/admin/sa/x",
+    "spiffe://prod.example/ns/payments/%2E%2E/admin/sa/x",
+    "spiffe://prod.example/ns/payments//admin",
+  ])("a URI that leaves its prefix by dot segments is 400: %s", async (uri) => {
+    const csr = opensslCsr({ sans: [`URI:${uri}`] });
+    await expectRefused(() => issue("payments", csr.csrPem), 400, new RegExp(`^SAN URI:${uri.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} .* \\(not a valid SPIFFE ID\\)$`));
+  });
+
+  it.each([
+    ["payments", "URI:spiffe://prod.example/ns/payments/caf\u00e9", /^the CSR's URI SAN holds bytes outside ASCII, which an IA5String cannot/],
+    ["payments", "URI:spiffe://prod.example/ns/payments/a b", /^SAN URI:spiffe:\/\/prod\.example\/ns\/payments\/a b has a character a URI path may not hold/],
+    ["payments", "URI:spiffe://prod.example/ns/payments/<x>", /has a character a URI path may not hold/],
+    ["payments", "URI:spiffe://prod.example/ns/payments/a\\\\b", /has a character a URI path may not hold/],
+    ["web", "email:caf\u00e9@web.example", /^the CSR's email SAN holds bytes outside ASCII/],
+    ["web", "email:a b@web.example", /^SAN email:a b@web\.example is not an e-mail address/],
+    ["web", "email:<ops>@web.example", /is not an e-mail address/],
+    ["web", "email:a\\\\b@web.example", /is not an e-mail address/],
+  ])("%s: %s is 400", async (provisioner, san, detail) => {
+    const csr = opensslCsrWith("/", ["-addext", `subjectAltName=${san}`]);
+    await expectRefused(() => issue(provisioner, csr, { profile: provisioner === "web" ? "client" : "mtls" }), 400, detail);
+  });
+
+  it("an e-mail SAN with the special characters RFC 5321 allows is issued and parsed by Python's cryptography", async () => {
+    const csr = opensslCsr({ sans: ["email:first.last+ops_1@web.example"] });
+    const res = await issue("web", csr.csrPem, { profile: "client" });
+    expect(res.status, res.text).toBe(201);
+    expect(pythonInspect(res.json.certificate).sans).toEqual(["first.last+ops_1@web.example"]);
+  });
+
+  it.each([
+    ["web-batch-x.evil.com.", "a trailing dot"],
+    ["web-batch-x\u3002evil\u3002com", "ideographic full stops"],
+    ["web-batch-x\uff0eevil\uff0ecom", "fullwidth full stops"],
+    ["web-batch-x ", "a trailing space"],
+  ])("a CN: pattern does not grant %j (%s), which a TLS client could read as a host", async (cn) => {
+    const csr = opensslCsrWith(`/CN=${cn}`);
+    await expectRefused(() => issue("web", csr, { profile: "client" }), 403, `CN '${cn}' is not allowed for provisioner 'web': a CN granted by a CN: pattern may hold only 1 to 64 ASCII letters, digits, '-' and '_', so that no TLS client reads it as a host name`);
+  });
+
+  it("a CSR named only by a CN that a CN: pattern grants is issued without a SAN for a client profile", async () => {
+    const csr = opensslCsr({ subject: "/CN=web-batch-nightly" });
+    const res = await issue("web", csr.csrPem, { profile: "client" });
+    expect(res.status, res.text).toBe(201);
+    expect(res.json).toMatchObject({ subject: "CN=web-batch-nightly", sans: [] });
+    const seen = pythonInspect(res.json.certificate);
+    expect(seen).toMatchObject({ subject: "CN=web-batch-nightly", sans: [] });
+    expect(Object.keys(seen.extensions as object)).not.toContain("subjectAltName");
+    const chain: string[] = res.json.chain;
+    expect(opensslVerify(res.json.certificate, chain.at(-1)!, chain.slice(0, -1).join(""), ["-purpose", "sslclient"]).stdout).toMatch(/: OK/);
+    expect(await t.ca.inventory.certificates.get(res.json.serial)).toMatchObject({ status: "valid", subject: "CN=web-batch-nightly", sans: [] });
+  });
+
+  it("a CN-only CSR for a TLS server profile is 400, and one no CN: pattern grants is 403", async () => {
+    const csr = opensslCsr({ subject: "/CN=web-batch-nightly" }).csrPem;
+    await expectRefused(
+      () => issue("web", csr, { profile: "server" }),
+      400,
+      "the server profile includes TLS server authentication, which needs a subjectAltName (TLS clients do not read the CN); add one, or use the client profile for a certificate named only by its CN",
+    );
+    await expectRefused(() => issue("payments", opensslCsr({ subject: "/CN=batch-x" }).csrPem), 403, "CN 'batch-x' is not allowed for provisioner 'payments'");
+  });
+
+  it("a single-label CN in a TLS server certificate needs a DNS SAN beside it, which stops OpenSSL matching the CN as a host", async () => {
+    const csr = opensslCsr({ subject: "/CN=web-batch-nightly", sans: ["email:ops@web.example"] }).csrPem;
+    await expectRefused(
+      () => issue("web", csr, { profile: "server" }),
+      400,
+      "the CN 'web-batch-nightly' could be taken for a host name by TLS clients that fall back to the CN when a certificate has no DNS SAN, and the server profile includes TLS server authentication; add a DNS SAN, or use the client profile",
+    );
+    const withDns = await issue("web", opensslCsr({ subject: "/CN=web-batch-nightly", sans: ["DNS:nightly.web.example"] }).csrPem, { profile: "server" });
+    expect(withDns.status, withDns.text).toBe(201);
+    const checkhost = (name: string) => run("openssl", ["x509", "-noout", "-checkhost", name], { input: withDns.json.certificate }).stdout.trim();
+    expect(checkhost("web-batch-nightly")).toBe("Hostname web-batch-nightly does NOT match certificate");
+    expect(checkhost("nightly.web.example")).toBe("Hostname nightly.web.example does match certificate");
+  });
+
+  it("provisioner patterns are held to the same rules", async () => {
+    const make = (names: string[]) => () => t.call("POST", "/v1/provisioners", { token: t.ca.adminToken, body: { name: "spellings", profiles: ["mtls"], names, maxTtlSeconds: 600 } });
+    await expectRefused(make(["URI:spiffe://prod.example/ns/../admin/*"]), 400, /^name pattern 'URI:spiffe:\/\/prod\.example\/ns\/\.\.\/admin\/\*' is not usable: .*'\.' or '\.\.' path segment/);
+    await expectRefused(make(["URI:https://id.example/caf\u00e9/*"]), 400, /is not usable: .*outside ASCII/);
+    await expectRefused(make(["email:<ops>@example.com"]), 400, /^name pattern 'email:<ops>@example\.com' is not an e-mail address/);
+    await expectRefused(make(["CN:batch.*"]), 400, /^name pattern 'CN:batch\.\*' is not usable: a CN granted by a CN: pattern may hold only/);
+    await expectRefused(make(["CN:batch\u3002runner"]), 400, /is not usable: a CN granted by a CN: pattern may hold only/);
   });
 });
 

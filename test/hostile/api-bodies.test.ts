@@ -67,4 +67,24 @@ describe("hostile request bodies", () => {
     expect(await t.certificateRows()).toBe(rowsBefore);
     expect((await t.call("GET", "/v1/issuers")).status).toBe(200); // still serving
   });
+
+  it("PEM shaped to make a parser rescan the body is a 400 naming the problem, and the server keeps answering", async () => {
+    const rowsBefore = await t.certificateRows();
+    // Each just under the 128 KB body limit. A backtracking PEM expression searched the rest
+    // of the body from every BEGIN line, about a second of blocked event loop per request.
+    const shapes: Array<[string, string]> = [
+      ["-----BEGIN A-----".repeat(7_500), "the CSR's PEM block A has no END line before the next BEGIN"],
+      [`-----BEGIN ${"A".repeat(65)}-----`.repeat(1_550), "the CSR is not PEM ('-----BEGIN CERTIFICATE REQUEST-----') or DER"],
+      [`-----BEGIN CERTIFICATE REQUEST-----\n${"-----BEGIN\n".repeat(10_000)}`, "the CSR's PEM block CERTIFICATE REQUEST has no END line"],
+    ];
+    const hostile = shapes.flatMap(([csr, detail]) => Array.from({ length: 3 }, () => t.call("POST", "/v1/certificates", { token: t.ca.adminToken, body: { csr } }).then((res) => ({ res, detail }))));
+    const alongside = Array.from({ length: 6 }, () => t.call("GET", "/v1/issuers"));
+    const [refused, served] = await Promise.all([Promise.all(hostile), Promise.all(alongside)]);
+    for (const { res, detail } of refused) {
+      expect(res.status, res.text).toBe(400);
+      expect(res.json.detail).toBe(detail);
+    }
+    for (const res of served) expect(res.status).toBe(200);
+    expect(await t.certificateRows()).toBe(rowsBefore);
+  });
 });

@@ -9,7 +9,7 @@ import type { Clock } from "./clock.ts";
 import type { Keyring, ServingIssuer } from "./keyring.ts";
 import { type San, formatSan, sanProblem } from "./names.ts";
 import { PROFILES, type ProfileName } from "./profiles.ts";
-import { newSerial, signCertificate } from "./x509.ts";
+import { OID, newSerial, signCertificate } from "./x509.ts";
 import { encodeLeafTbs, leafTemplate, type LeafTemplate } from "./leaf-tbs.ts";
 import { leafRevocationUrls } from "./ceremony.ts";
 import { crlUrls } from "./crl/publisher.ts";
@@ -77,6 +77,25 @@ export function namesOf(csr: CsrProposal): { commonName: string | undefined; san
   return { commonName: cn, sans: [...unique.values()] };
 }
 
+const SINGLE_LABEL = /^[A-Za-z0-9_-]{1,63}$/;
+
+/**
+ * A TLS client that finds no DNS SAN in a server certificate may compare the host name it
+ * wanted with the CN (OpenSSL does). A host-name CN is always copied into the SANs, so
+ * that only leaves a CN that is not one: harmless unless it is a single label, which an
+ * intranet host may well be called. Refused for profiles with serverAuth; the client
+ * profile has no such reader.
+ */
+function assertNoHostCnFallback(profile: ProfileName, names: { commonName: string | undefined; sans: San[] }): void {
+  if (names.sans.length === 0) {
+    throw badRequest(`the ${profile} profile includes TLS server authentication, which needs a subjectAltName (TLS clients do not read the CN); add one, or use the client profile for a certificate named only by its CN`);
+  }
+  const cn = names.commonName;
+  if (cn !== undefined && SINGLE_LABEL.test(cn) && !names.sans.some((s) => s.type === "DNS")) {
+    throw badRequest(`the CN '${cn}' could be taken for a host name by TLS clients that fall back to the CN when a certificate has no DNS SAN, and the ${profile} profile includes TLS server authentication; add a DNS SAN, or use the client profile`);
+  }
+}
+
 /**
  * The issuance cycle, one named step each: authorize names → build from profile → lint →
  * record intent → sign on the token → store. Nothing is signed that the inventory does
@@ -120,6 +139,7 @@ export class Authority {
   private async issueUnder(issuer: ServingIssuer, request: IssueRequest): Promise<IssuedCertificate> {
     const names = namesOf(request.csr);
     request.requester.authorizeNames?.(names);
+    if (PROFILES[request.profile].extendedKeyUsages.includes(OID.serverAuth)) assertNoHostCnFallback(request.profile, names);
     const plan = this.plan(request, issuer, names);
     assertLintClean(plan.tbsDer, { kind: "leaf", issuer: issuer.facts });
     await this.record(request, issuer, plan);

@@ -2,6 +2,7 @@ import "reflect-metadata";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { describe, expect, it } from "vitest";
+import * as der from "@pki/der";
 import { parseCsr } from "./csr.ts";
 import { namesOf } from "./authority.ts";
 
@@ -63,6 +64,65 @@ describe("parseCsr", () => {
     await expect(csr({ sans: [{ type: "dns", value: "a\u0000b.example.com" }] }).then(parseCsr)).rejects.toThrow(/control characters/);
     await expect(csr({ sans: [{ type: "url", value: "spiffe://prod.example:443/x" }] }).then(parseCsr)).rejects.toThrow(/not a valid SPIFFE ID/);
     await expect(csr({ sans: [{ type: "email", value: "not-an-email" }] }).then(parseCsr)).rejects.toThrow(/not an e-mail address/);
+  });
+});
+
+/** A CSR whose subjectAltName holds exactly these bytes as one [tag] IA5String, as a hostile client can send. */
+async function csrWithRawSan(tag: number, bytes: Buffer): Promise<string> {
+  const keys = (await webcrypto.subtle.generateKey(P256, true, ["sign", "verify"])) as CryptoKeyPair;
+  const san = der.sequence(der.tlv(tag, bytes));
+  return (await x509.Pkcs10CertificateRequestGenerator.create({ name: "", keys, signingAlgorithm: { name: "ECDSA", hash: "SHA-256" }, extensions: [new x509.Extension("2.5.29.17", false, new Uint8Array(san))] })).toString("pem");
+}
+
+describe("SAN values must be what RFC 5280 allows", () => {
+  it.each([
+    [0x86, "https://id.example/caf\u00e9", "utf8"],
+    [0x86, "spiffe://prod.example/ns/\u00e9", "latin1"],
+    [0x81, "ops\u00e9@example.com", "utf8"],
+    [0x82, "caf\u00e9.example.com", "utf8"],
+  ] as const)("refuses bytes outside ASCII in an IA5String SAN: [%i] %s as %s", async (tag, value, encoding) => {
+    await expect(csrWithRawSan(tag, Buffer.from(value, encoding)).then(parseCsr)).rejects.toThrow(/SAN holds bytes outside ASCII, which an IA5String cannot/);
+  });
+
+  it.each([
+    ["URI", "https://id.example/a b", /may not hold/],
+    ["URI", "https://id.example/<script>", /may not hold/],
+    ["URI", "https://id.example/a\\b", /may not hold/],
+    ["URI", "https://id.example/a/../b", /'\.' or '\.\.' path segment/],
+    ["URI", "https://id.example/%7Euser", /percent-encodes '~'/],
+    ["URI", "https://ID.example/a", /upper-case host/],
+    ["URI", "HTTPS://id.example/a", /upper-case scheme/],
+    ["URI", "https://localhost/a", /not a fully qualified domain name/],
+    ["URI", "https://[::1/a", /not an IPv6 address/],
+    ["URI", "urn:", /nothing after it/],
+    ["URI", "spiffe://prod.example/ns/a/", /ends in '\/' \(not a valid SPIFFE ID\)/],
+    ["URI", "spiffe://prod.example/ns/a?x=1", /not a valid SPIFFE ID/],
+    ["URI", "spiffe://prod.example/ns/a%20b", /not a valid SPIFFE ID/],
+    ["URI", "spiffe://user@prod.example/ns", /not a valid SPIFFE ID/],
+    ["email", "a b@example.com", /not an e-mail address/],
+    ["email", "<a>@example.com", /not an e-mail address/],
+    ["email", "a\\b@example.com", /not an e-mail address/],
+    ["email", "a..b@example.com", /not an e-mail address/],
+    ["email", '"quoted"@example.com', /no quoted local parts/],
+    ["email", "a@localhost", /not a fully qualified domain name/],
+    ["email", "a@[192.0.2.1]", /invalid label/],
+  ] as const)("refuses %s:%s", async (type, value, message) => {
+    const pem = await csrWithRawSan(type === "URI" ? 0x86 : 0x81, Buffer.from(value, "latin1"));
+    await expect(Promise.resolve(pem).then(parseCsr)).rejects.toThrow(message);
+  });
+
+  it.each([
+    ["URI", "spiffe://prod.example"],
+    ["URI", "spiffe://prod.example/ns/payments/sa/api-1.v2_x"],
+    ["URI", "https://id.example:8443/a/b%2Fc?x=1&y=%C3%A9#top"],
+    ["URI", "https://[2001:db8::1]/a"],
+    ["URI", "https://192.0.2.1/a"],
+    ["URI", "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"],
+    ["email", "first.last+tag@example.com"],
+    ["email", "o'brien@Example.COM"],
+  ] as const)("accepts %s:%s", async (type, value) => {
+    const pem = await csrWithRawSan(type === "URI" ? 0x86 : 0x81, Buffer.from(value, "latin1"));
+    expect(parseCsr(pem).sans).toEqual([{ type, value }]);
   });
 });
 

@@ -179,6 +179,18 @@ function ipText(bytes: Buffer): string {
   return `${hex.slice(0, best.start).join(":")}::${hex.slice(best.start + best.length).join(":")}`;
 }
 
+// rfc822Name [1], dNSName [2] and uniformResourceIdentifier [6] are IA5Strings (RFC 5280)
+const IA5_NAME_TYPES: Record<number, San["type"]> = { 0x81: "email", 0x82: "DNS", 0x86: "URI" };
+
+/**
+ * IA5String is 7-bit ASCII. A byte above 0x7f (UTF-8 'é', Latin-1) is refused here, not
+ * decoded into some character: relying parties that follow the ASN.1 type cannot parse it.
+ */
+function ia5Text(bytes: Buffer, type: San["type"]): string {
+  if (bytes.some((b) => b > 0x7f)) throw badRequest(`the CSR's ${type} SAN holds bytes outside ASCII, which an IA5String cannot (IDNs go in punycode, URIs percent-encoded)`);
+  return bytes.toString("latin1");
+}
+
 function requestedSans(extensions: RequestedExtension[]): San[] {
   const sans: San[] = [];
   for (const ext of extensions) {
@@ -192,10 +204,9 @@ function requestedSans(extensions: RequestedExtension[]): San[] {
     }
     for (const name of names) {
       const value = contents(ext.value, name);
-      if (name.tag === 0x82) sans.push({ type: "DNS", value: value.toString("latin1") });
+      const ia5Type = IA5_NAME_TYPES[name.tag];
+      if (ia5Type) sans.push({ type: ia5Type, value: ia5Text(value, ia5Type) });
       else if (name.tag === 0x87 && (value.length === 4 || value.length === 16)) sans.push({ type: "IP", value: ipText(value) });
-      else if (name.tag === 0x86) sans.push({ type: "URI", value: value.toString("latin1") });
-      else if (name.tag === 0x81) sans.push({ type: "email", value: value.toString("latin1") });
       else throw badRequest("the CSR asks for a SAN type this CA does not issue (only DNS, IP, URI and email)");
     }
   }

@@ -2,7 +2,7 @@
 // from a certificate the builder makes correctly and breaks one thing.
 import { generateKeyPairSync } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { BasicConstraints, Extension, TBSCertificate, id_ce_basicConstraints, id_ce_subjectAltName } from "@peculiar/asn1-x509";
+import { BasicConstraints, ExtendedKeyUsage, Extension, TBSCertificate, id_ce_basicConstraints, id_ce_subjectAltName } from "@peculiar/asn1-x509";
 import { OctetString } from "@peculiar/asn1-schema";
 import { describe, expect, it } from "vitest";
 import { assertLintClean, lintCertificate, subjectKeyIdentifier } from "@pki/lint";
@@ -65,7 +65,14 @@ describe("lint", () => {
     const ca = leaf({ mutate: (t) => (t.extensions!.find((e) => e.extnID === id_ce_basicConstraints)!.extnValue = new OctetString(AsnConvert.serialize(new BasicConstraints({ cA: true })))) });
     expect(rules(ca)).toContain("e_leaf_is_ca");
     const noSan = leaf({ cn: "svc.example.com", mutate: (t) => (t.extensions = t.extensions!.filter((e) => e.extnID !== id_ce_subjectAltName) as never) });
-    expect(rules(noSan)).toContain("e_leaf_san_missing");
+    expect(rules(noSan)).toContain("e_server_auth_san_missing");
+    const clientOnly = leaf({ cn: "batch-nightly", mutate: (t) => {
+      t.extensions!.find((e) => e.extnID === "2.5.29.37")!.extnValue = new OctetString(AsnConvert.serialize(new ExtendedKeyUsage(["1.3.6.1.5.5.7.3.2"])));
+      t.extensions = t.extensions!.filter((e) => e.extnID !== id_ce_subjectAltName) as never;
+    } });
+    expect(rules(clientOnly)).toEqual([]); // RFC 5280: a subject CN alone names a client
+    const unnamed = leaf({ mutate: (t) => (t.extensions = t.extensions!.filter((e) => e.extnID !== id_ce_subjectAltName) as never) });
+    expect(rules(unnamed)).toContain("e_subject_empty_without_san");
     const noCdp = leaf({ mutate: (t) => (t.extensions = t.extensions!.filter((e) => e.extnID !== "2.5.29.31") as never) });
     expect(rules(noCdp)).toContain("e_leaf_crl_dp_missing");
   });

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { domainToUnicode } from "node:url";
+import { spiffeIdProblem, uriProblem } from "./uri.ts";
 
 /** A subject alternative name, in the form the inventory and error messages use: "DNS:api.example". */
 export type SanType = "DNS" | "IP" | "URI" | "email";
@@ -25,42 +26,70 @@ function mixesScripts(label: string): boolean {
   return latin && /[\p{Script=Cyrillic}\p{Script=Greek}]/u.test(label);
 }
 
+// RFC 5321 §4.1.2 Dot-string, the mailbox form RFC 5280 §4.2.1.6 asks of an rfc822Name.
+// Quoted local parts are legal but are not issued: relying parties disagree on them.
+const MAILBOX_LOCAL_PART = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** What is wrong with a DNS name, phrased to follow its text, or undefined when it is fine. */
+function dnsNameProblem(v: string): string | undefined {
+  if (v.length > 253) return "is longer than 253 characters";
+  if (v !== v.toLowerCase()) return "must be lower case";
+  const labels = v.split(".");
+  if (labels.length < 2) return "is not a fully qualified domain name";
+  if (labels[0] === "*" && labels.length < 3) return "is a wildcard over a whole top-level domain";
+  for (const [i, label] of labels.entries()) {
+    if (i === 0 && label === "*") continue;
+    if (!DNS_LABEL.test(label)) return `has an invalid label '${label}' (letters, digits and hyphens only; IDNs in punycode)`;
+    if (label.startsWith("xn--")) {
+      const unicode = domainToUnicode(label);
+      if (!unicode) return `has a label '${label}' that is not valid punycode`;
+      if (mixesScripts(unicode)) return "mixes Latin with Cyrillic or Greek letters in one label (a homograph)";
+    }
+  }
+  return undefined;
+}
+
+/** A host inside a URI or mailbox: a DNS name without a wildcard. */
+const hostNameProblem = (host: string) => (host.startsWith("*.") ? "is a wildcard" : dnsNameProblem(host));
+
+/** Long values are cut in messages: the message is logged and returned, the value is client input. */
+const shown = (v: string) => (v.length > 100 ? `${v.slice(0, 100)}…` : v);
+
 /** Why a SAN value is malformed, or undefined when it is fine. Policy decides whether it is allowed. */
 export function sanProblem(san: San): string | undefined {
   const v = san.value;
   if (/[\u0000-\u001f\u007f]/.test(v)) return `SAN ${san.type} contains control characters`;
+  // dNSName, rfc822Name and uniformResourceIdentifier are IA5Strings (RFC 5280 §4.2.1.6)
+  if (!PRINTABLE_ASCII.test(v)) return `SAN ${san.type}:${shown(v)} holds characters outside ASCII; IA5String names must be ASCII (IDNs in punycode, URIs percent-encoded)`;
   switch (san.type) {
     case "DNS": {
-      if (v.length > 253) return `SAN DNS:${v.slice(0, 40)}… is longer than 253 characters`;
-      if (v !== v.toLowerCase()) return `SAN DNS:${v} must be lower case`;
-      const labels = v.split(".");
-      if (labels.length < 2) return `SAN DNS:${v} is not a fully qualified domain name`;
-      if (labels[0] === "*" && labels.length < 3) return `SAN DNS:${v} is a wildcard over a whole top-level domain`;
-      for (const [i, label] of labels.entries()) {
-        if (i === 0 && label === "*") continue;
-        if (!DNS_LABEL.test(label)) return `SAN DNS:${v} has an invalid label '${label}' (letters, digits and hyphens only; IDNs in punycode)`;
-        if (label.startsWith("xn--")) {
-          const unicode = domainToUnicode(label);
-          if (!unicode) return `SAN DNS:${v} has a label '${label}' that is not valid punycode`;
-          if (mixesScripts(unicode)) return `SAN DNS:${v} mixes Latin with Cyrillic or Greek letters in one label (a homograph)`;
-        }
-      }
-      return undefined;
+      const problem = dnsNameProblem(v);
+      return problem && `SAN DNS:${v.length > 253 ? `${v.slice(0, 40)}…` : v} ${problem}`;
     }
     case "IP":
       if (v.includes("%")) return `SAN IP:${v} carries a zone index, which has no meaning in a certificate`;
       return isIP(v) ? undefined : `SAN IP:${v} is not an IPv4 or IPv6 address`;
     case "URI": {
-      let url: URL;
-      try {
-        url = new URL(v);
-      } catch {
-        return `SAN URI:${v} is not an absolute URI`;
-      }
-      if (url.protocol === "spiffe:" && (!url.hostname || url.search || url.hash || url.port || url.username)) return `SAN URI:${v} is not a valid SPIFFE ID`;
-      return undefined;
+      const spiffe = v.toLowerCase().startsWith("spiffe:");
+      const problem = uriProblem(v, spiffe ? () => undefined : hostNameProblem) ?? (spiffe ? spiffeIdProblem(v) : undefined);
+      return problem && `SAN URI:${shown(v)} ${problem}${spiffe ? " (not a valid SPIFFE ID)" : ""}`;
     }
-    case "email":
-      return /^[^@\s]+@[a-z0-9.-]+\.[a-z]{2,}$/i.test(v) ? undefined : `SAN email:${v} is not an e-mail address`;
+    case "email": {
+      const problem = mailboxProblem(v);
+      return problem && `SAN email:${shown(v)} is not an e-mail address: ${problem}`;
+    }
   }
+}
+
+function mailboxProblem(v: string): string | undefined {
+  const at = v.lastIndexOf("@");
+  if (at < 1) return "it needs a local part, '@' and a domain";
+  if (v.length > 254) return "it is longer than 254 characters";
+  const local = v.slice(0, at);
+  if (local.length > 64) return "its local part is longer than 64 characters";
+  if (!MAILBOX_LOCAL_PART.test(local)) return "its local part must be dot-separated letters, digits and !#$%&'*+-/=?^_`{|}~ (no quoted local parts)";
+  const domain = v.slice(at + 1).toLowerCase();
+  const problem = hostNameProblem(domain);
+  return problem && `its domain ${problem}`;
 }

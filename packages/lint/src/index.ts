@@ -70,6 +70,7 @@ const EXT = {
 } as const;
 const KEY_CERT_SIGN = 0x04; // keyUsage bits, first octet: bit 5 = keyCertSign, bit 6 = cRLSign
 const CRL_SIGN = 0x02;
+const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 
 interface ParsedExtension {
   id: string;
@@ -212,7 +213,11 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
     if (bc?.pathLen !== undefined) error("e_path_len_without_ca", "pathLenConstraint is only for CA certificates");
     if (kuFlags & (KEY_CERT_SIGN | CRL_SIGN)) error("e_leaf_key_cert_sign", "a leaf certificate must not have keyCertSign or cRLSign");
     if (!eku || eku.length === 0) error("e_leaf_eku_missing", "leaf certificates must carry extendedKeyUsage");
-    if (!sans || sans.length === 0) error("e_leaf_san_missing", "leaf certificates must name their subject in subjectAltName");
+    // RFC 5280 allows a leaf named only by its subject (the empty-subject rules below cover
+    // a leaf with no name at all). A TLS server is different: RFC 6125 clients ignore the CN,
+    // and the clients that still fall back to it are the ones a CN must not mislead.
+    if (sans?.length === 0) error("e_san_sequence_empty", "subjectAltName must hold at least one name");
+    if (!sans && eku?.includes(SERVER_AUTH)) error("e_server_auth_san_missing", "a TLS server certificate must name its host in subjectAltName");
     if (!find(EXT.crlDistributionPoints)) error("e_leaf_crl_dp_missing", "leaf certificates must carry a CRL distribution point");
     else read(EXT.crlDistributionPoints, sequenceItems);
     if (!find(EXT.authorityInfoAccess)) error("e_leaf_aia_missing", "leaf certificates must carry OCSP and caIssuers URLs");

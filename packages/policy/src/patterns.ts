@@ -10,7 +10,8 @@
 //   email:alice@example.com    that mailbox
 //   email:@example.com         any mailbox at example.com
 //   email:@.example.com        any mailbox at a subdomain of example.com
-//   CN:batch-runner  CN:batch-*   a subject CN that is not itself a host name or address
+//   CN:batch-runner  CN:batch-*   a subject CN of letters, digits, '-' and '_' that no client
+//                                 could read as a host name or address
 import { BlockList, isIP } from "node:net";
 import { CaError, sanProblem, type San } from "@pki/ca-core";
 
@@ -89,17 +90,19 @@ function uriPattern(text: string, body: string): NamePattern {
   const star = body.indexOf("*");
   if (star !== -1 && star !== body.length - 1) throw invalid(text, "may only use '*' at its very end, as a prefix match");
   const fixed = star === -1 ? body : body.slice(0, -1);
-  let url: URL;
-  try {
-    url = new URL(fixed);
-  } catch {
-    throw invalid(text, "is not an absolute URI (e.g. URI:spiffe://prod.example/ns/payments/*)");
-  }
-  if (!url.host) throw invalid(text, "must name a host (e.g. URI:spiffe://prod.example/ns/payments/*)");
-  if (star === -1) return { text, type: "URI", matches: (v) => v === fixed };
   // A prefix must end at a path boundary, or 'spiffe://prod.example/ns/pay*' would grant '/ns/payroll'.
-  if (!fixed.endsWith("/")) throw invalid(text, "must end in '/*' when it is a prefix, so it cannot match a longer sibling path");
-  return { text, type: "URI", matches: (v) => v.startsWith(fixed) && v.length > fixed.length };
+  if (star !== -1 && !fixed.endsWith("/")) throw invalid(text, "must end in '/*' when it is a prefix, so it cannot match a longer sibling path");
+  if (star !== -1 && /[?#]/.test(fixed)) throw invalid(text, "may not put its '*' in a query or fragment; a prefix is a path");
+  // The URI the pattern names (for a prefix: its path without the final '/') must be one
+  // a CSR could carry, in normal form: a pattern with '..' or '%2E' in it means nothing.
+  const problem = sanProblem({ type: "URI", value: star === -1 ? fixed : fixed.slice(0, -1) });
+  if (problem) throw invalid(text, `is not usable: ${problem}`);
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#]/.test(fixed)) throw invalid(text, "must name a host (e.g. URI:spiffe://prod.example/ns/payments/*)");
+  // Names reach here checked by CSR intake, renewal re-reads stored ones: a URI that is not
+  // in normal form (a '..' segment, '%2E') is never taken to be under a prefix.
+  const normal = (v: string) => sanProblem({ type: "URI", value: v }) === undefined;
+  if (star === -1) return { text, type: "URI", matches: (v) => v === fixed };
+  return { text, type: "URI", matches: (v) => v.startsWith(fixed) && v.length > fixed.length && normal(v) };
 }
 
 function emailPattern(text: string, body: string): NamePattern {
@@ -119,13 +122,29 @@ function emailPattern(text: string, body: string): NamePattern {
 
 const domainOf = (address: string) => address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 
+// A TLS client that finds no DNS SAN may compare the host it wanted with the CN (OpenSSL
+// does), and resolvers read many spellings as a host or address: a trailing dot, '。' and
+// other Unicode dots, '0x7f000001', '2130706433'. So a CN that only a CN: pattern grants
+// must not be readable as either: letters, digits, '-' and '_', and not a number.
+const GRANTABLE_CN = /^[A-Za-z0-9_-]{1,64}$/;
+const NUMBER = /^(?:[0-9]+|0x[0-9a-f]*)$/i;
+
+/** Why a CN may not be granted by a CN: pattern, or undefined when it may. */
+export function cnGrantProblem(cn: string): string | undefined {
+  if (!GRANTABLE_CN.test(cn)) return "a CN granted by a CN: pattern may hold only 1 to 64 ASCII letters, digits, '-' and '_', so that no TLS client reads it as a host name";
+  if (NUMBER.test(cn)) return "a CN granted by a CN: pattern may not be a number, which resolvers read as an IPv4 address";
+  return undefined;
+}
+
 function cnPattern(text: string, body: string): NamePattern {
   const star = body.indexOf("*");
   if (star !== -1 && star !== body.length - 1) throw invalid(text, "may only use '*' at its very end, as a prefix match");
   if (body.length > 64) throw invalid(text, "is longer than a CN may be (64 characters)");
+  const prefix = star === -1 ? body : body.slice(0, -1);
+  const problem = star === -1 ? cnGrantProblem(body) : prefix && !GRANTABLE_CN.test(prefix) ? cnGrantProblem(prefix) : undefined;
+  if (problem) throw invalid(text, `is not usable: ${problem}`);
   if (star === -1) return { text, type: "CN", matches: (v) => v === body };
-  const prefix = body.slice(0, -1);
-  return { text, type: "CN", matches: (v) => v.startsWith(prefix) && v.length > prefix.length };
+  return { text, type: "CN", matches: (v) => v.startsWith(prefix) && v.length > prefix.length && cnGrantProblem(v) === undefined };
 }
 
 /** True when some pattern of the SAN's type matches it. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CaError, parseSan } from "@pki/ca-core";
+import { CaError, parseSan, sanProblem } from "@pki/ca-core";
 import { ProvisionerPolicy, compileNamePattern } from "./index.ts";
 
 const payments = ProvisionerPolicy.create({
@@ -63,8 +63,54 @@ describe("provisioner name policy", () => {
     const sans = [parseSan("DNS:api.payments.example")];
     expect(() => payments.authorizeNames({ commonName: "api.payments.example", sans })).not.toThrow();
     expect(() => payments.authorizeNames({ commonName: "batch-nightly", sans })).not.toThrow();
-    expect(refusal(() => payments.authorizeNames({ commonName: "root of all payments", sans })).message).toBe("CN 'root of all payments' is not allowed for provisioner 'payments'");
+    expect(refusal(() => payments.authorizeNames({ commonName: "root of all payments", sans })).message).toMatch(/^CN 'root of all payments' is not allowed for provisioner 'payments': a CN granted by a CN: pattern may hold only/);
     expect(refusal(() => payments.authorizeNames({ commonName: "batch-", sans })).kind).toBe("forbidden");
+  });
+
+  // Dot segments and other spellings of a path are refused before policy sees them (CSR
+  // intake runs sanProblem); the pattern also refuses them itself, for names re-read at renewal.
+  it.each([
+    "spiffe://prod.example/ns/payments/../admin/sa/x",
+    "spiffe://prod.example/ns/payments/./sa/x",
+    "spiffe://prod.example/ns/payments/%2e%2e/admin/sa/x",
+    "spiffe://prod.example/ns/payments/%2E%2E/admin",
+    "spiffe://prod.example/ns/payments/sa/x/..",
+    "spiffe://prod.example/ns/payments//x",
+    "spiffe://prod.example/ns/payments/x/",
+  ])("a URI under the prefix only by spelling is neither valid nor allowed: %s", (uri) => {
+    const san = parseSan(`URI:${uri}`);
+    expect(sanProblem(san)).toMatch(/not a valid SPIFFE ID/);
+    expect(refusal(check(`URI:${uri}`)).kind).toBe("forbidden");
+  });
+
+  it("matches a URI prefix on RFC 3986 normal form", () => {
+    const web = ProvisionerPolicy.create({ name: "web", profiles: ["mtls"], names: ["URI:https://id.example/ns/a/*"], maxTtlSeconds: 3600 });
+    const allowed = (uri: string) => () => web.authorizeNames({ commonName: undefined, sans: [parseSan(`URI:${uri}`)] });
+    expect(allowed("https://id.example/ns/a/b%2Fc")).not.toThrow();
+    for (const uri of ["https://id.example/ns/a/../b", "https://id.example/ns/a/%2e%2e/b", "https://id.example/ns/a/%2E%2E/b", "https://id.example/ns/a/%7euser"]) {
+      expect(sanProblem(parseSan(`URI:${uri}`)), uri).toBeDefined();
+      expect(refusal(allowed(uri)).kind).toBe("forbidden");
+    }
+  });
+
+  it.each([
+    ["batch-x.evil.com.", "a trailing dot"],
+    ["batch-x.evil.com", "a host name"],
+    ["batch-x ", "a trailing space"],
+    ["batch-x\u3002evil\u3002com", "ideographic full stops"],
+    ["batch-x\uff0eevil\uff0ecom", "fullwidth full stops"],
+    ["batch-x\uff61evil", "halfwidth ideographic full stop"],
+    ["batch-ｘ", "a fullwidth letter"],
+  ])("refuses a CN that a CN: pattern would match only textually: %j (%s)", (cn) => {
+    const r = refusal(() => payments.authorizeNames({ commonName: cn, sans: [] }));
+    expect(r.kind).toBe("forbidden");
+    expect(r.message).toContain("may hold only 1 to 64 ASCII letters, digits, '-' and '_'");
+  });
+
+  it.each(["2130706433", "0x7f000001", "0177", "127"])("refuses a CN: pattern CN that reads as an IPv4 address: %s", (cn) => {
+    const numbers = ProvisionerPolicy.create({ name: "n", profiles: ["client"], names: ["CN:*"], maxTtlSeconds: 3600 });
+    expect(refusal(() => numbers.authorizeNames({ commonName: cn, sans: [] })).message).toMatch(/may not be a number/);
+    expect(() => numbers.authorizeNames({ commonName: "batch_7", sans: [] })).not.toThrow();
   });
 
   it("scopes profiles", () => {
@@ -85,6 +131,24 @@ describe("creating a policy refuses what an admin cannot have meant", () => {
     ["URI:spiffe://prod.example/ns/pay*", /must end in '\/\*'/],
     ["URI:spiffe://prod.example/*/sa", /only use '\*' at its very end/],
     ["URI:not a uri", /not an absolute URI/],
+    ["URI:spiffe://prod.example/ns/../admin/*", /'\.' or '\.\.' path segment/],
+    ["URI:spiffe://prod.example/ns/%2E%2E/*", /percent-encodes '\.'/],
+    ["URI:spiffe://prod.example/ns/%2e%2e/*", /lower-case percent-encoding/],
+    ["URI:spiffe://Prod.example/ns/*", /not a valid SPIFFE ID/],
+    ["URI:spiffe://prod.example/ns//*", /ends in '\/' \(not a valid SPIFFE ID\)/],
+    ["URI:spiffe://prod.example/ns//a/*", /empty path segment/],
+    ["URI:https://id.example/a b/*", /may not hold/],
+    ["URI:https://id.example/caf\u00e9/*", /outside ASCII/],
+    ["URI:https://id.example/a\\b/*", /may not hold/],
+    ["URI:https://id.example/a/?x=/*", /query or fragment/],
+    ["URI:https://localhost/a/*", /not a fully qualified domain name/],
+    ["email:ops\u00e9@example.com", /not an e-mail address/],
+    ["email:<ops>@example.com", /not an e-mail address/],
+    ["email:@exämple.com", /outside ASCII|invalid label/],
+    ["CN:batch.runner", /letters, digits, '-' and '_'/],
+    ["CN:batch\u3002*", /letters, digits, '-' and '_'/],
+    ["CN:batch *", /letters, digits, '-' and '_'/],
+    ["CN:12345", /may not be a number/],
     ["email:@", /e-mail address|not usable/],
     ["ftp:example.com", /unknown type 'ftp'/],
     ["example.com", /must look like DNS:/],

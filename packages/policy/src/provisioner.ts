@@ -1,5 +1,5 @@
 import { CaError, PROFILE_NAMES, formatSan, isProfileName, type ProfileName, type San } from "@pki/ca-core";
-import { compileNamePattern, sanAllowed, type NamePattern } from "./patterns.ts";
+import { cnGrantProblem, compileNamePattern, sanAllowed, type NamePattern } from "./patterns.ts";
 
 /** What an admin grants a provisioner. Validated once, when it is created. */
 export interface ProvisionerPolicyParams {
@@ -62,7 +62,8 @@ export class ProvisionerPolicy {
     }
     const cn = names.commonName;
     if (cn !== undefined && !names.sans.some((s) => s.value === cn) && !this.patterns.some((p) => p.type === "CN" && p.matches(cn))) {
-      throw forbidden(`CN '${cn}' is not allowed for provisioner '${this.name}'`);
+      const why = this.patterns.some((p) => p.type === "CN") ? cnGrantProblem(cn) : undefined;
+      throw forbidden(`CN '${cn}' is not allowed for provisioner '${this.name}'${why ? `: ${why}` : ""}`);
     }
   }
 }
