@@ -132,7 +132,13 @@ const CertificateSummary = z.object({
 export const CertificateDetails = CertificateSummary.extend({ certificate: Pem.nullable().meta({ description: "null while pending or when signing failed" }) });
 export const CertificateList = z.object({ items: z.array(CertificateSummary), nextCursor: z.string().nullable() });
 
-export const Revocation = z.object({ serial: Serial, status: z.literal("revoked"), revokedAt: Instant, reason: z.string() });
+export const Revocation = z.object({
+  serial: Serial,
+  status: z.literal("revoked"),
+  revokedAt: Instant,
+  reason: z.string(),
+  successorsRevoked: z.array(Serial).meta({ description: "with keyCompromise: the live successors (renewals, transitively) revoked with it" }),
+});
 
 export const Issuer = z.object({
   id: z.string(),

@@ -1,10 +1,10 @@
 import { isIP } from "node:net";
 import type { Config } from "@pki/config";
 import type { Inventory } from "@pki/db";
-import { DuplicateSerialError } from "@pki/db";
+import { DuplicateSerialError, SuccessorExistsError } from "@pki/db";
 import { assertLintClean, LintError } from "@pki/lint";
 import type { CsrProposal } from "./csr.ts";
-import { CaError, badRequest, unavailable } from "./errors.ts";
+import { CaError, badRequest, conflict, unavailable } from "./errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Keyring, ServingIssuer } from "./keyring.ts";
 import { type San, formatSan, sanProblem } from "./names.ts";
@@ -182,8 +182,14 @@ export class Authority {
         predecessorSerial: request.predecessorSerial,
       });
     } catch (error) {
-      if (error instanceof DuplicateSerialError) throw new CaError("internal", error.message);
-      throw unavailable("the inventory database is unavailable; nothing was signed");
+      if (error instanceof DuplicateSerialError) throw new CaError("internal", error.message, { cause: error });
+      if (error instanceof SuccessorExistsError) {
+        throw conflict(
+          `certificate ${error.predecessorSerial} has already been renewed${error.successorSerial ? ` as ${error.successorSerial}` : ""}; a certificate has one live successor. Renew with the successor, or revoke it (reason superseded) first`,
+          error,
+        );
+      }
+      throw unavailable("the inventory database is unavailable; nothing was signed", error);
     }
   }
 

@@ -16,14 +16,15 @@ export class CaError extends Error {
   constructor(
     readonly kind: CaErrorKind,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = "CaError";
   }
 }
 
-export const badRequest = (message: string) => new CaError("bad_request", message);
-export const forbidden = (message: string) => new CaError("forbidden", message);
-export const notFound = (message: string) => new CaError("not_found", message);
-export const conflict = (message: string) => new CaError("conflict", message);
-export const unavailable = (message: string) => new CaError("unavailable", message);
+export const badRequest = (message: string, cause?: unknown) => new CaError("bad_request", message, { cause });
+export const forbidden = (message: string, cause?: unknown) => new CaError("forbidden", message, { cause });
+export const notFound = (message: string, cause?: unknown) => new CaError("not_found", message, { cause });
+export const conflict = (message: string, cause?: unknown) => new CaError("conflict", message, { cause });
+export const unavailable = (message: string, cause?: unknown) => new CaError("unavailable", message, { cause });
