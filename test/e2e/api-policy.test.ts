@@ -90,7 +90,7 @@ describe("lifetimes and profiles", () => {
     const csr = opensslCsr({ sans: ["DNS:p.payments.example"] }).csrPem;
     await expectRefused(() => issue("payments", csr, { profile: "server" }), 403, "profile 'server' is not allowed for provisioner 'payments' (allowed: mtls)");
     await expectRefused(() => issue("payments", csr, { profile: "codesigning" }), 400, "profile: must be one of mtls, server, client");
-    await expectRefused(() => issue("payments", csr, { ttlSeconds: -5 }), 400, "ttlSeconds: must be positive");
+    await expectRefused(() => issue("payments", csr, { ttlSeconds: -5 }), 400, "ttlSeconds: must be at least 60 seconds (a shorter certificate would expire before it could be used)");
     await expectRefused(() => issue("payments", csr, { ttl: 5 }), 400, "unknown field 'ttl'");
   });
 });

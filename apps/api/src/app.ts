@@ -7,6 +7,7 @@ import { CaError, MAX_CSR_BYTES, type CaRuntime } from "@pki/ca-core";
 import { problemHandler, problemStatus, registry, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
+import { boundAuditText } from "@pki/db";
 import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted, type Caller } from "./auth.ts";
 import { openApiDocument } from "./openapi.ts";
 import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
@@ -77,16 +78,16 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
         return sendTooMany(res, error);
       }
       if (error instanceof CaError && error.kind === "unauthorized") {
-        log.warn({ audit: "denied", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, reason: error.message }, "authentication failed");
+        log.warn({ audit: "denied", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, reason: boundAuditText(error.message) }, "authentication failed");
       }
       answered.inc({ operation: route.operationId, caller: "-", outcome: String(problemStatus(error)) });
       if (error instanceof CaError && (error.kind === "forbidden" || error.kind === "bad_request" || error.kind === "conflict")) {
-        log.info({ audit: "refused", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, status: problemStatus(error), reason: error.message }, "request refused");
+        log.info({ audit: "refused", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, status: problemStatus(error), reason: boundAuditText(error.message) }, "request refused");
         // An authenticated caller's refusal is audited (who tried what, and why not); an
         // anonymous one only goes to the log, so unauthenticated traffic cannot fill the table.
         if (caller && caller.kind !== "anonymous") {
           await runtime.inventory.audit
-            .record({ actor: caller.actor, action: route.operationId, target: typeof req.params.serial === "string" ? req.params.serial : undefined, sourceIp, outcome: "denied", details: { status: problemStatus(error), reason: error.message } })
+            .record({ actor: caller.actor, action: route.operationId, target: typeof req.params.serial === "string" ? req.params.serial : undefined, sourceIp, outcome: "denied", details: { status: problemStatus(error), reason: boundAuditText(error.message) } })
             .catch((auditError: Error) => log.error({ err: auditError }, "could not audit a refusal"));
         }
       }
@@ -111,7 +112,7 @@ function requireAdminWith(runtime: CaRuntime, limiter: AuthFailureLimiter, log: 
       next();
     } catch (error) {
       if (error instanceof TooManyFailures) return sendTooMany(res, error);
-      if (error instanceof CaError && error.kind === "unauthorized") log.warn({ audit: "denied", route: `${req.method} ${req.path}`, sourceIp, reason: error.message }, "authentication failed");
+      if (error instanceof CaError && error.kind === "unauthorized") log.warn({ audit: "denied", route: `${req.method} ${req.path}`, sourceIp, reason: boundAuditText(error.message) }, "authentication failed");
       next(error);
     }
   };

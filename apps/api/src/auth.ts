@@ -3,7 +3,7 @@
 // an answer takes does not depend on how much of a guess was right.
 import type { Request } from "express";
 import type { TLSSocket } from "node:tls";
-import { CaError, type CaRuntime } from "@pki/ca-core";
+import { CaError, inventoryFailure, type CaRuntime } from "@pki/ca-core";
 import type { ProvisionerRecord } from "@pki/db";
 import { ProvisionerPolicy } from "@pki/policy";
 import { verifyClientCertificate, type ClientCertificate } from "./mtls.ts";
@@ -55,8 +55,7 @@ export async function authenticate(req: Request, runtime: CaRuntime, requirement
     throw unauthorized(requirement === "enrol" ? "this route needs 'Authorization: Bearer <provisioner or admin token>'" : "this route needs 'Authorization: Bearer <admin token>'");
   }
   const caller = await tokenCaller(runtime, token).catch((error: unknown) => {
-    if (error instanceof CaError) throw error;
-    throw new CaError("unavailable", "the inventory database is unavailable; cannot check the token", { cause: error });
+    throw inventoryFailure(error, "cannot check the token");
   });
   if (!caller) throw unauthorized("the bearer token is not a valid admin or provisioner token (it may have been disabled or removed)");
   if ((requirement === "admin" || requirement === "adminOrMtls") && caller.kind !== "admin") {

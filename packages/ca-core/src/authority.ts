@@ -4,7 +4,7 @@ import type { Inventory } from "@pki/db";
 import { DuplicateSerialError, SuccessorExistsError } from "@pki/db";
 import { assertLintClean, LintError } from "@pki/lint";
 import type { CsrProposal } from "./csr.ts";
-import { CaError, badRequest, conflict, unavailable } from "./errors.ts";
+import { CaError, badRequest, conflict, inventoryFailure, unavailable } from "./errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Keyring, ServingIssuer } from "./keyring.ts";
 import { type San, formatSan, sanProblem } from "./names.ts";
@@ -29,6 +29,9 @@ export interface Requester {
   /** throws a CaError("forbidden") naming the first name that is not allowed */
   authorizeNames?: (names: { commonName: string | undefined; sans: San[] }) => void;
 }
+
+/** The shortest lifetime the CA signs: less would expire before clients could use it. */
+export const MIN_TTL_SECONDS = 60;
 
 export interface IssueRequest {
   csr: CsrProposal;
@@ -140,15 +143,27 @@ export class Authority {
     };
   }
 
+  /** min(requested or default, requester's maximum, CA maximum); a 4xx naming the bound when that is under the minimum. */
+  private lifetimeSeconds(request: IssueRequest): number {
+    const requested = request.ttlSeconds ?? this.config.ca.defaultTtlSeconds;
+    if (!(requested >= MIN_TTL_SECONDS)) throw badRequest(`ttlSeconds must be at least ${MIN_TTL_SECONDS} (got ${requested}): a shorter certificate would expire before it could be used`);
+    const requesterMax = request.requester.maxTtlSeconds ?? Infinity;
+    if (!(requesterMax >= MIN_TTL_SECONDS)) throw new CaError("forbidden", `the provisioner's maxTtlSeconds (${requesterMax}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; raise it (PATCH /v1/provisioners/NAME)`);
+    if (!(this.config.ca.maxTtlSeconds >= MIN_TTL_SECONDS)) throw new CaError("unavailable", `PKI_MAX_TTL_SECONDS (${this.config.ca.maxTtlSeconds}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; the operator must raise it`);
+    return Math.min(requested, requesterMax, this.config.ca.maxTtlSeconds);
+  }
+
   /** Lifetime = min(requested or default, requester's maximum, CA maximum), ending no later than the issuer. */
   private plan(request: IssueRequest, issuer: ServingIssuer, names: { commonName: string | undefined; sans: San[] }) {
     const now = this.clock.now();
-    const ttl = Math.min(request.ttlSeconds ?? this.config.ca.defaultTtlSeconds, request.requester.maxTtlSeconds ?? Infinity, this.config.ca.maxTtlSeconds);
-    if (!(ttl > 0)) throw badRequest("ttlSeconds must be a positive number of seconds");
+    const ttl = this.lifetimeSeconds(request);
+    const start = Math.floor(now.getTime() / 1000) * 1000;
     // Backdated to tolerate relying parties whose clocks run a little slow.
-    const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - this.config.ca.backdateSeconds * 1000);
-    const notAfter = new Date(Math.min(Math.floor(now.getTime() / 1000) * 1000 + ttl * 1000, issuer.facts.notAfter.getTime()));
-    if (notAfter.getTime() - now.getTime() < 60_000) throw new CaError("unavailable", `issuer ${issuer.record.id} expires too soon to issue from; rotate it`);
+    const notBefore = new Date(start - this.config.ca.backdateSeconds * 1000);
+    const notAfter = new Date(Math.min(start + ttl * 1000, issuer.facts.notAfter.getTime()));
+    // Only the issuer's own notAfter can cut the lifetime below the minimum now: the
+    // operator's problem (rotate), not the caller's.
+    if (notAfter.getTime() - start < MIN_TTL_SECONDS * 1000) throw new CaError("unavailable", `issuer ${issuer.record.id} expires at ${issuer.facts.notAfter.toISOString()}, too soon to issue from; rotate it`);
     const serial = newSerial();
     const tbsDer = encodeLeafTbs(this.templateFor(issuer), {
       serial: serial.bytes,
@@ -189,7 +204,7 @@ export class Authority {
           error,
         );
       }
-      throw unavailable("the inventory database is unavailable; nothing was signed", error);
+      throw inventoryFailure(error, "nothing was signed");
     }
   }
 

@@ -1,5 +1,5 @@
 import type { CertificateRecord, Inventory } from "@pki/db";
-import { CaError, badRequest, conflict, notFound, unavailable } from "./errors.ts";
+import { CaError, badRequest, conflict, inventoryFailure, notFound } from "./errors.ts";
 import type { CaEvents } from "./events.ts";
 import type { Clock } from "./clock.ts";
 import { certificatesRevoked } from "@pki/metrics";
@@ -62,7 +62,7 @@ export async function revokeCertificate(
         ? await deps.inventory.certificates.revokeWithSuccessors(serial, reason, at, audit)
         : await deps.inventory.certificates.revoke(serial, reason, at, audit);
   } catch (error) {
-    throw unavailable(`the inventory database is unavailable; ${serial} was not revoked`, error);
+    throw inventoryFailure(error, `${serial} was not revoked`);
   }
   if ("refused" in result) {
     if (result.refused === "not_found") throw notFound(`no certificate with serial ${serial}`);

@@ -10,6 +10,8 @@ import { CertificateScanStore, IssuerLifecycleStore } from "./stores/lifecycle.t
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
+export { isDatabaseOutage } from "./errors.ts";
+export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState } from "./stores/certificates.ts";
 export { DuplicateSerialError, SuccessorExistsError, type RevokedChain } from "./stores/certificates.ts";

@@ -3,6 +3,7 @@ import {
   DEFAULT_PROFILE,
   REASON_NAMES,
   formatSan,
+  inventoryFailure,
   isProfileName,
   namesOf,
   parseCsr,
@@ -20,7 +21,7 @@ import { policyOf, type Caller } from "../auth.ts";
 import { defineRoute, parseOrThrow, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
-const badRequest = (message: string) => new CaError("bad_request", message);
+const badRequest = (message: string, cause?: unknown) => new CaError("bad_request", message, { cause });
 const forbidden = (message: string) => new CaError("forbidden", message);
 
 function issuedView(issued: IssuedCertificate) {
@@ -258,8 +259,8 @@ const list = (runtime: CaRuntime) =>
           now,
         )
         .catch((error: Error) => {
-          if (error instanceof RangeError) throw badRequest(`cursor: ${error.message}`);
-          throw new CaError("unavailable", "the inventory database is unavailable");
+          if (error instanceof RangeError) throw badRequest(`query cursor: ${error.message}`, error);
+          throw inventoryFailure(error, "nothing was listed");
         });
       return { status: 200, body: { items: page.items.map((r) => summaryView(r, now)), nextCursor: page.nextCursor } };
     },

@@ -1,5 +1,5 @@
 import type { Certificate, PrismaClient } from "../generated/prisma/client.ts";
-import { AuditStore, type AuditEntry } from "./audit.ts";
+import { AuditStore, boundAuditEntry, type AuditEntry } from "./audit.ts";
 import { Batcher } from "../batcher.ts";
 import type { SqlRunner } from "../connection.ts";
 
@@ -77,10 +77,15 @@ function encodeCursor(row: { notAfter: Date; serial: string }): string {
   return Buffer.from(`${row.notAfter.getTime()}:${row.serial}`).toString("base64url");
 }
 
+/** 9999-12-31: no certificate is valid later, and every such time fits a timestamptz. */
+const MAX_CURSOR_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 function decodeCursor(cursor: string): { notAfter: Date; serial: string } {
   const [time, serial] = Buffer.from(cursor, "base64url").toString().split(":");
   const ms = Number(time);
-  if (!serial || !/^[0-9a-f]+$/.test(serial) || !Number.isFinite(ms)) throw new RangeError("cursor is not one this API returned");
+  // a notAfter the database can hold (JavaScript dates reach further than PostgreSQL's)
+  const inRange = Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_CURSOR_TIME_MS;
+  if (!serial || !/^[0-9a-f]{1,40}$/.test(serial) || !inRange) throw new RangeError("is not one this API returned (pass nextCursor from the previous page as it is)");
   return { notAfter: new Date(ms), serial };
 }
 
@@ -127,7 +132,7 @@ export class CertificateStore {
    * successor, and the audit event is written: one statement, so all or nothing.
    */
   async markIssued(serial: string, der: Buffer, audit: AuditEntry): Promise<void> {
-    const refused = await this.issued.submit({ serial, der, audit });
+    const refused = await this.issued.submit({ serial, der, audit: boundAuditEntry(audit) });
     if (refused) throw new Error(refused);
   }
 
@@ -142,6 +147,7 @@ export class CertificateStore {
    * afterwards, or the reason nothing changed.
    */
   async revoke(serial: string, reason: number, at: Date, audit: AuditEntry): Promise<{ revoked: CertificateRecord } | { refused: "not_found" | "already_revoked" | "not_issued" }> {
+    audit = boundAuditEntry(audit);
     // One statement, so it is atomic without an interactive transaction (whose 5 s
     // timeout failed revocations under heavy load in the soak test).
     const [result] = await this.sql.query<{ before: string | null; revoked: boolean }>(
