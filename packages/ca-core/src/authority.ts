@@ -215,7 +215,7 @@ export class Authority {
       await this.inventory.certificates
         .markFailed(plan.serial, { actor: requester.actor, action: "certificate.issue", target: plan.serial, sourceIp: requester.sourceIp, details: { reason: (error as Error).message } })
         .catch(() => {}); // the start-up reconciliation resolves a pending row we could not mark
-      throw unavailable(`the token could not sign: ${(error as Error).message}`);
+      throw unavailable(`the token could not sign: ${(error as Error).message}`, error);
     }
   }
 
@@ -228,8 +228,8 @@ export class Authority {
         sourceIp: request.requester.sourceIp,
         details: { profile: request.profile, subject: plan.subject, sans: plan.sans, notAfter: plan.notAfter.toISOString(), ...(request.predecessorSerial ? { predecessor: request.predecessorSerial } : {}) },
       });
-    } catch {
-      throw unavailable("the certificate was signed but could not be stored; it was not released and will be reconciled");
+    } catch (error) {
+      throw unavailable("the certificate was signed but could not be stored; it was not released and will be reconciled", error);
     }
   }
 }
