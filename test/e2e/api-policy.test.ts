@@ -208,7 +208,7 @@ describe("malformed and oversized requests", () => {
     await expectRefused(() => t.call("GET", "/v1/nothing-here"), 404, "no such resource: GET /v1/nothing-here (see /openapi.json)");
     await expectRefused(() => t.call("GET", "/v1/certificates?limit=5000", { token: t.ca.adminToken }), 400, "query limit: must be at most 1000");
     await expectRefused(() => t.call("GET", "/v1/certificates?q=ab", { token: t.ca.adminToken }), 400, /query q: must be at least 3 characters/);
-    await expectRefused(() => t.call("GET", "/v1/certificates?cursor=bm9wZQ", { token: t.ca.adminToken }), 400, "cursor: cursor is not one this API returned");
+    await expectRefused(() => t.call("GET", "/v1/certificates?cursor=bm9wZQ", { token: t.ca.adminToken }), 400, "query cursor: is not one this API returned (pass nextCursor from the previous page as it is)");
   });
 });
 
