@@ -1,6 +1,7 @@
 // A certificate has at most one live successor, and revoking it for keyCompromise revokes
 // its successors too: a stolen key must not be able to renew itself into certificates
 // that outlive its revocation. Real HTTPS, mTLS, SoftHSM and PostgreSQL.
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addProvisioner, startTestApi, type TestApi } from "../support/api.ts";
 import { opensslCsr } from "../support/tools.ts";
@@ -105,5 +106,29 @@ describe("keyCompromise follows the renewal chain", () => {
     const superseded = await t.call("POST", `/v1/certificates/${d.serial}/revoke`, { token: t.ca.adminToken, body: { reason: "superseded" } });
     expect(superseded.json.successorsRevoked).toEqual([]);
     expect(await t.ca.inventory.certificates.get(e.json.serial)).toMatchObject({ status: "valid" });
+  });
+
+  it("a renewal still being signed when its predecessor is revoked for keyCompromise is never released", async () => {
+    const a = await enrol("inflight.chain.example");
+    const record = (await t.ca.inventory.certificates.get(a.serial))!;
+    const successor = randomBytes(16).toString("hex");
+    // the renewal's intent is recorded; the token has not signed yet
+    await t.ca.inventory.certificates.recordIntent({ ...record, serial: successor, requester: `mtls:${a.serial}`, provisionerId: record.provisionerId ?? undefined, predecessorSerial: a.serial });
+    const res = await t.call("POST", `/v1/certificates/${a.serial}/revoke`, { token: t.ca.adminToken, body: { reason: "keyCompromise" } });
+    expect(res.status, res.text).toBe(200);
+    expect(await t.ca.inventory.certificates.get(successor)).toMatchObject({ status: "failed" });
+    // the signature arrives: it is not stored as valid, so never handed out
+    await expect(t.ca.inventory.certificates.markIssued(successor, Buffer.from("signed"), { actor: "test", action: "certificate.renew", target: successor })).rejects.toThrow(/not pending/);
+    expect(await t.ca.inventory.certificates.get(successor)).toMatchObject({ status: "failed", der: null });
+  });
+
+  it("a renewal whose predecessor was revoked (any reason) while it was signed is not stored", async () => {
+    const a = await enrol("late.chain.example");
+    const record = (await t.ca.inventory.certificates.get(a.serial))!;
+    const successor = randomBytes(16).toString("hex");
+    await t.ca.inventory.certificates.recordIntent({ ...record, serial: successor, requester: `mtls:${a.serial}`, provisionerId: record.provisionerId ?? undefined, predecessorSerial: a.serial });
+    expect((await t.call("POST", `/v1/certificates/${a.serial}/revoke`, { token: t.ca.adminToken, body: { reason: "cessationOfOperation" } })).status).toBe(200);
+    await expect(t.ca.inventory.certificates.markIssued(successor, Buffer.from("signed"), { actor: "test", action: "certificate.renew", target: successor })).rejects.toThrow();
+    expect(await t.ca.inventory.certificates.get(successor)).toMatchObject({ status: "pending", der: null });
   });
 });

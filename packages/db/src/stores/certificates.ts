@@ -564,6 +564,7 @@ async function storeIssued(sql: SqlRunner, items: Array<{ serial: string; der: B
     ],
   );
   const stored = new Set(rows.map((r) => r.serial));
-  // Not pending any more (reconciled as failed, or stored twice): refused, never overwritten.
-  return items.map((i) => (stored.has(i.serial) ? undefined : `certificate ${i.serial} is not pending; refusing to overwrite it`));
+  // Not pending any more (reconciled as failed, or stored twice), or renewing a certificate
+  // revoked meanwhile: refused, never overwritten or released.
+  return items.map((i) => (stored.has(i.serial) ? undefined : `certificate ${i.serial} is not pending, or the certificate it renews was revoked; refusing to store it`));
 }
