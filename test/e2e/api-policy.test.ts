@@ -191,7 +191,7 @@ describe("lifetimes and profiles", () => {
     const csr = opensslCsr({ sans: ["DNS:p.payments.example"] }).csrPem;
     await expectRefused(() => issue("payments", csr, { profile: "server" }), 403, "profile 'server' is not allowed for provisioner 'payments' (allowed: mtls)");
     await expectRefused(() => issue("payments", csr, { profile: "codesigning" }), 400, "profile: must be one of mtls, server, client");
-    await expectRefused(() => issue("payments", csr, { ttlSeconds: -5 }), 400, "ttlSeconds: must be positive");
+    await expectRefused(() => issue("payments", csr, { ttlSeconds: -5 }), 400, "ttlSeconds: must be at least 60 seconds (a shorter certificate would expire before it could be used)");
     await expectRefused(() => issue("payments", csr, { ttl: 5 }), 400, "unknown field 'ttl'");
   });
 });
@@ -309,7 +309,7 @@ describe("malformed and oversized requests", () => {
     await expectRefused(() => t.call("GET", "/v1/nothing-here"), 404, "no such resource: GET /v1/nothing-here (see /openapi.json)");
     await expectRefused(() => t.call("GET", "/v1/certificates?limit=5000", { token: t.ca.adminToken }), 400, "query limit: must be at most 1000");
     await expectRefused(() => t.call("GET", "/v1/certificates?q=ab", { token: t.ca.adminToken }), 400, /query q: must be at least 3 characters/);
-    await expectRefused(() => t.call("GET", "/v1/certificates?cursor=bm9wZQ", { token: t.ca.adminToken }), 400, "cursor: cursor is not one this API returned");
+    await expectRefused(() => t.call("GET", "/v1/certificates?cursor=bm9wZQ", { token: t.ca.adminToken }), 400, "query cursor: is not one this API returned (pass nextCursor from the previous page as it is)");
   });
 });
 
@@ -329,20 +329,27 @@ describe("time", () => {
 });
 
 describe("rate limiting of failed authentication", () => {
-  it("answers 429 with Retry-After once a source has failed too often, even with a good token", async () => {
+  it("answers a source's failing credentials 429 with Retry-After past the limit, while valid credentials from it always pass", async () => {
     // a second listener on the same CA (SoftHSM allows one configuration per process)
     const api = await startApi(t.ca.runtime, createLogger("silent"), { port: 0, host: "127.0.0.1", authFailureLimit: 3 });
     const call = (method: string, path: string, o?: RequestOptions) => callApi(api.url, t.rootPem, method, path, o);
     try {
       for (let i = 0; i < 3; i++) expect((await call("GET", "/v1/certificates", { token: `wrong-${i}` })).status).toBe(401);
-      const blocked = await call("GET", "/v1/certificates", { token: t.ca.adminToken });
+      const blocked = await call("GET", "/v1/certificates", { token: "wrong-3" });
       expect(blocked.status).toBe(429);
       expect(Number(blocked.headers["retry-after"])).toBeGreaterThan(0);
-      expect(blocked.json.detail).toMatch(/^too many failed authentications from 127.0.0.1; try again in \d+ s$/);
+      expect(blocked.json.detail).toMatch(/^too many failed authentications from 127.0.0.1; try again in \d+ s \(a valid credential is always accepted\)$/);
+      // the operator and every renewal behind the same address still get through
+      expect((await call("GET", "/v1/certificates?limit=1", { token: t.ca.adminToken })).status).toBe(200);
+      const csr = opensslCsr({ sans: ["DNS:nat.payments.example"] });
+      const enrolled = await call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: csr.csrPem } });
+      expect(enrolled.status, enrolled.text).toBe(201);
+      const clientCert = [enrolled.json.certificate, ...enrolled.json.chain.slice(0, -1)].join("");
+      expect((await call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem })).status).toBe(201);
+      // and failures keep being refused
+      expect((await call("GET", "/v1/certificates", { token: "wrong-4" })).status).toBe(429);
       // routes without authentication still answer
       expect((await call("GET", "/v1/issuers")).status).toBe(200);
-      // the limiter belongs to that listener: the main one still serves this source
-      expect((await t.call("GET", "/v1/certificates?limit=1", { token: t.ca.adminToken })).status).toBe(200);
     } finally {
       await api.stop();
     }

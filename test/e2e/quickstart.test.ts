@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { freePort, opensslCsr, opensslVerify, pki, run } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
+import { callApi } from "../support/api.ts";
 
 let env: TestEnv;
 let server: ChildProcess | undefined;
@@ -55,6 +56,14 @@ describe("quickstart", () => {
     const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ ok: true, checks: { database: "ok", token: "ok", activeIssuer: "ok" } });
+
+    // The dashboard takes the admin token: it is on the HTTPS API listener, not the public one.
+    expect(output).toContain(`dashboard:        https://127.0.0.1:${apiPort}/dashboard`);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/dashboard`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/dashboard/api/summary`)).status).toBe(404);
+    const rootPem = readFileSync(path.join(env.dataDir, "root.pem"), "utf8");
+    expect((await callApi(`https://127.0.0.1:${apiPort}`, rootPem, "GET", "/dashboard")).status).toBe(200);
+    expect((await callApi(`https://127.0.0.1:${apiPort}`, rootPem, "GET", "/dashboard/api/summary")).status).toBe(401);
 
     const csr = opensslCsr({ subject: "/CN=quick.example.com" });
     const issued = pki(["issue", "--csr", csr.csrPath], serverEnv);

@@ -28,6 +28,8 @@ export interface RequestOptions {
   cert?: string;
   key?: string;
   headers?: Record<string, string>;
+  /** the source address to connect from (any 127.x works on Linux), for per-source limits */
+  localAddress?: string;
 }
 
 export interface TestApi {
@@ -52,7 +54,7 @@ export function callApi(baseUrl: string, rootPem: string, method: string, urlPat
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       url,
-      { method, headers, ca: rootPem, cert: options.cert, key: options.key, agent: false },
+      { method, headers, ca: rootPem, cert: options.cert, key: options.key, agent: false, ...(options.localAddress ? { localAddress: options.localAddress } : {}) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));

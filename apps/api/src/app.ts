@@ -2,12 +2,13 @@
 // authenticate → validate → handler (authorize → build → policy → lint → record → sign →
 // store inside the CA core) → respond, and every failure as problem+json.
 import { z } from "zod";
-import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
 import { CaError, MAX_CSR_BYTES, type CaRuntime } from "@pki/ca-core";
 import { problemHandler, problemStatus, registry, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
-import { AuthFailureLimiter, authenticate } from "./auth.ts";
+import { boundAuditText } from "@pki/db";
+import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted, type Caller } from "./auth.ts";
 import { openApiDocument } from "./openapi.ts";
 import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
 import { certificateRoutes } from "./routes/certificates.ts";
@@ -30,6 +31,12 @@ export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
 
 export interface ApiAppOptions {
   authFailureLimit?: number;
+  /**
+   * More routes served on this (TLS-only) listener, such as the operator dashboard. They
+   * get `requireAdmin`: the same admin-token check and failure limiter as the API, and
+   * the caller in `res.locals.caller`.
+   */
+  extraRoutes?: (context: { runtime: CaRuntime; requireAdmin: RequestHandler }) => Router;
 }
 
 /** The source address as the socket sees it; the API is not meant to sit behind a proxy that terminates TLS, since that would hide client certificates. */
@@ -53,25 +60,7 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
     const sourceIp = sourceIpOf(req);
     let caller: Awaited<ReturnType<typeof authenticate>> | undefined;
     try {
-      if (route.auth !== "none") {
-        const wait = limiter.retryAfter(sourceIp);
-        if (wait !== undefined) {
-          res.setHeader("retry-after", String(wait));
-          answered.inc({ operation: route.operationId, caller: "-", outcome: "429" });
-          return sendProblem(res, 429, `too many failed authentications from ${sourceIp}; try again in ${wait} s`);
-        }
-        try {
-          caller = await authenticate(req, runtime, route.auth);
-        } catch (error) {
-          if (error instanceof CaError && error.kind === "unauthorized") {
-            limiter.recordFailure(sourceIp);
-            log.warn({ audit: "denied", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, reason: error.message }, "authentication failed");
-          }
-          throw error;
-        }
-      } else {
-        caller = await authenticate(req, runtime, "none");
-      }
+      caller = route.auth === "none" ? await authenticate(req, runtime, "none") : await authenticateCounted(req, runtime, route.auth, limiter, sourceIp);
       // Routes that also take DER CSRs read their own body and query (the shape depends on the content type).
       const ownInput = route.acceptsPkcs10;
       if (route.bodyRequired && !hasBody(req)) {
@@ -84,14 +73,21 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
       answered.inc({ operation: route.operationId, caller: caller.kind, outcome: "ok" });
       res.status(result.status).json(result.body);
     } catch (error) {
+      if (error instanceof TooManyFailures) {
+        answered.inc({ operation: route.operationId, caller: "-", outcome: "429" });
+        return sendTooMany(res, error);
+      }
+      if (error instanceof CaError && error.kind === "unauthorized") {
+        log.warn({ audit: "denied", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, reason: boundAuditText(error.message) }, "authentication failed");
+      }
       answered.inc({ operation: route.operationId, caller: "-", outcome: String(problemStatus(error)) });
       if (error instanceof CaError && (error.kind === "forbidden" || error.kind === "bad_request" || error.kind === "conflict")) {
-        log.info({ audit: "refused", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, status: problemStatus(error), reason: error.message }, "request refused");
+        log.info({ audit: "refused", route: `${route.method.toUpperCase()} ${route.path}`, sourceIp, status: problemStatus(error), reason: boundAuditText(error.message) }, "request refused");
         // An authenticated caller's refusal is audited (who tried what, and why not); an
         // anonymous one only goes to the log, so unauthenticated traffic cannot fill the table.
         if (caller && caller.kind !== "anonymous") {
           await runtime.inventory.audit
-            .record({ actor: caller.actor, action: route.operationId, target: typeof req.params.serial === "string" ? req.params.serial : undefined, sourceIp, outcome: "denied", details: { status: problemStatus(error), reason: error.message } })
+            .record({ actor: caller.actor, action: route.operationId, target: typeof req.params.serial === "string" ? req.params.serial : undefined, sourceIp, outcome: "denied", details: { status: problemStatus(error), reason: boundAuditText(error.message) } })
             .catch((auditError: Error) => log.error({ err: auditError }, "could not audit a refusal"));
         }
       }
@@ -101,6 +97,26 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
 }
 
 const emptyQuery = z.strictObject({});
+
+function sendTooMany(res: Response, error: TooManyFailures): void {
+  res.setHeader("retry-after", String(error.retryAfterSeconds));
+  sendProblem(res, 429, error.message);
+}
+
+/** Admin-token check for routes outside the route table (the dashboard's data). */
+function requireAdminWith(runtime: CaRuntime, limiter: AuthFailureLimiter, log: Logger): RequestHandler {
+  return async (req, res, next) => {
+    const sourceIp = sourceIpOf(req);
+    try {
+      res.locals.caller = (await authenticateCounted(req, runtime, "admin", limiter, sourceIp)) satisfies Caller;
+      next();
+    } catch (error) {
+      if (error instanceof TooManyFailures) return sendTooMany(res, error);
+      if (error instanceof CaError && error.kind === "unauthorized") log.warn({ audit: "denied", route: `${req.method} ${req.path}`, sourceIp, reason: boundAuditText(error.message) }, "authentication failed");
+      next(error);
+    }
+  };
+}
 
 /** Turns body-parser's limit error into a detail with the numbers. */
 const bodyLimitProblem = (error: unknown, _req: Request, res: Response, next: NextFunction) => {
@@ -128,6 +144,7 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
   for (const route of routes) {
     app[route.method](expressPath(route.path), requireContentType(route), bindRoute(route, runtime, limiter, log));
   }
+  if (options.extraRoutes) app.use(options.extraRoutes({ runtime, requireAdmin: requireAdminWith(runtime, limiter, log) }));
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path} (see /openapi.json)`));
   app.use(bodyLimitProblem);
   app.use(problemHandler);

@@ -3,7 +3,7 @@
 // an answer takes does not depend on how much of a guess was right.
 import type { Request } from "express";
 import type { TLSSocket } from "node:tls";
-import { CaError, type CaRuntime } from "@pki/ca-core";
+import { CaError, inventoryFailure, type CaRuntime } from "@pki/ca-core";
 import type { ProvisionerRecord } from "@pki/db";
 import { ProvisionerPolicy } from "@pki/policy";
 import { verifyClientCertificate, type ClientCertificate } from "./mtls.ts";
@@ -55,8 +55,7 @@ export async function authenticate(req: Request, runtime: CaRuntime, requirement
     throw unauthorized(requirement === "enrol" ? "this route needs 'Authorization: Bearer <provisioner or admin token>'" : "this route needs 'Authorization: Bearer <admin token>'");
   }
   const caller = await tokenCaller(runtime, token).catch((error: unknown) => {
-    if (error instanceof CaError) throw error;
-    throw new CaError("unavailable", "the inventory database is unavailable; cannot check the token");
+    throw inventoryFailure(error, "cannot check the token");
   });
   if (!caller) throw unauthorized("the bearer token is not a valid admin or provisioner token (it may have been disabled or removed)");
   if ((requirement === "admin" || requirement === "adminOrMtls") && caller.kind !== "admin") {
@@ -67,8 +66,15 @@ export async function authenticate(req: Request, runtime: CaRuntime, requirement
 
 /**
  * Counts failed authentications per source address in fixed one-minute windows. Past the
- * limit every authenticated route answers 429 to that source until the window ends, which
- * makes guessing tokens slow without keeping any state in the database.
+ * limit, a source's failing attempts are answered 429 (Retry-After) instead of 401 and
+ * are no longer logged one by one, which tells clients to back off and keeps a guessing
+ * source from flooding the log. Valid credentials always pass: the limit is only ever
+ * applied after a credential has failed, so a bad neighbour behind the same NAT or load
+ * balancer cannot lock out the operator or a renewal. (Guessing stays hopeless: tokens
+ * are at least 16 characters, those the CA makes 256 random bits.)
+ *
+ * Bounded: at most `maxSources` addresses are tracked; when full, expired windows go
+ * first, then the oldest. A key is a socket address, never client-chosen text.
  */
 export class AuthFailureLimiter {
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
@@ -77,29 +83,64 @@ export class AuthFailureLimiter {
     private readonly limit: number,
     private readonly windowMs = 60_000,
     private readonly now: () => number = Date.now,
+    private readonly maxSources = 10_000,
   ) {}
 
-  /** Seconds until the source may try again, or undefined when it may try now. */
-  retryAfter(source: string): number | undefined {
-    const window = this.windows.get(source);
-    if (!window) return undefined;
+  /**
+   * Counts a failed attempt. Returns the seconds until the window ends when the source is
+   * now past the limit (answer 429), or undefined while it is within it (answer 401).
+   */
+  recordFailure(source: string): number | undefined {
+    const key = source.slice(0, 64);
     const now = this.now();
-    if (window.resetAt <= now) {
-      this.windows.delete(source);
-      return undefined;
+    let window = this.windows.get(key);
+    if (!window || window.resetAt <= now) {
+      this.windows.delete(key);
+      if (this.windows.size >= this.maxSources) this.makeRoom(now);
+      window = { count: 0, resetAt: now + this.windowMs };
+      this.windows.set(key, window);
     }
-    return window.count >= this.limit ? Math.ceil((window.resetAt - now) / 1000) : undefined;
+    window.count += 1;
+    return window.count > this.limit ? Math.max(1, Math.ceil((window.resetAt - now) / 1000)) : undefined;
   }
 
-  recordFailure(source: string): void {
-    const now = this.now();
-    const window = this.windows.get(source);
-    if (window && window.resetAt > now) window.count += 1;
-    else this.windows.set(source, { count: 1, resetAt: now + this.windowMs });
-    if (this.windows.size > 10_000) this.forgetExpired(now);
+  /** Sources tracked right now (for tests and metrics). */
+  get size(): number {
+    return this.windows.size;
   }
 
-  private forgetExpired(now: number): void {
+  private makeRoom(now: number): void {
     for (const [source, window] of this.windows) if (window.resetAt <= now) this.windows.delete(source);
+    // Still full: forget the oldest windows (Map keeps insertion order).
+    for (const source of this.windows.keys()) {
+      if (this.windows.size < this.maxSources) break;
+      this.windows.delete(source);
+    }
+  }
+}
+
+/** A source past its failure limit; answered 429 with Retry-After. */
+export class TooManyFailures extends Error {
+  constructor(
+    readonly sourceIp: string,
+    readonly retryAfterSeconds: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`too many failed authentications from ${sourceIp}; try again in ${retryAfterSeconds} s (a valid credential is always accepted)`, options);
+  }
+}
+
+/**
+ * `authenticate`, with failures counted against the source: a valid credential passes
+ * whatever the count; a failing one is 401 until the source passes the limit, 429 after.
+ */
+export async function authenticateCounted(req: Request, runtime: CaRuntime, requirement: AuthRequirement, limiter: AuthFailureLimiter, sourceIp: string): Promise<Caller> {
+  try {
+    return await authenticate(req, runtime, requirement);
+  } catch (error) {
+    if (!(error instanceof CaError && error.kind === "unauthorized")) throw error;
+    const wait = limiter.recordFailure(sourceIp);
+    if (wait !== undefined) throw new TooManyFailures(sourceIp, wait, { cause: error });
+    throw error;
   }
 }

@@ -9,7 +9,7 @@ import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Certificate } from "@peculiar/asn1-x509";
-import { CaError, REASON_NAMES, type CaRuntime } from "@pki/ca-core";
+import { CaError, REASON_NAMES, inventoryFailure, type CaRuntime } from "@pki/ca-core";
 import type { CertificateRecord } from "@pki/db";
 
 export interface ClientCertificate {
@@ -40,8 +40,8 @@ export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRunt
   if (!issuer) throw unauthorized(`the client certificate '${subject}' (issuer '${(peer.issuer ?? "").replaceAll("\n", ", ")}') was not issued by any of this CA's intermediates`);
 
   // The keyring may hold an issuer record from before an emergency revocation: ask the inventory.
-  const issuerRow = await runtime.inventory.issuers.get(issuer.record.id).catch(() => {
-    throw new CaError("unavailable", "the inventory database is unavailable; cannot check the client certificate");
+  const issuerRow = await runtime.inventory.issuers.get(issuer.record.id).catch((error: unknown) => {
+    throw inventoryFailure(error, "cannot check the client certificate");
   });
   if (issuerRow?.revokedAt) {
     throw unauthorized(`the intermediate ${issuer.record.id} that issued the client certificate '${subject}' was revoked at ${issuerRow.revokedAt.toISOString()}; its certificates are re-issued by the operator (pki issuers revoke --reissue) or enrol again`);
@@ -52,8 +52,8 @@ export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRunt
   if (new Date(peer.validTo) <= now) throw unauthorized(`the client certificate '${subject}' expired at ${new Date(peer.validTo).toISOString()}; enrol again with a provisioner token`);
 
   const serial = serialOf(peer.raw);
-  const record = await runtime.inventory.certificates.get(serial).catch(() => {
-    throw new CaError("unavailable", "the inventory database is unavailable; cannot check the client certificate");
+  const record = await runtime.inventory.certificates.get(serial).catch((error: unknown) => {
+    throw inventoryFailure(error, "cannot check the client certificate");
   });
   if (!record || !record.der || !record.der.equals(peer.raw)) throw unauthorized(`the client certificate ${serial} is not in this CA's inventory`);
   if (record.status === "revoked") {

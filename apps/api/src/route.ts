@@ -68,5 +68,21 @@ export function parseOrThrow<T>(schema: z.ZodType<T> | undefined, value: unknown
   if (!schema) return undefined as T;
   const result = schema.safeParse(value);
   if (!result.success) throw validationProblem(where, result.error);
+  const nul = pathToNul(result.data);
+  if (nul) throw new CaError("bad_request", `${where === "body" ? "" : `${where} `}${nul.length ? `${nul.join(".")}: ` : ""}contains a NUL character, which no field accepts`.trim());
   return result.data;
+}
+
+/**
+ * Where in a parsed value a string holds U+0000, or undefined. PostgreSQL text cannot hold
+ * it, so such input would otherwise fail deep in the database instead of here.
+ */
+function pathToNul(value: unknown, path: string[] = []): string[] | undefined {
+  if (typeof value === "string") return value.includes("\0") ? path : undefined;
+  if (value === null || typeof value !== "object") return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const found = key.includes("\0") ? [...path, JSON.stringify(key)] : pathToNul(item, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
 }

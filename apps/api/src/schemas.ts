@@ -1,7 +1,7 @@
 // Request and response shapes of the issuing API. Requests are strict (an unknown field is
 // a 400 naming it, so a typo such as `ttl` for `ttlSeconds` is not silently ignored).
 import { z } from "zod";
-import { PROFILE_NAMES, REVOCATION_REASONS } from "@pki/ca-core";
+import { MIN_TTL_SECONDS, PROFILE_NAMES, REVOCATION_REASONS } from "@pki/ca-core";
 
 const profileNames = PROFILE_NAMES as [string, ...string[]];
 const reasonNames = Object.keys(REVOCATION_REASONS) as [string, ...string[]];
@@ -14,7 +14,10 @@ export const Serial = z
   .meta({ description: "lowercase hex, as in the certificate", example: "01a3f29c5b7e4d2a9f0c1b2d3e4f5a6b7c" });
 const Instant = z.iso.datetime({ offset: true }).meta({ description: "RFC 3339, UTC" });
 const Pem = z.string().meta({ description: "PEM" });
-const TtlSeconds = z.number({ error: "must be a number of seconds" }).int("must be a whole number of seconds").positive("must be positive");
+const TtlSeconds = z
+  .number({ error: "must be a number of seconds" })
+  .int("must be a whole number of seconds")
+  .min(MIN_TTL_SECONDS, `must be at least ${MIN_TTL_SECONDS} seconds (a shorter certificate would expire before it could be used)`);
 
 export const IssueBody = z.strictObject({
   csr: z.string({ error: "is required: a PEM PKCS#10 request" }).min(1, "is empty").max(200_000, "is too long for a CSR").meta({ description: "PKCS#10 CSR, PEM" }),
@@ -31,6 +34,7 @@ export const IssueQuery = z.strictObject({
     .string()
     .regex(/^[1-9]\d{0,9}$/, "must be a positive whole number of seconds")
     .transform(Number)
+    .pipe(z.number().min(MIN_TTL_SECONDS, `must be at least ${MIN_TTL_SECONDS} seconds (a shorter certificate would expire before it could be used)`))
     .optional()
     .meta({ description: "only with application/pkcs10 bodies" }),
   autoRenew: z
@@ -132,7 +136,13 @@ const CertificateSummary = z.object({
 export const CertificateDetails = CertificateSummary.extend({ certificate: Pem.nullable().meta({ description: "null while pending or when signing failed" }) });
 export const CertificateList = z.object({ items: z.array(CertificateSummary), nextCursor: z.string().nullable() });
 
-export const Revocation = z.object({ serial: Serial, status: z.literal("revoked"), revokedAt: Instant, reason: z.string() });
+export const Revocation = z.object({
+  serial: Serial,
+  status: z.literal("revoked"),
+  revokedAt: Instant,
+  reason: z.string(),
+  successorsRevoked: z.array(Serial).meta({ description: "with keyCompromise: the live successors (renewals, transitively) revoked with it" }),
+});
 
 export const Issuer = z.object({
   id: z.string(),

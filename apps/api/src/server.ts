@@ -2,7 +2,7 @@
 // same root.pem they trust everything else with): reused across restarts while it is
 // good, renewed after two thirds of its lifetime or at once when its issuer is revoked,
 // without dropping connections (setSecureContext).
-import { generateKeyPairSync } from "node:crypto";
+import { constants as cryptoConstants, generateKeyPairSync } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createServer, type Server } from "node:https";
@@ -133,6 +133,22 @@ function clientCaList(runtime: CaRuntime): string[] {
   return [...pems];
 }
 
+/**
+ * TLS 1.3 suites, then for TLS 1.2 only forward-secret AEAD suites: no CBC, no SHA-1 MAC,
+ * no static RSA key exchange (the defaults still offer e.g. AES128-SHA).
+ */
+export const API_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
 function secureContext(runtime: CaRuntime, issued: IssuedCertificate, keyPem: string): SecureContextOptions {
   return {
     key: keyPem,
@@ -140,6 +156,12 @@ function secureContext(runtime: CaRuntime, issued: IssuedCertificate, keyPem: st
     cert: [issued.pem, ...issued.chain.slice(0, -1)].join(""),
     ca: clientCaList(runtime),
     minVersion: "TLSv1.2",
+    ciphers: API_CIPHERS,
+    honorCipherOrder: true,
+    // TLS 1.3 has no renegotiation; for 1.2, Node only rate-limits client-initiated
+    // renegotiation (3 per 10 minutes), so turn it off in OpenSSL: a renegotiation costs
+    // the server a handshake each and has a history of attacks.
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
   };
 }
 

@@ -319,6 +319,7 @@ certs
     try {
       const revoked = await revokeCertificate({ inventory, events: new CaEvents(), clock: systemClock }, { serial, reason: opts.reason, actor: operator() });
       console.log(`revoked ${revoked.serial} (${REASON_NAMES[revoked.reason]}) at ${revoked.revokedAt.toISOString()}`);
+      for (const successor of revoked.successorsRevoked ?? []) console.log(`revoked ${successor} (${REASON_NAMES[revoked.reason]}): a successor of ${revoked.serial}`);
     } finally {
       await inventory.close();
     }

@@ -78,7 +78,8 @@ async function main(): Promise<void> {
   // The HTTPS issuing API, with a certificate from this CA. /readyz is not
   // reachable before it listens: the public listener opens after it.
   const startIssuingApi = async () => {
-    const api = await startApi(runtime, log.child({ role: "api" }));
+    // The dashboard takes the admin token, so it is served over TLS only, on this listener.
+    const api = await startApi(runtime, log.child({ role: "api" }), { extraRoutes: ({ requireAdmin }) => dashboardRouter(runtime, requireAdmin) });
     started.push(() => api.stop());
     return api;
   };
@@ -92,7 +93,6 @@ async function main(): Promise<void> {
   app.use(requestLogger(log), requestTimer("public"), securityHeaders);
   app.use(caDocumentsRouter(runtime));
   app.use(revocation.router);
-  app.use(dashboardRouter(runtime));
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path}`));
   app.use(problemHandler);
   // OCSP is answered by a bare node:http handler in front of express (speed).
@@ -125,6 +125,7 @@ async function main(): Promise<void> {
   if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
   console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
+  console.log(`dashboard:        ${api.url}/dashboard`);
 }
 
 main().catch((error: unknown) => {

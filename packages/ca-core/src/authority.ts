@@ -1,10 +1,10 @@
 import { isIP } from "node:net";
 import type { Config } from "@pki/config";
 import type { Inventory } from "@pki/db";
-import { DuplicateSerialError } from "@pki/db";
+import { DuplicateSerialError, SuccessorExistsError } from "@pki/db";
 import { assertLintClean, LintError } from "@pki/lint";
 import type { CsrProposal } from "./csr.ts";
-import { CaError, badRequest, unavailable } from "./errors.ts";
+import { CaError, badRequest, conflict, inventoryFailure, unavailable } from "./errors.ts";
 import type { Clock } from "./clock.ts";
 import type { Keyring, ServingIssuer } from "./keyring.ts";
 import { type San, formatSan, sanProblem } from "./names.ts";
@@ -29,6 +29,9 @@ export interface Requester {
   /** throws a CaError("forbidden") naming the first name that is not allowed */
   authorizeNames?: (names: { commonName: string | undefined; sans: San[] }) => void;
 }
+
+/** The shortest lifetime the CA signs: less would expire before clients could use it. */
+export const MIN_TTL_SECONDS = 60;
 
 export interface IssueRequest {
   csr: CsrProposal;
@@ -160,15 +163,27 @@ export class Authority {
     };
   }
 
+  /** min(requested or default, requester's maximum, CA maximum); a 4xx naming the bound when that is under the minimum. */
+  private lifetimeSeconds(request: IssueRequest): number {
+    const requested = request.ttlSeconds ?? this.config.ca.defaultTtlSeconds;
+    if (!(requested >= MIN_TTL_SECONDS)) throw badRequest(`ttlSeconds must be at least ${MIN_TTL_SECONDS} (got ${requested}): a shorter certificate would expire before it could be used`);
+    const requesterMax = request.requester.maxTtlSeconds ?? Infinity;
+    if (!(requesterMax >= MIN_TTL_SECONDS)) throw new CaError("forbidden", `the provisioner's maxTtlSeconds (${requesterMax}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; raise it (PATCH /v1/provisioners/NAME)`);
+    if (!(this.config.ca.maxTtlSeconds >= MIN_TTL_SECONDS)) throw new CaError("unavailable", `PKI_MAX_TTL_SECONDS (${this.config.ca.maxTtlSeconds}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; the operator must raise it`);
+    return Math.min(requested, requesterMax, this.config.ca.maxTtlSeconds);
+  }
+
   /** Lifetime = min(requested or default, requester's maximum, CA maximum), ending no later than the issuer. */
   private plan(request: IssueRequest, issuer: ServingIssuer, names: { commonName: string | undefined; sans: San[] }) {
     const now = this.clock.now();
-    const ttl = Math.min(request.ttlSeconds ?? this.config.ca.defaultTtlSeconds, request.requester.maxTtlSeconds ?? Infinity, this.config.ca.maxTtlSeconds);
-    if (!(ttl > 0)) throw badRequest("ttlSeconds must be a positive number of seconds");
+    const ttl = this.lifetimeSeconds(request);
+    const start = Math.floor(now.getTime() / 1000) * 1000;
     // Backdated to tolerate relying parties whose clocks run a little slow.
-    const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - this.config.ca.backdateSeconds * 1000);
-    const notAfter = new Date(Math.min(Math.floor(now.getTime() / 1000) * 1000 + ttl * 1000, issuer.facts.notAfter.getTime()));
-    if (notAfter.getTime() - now.getTime() < 60_000) throw new CaError("unavailable", `issuer ${issuer.record.id} expires too soon to issue from; rotate it`);
+    const notBefore = new Date(start - this.config.ca.backdateSeconds * 1000);
+    const notAfter = new Date(Math.min(start + ttl * 1000, issuer.facts.notAfter.getTime()));
+    // Only the issuer's own notAfter can cut the lifetime below the minimum now: the
+    // operator's problem (rotate), not the caller's.
+    if (notAfter.getTime() - start < MIN_TTL_SECONDS * 1000) throw new CaError("unavailable", `issuer ${issuer.record.id} expires at ${issuer.facts.notAfter.toISOString()}, too soon to issue from; rotate it`);
     const serial = newSerial();
     const tbsDer = encodeLeafTbs(this.templateFor(issuer), {
       serial: serial.bytes,
@@ -202,8 +217,14 @@ export class Authority {
         predecessorSerial: request.predecessorSerial,
       });
     } catch (error) {
-      if (error instanceof DuplicateSerialError) throw new CaError("internal", error.message);
-      throw unavailable("the inventory database is unavailable; nothing was signed");
+      if (error instanceof DuplicateSerialError) throw new CaError("internal", error.message, { cause: error });
+      if (error instanceof SuccessorExistsError) {
+        throw conflict(
+          `certificate ${error.predecessorSerial} has already been renewed${error.successorSerial ? ` as ${error.successorSerial}` : ""}; a certificate has one live successor. Renew with the successor, or revoke it (reason superseded) first`,
+          error,
+        );
+      }
+      throw inventoryFailure(error, "nothing was signed");
     }
   }
 
@@ -214,7 +235,7 @@ export class Authority {
       await this.inventory.certificates
         .markFailed(plan.serial, { actor: requester.actor, action: "certificate.issue", target: plan.serial, sourceIp: requester.sourceIp, details: { reason: (error as Error).message } })
         .catch(() => {}); // the start-up reconciliation resolves a pending row we could not mark
-      throw unavailable(`the token could not sign: ${(error as Error).message}`);
+      throw unavailable(`the token could not sign: ${(error as Error).message}`, error);
     }
   }
 
@@ -227,8 +248,8 @@ export class Authority {
         sourceIp: request.requester.sourceIp,
         details: { profile: request.profile, subject: plan.subject, sans: plan.sans, notAfter: plan.notAfter.toISOString(), ...(request.predecessorSerial ? { predecessor: request.predecessorSerial } : {}) },
       });
-    } catch {
-      throw unavailable("the certificate was signed but could not be stored; it was not released and will be reconciled");
+    } catch (error) {
+      throw unavailable("the certificate was signed but could not be stored; it was not released and will be reconciled", error);
     }
   }
 }

@@ -1,3 +1,4 @@
+import { isDatabaseOutage } from "@pki/db";
 /**
  * A refusal or failure a person can act on. HTTP maps `kind` to a status and the message
  * to problem+json `detail`; the CLI prints the message as one line.
@@ -23,8 +24,19 @@ export class CaError extends Error {
   }
 }
 
-export const badRequest = (message: string) => new CaError("bad_request", message);
-export const forbidden = (message: string) => new CaError("forbidden", message);
-export const notFound = (message: string) => new CaError("not_found", message);
-export const conflict = (message: string) => new CaError("conflict", message);
-export const unavailable = (message: string) => new CaError("unavailable", message);
+export const badRequest = (message: string, cause?: unknown) => new CaError("bad_request", message, { cause });
+export const forbidden = (message: string, cause?: unknown) => new CaError("forbidden", message, { cause });
+export const notFound = (message: string, cause?: unknown) => new CaError("not_found", message, { cause });
+export const conflict = (message: string, cause?: unknown) => new CaError("conflict", message, { cause });
+export const unavailable = (message: string, cause?: unknown) => new CaError("unavailable", message, { cause });
+
+/**
+ * A failed inventory call as the caller should see it: 503 only for a real outage (the
+ * message says what did not happen); anything else is a 500 that keeps the database's
+ * error as its cause for the log, never passed off as "unavailable".
+ */
+export function inventoryFailure(error: unknown, whatDidNotHappen: string): CaError {
+  if (error instanceof CaError) return error;
+  if (isDatabaseOutage(error)) return unavailable(`the inventory database is unavailable; ${whatDidNotHappen}`, error);
+  return new CaError("internal", `the inventory database refused the request; ${whatDidNotHappen} (logged as a bug)`, { cause: error });
+}

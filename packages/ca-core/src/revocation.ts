@@ -1,5 +1,5 @@
-import type { Inventory } from "@pki/db";
-import { CaError, badRequest, conflict, notFound, unavailable } from "./errors.ts";
+import type { CertificateRecord, Inventory } from "@pki/db";
+import { CaError, badRequest, conflict, inventoryFailure, notFound } from "./errors.ts";
 import type { CaEvents } from "./events.ts";
 import type { Clock } from "./clock.ts";
 import { certificatesRevoked } from "@pki/metrics";
@@ -40,6 +40,8 @@ export interface Revocation {
   issuerId: string;
   revokedAt: Date;
   reason: number;
+  /** live successors revoked with it (keyCompromise follows the renewal chain) */
+  successorsRevoked?: string[];
 }
 
 /** Revokes a leaf: in the inventory (with its audit event) before anyone is told it is done. */
@@ -51,26 +53,29 @@ export async function revokeCertificate(
   if (!/^[0-9a-f]{2,40}$/.test(serial)) throw badRequest(`'${request.serial}' is not a certificate serial (lowercase hex)`);
   const reason = reasonCode(request.reason);
   const at = new Date(Math.floor(deps.clock.now().getTime() / 1000) * 1000);
+  const audit = { actor: request.actor, action: "certificate.revoke", target: serial, sourceIp: request.sourceIp, details: { reason: REASON_NAMES[reason] } };
   let result;
   try {
-    result = await deps.inventory.certificates.revoke(serial, reason, at, {
-      actor: request.actor,
-      action: "certificate.revoke",
-      target: serial,
-      sourceIp: request.sourceIp,
-      details: { reason: REASON_NAMES[reason] },
-    });
+    // A compromised key may have renewed itself: its successors are revoked with it.
+    result =
+      reason === REVOCATION_REASONS.keyCompromise
+        ? await deps.inventory.certificates.revokeWithSuccessors(serial, reason, at, audit)
+        : await deps.inventory.certificates.revoke(serial, reason, at, audit);
   } catch (error) {
-    throw unavailable(`the inventory database is unavailable; ${serial} was not revoked`);
+    throw inventoryFailure(error, `${serial} was not revoked`);
   }
   if ("refused" in result) {
     if (result.refused === "not_found") throw notFound(`no certificate with serial ${serial}`);
     if (result.refused === "already_revoked") throw conflict(`certificate ${serial} is already revoked`);
     throw new CaError("conflict", `certificate ${serial} was never issued, so it cannot be revoked`);
   }
-  const revocation = { serial, issuerId: result.revoked.issuerId, revokedAt: at, reason };
-  certificatesRevoked.inc({ issuer: revocation.issuerId, reason: REASON_NAMES[reason] ?? String(reason) });
-  // The in-process OCSP signer re-signs before the caller hears "revoked" (see CaEvents).
-  await deps.events.revocationCommitted(revocation);
+  const successors: CertificateRecord[] = (result as { successors?: CertificateRecord[] }).successors ?? [];
+  for (const record of [result.revoked, ...successors]) {
+    const done = { serial: record.serial, issuerId: record.issuerId, revokedAt: at, reason };
+    certificatesRevoked.inc({ issuer: done.issuerId, reason: REASON_NAMES[reason] ?? String(reason) });
+    // The in-process OCSP signer re-signs before the caller hears "revoked" (see CaEvents).
+    await deps.events.revocationCommitted(done);
+  }
+  const revocation: Revocation = { serial, issuerId: result.revoked.issuerId, revokedAt: at, reason, successorsRevoked: successors.map((r) => r.serial) };
   return revocation;
 }

@@ -10,9 +10,11 @@ import { CertificateScanStore, IssuerLifecycleStore } from "./stores/lifecycle.t
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
+export { isDatabaseOutage } from "./errors.ts";
+export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState } from "./stores/certificates.ts";
-export { DuplicateSerialError } from "./stores/certificates.ts";
+export { DuplicateSerialError, SuccessorExistsError, type RevokedChain } from "./stores/certificates.ts";
 export { CrlSourceChangedError } from "./stores/revocation.ts";
 export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
 export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };

@@ -39,7 +39,12 @@ export function problemStatus(error: unknown): number {
 /** Last middleware: every error becomes problem+json; stack traces stay in the log. */
 export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
   const e = error as { type?: string; status?: number; expose?: boolean; message?: string };
-  if (error instanceof CaError) return sendProblem(res, STATUS[error.kind], error.message);
+  if (error instanceof CaError) {
+    // the cause (a database or token error) goes to the log, never to the client
+    if (error.kind === "internal") req.log?.error({ err: error, cause: error.cause }, "internal error");
+    else if (error.kind === "unavailable") req.log?.warn({ err: error, cause: error.cause }, "dependency unavailable");
+    return sendProblem(res, STATUS[error.kind], error.message);
+  }
   if (error instanceof StartupCheckError) return sendProblem(res, 503, error.message);
   // body-parser errors carry status and a type
   if (e.type === "entity.too.large") return sendProblem(res, 413, "the request body is larger than this endpoint accepts");

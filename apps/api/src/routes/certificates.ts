@@ -3,6 +3,7 @@ import {
   DEFAULT_PROFILE,
   REASON_NAMES,
   formatSan,
+  inventoryFailure,
   isProfileName,
   namesOf,
   parseCsr,
@@ -20,7 +21,7 @@ import { policyOf, type Caller } from "../auth.ts";
 import { defineRoute, parseOrThrow, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
-const badRequest = (message: string) => new CaError("bad_request", message);
+const badRequest = (message: string, cause?: unknown) => new CaError("bad_request", message, { cause });
 const forbidden = (message: string) => new CaError("forbidden", message);
 
 function issuedView(issued: IssuedCertificate) {
@@ -159,12 +160,12 @@ const renew = (runtime: CaRuntime) =>
     operationId: "renewCertificate",
     summary: "Renew the certificate presented in the TLS handshake",
     description:
-      "Authenticated only by the current certificate over mTLS: same names, profile and lifetime, new serial and validity. Send `{csr}` to change the key (its names must be the same). A revoked or expired certificate cannot renew; the old certificate records its successor. The provisioner that enrolled it must still exist and still allow its names.",
+      "Authenticated only by the current certificate over mTLS: same names, profile and lifetime, new serial and validity. Send `{csr}` to change the key (its names must be the same). A revoked or expired certificate cannot renew; the old certificate records its successor. A certificate has at most one live successor: renewing it again is 409 naming the successor. The provisioner that enrolled it must still exist and still allow its names.",
     tags: ["certificates"],
     auth: "mtls",
     body: S.RenewBody,
     responses: { 201: { description: "the successor certificate", schema: S.IssuedCertificate } },
-    problems: [400, 401, 403, 413, 415, 429, 503],
+    problems: [400, 401, 403, 409, 413, 415, 429, 503],
     handle: async (ctx) => {
       if (ctx.caller.kind !== "mtls") throw new CaError("unauthorized", "renewal needs the current certificate in the TLS handshake");
       const current = ctx.caller.client.record;
@@ -202,7 +203,8 @@ const revoke = (runtime: CaRuntime) =>
     path: "/v1/certificates/{serial}/revoke",
     operationId: "revokeCertificate",
     summary: "Revoke a certificate",
-    description: "An admin token, or mTLS with that very certificate. The revocation is in the inventory before the answer. Revoking twice is 409.",
+    description:
+      "An admin token, or mTLS with that very certificate. The revocation is in the inventory before the answer. Revoking twice is 409. With reason keyCompromise its live successors (renewals, transitively) are revoked in the same transaction, since whoever held the key could have renewed it.",
     tags: ["certificates"],
     auth: "adminOrMtls",
     params: S.SerialParams,
@@ -214,7 +216,16 @@ const revoke = (runtime: CaRuntime) =>
         throw forbidden(`a client certificate may only revoke itself: you presented ${ctx.caller.client.serial}, not ${ctx.params.serial}`);
       }
       const revocation = await revokeCertificate(runtime, { serial: ctx.params.serial, reason: ctx.body?.reason, actor: ctx.caller.actor, sourceIp: ctx.sourceIp });
-      return { status: 200, body: { serial: revocation.serial, status: "revoked", revokedAt: revocation.revokedAt.toISOString(), reason: REASON_NAMES[revocation.reason] ?? String(revocation.reason) } };
+      return {
+        status: 200,
+        body: {
+          serial: revocation.serial,
+          status: "revoked",
+          revokedAt: revocation.revokedAt.toISOString(),
+          reason: REASON_NAMES[revocation.reason] ?? String(revocation.reason),
+          successorsRevoked: revocation.successorsRevoked ?? [],
+        },
+      };
     },
   });
 
@@ -248,8 +259,8 @@ const list = (runtime: CaRuntime) =>
           now,
         )
         .catch((error: Error) => {
-          if (error instanceof RangeError) throw badRequest(`cursor: ${error.message}`);
-          throw new CaError("unavailable", "the inventory database is unavailable");
+          if (error instanceof RangeError) throw badRequest(`query cursor: ${error.message}`, error);
+          throw inventoryFailure(error, "nothing was listed");
         });
       return { status: 200, body: { items: page.items.map((r) => summaryView(r, now)), nextCursor: page.nextCursor } };
     },

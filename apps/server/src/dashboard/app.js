@@ -13,8 +13,9 @@ async function load() {
   const token = sessionStorage.getItem("pki-admin-token");
   if (!token) return showLogin();
   const res = await fetch("/dashboard/api/summary", { headers: { authorization: `Bearer ${token}` } });
-  if (res.status === 401) {
+  if (res.status === 401 || res.status === 403 || res.status === 429) {
     sessionStorage.removeItem("pki-admin-token");
+    if (res.status === 429) return showLogin(`That token is not an admin token, and this address has sent too many; wait ${res.headers.get("retry-after") ?? 60} s.`);
     return showLogin("That token is not an admin token.");
   }
   if (!res.ok) return showLogin(`The CA answered ${res.status}.`);

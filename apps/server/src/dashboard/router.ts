@@ -1,31 +1,30 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import express, { type Router } from "express";
+import express, { type RequestHandler, type Router } from "express";
 import { presentedIssuerStatus, type CaRuntime } from "@pki/ca-core";
-import { sendProblem } from "@pki/http-kit";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const assets = {
-  "index.html": { type: "text/html; charset=utf-8", body: readFileSync(path.join(here, "index.html")) },
-  "app.js": { type: "text/javascript; charset=utf-8", body: readFileSync(path.join(here, "app.js")) },
-  "style.css": { type: "text/css; charset=utf-8", body: readFileSync(path.join(here, "style.css")) },
-};
+// A Map, so a path such as /dashboard/__proto__ or /dashboard/constructor names nothing.
+const assets = new Map([
+  ["index.html", { type: "text/html; charset=utf-8", body: readFileSync(path.join(here, "index.html")) }],
+  ["app.js", { type: "text/javascript; charset=utf-8", body: readFileSync(path.join(here, "app.js")) }],
+  ["style.css", { type: "text/css; charset=utf-8", body: readFileSync(path.join(here, "style.css")) }],
+]);
 
 // The page is static and holds no data; everything it shows comes from /dashboard/api/*,
-// which requires the admin token (kept in the browser tab's sessionStorage only).
+// which requires the admin token (kept in the browser tab's sessionStorage only). It is
+// served by the HTTPS issuing API listener only, never the plain-HTTP public one, since
+// the token crosses the wire; `requireAdmin` is the API's own check and failure limiter.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-export function dashboardRouter(runtime: CaRuntime): Router {
+export function dashboardRouter(runtime: CaRuntime, requireAdmin: RequestHandler): Router {
   const router = express.Router();
 
   router.get(["/dashboard", "/dashboard/"], (_req, res) => sendAsset(res, "index.html"));
-  router.get("/dashboard/:asset", (req, res, next) => (req.params.asset in assets ? sendAsset(res, req.params.asset as keyof typeof assets) : next()));
+  router.get("/dashboard/:asset", (req, res, next) => (assets.has(req.params.asset) ? sendAsset(res, req.params.asset) : next()));
 
-  router.get("/dashboard/api/summary", async (req, res) => {
-    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-    const admin = token ? await runtime.inventory.admins.verify(token) : undefined;
-    if (!admin) return sendProblem(res, 401, "the dashboard needs an admin token (Authorization: Bearer …)");
+  router.get("/dashboard/api/summary", requireAdmin, async (_req, res) => {
     const now = runtime.clock.now();
     const [issuers, counts, expiry, audit] = await Promise.all([
       runtime.inventory.issuers.list(),
@@ -44,9 +43,10 @@ export function dashboardRouter(runtime: CaRuntime): Router {
   });
   return router;
 
-  function sendAsset(res: express.Response, name: keyof typeof assets) {
+  function sendAsset(res: express.Response, name: string) {
+    const asset = assets.get(name)!;
     res.setHeader("content-security-policy", CSP);
     res.setHeader("cache-control", "no-cache");
-    res.type(assets[name].type).send(assets[name].body);
+    res.type(asset.type).send(asset.body);
   }
 }

@@ -20,10 +20,66 @@ export interface AuditRecord extends Required<Pick<AuditEntry, "actor" | "action
   details: unknown;
 }
 
+/** Longest text kept from any one string of an audit row; the rest is replaced by a note. */
+export const AUDIT_TEXT_MAX_BYTES = 256;
+const AUDIT_LIST_MAX_ITEMS = 32;
+/** Largest details document kept whole; a larger one is kept as its (cut) JSON text. */
+const AUDIT_DETAILS_MAX_BYTES = 4096;
+const AUDIT_MAX_DEPTH = 4;
+
+/** At most AUDIT_TEXT_MAX_BYTES of UTF-8, cut on a character boundary, saying how much was cut. */
+export function boundAuditText(text: string): string {
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= AUDIT_TEXT_MAX_BYTES) return text;
+  const note = ` …(${bytes} bytes, truncated)`;
+  let kept = Buffer.from(text).subarray(0, AUDIT_TEXT_MAX_BYTES - Buffer.byteLength(note)).toString("utf8");
+  if (kept.endsWith("\uFFFD")) kept = kept.slice(0, -1); // a character cut in half
+  return kept + note;
+}
+
+function boundValue(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return boundAuditText(value);
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= AUDIT_MAX_DEPTH) return "…(nested too deep)";
+  const bound = (v: unknown) => boundValue(v, depth + 1);
+  if (Array.isArray(value)) {
+    const kept = value.slice(0, AUDIT_LIST_MAX_ITEMS).map(bound);
+    return value.length > AUDIT_LIST_MAX_ITEMS ? [...kept, `…(${value.length - AUDIT_LIST_MAX_ITEMS} more)`] : kept;
+  }
+  const entries = Object.entries(value);
+  const kept = entries.slice(0, AUDIT_LIST_MAX_ITEMS).map(([k, v]) => [boundAuditText(k), bound(v)]);
+  if (entries.length > AUDIT_LIST_MAX_ITEMS) kept.push(["…", `${entries.length - AUDIT_LIST_MAX_ITEMS} more fields`]);
+  return Object.fromEntries(kept);
+}
+
+function boundDetails(details: Record<string, unknown>): Record<string, unknown> {
+  const bounded = boundValue(details, 0) as Record<string, unknown>;
+  const json = JSON.stringify(bounded);
+  return Buffer.byteLength(json) <= AUDIT_DETAILS_MAX_BYTES ? bounded : { truncated: boundAuditText(json) };
+}
+
+/**
+ * Audit rows often carry what a caller sent (a refused serial, the reason naming a bad
+ * field or name): every string is cut to AUDIT_TEXT_MAX_BYTES, every list to a few dozen
+ * items and the details to AUDIT_DETAILS_MAX_BYTES, so no request can make a row larger
+ * than about 5 KB. Every writer of audit_events goes through this.
+ */
+export function boundAuditEntry(entry: AuditEntry): AuditEntry {
+  return {
+    ...entry,
+    actor: boundAuditText(entry.actor),
+    action: boundAuditText(entry.action),
+    ...(entry.target !== undefined ? { target: boundAuditText(entry.target) } : {}),
+    ...(entry.sourceIp !== undefined ? { sourceIp: boundAuditText(entry.sourceIp) } : {}),
+    ...(entry.details !== undefined ? { details: boundDetails(entry.details) } : {}),
+  };
+}
+
 export class AuditStore {
   constructor(private readonly prisma: Pick<PrismaClient, "auditEvent">) {}
 
-  async record(entry: AuditEntry): Promise<void> {
+  async record(unbounded: AuditEntry): Promise<void> {
+    const entry = boundAuditEntry(unbounded);
     await this.prisma.auditEvent.create({
       data: {
         actor: entry.actor,

@@ -1,5 +1,5 @@
 import type { Certificate, PrismaClient } from "../generated/prisma/client.ts";
-import { AuditStore, type AuditEntry } from "./audit.ts";
+import { AuditStore, boundAuditEntry, type AuditEntry } from "./audit.ts";
 import { Batcher } from "../batcher.ts";
 import type { SqlRunner } from "../connection.ts";
 
@@ -45,6 +45,27 @@ export class DuplicateSerialError extends Error {
   }
 }
 
+/** The predecessor already has a pending or valid successor (one live successor per certificate). */
+export class SuccessorExistsError extends Error {
+  constructor(
+    readonly predecessorSerial: string,
+    readonly successorSerial: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(`certificate ${predecessorSerial} already has a live successor${successorSerial ? ` ${successorSerial}` : ""}`, options);
+  }
+}
+
+/** The unique index that keeps one live successor per certificate (see its migration). */
+const ONE_LIVE_SUCCESSOR = "certificates_one_live_successor_idx";
+
+/** What a revocation changed: the certificate, and for keyCompromise its live successors. */
+export interface RevokedChain {
+  revoked: CertificateRecord;
+  /** successors (transitively) revoked with it, oldest first */
+  successors: CertificateRecord[];
+}
+
 const toRecord = (row: Certificate): CertificateRecord => ({
   ...row,
   publicKeySpki: Buffer.from(row.publicKeySpki),
@@ -56,10 +77,15 @@ function encodeCursor(row: { notAfter: Date; serial: string }): string {
   return Buffer.from(`${row.notAfter.getTime()}:${row.serial}`).toString("base64url");
 }
 
+/** 9999-12-31: no certificate is valid later, and every such time fits a timestamptz. */
+const MAX_CURSOR_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 function decodeCursor(cursor: string): { notAfter: Date; serial: string } {
   const [time, serial] = Buffer.from(cursor, "base64url").toString().split(":");
   const ms = Number(time);
-  if (!serial || !/^[0-9a-f]+$/.test(serial) || !Number.isFinite(ms)) throw new RangeError("cursor is not one this API returned");
+  // a notAfter the database can hold (JavaScript dates reach further than PostgreSQL's)
+  const inRange = Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_CURSOR_TIME_MS;
+  if (!serial || !/^[0-9a-f]{1,40}$/.test(serial) || !inRange) throw new RangeError("is not one this API returned (pass nextCursor from the previous page as it is)");
   return { notAfter: new Date(ms), serial };
 }
 
@@ -86,9 +112,19 @@ export class CertificateStore {
     try {
       await this.intents.submit(planned);
     } catch (error) {
-      if ((error as { code?: string }).code === "23505") throw new DuplicateSerialError(planned.serial);
+      const e = error as { code?: string; constraint?: string };
+      if (e.code === "23505" && e.constraint === ONE_LIVE_SUCCESSOR && planned.predecessorSerial) {
+        throw new SuccessorExistsError(planned.predecessorSerial, await this.liveSuccessorOf(planned.predecessorSerial).catch(() => undefined), { cause: error });
+      }
+      if (e.code === "23505") throw new DuplicateSerialError(planned.serial);
       throw error;
     }
+  }
+
+  /** The pending or valid certificate that names `serial` as its predecessor, if any. */
+  async liveSuccessorOf(serial: string): Promise<string | undefined> {
+    const [row] = await this.sql.query<{ serial: string }>(`SELECT serial FROM certificates WHERE predecessor_serial = $1 AND status IN ('pending', 'valid') LIMIT 1`, [serial]);
+    return row?.serial;
   }
 
   /**
@@ -96,7 +132,7 @@ export class CertificateStore {
    * successor, and the audit event is written: one statement, so all or nothing.
    */
   async markIssued(serial: string, der: Buffer, audit: AuditEntry): Promise<void> {
-    const refused = await this.issued.submit({ serial, der, audit });
+    const refused = await this.issued.submit({ serial, der, audit: boundAuditEntry(audit) });
     if (refused) throw new Error(refused);
   }
 
@@ -111,6 +147,7 @@ export class CertificateStore {
    * afterwards, or the reason nothing changed.
    */
   async revoke(serial: string, reason: number, at: Date, audit: AuditEntry): Promise<{ revoked: CertificateRecord } | { refused: "not_found" | "already_revoked" | "not_issued" }> {
+    audit = boundAuditEntry(audit);
     // One statement, so it is atomic without an interactive transaction (whose 5 s
     // timeout failed revocations under heavy load in the soak test).
     const [result] = await this.sql.query<{ before: string | null; revoked: boolean }>(
@@ -130,6 +167,49 @@ export class CertificateStore {
       return { refused: result.before === "revoked" ? "already_revoked" : "not_issued" };
     }
     return { revoked: (await this.get(serial))! };
+  }
+
+  /**
+   * Revokes a certificate whose key is compromised and every live successor of it,
+   * transitively, in one transaction with an audit event each: whoever held the key
+   * could have renewed it (even onto a new key), so nothing descended from it may
+   * outlive this revocation. Pending successors become failed, so the signature
+   * in flight is never released.
+   */
+  async revokeWithSuccessors(serial: string, reason: number, at: Date, audit: AuditEntry): Promise<RevokedChain | { refused: "not_found" | "already_revoked" | "not_issued" }> {
+    return this.prisma.$transaction(async (tx) => {
+      const query = <T>(sql: string, ...params: unknown[]) => tx.$queryRawUnsafe<T[]>(sql, ...params);
+      const [target] = await query<{ status: string }>(`SELECT status::text AS status FROM certificates WHERE serial = $1 FOR UPDATE`, serial);
+      if (!target) return { refused: "not_found" as const };
+      if (target.status !== "valid") return { refused: target.status === "revoked" ? ("already_revoked" as const) : ("not_issued" as const) };
+      // Lock the family until no new member appears: a renewal stores its successor only
+      // while it can share-lock a predecessor that is not revoked (storeIssued), so once
+      // every member is locked here no successor can become valid behind our back.
+      let family: Array<{ serial: string; status: string }> = [];
+      for (let known = -1; family.length > known; ) {
+        known = family.length;
+        family = await query<{ serial: string; status: string }>(
+          `WITH RECURSIVE family AS (
+             SELECT serial FROM certificates WHERE predecessor_serial = $1
+             UNION SELECT c.serial FROM certificates c JOIN family f ON c.predecessor_serial = f.serial
+           )
+           SELECT c.serial, c.status::text AS status FROM certificates c JOIN family f USING (serial) ORDER BY c.created_at, c.serial FOR UPDATE OF c`,
+          serial,
+        );
+      }
+      // Every member is locked, so the statuses read above are still current.
+      const live = family.filter((m) => m.status === "valid").map((m) => m.serial);
+      const pending = family.filter((m) => m.status === "pending").map((m) => m.serial);
+      await query(`UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE serial = ANY($1::text[])`, [serial, ...live], at, reason);
+      if (pending.length) await query(`UPDATE certificates SET status = 'failed' WHERE serial = ANY($1::text[])`, pending);
+      const auditStore = new AuditStore(tx);
+      await auditStore.record({ ...audit, target: serial, outcome: "ok" });
+      for (const successor of live) await auditStore.record({ ...audit, target: successor, outcome: "ok", details: { ...audit.details, successorOf: serial } });
+      for (const successor of pending) await auditStore.record({ ...audit, action: "certificate.issue", target: successor, outcome: "error", details: { reason: `predecessor ${serial} was revoked (keyCompromise) before this renewal was stored`, successorOf: serial } });
+      const records = (await tx.certificate.findMany({ where: { serial: { in: [serial, ...live] } } })).map(toRecord);
+      const bySerial = new Map(records.map((r) => [r.serial, r]));
+      return { revoked: bySerial.get(serial)!, successors: live.map((s) => bySerial.get(s)!) };
+    });
   }
 
   async get(serial: string): Promise<CertificateRecord | undefined> {
@@ -462,6 +542,9 @@ async function storeIssued(sql: SqlRunner, items: Array<{ serial: string; der: B
      ), done AS (
        UPDATE certificates c SET status = 'valid', der = input.der, issued_at = now()
        FROM input WHERE c.serial = input.serial AND c.status = 'pending'
+         -- a renewal is released only while its predecessor stands; the share lock waits
+         -- for a keyCompromise revocation of the family in progress (revokeWithSuccessors)
+         AND (c.predecessor_serial IS NULL OR EXISTS (SELECT 1 FROM certificates p WHERE p.serial = c.predecessor_serial AND p.status <> 'revoked' FOR SHARE))
        RETURNING c.serial, c.predecessor_serial
      ), linked AS (
        UPDATE certificates p SET successor_serial = done.serial FROM done WHERE p.serial = done.predecessor_serial
@@ -481,6 +564,7 @@ async function storeIssued(sql: SqlRunner, items: Array<{ serial: string; der: B
     ],
   );
   const stored = new Set(rows.map((r) => r.serial));
-  // Not pending any more (reconciled as failed, or stored twice): refused, never overwritten.
-  return items.map((i) => (stored.has(i.serial) ? undefined : `certificate ${i.serial} is not pending; refusing to overwrite it`));
+  // Not pending any more (reconciled as failed, or stored twice), or renewing a certificate
+  // revoked meanwhile: refused, never overwritten or released.
+  return items.map((i) => (stored.has(i.serial) ? undefined : `certificate ${i.serial} is not pending, or the certificate it renews was revoked; refusing to store it`));
 }
