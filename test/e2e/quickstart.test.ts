@@ -42,7 +42,7 @@ describe("quickstart", () => {
     await waitFor(() => output.includes("issuing API:"), "the server to listen");
 
     // each step is printed as it happens, and the database comes from the template npm install built
-    expect(output).toMatch(/pki: \[\d+\.\d s\] embedded database created in .* \(from the install-time template\)/);
+    expect(output).toMatch(/pki: \[\d+\.\d s\] embedded database created in .* \(from the (install-time|new) template\)/);
     const steps = [...output.matchAll(/^pki: \[(\d+\.\d) s\] (.*)$/gm)];
     expect(steps.map((m) => m[2]!).join("\n")).toMatch(/token 'pki-root' created[\s\S]*root \S+ created[\s\S]*intermediate \S+ created[\s\S]*ready$/);
     const seconds = steps.map((m) => Number(m[1]));

@@ -4,7 +4,7 @@
 // is as good as a new cluster. The template is keyed by the PGlite version and the
 // migrations, so an upgrade never copies a stale schema (it falls back to initdb).
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -43,7 +43,10 @@ export function copyEmbeddedTemplate(dataDir: string): boolean {
   return true;
 }
 
-/** Builds the template for this code (idempotent); what `npm install` runs. */
+/**
+ * Builds the template for this code (idempotent): `npm install` runs it, and so does a
+ * first start that finds none (after a migration was added), so later first starts are fast.
+ */
 export async function buildEmbeddedTemplate(): Promise<string> {
   const key = templateKey();
   const target = templateDir(key);
@@ -51,16 +54,22 @@ export async function buildEmbeddedTemplate(): Promise<string> {
   // Built aside and renamed, so an interrupted install never leaves half a template.
   const building = `${TEMPLATE_ROOT}.building-${process.pid}`;
   rmSync(building, { recursive: true, force: true });
-  const [{ PGlite }, { pg_trgm }] = await Promise.all([import("@electric-sql/pglite"), import("@electric-sql/pglite/contrib/pg_trgm")]);
-  const db = await PGlite.create(building, { extensions: { pg_trgm } });
-  try {
-    await applyMigrations({ exec: async (sql) => void (await db.exec(sql)), query: async (sql, params) => (await db.query<never>(sql, params as unknown[])).rows });
-  } finally {
-    await db.close();
-  }
-  // Older templates belong to older code; keep only this one.
-  rmSync(TEMPLATE_ROOT, { recursive: true, force: true });
   mkdirSync(TEMPLATE_ROOT, { recursive: true });
-  renameSync(building, target);
+  try {
+    const [{ PGlite }, { pg_trgm }] = await Promise.all([import("@electric-sql/pglite"), import("@electric-sql/pglite/contrib/pg_trgm")]);
+    const db = await PGlite.create(building, { extensions: { pg_trgm } });
+    try {
+      await applyMigrations({ exec: async (sql) => void (await db.exec(sql)), query: async (sql, params) => (await db.query<never>(sql, params as unknown[])).rows });
+    } finally {
+      await db.close();
+    }
+    renameSync(building, target);
+  } catch (error) {
+    rmSync(building, { recursive: true, force: true });
+    // another process may have built the same template meanwhile: theirs is as good as ours
+    if (!existsSync(path.join(target, "PG_VERSION"))) throw error;
+  }
+  // Older templates belong to older code (other keys): nothing copies them any more.
+  for (const entry of readdirSync(TEMPLATE_ROOT)) if (entry !== key) rmSync(path.join(TEMPLATE_ROOT, entry), { recursive: true, force: true });
   return target;
 }

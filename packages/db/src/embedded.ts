@@ -6,7 +6,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { copyEmbeddedTemplate } from "./embedded-template.ts";
+import { buildEmbeddedTemplate, copyEmbeddedTemplate } from "./embedded-template.ts";
 // PGlite is imported where the embedded database is opened, so a process on PostgreSQL
 // (DATABASE_URL) does not load it at start-up.
 
@@ -86,7 +86,15 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress
     if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
       rmSync(dataDir, { recursive: true, force: true }); // what an interrupted first start left
       if (copyEmbeddedTemplate(dataDir)) progress(`embedded database created in ${dataDir} (from the install-time template)`);
-      else progress(`creating the embedded database in ${dataDir} (no install-time template matches this code: this takes a few seconds)`);
+      else {
+        progress(`creating the embedded database template (none matches this code's migrations; this takes a few seconds, once)`);
+        // A read-only install (an image) cannot keep a template: create the database in place.
+        const built = await buildEmbeddedTemplate().then(
+          () => copyEmbeddedTemplate(dataDir),
+          () => false,
+        );
+        progress(built ? `embedded database created in ${dataDir} (from the new template)` : `creating the embedded database in ${dataDir}`);
+      }
     }
     const db = await PGlite.create(dataDir, { extensions: { pg_trgm } });
     const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 64 });
