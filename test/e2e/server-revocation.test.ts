@@ -21,15 +21,12 @@ let apiUrl = "";
 let rootPem = "";
 let adminToken = "";
 
-beforeAll(async () => {
-  env = await testEnv();
-  const httpPort = await freePort();
-  const apiPort = await freePort();
-  publicUrl = `http://127.0.0.1:${httpPort}`;
-  apiUrl = `https://127.0.0.1:${apiPort}`;
-  // reconcile-intents every 2 s (6-field cron) so the test sees the server's scheduler close an intent
-  const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: publicUrl, PKI_SCHEDULE_RECONCILE_INTENTS: "*/2 * * * * *" };
-  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
+let serverEnv: Record<string, string> = {};
+
+/** Starts `npm start`'s server and resolves once its issuing API listens. */
+async function startServer(extraEnv: Record<string, string> = {}): Promise<void> {
+  output = "";
+  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv({ ...serverEnv, ...extraEnv }), stdio: ["ignore", "pipe", "pipe"] });
   server.stdout!.on("data", (d) => (output += d));
   server.stderr!.on("data", (d) => (output += d));
   const deadline = Date.now() + 90_000;
@@ -37,6 +34,17 @@ beforeAll(async () => {
     if (server.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+beforeAll(async () => {
+  env = await testEnv();
+  const httpPort = await freePort();
+  const apiPort = await freePort();
+  publicUrl = `http://127.0.0.1:${httpPort}`;
+  apiUrl = `https://127.0.0.1:${apiPort}`;
+  // reconcile-intents every 2 s (6-field cron) so the test sees the server's scheduler close an intent
+  serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: publicUrl, PKI_SCHEDULE_RECONCILE_INTENTS: "*/2 * * * * *" };
+  await startServer();
   rootPem = readFileSync(path.join(env.dataDir, "root.pem"), "utf8");
   adminToken = readFileSync(path.join(env.dataDir, "admin.token"), "utf8").trim();
 });
@@ -114,5 +122,22 @@ describe("all-in-one server", () => {
     expect(metrics).toMatch(/^pki_reconciled_intents_total 1$/m);
     expect(metrics).toMatch(/^pki_scheduler_job_runs_total\{job="clock-check",outcome="ok"\} [1-9]/m);
     expect(Math.abs(Number(metrics.match(/^pki_clock_skew_seconds (\S+)$/m)?.[1]))).toBeLessThan(5);
+  });
+
+  it("with its scheduler turned off, closes stale intents once at start-up", async () => {
+    const leaf = await issue("before-restart.server.example");
+    server!.kill("SIGTERM");
+    await once(server!, "exit");
+    const inventory = await Inventory.open({ url: env.env.DATABASE_URL!, embeddedDir: "" });
+    try {
+      await inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [leaf.serial]);
+      const runsBefore = (await inventory.scheduler.runs(undefined, 10_000)).length;
+      await startServer({ PKI_SCHEDULER_ENABLED: "false" });
+      // closed before the listeners opened, by the server itself: no scheduler job ran
+      expect((await inventory.certificates.get(leaf.serial))?.status).toBe("failed");
+      expect(await inventory.scheduler.runs(undefined, 10_000)).toHaveLength(runsBefore);
+    } finally {
+      await inventory.close();
+    }
   });
 });
