@@ -4,6 +4,9 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCsr } from "@pki/ca-core";
+import type { Logger } from "@pki/logger";
+import { registry } from "@pki/metrics";
+import { createScheduler } from "@pki/scheduler";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
 import { freePort, opensslCsr, pki } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
@@ -55,6 +58,27 @@ describe("scheduler from the command line and as its own process", () => {
     const clock = pki(["scheduler", "run-once", "clock-check"], ca.env);
     expect(clock.status).toBe(0);
     expect(JSON.parse(clock.stdout)).toMatchObject({ job: "clock-check", outcome: "ok", counts: { skewed: 0 } });
+  });
+
+  it("clock-check exports the skew against the database and warns beyond 5 s", async () => {
+    const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = [];
+    const log = {
+      warn: (fields: Record<string, unknown>, msg: string) => warnings.push({ fields, msg }),
+      info: () => {},
+      error: () => {},
+    } as unknown as Logger;
+    const runtimeWithClock = (offsetMs: number) => ({ ...ca.runtime, clock: { now: () => new Date(Date.now() + offsetMs) } });
+    const inStep = await createScheduler({ runtime: runtimeWithClock(0), log }).runJob("clock-check", { force: true });
+    expect(inStep).toMatchObject({ outcome: "ok", counts: { skewed: 0 } });
+    expect(Math.abs(inStep.counts!.skewMs!)).toBeLessThan(5000);
+    expect(warnings).toEqual([]);
+    // a machine ten minutes ahead of the database
+    const ahead = await createScheduler({ runtime: runtimeWithClock(600_000), log }).runJob("clock-check", { force: true });
+    expect(ahead).toMatchObject({ outcome: "ok", counts: { skewed: 1 } });
+    expect(ahead.counts!.skewMs!).toBeGreaterThan(595_000);
+    expect(warnings).toEqual([{ fields: { skewSeconds: expect.closeTo(600, -1) }, msg: expect.stringMatching(/differs from the database's by more than 5 s; check NTP/) }]);
+    const exported = Number((await registry.getSingleMetricAsString("pki_clock_skew_seconds")).match(/^pki_clock_skew_seconds (\S+)$/m)?.[1]);
+    expect(exported).toBeCloseTo(600, -1);
   });
 
   it("apps/scheduler runs alone: overdue jobs run at start-up, SIGTERM stops it cleanly", async () => {
