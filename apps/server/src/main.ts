@@ -102,8 +102,9 @@ async function main(): Promise<void> {
 
   // Background work, once the process serves: CRL schedule and OCSP pre-signing (their
   // first passes read the inventory), and the scheduler's jobs (renewal, alerts, issuer
-  // health and lifecycle, reconciliation, clock check, responder key cleanup). Replicas coordinate through PostgreSQL leases; overdue jobs run
-  // in the background, not before listening.
+  // health and lifecycle, reconciliation, clock check, responder key cleanup). Replicas
+  // coordinate through PostgreSQL leases; overdue jobs run in the background, not before
+  // listening.
   revocation.publisher.start();
   // New issuances and revocations are pre-signed at once; the catch-up sweep (every
   // certificate without a current response: the whole inventory on a fresh database)
