@@ -3,8 +3,12 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCsr } from "@pki/ca-core";
+import type { Logger } from "@pki/logger";
+import { registry } from "@pki/metrics";
+import { createScheduler } from "@pki/scheduler";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
-import { freePort, pki } from "../support/tools.ts";
+import { freePort, opensslCsr, pki } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 describe("scheduler from the command line and as its own process", () => {
@@ -30,6 +34,53 @@ describe("scheduler from the command line and as its own process", () => {
     expect(status.stdout).toMatch(/issuer-health\s+ok\s+cli/);
   });
 
+  it("pki scheduler run-once reconcile-intents closes an intent a crash left pending, and only a stale one", async () => {
+    const issue = (cn: string) => ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: `/CN=${cn}` }).csrPem), profile: "mtls", requester: { actor: "test" } });
+    // a crash between "record" and "store" leaves a pending row with its TBS and no DER
+    const stale = await issue("stale.reconcile.test");
+    await ca.inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [stale.serial]);
+    const inFlight = await issue("in-flight.reconcile.test");
+    await ca.inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL WHERE serial = $1", [inFlight.serial]);
+    const run = pki(["scheduler", "run-once", "reconcile-intents"], ca.env);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    // the job's warning about what it closed is a log line (JSON) before the result line
+    const lines = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.at(-1)).toEqual({ job: "reconcile-intents", outcome: "ok", counts: { closed: 1 } });
+    expect(lines.find((l) => l.msg === "closed pending intents left by an interrupted issuance")).toMatchObject({ level: 40, count: 1, serials: [stale.serial] });
+    expect((await ca.inventory.certificates.get(stale.serial))?.status).toBe("failed");
+    expect((await ca.inventory.audit.recent(5, stale.serial)).map((e) => e.action)).toContain("certificate.reconcile");
+    // an intent younger than the grace period may still be stored by its request
+    expect((await ca.inventory.certificates.get(inFlight.serial))?.status).toBe("pending");
+    const [recorded] = await ca.inventory.scheduler.runs("reconcile-intents", 1);
+    expect(recorded).toMatchObject({ outcome: "ok", counts: { closed: 1 } });
+    // the clock check runs the same way
+    const clock = pki(["scheduler", "run-once", "clock-check"], ca.env);
+    expect(clock.status).toBe(0);
+    expect(JSON.parse(clock.stdout)).toMatchObject({ job: "clock-check", outcome: "ok", counts: { skewed: 0 } });
+  });
+
+  it("clock-check exports the skew against the database and warns beyond 5 s", async () => {
+    const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = [];
+    const log = {
+      warn: (fields: Record<string, unknown>, msg: string) => warnings.push({ fields, msg }),
+      info: () => {},
+      error: () => {},
+    } as unknown as Logger;
+    const runtimeWithClock = (offsetMs: number) => ({ ...ca.runtime, clock: { now: () => new Date(Date.now() + offsetMs) } });
+    const inStep = await createScheduler({ runtime: runtimeWithClock(0), log }).runJob("clock-check", { force: true });
+    expect(inStep).toMatchObject({ outcome: "ok", counts: { skewed: 0 } });
+    expect(Math.abs(inStep.counts!.skewMs!)).toBeLessThan(5000);
+    expect(warnings).toEqual([]);
+    // a machine ten minutes ahead of the database
+    const ahead = await createScheduler({ runtime: runtimeWithClock(600_000), log }).runJob("clock-check", { force: true });
+    expect(ahead).toMatchObject({ outcome: "ok", counts: { skewed: 1 } });
+    expect(ahead.counts!.skewMs!).toBeGreaterThan(595_000);
+    expect(warnings).toEqual([{ fields: { skewSeconds: expect.closeTo(600, -1) }, msg: expect.stringMatching(/differs from the database's by more than 5 s; check NTP/) }]);
+    const exported = Number((await registry.getSingleMetricAsString("pki_clock_skew_seconds")).match(/^pki_clock_skew_seconds (\S+)$/m)?.[1]);
+    expect(exported).toBeCloseTo(600, -1);
+  });
+
   it("apps/scheduler runs alone: overdue jobs run at start-up, SIGTERM stops it cleanly", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
       cwd: REPO_ROOT,
@@ -47,7 +98,7 @@ describe("scheduler from the command line and as its own process", () => {
     });
     const started = JSON.parse(output.split("\n").find((l) => l.includes('"msg":"scheduler started"'))!);
     // never run before, so overdue; issuer-health ran by hand above and is due at the next full hour
-    expect(started.ranAtStartup).toEqual(expect.arrayContaining(["renewal", "expiry-alerts", "issuer-lifecycle", "webhook-delivery"]));
+    expect(started.ranAtStartup).toEqual(expect.arrayContaining(["renewal", "expiry-alerts", "issuer-lifecycle", "webhook-delivery", "responder-key-cleanup"]));
     const healthDue = (await ca.inventory.scheduler.jobs()).find((j) => j.job === "issuer-health")!;
     if (!started.ranAtStartup.includes("issuer-health")) expect(healthDue.nextDueAt.getTime()).toBeGreaterThan(Date.parse(started.time) - 1000);
     const runs = await ca.inventory.scheduler.runs(undefined, 50);

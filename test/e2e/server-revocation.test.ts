@@ -6,6 +6,7 @@ import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Inventory } from "@pki/db";
 import { testEnv, REPO_ROOT, type TestEnv } from "../support/harness.ts";
 import { callApi } from "../support/api.ts";
 import { runAsync } from "../support/revocation.ts";
@@ -20,14 +21,12 @@ let apiUrl = "";
 let rootPem = "";
 let adminToken = "";
 
-beforeAll(async () => {
-  env = await testEnv();
-  const httpPort = await freePort();
-  const apiPort = await freePort();
-  publicUrl = `http://127.0.0.1:${httpPort}`;
-  apiUrl = `https://127.0.0.1:${apiPort}`;
-  const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: publicUrl };
-  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
+let serverEnv: Record<string, string> = {};
+
+/** Starts `npm start`'s server and resolves once its issuing API listens. */
+async function startServer(extraEnv: Record<string, string> = {}): Promise<void> {
+  output = "";
+  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv({ ...serverEnv, ...extraEnv }), stdio: ["ignore", "pipe", "pipe"] });
   server.stdout!.on("data", (d) => (output += d));
   server.stderr!.on("data", (d) => (output += d));
   const deadline = Date.now() + 90_000;
@@ -35,6 +34,17 @@ beforeAll(async () => {
     if (server.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+beforeAll(async () => {
+  env = await testEnv();
+  const httpPort = await freePort();
+  const apiPort = await freePort();
+  publicUrl = `http://127.0.0.1:${httpPort}`;
+  apiUrl = `https://127.0.0.1:${apiPort}`;
+  // reconcile-intents every 2 s (6-field cron) so the test sees the server's scheduler close an intent
+  serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: publicUrl, PKI_SCHEDULE_RECONCILE_INTENTS: "*/2 * * * * *" };
+  await startServer();
   rootPem = readFileSync(path.join(env.dataDir, "root.pem"), "utf8");
   adminToken = readFileSync(path.join(env.dataDir, "admin.token"), "utf8").trim();
 });
@@ -92,5 +102,42 @@ describe("all-in-one server", () => {
     expect(metrics).not.toMatch(/serial=/);
     // Nothing hex-like as long as a serial (17 octets) appears in any label.
     expect(metrics).not.toMatch(/="[0-9a-f]{30,}"/i);
+  });
+
+  it("closes an intent a crash left pending through its scheduler, and exports the clock skew", async () => {
+    const leaf = await issue("interrupted.server.example");
+    const inventory = await Inventory.open({ url: env.env.DATABASE_URL!, embeddedDir: "" });
+    try {
+      // what a crash between "record" and "store" leaves: a pending row with no DER, minutes old
+      await inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [leaf.serial]);
+      const deadline = Date.now() + 60_000;
+      while ((await inventory.certificates.get(leaf.serial))?.status === "pending" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect((await inventory.certificates.get(leaf.serial))?.status).toBe("failed");
+      expect((await inventory.audit.recent(5, leaf.serial)).map((e) => e.action)).toContain("certificate.reconcile");
+      expect((await inventory.scheduler.runs("reconcile-intents", 100)).some((r) => r.counts?.closed === 1)).toBe(true);
+    } finally {
+      await inventory.close();
+    }
+    const metrics = await (await fetch(`${publicUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^pki_reconciled_intents_total 1$/m);
+    expect(metrics).toMatch(/^pki_scheduler_job_runs_total\{job="clock-check",outcome="ok"\} [1-9]/m);
+    expect(Math.abs(Number(metrics.match(/^pki_clock_skew_seconds (\S+)$/m)?.[1]))).toBeLessThan(5);
+  });
+
+  it("with its scheduler turned off, closes stale intents once at start-up", async () => {
+    const leaf = await issue("before-restart.server.example");
+    server!.kill("SIGTERM");
+    await once(server!, "exit");
+    const inventory = await Inventory.open({ url: env.env.DATABASE_URL!, embeddedDir: "" });
+    try {
+      await inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [leaf.serial]);
+      const runsBefore = (await inventory.scheduler.runs(undefined, 10_000)).length;
+      await startServer({ PKI_SCHEDULER_ENABLED: "false" });
+      // closed before the listeners opened, by the server itself: no scheduler job ran
+      expect((await inventory.certificates.get(leaf.serial))?.status).toBe("failed");
+      expect(await inventory.scheduler.runs(undefined, 10_000)).toHaveLength(runsBefore);
+    } finally {
+      await inventory.close();
+    }
   });
 });

@@ -7,7 +7,7 @@ import { createServer as createNetServer } from "node:net";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import express from "express";
-import { parseCsr, pemBlocks, toPem } from "@pki/ca-core";
+import { parseCsr, pemBlocks, toPem, type Clock } from "@pki/ca-core";
 import { createCrlPublisherRole, type CrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole, type OcspResponderRole } from "@pki/ocsp-responder";
 import { startTestCa, type TestCa } from "./harness.ts";
@@ -50,10 +50,10 @@ export interface RevocationCa {
   stop(): Promise<void>;
 }
 
-export async function startRevocationCa(env: Record<string, string> = {}): Promise<RevocationCa> {
+export async function startRevocationCa(env: Record<string, string> = {}, options: { clock?: Clock } = {}): Promise<RevocationCa> {
   const port = await unusedPort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const ca = await startTestCa({ env: { PKI_PUBLIC_URL: baseUrl, ...env } });
+  const ca = await startTestCa({ env: { PKI_PUBLIC_URL: baseUrl, ...env }, ...options });
   const roles = await createCrlPublisherRole(ca.runtime);
   const ocsp = await createOcspResponderRole({ inventory: ca.inventory, config: ca.runtime.config, clock: ca.runtime.clock, live: roles.ocspSigner });
   const app = express();

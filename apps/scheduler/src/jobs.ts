@@ -3,9 +3,20 @@
 import type { Config } from "@pki/config";
 import type { Inventory, IssuerRecord, ProvisionerRecord } from "@pki/db";
 import { ProvisionerPolicy } from "@pki/policy";
-import { type Authority, type Clock, type Keyring, activateDueIntermediates, expireRetiredIntermediates, renewFromInventory, toPem } from "@pki/ca-core";
+import {
+  type Authority,
+  type Clock,
+  type Keyring,
+  activateDueIntermediates,
+  clockSkewSeconds,
+  destroyExpiredResponderKeys,
+  expireRetiredIntermediates,
+  reconcilePendingIntents,
+  renewFromInventory,
+  toPem,
+} from "@pki/ca-core";
 import type { Logger } from "@pki/logger";
-import { alertsSentTotal, renewalsTotal } from "./metrics.ts";
+import { alertsSentTotal, clockSkewSeconds as clockSkewGauge, intentsClosedTotal, renewalsTotal, responderKeysDestroyedTotal } from "./metrics.ts";
 import type { WebhookSender } from "./webhook.ts";
 
 const DAY = 86_400_000;
@@ -249,4 +260,69 @@ export const webhookDeliveryJob = (config: Config): JobDefinition => ({
   },
 });
 
-export const builtInJobs = (config: Config): JobDefinition[] => [renewalJob(config), expiryAlertsJob(config), issuerHealthJob(config), issuerLifecycleJob(config), webhookDeliveryJob(config)];
+/** Passes per run; each closes up to a thousand intents, the next run continues. */
+const RECONCILE_BATCHES_PER_RUN = 20;
+
+/**
+ * Closes issuance intents a crash or database outage left `pending` (recorded, maybe
+ * signed, never stored or released) as `failed`, with an audit event each. A job rather
+ * than a loop in one role, so every deployment closes them, whichever processes it runs.
+ */
+export const reconcileIntentsJob = (config: Config): JobDefinition => ({
+  name: "reconcile-intents",
+  schedule: config.scheduler.schedules.reconcileIntents,
+  async run(ctx) {
+    let closed = 0;
+    for (let batch = 0; batch < RECONCILE_BATCHES_PER_RUN; batch++) {
+      const serials = await reconcilePendingIntents(ctx.inventory, ctx.clock);
+      if (serials.length === 0) break;
+      closed += serials.length;
+      intentsClosedTotal.inc(serials.length);
+      ctx.log.warn({ count: serials.length, serials }, "closed pending intents left by an interrupted issuance");
+    }
+    return { closed };
+  },
+});
+
+/** Beyond this, certificate times, CRL and OCSP validity and the reconcile grace period go wrong. */
+export const MAX_CLOCK_SKEW_SECONDS = 5;
+
+/**
+ * Compares this machine's clock with the database server's: every role stamps notBefore,
+ * thisUpdate and due times from its own clock, and the inventory's times come from the
+ * database's. Exported as a gauge; a skew beyond 5 s is logged as a warning.
+ */
+export const clockCheckJob = (config: Config): JobDefinition => ({
+  name: "clock-check",
+  schedule: config.scheduler.schedules.clockCheck,
+  async run(ctx) {
+    const skew = await clockSkewSeconds(ctx.inventory, ctx.clock);
+    clockSkewGauge.set(skew);
+    const skewed = Math.abs(skew) > MAX_CLOCK_SKEW_SECONDS;
+    if (skewed) ctx.log.warn({ skewSeconds: skew }, `the system clock differs from the database's by more than ${MAX_CLOCK_SKEW_SECONDS} s; check NTP`);
+    return { skewMs: Math.round(skew * 1000), skewed: skewed ? 1 : 0 };
+  },
+});
+
+/** Destroys the issuing token's keys of delegated OCSP responders that have expired (see destroyExpiredResponderKeys). */
+export const responderKeyCleanupJob = (config: Config): JobDefinition => ({
+  name: "responder-key-cleanup",
+  schedule: config.scheduler.schedules.responderKeyCleanup,
+  async run(ctx) {
+    const destroyed = await destroyExpiredResponderKeys(ctx, "scheduler:responder-key-cleanup");
+    responderKeysDestroyedTotal.inc(destroyed.length);
+    for (const key of destroyed) ctx.log.info({ responder: key.responderId, issuerId: key.issuerId, keyUri: key.keyUri, objects: key.objects }, "expired OCSP responder key destroyed on the token");
+    return { destroyed: destroyed.length };
+  },
+});
+
+export const builtInJobs = (config: Config): JobDefinition[] => [
+  renewalJob(config),
+  expiryAlertsJob(config),
+  issuerHealthJob(config),
+  issuerLifecycleJob(config),
+  webhookDeliveryJob(config),
+  reconcileIntentsJob(config),
+  clockCheckJob(config),
+  responderKeyCleanupJob(config),
+];

@@ -50,3 +50,21 @@ export const webhookOutboxPending = new Gauge({
   help: "Webhook events not yet accepted by the receiver",
   registers: [registry],
 });
+
+export const clockSkewSeconds = new Gauge({
+  name: "pki_clock_skew_seconds",
+  help: "This machine's clock minus the database server's, in seconds, at the last clock-check run (positive: ahead)",
+  registers: [registry],
+});
+
+export const intentsClosedTotal = new Counter({
+  name: "pki_reconciled_intents_total",
+  help: "Issuance intents left pending by a crash or outage and closed as failed by reconcile-intents",
+  registers: [registry],
+});
+
+export const responderKeysDestroyedTotal = new Counter({
+  name: "pki_ocsp_responder_keys_destroyed_total",
+  help: "Token keys of expired delegated OCSP responder certificates destroyed by responder-key-cleanup",
+  registers: [registry],
+});

@@ -53,16 +53,19 @@ async function main(): Promise<void> {
 
   // Everything below needs only the runtime: start it side by side (database round trips,
   // token signatures and the API's TLS key overlap). Each role pushes its closer as it comes up.
-  const checkSkew = async () => {
+  // Intents a crash left pending and the clock check are scheduler jobs (reconcile-intents,
+  // clock-check), run wherever a scheduler runs. With this process's scheduler turned off
+  // they are done once here at start-up, so a restart after a crash closes its intents even
+  // if no scheduler runs anywhere; periodically only a scheduler does them.
+  const startupChecks = async () => {
+    if (config.scheduler.enabled) return;
     const skew = await clockSkewSeconds(inventory, systemClock);
     if (Math.abs(skew) > 5) log.warn({ skewSeconds: skew }, "the system clock differs from the database's by more than 5 s; check NTP");
-  };
-  // Intents left pending by a crash are closed at start-up and then every few minutes.
-  const reconcile = () =>
-    reconcilePendingIntents(inventory, systemClock).then(
+    await reconcilePendingIntents(inventory, systemClock).then(
       (serials) => serials.length && log.warn({ serials }, "closed pending intents left by an interrupted issuance"),
-      (error: Error) => log.error({ err: error }, "reconciliation failed; will retry"),
+      (error: Error) => log.error({ err: error }, "reconciliation failed; a scheduler's reconcile-intents job retries it"),
     );
+  };
   // Revocation: CRLs and pre-signed OCSP signed here; the responder answers from memory.
   // The CRL cache is loaded before listening; the publisher's and pre-signer's first passes
   // (a full sweep of the inventory) start once the process serves, below.
@@ -83,10 +86,7 @@ async function main(): Promise<void> {
     started.push(() => api.stop());
     return api;
   };
-  const [{ revocation, ocsp }, api] = await Promise.all([startRevocation(), startIssuingApi(), reconcile(), checkSkew()]);
-  const reconcileTimer = setInterval(reconcile, 5 * 60_000);
-  reconcileTimer.unref();
-  started.push(() => clearInterval(reconcileTimer));
+  const [{ revocation, ocsp }, api] = await Promise.all([startRevocation(), startIssuingApi(), startupChecks()]);
 
   const app = express();
   app.disable("x-powered-by");
@@ -101,9 +101,10 @@ async function main(): Promise<void> {
   started.push(() => closeGracefully(server));
 
   // Background work, once the process serves: CRL schedule and OCSP pre-signing (their
-  // first passes read the inventory), and renewal, expiry alerts, issuer health and
-  // lifecycle. Replicas coordinate through PostgreSQL leases; overdue jobs run
-  // in the background, not before listening.
+  // first passes read the inventory), and the scheduler's jobs (renewal, alerts, issuer
+  // health and lifecycle, reconciliation, clock check, responder key cleanup). Replicas
+  // coordinate through PostgreSQL leases; overdue jobs run in the background, not before
+  // listening.
   revocation.publisher.start();
   // New issuances and revocations are pre-signed at once; the catch-up sweep (every
   // certificate without a current response: the whole inventory on a fresh database)

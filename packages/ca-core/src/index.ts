@@ -35,4 +35,4 @@ export { buildAndSignCrl, encodeEntries, derTime, type CrlParams, type CrlScope,
 export { signRootCrls, rootCrlsDue, type RootCrlResult } from "./crl/root.ts";
 export { parseOcspRequest, issuerHashes, MalformedOcspRequest, HASH_OIDS, MAX_NONCE_BYTES, MAX_REQUESTS_PER_OCSP_REQUEST, type CertIdHash, type CertIdRequest, type ParsedOcspRequest } from "./ocsp/request.ts";
 export { signOcspResponse, ocspErrorResponse, certIdFor, publicKeyBits, OCSPResponseStatus, type SingleStatus, type ResponderIdentity } from "./ocsp/response.ts";
-export { OcspSigner, derEtag, OCSP_RESPONDER_PROFILE, type LiveItem, type OcspSignerDeps } from "./ocsp/signer.ts";
+export { OcspSigner, derEtag, destroyExpiredResponderKeys, OCSP_RESPONDER_PROFILE, RESPONDER_KEY_GRACE_MS, type DestroyedResponderKey, type LiveItem, type OcspSignerDeps } from "./ocsp/signer.ts";

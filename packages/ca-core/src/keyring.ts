@@ -194,6 +194,16 @@ export class Keyring {
     return this.token.signer(keyUri);
   }
 
+  /**
+   * Destroys a delegated key on the issuing token (private and public objects); returns
+   * how many objects went, 0 if it was already gone. A key an issuer of this keyring signs
+   * with is refused whatever the caller thinks it is.
+   */
+  async destroyDelegatedKey(keyUri: string): Promise<number> {
+    if (this.all().some((issuer) => issuer.record.keyUri === keyUri)) throw new Error(`refusing to destroy ${keyUri}: it is an issuer's signing key`);
+    return this.token.destroyKey(keyUri);
+  }
+
   tokenStats() {
     return this.token.stats();
   }

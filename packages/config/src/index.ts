@@ -93,6 +93,12 @@ const schema = z.object({
   PKI_SCHEDULE_ISSUER_HEALTH: cron.default("0 * * * *"),
   PKI_SCHEDULE_ISSUER_LIFECYCLE: cron.default("* * * * *"),
   PKI_SCHEDULE_WEBHOOK_DELIVERY: cron.default("* * * * *"),
+  /** closes issuance intents a crash or outage left pending */
+  PKI_SCHEDULE_RECONCILE_INTENTS: cron.default("*/5 * * * *"),
+  /** compares this machine's clock with the database server's */
+  PKI_SCHEDULE_CLOCK_CHECK: cron.default("* * * * *"),
+  /** destroys the token keys of expired delegated OCSP responder certificates */
+  PKI_SCHEDULE_RESPONDER_KEY_CLEANUP: cron.default("17 * * * *"),
   /** auto-renew certificates are re-issued once this fraction of their lifetime has passed */
   PKI_RENEW_AT_FRACTION: z.coerce.number().gt(0).lt(1).default(2 / 3),
   /** days before notAfter at which expiry alerts go out, comma-separated */
@@ -176,7 +182,16 @@ export interface Config {
   api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number };
   scheduler: {
     enabled: boolean;
-    schedules: { renewal: string; expiryAlerts: string; issuerHealth: string; issuerLifecycle: string; webhookDelivery: string };
+    schedules: {
+      renewal: string;
+      expiryAlerts: string;
+      issuerHealth: string;
+      issuerLifecycle: string;
+      webhookDelivery: string;
+      reconcileIntents: string;
+      clockCheck: string;
+      responderKeyCleanup: string;
+    };
     renewAtFraction: number;
     expiryAlertDays: number[];
     issuerRotationLeadDays: number;
@@ -297,6 +312,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         issuerHealth: e.PKI_SCHEDULE_ISSUER_HEALTH.trim(),
         issuerLifecycle: e.PKI_SCHEDULE_ISSUER_LIFECYCLE.trim(),
         webhookDelivery: e.PKI_SCHEDULE_WEBHOOK_DELIVERY.trim(),
+        reconcileIntents: e.PKI_SCHEDULE_RECONCILE_INTENTS.trim(),
+        clockCheck: e.PKI_SCHEDULE_CLOCK_CHECK.trim(),
+        responderKeyCleanup: e.PKI_SCHEDULE_RESPONDER_KEY_CLEANUP.trim(),
       },
       renewAtFraction: e.PKI_RENEW_AT_FRACTION,
       expiryAlertDays: [...new Set(e.PKI_EXPIRY_ALERT_DAYS)].sort((a, b) => b - a),

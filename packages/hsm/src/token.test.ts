@@ -88,6 +88,38 @@ describe("keys on the token", () => {
     expect(verify("sha256", data, createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" }), await signer.sign(data))).toBe(true);
   });
 
+  it("destroys a key pair (private and public objects) and only that one; again is a no-op", async () => {
+    const doomed = await token.generateKeyPair("retired-responder", "ECDSA-P256");
+    const kept = await token.generateKeyPair("current-responder", "ECDSA-P256");
+    const objectsLabelled = (label: string) => {
+      const session = module.api.C_OpenSession(module.findToken("unit")!.slotId, pkcs11js.CKF_SERIAL_SESSION);
+      try {
+        module.api.C_Login(session, pkcs11js.CKU_USER, "user-pin-1234");
+      } catch (error) {
+        if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(error))) throw error;
+      }
+      try {
+        module.api.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
+        const found = module.api.C_FindObjects(session, 16);
+        module.api.C_FindObjectsFinal(session);
+        return found.length;
+      } finally {
+        module.api.C_CloseSession(session);
+      }
+    };
+    expect(objectsLabelled("retired-responder")).toBe(2);
+    expect(await token.destroyKey(doomed.uri)).toBe(2);
+    expect(objectsLabelled("retired-responder")).toBe(0);
+    expect(await token.keyInfo(doomed.uri)).toBeUndefined();
+    expect(await token.destroyKey(doomed.uri)).toBe(0);
+    // the other key is untouched and still signs
+    expect(objectsLabelled("current-responder")).toBe(2);
+    const signer = await token.signer(kept.uri);
+    expect((await signer.sign(Buffer.from("still here"))).length).toBeGreaterThan(0);
+    // a key on another token is refused, never looked for here
+    await expect(token.destroyKey("pkcs11:token=elsewhere;object=current-responder")).rejects.toThrow(/is not on token 'unit'/);
+  });
+
   it("names a missing token and a wrong PIN", () => {
     expect(() => Token.open({ modulePath: MODULE, label: "nope", pin: "x" })).toThrow(/no initialised token labelled 'nope'/);
     module.initToken("other", "so-pin-1234", "right-pin");

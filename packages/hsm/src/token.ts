@@ -317,6 +317,39 @@ export class Token {
     return { keyUri: info.uri, algorithm: info.algorithm, publicKeySpki: info.publicKeySpki, hash, sign, signDigest };
   }
 
+  /**
+   * Destroys the key pair at `uri`: the private key and its public half (same label and
+   * id). Returns how many objects were destroyed, 0 when the key is already gone, so a
+   * caller that crashed after destroying and before recording it can simply call again.
+   * Refuses a URI that matches more than one private key rather than guess.
+   */
+  async destroyKey(uri: string): Promise<number> {
+    const address = parseKeyUri(uri);
+    if (address.token !== this.label) throw new HsmError("key_not_found", `key ${uri} is not on token '${this.label}'`);
+    const api = this.module.api;
+    return this.withSession((session) => {
+      const matching = (objectClass: number) => {
+        const template: pkcs11js.Template = [
+          { type: pkcs11js.CKA_CLASS, value: objectClass },
+          { type: pkcs11js.CKA_LABEL, value: address.object },
+        ];
+        if (address.id) template.push({ type: pkcs11js.CKA_ID, value: address.id });
+        return this.find(session, template);
+      };
+      const privateKeys = matching(pkcs11js.CKO_PRIVATE_KEY);
+      if (privateKeys.length > 1) throw new HsmError("key_not_found", `token '${this.label}' holds ${privateKeys.length} keys matching ${uri}; refusing to destroy any`);
+      // Looked up on its own: a run interrupted between the two destroys left only this half.
+      const publicKeys = matching(pkcs11js.CKO_PUBLIC_KEY);
+      if (publicKeys.length > 1) throw new HsmError("key_not_found", `token '${this.label}' holds ${publicKeys.length} public keys matching ${uri}; refusing to destroy any`);
+      try {
+        for (const handle of [...privateKeys, ...publicKeys]) api.C_DestroyObject(session, handle);
+      } catch (error) {
+        throw describePkcs11Error(error, `destroying key ${uri} on token '${this.label}'`);
+      }
+      return privateKeys.length + publicKeys.length;
+    });
+  }
+
   /** Sessions in use and idle, for metrics and leak checks. */
   stats(): { sessions: number; idle: number; waiting: number } {
     return { sessions: this.sessions.length, idle: this.idle.length, waiting: this.waiters.length };

@@ -368,5 +368,63 @@ export class OcspSigner {
   }
 }
 
+/**
+ * How long past its certificate's notAfter a responder key stays on the token: processes
+ * whose clocks lag ours (the scheduler's clock-check warns beyond 5 s) and signatures
+ * already in flight at notAfter are long done an hour later.
+ */
+export const RESPONDER_KEY_GRACE_MS = 3_600_000;
+const RESPONDER_KEYS_PER_BATCH = 100;
+const RESPONDER_KEY_BATCHES_PER_RUN = 10;
+
+export interface DestroyedResponderKey {
+  responderId: string;
+  issuerId: string;
+  keyUri: string;
+  notAfter: Date;
+  /** token objects destroyed: 2 (private and public), 0 if an earlier run already had */
+  objects: number;
+}
+
+/**
+ * Destroys the token keys of delegated responders whose certificate ended more than
+ * RESPONDER_KEY_GRACE_MS ago, and records each (ocsp_responders.key_destroyed_at and an
+ * `ocsp-responder.key-destroy` audit event). Every renewal makes a new key, so without
+ * this the issuing token collects about a hundred keys per issuer per year.
+ *
+ * Why an expired responder's key is never needed again:
+ * - The key only signs. Pre-signed responses are stored bytes that carry the responder
+ *   certificate; storing, serving and verifying them never touches the key.
+ * - Every response a responder signs has nextUpdate at or before the responder's notAfter
+ *   (presign and signLive cap it), and relying parties reject a response whose responder
+ *   certificate has expired: once notAfter has passed, nothing it signed is still in use
+ *   and nothing it could sign would be accepted.
+ * - No process picks it again: `responderFor` takes a responder from the inventory only
+ *   while notAfter is ahead (`current`), and keeps a cached one only while more than half
+ *   its life is left, or while it lasts as long as its issuer, i.e. until the issuer itself
+ *   has expired; a live signature for an expired issuer then fails instead of producing a
+ *   response nobody accepts.
+ * A superseded responder that has not expired yet keeps its key: another process may
+ * still hold it cached. An expired one is either superseded or its issuer has stopped
+ * signing (retired with nothing left to answer for, or expired): either way it is done.
+ * A crash between destroying and recording is harmless: the next run finds the key gone
+ * (0 objects) and records it then.
+ */
+export async function destroyExpiredResponderKeys(deps: Pick<OcspSignerDeps, "inventory" | "keyring" | "clock">, actor: string): Promise<DestroyedResponderKey[]> {
+  const destroyed: DestroyedResponderKey[] = [];
+  const endedBefore = new Date(deps.clock.now().getTime() - RESPONDER_KEY_GRACE_MS);
+  for (let batch = 0; batch < RESPONDER_KEY_BATCHES_PER_RUN; batch++) {
+    const expired = await deps.inventory.ocspResponders.withKeyEndedBefore(endedBefore, RESPONDER_KEYS_PER_BATCH);
+    for (const responder of expired) {
+      const objects = await deps.keyring.destroyDelegatedKey(responder.keyUri);
+      const details = { issuerId: responder.issuerId, keyUri: responder.keyUri, notAfter: responder.notAfter.toISOString(), objectsDestroyed: objects };
+      await deps.inventory.ocspResponders.markKeyDestroyed(responder.id, deps.clock.now(), { actor, action: "ocsp-responder.key-destroy", details });
+      destroyed.push({ responderId: responder.id, issuerId: responder.issuerId, keyUri: responder.keyUri, notAfter: responder.notAfter, objects });
+    }
+    if (expired.length < RESPONDER_KEYS_PER_BATCH) break;
+  }
+  return destroyed;
+}
+
 /** An ETag for a DER body, quoted as HTTP wants it. */
 export const derEtag = (der: Buffer) => `"${createHash("sha256").update(der).digest("base64url").slice(0, 32)}"`;

@@ -301,6 +301,21 @@ export class OcspResponderStore {
     const rows = await this.pool.query(`SELECT * FROM ocsp_responders WHERE id = $1`, [id]);
     return rows.rows[0] ? toResponder(rows.rows[0]) : undefined;
   }
+
+  /** Responders whose certificate ended before `endedBefore` and whose token key is still recorded as present, oldest first. */
+  async withKeyEndedBefore(endedBefore: Date, limit: number): Promise<OcspResponderRecord[]> {
+    const rows = await this.pool.query(`SELECT * FROM ocsp_responders WHERE key_destroyed_at IS NULL AND not_after < $1 ORDER BY not_after, id LIMIT $2`, [endedBefore, limit]);
+    return rows.rows.map(toResponder);
+  }
+
+  /** Records that the responder's key is gone from the token, with its audit event, in one statement. */
+  async markKeyDestroyed(id: string, at: Date, audit: { actor: string; action: string; details: Record<string, unknown> }): Promise<void> {
+    await this.pool.query(
+      `WITH marked AS (UPDATE ocsp_responders SET key_destroyed_at = $2 WHERE id = $1 AND key_destroyed_at IS NULL RETURNING id)
+       INSERT INTO audit_events (actor, action, target, details) SELECT $3, $4, id, $5::jsonb FROM marked`,
+      [id, at, audit.actor, audit.action, JSON.stringify(audit.details)],
+    );
+  }
 }
 
 export type OcspCertStatus = "good" | "revoked";
