@@ -70,7 +70,10 @@ function describe(x: Measurement): string | undefined {
 }
 
 /** Throughput figure of ours against a peer (×need) and a ceiling (fraction). */
-function throughput(m: M, o: { id: string; name: string; peer: { id: string; label: string; need: number; fallback?: string }; ceiling?: { id: string; label: string; need: number }; p99Below?: number; target: string }): Row {
+function throughput(
+  m: M,
+  o: { id: string; name: string; peer: { id: string; label: string; need: number; fallback?: string }; ceiling?: { id: string; label: string; need: number }; p99Below?: number; target: string },
+): Row {
   const x = get(m, o.id);
   const base = { id: o.id, kind: "ours" as const, name: x?.label ?? o.name, unit: x?.unit ?? "", target: o.target };
   if (!x) return unavailableRow(base, why(m, o.id));
@@ -170,7 +173,14 @@ export const FIGURES: Array<(m: M) => Row> = [
   (m) => ({ ...plain(m, "ours.ocsp.presign", "ours", "OCSP pre-signing (OcspSigner)", undefined, { id: "ceiling.sign.raw", label: "raw sign rate" }), target: "— (each response is one signature)" }),
   (m) => bound(m, { id: "ours.ocsp.underload", name: "OCSP p99 while issuance runs flat out", below: 20, unit: "ms", target: "p99 < 20 ms" }),
   (m) => {
-    const row = bound(m, { id: "ours.crl.full", name: "full CRL, 1M revoked, PostgreSQL → signed DER", below: Infinity, unit: "s", target: "≥ 2× faster than openssl, RSS ≤ 256 MB", vs: { id: "peer.openssl.crl", label: "openssl ca -gencrl" } });
+    const row = bound(m, {
+      id: "ours.crl.full",
+      name: "full CRL, 1M revoked, PostgreSQL → signed DER",
+      below: Infinity,
+      unit: "s",
+      target: "≥ 2× faster than openssl, RSS ≤ 256 MB",
+      vs: { id: "peer.openssl.crl", label: "openssl ca -gencrl" },
+    });
     const x = get(m, "ours.crl.full");
     const rss = ms(x?.details, "rssMB");
     if (row.value !== null) row.met = row.ratio !== null && rss !== undefined ? row.ratio >= 2 && rss <= 256 : null;

@@ -29,7 +29,10 @@ const GROUPS: Array<{ name: string; limit: [number, number] }> = [
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const only = args
+  .find((a) => a.startsWith("--only="))
+  ?.slice(7)
+  .split(",");
 const selected = GROUPS.filter((g) => !only || only.includes(g.name));
 if (only) for (const name of only) if (!GROUPS.some((g) => g.name === name)) throw new Error(`unknown group ${name}; groups: ${GROUPS.map((g) => g.name).join(", ")}`);
 if (!process.env.PKI_TEST_DATABASE_URL && !args.includes("--report-only")) {
@@ -147,8 +150,8 @@ function printTable(table: Row[]): void {
   const lines = table.map((r) => [r.kind, r.name, formatValue(r), r.unavailable ? `not available: ${r.unavailable}` : r.reference, r.target, r.met === null ? "" : r.met ? "met" : "NOT met"]);
   const header = ["kind", "figure", "value", "reference (same run)", "target", ""];
   const widths = header.map((h, i) => Math.min(i === 3 ? 90 : 60, Math.max(h.length, ...lines.map((l) => l[i]!.length))));
-  const cell = (s: string, w: number) => (s.length > w ? s.slice(0, w - 1) + "…" : s.padEnd(w));
-  console.log("\n" + header.map((h, i) => cell(h, widths[i]!)).join(" | "));
+  const cell = (s: string, w: number) => (s.length > w ? `${s.slice(0, w - 1)}…` : s.padEnd(w));
+  console.log(`\n${header.map((h, i) => cell(h, widths[i]!)).join(" | ")}`);
   console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
   for (const l of lines) console.log(l.map((c, i) => cell(c, widths[i]!)).join(" | "));
 }
@@ -220,7 +223,7 @@ function markdown(r: typeof report): string {
     "",
     "`bench/setup.sh` installs the peers and tools from Debian (golang-cfssl, wrk, apache2-utils for ab, softhsm2, postgresql, openssl, time) when they are missing. `scripts/with-postgres.sh` starts a throwaway PostgreSQL 15 on 127.0.0.1 (fsync and synchronous_commit off, for every contender alike); each group makes its own databases on it, its own SoftHSM token in a temporary directory, starts what it measures, warms up, measures for a fixed time with wrk (1 thread, 32 connections, loopback only, bounded by time and response count) and stops everything. Results: `bench/results/latest.json` (every raw measurement with latencies, error counts and settings; a run with `--only` writes `bench/results/only.json` instead).",
     "",
-    "Groups, each in its own process with a hard time limit: " + GROUPS.map((g) => `\`${g.name}\``).join(", ") + ". What each measures is documented at the top of `bench/groups/<group>.ts`.",
+    `Groups, each in its own process with a hard time limit: ${GROUPS.map((g) => `\`${g.name}\``).join(", ")}. What each measures is documented at the top of \`bench/groups/<group>.ts\`.`,
     "",
   );
   const notes = path.join(HERE, "NOTES.md");

@@ -25,7 +25,15 @@ const group: Group = async (ctx) => {
     const headers = { "Content-Type": "application/ocsp-request" };
     await wrk({ url: `http://127.0.0.1:${port}/`, requests, headers, seconds: ctx.warmupSeconds });
     const r = await wrk({ url: `http://127.0.0.1:${port}/`, requests, headers, seconds: ctx.seconds, maxPerThread: 2_000_000 });
-    return [{ id: "ceiling.http", label: `bare node:http, fixed ${response.length}-byte OCSP response, POST`, value: r.rps, unit: "req/s", details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, responseBytes: response.length } }];
+    return [
+      {
+        id: "ceiling.http",
+        label: `bare node:http, fixed ${response.length}-byte OCSP response, POST`,
+        value: r.rps,
+        unit: "req/s",
+        details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, responseBytes: response.length },
+      },
+    ];
   } finally {
     await server.stop();
   }

@@ -17,8 +17,7 @@ const group: Group = async (ctx) => {
   const SESSIONS = 4;
   const token = Token.open({ modulePath: MODULE, label: "bench", pin: "user-pin-1234", sessions: SESSIONS });
   const key = await token.generateKeyPair("bench-p256", "ECDSA-P256");
-  const digestRate = (sessions: number) =>
-    rawSignRate({ modulePath: MODULE, tokenLabel: "bench", keyLabel: "bench-p256", sessions, seconds: ctx.seconds, warmupSeconds: ctx.warmupSeconds });
+  const digestRate = (sessions: number) => rawSignRate({ modulePath: MODULE, tokenLabel: "bench", keyLabel: "bench-p256", sessions, seconds: ctx.seconds, warmupSeconds: ctx.warmupSeconds });
   const results: Result[] = [];
   const phase = { seconds: ctx.seconds, warmupSeconds: ctx.warmupSeconds };
 

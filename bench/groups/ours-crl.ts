@@ -29,7 +29,11 @@ const group: Group = async (ctx) => {
     await ca.runtime.close();
     const out = path.join(ctx.tmp, "full.crl");
     const buildOnce = (nodeOptions: string) => {
-      const r = timeV(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "bench/servers/crl-build.ts")], { env: childEnv(ca, { NODE_OPTIONS: nodeOptions }), cwd: REPO_ROOT, timeoutMs: 240_000 });
+      const r = timeV(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "bench/servers/crl-build.ts")], {
+        env: childEnv(ca, { NODE_OPTIONS: nodeOptions }),
+        cwd: REPO_ROOT,
+        timeoutMs: 240_000,
+      });
       const line = r.stdout.split("\n").find((l) => l.startsWith("BENCH_JSON "));
       if (r.exit !== 0 || !line) throw new Error(`CRL build exited ${r.exit}: ${r.stderr.slice(-600)}`);
       return { r, built: JSON.parse(line.slice(11)) as { seconds: number; issuerId: string; entries: number; baselineRssMB: number; maxRssMB: number } };

@@ -44,14 +44,38 @@ const group: Group = async (ctx) => {
         rows += page.items.length;
       }
       times.sort((a, b) => a - b);
-      const kinds = Object.fromEntries([...byKind].map(([k, v]) => [k, Number(percentile(v.sort((a, b) => a - b), 95).toFixed(1))]));
-      return { p50: percentile(times, 50), p95: percentile(times, 95), p99: percentile(times, 99), max: times[times.length - 1]!, queries: times.length, meanRows: rows / times.length, p95ByKind: kinds };
+      const kinds = Object.fromEntries(
+        [...byKind].map(([k, v]) => [
+          k,
+          Number(
+            percentile(
+              v.sort((a, b) => a - b),
+              95,
+            ).toFixed(1),
+          ),
+        ]),
+      );
+      return {
+        p50: percentile(times, 50),
+        p95: percentile(times, 95),
+        p99: percentile(times, 99),
+        max: times[times.length - 1]!,
+        queries: times.length,
+        meanRows: rows / times.length,
+        p95ByKind: kinds,
+      };
     };
 
     results.push(
       await attempt("ours.inventory.expiring", "inventory: expiring in 7 days", ctx.log, async () => {
         const r = await timeQueries(() => ({ status: "valid", expiresBefore: new Date(Date.now() + 7 * 86_400_000), limit: 100 }));
-        return { id: "ours.inventory.expiring", label: `inventory: valid and expiring within 7 days, ${scale} certificates, first page of 100, p95`, value: r.p95, unit: "ms", details: { ...r, note: `${r.queries} queries, ${r.meanRows.toFixed(0)} rows each` } };
+        return {
+          id: "ours.inventory.expiring",
+          label: `inventory: valid and expiring within 7 days, ${scale} certificates, first page of 100, p95`,
+          value: r.p95,
+          unit: "ms",
+          details: { ...r, note: `${r.queries} queries, ${r.meanRows.toFixed(0)} rows each` },
+        };
       }),
     );
     results.push(
@@ -59,9 +83,20 @@ const group: Group = async (ctx) => {
         // rare (one certificate), medium (a team: ~n/997) and SAN-suffix terms, in turn
         const terms = (i: number) => [`svc-${(i * 7919) % n}.team`, `team-${i % 997}.example`, `svc-${(i * 104729) % n}.`, "cluster.local"][i % 4]!;
         const kinds = ["one host", "one team (~0.1%)", "host prefix", "every row"];
-        const r = await timeQueries((i) => ({ q: terms(i), limit: 100 }), (i) => kinds[i % 4]!);
-        const byKind = Object.entries(r.p95ByKind).map(([k, v]) => `${k} ${v} ms`).join(", ");
-        return { id: "ours.inventory.search", label: `inventory: text search (q) over subject and SANs, ${scale} certificates, first page of 100, p95`, value: r.p95, unit: "ms", details: { ...r, note: `${r.queries} queries, ${r.meanRows.toFixed(0)} rows each on average; p95 by term: ${byKind}` } };
+        const r = await timeQueries(
+          (i) => ({ q: terms(i), limit: 100 }),
+          (i) => kinds[i % 4]!,
+        );
+        const byKind = Object.entries(r.p95ByKind)
+          .map(([k, v]) => `${k} ${v} ms`)
+          .join(", ");
+        return {
+          id: "ours.inventory.search",
+          label: `inventory: text search (q) over subject and SANs, ${scale} certificates, first page of 100, p95`,
+          value: r.p95,
+          unit: "ms",
+          details: { ...r, note: `${r.queries} queries, ${r.meanRows.toFixed(0)} rows each on average; p95 by term: ${byKind}` },
+        };
       }),
     );
 
@@ -87,7 +122,13 @@ const group: Group = async (ctx) => {
           }
         }
         times.sort((a, b) => a - b);
-        return { id: "ours.coldstart", label: `cold start of the all-in-one server (spawn → /readyz 200), ${scale} certificates, median of 3`, value: times[1]!, unit: "s", details: { runs: times, note: `runs: ${times.map((t) => t.toFixed(2)).join(", ")} s; includes Node + tsx start-up` } };
+        return {
+          id: "ours.coldstart",
+          label: `cold start of the all-in-one server (spawn → /readyz 200), ${scale} certificates, median of 3`,
+          value: times[1]!,
+          unit: "s",
+          details: { runs: times, note: `runs: ${times.map((t) => t.toFixed(2)).join(", ")} s; includes Node + tsx start-up` },
+        };
       }),
     );
     results.push(
@@ -98,7 +139,14 @@ const group: Group = async (ctx) => {
         const times: number[] = [];
         for (let i = 0; i < 3; i++) {
           const port = await freePort();
-          const env: NodeJS.ProcessEnv = { ...process.env, PKI_DATA_DIR: mkdtempSync(path.join(ctx.tmp, "first-")), PKI_LOG_LEVEL: "error", PKI_BIND: "127.0.0.1", PKI_HTTP_PORT: String(port), PKI_API_PORT: String(await freePort()) };
+          const env: NodeJS.ProcessEnv = {
+            ...process.env,
+            PKI_DATA_DIR: mkdtempSync(path.join(ctx.tmp, "first-")),
+            PKI_LOG_LEVEL: "error",
+            PKI_BIND: "127.0.0.1",
+            PKI_HTTP_PORT: String(port),
+            PKI_API_PORT: String(await freePort()),
+          };
           for (const inherited of ["DATABASE_URL", "SOFTHSM2_CONF", "PKI_BOOTSTRAP_ADMIN_TOKEN"]) delete env[inherited];
           const t0 = performance.now();
           const server = start(process.execPath, ["--import", "tsx", main], { cwd: REPO_ROOT, env });
@@ -112,7 +160,13 @@ const group: Group = async (ctx) => {
           }
         }
         times.sort((a, b) => a - b);
-        return { id: "ours.firststart", label: "first start of the all-in-one server on an empty data dir (spawn → /readyz 200), embedded database, median of 3", value: times[1]!, unit: "s", details: { runs: times, note: `runs: ${times.map((t) => t.toFixed(2)).join(", ")} s; tokens, keys and the database created; includes Node + tsx start-up` } };
+        return {
+          id: "ours.firststart",
+          label: "first start of the all-in-one server on an empty data dir (spawn → /readyz 200), embedded database, median of 3",
+          value: times[1]!,
+          unit: "s",
+          details: { runs: times, note: `runs: ${times.map((t) => t.toFixed(2)).join(", ")} s; tokens, keys and the database created; includes Node + tsx start-up` },
+        };
       }),
     );
   } finally {

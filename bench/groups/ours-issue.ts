@@ -38,7 +38,13 @@ async function inProcess(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[])
   });
   const stored = (await countValid(ca.dbUrl)) - before;
   if (r.errors > 0) ctx.log(`in-process issuance: ${r.errors} errors, first: ${r.firstError}`);
-  return { id: "ours.issue.inproc", label: "stored issuance, in process (authority.issue, 32 in flight)", value: r.rate, unit: "certs/s", details: { p50: r.p50, p99: r.p99, errors: r.errors, ops: r.ops, seconds: r.seconds, rowsValidAfterWarmup: stored } };
+  return {
+    id: "ours.issue.inproc",
+    label: "stored issuance, in process (authority.issue, 32 in flight)",
+    value: r.rate,
+    unit: "certs/s",
+    details: { p50: r.p50, p99: r.p99, errors: r.errors, ops: r.ops, seconds: r.seconds, rowsValidAfterWarmup: stored },
+  };
 }
 
 export interface RunningApi {
@@ -70,14 +76,24 @@ async function overApi(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[]): 
   if (typeof api === "string") return { id: "ours.issue.api", label: "stored issuance, HTTPS API", unavailable: api };
   try {
     const headers = { "Content-Type": "application/json", Authorization: `Bearer ${ca.adminToken}` };
-    const probe = await httpsCall(`${api.url}/v1/certificates`, api.rootPem, { method: "POST", body: JSON.stringify({ csr: csrs[0], profile: "mtls" }), headers: { authorization: headers.Authorization } });
+    const probe = await httpsCall(`${api.url}/v1/certificates`, api.rootPem, {
+      method: "POST",
+      body: JSON.stringify({ csr: csrs[0], profile: "mtls" }),
+      headers: { authorization: headers.Authorization },
+    });
     if (probe.status !== 201) throw new Error(`POST /v1/certificates answered ${probe.status}: ${probe.text.slice(0, 300)}`);
     const requests = csrs.map((csr) => ({ method: "POST" as const, path: "/v1/certificates", body: Buffer.from(JSON.stringify({ csr, profile: "mtls" })) }));
     await wrk({ url: `${api.url}/`, requests, headers, seconds: ctx.warmupSeconds, connections: 32 });
     const before = await countValid(ca.dbUrl);
     const r = await wrk({ url: `${api.url}/`, requests, headers, seconds: ctx.seconds, connections: 32, maxPerThread: 2_000_000 });
     const stored = (await countValid(ca.dbUrl)) - before;
-    return { id: "ours.issue.api", label: "stored issuance, HTTPS API (apps/api process, 32 connections)", value: r.rps, unit: "certs/s", details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, rowsStored: stored, note: `${stored} rows stored for ${r.requests} answers` } };
+    return {
+      id: "ours.issue.api",
+      label: "stored issuance, HTTPS API (apps/api process, 32 connections)",
+      value: r.rps,
+      unit: "certs/s",
+      details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, rowsStored: stored, note: `${stored} rows stored for ${r.requests} answers` },
+    };
   } finally {
     await api.stop();
   }

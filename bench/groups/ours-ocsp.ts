@@ -72,7 +72,13 @@ const group: Group = async (ctx) => {
     await role.ocspSigner.settled();
     while ((await role.ocspSigner.sweep(true)) > 0) {}
     const presignSeconds = (performance.now() - t) / 1000;
-    results.push({ id: "ours.ocsp.presign", label: `OCSP pre-signing, ${first.toLocaleString("en-US")} certificates × 2 CertID hashes (OcspSigner)`, value: (2 * first) / presignSeconds, unit: "responses/s", details: { seconds: presignSeconds, certificates: first, note: "includes the revocation role's start-up (responder certificate, first full CRL)" } });
+    results.push({
+      id: "ours.ocsp.presign",
+      label: `OCSP pre-signing, ${first.toLocaleString("en-US")} certificates × 2 CertID hashes (OcspSigner)`,
+      value: (2 * first) / presignSeconds,
+      unit: "responses/s",
+      details: { seconds: presignSeconds, certificates: first, note: "includes the revocation role's start-up (responder certificate, first full CRL)" },
+    });
     ctx.log(`${first} certificates pre-signed by OcspSigner in ${presignSeconds.toFixed(1)} s`);
     await role.stop();
     role = undefined;
@@ -112,7 +118,9 @@ const group: Group = async (ctx) => {
       for (const serial of [rest[0]!, (await sampleSerials(ca.dbUrl, 1, "serial LIKE '6a%' AND status = 'valid'"))[0]!]) {
         const res = await fetch(`${url}ocsp`, { method: "POST", body: new Uint8Array(ocspRequest(certIdFor("sha1", issuer.facts, serial))), headers });
         writeFileSync(path.join(ctx.tmp, "check.der"), Buffer.from(await res.arrayBuffer()));
-        const check = run("openssl", ["ocsp", "-respin", path.join(ctx.tmp, "check.der"), "-CAfile", chainFile, "-issuer", path.join(ctx.tmp, "issuer.pem"), "-serial", `0x${serial}`, "-no_nonce"], { allowFail: true });
+        const check = run("openssl", ["ocsp", "-respin", path.join(ctx.tmp, "check.der"), "-CAfile", chainFile, "-issuer", path.join(ctx.tmp, "issuer.pem"), "-serial", `0x${serial}`, "-no_nonce"], {
+          allowFail: true,
+        });
         const text = check.stdout + check.stderr;
         if (!/Response verify OK/.test(text) || !/: good/.test(text)) throw new Error(`openssl does not accept the responder's answer for ${serial}: ${text.slice(0, 400)}`);
       }
@@ -120,11 +128,20 @@ const group: Group = async (ctx) => {
       // both warmed up before either is measured, so neither gains from going second
       await wrk({ url, requests: post, headers, seconds: ctx.warmupSeconds });
       await wrk({ url, requests: get, headers, seconds: ctx.warmupSeconds });
-      for (const [id, reqs, method] of [["ours.ocsp.post", post, "POST"], ["ours.ocsp.get", get, "GET"]] as const) {
+      for (const [id, reqs, method] of [
+        ["ours.ocsp.post", post, "POST"],
+        ["ours.ocsp.get", get, "GET"],
+      ] as const) {
         results.push(
           await attempt(id, id, ctx.log, async () => {
             const r = await wrk({ url, requests: reqs, headers, seconds: ctx.seconds, maxPerThread: 2_000_000 });
-            return { id, label: `OCSP ${method}, pre-signed, ${n.toLocaleString("en-US")} certificates (apps/ocsp-responder)`, value: r.rps, unit: "req/s", details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, responseBytes: probeBody.length, note: `${probeBody.length}-byte answers` } };
+            return {
+              id,
+              label: `OCSP ${method}, pre-signed, ${n.toLocaleString("en-US")} certificates (apps/ocsp-responder)`,
+              value: r.rps,
+              unit: "req/s",
+              details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, responseBytes: probeBody.length, note: `${probeBody.length}-byte answers` },
+            };
           }),
         );
       }
@@ -141,10 +158,20 @@ const group: Group = async (ctx) => {
           const ocspSeconds = 2 * ctx.seconds;
           if (typeof api !== "string") {
             const reqs: WrkRequest[] = csrs.map((csr) => ({ method: "POST", path: "/v1/certificates", body: Buffer.from(JSON.stringify({ csr, profile: "mtls" })) }));
-            issuance = wrk({ url: `${api.url}/`, requests: reqs, headers: { "Content-Type": "application/json", Authorization: `Bearer ${ca.adminToken}` }, seconds: ocspSeconds + 2 * ctx.warmupSeconds, connections: 32 }).then((r) => ({ rate: r.rps, how: "HTTPS API under wrk, 32 connections" }));
+            issuance = wrk({
+              url: `${api.url}/`,
+              requests: reqs,
+              headers: { "Content-Type": "application/json", Authorization: `Bearer ${ca.adminToken}` },
+              seconds: ocspSeconds + 2 * ctx.warmupSeconds,
+              connections: 32,
+            }).then((r) => ({ rate: r.rps, how: "HTTPS API under wrk, 32 connections" }));
           } else {
             let i = 0;
-            issuance = timedLoop(() => ca.runtime.authority.issue({ csr: parseCsr(csrs[i++ % csrs.length]!), profile: "mtls", requester: { actor: "bench" } }), { seconds: ocspSeconds + ctx.warmupSeconds, warmupSeconds: ctx.warmupSeconds, concurrency: 32 }).then((r) => ({ rate: r.rate, how: `authority.issue in process, 32 in flight (${api})` }));
+            issuance = timedLoop(() => ca.runtime.authority.issue({ csr: parseCsr(csrs[i++ % csrs.length]!), profile: "mtls", requester: { actor: "bench" } }), {
+              seconds: ocspSeconds + ctx.warmupSeconds,
+              warmupSeconds: ctx.warmupSeconds,
+              concurrency: 32,
+            }).then((r) => ({ rate: r.rate, how: `authority.issue in process, 32 in flight (${api})` }));
           }
           try {
             await new Promise((r) => setTimeout(r, ctx.warmupSeconds * 1000));
@@ -234,7 +261,13 @@ const group: Group = async (ctx) => {
         const row = (id: string, label: string, l: number[]) =>
           l.length < k
             ? { id, label, unavailable: `only ${l.length} of ${k} revocations became visible within 120 s` }
-            : { id, label, value: percentile(l, 99), unit: "ms", details: { p50: percentile(l, 50), p99: percentile(l, 99), max: l[l.length - 1], revocations: k, note: `${k} revocations, 400 ms apart` } };
+            : {
+                id,
+                label,
+                value: percentile(l, 99),
+                unit: "ms",
+                details: { p50: percentile(l, 50), p99: percentile(l, 99), max: l[l.length - 1], revocations: k, note: `${k} revocations, 400 ms apart` },
+              };
         results.push(row("ours.revoke.ocsp", "revocation visible in OCSP (apps/ocsp-responder over HTTP), p99", ocspLatency));
         results.push(row("ours.revoke.delta", "revocation visible in the published delta CRL, p99", deltaLatency));
       }

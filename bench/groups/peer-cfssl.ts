@@ -92,7 +92,7 @@ async function ocspserve(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result[
   const t = performance.now();
   const lines = (await ca.ocspResponses(serials)).map((r) => r.toString("base64"));
   const file = path.join(ctx.tmp, "responses.b64");
-  writeFileSync(file, lines.join("\n") + "\n");
+  writeFileSync(file, `${lines.join("\n")}\n`);
   ctx.log(`${n} pre-signed responses for cfssl ocspserve in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const port = await freePort();
   const server = start("cfssl", ["ocspserve", "-address", "127.0.0.1", "-port", String(port), "-responses", file, "-loglevel", "4"]);
@@ -121,13 +121,24 @@ async function ocspserve(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result[
     await getProbe.arrayBuffer();
     const measured: Array<readonly [string, WrkRequest[]]> = [["peer.cfssl.ocsp.post", post]];
     if (getProbe.status === 200) measured.push(["peer.cfssl.ocsp.get", get]);
-    else results.push({ id: "peer.cfssl.ocsp.get", label: "cfssl ocspserve GET", unavailable: `Debian's cfssl ocspserve answers ${getProbe.status} to every RFC 6960 GET (it decodes the path with its leading '/')` });
+    else
+      results.push({
+        id: "peer.cfssl.ocsp.get",
+        label: "cfssl ocspserve GET",
+        unavailable: `Debian's cfssl ocspserve answers ${getProbe.status} to every RFC 6960 GET (it decodes the path with its leading '/')`,
+      });
     for (const [id, reqs] of measured) {
       results.push(
         await attempt(id, id, ctx.log, async () => {
           await wrk({ url, requests: [...reqs], headers, seconds: ctx.warmupSeconds });
           const r = await wrk({ url, requests: [...reqs], headers, seconds: ctx.seconds, maxPerThread: 2_000_000 });
-          return { id, label: `cfssl ocspserve, pre-signed, ${id.endsWith("post") ? "POST" : "GET"}, ${n.toLocaleString("en-US")} certificates`, value: r.rps, unit: "req/s", details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds } };
+          return {
+            id,
+            label: `cfssl ocspserve, pre-signed, ${id.endsWith("post") ? "POST" : "GET"}, ${n.toLocaleString("en-US")} certificates`,
+            value: r.rps,
+            unit: "req/s",
+            details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds },
+          };
         }),
       );
     }

@@ -14,7 +14,7 @@ export const crlEntries = (quick: boolean) => (quick ? 200_000 : 1_000_000);
 const REASONS = ["unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "unspecified"];
 
 function asn1Time(d: Date): string {
-  return d.toISOString().replace(/[-:T]/g, "").slice(2, 14) + "Z";
+  return `${d.toISOString().replace(/[-:T]/g, "").slice(2, 14)}Z`;
 }
 
 async function writeIndex(file: string, n: number): Promise<void> {
@@ -25,8 +25,8 @@ async function writeIndex(file: string, n: number): Promise<void> {
   for (let i = 1; i <= n; i++) {
     const revoked = asn1Time(new Date(now - (i % 2_592_000) * 1000));
     const reason = REASONS[i % 6]!;
-    const serial = ("01" + (i * 2654435761 >>> 0).toString(16).padStart(8, "0") + i.toString(16).padStart(24, "0")).toUpperCase();
-    chunk += `R\t${expiry}\t${revoked}${reason === "unspecified" ? "" : "," + reason}\t${serial}\tunknown\t/CN=svc-${i}.example.com\n`;
+    const serial = `01${((i * 2654435761) >>> 0).toString(16).padStart(8, "0")}${i.toString(16).padStart(24, "0")}`.toUpperCase();
+    chunk += `R\t${expiry}\t${revoked}${reason === "unspecified" ? "" : `,${reason}`}\t${serial}\tunknown\t/CN=svc-${i}.example.com\n`;
     if (chunk.length > 1 << 20) {
       if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
       chunk = "";
@@ -55,6 +55,14 @@ const group: Group = async (ctx) => {
   const derOut = path.join(ctx.tmp, "crl.der");
   run("openssl", ["crl", "-in", pemOut, "-outform", "DER", "-out", derOut], { timeoutMs: 120_000 });
   const derMB = statSync(derOut).size / 1e6;
-  return [{ id: "peer.openssl.crl", label: `openssl ca -gencrl, ${n.toLocaleString("en-US")} revoked`, value: r.seconds, unit: "s", details: { rssMB: r.rssMB, derMB, entries: n, note: `${derMB.toFixed(1)} MB DER` } }];
+  return [
+    {
+      id: "peer.openssl.crl",
+      label: `openssl ca -gencrl, ${n.toLocaleString("en-US")} revoked`,
+      value: r.seconds,
+      unit: "s",
+      details: { rssMB: r.rssMB, derMB, entries: n, note: `${derMB.toFixed(1)} MB DER` },
+    },
+  ];
 };
 export default group;

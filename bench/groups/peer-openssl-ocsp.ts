@@ -19,10 +19,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 const group: Group = async (ctx) => {
   const ca = createSoftCa(ctx.tmp);
   const serials = Array.from({ length: 1000 }, randomSerial);
-  const expiry = new Date(Date.now() + 30 * 86_400_000).toISOString().replace(/[-:T]/g, "").slice(2, 14) + "Z";
+  const expiry = `${new Date(Date.now() + 30 * 86_400_000).toISOString().replace(/[-:T]/g, "").slice(2, 14)}Z`;
   writeFileSync(path.join(ctx.tmp, "index.txt"), serials.map((s, i) => `V\t${expiry}\t\t${s.toUpperCase()}\tunknown\t/CN=svc-${i}.example.com\n`).join(""));
   const port = await freePort();
-  const server = start("openssl", ["ocsp", "-index", path.join(ctx.tmp, "index.txt"), "-port", String(port), "-multi", "2", "-timeout", "1", "-rsigner", ca.certPath, "-rkey", ca.keyPath, "-CA", ca.certPath, "-ndays", "1"], { cwd: ctx.tmp, forks: true });
+  const server = start(
+    "openssl",
+    ["ocsp", "-index", path.join(ctx.tmp, "index.txt"), "-port", String(port), "-multi", "2", "-timeout", "1", "-rsigner", ca.certPath, "-rkey", ca.keyPath, "-CA", ca.certPath, "-ndays", "1"],
+    { cwd: ctx.tmp, forks: true },
+  );
   try {
     for (let i = 0; i < 100 && !/ACCEPT/.test(server.output()); i++) {
       if (server.child.exitCode !== null) throw new Error(`openssl ocsp exited: ${server.output()}`);
@@ -32,12 +36,35 @@ const group: Group = async (ctx) => {
     const body = ca.ocspRequest(serials[1]!);
     let r;
     try {
-      r = ab({ url: `http://127.0.0.1:${port}/`, body, contentType: "application/ocsp-request", concurrency: 16, maxRequests: 2_000_000, bodyFile: path.join(ctx.tmp, "req.der"), seconds: ctx.seconds });
+      r = ab({
+        url: `http://127.0.0.1:${port}/`,
+        body,
+        contentType: "application/ocsp-request",
+        concurrency: 16,
+        maxRequests: 2_000_000,
+        bodyFile: path.join(ctx.tmp, "req.der"),
+        seconds: ctx.seconds,
+      });
     } catch (error) {
       throw new Error(`${(error as Error).message.trim()}; responder output: ${server.output().slice(-300)}`);
     }
     if (r.requests === 0) throw new Error(`ab completed no request; responder said: ${server.output().slice(-500)}`);
-    return [{ id: "peer.openssl.ocsp", label: "openssl ocsp -index -multi 2, live signing, POST (ab, 16 concurrent)", value: r.rps, unit: "req/s", details: { p50: r.p50, p99: r.p99, max: r.max, errors: r.errors, requests: r.requests, note: "no warm-up (the responder hangs after a client stops mid-request, so it runs once); latencies in whole ms" } }];
+    return [
+      {
+        id: "peer.openssl.ocsp",
+        label: "openssl ocsp -index -multi 2, live signing, POST (ab, 16 concurrent)",
+        value: r.rps,
+        unit: "req/s",
+        details: {
+          p50: r.p50,
+          p99: r.p99,
+          max: r.max,
+          errors: r.errors,
+          requests: r.requests,
+          note: "no warm-up (the responder hangs after a client stops mid-request, so it runs once); latencies in whole ms",
+        },
+      },
+    ];
   } finally {
     await server.stop();
   }

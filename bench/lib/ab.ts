@@ -17,7 +17,10 @@ export function ab(options: { url: string; body: Buffer; contentType: string; se
   const url = new URL(options.url);
   if (url.hostname !== "127.0.0.1") throw new Error("loopback only");
   writeFileSync(options.bodyFile, options.body);
-  const r = run("ab", ["-q", "-t", String(options.seconds), "-n", String(options.maxRequests), "-c", String(options.concurrency), "-p", options.bodyFile, "-T", options.contentType, options.url], { timeoutMs: (options.seconds + 30) * 1000, allowFail: true });
+  const r = run("ab", ["-q", "-t", String(options.seconds), "-n", String(options.maxRequests), "-c", String(options.concurrency), "-p", options.bodyFile, "-T", options.contentType, options.url], {
+    timeoutMs: (options.seconds + 30) * 1000,
+    allowFail: true,
+  });
   const num = (re: RegExp) => Number(re.exec(r.stdout)?.[1] ?? NaN);
   const requests = num(/Complete requests:\s+(\d+)/);
   if (!Number.isFinite(requests)) throw new Error(`ab gave no result: ${(r.stderr || r.stdout).slice(-800)}`);

@@ -37,7 +37,6 @@ export function tlvAt(buf: Buffer, offset: number): { headerStart: number; start
   return { headerStart: offset, start: i, end: i + length };
 }
 
-
 /**
  * The parts of an OCSPResponse (successful, BasicOCSPResponse) needed to re-sign its
  * to-be-signed data with a different serial and put it back together.

@@ -64,7 +64,17 @@ export async function timedLoop(op: () => Promise<unknown>, options: { seconds: 
   phase = "done";
   await Promise.all(workers);
   latencies.sort((a, b) => a - b);
-  return { ops: counted, seconds, rate: counted / seconds, errors, firstError, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN };
+  return {
+    ops: counted,
+    seconds,
+    rate: counted / seconds,
+    errors,
+    firstError,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    max: latencies[latencies.length - 1] ?? NaN,
+  };
 }
 
 /** Wraps one measurement so a failure becomes a "not available" row instead of losing the group. */

@@ -80,7 +80,8 @@ export function run(command: string, args: string[], options: { env?: NodeJS.Pro
     killSignal: "SIGKILL",
   });
   if (result.error) throw result.error;
-  if (result.status !== 0 && !options.allowFail) throw new Error(`${command} ${args.join(" ").slice(0, 200)} exited ${result.status ?? result.signal}: ${(result.stderr || result.stdout).slice(-2000)}`);
+  if (result.status !== 0 && !options.allowFail)
+    throw new Error(`${command} ${args.join(" ").slice(0, 200)} exited ${result.status ?? result.signal}: ${(result.stderr || result.stdout).slice(-2000)}`);
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 

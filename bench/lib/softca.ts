@@ -33,8 +33,21 @@ export function createSoftCa(dir: string): SoftCa {
   const certPath = path.join(dir, "peer-ca.pem");
   run("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyPath]);
   run("openssl", [
-    "req", "-x509", "-new", "-key", keyPath, "-out", certPath, "-days", "365", "-subj", "/O=Bench/CN=Bench Peer CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    keyPath,
+    "-out",
+    certPath,
+    "-days",
+    "365",
+    "-subj",
+    "/O=Bench/CN=Bench Peer CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
   ]);
   const certPem = readFileSync(certPath, "utf8");
   const der = pemBlocks(certPem, ["CERTIFICATE"])[0]!;
@@ -64,7 +77,16 @@ export function createSoftCa(dir: string): SoftCa {
       const now = new Date(Math.floor(Date.now() / 1000) * 1000);
       return signOcspResponse(
         identity,
-        [{ certIdDer: certIdFor("sha1", facts, serialHex), status: revokedAt ? "revoked" : "good", revokedAt, reason: revokedAt ? 1 : undefined, thisUpdate: now, nextUpdate: new Date(now.getTime() + 86_400_000) }],
+        [
+          {
+            certIdDer: certIdFor("sha1", facts, serialHex),
+            status: revokedAt ? "revoked" : "good",
+            revokedAt,
+            reason: revokedAt ? 1 : undefined,
+            thisUpdate: now,
+            nextUpdate: new Date(now.getTime() + 86_400_000),
+          },
+        ],
         { producedAt: now },
       );
     },
@@ -72,7 +94,9 @@ export function createSoftCa(dir: string): SoftCa {
       if (serialsHex.length === 0) return [];
       const template = await (async () => {
         const now = new Date(Math.floor(Date.now() / 1000) * 1000);
-        return signOcspResponse(identity, [{ certIdDer: certIdFor("sha1", facts, serialsHex[0]!), status: "good", thisUpdate: now, nextUpdate: new Date(now.getTime() + 86_400_000) }], { producedAt: now });
+        return signOcspResponse(identity, [{ certIdDer: certIdFor("sha1", facts, serialsHex[0]!), status: "good", thisUpdate: now, nextUpdate: new Date(now.getTime() + 86_400_000) }], {
+          producedAt: now,
+        });
       })();
       const serial0 = Buffer.from(serialsHex[0]!, "hex");
       // OCSPResponse → [0] responseBytes → SEQ → OCTET STRING → BasicOCSPResponse
@@ -110,4 +134,3 @@ export function createSoftCa(dir: string): SoftCa {
 
 /** Serials like ours: 17 bytes, first byte 0x01. */
 export const randomSerial = () => Buffer.concat([Buffer.from([0x01]), randomBytes(16)]).toString("hex");
-

@@ -40,7 +40,7 @@ export interface WrkOptions {
 }
 
 export function writeRequests(file: string, requests: WrkRequest[]): string {
-  writeFileSync(file, requests.map((r) => `${r.method}\t${r.path}\t${r.body ? r.body.toString("hex") : ""}`).join("\n") + "\n");
+  writeFileSync(file, `${requests.map((r) => `${r.method}\t${r.path}\t${r.body ? r.body.toString("hex") : ""}`).join("\n")}\n`);
   return file;
 }
 

@@ -25,7 +25,14 @@ describe("pki provisioner and pki cert against the API's inventory", () => {
     expect(added.stderr).toMatch(/provisioner 'billing' .* The token is not stored and cannot be shown again/);
 
     const listed = pki(["provisioner", "list", "--json"], t.ca.env);
-    expect(JSON.parse(listed.stdout.trim().split("\n").find((l) => l.includes('"billing"'))!)).toMatchObject({ name: "billing", state: "active", profiles: ["mtls", "client"], maxTtlSeconds: 900 });
+    expect(
+      JSON.parse(
+        listed.stdout
+          .trim()
+          .split("\n")
+          .find((l) => l.includes('"billing"'))!,
+      ),
+    ).toMatchObject({ name: "billing", state: "active", profiles: ["mtls", "client"], maxTtlSeconds: 900 });
     expect(listed.stdout).not.toContain(token);
 
     const issued = await t.call("POST", "/v1/certificates", { token, body: { csr: opensslCsr({ sans: ["DNS:api.billing.example"] }).csrPem, ttlSeconds: 86400 } });
@@ -45,7 +52,12 @@ describe("pki provisioner and pki cert against the API's inventory", () => {
     expect(pem.stdout).toBe(issued.json.certificate);
 
     const found = pki(["cert", "list", "-q", "billing.example", "--json"], t.ca.env);
-    expect(found.stdout.trim().split("\n").map((l) => JSON.parse(l).serial)).toEqual([clipped.json.serial, serial]);
+    expect(
+      found.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).serial),
+    ).toEqual([clipped.json.serial, serial]);
 
     const revoked = pki(["cert", "revoke", serial, "--reason", "keyCompromise"], t.ca.env);
     expect(revoked.status, revoked.stderr).toBe(0);

@@ -39,7 +39,7 @@ describe("enrolment with a provisioner token", () => {
     expect(res.json.profile).toBe("mtls");
     expect(res.json.serial).toMatch(/^[0-9a-f]{34}$/);
     const { intermediates, root } = chainOf(res.json);
-    expect(root).toBe(t.rootPem.trim() + "\n");
+    expect(root).toBe(`${t.rootPem.trim()}\n`);
     const verified = opensslVerify(res.json.certificate, root, intermediates, ["-purpose", "sslclient"]);
     expect(verified.stdout + verified.stderr).toMatch(/: OK/);
     const seen = pythonInspect(res.json.certificate);
@@ -72,7 +72,19 @@ describe("enrolment with a provisioner token", () => {
     const csr = opensslCsr({ subject: "/CN=curl.payments.svc.example", dir });
     const rootFile = writeTemp("root.pem", t.rootPem, dir);
     const body = writeTemp("body.json", JSON.stringify({ csr: csr.csrPem }), dir);
-    const out = await runAsync("curl", ["-sS", "--fail-with-body", "--cacert", rootFile, "-H", `Authorization: Bearer ${token}`, "-H", "Content-Type: application/json", "--data-binary", `@${body}`, `${t.api.url}/v1/certificates`]);
+    const out = await runAsync("curl", [
+      "-sS",
+      "--fail-with-body",
+      "--cacert",
+      rootFile,
+      "-H",
+      `Authorization: Bearer ${token}`,
+      "-H",
+      "Content-Type: application/json",
+      "--data-binary",
+      `@${body}`,
+      `${t.api.url}/v1/certificates`,
+    ]);
     expect(out.status, out.stdout + out.stderr).toBe(0);
     expect(JSON.parse(out.stdout).sans).toEqual(["DNS:curl.payments.svc.example"]);
   });
@@ -83,7 +95,14 @@ async function enrol(names: string[], options: { profile?: string; ttlSeconds?: 
   const csr = opensslCsr({ subject: options.cn ? `/CN=${options.cn}` : "/", sans: names });
   const res = await t.call("POST", "/v1/certificates", { token: options.with ?? token, body: { csr: csr.csrPem, profile: options.profile, ttlSeconds: options.ttlSeconds ?? 3600 } });
   expect(res.status, res.text).toBe(201);
-  return { serial: res.json.serial as string, key: csr.keyPem, keyPath: csr.keyPath, cert: res.json.certificate as string, chain: res.json.chain as string[], clientCert: [res.json.certificate, ...res.json.chain.slice(0, -1)].join("") };
+  return {
+    serial: res.json.serial as string,
+    key: csr.keyPem,
+    keyPath: csr.keyPath,
+    cert: res.json.certificate as string,
+    chain: res.json.chain as string[],
+    clientCert: [res.json.certificate, ...res.json.chain.slice(0, -1)].join(""),
+  };
 }
 
 describe("renewal over mTLS, with no secret", () => {
@@ -99,7 +118,9 @@ describe("renewal over mTLS, with no secret", () => {
       expect(res.json.profile).toBe("mtls");
       expect((Date.parse(res.json.notAfter) - Date.parse(res.json.notBefore)) / 1000).toBe(3660);
       // same key: a renewal without a CSR keeps the key
-      expect(new X509Certificate(res.json.certificate).publicKey.export({ format: "der", type: "spki" }).equals(new X509Certificate(current.cert).publicKey.export({ format: "der", type: "spki" }))).toBe(true);
+      expect(
+        new X509Certificate(res.json.certificate).publicKey.export({ format: "der", type: "spki" }).equals(new X509Certificate(current.cert).publicKey.export({ format: "der", type: "spki" })),
+      ).toBe(true);
       const old = await t.ca.inventory.certificates.get(current.serial);
       expect(old!.successorSerial).toBe(res.json.serial);
       const renewed = await t.ca.inventory.certificates.get(res.json.serial);
@@ -126,7 +147,9 @@ describe("renewal over mTLS, with no secret", () => {
     const refused = await t.call("POST", "/v1/certificates/renew", { cert: current.clientCert, key: current.key, body: { csr: wider.csrPem } });
     expect(refused.status).toBe(400);
     expect(refused.headers["content-type"]).toMatch(/^application\/problem\+json/);
-    expect(refused.json.detail).toMatch(/a renewal keeps the names of certificate [0-9a-f]+ \(CN=ledger.payments.svc.example, DNS:ledger.payments.svc.example\); the CSR asks for .*DNS:admin.payments.svc.example/);
+    expect(refused.json.detail).toMatch(
+      /a renewal keeps the names of certificate [0-9a-f]+ \(CN=ledger.payments.svc.example, DNS:ledger.payments.svc.example\); the CSR asks for .*DNS:admin.payments.svc.example/,
+    );
     expect(await t.certificateRows()).toBe(before);
   });
 
@@ -137,7 +160,23 @@ describe("renewal over mTLS, with no secret", () => {
     expect(none.json.detail).toMatch(/needs a client certificate issued by this CA/);
 
     const dir = scratchDir();
-    const made = run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/k.pem`, "-out", `${dir}/c.pem`, "-subj", "/CN=orders.payments.svc.example", "-days", "1"]);
+    const made = run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      `${dir}/k.pem`,
+      "-out",
+      `${dir}/c.pem`,
+      "-subj",
+      "/CN=orders.payments.svc.example",
+      "-days",
+      "1",
+    ]);
     expect(made.status).toBe(0);
     const foreign = await t.call("POST", "/v1/certificates/renew", { cert: readFileSync(`${dir}/c.pem`, "utf8"), key: readFileSync(`${dir}/k.pem`, "utf8") });
     expect(foreign.status).toBe(401);
@@ -148,7 +187,19 @@ describe("renewal over mTLS, with no secret", () => {
   it("also with curl --cert/--key", async () => {
     const current = await enrol(["DNS:curl-renew.payments.svc.example"]);
     const dir = scratchDir();
-    const out = await runAsync("curl", ["-sS", "--fail-with-body", "--cacert", writeTemp("root.pem", t.rootPem, dir), "--cert", writeTemp("cert.pem", current.clientCert, dir), "--key", current.keyPath, "-X", "POST", `${t.api.url}/v1/certificates/renew`]);
+    const out = await runAsync("curl", [
+      "-sS",
+      "--fail-with-body",
+      "--cacert",
+      writeTemp("root.pem", t.rootPem, dir),
+      "--cert",
+      writeTemp("cert.pem", current.clientCert, dir),
+      "--key",
+      current.keyPath,
+      "-X",
+      "POST",
+      `${t.api.url}/v1/certificates/renew`,
+    ]);
     expect(out.status, out.stdout + out.stderr).toBe(0);
     expect(JSON.parse(out.stdout)).toMatchObject({ sans: ["DNS:curl-renew.payments.svc.example"] });
     expect((await t.ca.inventory.certificates.get(current.serial))!.successorSerial).toBe(JSON.parse(out.stdout).serial);
@@ -212,14 +263,60 @@ describe("two services doing mutual TLS with certificates from the API", () => {
     const dir = scratchDir();
     const root = writeTemp("root.pem", t.rootPem, dir);
     const port = await freePort();
-    const s = spawn("openssl", ["s_server", "-accept", String(port), "-naccept", "1", "-cert", writeTemp("server.pem", server.cert, dir), "-cert_chain", writeTemp("server-chain.pem", server.chain.slice(0, -1).join(""), dir), "-key", server.keyPath, "-CAfile", root, "-Verify", "2", "-verify_return_error", "-www"], { stdio: ["ignore", "pipe", "pipe"] });
+    const s = spawn(
+      "openssl",
+      [
+        "s_server",
+        "-accept",
+        String(port),
+        "-naccept",
+        "1",
+        "-cert",
+        writeTemp("server.pem", server.cert, dir),
+        "-cert_chain",
+        writeTemp("server-chain.pem", server.chain.slice(0, -1).join(""), dir),
+        "-key",
+        server.keyPath,
+        "-CAfile",
+        root,
+        "-Verify",
+        "2",
+        "-verify_return_error",
+        "-www",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     const exited = new Promise((resolve) => s.once("close", resolve)); // before s_server can exit
     const serverOut: Buffer[] = [];
     s.stdout.on("data", (c: Buffer) => serverOut.push(c));
     s.stderr.on("data", (c: Buffer) => serverOut.push(c));
     try {
       await waitForAccept(s);
-      const out = await runAsync("timeout", ["20", "openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-servername", "gateway.payments.svc.example", "-verify_hostname", "gateway.payments.svc.example", "-CAfile", root, "-verify_return_error", "-cert", writeTemp("client.pem", client.cert, dir), "-cert_chain", writeTemp("client-chain.pem", client.chain.slice(0, -1).join(""), dir), "-key", client.keyPath, "-ign_eof"], { input: "GET / HTTP/1.0\r\n\r\n" });
+      const out = await runAsync(
+        "timeout",
+        [
+          "20",
+          "openssl",
+          "s_client",
+          "-connect",
+          `127.0.0.1:${port}`,
+          "-servername",
+          "gateway.payments.svc.example",
+          "-verify_hostname",
+          "gateway.payments.svc.example",
+          "-CAfile",
+          root,
+          "-verify_return_error",
+          "-cert",
+          writeTemp("client.pem", client.cert, dir),
+          "-cert_chain",
+          writeTemp("client-chain.pem", client.chain.slice(0, -1).join(""), dir),
+          "-key",
+          client.keyPath,
+          "-ign_eof",
+        ],
+        { input: "GET / HTTP/1.0\r\n\r\n" },
+      );
       expect(out.stdout).toMatch(/Verify return code: 0 \(ok\)/);
       expect(out.stdout).toMatch(/HTTP\/1.0 200 ok/);
       await exited;
@@ -238,10 +335,51 @@ describe("two services doing mutual TLS with certificates from the API", () => {
     const dir = scratchDir();
     const root = writeTemp("root.pem", t.rootPem, dir);
     const port = await freePort();
-    const s = spawn("openssl", ["s_server", "-accept", String(port), "-naccept", "1", "-cert", writeTemp("server.pem", server.cert, dir), "-cert_chain", writeTemp("chain.pem", server.chain.slice(0, -1).join(""), dir), "-key", server.keyPath, "-CAfile", root, "-Verify", "2", "-verify_return_error", "-www"], { stdio: ["ignore", "pipe", "ignore"] });
+    const s = spawn(
+      "openssl",
+      [
+        "s_server",
+        "-accept",
+        String(port),
+        "-naccept",
+        "1",
+        "-cert",
+        writeTemp("server.pem", server.cert, dir),
+        "-cert_chain",
+        writeTemp("chain.pem", server.chain.slice(0, -1).join(""), dir),
+        "-key",
+        server.keyPath,
+        "-CAfile",
+        root,
+        "-Verify",
+        "2",
+        "-verify_return_error",
+        "-www",
+      ],
+      { stdio: ["ignore", "pipe", "ignore"] },
+    );
     try {
       await waitForAccept(s);
-      const out = await runAsync("timeout", ["20", "openssl", "s_client", "-connect", `127.0.0.1:${port}`, "-CAfile", root, "-cert", writeTemp("client.pem", adminIssued.cert, dir), "-cert_chain", writeTemp("client-chain.pem", adminIssued.chain.slice(0, -1).join(""), dir), "-key", adminIssued.keyPath, "-ign_eof"], { input: "GET / HTTP/1.0\r\n\r\n" });
+      const out = await runAsync(
+        "timeout",
+        [
+          "20",
+          "openssl",
+          "s_client",
+          "-connect",
+          `127.0.0.1:${port}`,
+          "-CAfile",
+          root,
+          "-cert",
+          writeTemp("client.pem", adminIssued.cert, dir),
+          "-cert_chain",
+          writeTemp("client-chain.pem", adminIssued.chain.slice(0, -1).join(""), dir),
+          "-key",
+          adminIssued.keyPath,
+          "-ign_eof",
+        ],
+        { input: "GET / HTTP/1.0\r\n\r\n" },
+      );
       expect(out.stdout).not.toMatch(/HTTP\/1.0 200 ok/);
       expect(out.stdout + out.stderr).toMatch(/unsupported certificate|alert/i);
     } finally {

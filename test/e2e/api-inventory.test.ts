@@ -131,7 +131,11 @@ describe("OpenAPI document", () => {
     check(await admin(`/v1/certificates/${issued[5]!.serial}`), "/v1/certificates/{serial}", "get");
     check(await admin(`/v1/certificates/01${"cd".repeat(16)}`), "/v1/certificates/{serial}", "get");
     check(await t.call("GET", "/v1/provisioners", { token: t.ca.adminToken }), "/v1/provisioners", "get");
-    check(await t.call("POST", "/v1/provisioners", { token: t.ca.adminToken, body: { name: "doc", profiles: ["client"], names: ["email:@doc.example"], maxTtlSeconds: 600 } }), "/v1/provisioners", "post");
+    check(
+      await t.call("POST", "/v1/provisioners", { token: t.ca.adminToken, body: { name: "doc", profiles: ["client"], names: ["email:@doc.example"], maxTtlSeconds: 600 } }),
+      "/v1/provisioners",
+      "post",
+    );
     const csr = opensslCsr({ sans: ["DNS:doc.inv.example"] });
     const created = await t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } });
     check(created, "/v1/certificates", "post");

@@ -16,7 +16,12 @@ const tokens: Record<string, string> = {};
 
 beforeAll(async () => {
   t = await startTestApi({ database: "postgres", clock });
-  tokens.payments = await addProvisioner(t, { name: "payments", profiles: ["mtls"], names: ["DNS:.payments.example", "IP:10.20.0.0/16", "URI:spiffe://prod.example/ns/payments/*"], maxTtlSeconds: 3600 });
+  tokens.payments = await addProvisioner(t, {
+    name: "payments",
+    profiles: ["mtls"],
+    names: ["DNS:.payments.example", "IP:10.20.0.0/16", "URI:spiffe://prod.example/ns/payments/*"],
+    maxTtlSeconds: 3600,
+  });
   tokens.web = await addProvisioner(t, { name: "web", profiles: ["server", "client"], names: ["DNS:*.web.example", "email:@web.example", "CN:web-batch-*"], maxTtlSeconds: 600 });
 });
 afterAll(async () => {
@@ -83,7 +88,23 @@ describe("name policy per provisioner", () => {
 function opensslCsrWith(subject: string, extra: string[] = []): string {
   const dir = scratchDir();
   const out = path.join(dir, "req.csr");
-  const made = run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "key.pem"), "-out", out, "-utf8", "-subj", subject, ...extra]);
+  const made = run("openssl", [
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    path.join(dir, "key.pem"),
+    "-out",
+    out,
+    "-utf8",
+    "-subj",
+    subject,
+    ...extra,
+  ]);
   if (made.status !== 0) throw new Error(made.stderr);
   return readFileSync(out, "utf8");
 }
@@ -128,7 +149,11 @@ describe("a name is granted only in its one normal, ASCII spelling", () => {
     ["web-batch-x ", "a trailing space"],
   ])("a CN: pattern does not grant %j (%s), which a TLS client could read as a host", async (cn) => {
     const csr = opensslCsrWith(`/CN=${cn}`);
-    await expectRefused(() => issue("web", csr, { profile: "client" }), 403, `CN '${cn}' is not allowed for provisioner 'web': a CN granted by a CN: pattern may hold only 1 to 64 ASCII letters, digits, '-' and '_', so that no TLS client reads it as a host name`);
+    await expectRefused(
+      () => issue("web", csr, { profile: "client" }),
+      403,
+      `CN '${cn}' is not allowed for provisioner 'web': a CN granted by a CN: pattern may hold only 1 to 64 ASCII letters, digits, '-' and '_', so that no TLS client reads it as a host name`,
+    );
   });
 
   it("a CSR named only by a CN that a CN: pattern grants is issued without a SAN for a client profile", async () => {
@@ -203,7 +228,11 @@ describe("credentials", () => {
     await expectRefused(() => issue("pkp_not-a-real-token", csr()), 401, /the bearer token is not a valid admin or provisioner token/);
     await expectRefused(() => t.call("POST", "/v1/certificates", { headers: { authorization: "Basic Zm9vOmJhcg==" }, body: { csr: csr() } }), 401, "the Authorization header must be 'Bearer <token>'");
     await expectRefused(() => t.call("GET", "/v1/certificates", { token: tokens.payments }), 403, "this route needs an admin token; provisioner:payments may only enrol certificates");
-    await expectRefused(() => t.call("POST", "/v1/provisioners", { token: tokens.payments, body: { name: "x", profiles: ["mtls"], names: ["DNS:.x.example"], maxTtlSeconds: 60 } }), 403, /needs an admin token/);
+    await expectRefused(
+      () => t.call("POST", "/v1/provisioners", { token: tokens.payments, body: { name: "x", profiles: ["mtls"], names: ["DNS:.x.example"], maxTtlSeconds: 60 } }),
+      403,
+      /needs an admin token/,
+    );
   });
 
   it("provisioner tokens are stored only as SHA-256 hashes", async () => {
@@ -224,7 +253,11 @@ describe("credentials", () => {
     expect(disabled.status).toBe(200);
     expect(disabled.json.disabled).toBe(true);
     await expectRefused(() => t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } }), 401, /not a valid admin or provisioner token \(it may have been disabled or removed\)/);
-    await expectRefused(() => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }), 403, `provisioner 'temp' that enrolled certificate ${issued.json.serial} has been disabled; its certificates cannot renew`);
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }),
+      403,
+      `provisioner 'temp' that enrolled certificate ${issued.json.serial} has been disabled; its certificates cannot renew`,
+    );
     expect((await t.call("PATCH", "/v1/provisioners/temp", { token: t.ca.adminToken, body: { disabled: false } })).status).toBe(200);
     expect((await t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } })).status).toBe(201);
 
@@ -270,7 +303,8 @@ describe("credentials", () => {
 
   it("bad provisioner definitions are refused with the pattern named", async () => {
     const admin = t.ca.adminToken;
-    const make = (body: Record<string, unknown>) => () => t.call("POST", "/v1/provisioners", { token: admin, body: { name: "bad", profiles: ["mtls"], names: ["DNS:.ok.example"], maxTtlSeconds: 600, ...body } });
+    const make = (body: Record<string, unknown>) => () =>
+      t.call("POST", "/v1/provisioners", { token: admin, body: { name: "bad", profiles: ["mtls"], names: ["DNS:.ok.example"], maxTtlSeconds: 600, ...body } });
     const count = async () => Number((await t.ca.inventory.sql.query<{ n: string }>("SELECT count(*) AS n FROM provisioners"))[0]!.n);
     const before = await count();
     await expectRefused(make({ names: ["DNS:*.*.example"] }), 400, "name pattern 'DNS:*.*.example' may only use '*' as its whole first label, as in DNS:*.example.com");
@@ -291,25 +325,53 @@ describe("malformed and oversized requests", () => {
     der[der.indexOf(Buffer.from("ok.payments.example"))] = "x".charCodeAt(0);
     await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: der, contentType: "application/pkcs10" }), 400, /^CSR signature does not verify/);
     await expectRefused(() => issue("payments", opensslCsr({ subject: "/CN=weak.payments.example", key: "rsa1024" }).csrPem), 400, /RSA keys must be at least 2048 bits/);
-    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: Buffer.from("not der at all"), contentType: "application/pkcs10" }), 400, /not a valid PKCS#10 structure|not PEM/);
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: Buffer.from("not der at all"), contentType: "application/pkcs10" }),
+      400,
+      /not a valid PKCS#10 structure|not PEM/,
+    );
     await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: "{not json", contentType: "application/json" }), 400, "the request body is not valid JSON");
-    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: "csr=abc", contentType: "text/plain" }), 415, "send the body as application/json or application/pkcs10, not text/plain");
-    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments }), 400, "POST /v1/certificates needs a request body (Content-Type: application/json, or the DER CSR as application/pkcs10)");
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: "csr=abc", contentType: "text/plain" }),
+      415,
+      "send the body as application/json or application/pkcs10, not text/plain",
+    );
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates", { token: tokens.payments }),
+      400,
+      "POST /v1/certificates needs a request body (Content-Type: application/json, or the DER CSR as application/pkcs10)",
+    );
     await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, body: {} }), 400, /^csr: is required/);
-    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: "x" }, headers: {} , raw: JSON.stringify({ csr: "x" }) + "", contentType: "application/json; charset=latin1" }), 415, /latin1|unsupported/);
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: "x" }, headers: {}, raw: `${JSON.stringify({ csr: "x" })}`, contentType: "application/json; charset=latin1" }),
+      415,
+      /latin1|unsupported/,
+    );
   });
 
   it("a huge body is 413 before anything else happens", async () => {
     const huge = JSON.stringify({ csr: "A".repeat(2 * 1024 * 1024) });
-    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: huge, contentType: "application/json" }), 413, /^the request body is \d+ bytes; this endpoint accepts at most 131072 bytes/);
-    await expectRefused(() => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: Buffer.alloc(200 * 1024, 0x30), contentType: "application/pkcs10" }), 413, /accepts at most 65536 bytes/);
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: huge, contentType: "application/json" }),
+      413,
+      /^the request body is \d+ bytes; this endpoint accepts at most 131072 bytes/,
+    );
+    await expectRefused(
+      () => t.call("POST", "/v1/certificates", { token: tokens.payments, raw: Buffer.alloc(200 * 1024, 0x30), contentType: "application/pkcs10" }),
+      413,
+      /accepts at most 65536 bytes/,
+    );
   });
 
   it("unknown routes and bad query parameters are problem+json too", async () => {
     await expectRefused(() => t.call("GET", "/v1/nothing-here"), 404, "no such resource: GET /v1/nothing-here (see /openapi.json)");
     await expectRefused(() => t.call("GET", "/v1/certificates?limit=5000", { token: t.ca.adminToken }), 400, "query limit: must be at most 1000");
     await expectRefused(() => t.call("GET", "/v1/certificates?q=ab", { token: t.ca.adminToken }), 400, /query q: must be at least 3 characters/);
-    await expectRefused(() => t.call("GET", "/v1/certificates?cursor=bm9wZQ", { token: t.ca.adminToken }), 400, "query cursor: is not one this API returned (pass nextCursor from the previous page as it is)");
+    await expectRefused(
+      () => t.call("GET", "/v1/certificates?cursor=bm9wZQ", { token: t.ca.adminToken }),
+      400,
+      "query cursor: is not one this API returned (pass nextCursor from the previous page as it is)",
+    );
   });
 });
 
@@ -321,7 +383,11 @@ describe("time", () => {
     const clientCert = [res.json.certificate, ...res.json.chain.slice(0, -1)].join("");
     clock.advance(601);
     try {
-      await expectRefused(() => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }), 401, /^the client certificate '.*' expired at .*; enrol again with a provisioner token$/);
+      await expectRefused(
+        () => t.call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem }),
+        401,
+        /^the client certificate '.*' expired at .*; enrol again with a provisioner token$/,
+      );
     } finally {
       clock.advance(-601);
     }

@@ -102,7 +102,9 @@ describe("start-up checks", () => {
     try {
       const attempt = openCa(config, { now: () => new Date() }, ca.inventory);
       await expect(attempt).rejects.toBeInstanceOf(StartupCheckError);
-      await expect(openCa(config, { now: () => new Date() }, ca.inventory)).rejects.toThrow(`issuer ${active.id}: the token key ${impostor.uri} does not match the public key in the issuer certificate`);
+      await expect(openCa(config, { now: () => new Date() }, ca.inventory)).rejects.toThrow(
+        `issuer ${active.id}: the token key ${impostor.uri} does not match the public key in the issuer certificate`,
+      );
     } finally {
       await ca.inventory.sql.query("UPDATE issuers SET key_uri = $1 WHERE id = $2", [active.keyUri, active.id]);
     }

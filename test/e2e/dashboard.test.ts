@@ -34,7 +34,16 @@ beforeAll(async () => {
   const spki = new X509Certificate(t.api.certificate().pem).publicKey.export({ type: "spki", format: "der" });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [`--ignore-certificate-errors-spki-list=${createHash("sha256").update(spki).digest("base64")}`, "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      `--ignore-certificate-errors-spki-list=${createHash("sha256").update(spki).digest("base64")}`,
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 });
 

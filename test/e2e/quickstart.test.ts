@@ -36,7 +36,12 @@ describe("quickstart", () => {
     const httpPort = await freePort();
     const apiPort = await freePort();
     const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}` };
-    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"], detached: false });
+    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], {
+      cwd: REPO_ROOT,
+      env: childEnv(serverEnv),
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: false,
+    });
     server.stdout!.on("data", (d) => (output += d));
     server.stderr!.on("data", (d) => (output += d));
     await waitFor(() => output.includes("issuing API:"), "the server to listen");

@@ -34,7 +34,7 @@ async function opensslOcsp(args: string[], url = `${rca.baseUrl}/ocsp`) {
   return { ...result, all: result.stdout + result.stderr };
 }
 
-const NEVER_ISSUED = "0x01" + "ab".repeat(16);
+const NEVER_ISSUED = `0x01${"ab".repeat(16)}`;
 
 describe("openssl ocsp", () => {
   it("verifies good, revoked (with reason) and unknown answers, signed by the delegated responder", async () => {
@@ -52,7 +52,8 @@ describe("openssl ocsp", () => {
   });
 
   it("shows the responder certificate: EKU OCSPSigning, id-pkix-ocsp-nocheck, short-lived, issued by the intermediate", async () => {
-    const out = (await runAsync("openssl", ["ocsp", "-issuer", rca.intermediatePath, "-cert", good.certPath, "-url", `${rca.baseUrl}/ocsp`, "-no_nonce", "-CAfile", rca.rootPath, "-resp_text"])).stdout;
+    const out = (await runAsync("openssl", ["ocsp", "-issuer", rca.intermediatePath, "-cert", good.certPath, "-url", `${rca.baseUrl}/ocsp`, "-no_nonce", "-CAfile", rca.rootPath, "-resp_text"]))
+      .stdout;
     expect(out).toMatch(/OCSP Signing/);
     expect(out).toMatch(/OCSP No Check/);
     expect(out).toMatch(/Issuer: CN ?= ?PKI Issuing CA/);
@@ -94,7 +95,9 @@ describe("GnuTLS ocsptool", () => {
     const dir = scratchDir();
     const fakeKey = path.join(dir, "fake.key");
     run("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", fakeKey]);
-    const subject = run("openssl", ["x509", "-in", rca.intermediatePath, "-noout", "-subject", "-nameopt", "compat"]).stdout.replace(/^subject=/, "").trim();
+    const subject = run("openssl", ["x509", "-in", rca.intermediatePath, "-noout", "-subject", "-nameopt", "compat"])
+      .stdout.replace(/^subject=/, "")
+      .trim();
     const fakeIssuer = path.join(dir, "fake-issuer.pem");
     // Same subject and same public key as the intermediate is impossible without its key; a
     // self-signed stand-in with the intermediate's name signs a certificate we never issued.
@@ -273,10 +276,16 @@ describe("a responder process of its own", () => {
     const port = await unusedPort();
     url = `http://127.0.0.1:${port}`;
     // No PIN and no token configuration at all: it serves from the database alone.
-    const env = childEnv({ PKI_DATA_DIR: scratchDir(), DATABASE_URL: rca.ca.env.DATABASE_URL!, PKI_HTTP_PORT: String(port), PKI_LOG_LEVEL: "warn", PKI_REVOCATION_POLL_MS: "200" }) as Record<string, string>;
+    const env = childEnv({ PKI_DATA_DIR: scratchDir(), DATABASE_URL: rca.ca.env.DATABASE_URL!, PKI_HTTP_PORT: String(port), PKI_LOG_LEVEL: "warn", PKI_REVOCATION_POLL_MS: "200" }) as Record<
+      string,
+      string
+    >;
     child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/ocsp-responder/src/main.ts")], { env, stdio: "ignore" });
     for (let i = 0; i < 200; i++) {
-      const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+      const up = await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (up) return;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -330,9 +339,9 @@ describe("live signing budget", () => {
       return readFileSync(out);
     };
     const post = (body: Buffer) => fetchBytes(url, { method: "POST", headers: { "content-type": "application/ocsp-request" }, body: new Uint8Array(body) });
-    const first = await post(requestDer(["-serial", "0x01" + "cd".repeat(16)]));
+    const first = await post(requestDer(["-serial", `0x01${"cd".repeat(16)}`]));
     expect(first.status).toBe(200);
-    const second = await post(requestDer(["-serial", "0x01" + "ef".repeat(16)]));
+    const second = await post(requestDer(["-serial", `0x01${"ef".repeat(16)}`]));
     expect(second.status).toBe(503);
     expect(second.headers.get("retry-after")).toBe("1");
     expect(second.body.toString("hex")).toBe("30030a0103"); // tryLater

@@ -43,7 +43,16 @@ function environmentOf(service: string, httpPort: number): Record<string, string
     value = value.replace(/^\/run\/secrets\//, `${secrets}/`).replace(/^\/var\/lib\/pki$/, dataDir);
     env[key] = value;
   }
-  return { ...env, PKI_BIND: "127.0.0.1", PKI_DATA_DIR: dataDir, PKI_HTTP_PORT: String(httpPort), PKI_PUBLIC_URL: publicUrl, PKI_API_PORT: String(apiPort), PKI_LOG_LEVEL: "warn", PKI_CRL_DEBOUNCE_MS: "200" };
+  return {
+    ...env,
+    PKI_BIND: "127.0.0.1",
+    PKI_DATA_DIR: dataDir,
+    PKI_HTTP_PORT: String(httpPort),
+    PKI_PUBLIC_URL: publicUrl,
+    PKI_API_PORT: String(apiPort),
+    PKI_LOG_LEVEL: "warn",
+    PKI_CRL_DEBOUNCE_MS: "200",
+  };
 }
 
 function start(role: string, env: Record<string, string>): ChildProcess {
@@ -59,7 +68,10 @@ function start(role: string, env: Record<string, string>): ChildProcess {
 async function waitReady(role: string, port: number): Promise<void> {
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return;
     const entry = children.find((c) => c.role === role)!;
     if (entry.child.exitCode !== null || Date.now() > deadline) throw new Error(`${role} is not ready:\n${entry.output()}`);
@@ -71,7 +83,15 @@ function api(method: string, urlPath: string, body?: unknown): Promise<{ status:
   const token = readFileSync(path.join(secrets, "admin_token"), "utf8").trim();
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: "127.0.0.1", port: apiPort, path: urlPath, method, ca: readFileSync(path.join(dataDir, "root.pem")), servername: "localhost", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" } },
+      {
+        host: "127.0.0.1",
+        port: apiPort,
+        path: urlPath,
+        method,
+        ca: readFileSync(path.join(dataDir, "root.pem")),
+        servername: "localhost",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      },
       (res) => {
         let text = "";
         res.on("data", (d) => (text += d));

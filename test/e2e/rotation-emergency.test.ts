@@ -15,7 +15,13 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
   let ca: TestCa;
   const dir = scratchDir();
   const issue = (cn: string, hierarchy?: string, autoRenew = false) =>
-    ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: `/CN=${cn}`, sans: [`DNS:${cn}`] }).csrPem), profile: "mtls", ttlSeconds: 3600, autoRenew, requester: { actor: "test", ...(hierarchy ? { hierarchy } : {}) } });
+    ca.runtime.authority.issue({
+      csr: parseCsr(opensslCsr({ subject: `/CN=${cn}`, sans: [`DNS:${cn}`] }).csrPem),
+      profile: "mtls",
+      ttlSeconds: 3600,
+      autoRenew,
+      requester: { actor: "test", ...(hierarchy ? { hierarchy } : {}) },
+    });
   const crlPem = (der: Buffer) => run("openssl", ["crl", "-inform", "DER"], { input: der }).stdout;
 
   beforeAll(async () => {
@@ -40,7 +46,10 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
     const result = pki(["issuers", "revoke", compromised.id, "--reason", "keyCompromise", "--reissue", "--json"], ca.env);
     expect(result.stderr).not.toMatch(/^pki:/m);
     expect(result.status).toBe(0);
-    const listed = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as { serial: string });
+    const listed = result.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { serial: string });
     expect(listed.map((l) => l.serial).sort()).toEqual(leaves.map((l) => l.serial).sort());
     expect(result.stderr.match(/re-issued [0-9a-f]+ as [0-9a-f]+/g)).toHaveLength(3);
 

@@ -95,7 +95,15 @@ describe("rotation under load", () => {
     // per target: the issuances under load wrote many more audit rows than these steps
     const auditOf = async (target: string) => (await ca.inventory.audit.recent(50, target)).map((a) => `${a.action}:${a.target}`);
     const audit = [...(await auditOf(newId!)), ...(await auditOf(oldIssuer.id)), ...(await auditOf(oldIssuer.parentId!))];
-    for (const step of [`issuer.plan:${newId}`, `issuer.create:${newId}`, `issuer.stage:${newId}`, `issuer.activate:${newId}`, `issuer.retire:${oldIssuer.id}`, `issuer.rotate.begin:${oldIssuer.parentId}`]) expect(audit).toContain(step);
+    for (const step of [
+      `issuer.plan:${newId}`,
+      `issuer.create:${newId}`,
+      `issuer.stage:${newId}`,
+      `issuer.activate:${newId}`,
+      `issuer.retire:${oldIssuer.id}`,
+      `issuer.rotate.begin:${oldIssuer.parentId}`,
+    ])
+      expect(audit).toContain(step);
 
     // both generations verify with openssl against the one root
     const root = issuers.find((i) => i.id === oldIssuer.parentId)!;
@@ -150,7 +158,18 @@ describe("rotation under load", () => {
     ] as const) {
       const issuer = ca.runtime.keyring.get(cert.issuerId)!;
       const response = await ocsp.signLive(cert.issuerId, [{ certIdDer: certIdFor("sha1", issuer.facts, cert.serial), serialHex: cert.serial, issuerId: cert.issuerId }], undefined);
-      const text = run("openssl", ["ocsp", "-respin", writeTemp(`ocsp-${cert.serial}.der`, response, dir), "-issuer", writeTemp(`issuer-${cert.serial}.pem`, toPem(issuer.record.certificateDer), dir), "-cert", writeTemp(`leaf-${cert.serial}.pem`, cert.pem, dir), "-CAfile", writeTemp("root.pem", rootPem, dir), "-no_nonce"]);
+      const text = run("openssl", [
+        "ocsp",
+        "-respin",
+        writeTemp(`ocsp-${cert.serial}.der`, response, dir),
+        "-issuer",
+        writeTemp(`issuer-${cert.serial}.pem`, toPem(issuer.record.certificateDer), dir),
+        "-cert",
+        writeTemp(`leaf-${cert.serial}.pem`, cert.pem, dir),
+        "-CAfile",
+        writeTemp("root.pem", rootPem, dir),
+        "-no_nonce",
+      ]);
       expect(text.stdout + text.stderr).toMatch(new RegExp(`: ${status}`));
       expect(text.stdout + text.stderr).toMatch(/Response verify OK/);
     }

@@ -45,7 +45,10 @@ describe("scheduler from the command line and as its own process", () => {
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     // the job's warning about what it closed is a log line (JSON) before the result line
-    const lines = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const lines = run.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines.at(-1)).toEqual({ job: "reconcile-intents", outcome: "ok", counts: { closed: 1 } });
     expect(lines.find((l) => l.msg === "closed pending intents left by an interrupted issuance")).toMatchObject({ level: 40, count: 1, serials: [stale.serial] });
     expect((await ca.inventory.certificates.get(stale.serial))?.status).toBe("failed");
@@ -102,7 +105,12 @@ describe("scheduler from the command line and as its own process", () => {
     const healthDue = (await ca.inventory.scheduler.jobs()).find((j) => j.job === "issuer-health")!;
     if (!started.ranAtStartup.includes("issuer-health")) expect(healthDue.nextDueAt.getTime()).toBeGreaterThan(Date.parse(started.time) - 1000);
     const runs = await ca.inventory.scheduler.runs(undefined, 50);
-    expect(runs.filter((r) => r.runner === started.runner).map((r) => r.job).sort()).toEqual([...started.ranAtStartup].sort());
+    expect(
+      runs
+        .filter((r) => r.runner === started.runner)
+        .map((r) => r.job)
+        .sort(),
+    ).toEqual([...started.ranAtStartup].sort());
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
   });

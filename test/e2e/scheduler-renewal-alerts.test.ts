@@ -123,7 +123,11 @@ describe("scheduler: renewal and expiry alerts over time", () => {
     expect(announced).toHaveLength(1);
     expect(announced[0]!.body.data).toMatchObject({ predecessorSerial: a.serial, serial: successor.serial, href: `/v1/certificates/${successor.serial}` });
     const rootPem = toPem(ca.runtime.keyring.active().chain.at(-1)!);
-    const intermediates = ca.runtime.keyring.active().chain.slice(0, -1).map((c) => toPem(c)).join("");
+    const intermediates = ca.runtime.keyring
+      .active()
+      .chain.slice(0, -1)
+      .map((c) => toPem(c))
+      .join("");
     const verify = opensslVerify(announced[0]!.body.data.certificate as string, rootPem, intermediates, ["-attime", String(Math.floor((twoThirds + HOUR) / 1000))]);
     expect(verify.stderr + verify.stdout).toMatch(/: OK/);
 
@@ -141,10 +145,20 @@ describe("scheduler: renewal and expiry alerts over time", () => {
 
   it("renews under the provisioner's current policy: a narrowed or disabled provisioner's certificates are skipped, not renewed", async () => {
     const audit = { actor: "test", action: "provisioner.create" };
-    const narrowed = await ca.inventory.provisioners.create({ name: "narrowed", profiles: ["mtls"], names: ["DNS:a1.policy.test", "DNS:a2.policy.test"], maxTtlSeconds: 90 * 86400 }, "tok-narrowed-0123456789abcdef", audit);
+    const narrowed = await ca.inventory.provisioners.create(
+      { name: "narrowed", profiles: ["mtls"], names: ["DNS:a1.policy.test", "DNS:a2.policy.test"], maxTtlSeconds: 90 * 86400 },
+      "tok-narrowed-0123456789abcdef",
+      audit,
+    );
     const disabled = await ca.inventory.provisioners.create({ name: "disabled", profiles: ["mtls"], names: ["DNS:b1.policy.test"], maxTtlSeconds: 90 * 86400 }, "tok-disabled-0123456789abcdef", audit);
     const enrol = (cn: string, provisionerId: string) =>
-      ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: `/CN=${cn}`, sans: [`DNS:${cn}`] }).csrPem), profile: "mtls", ttlSeconds: 9 * 86400, autoRenew: true, requester: { actor: "test", provisionerId } });
+      ca.runtime.authority.issue({
+        csr: parseCsr(opensslCsr({ subject: `/CN=${cn}`, sans: [`DNS:${cn}`] }).csrPem),
+        profile: "mtls",
+        ttlSeconds: 9 * 86400,
+        autoRenew: true,
+        requester: { actor: "test", provisionerId },
+      });
     const kept = await enrol("a1.policy.test", narrowed.id);
     const dropped = await enrol("a2.policy.test", narrowed.id);
     const orphan = await enrol("b1.policy.test", disabled.id);

@@ -61,7 +61,11 @@ describe("scheduler replicas on one PostgreSQL", () => {
       }
     }
     const jobs = [...a.scheduler.jobs.keys()];
-    for (const job of jobs) expect(ran.filter((r) => r.job === job), job).toHaveLength(points.length);
+    for (const job of jobs)
+      expect(
+        ran.filter((r) => r.job === job),
+        job,
+      ).toHaveLength(points.length);
     expect(ran.every((r) => r.outcome === "ok")).toBe(true);
     const runs = await ca.inventory.scheduler.runs(undefined, 1000);
     for (const job of jobs) expect(runs.filter((r) => r.job === job)).toHaveLength(points.length);
@@ -99,7 +103,12 @@ describe("scheduler replicas on one PostgreSQL", () => {
     const { scheduler } = await replica("replica-after-outage");
     const startedWith = await scheduler.start();
     await scheduler.stop();
-    expect(startedWith.filter((r) => r.ran).map((r) => r.job).sort()).toEqual([...scheduler.jobs.keys()].sort());
+    expect(
+      startedWith
+        .filter((r) => r.ran)
+        .map((r) => r.job)
+        .sort(),
+    ).toEqual([...scheduler.jobs.keys()].sort());
     for (const job of await ca.inventory.scheduler.jobs()) {
       if (scheduler.jobs.has(job.job)) expect(job.nextDueAt.getTime()).toBeGreaterThan(clock.now().getTime());
     }

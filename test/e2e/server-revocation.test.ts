@@ -26,7 +26,11 @@ let serverEnv: Record<string, string> = {};
 /** Starts `npm start`'s server and resolves once its issuing API listens. */
 async function startServer(extraEnv: Record<string, string> = {}): Promise<void> {
   output = "";
-  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv({ ...serverEnv, ...extraEnv }), stdio: ["ignore", "pipe", "pipe"] });
+  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], {
+    cwd: REPO_ROOT,
+    env: childEnv({ ...serverEnv, ...extraEnv }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   server.stdout!.on("data", (d) => (output += d));
   server.stderr!.on("data", (d) => (output += d));
   const deadline = Date.now() + 90_000;

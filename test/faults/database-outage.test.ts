@@ -45,7 +45,7 @@ describe("database outage", () => {
     const requester = { actor: "test:fault" };
     const before = await tokenSignatures();
     const outcomes = { issued: [] as string[], unavailable: 0, other: [] as string[] };
-    let stopAt = Date.now() + 1500;
+    const stopAt = Date.now() + 1500;
     let stopped = false;
     const workers = Array.from({ length: 8 }, async () => {
       while (Date.now() < stopAt + 4000) {
@@ -99,6 +99,16 @@ describe("database outage", () => {
     expect(Number(after[0]!.n)).toBe(0);
     const last = await inventory.certificates.get(recovered!);
     const root = ca.keyring.active().chain.at(-1)!;
-    expect(opensslVerify(toPem(last!.der!), toPem(root), ca.keyring.active().chain.slice(0, -1).map((c) => toPem(c)).join("")).status).toBe(0);
+    expect(
+      opensslVerify(
+        toPem(last!.der!),
+        toPem(root),
+        ca.keyring
+          .active()
+          .chain.slice(0, -1)
+          .map((c) => toPem(c))
+          .join(""),
+      ).status,
+    ).toBe(0);
   });
 });

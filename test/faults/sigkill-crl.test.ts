@@ -39,7 +39,11 @@ describe("SIGKILL during CRL publication", () => {
   it("leaves whole CRLs and numbers that only grow", async () => {
     const seen: number[] = [];
     for (let round = 0; round < 3; round++) {
-      const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/faults/fixtures/crl-loop.ts")], { cwd: REPO_ROOT, env: childEnv(env.env), stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/faults/fixtures/crl-loop.ts")], {
+        cwd: REPO_ROOT,
+        env: childEnv(env.env),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       const exited = once(child, "exit"); // listened for now: a child that ends early has no later exit event
       let out = "";
       child.stdout!.on("data", (d) => (out += d));

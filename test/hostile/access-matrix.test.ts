@@ -49,7 +49,29 @@ beforeAll(async () => {
 
   // A client certificate from a CA this CA knows nothing about, with the same names.
   const dir = scratchDir();
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "fk.pem"), "-out", path.join(dir, "fc.pem"), "-subj", "/CN=own.payments.example", "-days", "1", "-addext", "extendedKeyUsage=clientAuth"], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      path.join(dir, "fk.pem"),
+      "-out",
+      path.join(dir, "fc.pem"),
+      "-subj",
+      "/CN=own.payments.example",
+      "-days",
+      "1",
+      "-addext",
+      "extendedKeyUsage=clientAuth",
+    ],
+    { stdio: "ignore" },
+  );
   const foreign = { cert: readFileSync(path.join(dir, "fc.pem"), "utf8"), key: readFileSync(path.join(dir, "fk.pem"), "utf8") };
 
   auth.none = {};
@@ -87,7 +109,7 @@ const cells: Cell[] = [
   },
   {
     route: "POST /v1/certificates/{other serial}/revoke",
-    request: (c) => call("POST", `/v1/certificates/${c === "admin" ? "01" + "0".repeat(32) : targetSerial}/revoke`, c, {}),
+    request: (c) => call("POST", `/v1/certificates/${c === "admin" ? `01${"0".repeat(32)}` : targetSerial}/revoke`, c, {}),
     // the admin cell names a serial that does not exist, so the target stays valid for the other cells
     expect: { admin: 404, provisioner: 403, otherProvisioner: 403, mtls: 403, otherwise: 401 },
   },
@@ -95,9 +117,17 @@ const cells: Cell[] = [
   { route: "GET /v1/certificates/{serial}", request: (c) => call("GET", `/v1/certificates/${targetSerial}`, c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
   { route: "POST /v1/provisioners", request: (c) => call("POST", "/v1/provisioners", c, {}), expect: { admin: 400, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
   { route: "GET /v1/provisioners", request: (c) => call("GET", "/v1/provisioners", c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
-  { route: "PATCH /v1/provisioners/{name}", request: (c) => call("PATCH", "/v1/provisioners/nobody", c, { disabled: true }), expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  {
+    route: "PATCH /v1/provisioners/{name}",
+    request: (c) => call("PATCH", "/v1/provisioners/nobody", c, { disabled: true }),
+    expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
   { route: "DELETE /v1/provisioners/{name}", request: (c) => call("DELETE", "/v1/provisioners/nobody", c), expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
-  { route: "POST /v1/issuers/rotate", request: (c) => call("POST", "/v1/issuers/rotate", c, { hierarchy: "no-such-hierarchy" }), expect: { admin: "ran", provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  {
+    route: "POST /v1/issuers/rotate",
+    request: (c) => call("POST", "/v1/issuers/rotate", c, { hierarchy: "no-such-hierarchy" }),
+    expect: { admin: "ran", provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
 ];
 
 describe("access control matrix", () => {

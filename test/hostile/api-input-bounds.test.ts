@@ -71,7 +71,11 @@ describe("lifetimes under a minute", () => {
   });
 
   it("a provisioner with maxTtlSeconds 60 can issue; under 60 it cannot be created", async () => {
-    expectProblem(await admin("POST", "/v1/provisioners", { body: { name: "brief", profiles: ["server"], names: ["DNS:.short.example"], maxTtlSeconds: 59 } }), 400, /^maxTtlSeconds: must be at least 60 seconds/);
+    expectProblem(
+      await admin("POST", "/v1/provisioners", { body: { name: "brief", profiles: ["server"], names: ["DNS:.short.example"], maxTtlSeconds: 59 } }),
+      400,
+      /^maxTtlSeconds: must be at least 60 seconds/,
+    );
     const created = await admin("POST", "/v1/provisioners", { body: { name: "minute", profiles: ["server"], names: ["DNS:.short.example"], maxTtlSeconds: 60 } });
     expect(created.status, created.text).toBe(201);
     const res = await t.call("POST", "/v1/certificates", { token: created.json.token, body: { csr: csr(), profile: "server" } });

@@ -79,7 +79,21 @@ describe("curated nasty CSRs", () => {
     const dir = scratchDir();
     const config = ["[req]", "distinguished_name=dn", "prompt=no", "[dn]", "CN=big.example.com", ...Array.from({ length: 16_000 }, (_, i) => `${i}.OU=${"A".repeat(60)}`)].join("\n");
     writeFileSync(path.join(dir, "big.cnf"), config);
-    const made = run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "k.pem"), "-config", path.join(dir, "big.cnf"), "-out", path.join(dir, "big.csr")]);
+    const made = run("openssl", [
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      path.join(dir, "k.pem"),
+      "-config",
+      path.join(dir, "big.cnf"),
+      "-out",
+      path.join(dir, "big.csr"),
+    ]);
     expect(made.status).toBe(0);
     expect(refusal(() => readFileSync(path.join(dir, "big.csr"), "utf8"))).toMatch(/^the CSR is 1\d{6} bytes; at most 65536 are accepted$/);
   });

@@ -61,7 +61,9 @@ describe("request cache", () => {
     // POST bodies made distinct by request extensions are answered, never remembered.
     for (let i = 0; i < 200; i += 20) {
       const answers = await Promise.all(
-        Array.from({ length: 20 }, (_, j) => fetchBytes(`${rca.baseUrl}/ocsp`, { method: "POST", headers: { "content-type": "application/ocsp-request" }, body: new Uint8Array(withRandomExtension(der, i + j)) })),
+        Array.from({ length: 20 }, (_, j) =>
+          fetchBytes(`${rca.baseUrl}/ocsp`, { method: "POST", headers: { "content-type": "application/ocsp-request" }, body: new Uint8Array(withRandomExtension(der, i + j)) }),
+        ),
       );
       for (const a of answers) expect(a.status).toBe(200);
     }

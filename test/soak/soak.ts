@@ -22,7 +22,14 @@ const RATE = { issue: 20, renew: 5, revoke: 2, ocsp: 100 }; // per second
 const env = await testEnv({ database: "postgres" });
 const httpPort = await freePort();
 const apiPort = await freePort();
-const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`, PKI_BOOTSTRAP_ADMIN_TOKEN: "soak-admin-token-0123456789abcdef", PKI_LOG_LEVEL: "warn" };
+const serverEnv = {
+  ...env.env,
+  PKI_HTTP_PORT: String(httpPort),
+  PKI_API_PORT: String(apiPort),
+  PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
+  PKI_BOOTSTRAP_ADMIN_TOKEN: "soak-admin-token-0123456789abcdef",
+  PKI_LOG_LEVEL: "warn",
+};
 const server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "inherit"] });
 let out = "";
 server.stdout!.on("data", (d) => (out += d));
@@ -40,27 +47,46 @@ interface Res {
 function api(method: string, urlPath: string, options: { token?: string; body?: unknown; cert?: string; key?: string } = {}): Promise<Res> {
   const tls = options.cert ? { cert: options.cert, key: options.key, ca: rootPem } : { agent };
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: apiPort, path: urlPath, method, servername: "localhost", ...tls, headers: { "content-type": "application/json", ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) } }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode!, body }));
-    });
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port: apiPort,
+        path: urlPath,
+        method,
+        servername: "localhost",
+        ...tls,
+        headers: { "content-type": "application/json", ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) },
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      },
+    );
     req.on("error", reject);
     req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
   });
 }
 
 const admin = serverEnv.PKI_BOOTSTRAP_ADMIN_TOKEN;
-const provisioner = JSON.parse((await api("POST", "/v1/provisioners", { token: admin, body: { name: "soak", profiles: ["mtls"], names: ["DNS:.soak.example"], maxTtlSeconds: 86_400 } })).body).token as string;
+const provisioner = JSON.parse((await api("POST", "/v1/provisioners", { token: admin, body: { name: "soak", profiles: ["mtls"], names: ["DNS:.soak.example"], maxTtlSeconds: 86_400 } })).body)
+  .token as string;
 const csrs = Array.from({ length: 8 }, (_, i) => opensslCsr({ subject: `/CN=svc${i}.soak.example` }));
-const issuer = caCertificateFacts(Buffer.from(readFileSync(path.join(env.dataDir, "chain.pem"), "utf8").split("-----END CERTIFICATE-----")[0]!.replace(/-----BEGIN CERTIFICATE-----|\s/g, ""), "base64"));
+const issuer = caCertificateFacts(
+  Buffer.from(
+    readFileSync(path.join(env.dataDir, "chain.pem"), "utf8")
+      .split("-----END CERTIFICATE-----")[0]!
+      .replace(/-----BEGIN CERTIFICATE-----|\s/g, ""),
+    "base64",
+  ),
+);
 
 const live: Array<{ serial: string; cert: string; key: string }> = [];
 const revoked = new Set<string>();
 const issued: string[] = [];
 const failures: string[] = [];
 const rss: number[] = [];
-let counts = { issue: 0, renew: 0, revoke: 0, ocsp: 0 };
+const counts = { issue: 0, renew: 0, revoke: 0, ocsp: 0 };
 
 const check = (what: string, res: Res, expected: number) => {
   if (res.status !== expected) failures.push(`${what}: ${res.status} ${res.body.slice(0, 200)}`);
@@ -129,7 +155,9 @@ const start = Date.now();
 const pending = new Set<Promise<unknown>>();
 const fire = (fn: () => Promise<void>, n: number) => {
   for (let i = 0; i < n; i++) {
-    const p = fn().catch((e: Error) => failures.push(`${fn.name}: ${e.message}`)).finally(() => pending.delete(p));
+    const p = fn()
+      .catch((e: Error) => failures.push(`${fn.name}: ${e.message}`))
+      .finally(() => pending.delete(p));
     pending.add(p);
   }
 };
@@ -171,7 +199,23 @@ const [code] = await once(server, "exit");
 if (code !== 0) failures.push(`server exited ${code} on SIGTERM`);
 await env.cleanup();
 
-console.log(JSON.stringify({ seconds: SECONDS, requests: counts, certificates: issued.length, revoked: revoked.size, rssMB: rss.map((r) => Math.round(r / 1e6)), memoryGrowth: `${(growth * 100).toFixed(1)}%`, sessions, pool, failures: failures.length }, null, 1));
+console.log(
+  JSON.stringify(
+    {
+      seconds: SECONDS,
+      requests: counts,
+      certificates: issued.length,
+      revoked: revoked.size,
+      rssMB: rss.map((r) => Math.round(r / 1e6)),
+      memoryGrowth: `${(growth * 100).toFixed(1)}%`,
+      sessions,
+      pool,
+      failures: failures.length,
+    },
+    null,
+    1,
+  ),
+);
 const byKind = new Map<string, number>();
 for (const f of failures) byKind.set(f.replace(/[0-9a-f]{34}/g, "<serial>").slice(0, 120), (byKind.get(f.replace(/[0-9a-f]{34}/g, "<serial>").slice(0, 120)) ?? 0) + 1);
 for (const [kind, n] of byKind) console.error(`FAIL x${n} ${kind}`);

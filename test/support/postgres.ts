@@ -6,7 +6,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "./tools.ts";
 
-const PG_BIN = readdirSync("/usr/lib/postgresql").sort().reverse().map((v) => `/usr/lib/postgresql/${v}/bin`)[0]!;
+const PG_BIN = readdirSync("/usr/lib/postgresql")
+  .sort()
+  .reverse()
+  .map((v) => `/usr/lib/postgresql/${v}/bin`)[0]!;
 const asPostgres = process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--"] : [];
 
 function pg(tool: string, args: string[]): void {

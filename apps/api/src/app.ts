@@ -50,7 +50,8 @@ function requireContentType(route: RouteDefinition): RequestHandler {
   return (req, _res, next) => {
     if (!hasBody(req)) return next();
     if (!route.body) return next(new CaError("bad_request", `${route.method.toUpperCase()} ${route.path} takes no request body`));
-    if (!req.is(accepted)) return next(Object.assign(new Error(`send the body as ${accepted.join(" or ")}, not ${req.headers["content-type"] ?? "an unlabelled body"}`), { status: 415, expose: true }));
+    if (!req.is(accepted))
+      return next(Object.assign(new Error(`send the body as ${accepted.join(" or ")}, not ${req.headers["content-type"] ?? "an unlabelled body"}`), { status: 415, expose: true }));
     next();
   };
 }
@@ -64,7 +65,10 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
       // Routes that also take DER CSRs read their own body and query (the shape depends on the content type).
       const ownInput = route.acceptsPkcs10;
       if (route.bodyRequired && !hasBody(req)) {
-        throw new CaError("bad_request", `${route.method.toUpperCase()} ${route.path} needs a request body (Content-Type: ${route.acceptsPkcs10 ? "application/json, or the DER CSR as application/pkcs10" : "application/json"})`);
+        throw new CaError(
+          "bad_request",
+          `${route.method.toUpperCase()} ${route.path} needs a request body (Content-Type: ${route.acceptsPkcs10 ? "application/json, or the DER CSR as application/pkcs10" : "application/json"})`,
+        );
       }
       const params = parseOrThrow(route.params, req.params, "path");
       const query = ownInput ? undefined : parseOrThrow(route.query ?? emptyQuery, req.query, "query");
@@ -87,7 +91,14 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
         // anonymous one only goes to the log, so unauthenticated traffic cannot fill the table.
         if (caller && caller.kind !== "anonymous") {
           await runtime.inventory.audit
-            .record({ actor: caller.actor, action: route.operationId, target: typeof req.params.serial === "string" ? req.params.serial : undefined, sourceIp, outcome: "denied", details: { status: problemStatus(error), reason: boundAuditText(error.message) } })
+            .record({
+              actor: caller.actor,
+              action: route.operationId,
+              target: typeof req.params.serial === "string" ? req.params.serial : undefined,
+              sourceIp,
+              outcome: "denied",
+              details: { status: problemStatus(error), reason: boundAuditText(error.message) },
+            })
             .catch((auditError: Error) => log.error({ err: auditError }, "could not audit a refusal"));
         }
       }
@@ -112,7 +123,8 @@ function requireAdminWith(runtime: CaRuntime, limiter: AuthFailureLimiter, log: 
       next();
     } catch (error) {
       if (error instanceof TooManyFailures) return sendTooMany(res, error);
-      if (error instanceof CaError && error.kind === "unauthorized") log.warn({ audit: "denied", route: `${req.method} ${req.path}`, sourceIp, reason: boundAuditText(error.message) }, "authentication failed");
+      if (error instanceof CaError && error.kind === "unauthorized")
+        log.warn({ audit: "denied", route: `${req.method} ${req.path}`, sourceIp, reason: boundAuditText(error.message) }, "authentication failed");
       next(error);
     }
   };

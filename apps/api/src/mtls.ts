@@ -44,7 +44,9 @@ export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRunt
     throw inventoryFailure(error, "cannot check the client certificate");
   });
   if (issuerRow?.revokedAt) {
-    throw unauthorized(`the intermediate ${issuer.record.id} that issued the client certificate '${subject}' was revoked at ${issuerRow.revokedAt.toISOString()}; its certificates are re-issued by the operator (pki issuers revoke --reissue) or enrol again`);
+    throw unauthorized(
+      `the intermediate ${issuer.record.id} that issued the client certificate '${subject}' was revoked at ${issuerRow.revokedAt.toISOString()}; its certificates are re-issued by the operator (pki issuers revoke --reissue) or enrol again`,
+    );
   }
 
   const now = runtime.clock.now();
@@ -55,7 +57,7 @@ export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRunt
   const record = await runtime.inventory.certificates.get(serial).catch((error: unknown) => {
     throw inventoryFailure(error, "cannot check the client certificate");
   });
-  if (!record || !record.der || !record.der.equals(peer.raw)) throw unauthorized(`the client certificate ${serial} is not in this CA's inventory`);
+  if (!record?.der?.equals(peer.raw)) throw unauthorized(`the client certificate ${serial} is not in this CA's inventory`);
   if (record.status === "revoked") {
     throw unauthorized(`the client certificate ${serial} was revoked at ${record.revokedAt?.toISOString()} (${REASON_NAMES[record.revocationReason ?? 0]}); enrol again with a provisioner token`);
   }

@@ -71,7 +71,13 @@ export function openApiDocument(routes: RouteDefinition[], version = "1.0.0"): R
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) (paths[route.path] ??= {})[route.method] = operation(route);
   paths["/openapi.json"] = {
-    get: { operationId: "openApiDocument", summary: "This document", tags: ["meta"], security: [], responses: { 200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } } } },
+    get: {
+      operationId: "openApiDocument",
+      summary: "This document",
+      tags: ["meta"],
+      security: [],
+      responses: { 200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } } },
+    },
   };
   return {
     openapi: "3.1.0",

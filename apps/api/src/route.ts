@@ -1,7 +1,7 @@
 // One table of routes drives both the express router and the OpenAPI document, so the
 // document cannot describe a route, parameter or body the code does not have.
 import type { Request, Response } from "express";
-import { z } from "zod";
+import type { z } from "zod";
 import { CaError } from "@pki/ca-core";
 import type { Caller } from "./auth.ts";
 

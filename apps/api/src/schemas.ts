@@ -49,7 +49,10 @@ export const RenewBody = z.strictObject({
 });
 
 export const RevokeBody = z.strictObject({
-  reason: z.enum(reasonNames, { error: `must be one of ${reasonNames.join(", ")}` }).optional().meta({ description: "RFC 5280 reason name; default unspecified" }),
+  reason: z
+    .enum(reasonNames, { error: `must be one of ${reasonNames.join(", ")}` })
+    .optional()
+    .meta({ description: "RFC 5280 reason name; default unspecified" }),
 });
 
 export const SerialParams = z.strictObject({ serial: Serial });
@@ -59,12 +62,7 @@ export const ListQuery = z.strictObject({
   status: z.enum(STATES, { error: `must be one of ${STATES.join(", ")}` }).optional(),
   issuerId: z.string().min(1).max(128).optional(),
   profile: Profile.optional(),
-  q: z
-    .string()
-    .min(3, "must be at least 3 characters (shorter terms would scan the whole inventory)")
-    .max(253)
-    .optional()
-    .meta({ description: "case-insensitive text in the subject or a SAN" }),
+  q: z.string().min(3, "must be at least 3 characters (shorter terms would scan the whole inventory)").max(253).optional().meta({ description: "case-insensitive text in the subject or a SAN" }),
   expiresBefore: Instant.optional(),
   expiresAfter: Instant.optional(),
   limit: z
@@ -98,9 +96,7 @@ export const ProvisionerPatch = z
 
 // ----- responses
 
-export const Problem = z
-  .object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string() })
-  .meta({ description: "RFC 9457 problem details; detail says what was wrong" });
+export const Problem = z.object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string() }).meta({ description: "RFC 9457 problem details; detail says what was wrong" });
 
 export const IssuedCertificate = z.object({
   serial: Serial,

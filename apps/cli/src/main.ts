@@ -20,7 +20,6 @@ import {
   presentedIssuerStatus,
   revokeIntermediate,
   reissueCertificates,
-
 } from "@pki/ca-core";
 import type { CertificateState } from "@pki/db";
 import { CaEvents, CrlPublisher, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/ca-core";
@@ -173,7 +172,20 @@ certs
       const now = new Date();
       for (const c of page.items) {
         const status = c.status === "valid" && c.notAfter < now ? "expired" : c.status;
-        if (opts.json) console.log(JSON.stringify({ serial: c.serial, status, issuerId: c.issuerId, profile: c.profile, subject: c.subject, sans: c.sans, notBefore: c.notBefore, notAfter: c.notAfter, requester: c.requester }));
+        if (opts.json)
+          console.log(
+            JSON.stringify({
+              serial: c.serial,
+              status,
+              issuerId: c.issuerId,
+              profile: c.profile,
+              subject: c.subject,
+              sans: c.sans,
+              notBefore: c.notBefore,
+              notAfter: c.notAfter,
+              requester: c.requester,
+            }),
+          );
         else console.log([c.serial, status.padEnd(7), c.notAfter.toISOString(), c.profile.padEnd(6), c.subject || "-", c.sans.join(",")].join("  "));
       }
       if (page.nextCursor) console.error(`more: --cursor ${page.nextCursor}`);
@@ -287,7 +299,14 @@ scheduler
     const inventory = await openInventory(cfg());
     try {
       for (const j of await inventory.scheduler.jobs()) {
-        console.log([j.job.padEnd(17), `next ${j.nextDueAt.toISOString()}`, j.leaseHolder ? `running on ${j.leaseHolder} until ${j.leaseUntil?.toISOString()}` : "idle", j.consecutiveFailures ? `${j.consecutiveFailures} failure(s) in a row` : ""].join("  "));
+        console.log(
+          [
+            j.job.padEnd(17),
+            `next ${j.nextDueAt.toISOString()}`,
+            j.leaseHolder ? `running on ${j.leaseHolder} until ${j.leaseUntil?.toISOString()}` : "idle",
+            j.consecutiveFailures ? `${j.consecutiveFailures} failure(s) in a row` : "",
+          ].join("  "),
+        );
       }
       for (const r of await inventory.scheduler.runs(undefined, opts.runs)) {
         console.log([r.startedAt.toISOString(), r.job.padEnd(17), r.outcome.padEnd(7), r.runner, JSON.stringify(r.counts ?? {}), r.error ?? ""].join("  "));
@@ -352,7 +371,8 @@ crl
     try {
       const signed = await signRootCrls(await ceremonyConfig(), inventory, systemClock);
       if (signed.length === 0) console.log("no unexpired root to sign a CRL for");
-      for (const s of signed) console.log(`${s.rootId}  root CRL #${s.meta.number} (${s.meta.entries} entries) and ${s.intermediateStatuses} intermediate OCSP response(s), next update ${s.meta.nextUpdate.toISOString()}`);
+      for (const s of signed)
+        console.log(`${s.rootId}  root CRL #${s.meta.number} (${s.meta.entries} entries) and ${s.intermediateStatuses} intermediate OCSP response(s), next update ${s.meta.nextUpdate.toISOString()}`);
     } finally {
       await inventory.close();
     }
@@ -428,10 +448,16 @@ provisioners
   .action(async (name: string, opts: { names: string[]; profiles: string[]; maxTtl: number; hierarchy: string; tokenOut?: string }) => {
     const inventory = await openInventory(cfg());
     try {
-      const { record, token } = await createProvisioner({ inventory, config: cfg() }, { name, profiles: opts.profiles, names: opts.names, maxTtlSeconds: opts.maxTtl, hierarchy: opts.hierarchy }, { actor: operator() });
+      const { record, token } = await createProvisioner(
+        { inventory, config: cfg() },
+        { name, profiles: opts.profiles, names: opts.names, maxTtlSeconds: opts.maxTtl, hierarchy: opts.hierarchy },
+        { actor: operator() },
+      );
       if (opts.tokenOut) writeSecretFile(opts.tokenOut, `${token}\n`);
       else console.log(token);
-      console.error(`provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s. The token is not stored and cannot be shown again.`);
+      console.error(
+        `provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s. The token is not stored and cannot be shown again.`,
+      );
     } finally {
       await inventory.close();
     }
@@ -481,8 +507,7 @@ for (const [command, description] of [
       const inventory = await openInventory(cfg());
       try {
         const audit = { actor: operator(), action: `provisioner.${command}` };
-        const record =
-          command === "remove" ? await inventory.provisioners.remove(name, new Date(), audit) : await inventory.provisioners.setDisabled(name, command === "disable", audit);
+        const record = command === "remove" ? await inventory.provisioners.remove(name, new Date(), audit) : await inventory.provisioners.setDisabled(name, command === "disable", audit);
         if (!record) throw new CaError("not_found", `no provisioner named '${name}'`);
         console.log(`provisioner '${name}' ${command === "remove" ? "removed" : `${command}d`}`);
       } finally {

@@ -26,7 +26,12 @@ const crlAge = new Gauge({
     for (const cache of caches) cache.updateTimeGauges();
   },
 });
-const crlRemaining = new Gauge({ name: "pki_crl_seconds_until_next_update", help: "seconds until the published CRL's nextUpdate (alert well before 0)", labelNames: ["issuer", "kind"] as const, registers: [registry] });
+const crlRemaining = new Gauge({
+  name: "pki_crl_seconds_until_next_update",
+  help: "seconds until the published CRL's nextUpdate (alert well before 0)",
+  labelNames: ["issuer", "kind"] as const,
+  registers: [registry],
+});
 
 export class CrlCache {
   private readonly crls = new Map<string, CachedCrl>();

@@ -16,10 +16,19 @@ async function main(): Promise<void> {
   // server loads them in the background instead, answering from the database meanwhile.
   const role = await createOcspResponderRole({ inventory, config, clock: systemClock, log });
   // Ready when the database answers; answers come from memory, which holds no CA key.
-  const ops = opsHandler(cachedReadiness(async () => ({ database: await inventory.ping().then(() => "ok", () => "unavailable") })));
+  const ops = opsHandler(
+    cachedReadiness(async () => ({
+      database: await inventory.ping().then(
+        () => "ok",
+        () => "unavailable",
+      ),
+    })),
+  );
   const fallback = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
     if (ops(req, res)) return;
-    res.writeHead(404, { "content-type": "application/problem+json" }).end(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, detail: `no such resource: ${req.method} ${req.url}` }));
+    res
+      .writeHead(404, { "content-type": "application/problem+json" })
+      .end(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, detail: `no such resource: ${req.method} ${req.url}` }));
   };
   const server = createServer(role.handler(fallback));
   const port = await listen(server, config.http.port, config.http.bind);

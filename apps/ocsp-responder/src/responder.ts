@@ -370,7 +370,8 @@ export class OcspResponder {
     if (resolved.length === 1) {
       const status = await this.deps.inventory.ocspResponses.certificateStatus(items[0]!.serialHex);
       if (status && (status.status === "valid" || status.status === "revoked")) live.enqueue(items[0]!.serialHex);
-      const outcome: OcspOutcome = !status || status.issuerId !== items[0]!.issuerId || status.status === "failed" || status.status === "pending" ? "unknown" : status.status === "valid" ? "good" : "revoked";
+      const outcome: OcspOutcome =
+        !status || status.issuerId !== items[0]!.issuerId || status.status === "failed" || status.status === "pending" ? "unknown" : status.status === "valid" ? "good" : "revoked";
       return { httpStatus: 200, body, headers: NO_STORE, outcome };
     }
     return { httpStatus: 200, body, headers: NO_STORE, outcome: "live_multi" };

@@ -110,7 +110,13 @@ export const renewalJob = (config: Config): JobDefinition => ({
         certificate: toPem(next.der),
         href: `/v1/certificates/${successor}`,
       };
-      if (await ctx.inventory.alerts.sendOnce({ subjectKind: "certificate", subjectId: predecessor, alert: "renewed", details: { successor } }, ctx.clock.now(), webhookEvent(ctx, "certificate.renewed", payload))) {
+      if (
+        await ctx.inventory.alerts.sendOnce(
+          { subjectKind: "certificate", subjectId: predecessor, alert: "renewed", details: { successor } },
+          ctx.clock.now(),
+          webhookEvent(ctx, "certificate.renewed", payload),
+        )
+      ) {
         counts.announced++;
       }
     }
@@ -169,13 +175,15 @@ export const expiryAlertsJob = (config: Config): JobDefinition => ({
     for (let after: { notAfter: Date; serial: string } | undefined; ; ) {
       const page = await ctx.inventory.certificateScans.expiringBetween(now, horizon, minLifetimeMs, after);
       counts.leavesExpiring += page.length;
-      for (const leaf of page) await send("certificate", leaf.serial, leaf.notBefore, leaf.notAfter, { issuerId: leaf.issuerId, subject: leaf.subject, sans: leaf.sans, profile: leaf.profile, autoRenew: leaf.autoRenew });
+      for (const leaf of page)
+        await send("certificate", leaf.serial, leaf.notBefore, leaf.notAfter, { issuerId: leaf.issuerId, subject: leaf.subject, sans: leaf.sans, profile: leaf.profile, autoRenew: leaf.autoRenew });
       if (page.length < 1000) break;
       after = page[page.length - 1];
     }
     const issuers = (await ctx.inventory.issuers.list()).filter((i) => (i.status === "active" || i.status === "staged") && i.notAfter > now && i.notAfter <= horizon);
     counts.issuersExpiring = issuers.length;
-    for (const issuer of issuers) await send("issuer", issuer.id, issuer.notBefore, issuer.notAfter, { role: issuer.role, status: issuer.status, hierarchy: issuer.hierarchy, subject: issuer.subject });
+    for (const issuer of issuers)
+      await send("issuer", issuer.id, issuer.notBefore, issuer.notAfter, { role: issuer.role, status: issuer.status, hierarchy: issuer.hierarchy, subject: issuer.subject });
     if (counts.sent) await ctx.webhooks.deliverDue().catch((error: Error) => ctx.log.warn({ err: error }, "webhook delivery deferred"));
     return counts;
   },
@@ -197,7 +205,15 @@ export const issuerHealthJob = (config: Config): JobDefinition => ({
     const maxLeafMs = ctx.config.ca.maxTtlSeconds * 1000;
     const leadMs = ctx.config.scheduler.issuerRotationLeadDays * DAY;
     const flag = async (issuer: IssuerRecord, alert: string, problem: string, extra: Record<string, unknown> = {}) => {
-      const payload = { kind: "issuer", id: issuer.id, hierarchy: issuer.hierarchy, problem, notAfter: issuer.notAfter.toISOString(), action: `pki issuers rotate --hierarchy ${issuer.hierarchy}`, ...extra };
+      const payload = {
+        kind: "issuer",
+        id: issuer.id,
+        hierarchy: issuer.hierarchy,
+        problem,
+        notAfter: issuer.notAfter.toISOString(),
+        action: `pki issuers rotate --hierarchy ${issuer.hierarchy}`,
+        ...extra,
+      };
       if (await ctx.inventory.alerts.sendOnce({ subjectKind: "issuer", subjectId: issuer.id, alert, details: payload }, now, webhookEvent(ctx, "issuer.health", payload))) {
         counts.flagged++;
         alertsSentTotal.inc({ kind: "issuer", alert });
@@ -215,9 +231,14 @@ export const issuerHealthJob = (config: Config): JobDefinition => ({
       if (now.getTime() < shortensLeavesFrom.getTime() - leadMs) continue;
       const successorStaged = all.some((i) => i.hierarchy === issuer.hierarchy && i.role === "intermediate" && i.status === "staged" && !i.revokedAt && i.notAfter > issuer.notAfter);
       if (successorStaged) continue;
-      await flag(issuer, "rotation-due", `expires ${issuer.notAfter.toISOString()}, before the longest leaf it may issue (${ctx.config.ca.maxTtlSeconds} s); from ${shortensLeavesFrom.toISOString()} its certificates are cut short`, {
-        shortensLeavesFrom: shortensLeavesFrom.toISOString(),
-      });
+      await flag(
+        issuer,
+        "rotation-due",
+        `expires ${issuer.notAfter.toISOString()}, before the longest leaf it may issue (${ctx.config.ca.maxTtlSeconds} s); from ${shortensLeavesFrom.toISOString()} its certificates are cut short`,
+        {
+          shortensLeavesFrom: shortensLeavesFrom.toISOString(),
+        },
+      );
     }
     if (counts.flagged) await ctx.webhooks.deliverDue().catch((error: Error) => ctx.log.warn({ err: error }, "webhook delivery deferred"));
     return counts;

@@ -31,12 +31,14 @@ async function main(): Promise<void> {
   // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
   const ops = await startOpsListener(config.http, runtimeReadiness(runtime));
   opened.push(() => closeGracefully(ops));
-  log.info({ runner: scheduler.runnerId, jobs: [...scheduler.jobs.values()].map((j) => `${j.name} (${j.schedule})`), ranAtStartup: caughtUp.filter((r) => r.ran).map((r) => r.job) }, "scheduler started");
+  log.info(
+    { runner: scheduler.runnerId, jobs: [...scheduler.jobs.values()].map((j) => `${j.name} (${j.schedule})`), ranAtStartup: caughtUp.filter((r) => r.ran).map((r) => r.job) },
+    "scheduler started",
+  );
 }
 
 main().catch((error: unknown) => {
-  const message =
-    error instanceof ConfigError ? `configuration: ${error.problems.join("; ")}` : error instanceof StartupCheckError ? `refusing to start: ${error.message}` : (error as Error).message;
+  const message = error instanceof ConfigError ? `configuration: ${error.problems.join("; ")}` : error instanceof StartupCheckError ? `refusing to start: ${error.message}` : (error as Error).message;
   console.error(`pki-scheduler: ${message}`);
   process.exit(1);
 });

@@ -45,7 +45,7 @@ export class Scheduler {
   private readonly registered = new Set<string>();
   private stopped = false;
 
-  constructor(private readonly options: SchedulerOptions) {
+  constructor(options: SchedulerOptions) {
     const { runtime } = options;
     this.runnerId = options.runnerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     const inventory = options.inventory ?? runtime.inventory;
@@ -122,9 +122,12 @@ export class Scheduler {
     const claim = await inventory.scheduler.claim(job.name, this.runnerId, clock.now(), leaseMs, force);
     if (!claim) return { job: job.name, ran: false };
     // Long runs keep their lease; a crashed replica's lease simply runs out.
-    const heartbeat = setInterval(() => {
-      void inventory.scheduler.extendLease(job.name, this.runnerId, new Date(clock.now().getTime() + leaseMs)).catch(() => {});
-    }, Math.max(leaseMs / 3, 1000));
+    const heartbeat = setInterval(
+      () => {
+        void inventory.scheduler.extendLease(job.name, this.runnerId, new Date(clock.now().getTime() + leaseMs)).catch(() => {});
+      },
+      Math.max(leaseMs / 3, 1000),
+    );
     heartbeat.unref();
     const endTimer = jobDurationSeconds.startTimer({ job: job.name });
     let counts: JobCounts = {};

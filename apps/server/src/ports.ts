@@ -10,7 +10,9 @@ export async function assertPortsFree(host: string, ports: Array<{ port: number;
     await new Promise<void>((resolve, reject) => {
       const probe = createServer();
       probe.once("error", (error: NodeJS.ErrnoException) =>
-        reject(new Error(`cannot listen on ${host}:${port} (${setting}): ${error.code === "EADDRINUSE" ? "the port is in use; stop what holds it or set " + setting : error.message}`, { cause: error })),
+        reject(
+          new Error(`cannot listen on ${host}:${port} (${setting}): ${error.code === "EADDRINUSE" ? `the port is in use; stop what holds it or set ${setting}` : error.message}`, { cause: error }),
+        ),
       );
       probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
     });

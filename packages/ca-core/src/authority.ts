@@ -12,7 +12,6 @@ import { PROFILES, type ProfileName } from "./profiles.ts";
 import { OID, newSerial, signCertificate } from "./x509.ts";
 import { encodeLeafTbs, leafTemplate, type LeafTemplate } from "./leaf-tbs.ts";
 import { leafRevocationUrls } from "./ceremony.ts";
-import { crlUrls } from "./crl/publisher.ts";
 import { toPem } from "./der.ts";
 import type { CaEvents } from "./events.ts";
 import { certificatesIssued } from "@pki/metrics";
@@ -91,11 +90,15 @@ const SINGLE_LABEL = /^[A-Za-z0-9_-]{1,63}$/;
  */
 function assertNoHostCnFallback(profile: ProfileName, names: { commonName: string | undefined; sans: San[] }): void {
   if (names.sans.length === 0) {
-    throw badRequest(`the ${profile} profile includes TLS server authentication, which needs a subjectAltName (TLS clients do not read the CN); add one, or use the client profile for a certificate named only by its CN`);
+    throw badRequest(
+      `the ${profile} profile includes TLS server authentication, which needs a subjectAltName (TLS clients do not read the CN); add one, or use the client profile for a certificate named only by its CN`,
+    );
   }
   const cn = names.commonName;
   if (cn !== undefined && SINGLE_LABEL.test(cn) && !names.sans.some((s) => s.type === "DNS")) {
-    throw badRequest(`the CN '${cn}' could be taken for a host name by TLS clients that fall back to the CN when a certificate has no DNS SAN, and the ${profile} profile includes TLS server authentication; add a DNS SAN, or use the client profile`);
+    throw badRequest(
+      `the CN '${cn}' could be taken for a host name by TLS clients that fall back to the CN when a certificate has no DNS SAN, and the ${profile} profile includes TLS server authentication; add a DNS SAN, or use the client profile`,
+    );
   }
 }
 
@@ -168,8 +171,10 @@ export class Authority {
     const requested = request.ttlSeconds ?? this.config.ca.defaultTtlSeconds;
     if (!(requested >= MIN_TTL_SECONDS)) throw badRequest(`ttlSeconds must be at least ${MIN_TTL_SECONDS} (got ${requested}): a shorter certificate would expire before it could be used`);
     const requesterMax = request.requester.maxTtlSeconds ?? Infinity;
-    if (!(requesterMax >= MIN_TTL_SECONDS)) throw new CaError("forbidden", `the provisioner's maxTtlSeconds (${requesterMax}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; raise it (PATCH /v1/provisioners/NAME)`);
-    if (!(this.config.ca.maxTtlSeconds >= MIN_TTL_SECONDS)) throw new CaError("unavailable", `PKI_MAX_TTL_SECONDS (${this.config.ca.maxTtlSeconds}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; the operator must raise it`);
+    if (!(requesterMax >= MIN_TTL_SECONDS))
+      throw new CaError("forbidden", `the provisioner's maxTtlSeconds (${requesterMax}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; raise it (PATCH /v1/provisioners/NAME)`);
+    if (!(this.config.ca.maxTtlSeconds >= MIN_TTL_SECONDS))
+      throw new CaError("unavailable", `PKI_MAX_TTL_SECONDS (${this.config.ca.maxTtlSeconds}) is below the ${MIN_TTL_SECONDS} s minimum lifetime; the operator must raise it`);
     return Math.min(requested, requesterMax, this.config.ca.maxTtlSeconds);
   }
 
@@ -183,7 +188,8 @@ export class Authority {
     const notAfter = new Date(Math.min(start + ttl * 1000, issuer.facts.notAfter.getTime()));
     // Only the issuer's own notAfter can cut the lifetime below the minimum now: the
     // operator's problem (rotate), not the caller's.
-    if (notAfter.getTime() - start < MIN_TTL_SECONDS * 1000) throw new CaError("unavailable", `issuer ${issuer.record.id} expires at ${issuer.facts.notAfter.toISOString()}, too soon to issue from; rotate it`);
+    if (notAfter.getTime() - start < MIN_TTL_SECONDS * 1000)
+      throw new CaError("unavailable", `issuer ${issuer.record.id} expires at ${issuer.facts.notAfter.toISOString()}, too soon to issue from; rotate it`);
     const serial = newSerial();
     const tbsDer = encodeLeafTbs(this.templateFor(issuer), {
       serial: serial.bytes,
@@ -246,7 +252,13 @@ export class Authority {
         action: request.predecessorSerial ? "certificate.renew" : "certificate.issue",
         target: plan.serial,
         sourceIp: request.requester.sourceIp,
-        details: { profile: request.profile, subject: plan.subject, sans: plan.sans, notAfter: plan.notAfter.toISOString(), ...(request.predecessorSerial ? { predecessor: request.predecessorSerial } : {}) },
+        details: {
+          profile: request.profile,
+          subject: plan.subject,
+          sans: plan.sans,
+          notAfter: plan.notAfter.toISOString(),
+          ...(request.predecessorSerial ? { predecessor: request.predecessorSerial } : {}),
+        },
       });
     } catch (error) {
       throw unavailable("the certificate was signed but could not be stored; it was not released and will be reconciled", error);

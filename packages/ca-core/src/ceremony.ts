@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
-import { Pkcs11Module, Token, softhsmConfig, type Signer } from "@pki/hsm";
+import { Pkcs11Module, type Token, softhsmConfig, type Signer } from "@pki/hsm";
 import type { Inventory, IssuerRecord } from "@pki/db";
 import { assertLintClean } from "@pki/lint";
 import { caCertificateFacts } from "./certificate-facts.ts";
@@ -157,7 +157,12 @@ export async function createCaCertificate(
     }),
   });
   assertLintClean(tbs, { kind: plan.role, ...(parentFacts ? { issuer: parentFacts } : {}) });
-  await inventory.audit.record({ actor, action: "issuer.plan", target: plan.id, details: { role: plan.role, serial: serial.hex, keyUri: key.uri, tbsSha256: createHash("sha256").update(tbs).digest("hex") } });
+  await inventory.audit.record({
+    actor,
+    action: "issuer.plan",
+    target: plan.id,
+    details: { role: plan.role, serial: serial.hex, keyUri: key.uri, tbsSha256: createHash("sha256").update(tbs).digest("hex") },
+  });
   const der = await signCertificate(tbs, signingKey);
   const facts = caCertificateFacts(der);
   const record = await inventory.issuers.create({
@@ -183,14 +188,7 @@ export async function createCaCertificate(
  * The init ceremony: tokens, root and first intermediate, admin token. Idempotent: what
  * exists is reported and left alone.
  */
-export async function initCa(
-  config: Config,
-  inventory: Inventory,
-  clock: Clock,
-  actor = "cli:init",
-  hierarchy = "default",
-  progress: (line: string) => void = () => {},
-): Promise<CeremonyReport> {
+export async function initCa(config: Config, inventory: Inventory, clock: Clock, actor = "cli:init", hierarchy = "default", progress: (line: string) => void = () => {}): Promise<CeremonyReport> {
   assertHierarchyName(hierarchy);
   // Each line is told to `progress` the moment it is known: a first start takes seconds.
   const lines: string[] = [];

@@ -23,7 +23,12 @@ beforeAll(async () => {
     name: "CN=fuzz.example.com",
     keys,
     signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: "dns", value: "fuzz.example.com" }, { type: "ip", value: "10.1.2.3" }])],
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: "dns", value: "fuzz.example.com" },
+        { type: "ip", value: "10.1.2.3" },
+      ]),
+    ],
   });
   valid = Buffer.from(csr.rawData);
 });
@@ -41,7 +46,10 @@ function outcome(input: Buffer | string): "accepted" | "refused" {
 
 describe("parseCsr under hostile input", () => {
   it("random bytes are refused", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 4096 }), (bytes) => outcome(Buffer.from(bytes)) === "refused"), { numRuns: RUNS, seed: SEED });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 4096 }), (bytes) => outcome(Buffer.from(bytes)) === "refused"),
+      { numRuns: RUNS, seed: SEED },
+    );
   });
 
   it("a valid CSR with one byte changed is refused or still verifies — never more", () => {
@@ -60,7 +68,10 @@ describe("parseCsr under hostile input", () => {
 
   it("every truncation and every extension of a valid CSR is refused", () => {
     for (let length = 0; length < valid.length; length++) expect(outcome(valid.subarray(0, length))).toBe("refused");
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), (tail) => outcome(Buffer.concat([valid, tail])) === "refused"), { numRuns: RUNS / 4, seed: SEED });
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), (tail) => outcome(Buffer.concat([valid, tail])) === "refused"),
+      { numRuns: RUNS / 4, seed: SEED },
+    );
   });
 
   it("wrong lengths and deep nesting are refused without blowing the stack", () => {
@@ -79,6 +90,9 @@ describe("parseCsr under hostile input", () => {
     expect(outcome(pem("CERTIFICATE REQUEST", b64) + pem("CERTIFICATE REQUEST", b64))).toBe("refused");
     expect(outcome(pem("CERTIFICATE", b64))).toBe("refused");
     expect(outcome(pem("CERTIFICATE REQUEST", "!!!not base64!!!"))).toBe("refused");
-    fc.assert(fc.property(fc.string({ maxLength: 2000 }), (text) => outcome(pem("CERTIFICATE REQUEST", text)) === "refused" || text.replace(/\s/g, "") === b64), { numRuns: RUNS, seed: SEED });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 2000 }), (text) => outcome(pem("CERTIFICATE REQUEST", text)) === "refused" || text.replace(/\s/g, "") === b64),
+      { numRuns: RUNS, seed: SEED },
+    );
   });
 });

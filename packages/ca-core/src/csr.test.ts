@@ -26,7 +26,15 @@ async function csr(options: { name?: string; sans?: x509.JsonGeneralName[]; key?
 
 describe("parseCsr", () => {
   it("reads the key and the proposed names from PEM and DER", async () => {
-    const pem = await csr({ name: "CN=svc.example.com", sans: [{ type: "dns", value: "svc.example.com" }, { type: "ip", value: "192.0.2.7" }, { type: "url", value: "spiffe://prod.example/ns/a/sa/b" }, { type: "email", value: "a@example.com" }] });
+    const pem = await csr({
+      name: "CN=svc.example.com",
+      sans: [
+        { type: "dns", value: "svc.example.com" },
+        { type: "ip", value: "192.0.2.7" },
+        { type: "url", value: "spiffe://prod.example/ns/a/sa/b" },
+        { type: "email", value: "a@example.com" },
+      ],
+    });
     const proposal = parseCsr(pem);
     expect(proposal.keyAlgorithm).toBe("ECDSA-P256");
     expect(proposal.commonName).toBe("svc.example.com");
@@ -71,7 +79,14 @@ describe("parseCsr", () => {
 async function csrWithRawSan(tag: number, bytes: Buffer): Promise<string> {
   const keys = (await webcrypto.subtle.generateKey(P256, true, ["sign", "verify"])) as CryptoKeyPair;
   const san = der.sequence(der.tlv(tag, bytes));
-  return (await x509.Pkcs10CertificateRequestGenerator.create({ name: "", keys, signingAlgorithm: { name: "ECDSA", hash: "SHA-256" }, extensions: [new x509.Extension("2.5.29.17", false, new Uint8Array(san))] })).toString("pem");
+  return (
+    await x509.Pkcs10CertificateRequestGenerator.create({
+      name: "",
+      keys,
+      signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+      extensions: [new x509.Extension("2.5.29.17", false, new Uint8Array(san))],
+    })
+  ).toString("pem");
 }
 
 describe("SAN values must be what RFC 5280 allows", () => {

@@ -4,7 +4,7 @@ export { PROFILES, PROFILE_NAMES, DEFAULT_PROFILE, isProfileName, type ProfileNa
 export { type San, formatSan, parseSan, sanProblem } from "./names.ts";
 export { Authority, MIN_TTL_SECONDS, namesOf, type IssueRequest, type IssuedCertificate, type Requester } from "./authority.ts";
 export { Keyring, StartupCheckError, type ServingIssuer } from "./keyring.ts";
-export { type KeyringChange } from "./keyring.ts";
+export type { KeyringChange } from "./keyring.ts";
 export {
   rotateIntermediate,
   activateIntermediate,
@@ -33,6 +33,16 @@ export { reconcilePendingIntents, clockSkewSeconds } from "./reconcile.ts";
 export { CrlPublisher, crlUrls, type CrlPublisherDeps } from "./crl/publisher.ts";
 export { buildAndSignCrl, encodeEntries, derTime, type CrlParams, type CrlScope, type CrlSink, type SignedCrl } from "./crl/builder.ts";
 export { signRootCrls, rootCrlsDue, type RootCrlResult } from "./crl/root.ts";
-export { parseOcspRequest, issuerHashes, MalformedOcspRequest, HASH_OIDS, MAX_NONCE_BYTES, MAX_REQUESTS_PER_OCSP_REQUEST, type CertIdHash, type CertIdRequest, type ParsedOcspRequest } from "./ocsp/request.ts";
+export {
+  parseOcspRequest,
+  issuerHashes,
+  MalformedOcspRequest,
+  HASH_OIDS,
+  MAX_NONCE_BYTES,
+  MAX_REQUESTS_PER_OCSP_REQUEST,
+  type CertIdHash,
+  type CertIdRequest,
+  type ParsedOcspRequest,
+} from "./ocsp/request.ts";
 export { signOcspResponse, ocspErrorResponse, certIdFor, publicKeyBits, OCSPResponseStatus, type SingleStatus, type ResponderIdentity } from "./ocsp/response.ts";
 export { OcspSigner, derEtag, destroyExpiredResponderKeys, OCSP_RESPONDER_PROFILE, RESPONDER_KEY_GRACE_MS, type DestroyedResponderKey, type LiveItem, type OcspSignerDeps } from "./ocsp/signer.ts";

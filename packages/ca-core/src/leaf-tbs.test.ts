@@ -19,7 +19,10 @@ const sanArb: fc.Arbitrary<San> = fc.oneof(
   fc.ipV4().map((v) => ({ type: "IP" as const, value: v })),
   // @peculiar/asn1-x509 mis-encodes IPv6 with an embedded IPv4 tail (see the test below),
   // so the comparison uses plain IPv6 forms only.
-  fc.ipV6().filter((v) => !v.includes(".")).map((v) => ({ type: "IP" as const, value: v })),
+  fc
+    .ipV6()
+    .filter((v) => !v.includes("."))
+    .map((v) => ({ type: "IP" as const, value: v })),
   fc.webUrl().map((v) => ({ type: "URI" as const, value: v })),
   fc.emailAddress().map((v) => ({ type: "email" as const, value: v })),
 );
@@ -64,7 +67,19 @@ describe("IP SANs", () => {
   it("encode IPv6 with an embedded IPv4 tail correctly (the general library does not)", () => {
     const issuer = { subjectDer: serialize(buildName({ commonName: "Issuing CA" })), subjectKeyId: Buffer.alloc(20, 1), keyAlgorithm: "ECDSA-P256" as const };
     const template = leafTemplate(issuer, { crl: "http://c/c.crl", ocsp: "http://c/o", caIssuers: "http://c/i.crt" });
-    const tbs = encodeLeafTbs(template, { serial: newSerial().bytes, notBefore: new Date(), notAfter: new Date(Date.now() + 1000), commonName: undefined, publicKeySpki: keys["ECDSA-P256"], keyAlgorithm: "ECDSA-P256", extendedKeyUsages: ["1.3.6.1.5.5.7.3.1"], sans: [{ type: "IP", value: "::ffff:1.2.3.4" }, { type: "IP", value: "2001:db8::1" }] });
+    const tbs = encodeLeafTbs(template, {
+      serial: newSerial().bytes,
+      notBefore: new Date(),
+      notAfter: new Date(Date.now() + 1000),
+      commonName: undefined,
+      publicKeySpki: keys["ECDSA-P256"],
+      keyAlgorithm: "ECDSA-P256",
+      extendedKeyUsages: ["1.3.6.1.5.5.7.3.1"],
+      sans: [
+        { type: "IP", value: "::ffff:1.2.3.4" },
+        { type: "IP", value: "2001:db8::1" },
+      ],
+    });
     expect(tbs.toString("hex")).toContain("871000000000000000000000ffff01020304");
     expect(tbs.toString("hex")).toContain("871020010db8000000000000000000000001");
   });

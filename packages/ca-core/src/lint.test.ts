@@ -18,7 +18,9 @@ const issuer = { subjectDer: serialize(issuerSubject), subjectKeyId: subjectKeyI
 const issuerFacts = { subjectDer: issuer.subjectDer, spki: issuerSpki, notAfter: new Date("2030-01-01T00:00:00Z"), subjectKeyId: issuer.subjectKeyId };
 const urls = { crl: "http://ca.test/crl/x.crl", ocsp: "http://ca.test/ocsp", caIssuers: "http://ca.test/ca/x.crt" };
 
-function leaf(overrides: { key?: Buffer; notBefore?: Date; notAfter?: Date; serial?: Buffer; cn?: string; sans?: { type: "DNS"; value: string }[]; mutate?: (tbs: TBSCertificate) => void } = {}): Buffer {
+function leaf(
+  overrides: { key?: Buffer; notBefore?: Date; notAfter?: Date; serial?: Buffer; cn?: string; sans?: { type: "DNS"; value: string }[]; mutate?: (tbs: TBSCertificate) => void } = {},
+): Buffer {
   const key = overrides.key ?? spki();
   const sans = overrides.sans ?? [{ type: "DNS" as const, value: "svc.example.com" }];
   const der = buildTbs({
@@ -66,10 +68,13 @@ describe("lint", () => {
     expect(rules(ca)).toContain("e_leaf_is_ca");
     const noSan = leaf({ cn: "svc.example.com", mutate: (t) => (t.extensions = t.extensions!.filter((e) => e.extnID !== id_ce_subjectAltName) as never) });
     expect(rules(noSan)).toContain("e_server_auth_san_missing");
-    const clientOnly = leaf({ cn: "batch-nightly", mutate: (t) => {
-      t.extensions!.find((e) => e.extnID === "2.5.29.37")!.extnValue = new OctetString(AsnConvert.serialize(new ExtendedKeyUsage(["1.3.6.1.5.5.7.3.2"])));
-      t.extensions = t.extensions!.filter((e) => e.extnID !== id_ce_subjectAltName) as never;
-    } });
+    const clientOnly = leaf({
+      cn: "batch-nightly",
+      mutate: (t) => {
+        t.extensions!.find((e) => e.extnID === "2.5.29.37")!.extnValue = new OctetString(AsnConvert.serialize(new ExtendedKeyUsage(["1.3.6.1.5.5.7.3.2"])));
+        t.extensions = t.extensions!.filter((e) => e.extnID !== id_ce_subjectAltName) as never;
+      },
+    });
     expect(rules(clientOnly)).toEqual([]); // RFC 5280: a subject CN alone names a client
     const unnamed = leaf({ mutate: (t) => (t.extensions = t.extensions!.filter((e) => e.extnID !== id_ce_subjectAltName) as never) });
     expect(rules(unnamed)).toContain("e_subject_empty_without_san");
@@ -96,9 +101,25 @@ describe("lint", () => {
 
   it("checks CA certificates: basicConstraints, keyCertSign, pathLen", () => {
     const key = spki();
-    const intermediate = buildTbs({ serial: newSerial().bytes, issuer, subject: buildName({ commonName: "Sub CA" }), publicKeySpki: key, notBefore: new Date("2026-11-23T00:00:00Z"), notAfter: new Date("2027-11-23T00:00:00Z"), extensions: caExtensions({ publicKeySpki: key, pathLen: 0, issuer, urls }) });
+    const intermediate = buildTbs({
+      serial: newSerial().bytes,
+      issuer,
+      subject: buildName({ commonName: "Sub CA" }),
+      publicKeySpki: key,
+      notBefore: new Date("2026-11-23T00:00:00Z"),
+      notAfter: new Date("2027-11-23T00:00:00Z"),
+      extensions: caExtensions({ publicKeySpki: key, pathLen: 0, issuer, urls }),
+    });
     expect(rules(intermediate, "intermediate")).toEqual([]);
-    const noPathLen = buildTbs({ serial: newSerial().bytes, issuer, subject: buildName({ commonName: "Sub CA" }), publicKeySpki: key, notBefore: new Date("2026-11-23T00:00:00Z"), notAfter: new Date("2027-11-23T00:00:00Z"), extensions: caExtensions({ publicKeySpki: key, issuer, urls }) });
+    const noPathLen = buildTbs({
+      serial: newSerial().bytes,
+      issuer,
+      subject: buildName({ commonName: "Sub CA" }),
+      publicKeySpki: key,
+      notBefore: new Date("2026-11-23T00:00:00Z"),
+      notAfter: new Date("2027-11-23T00:00:00Z"),
+      extensions: caExtensions({ publicKeySpki: key, issuer, urls }),
+    });
     expect(rules(noPathLen, "intermediate")).toContain("e_intermediate_path_len");
     expect(rules(leaf(), "intermediate")).toEqual(expect.arrayContaining(["e_ca_basic_constraints", "e_ca_without_key_cert_sign", "e_ski_mismatch"].filter((r) => r !== "e_ski_mismatch")));
   });

@@ -21,7 +21,10 @@ describe("SAN checks, property-tested", () => {
         const under = new URL(prefix.replace(/^spiffe:/, "https:"));
         expect(resolved.host).toBe(under.host);
         expect(resolved.pathname.startsWith(under.pathname), uri).toBe(true);
-        expect(resolved.pathname.split("/").some((s) => s === "." || s === ".."), uri).toBe(false);
+        expect(
+          resolved.pathname.split("/").some((s) => s === "." || s === ".."),
+          uri,
+        ).toBe(false);
       }),
       { numRuns: FUZZ.runs, seed: FUZZ.seed },
     );

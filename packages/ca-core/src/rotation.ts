@@ -160,7 +160,8 @@ export async function revokeIntermediate(
   // The root PIN is at hand in this ceremony: publish the root CRL listing the revocation now
   // rather than at the next scheduled root CRL signing.
   for (const signed of await signRootCrls(config, inventory, clock)) {
-    if (signed.rootId === issuer.parentId) lines.push(`root CRL of ${signed.rootId} #${signed.meta.number} signed with ${signed.meta.entries} revoked intermediate(s), next update ${signed.meta.nextUpdate.toISOString()}`);
+    if (signed.rootId === issuer.parentId)
+      lines.push(`root CRL of ${signed.rootId} #${signed.meta.number} signed with ${signed.meta.entries} revoked intermediate(s), next update ${signed.meta.nextUpdate.toISOString()}`);
   }
   const affected = await stillToReissue(inventory, issuer.id, clock);
   lines.push(`${affected.length} unexpired certificate(s) chained to ${issuer.id}`);

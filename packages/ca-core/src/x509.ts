@@ -27,7 +27,6 @@ import {
   SubjectKeyIdentifier,
   SubjectPublicKeyInfo,
   TBSCertificate,
-
   Validity,
   id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
@@ -79,8 +78,7 @@ export function signatureAlgorithm(key: KeyAlgorithm): AlgorithmIdentifier {
 
 export function buildName(parts: { commonName?: string | undefined; organization?: string | undefined }): Name {
   const rdns: RelativeDistinguishedName[] = [];
-  const add = (type: string, value: string) =>
-    rdns.push(new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]));
+  const add = (type: string, value: string) => rdns.push(new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]));
   if (parts.organization) add(OID.organization, parts.organization);
   if (parts.commonName) add(OID.commonName, parts.commonName);
   return new Name(rdns);

@@ -4,11 +4,7 @@ import path from "node:path";
 import { z } from "zod";
 
 const KEY_ALGORITHMS = ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096"] as const;
-const SOFTHSM_MODULES = [
-  "/usr/lib/softhsm/libsofthsm2.so",
-  "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-  "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-];
+const SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"];
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -100,7 +96,11 @@ const schema = z.object({
   /** destroys the token keys of expired delegated OCSP responder certificates */
   PKI_SCHEDULE_RESPONDER_KEY_CLEANUP: cron.default("17 * * * *"),
   /** auto-renew certificates are re-issued once this fraction of their lifetime has passed */
-  PKI_RENEW_AT_FRACTION: z.coerce.number().gt(0).lt(1).default(2 / 3),
+  PKI_RENEW_AT_FRACTION: z.coerce
+    .number()
+    .gt(0)
+    .lt(1)
+    .default(2 / 3),
   /** days before notAfter at which expiry alerts go out, comma-separated */
   PKI_EXPIRY_ALERT_DAYS: z
     .string()
@@ -110,7 +110,10 @@ const schema = z.object({
   /** an active intermediate is flagged when it would cut the longest leaf short within this many days */
   PKI_ISSUER_ROTATION_LEAD_DAYS: positiveInt.default(30),
   /** JSON POST target for alerts and renewal announcements; unset keeps them in the log and metrics only */
-  PKI_WEBHOOK_URL: z.url().regex(/^https?:\/\//, "must be an http:// or https:// URL").optional(),
+  PKI_WEBHOOK_URL: z
+    .url()
+    .regex(/^https?:\/\//, "must be an http:// or https:// URL")
+    .optional(),
   /** if set, each webhook carries X-PKI-Signature: sha256=HMAC(body) */
   PKI_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   PKI_WEBHOOK_TIMEOUT_MS: positiveInt.default(10_000),
@@ -300,7 +303,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollMs: e.PKI_REVOCATION_POLL_MS,
     },
     api: {
-      tlsNames: e.PKI_API_TLS_NAMES.split(",").map((n) => n.trim()).filter(Boolean),
+      tlsNames: e.PKI_API_TLS_NAMES.split(",")
+        .map((n) => n.trim())
+        .filter(Boolean),
       tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
       authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
     },

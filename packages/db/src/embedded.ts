@@ -65,7 +65,8 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socketDir = path.join(dir, "run");
   const socketPath = path.join(socketDir, `.s.PGSQL.${PORT}`);
-  if (socketPath.length > MAX_SOCKET_PATH) throw new Error(`PKI_DATA_DIR is too deep for the embedded database socket (${socketPath.length} > ${MAX_SOCKET_PATH} characters); use a shorter path or DATABASE_URL`);
+  if (socketPath.length > MAX_SOCKET_PATH)
+    throw new Error(`PKI_DATA_DIR is too deep for the embedded database socket (${socketPath.length} > ${MAX_SOCKET_PATH} characters); use a shorter path or DATABASE_URL`);
   const lockFile = path.join(dir, "owner.lock");
   for (let waited = 0; ; waited += 200) {
     if (tryLock(lockFile, role)) break;

@@ -9,7 +9,8 @@ const OUTAGE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ETI
 /** Prisma's codes for an unreachable server, a closed connection or a pool that timed out. */
 const OUTAGE_PRISMA = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028"]);
 /** What node-postgres says when the connection goes away or cannot be had in time. */
-const OUTAGE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|the database system is (shutting down|starting up)/i;
+const OUTAGE_MESSAGE =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|the database system is (shutting down|starting up)/i;
 
 /** True when `error` (or an error it wraps) says the database is unreachable or overloaded. */
 export function isDatabaseOutage(error: unknown): boolean {

@@ -20,7 +20,20 @@ export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
 export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };
 export { hashToken } from "./stores/admins.ts";
 export { CrlStore, OcspResponderStore, OcspResponseStore };
-export type { CrlKind, CrlMeta, CrlStateRecord, RevokedEntry, RevokedSource, EntryShape, CrlBuildContext, BuiltCrl, OcspResponderRecord, OcspResponseRecord, OcspCertStatus, CertificateStatusRow } from "./stores/revocation.ts";
+export type {
+  CrlKind,
+  CrlMeta,
+  CrlStateRecord,
+  RevokedEntry,
+  RevokedSource,
+  EntryShape,
+  CrlBuildContext,
+  BuiltCrl,
+  OcspResponderRecord,
+  OcspResponseRecord,
+  OcspCertStatus,
+  CertificateStatusRow,
+} from "./stores/revocation.ts";
 export { ProvisionerStore, ProvisionerNameTakenError, type ProvisionerRecord, type NewProvisioner } from "./stores/provisioners.ts";
 export { AlertStore, SchedulerStore, WebhookOutboxStore, type AlertToSend, type JobClaim, type JobOutcome, type JobRunRecord, type OutboxEvent, type SchedulerJobRecord } from "./stores/scheduler.ts";
 export { CertificateScanStore, IssuerLifecycleStore, type Activation } from "./stores/lifecycle.ts";
@@ -72,10 +85,15 @@ export class Inventory {
 
   /** The data model as schema.prisma describes it: table → columns. */
   schemaTables(): Map<string, string[]> {
-    const model = (this.connection.prisma as unknown as { _runtimeDataModel: { models: Record<string, { dbName: string | null; fields: Array<{ name: string; kind: string; dbName?: string | null }> }> } })._runtimeDataModel;
+    const model = (
+      this.connection.prisma as unknown as { _runtimeDataModel: { models: Record<string, { dbName: string | null; fields: Array<{ name: string; kind: string; dbName?: string | null }> }> } }
+    )._runtimeDataModel;
     const tables = new Map<string, string[]>();
     for (const [name, m] of Object.entries(model.models)) {
-      tables.set(m.dbName ?? name, m.fields.filter((f) => f.kind !== "object").map((f) => f.dbName ?? f.name));
+      tables.set(
+        m.dbName ?? name,
+        m.fields.filter((f) => f.kind !== "object").map((f) => f.dbName ?? f.name),
+      );
     }
     return tables;
   }

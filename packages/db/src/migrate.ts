@@ -49,9 +49,7 @@ export async function applyMigrations(sql: SqlRunner, dir = MIGRATIONS_DIR): Pro
   await sql.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
   try {
     await sql.exec(MIGRATIONS_TABLE);
-    const done = await sql.query<{ migration_name: string; checksum: string }>(
-      `SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
-    );
+    const done = await sql.query<{ migration_name: string; checksum: string }>(`SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`);
     const doneByName = new Map(done.map((row) => [row.migration_name, row.checksum]));
     for (const migration of listMigrations(dir)) {
       const recorded = doneByName.get(migration.name);

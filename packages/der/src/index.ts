@@ -137,7 +137,16 @@ export function unsignedInteger(magnitude: Uint8Array): Buffer {
   return tlv(TAG.INTEGER, trimmed[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : trimmed);
 }
 
-export const smallInteger = (n: number) => unsignedInteger(Buffer.from(n.toString(16).padStart(2, "0").replace(/^(.(..)*)$/, "0$1"), "hex"));
+export const smallInteger = (n: number) =>
+  unsignedInteger(
+    Buffer.from(
+      n
+        .toString(16)
+        .padStart(2, "0")
+        .replace(/^(.(..)*)$/, "0$1"),
+      "hex",
+    ),
+  );
 
 const oidCache = new Map<string, Buffer>();
 export function oid(dotted: string): Buffer {

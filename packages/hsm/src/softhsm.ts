@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-
 const TEMPLATE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../hsm/softhsm2.conf.template");
 
 /**

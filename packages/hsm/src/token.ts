@@ -1,17 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Pkcs11Module, pkcs11js } from "./module.ts";
 import { HsmError, describePkcs11Error } from "./errors.ts";
-import {
-  type HashName,
-  type KeyAlgorithm,
-  DIGEST_INFO_PREFIX,
-  EC_PARAMS,
-  digest,
-  ecPublicKeySpki,
-  ecdsaRawToDer,
-  hashFor,
-  rsaPublicKeySpki,
-} from "./algorithms.ts";
+import { type HashName, type KeyAlgorithm, DIGEST_INFO_PREFIX, EC_PARAMS, digest, ecPublicKeySpki, ecdsaRawToDer, hashFor, rsaPublicKeySpki } from "./algorithms.ts";
 import { formatKeyUri, parseKeyUri } from "./uri.ts";
 
 // What the token answers when our sessions or login were dropped underneath us.

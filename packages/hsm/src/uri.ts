@@ -36,7 +36,12 @@ function decode(value: string): Buffer {
 
 export function formatKeyUri(address: KeyAddress): string {
   const parts = [`token=${encode(address.token)}`, `object=${encode(address.object)}`];
-  if (address.id) parts.push(`id=${Array.from(address.id).map((b) => `%${b.toString(16).padStart(2, "0")}`).join("")}`);
+  if (address.id)
+    parts.push(
+      `id=${Array.from(address.id)
+        .map((b) => `%${b.toString(16).padStart(2, "0")}`)
+        .join("")}`,
+    );
   parts.push("type=private");
   return `pkcs11:${parts.join(";")}`;
 }

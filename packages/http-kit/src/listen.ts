@@ -17,7 +17,8 @@ export function keepAliveTimings(server: { keepAliveTimeout: number; headersTime
 export function listen(server: Server, port: number, host: string): Promise<number> {
   keepAliveTimings(server);
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => reject(new Error(error.code === "EADDRINUSE" ? `port ${port} on ${host} is already in use` : `cannot listen on ${host}:${port}: ${error.message}`));
+    const onError = (error: NodeJS.ErrnoException) =>
+      reject(new Error(error.code === "EADDRINUSE" ? `port ${port} on ${host} is already in use` : `cannot listen on ${host}:${port}: ${error.message}`));
     server.once("error", onError);
     server.listen(port, host, () => {
       server.off("error", onError);

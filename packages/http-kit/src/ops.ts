@@ -72,7 +72,10 @@ export function opsHandler(ready: () => Promise<Readiness>): (req: IncomingMessa
 export async function startOpsListener(http: { bind: string; port: number }, ready: () => Promise<Readiness>): Promise<Server> {
   const ops = opsHandler(ready);
   const server = createServer((req, res) => {
-    if (!ops(req, res)) res.writeHead(404, { "content-type": "application/problem+json" }).end(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, detail: `no such resource: ${req.method} ${req.url}` }));
+    if (!ops(req, res))
+      res
+        .writeHead(404, { "content-type": "application/problem+json" })
+        .end(JSON.stringify({ type: "about:blank", title: "Not Found", status: 404, detail: `no such resource: ${req.method} ${req.url}` }));
   });
   await listen(server, http.port, http.bind);
   return server;

@@ -29,7 +29,10 @@ const TITLES: Record<number, string> = {
 /** RFC 9457 problem details. `detail` is for a person: what was wrong and what to do. */
 export function sendProblem(res: Response, status: number, detail: string, type = "about:blank"): void {
   if (res.headersSent) return;
-  res.status(status).type("application/problem+json").json({ type, title: TITLES[status] ?? "Error", status, detail });
+  res
+    .status(status)
+    .type("application/problem+json")
+    .json({ type, title: TITLES[status] ?? "Error", status, detail });
 }
 
 export function problemStatus(error: unknown): number {

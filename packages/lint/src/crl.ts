@@ -8,7 +8,7 @@ import {
   CRLNumber,
   IssuingDistributionPoint,
   TBSCertList,
-  Time,
+  type Time,
   id_ce_authorityKeyIdentifier,
   id_ce_cRLNumber,
   id_ce_deltaCRLIndicator,
@@ -49,7 +49,10 @@ export function lintCrl(tbsDer: Buffer, context: CrlLintContext): LintFinding[] 
   if (typeof issuerKey === "string" && tbs.signature.algorithm !== SIGNATURE_FOR_KEY[issuerKey]) error("e_crl_signature_algorithm_mismatch", "signature algorithm does not fit the issuer's key");
   if (!tbs.nextUpdate) error("e_crl_next_update_missing", "conforming CAs must include nextUpdate");
   else if (timeOf(tbs.nextUpdate) <= timeOf(tbs.thisUpdate)) error("e_crl_next_update_order", "nextUpdate must be after thisUpdate");
-  for (const [label, t] of [["thisUpdate", tbs.thisUpdate], ["nextUpdate", tbs.nextUpdate]] as const) {
+  for (const [label, t] of [
+    ["thisUpdate", tbs.thisUpdate],
+    ["nextUpdate", tbs.nextUpdate],
+  ] as const) {
     if (!t) continue;
     const year = timeOf(t).getUTCFullYear();
     if (year < 2050 && !isUtc(t)) error("e_crl_time_encoding", `${label} before 2050 must be UTCTime`);
@@ -105,6 +108,7 @@ export function crlEntryProblem(serial: Buffer, revokedAt: Date, reason: number 
   if (serial.length === 0 || serial.length > 20) return { rule: "e_crl_entry_serial_length", message: `serial ${serial.toString("hex")} is not 1 to 20 octets` };
   if (serial[0]! & 0x80) return { rule: "e_crl_entry_serial_negative", message: `serial ${serial.toString("hex")} is negative` };
   if (revokedAt > thisUpdate) return { rule: "e_crl_entry_revoked_in_future", message: `serial ${serial.toString("hex")} has a revocation date after thisUpdate` };
-  if (reason !== undefined && reason !== 0 && !ENTRY_REASONS.has(reason)) return { rule: "e_crl_entry_reason", message: `serial ${serial.toString("hex")} has reason code ${reason}, which RFC 5280 does not define` };
+  if (reason !== undefined && reason !== 0 && !ENTRY_REASONS.has(reason))
+    return { rule: "e_crl_entry_reason", message: `serial ${serial.toString("hex")} has reason code ${reason}, which RFC 5280 does not define` };
   return undefined;
 }

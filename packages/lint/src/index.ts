@@ -33,7 +33,12 @@ export interface LintContext {
 
 export class LintError extends Error {
   constructor(readonly findings: LintFinding[]) {
-    super(`certificate failed lint: ${findings.filter((f) => f.severity === "error").map((f) => `${f.rule} (${f.message})`).join("; ")}`);
+    super(
+      `certificate failed lint: ${findings
+        .filter((f) => f.severity === "error")
+        .map((f) => `${f.rule} (${f.message})`)
+        .join("; ")}`,
+    );
     this.name = "LintError";
   }
 }
@@ -148,7 +153,10 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
   const notBefore = tbs.notBefore.date;
   const notAfter = tbs.notAfter.date;
   if (notBefore >= notAfter) error("e_validity_order", "notBefore must be before notAfter");
-  for (const [label, t] of [["notBefore", tbs.notBefore], ["notAfter", tbs.notAfter]] as const) {
+  for (const [label, t] of [
+    ["notBefore", tbs.notBefore],
+    ["notAfter", tbs.notAfter],
+  ] as const) {
     const year = t.date.getUTCFullYear();
     const utc = t.tlv.tag === TAG.UTC_TIME;
     if (year < 2050 && !utc) error("e_time_encoding", `${label} before 2050 must be UTCTime`);
@@ -233,7 +241,10 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
     if (![0x81, 0x82, 0x86, 0x87].includes(name.tag)) error("e_san_unsupported_type", "subjectAltName holds a name type this CA does not issue");
     else if (name.value.length === 0) error("e_san_empty", "subjectAltName entries must not be empty");
     else if (name.tag === 0x87 ? name.value.length !== 4 && name.value.length !== 16 : /[\u0000-\u001f\u007f]/.test(name.value.toString("latin1"))) {
-      error(name.tag === 0x87 ? "e_san_ip_length" : "e_san_control_chars", name.tag === 0x87 ? "iPAddress entries must be 4 or 16 octets" : "subjectAltName entries must not contain control characters");
+      error(
+        name.tag === 0x87 ? "e_san_ip_length" : "e_san_control_chars",
+        name.tag === 0x87 ? "iPAddress entries must be 4 or 16 octets" : "subjectAltName entries must not contain control characters",
+      );
     }
   }
 

@@ -5,11 +5,23 @@ import { ProvisionerPolicy, compileNamePattern } from "./index.ts";
 const payments = ProvisionerPolicy.create({
   name: "payments",
   profiles: ["mtls", "client"],
-  names: ["DNS:api.payments.example", "DNS:*.svc.payments.example", "DNS:.internal.example", "IP:10.20.0.0/16", "IP:fd00:20::/32", "URI:spiffe://prod.example/ns/payments/*", "email:@payments.example", "CN:batch-*"],
+  names: [
+    "DNS:api.payments.example",
+    "DNS:*.svc.payments.example",
+    "DNS:.internal.example",
+    "IP:10.20.0.0/16",
+    "IP:fd00:20::/32",
+    "URI:spiffe://prod.example/ns/payments/*",
+    "email:@payments.example",
+    "CN:batch-*",
+  ],
   maxTtlSeconds: 3600,
 });
 
-const check = (...sans: string[]) => () => payments.authorizeNames({ commonName: undefined, sans: sans.map(parseSan) });
+const check =
+  (...sans: string[]) =>
+  () =>
+    payments.authorizeNames({ commonName: undefined, sans: sans.map(parseSan) });
 
 function refusal(fn: () => void): { kind: string; message: string } {
   try {
@@ -63,7 +75,9 @@ describe("provisioner name policy", () => {
     const sans = [parseSan("DNS:api.payments.example")];
     expect(() => payments.authorizeNames({ commonName: "api.payments.example", sans })).not.toThrow();
     expect(() => payments.authorizeNames({ commonName: "batch-nightly", sans })).not.toThrow();
-    expect(refusal(() => payments.authorizeNames({ commonName: "root of all payments", sans })).message).toMatch(/^CN 'root of all payments' is not allowed for provisioner 'payments': a CN granted by a CN: pattern may hold only/);
+    expect(refusal(() => payments.authorizeNames({ commonName: "root of all payments", sans })).message).toMatch(
+      /^CN 'root of all payments' is not allowed for provisioner 'payments': a CN granted by a CN: pattern may hold only/,
+    );
     expect(refusal(() => payments.authorizeNames({ commonName: "batch-", sans })).kind).toBe("forbidden");
   });
 

@@ -38,11 +38,11 @@ export async function createProvisioner(
   }
   const token = newProvisionerToken();
   try {
-    const record = await deps.inventory.provisioners.create(
-      { name: policy.name, profiles: [...policy.profiles], names: policy.names, maxTtlSeconds: policy.maxTtlSeconds, hierarchy },
-      token,
-      { actor: audit.actor, action: "provisioner.create", sourceIp: audit.sourceIp },
-    );
+    const record = await deps.inventory.provisioners.create({ name: policy.name, profiles: [...policy.profiles], names: policy.names, maxTtlSeconds: policy.maxTtlSeconds, hierarchy }, token, {
+      actor: audit.actor,
+      action: "provisioner.create",
+      sourceIp: audit.sourceIp,
+    });
     return { record, token };
   } catch (error) {
     if (error instanceof ProvisionerNameTakenError) throw new CaError("conflict", error.message);

@@ -174,7 +174,9 @@ const renew = (runtime: CaRuntime) =>
       if (current.provisionerId) {
         const provisioner = await runtime.inventory.provisioners.get(current.provisionerId);
         if (!provisioner || provisioner.deletedAt || provisioner.disabled) {
-          throw forbidden(`provisioner '${provisioner?.name ?? current.provisionerId}' that enrolled certificate ${current.serial} has been ${provisioner?.disabled && !provisioner.deletedAt ? "disabled" : "removed"}; its certificates cannot renew`);
+          throw forbidden(
+            `provisioner '${provisioner?.name ?? current.provisionerId}' that enrolled certificate ${current.serial} has been ${provisioner?.disabled && !provisioner.deletedAt ? "disabled" : "removed"}; its certificates cannot renew`,
+          );
         }
         const policy = policyOf(provisioner);
         if (isProfileName(current.profile)) policy.authorizeProfile(current.profile);
@@ -287,4 +289,3 @@ const getOne = (runtime: CaRuntime) =>
 export function certificateRoutes(runtime: CaRuntime): RouteDefinition[] {
   return [issue(runtime), renew(runtime), revoke(runtime), list(runtime), getOne(runtime)];
 }
-

@@ -44,7 +44,15 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
       summary: "Stage a new intermediate signed by the root and activate it now or at activateAt; the previous one retires",
       tags: ["issuers"],
       auth: "admin",
-      body: z.object({ hierarchy: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/).optional(), activateAt: z.iso.datetime({ offset: true }).optional() }).strict(),
+      body: z
+        .object({
+          hierarchy: z
+            .string()
+            .regex(/^[a-z][a-z0-9-]{0,31}$/)
+            .optional(),
+          activateAt: z.iso.datetime({ offset: true }).optional(),
+        })
+        .strict(),
       responses: {
         201: {
           description: "the new intermediate (active, or staged with its activation time) and the ones it retired",
@@ -56,7 +64,11 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         const body = (ctx.body ?? {}) as { hierarchy?: string; activateAt?: string };
         let report;
         try {
-          report = await rotateIntermediate(runtime.config, runtime.inventory, runtime.clock, { hierarchy: body.hierarchy, activateAt: body.activateAt ? new Date(body.activateAt) : undefined, actor: ctx.caller.actor });
+          report = await rotateIntermediate(runtime.config, runtime.inventory, runtime.clock, {
+            hierarchy: body.hierarchy,
+            activateAt: body.activateAt ? new Date(body.activateAt) : undefined,
+            actor: ctx.caller.actor,
+          });
         } catch (error) {
           if (error instanceof StartupCheckError) throw new CaError("unavailable", `${error.message}; rotate with \`pki issuers rotate\` where the root PIN is available`);
           throw error;
@@ -67,7 +79,19 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         return {
           status: 201,
           body: {
-            issuer: { id: i.id, hierarchy: i.hierarchy, role: i.role, status: presentedIssuerStatus(i), parentId: i.parentId, subject: i.subject, serial: i.serial, notBefore: i.notBefore.toISOString(), notAfter: i.notAfter.toISOString(), keyAlgorithm: i.keyAlgorithm, certificate: toPem(i.certificateDer) },
+            issuer: {
+              id: i.id,
+              hierarchy: i.hierarchy,
+              role: i.role,
+              status: presentedIssuerStatus(i),
+              parentId: i.parentId,
+              subject: i.subject,
+              serial: i.serial,
+              notBefore: i.notBefore.toISOString(),
+              notAfter: i.notAfter.toISOString(),
+              keyAlgorithm: i.keyAlgorithm,
+              certificate: toPem(i.certificateDer),
+            },
             activateAt: report.activateAt?.toISOString() ?? null,
             retired: report.activation?.retired.map((r) => r.id) ?? [],
           },

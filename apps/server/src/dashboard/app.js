@@ -37,7 +37,12 @@ function render(data) {
   issuers.replaceChildren();
   const children = (parentId) => data.issuers.filter((i) => i.parentId === parentId);
   const item = (issuer) => {
-    const li = el("li", { "data-issuer": issuer.id }, el("span", { class: `badge ${issuer.status}` }, issuer.status), `${issuer.subject} — ${issuer.role}, ${issuer.keyAlgorithm}, until ${issuer.notAfter.slice(0, 10)}`);
+    const li = el(
+      "li",
+      { "data-issuer": issuer.id },
+      el("span", { class: `badge ${issuer.status}` }, issuer.status),
+      `${issuer.subject} — ${issuer.role}, ${issuer.keyAlgorithm}, until ${issuer.notAfter.slice(0, 10)}`,
+    );
     const sub = children(issuer.id);
     if (sub.length) li.append(el("ul", {}, ...sub.map(item)));
     return li;
@@ -63,7 +68,9 @@ function render(data) {
   });
 
   const tbody = $("audit").tBodies[0];
-  tbody.replaceChildren(...data.audit.map((a) => el("tr", {}, el("td", {}, a.at.replace("T", " ").slice(0, 19)), el("td", {}, a.actor), el("td", {}, a.action), el("td", {}, a.target ?? ""), el("td", {}, a.outcome))));
+  tbody.replaceChildren(
+    ...data.audit.map((a) => el("tr", {}, el("td", {}, a.at.replace("T", " ").slice(0, 19)), el("td", {}, a.actor), el("td", {}, a.action), el("td", {}, a.target ?? ""), el("td", {}, a.outcome))),
+  );
 }
 
 $("login").addEventListener("submit", (event) => {

@@ -35,7 +35,16 @@ export function dashboardRouter(runtime: CaRuntime, requireAdmin: RequestHandler
     res.setHeader("cache-control", "no-store");
     res.json({
       generatedAt: now.toISOString(),
-      issuers: issuers.map((i) => ({ id: i.id, hierarchy: i.hierarchy, role: i.role, status: presentedIssuerStatus(i), parentId: i.parentId, subject: i.subject, notAfter: i.notAfter.toISOString(), keyAlgorithm: i.keyAlgorithm })),
+      issuers: issuers.map((i) => ({
+        id: i.id,
+        hierarchy: i.hierarchy,
+        role: i.role,
+        status: presentedIssuerStatus(i),
+        parentId: i.parentId,
+        subject: i.subject,
+        notAfter: i.notAfter.toISOString(),
+        keyAlgorithm: i.keyAlgorithm,
+      })),
       counts,
       expiry,
       audit: audit.map((a) => ({ at: a.at.toISOString(), actor: a.actor, action: a.action, target: a.target, outcome: a.outcome, sourceIp: a.sourceIp })),

@@ -60,7 +60,11 @@ async function build(...args: Parameters<typeof buildAndSignCrl> extends [...inf
 function verifyWithOpenssl(der: Buffer): string {
   const crlPath = path.join(dir, "unit.crl.pem");
   writeFileSync(crlPath, toPem(der, "X509 CRL"));
-  return execFileSync("openssl", ["crl", "-in", crlPath, "-CAfile", path.join(dir, "ca.pem"), "-noout", "-text", "-verify"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
+  return execFileSync("openssl", ["crl", "-in", crlPath, "-CAfile", path.join(dir, "ca.pem"), "-noout", "-text", "-verify"], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 64 * 1024 * 1024,
+  });
 }
 
 const now = new Date("2026-11-23T12:00:00Z");
@@ -75,7 +79,7 @@ const params = (number: bigint, extra: Record<string, unknown> = {}) => ({
 
 describe("buildAndSignCrl", () => {
   it("streams batches into one CRL that asn1-x509 parses entry for entry and OpenSSL verifies", async () => {
-    const a = { serialHex: "01" + "aa".repeat(16), revokedAt: now.getTime() / 1000 - 60, reason: 1 };
+    const a = { serialHex: `01${"aa".repeat(16)}`, revokedAt: now.getTime() / 1000 - 60, reason: 1 };
     const b = { serialHex: "7f", revokedAt: now.getTime() / 1000 - 30, reason: 0 };
     const c = { serialHex: "80ff", revokedAt: now.getTime() / 1000 - 10, reason: 4 }; // high bit: needs a 0x00 pad
     const crl = await build(params(42n), batches([a, b], [c]), signer, "full");
@@ -105,7 +109,7 @@ describe("buildAndSignCrl", () => {
   it("refuses entries RFC 5280 does not allow, before anything is signed", async () => {
     let signed = 0;
     const counting: Signer = { ...signer, signDigest: async (d) => (signed++, signer.signDigest(d)) };
-    await expect(build(params(1n), batches([{ serialHex: "01" + "00".repeat(20), revokedAt: 0, reason: 0 }]), counting, "full")).rejects.toThrow(LintError);
+    await expect(build(params(1n), batches([{ serialHex: `01${"00".repeat(20)}`, revokedAt: 0, reason: 0 }]), counting, "full")).rejects.toThrow(LintError);
     await expect(build(params(1n), batches([{ serialHex: "01", revokedAt: 0, reason: 7 }]), counting, "full")).rejects.toThrow(/reason code 7/);
     await expect(build(params(1n, { nextUpdate: new Date(now.getTime() - 1000) }), batches(), counting, "full")).rejects.toThrow(/nextUpdate/);
     expect(signed).toBe(0);
@@ -113,7 +117,7 @@ describe("buildAndSignCrl", () => {
 
   it("streams a CRL larger than one part in several parts that join into one OpenSSL verifies", async () => {
     const at = now.getTime() / 1000 - 5;
-    const list = Array.from({ length: 40_000 }, (_, i) => ({ serialHex: (0x10000000 + i).toString(16) + "c0ffee", revokedAt: at - i, reason: i % 3 === 0 ? 1 : 0 }));
+    const list = Array.from({ length: 40_000 }, (_, i) => ({ serialHex: `${(0x10000000 + i).toString(16)}c0ffee`, revokedAt: at - i, reason: i % 3 === 0 ? 1 : 0 }));
     const crl = await build(params(9n), batches(list.slice(0, 25_000), list.slice(25_000)), signer, "full");
     expect(crl.parts).toBeGreaterThan(2);
     expect(crl.entries).toBe(40_000);
@@ -139,8 +143,8 @@ describe("buildAndSignCrl", () => {
 describe("entry encoding", () => {
   it("costs 36 bytes for a 17-octet serial without reason and 50 with one", () => {
     const at = now.getTime() / 1000;
-    expect(encodeEntries([{ serialHex: "01" + "ab".repeat(16), revokedAt: at, reason: 0 }], now).length).toBe(36);
-    expect(encodeEntries([{ serialHex: "01" + "ab".repeat(16), revokedAt: at, reason: 1 }], now).length).toBe(50);
+    expect(encodeEntries([{ serialHex: `01${"ab".repeat(16)}`, revokedAt: at, reason: 0 }], now).length).toBe(36);
+    expect(encodeEntries([{ serialHex: `01${"ab".repeat(16)}`, revokedAt: at, reason: 1 }], now).length).toBe(50);
   });
 
   it("writes UTCTime before 2050 and GeneralizedTime from 2050", () => {
@@ -154,7 +158,7 @@ describe("entry encoding", () => {
   });
 
   it("refuses serials that are empty, odd, not hex, not minimal or longer than 20 octets, and undefined reasons", () => {
-    for (const serialHex of ["", "abc", "zz", "01" + "00".repeat(20), "80" + "00".repeat(19), "0001"]) {
+    for (const serialHex of ["", "abc", "zz", `01${"00".repeat(20)}`, `80${"00".repeat(19)}`, "0001"]) {
       expect(() => encodeEntries([{ serialHex, revokedAt: 0, reason: 0 }], now)).toThrow(LintError);
     }
     expect(() => encodeEntries([{ serialHex: "01", revokedAt: 0, reason: 11 }], now)).toThrow(LintError);

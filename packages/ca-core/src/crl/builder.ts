@@ -5,7 +5,7 @@
 // asks for a 1M-entry CRL in ≤ 256 MB RSS). The entry layout is fixed and small:
 //   SEQUENCE { INTEGER serial, UTCTime revocationDate, [SEQUENCE { reasonCode ext }] }
 import { createHash } from "node:crypto";
-import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import { OctetString } from "@peculiar/asn1-schema";
 import {
   AuthorityKeyIdentifier,
   CRLDistributionPoints,
@@ -181,7 +181,12 @@ export function shapeOf(entries: RevokedEntry[], asOf: Date): EntryShape[] {
   const from2050Seconds = Date.UTC(2050, 0, 1) / 1000;
   const shapes = new Map<string, EntryShape>();
   for (const e of entries) {
-    const shape = { serialHexLength: e.serialHex.length, signBit: parseInt(e.serialHex[0] ?? "0", 16) >= 8, hasReason: e.reason !== 0, from2050: Math.min(e.revokedAt, asOfSeconds) >= from2050Seconds };
+    const shape = {
+      serialHexLength: e.serialHex.length,
+      signBit: parseInt(e.serialHex[0] ?? "0", 16) >= 8,
+      hasReason: e.reason !== 0,
+      from2050: Math.min(e.revokedAt, asOfSeconds) >= from2050Seconds,
+    };
     const key = JSON.stringify(shape);
     const known = shapes.get(key);
     if (known) known.count++;

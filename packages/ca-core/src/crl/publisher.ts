@@ -106,13 +106,7 @@ export class CrlPublisher {
       const nextUpdate = new Date(thisUpdate.getTime() + validity);
       // RFC 5280 §3.3: an entry stays until one regularly scheduled CRL after the certificate expired.
       const notAfterFrom = new Date(thisUpdate.getTime() - validity);
-      const signed = await buildAndSignCrl(
-        { issuer: issuer.facts, number, thisUpdate, nextUpdate, scope: this.scope(issuerId) },
-        revoked({ notAfterFrom }),
-        issuer.signer,
-        "full",
-        writePart,
-      );
+      const signed = await buildAndSignCrl({ issuer: issuer.facts, number, thisUpdate, nextUpdate, scope: this.scope(issuerId) }, revoked({ notAfterFrom }), issuer.signer, "full", writePart);
       return { ...signed, thisUpdate: floorSeconds(thisUpdate), nextUpdate: floorSeconds(nextUpdate) };
     });
     this.record(issuerId, "full", meta);

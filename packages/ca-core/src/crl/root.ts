@@ -38,12 +38,28 @@ export async function signRootCrls(config: Config, inventory: Inventory, clock: 
         // Never past the root's own validity (RFC 5280 path validation would reject it).
         const nextUpdate = new Date(Math.min(thisUpdate.getTime() + config.revocation.rootCrlDays * DAY, root.notAfter.getTime()));
         const entries: RevokedEntry[] = children.map((c) => ({ serialHex: c.serial, revokedAt: Math.floor(c.revokedAt.getTime() / 1000), reason: c.revocationReason ?? 0 }));
-        const signed = await buildAndSignCrl({ issuer: facts, number, thisUpdate, nextUpdate, scope: { url: crlUrls(config.publicUrl, root.id).full, covers: "ca" } }, inMemorySource(entries), signer, "full", writePart);
+        const signed = await buildAndSignCrl(
+          { issuer: facts, number, thisUpdate, nextUpdate, scope: { url: crlUrls(config.publicUrl, root.id).full, covers: "ca" } },
+          inMemorySource(entries),
+          signer,
+          "full",
+          writePart,
+        );
         return { ...signed, thisUpdate: new Date(Math.floor(thisUpdate.getTime() / 1000) * 1000), nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000) };
       });
-      await inventory.audit.record({ actor: "ceremony", action: "crl.sign-root", target: root.id, details: { number: meta.number.toString(), entries: meta.entries, nextUpdate: meta.nextUpdate.toISOString() } });
+      await inventory.audit.record({
+        actor: "ceremony",
+        action: "crl.sign-root",
+        target: root.id,
+        details: { number: meta.number.toString(), entries: meta.entries, nextUpdate: meta.nextUpdate.toISOString() },
+      });
       const statuses = await signIntermediateStatuses(inventory, { record: root, facts, signer }, issuers, { thisUpdate: meta.thisUpdate, nextUpdate: meta.nextUpdate });
-      await inventory.audit.record({ actor: "ceremony", action: "ocsp.sign-root", target: root.id, details: { intermediates: statuses.map((s) => `${s.serial}:${s.certStatus}`), nextUpdate: meta.nextUpdate.toISOString() } });
+      await inventory.audit.record({
+        actor: "ceremony",
+        action: "ocsp.sign-root",
+        target: root.id,
+        details: { intermediates: statuses.map((s) => `${s.serial}:${s.certStatus}`), nextUpdate: meta.nextUpdate.toISOString() },
+      });
       results.push({ rootId: root.id, meta, intermediateStatuses: statuses.length });
     }
   } finally {

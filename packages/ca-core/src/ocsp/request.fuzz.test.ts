@@ -49,7 +49,10 @@ describe("parseOcspRequest under hostile input", () => {
   });
 
   it("random bytes are malformed, never a crash", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => outcome(Buffer.from(bytes)) === "malformed"), { numRuns: RUNS, seed: SEED });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => outcome(Buffer.from(bytes)) === "malformed"),
+      { numRuns: RUNS, seed: SEED },
+    );
   });
 
   it("a real request with bytes changed, cut or extended is parsed or malformed, never a crash", () => {
@@ -63,7 +66,10 @@ describe("parseOcspRequest under hostile input", () => {
       { numRuns: RUNS, seed: SEED },
     );
     for (let length = 0; length < valid.length; length++) expect(outcome(valid.subarray(0, length))).toBe("malformed");
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 32 }), (tail) => outcome(Buffer.concat([valid, tail])) === "malformed"), { numRuns: RUNS / 4, seed: SEED });
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 32 }), (tail) => outcome(Buffer.concat([valid, tail])) === "malformed"),
+      { numRuns: RUNS / 4, seed: SEED },
+    );
   });
 
   it("deep nesting and absurd lengths are malformed", () => {

@@ -16,7 +16,11 @@ const request = (args: string[]) => {
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), "ocsp-unit-"));
   caPath = path.join(dir, "ca.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "ca.key"), "-subj", "/CN=Unit OCSP CA", "-days", "1", "-out", caPath], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "ca.key"), "-subj", "/CN=Unit OCSP CA", "-days", "1", "-out", caPath],
+    { stdio: "ignore" },
+  );
 });
 
 describe("parseOcspRequest", () => {

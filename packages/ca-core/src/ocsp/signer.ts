@@ -190,7 +190,16 @@ export class OcspSigner {
         const sign = (hash: CertIdHash) =>
           signOcspResponse(
             responder.identity,
-            [{ certIdDer: certIdFor(hash, issuer.facts, row.serial), status: row.status === "valid" ? "good" : "revoked", revokedAt: row.revokedAt ?? undefined, reason: row.reason ?? undefined, thisUpdate, nextUpdate }],
+            [
+              {
+                certIdDer: certIdFor(hash, issuer.facts, row.serial),
+                status: row.status === "valid" ? "good" : "revoked",
+                revokedAt: row.revokedAt ?? undefined,
+                reason: row.reason ?? undefined,
+                thisUpdate,
+                nextUpdate,
+              },
+            ],
             { producedAt: thisUpdate },
           );
         const [derSha1, derSha256] = await Promise.all([sign("sha1"), sign("sha256")]);
@@ -344,7 +353,10 @@ export class OcspSigner {
       this.timer = setInterval(run, intervalMs);
       this.timer.unref();
     };
-    if (!options.firstSweepAfterMs) return schedule();
+    if (!options.firstSweepAfterMs) {
+      schedule();
+      return;
+    }
     this.timer = setTimeout(schedule, options.firstSweepAfterMs);
     this.timer.unref();
   }

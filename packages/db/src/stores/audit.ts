@@ -32,7 +32,9 @@ export function boundAuditText(text: string): string {
   const bytes = Buffer.byteLength(text);
   if (bytes <= AUDIT_TEXT_MAX_BYTES) return text;
   const note = ` …(${bytes} bytes, truncated)`;
-  let kept = Buffer.from(text).subarray(0, AUDIT_TEXT_MAX_BYTES - Buffer.byteLength(note)).toString("utf8");
+  let kept = Buffer.from(text)
+    .subarray(0, AUDIT_TEXT_MAX_BYTES - Buffer.byteLength(note))
+    .toString("utf8");
   if (kept.endsWith("\uFFFD")) kept = kept.slice(0, -1); // a character cut in half
   return kept + note;
 }

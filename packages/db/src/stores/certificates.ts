@@ -91,7 +91,7 @@ function decodeCursor(cursor: string): { notAfter: Date; serial: string } {
 
 export class CertificateStore {
   private readonly audit: AuditStore;
-  private readonly intents: Batcher<PlannedCertificate, void>;
+  private readonly intents: Batcher<PlannedCertificate, undefined>;
   /** per item: undefined when stored, else why not */
   private readonly issued: Batcher<{ serial: string; der: Buffer; audit: AuditEntry }, string | undefined>;
 
@@ -205,7 +205,14 @@ export class CertificateStore {
       const auditStore = new AuditStore(tx);
       await auditStore.record({ ...audit, target: serial, outcome: "ok" });
       for (const successor of live) await auditStore.record({ ...audit, target: successor, outcome: "ok", details: { ...audit.details, successorOf: serial } });
-      for (const successor of pending) await auditStore.record({ ...audit, action: "certificate.issue", target: successor, outcome: "error", details: { reason: `predecessor ${serial} was revoked (keyCompromise) before this renewal was stored`, successorOf: serial } });
+      for (const successor of pending)
+        await auditStore.record({
+          ...audit,
+          action: "certificate.issue",
+          target: successor,
+          outcome: "error",
+          details: { reason: `predecessor ${serial} was revoked (keyCompromise) before this renewal was stored`, successorOf: serial },
+        });
       const records = (await tx.certificate.findMany({ where: { serial: { in: [serial, ...live] } } })).map(toRecord);
       const bySerial = new Map(records.map((r) => [r.serial, r]));
       return { revoked: bySerial.get(serial)!, successors: live.map((s) => bySerial.get(s)!) };
@@ -456,7 +463,13 @@ function indexCandidates(pattern: string): string[] {
     for (const m of piece.matchAll(WORD)) {
       const from = m.index;
       const to = m.index + m[0].length;
-      for (const [a, b] of [[from, to], [from - 1, to], [from, to + 1], [from - 1, to + 1]] as const) candidates.add(piece.slice(Math.max(a, 0), b));
+      for (const [a, b] of [
+        [from, to],
+        [from - 1, to],
+        [from, to + 1],
+        [from - 1, to + 1],
+      ] as const)
+        candidates.add(piece.slice(Math.max(a, 0), b));
     }
   }
   return [...candidates].filter((c) => likeTrigrams(c).length > 0);
@@ -504,7 +517,7 @@ function textSearchPlan(sample: SearchTextSample | undefined, pattern: string, n
   return { walk: Math.ceil(Math.max(4 * walked, index.cost / COST_WALKED)), indexPattern: index.pattern };
 }
 
-async function insertIntents(sql: SqlRunner, items: PlannedCertificate[]): Promise<void[]> {
+async function insertIntents(sql: SqlRunner, items: PlannedCertificate[]): Promise<undefined[]> {
   const column = <T>(f: (p: PlannedCertificate) => T) => items.map(f);
   await sql.query(
     `INSERT INTO certificates (serial, issuer_id, status, profile, subject, sans, search_text, key_algorithm, public_key_spki,

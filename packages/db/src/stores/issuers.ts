@@ -42,7 +42,10 @@ export class IssuerStore {
   }
 
   async active(hierarchy: string, role: IssuerRecord["role"]): Promise<IssuerRecord | undefined> {
-    const rows = await this.pool.query<IssuerRecord>(`SELECT ${COLUMNS} FROM issuers WHERE hierarchy = $1 AND role = $2 AND status = 'active' ORDER BY activated_at DESC NULLS LAST LIMIT 1`, [hierarchy, role]);
+    const rows = await this.pool.query<IssuerRecord>(`SELECT ${COLUMNS} FROM issuers WHERE hierarchy = $1 AND role = $2 AND status = 'active' ORDER BY activated_at DESC NULLS LAST LIMIT 1`, [
+      hierarchy,
+      role,
+    ]);
     return rows.rows[0];
   }
 }

@@ -73,7 +73,10 @@ export class IssuerLifecycleStore {
     const candidates = await this.prisma.issuer.findMany({ where: { status: "retired", role: "intermediate" } });
     const expired: IssuerRecord[] = [];
     for (const issuer of candidates) {
-      const outstanding = issuer.notAfter > now ? await this.prisma.certificate.count({ where: { issuerId: issuer.id, notAfter: { gt: now }, status: { in: ["valid", "revoked", "pending"] }, profile: { not: "ocsp-responder" } } }) : 0;
+      const outstanding =
+        issuer.notAfter > now
+          ? await this.prisma.certificate.count({ where: { issuerId: issuer.id, notAfter: { gt: now }, status: { in: ["valid", "revoked", "pending"] }, profile: { not: "ocsp-responder" } } })
+          : 0;
       if (outstanding > 0) continue;
       await this.prisma.$transaction(async (tx) => {
         const updated = await tx.issuer.updateMany({ where: { id: issuer.id, status: "retired" }, data: { status: "expired" } });

@@ -30,11 +30,7 @@ export class ProvisionerNameTakenError extends Error {
     name: string,
     readonly removed: boolean,
   ) {
-    super(
-      removed
-        ? `a provisioner named '${name}' existed and was removed; names are not reused so the audit log stays unambiguous, choose another`
-        : `a provisioner named '${name}' already exists`,
-    );
+    super(removed ? `a provisioner named '${name}' existed and was removed; names are not reused so the audit log stays unambiguous, choose another` : `a provisioner named '${name}' already exists`);
   }
 }
 
@@ -74,7 +70,11 @@ export class ProvisionerStore {
         if ((error as { code?: string }).code === "P2002") throw new ProvisionerNameTakenError(provisioner.name, false);
         throw error;
       }
-      await new AuditStore(tx).record({ ...audit, target: `provisioner:${row.name}`, details: { ...audit.details, id: row.id, profiles: row.profiles, names: row.names, maxTtlSeconds: row.maxTtlSeconds } });
+      await new AuditStore(tx).record({
+        ...audit,
+        target: `provisioner:${row.name}`,
+        details: { ...audit.details, id: row.id, profiles: row.profiles, names: row.names, maxTtlSeconds: row.maxTtlSeconds },
+      });
       return toRecord(row);
     });
   }

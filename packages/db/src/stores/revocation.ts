@@ -175,7 +175,14 @@ export class CrlStore {
       };
       const built = await build({ number, previous, revoked, writePart });
       const der = `(SELECT string_agg(part, ''::bytea ORDER BY seq) FROM crl_parts)`;
-      const meta: CrlMeta = { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, etag: built.etag, ...(built.baseNumber !== undefined ? { baseNumber: built.baseNumber } : {}) };
+      const meta: CrlMeta = {
+        number,
+        thisUpdate: built.thisUpdate,
+        nextUpdate: built.nextUpdate,
+        entries: built.entries,
+        etag: built.etag,
+        ...(built.baseNumber !== undefined ? { baseNumber: built.baseNumber } : {}),
+      };
       if (kind === "full") {
         await client.query(
           `UPDATE crl_state SET last_number = $2, full_number = $2, full_der = ${der}, full_this_update = $3, full_next_update = $4, full_entries = $5, full_etag = $6, updated_at = clock_timestamp() WHERE issuer_id = $1`,
@@ -404,7 +411,10 @@ export class OcspResponseStore {
    * re-reading the overlap costs a few bytes per row, not two responses.
    */
   async changedSince(since: Date, limit = 10_000): Promise<Array<{ serial: string; updatedAt: Date }>> {
-    const rows = await this.pool.query<{ serial: string; updatedAt: Date }>(`SELECT serial, updated_at AS "updatedAt" FROM ocsp_responses WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2`, [since, limit]);
+    const rows = await this.pool.query<{ serial: string; updatedAt: Date }>(`SELECT serial, updated_at AS "updatedAt" FROM ocsp_responses WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2`, [
+      since,
+      limit,
+    ]);
     return rows.rows;
   }
 
@@ -450,12 +460,17 @@ export class OcspResponseStore {
   }
 
   async statusRows(serials: string[]): Promise<CertificateStatusRow[]> {
-    const rows = await this.pool.query(`SELECT serial, issuer_id, status, revoked_at, revocation_reason, not_after FROM certificates WHERE serial = ANY($1::text[]) AND status IN ('valid', 'revoked')`, [serials]);
+    const rows = await this.pool.query(
+      `SELECT serial, issuer_id, status, revoked_at, revocation_reason, not_after FROM certificates WHERE serial = ANY($1::text[]) AND status IN ('valid', 'revoked')`,
+      [serials],
+    );
     return rows.rows.map(toStatusRow);
   }
 
   /** The status the inventory holds for one serial, for a responder that has no response yet. */
-  async certificateStatus(serial: string): Promise<{ issuerId: string; status: "pending" | "valid" | "revoked" | "failed"; revokedAt: Date | null; reason: number | null; notAfter: Date } | undefined> {
+  async certificateStatus(
+    serial: string,
+  ): Promise<{ issuerId: string; status: "pending" | "valid" | "revoked" | "failed"; revokedAt: Date | null; reason: number | null; notAfter: Date } | undefined> {
     const rows = await this.pool.query(`SELECT issuer_id, status, revoked_at, revocation_reason, not_after FROM certificates WHERE serial = $1`, [serial]);
     const r = rows.rows[0];
     return r ? { issuerId: r.issuer_id, status: r.status, revokedAt: r.revoked_at, reason: r.revocation_reason, notAfter: r.not_after } : undefined;

@@ -169,10 +169,13 @@ export class AlertStore {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      const inserted = await client.query(
-        `INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-        [alert.subjectKind, alert.subjectId, alert.alert, now, JSON.stringify(alert.details)],
-      );
+      const inserted = await client.query(`INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [
+        alert.subjectKind,
+        alert.subjectId,
+        alert.alert,
+        now,
+        JSON.stringify(alert.details),
+      ]);
       if (inserted.rowCount !== 1) {
         await client.query("ROLLBACK");
         return false;
@@ -180,10 +183,12 @@ export class AlertStore {
       // Thresholds passed over (e.g. the scheduler was down through the 7-day mark) are
       // marked as sent so they do not follow the more urgent alert out of order.
       for (const other of alsoMark) {
-        await client.query(
-          `INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, '{"superseded":true}') ON CONFLICT DO NOTHING`,
-          [alert.subjectKind, alert.subjectId, other, now],
-        );
+        await client.query(`INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, '{"superseded":true}') ON CONFLICT DO NOTHING`, [
+          alert.subjectKind,
+          alert.subjectId,
+          other,
+          now,
+        ]);
       }
       if (event) await client.query(`INSERT INTO webhook_outbox (event, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)`, [event.event, JSON.stringify(event.payload), now]);
       await client.query("COMMIT");
@@ -197,10 +202,10 @@ export class AlertStore {
   }
 
   async sent(subjectKind?: string, subjectId?: string): Promise<{ subjectKind: string; subjectId: string; alert: string; sentAt: Date; details: unknown }[]> {
-    const { rows } = await this.pool.query(
-      `SELECT * FROM alerts_sent WHERE ($1::text IS NULL OR subject_kind = $1) AND ($2::text IS NULL OR subject_id = $2) ORDER BY sent_at, alert`,
-      [subjectKind ?? null, subjectId ?? null],
-    );
+    const { rows } = await this.pool.query(`SELECT * FROM alerts_sent WHERE ($1::text IS NULL OR subject_kind = $1) AND ($2::text IS NULL OR subject_id = $2) ORDER BY sent_at, alert`, [
+      subjectKind ?? null,
+      subjectId ?? null,
+    ]);
     return rows.map((r) => ({ subjectKind: r.subject_kind, subjectId: r.subject_id, alert: r.alert, sentAt: r.sent_at, details: r.details }));
   }
 }
@@ -234,7 +239,11 @@ export class WebhookOutboxStore {
   }
 
   async markFailed(id: bigint, error: string, nextAttemptAt: Date): Promise<void> {
-    await this.pool.query(`UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $3, locked_until = NULL, last_error = $2 WHERE id = $1`, [id.toString(), error.slice(0, 500), nextAttemptAt]);
+    await this.pool.query(`UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $3, locked_until = NULL, last_error = $2 WHERE id = $1`, [
+      id.toString(),
+      error.slice(0, 500),
+      nextAttemptAt,
+    ]);
   }
 
   async pendingCount(): Promise<number> {
