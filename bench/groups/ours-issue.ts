@@ -56,7 +56,7 @@ export interface RunningApi {
 /** apps/api as a child process on the CA's data dir and database, or why it cannot run. */
 export async function startApiProcess(ca: BenchCa): Promise<RunningApi | string> {
   const main = path.join(REPO_ROOT, "apps/api/src/main.ts");
-  if (!existsSync(main)) return "apps/api (issue 3) is not in the tree yet";
+  if (!existsSync(main)) return "apps/api is not in the tree yet";
   const port = await freePort();
   const httpPort = await freePort();
   const server = start(process.execPath, ["--import", "tsx", main], { cwd: REPO_ROOT, env: childEnv(ca, { PKI_API_PORT: String(port), PKI_HTTP_PORT: String(httpPort) }) });

@@ -55,7 +55,7 @@ const group: Group = async (ctx) => {
   const publisherIndex = path.join(REPO_ROOT, "apps/crl-publisher/src/index.ts");
   const ids = ["ours.ocsp.post", "ours.ocsp.get", "ours.ocsp.underload", "ours.revoke.ocsp", "ours.revoke.delta"];
   if (!existsSync(responderMain) || !existsSync(publisherIndex)) {
-    return ids.map((id) => ({ id, label: id, unavailable: "apps/ocsp-responder or apps/crl-publisher (issue 4) is not in the tree yet" }));
+    return ids.map((id) => ({ id, label: id, unavailable: "apps/ocsp-responder or apps/crl-publisher is not in the tree yet" }));
   }
   const n = ctx.quick ? 20_000 : 100_000;
   const results: Result[] = [];

@@ -209,7 +209,7 @@ issuers
     }
   });
 
-// Rotation and emergency revocation of intermediates (issue 5). The root token's PIN
+// Rotation and emergency revocation of intermediates. The root token's PIN
 // (PKI_ROOT_PIN / PKI_ROOT_PIN_FILE) is needed for these ceremonies only.
 issuers
   .command("rotate")
@@ -328,7 +328,7 @@ program
     }
   });
 
-// Revocation (issue 4): revoke a leaf, publish CRLs now, sign the root CRL in a ceremony.
+// Revocation: revoke a leaf, publish CRLs now, sign the root CRL in a ceremony.
 certs
   .command("revoke <serial>")
   .description("revoke a certificate; OCSP and the CRLs follow within seconds wherever a publisher runs")
@@ -394,7 +394,7 @@ crl
     }
   });
 
-// Provisioners and certificate lookup (issue 3), through the same core as the issuing API.
+// Provisioners and certificate lookup, through the same core as the issuing API.
 certs
   .command("show <serial>")
   .description("one certificate: status, revocation, names, lineage; --pem for the certificate itself")

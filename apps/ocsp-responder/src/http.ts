@@ -1,5 +1,5 @@
-// The OCSP endpoints as a bare node:http handler that runs in front of express: issue 7
-// wants the responder within 70% of a bare node:http server, and express's router,
+// The OCSP endpoints as a bare node:http handler that runs in front of express: the
+// responder should come within 70% of a bare node:http server, and express's router,
 // middleware chain and response helpers cost more than the answer itself.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Counter, Histogram } from "prom-client";

@@ -80,7 +80,7 @@ export class Keyring {
   private constructor(
     private readonly token: Token,
     private readonly issuers: Map<string, ServingIssuer>,
-    /** where reload() reads the issuers from (issue 5: rotation without restart) */
+    /** where reload() reads the issuers from (rotation without restart) */
     private readonly source?: { inventory: Inventory; clock: Clock },
   ) {}
 

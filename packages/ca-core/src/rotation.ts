@@ -1,4 +1,4 @@
-// Operator rotation of intermediates (issue 5): stage a new intermediate signed by the root,
+// Operator rotation of intermediates: stage a new intermediate signed by the root,
 // activate it now or at a given time, retire the previous one, expire retired ones once
 // their last certificate has expired, and the emergency path for a compromised key.
 // Every step leaves an audit event; the keyrings of running processes follow by reload().

@@ -82,7 +82,7 @@ const schema = z.object({
   PKI_CRL_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
   /** how often serving processes look in the database for responses and CRLs others wrote */
   PKI_REVOCATION_POLL_MS: positiveInt.default(250),
-  // Scheduler (issue 5). Each job has its own cron expression (5 or 6 fields, node-cron syntax, UTC).
+  // Scheduler. Each job has its own cron expression (5 or 6 fields, node-cron syntax, UTC).
   PKI_SCHEDULER_ENABLED: z.enum(["true", "false"]).default("true"),
   PKI_SCHEDULE_RENEWAL: cron.default("*/5 * * * *"),
   PKI_SCHEDULE_EXPIRY_ALERTS: cron.default("*/15 * * * *"),

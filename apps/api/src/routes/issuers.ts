@@ -34,7 +34,7 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         };
       },
     }),
-    // Rotation (issue 5): the same ceremony as `pki issuers rotate`. The root token's PIN must
+    // Rotation: the same ceremony as `pki issuers rotate`. The root token's PIN must
     // be available to this process (PKI_ROOT_PIN / PKI_ROOT_PIN_FILE); without it the answer
     // is 503 and the operator uses the CLI where the PIN is.
     defineRoute({

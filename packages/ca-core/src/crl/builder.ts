@@ -1,8 +1,8 @@
 // X.509 v2 CRLs, built streaming. The header and extensions are built with
 // @peculiar/asn1-x509; the revoked-certificate entries are written as DER by hand, straight
 // into one buffer per cursor batch, because building a million asn1-schema objects and
-// serialising them would cost hundreds of megabytes and most of the build time (issue 7
-// asks for a 1M-entry CRL in ≤ 256 MB RSS). The entry layout is fixed and small:
+// serialising them would cost hundreds of megabytes and most of the build time (a
+// 1M-entry CRL must fit in 256 MB RSS). The entry layout is fixed and small:
 //   SEQUENCE { INTEGER serial, UTCTime revocationDate, [SEQUENCE { reasonCode ext }] }
 import { createHash } from "node:crypto";
 import { OctetString } from "@peculiar/asn1-schema";

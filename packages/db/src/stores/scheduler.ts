@@ -1,4 +1,4 @@
-// Scheduler state (issue 5): job leases and due times, job runs, alerts sent once, and the
+// Scheduler state: job leases and due times, job runs, alerts sent once, and the
 // webhook outbox. Raw SQL through the pg pool: the lease and the outbox claim are single
 // conditional UPDATEs whose row counts are the whole point, and they read best as SQL.
 // Every time comes from the caller's clock, so tests can travel in time.
