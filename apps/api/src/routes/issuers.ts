@@ -1,7 +1,23 @@
 import { z } from "zod";
 import { CaError, StartupCheckError, presentedIssuerStatus, rotateIntermediate, toPem, type CaRuntime } from "@pki/ca-core";
 import { defineRoute, type RouteDefinition } from "../route.ts";
+import type { IssuerRecord } from "@pki/db";
 import * as S from "../schemas.ts";
+
+/** An issuer as the API shows it (S.Issuer): a revoked one says so, whatever its lifecycle status. */
+const issuerBody = (i: IssuerRecord) => ({
+  id: i.id,
+  hierarchy: i.hierarchy,
+  role: i.role,
+  status: presentedIssuerStatus(i),
+  parentId: i.parentId,
+  subject: i.subject,
+  serial: i.serial,
+  notBefore: i.notBefore.toISOString(),
+  notAfter: i.notAfter.toISOString(),
+  keyAlgorithm: i.keyAlgorithm,
+  certificate: toPem(i.certificateDer),
+});
 
 export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
   return [
@@ -18,19 +34,7 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         const issuers = await runtime.inventory.issuers.list();
         return {
           status: 200,
-          body: issuers.map((i) => ({
-            id: i.id,
-            hierarchy: i.hierarchy,
-            role: i.role,
-            status: presentedIssuerStatus(i),
-            parentId: i.parentId,
-            subject: i.subject,
-            serial: i.serial,
-            notBefore: i.notBefore.toISOString(),
-            notAfter: i.notAfter.toISOString(),
-            keyAlgorithm: i.keyAlgorithm,
-            certificate: toPem(i.certificateDer),
-          })),
+          body: issuers.map(issuerBody),
         };
       },
     }),
@@ -75,23 +79,10 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         }
         // This process switches at once; others within PKI_KEYRING_RELOAD_SECONDS.
         if (report.activation) await runtime.keyring.reload();
-        const i = report.staged;
         return {
           status: 201,
           body: {
-            issuer: {
-              id: i.id,
-              hierarchy: i.hierarchy,
-              role: i.role,
-              status: presentedIssuerStatus(i),
-              parentId: i.parentId,
-              subject: i.subject,
-              serial: i.serial,
-              notBefore: i.notBefore.toISOString(),
-              notAfter: i.notAfter.toISOString(),
-              keyAlgorithm: i.keyAlgorithm,
-              certificate: toPem(i.certificateDer),
-            },
+            issuer: issuerBody(report.staged),
             activateAt: report.activateAt?.toISOString() ?? null,
             retired: report.activation?.retired.map((r) => r.id) ?? [],
           },
