@@ -113,7 +113,14 @@ describe("keyCompromise follows the renewal chain", () => {
     const record = (await t.ca.inventory.certificates.get(a.serial))!;
     const successor = randomBytes(16).toString("hex");
     // the renewal's intent is recorded; the token has not signed yet
-    await t.ca.inventory.certificates.recordIntent({ ...record, serial: successor, requester: `mtls:${a.serial}`, provisionerId: record.provisionerId ?? undefined, predecessorSerial: a.serial });
+    await t.ca.inventory.certificates.recordIntent({
+      ...record,
+      serial: successor,
+      requester: `mtls:${a.serial}`,
+      provisionerId: record.provisionerId ?? undefined,
+      predecessorSerial: a.serial,
+      onlyFromActiveIssuer: true,
+    });
     const res = await t.call("POST", `/v1/certificates/${a.serial}/revoke`, { token: t.ca.adminToken, body: { reason: "keyCompromise" } });
     expect(res.status, res.text).toBe(200);
     expect(await t.ca.inventory.certificates.get(successor)).toMatchObject({ status: "failed" });
@@ -126,7 +133,14 @@ describe("keyCompromise follows the renewal chain", () => {
     const a = await enrol("late.chain.example");
     const record = (await t.ca.inventory.certificates.get(a.serial))!;
     const successor = randomBytes(16).toString("hex");
-    await t.ca.inventory.certificates.recordIntent({ ...record, serial: successor, requester: `mtls:${a.serial}`, provisionerId: record.provisionerId ?? undefined, predecessorSerial: a.serial });
+    await t.ca.inventory.certificates.recordIntent({
+      ...record,
+      serial: successor,
+      requester: `mtls:${a.serial}`,
+      provisionerId: record.provisionerId ?? undefined,
+      predecessorSerial: a.serial,
+      onlyFromActiveIssuer: true,
+    });
     expect((await t.call("POST", `/v1/certificates/${a.serial}/revoke`, { token: t.ca.adminToken, body: { reason: "cessationOfOperation" } })).status).toBe(200);
     await expect(t.ca.inventory.certificates.markIssued(successor, Buffer.from("signed"), { actor: "test", action: "certificate.renew", target: successor })).rejects.toThrow();
     expect(await t.ca.inventory.certificates.get(successor)).toMatchObject({ status: "pending", der: null });

@@ -114,6 +114,27 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
     expect(again.stderr).not.toMatch(/re-issued/);
   });
 
+  it("a process whose keyring has not seen another process's rotation or revocation never signs with the old intermediate", async () => {
+    // this runtime's keyring does not reload by itself (PKI_KEYRING_RELOAD_SECONDS=0)
+    const before = ca.runtime.keyring.active().record;
+    const rotated = pki(["issuers", "rotate"], ca.env);
+    expect(rotated.status, rotated.stderr).toBe(0);
+    expect(ca.runtime.keyring.active().record.id).toBe(before.id); // still the stale view
+    const afterRotation = await issue("stale-rotation.emergency.test");
+    expect(afterRotation.issuerId).not.toBe(before.id);
+    expect((await ca.inventory.issuers.get(afterRotation.issuerId))!.status).toBe("active");
+
+    const compromised = ca.runtime.keyring.active().record;
+    const revoked = pki(["issuers", "revoke", compromised.id, "--reason", "keyCompromise"], ca.env);
+    expect(revoked.status, revoked.stderr).toBe(0);
+    expect(ca.runtime.keyring.active().record.id).toBe(compromised.id); // still the stale view
+    const afterRevocation = await issue("stale-revocation.emergency.test");
+    expect(afterRevocation.issuerId).not.toBe(compromised.id);
+    // and nothing under the revoked intermediate was even planned after its revocation
+    const chained = await ca.inventory.certificateScans.chainedTo(compromised.id, new Date());
+    expect(chained.map((c) => c.serial)).not.toContain(afterRevocation.serial);
+  });
+
   it("keeps hierarchies apart: pki init --hierarchy partners makes a second root whose certificates do not chain to the first", async () => {
     const defaultFiles = ["root.pem", "chain.pem"].map((f) => readFileSync(path.join(ca.dataDir, f), "utf8"));
     const init = pki(["init", "--hierarchy", "partners"], ca.env);

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import type { Config } from "@pki/config";
 import type { Inventory } from "@pki/db";
-import { DuplicateSerialError, SuccessorExistsError } from "@pki/db";
+import { DuplicateSerialError, IssuerNotActiveError, SuccessorExistsError } from "@pki/db";
 import { assertLintClean, LintError } from "@pki/lint";
 import type { CsrProposal } from "./csr.ts";
 import { CaError, badRequest, conflict, inventoryFailure, unavailable } from "./errors.ts";
@@ -130,9 +130,21 @@ export class Authority {
   }
 
   async issue(request: IssueRequest): Promise<IssuedCertificate> {
-    const issuer = this.keyring.active(request.requester.hierarchy);
+    let issuer = this.keyring.active(request.requester.hierarchy);
     try {
-      const issued = await this.issueUnder(issuer, request);
+      let issued: IssuedCertificate;
+      try {
+        issued = await this.issueUnder(issuer, request);
+      } catch (error) {
+        if (!(error instanceof IssuerNotActiveError)) throw error;
+        // Another process rotated or revoked the intermediate and this keyring has not seen
+        // it yet (the intent was refused, nothing signed): catch up and plan again, once.
+        await this.keyring.reload();
+        const current = this.keyring.active(request.requester.hierarchy);
+        if (current.record.id === issuer.record.id) throw unavailable(`${error.message}; no other active intermediate is known yet, retry shortly`, error);
+        issuer = current;
+        issued = await this.issueUnder(issuer, request);
+      }
       certificatesIssued.inc({ profile: request.profile, issuer: issuer.record.id, outcome: "issued" });
       return issued;
     } catch (error) {
@@ -221,8 +233,10 @@ export class Authority {
         provisionerId: request.requester.provisionerId,
         autoRenew: request.autoRenew ?? false,
         predecessorSerial: request.predecessorSerial,
+        onlyFromActiveIssuer: true,
       });
     } catch (error) {
+      if (error instanceof IssuerNotActiveError) throw error;
       if (error instanceof DuplicateSerialError) throw new CaError("internal", error.message, { cause: error });
       if (error instanceof SuccessorExistsError) {
         throw conflict(

@@ -14,7 +14,7 @@ export { isDatabaseOutage } from "./errors.ts";
 export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState } from "./stores/certificates.ts";
-export { DuplicateSerialError, SuccessorExistsError, type RevokedChain } from "./stores/certificates.ts";
+export { DuplicateSerialError, IssuerNotActiveError, SuccessorExistsError, type RevokedChain } from "./stores/certificates.ts";
 export { CrlSourceChangedError } from "./stores/revocation.ts";
 export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
 export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };

@@ -160,6 +160,7 @@ export class OcspSigner {
       notAfter,
       tbsDer,
       requester: "ocsp-signer",
+      onlyFromActiveIssuer: false,
     });
     const der = await signCertificate(tbsDer, issuer.signer);
     await this.deps.inventory.certificates.markIssued(serial.hex, der, audit);

@@ -21,6 +21,13 @@ export interface PlannedCertificate {
   provisionerId?: string | undefined;
   autoRenew?: boolean;
   predecessorSerial?: string | undefined;
+  /**
+   * Services' certificates come only from the active, unrevoked intermediate, checked in the
+   * statement that records the intent: a process whose keyring has not yet seen a rotation
+   * or an emergency revocation in another process cannot sign with the old key. The CA's
+   * own OCSP responder certificates are also made for retired and revoked issuers.
+   */
+  onlyFromActiveIssuer: boolean;
 }
 
 /** Status as users see it: "expired" is a valid certificate past its notAfter. */
@@ -42,6 +49,13 @@ export interface CertificateQuery {
 export class DuplicateSerialError extends Error {
   constructor(serial: string) {
     super(`serial ${serial} already exists in the inventory`);
+  }
+}
+
+/** The intent names an issuer that is no longer the active, unrevoked one; nothing was recorded. */
+export class IssuerNotActiveError extends Error {
+  constructor(readonly issuerId: string) {
+    super(`issuer ${issuerId} is no longer the active intermediate (rotated or revoked)`);
   }
 }
 
@@ -91,7 +105,7 @@ function decodeCursor(cursor: string): { notAfter: Date; serial: string } {
 
 export class CertificateStore {
   private readonly audit: AuditStore;
-  private readonly intents: Batcher<PlannedCertificate, undefined>;
+  private readonly intents: Batcher<PlannedCertificate, "issuer_not_active" | undefined>;
   /** per item: undefined when stored, else why not */
   private readonly issued: Batcher<{ serial: string; der: Buffer; audit: AuditEntry }, string | undefined>;
 
@@ -109,8 +123,9 @@ export class CertificateStore {
 
   /** Stores the planned certificate as `pending`. The primary key makes serials unique. */
   async recordIntent(planned: PlannedCertificate): Promise<void> {
+    let refused: "issuer_not_active" | undefined;
     try {
-      await this.intents.submit(planned);
+      refused = await this.intents.submit(planned);
     } catch (error) {
       const e = error as { code?: string; constraint?: string };
       if (e.code === "23505" && e.constraint === ONE_LIVE_SUCCESSOR && planned.predecessorSerial) {
@@ -119,6 +134,7 @@ export class CertificateStore {
       if (e.code === "23505") throw new DuplicateSerialError(planned.serial);
       throw error;
     }
+    if (refused) throw new IssuerNotActiveError(planned.issuerId);
   }
 
   /** The pending or valid certificate that names `serial` as its predecessor, if any. */
@@ -517,15 +533,18 @@ function textSearchPlan(sample: SearchTextSample | undefined, pattern: string, n
   return { walk: Math.ceil(Math.max(4 * walked, index.cost / COST_WALKED)), indexPattern: index.pattern };
 }
 
-async function insertIntents(sql: SqlRunner, items: PlannedCertificate[]): Promise<undefined[]> {
+async function insertIntents(sql: SqlRunner, items: PlannedCertificate[]): Promise<Array<"issuer_not_active" | undefined>> {
   const column = <T>(f: (p: PlannedCertificate) => T) => items.map(f);
-  await sql.query(
+  const inserted = await sql.query<{ serial: string }>(
     `INSERT INTO certificates (serial, issuer_id, status, profile, subject, sans, search_text, key_algorithm, public_key_spki,
        not_before, not_after, tbs_der, requester, provisioner_id, auto_renew, predecessor_serial)
      SELECT s, i, 'pending', p, sub, ARRAY(SELECT jsonb_array_elements_text(sa)), st, ka, pk, nb, na, tbs, rq, pv, ar, ps
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::bytea[],
-                 $9::timestamptz[], $10::timestamptz[], $11::bytea[], $12::text[], $13::text[], $14::bool[], $15::text[])
-       AS t(s, i, p, sub, sa, st, ka, pk, nb, na, tbs, rq, pv, ar, ps)`,
+                 $9::timestamptz[], $10::timestamptz[], $11::bytea[], $12::text[], $13::text[], $14::bool[], $15::text[], $16::bool[])
+       AS t(s, i, p, sub, sa, st, ka, pk, nb, na, tbs, rq, pv, ar, ps, oa)
+     JOIN issuers ON issuers.id = t.i
+     WHERE NOT t.oa OR (issuers.status = 'active' AND issuers.revoked_at IS NULL)
+     RETURNING serial`,
     [
       column((p) => p.serial),
       column((p) => p.issuerId),
@@ -542,9 +561,11 @@ async function insertIntents(sql: SqlRunner, items: PlannedCertificate[]): Promi
       column((p) => p.provisionerId ?? null),
       column((p) => p.autoRenew ?? false),
       column((p) => p.predecessorSerial ?? null),
+      column((p) => p.onlyFromActiveIssuer),
     ],
   );
-  return items.map(() => undefined);
+  const recorded = new Set(inserted.map((row) => row.serial));
+  return items.map((item) => (recorded.has(item.serial) ? undefined : "issuer_not_active"));
 }
 
 async function storeIssued(sql: SqlRunner, items: Array<{ serial: string; der: Buffer; audit: AuditEntry }>): Promise<Array<string | undefined>> {
