@@ -2,6 +2,7 @@ export { CaError, inventoryFailure, type CaErrorKind } from "./errors.ts";
 export { parseCsr, MAX_CSR_BYTES, type CsrProposal } from "./csr.ts";
 export { PROFILES, PROFILE_NAMES, DEFAULT_PROFILE, isProfileName, type ProfileName } from "./profiles.ts";
 export { type San, formatSan, parseSan, sanProblem } from "./names.ts";
+export { prefixMatchProblem } from "./uri.ts";
 export { Authority, MIN_TTL_SECONDS, namesOf, type IssueRequest, type IssuedCertificate, type Requester } from "./authority.ts";
 export { Keyring, StartupCheckError, type ServingIssuer } from "./keyring.ts";
 export type { KeyringChange } from "./keyring.ts";

@@ -74,6 +74,24 @@ function authorityProblem(authority: string, hostProblem: (host: string) => stri
   return undefined;
 }
 
+/**
+ * Why a normal-form URI cannot be judged by a path prefix, or undefined. Servers disagree
+ * on what an encoded '/', '\\' or NUL, an empty segment, or a ';' path parameter on a dot
+ * segment ('..;' in Tomcat) mean, so `https://svc/api/..;/admin` or `…/api/a%2F..%2Fadmin`
+ * may reach a path outside the prefix on some server; a fragment says nothing about the
+ * path. Such URIs are never taken to be under a prefix.
+ */
+export function prefixMatchProblem(value: string): string | undefined {
+  if (/%(?:2F|5C|00)/i.test(value)) return "percent-encodes '/', '\\' or NUL, which servers read differently";
+  if (value.includes("#")) return "has a fragment";
+  const parts = URI_PARTS.exec(value);
+  const path = parts?.[3] ?? "";
+  const segments = path.split("/").slice(1);
+  if (segments.slice(0, -1).some((segment) => segment === "")) return "has an empty path segment ('//')";
+  if (segments.some((segment) => /^\.\.?;/.test(segment))) return "has a dot segment with a ';' parameter ('..;')";
+  return undefined;
+}
+
 /** The SPIFFE ID rules (spiffe/spiffe standards, SPIFFE-ID.md §2) for a URI that is already valid RFC 3986. */
 export function spiffeIdProblem(value: string): string | undefined {
   if (!value.startsWith("spiffe://")) return "is not of the form spiffe://trust-domain/path";

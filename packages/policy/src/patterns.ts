@@ -13,7 +13,7 @@
 //   CN:batch-runner  CN:batch-*   a subject CN of letters, digits, '-' and '_' that no client
 //                                 could read as a host name or address
 import { BlockList, isIP } from "node:net";
-import { CaError, sanProblem, type San } from "@pki/ca-core";
+import { CaError, prefixMatchProblem, sanProblem, type San } from "@pki/ca-core";
 
 type SanType = San["type"];
 
@@ -98,9 +98,11 @@ function uriPattern(text: string, body: string): NamePattern {
   const problem = sanProblem({ type: "URI", value: star === -1 ? fixed : fixed.slice(0, -1) });
   if (problem) throw invalid(text, `is not usable: ${problem}`);
   if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#]/.test(fixed)) throw invalid(text, "must name a host (e.g. URI:spiffe://prod.example/ns/payments/*)");
+  const confusing = star === -1 ? undefined : prefixMatchProblem(fixed);
+  if (confusing) throw invalid(text, `is not usable as a prefix: it ${confusing}`);
   // Names reach here checked by CSR intake, renewal re-reads stored ones: a URI that is not
   // in normal form (a '..' segment, '%2E') is never taken to be under a prefix.
-  const normal = (v: string) => sanProblem({ type: "URI", value: v }) === undefined;
+  const normal = (v: string) => sanProblem({ type: "URI", value: v }) === undefined && prefixMatchProblem(v) === undefined;
   if (star === -1) return { text, type: "URI", matches: (v) => v === fixed };
   return { text, type: "URI", matches: (v) => v.startsWith(fixed) && v.length > fixed.length && normal(v) };
 }

@@ -100,10 +100,29 @@ describe("provisioner name policy", () => {
   it("matches a URI prefix on RFC 3986 normal form", () => {
     const web = ProvisionerPolicy.create({ name: "web", profiles: ["mtls"], names: ["URI:https://id.example/ns/a/*"], maxTtlSeconds: 3600 });
     const allowed = (uri: string) => () => web.authorizeNames({ commonName: undefined, sans: [parseSan(`URI:${uri}`)] });
-    expect(allowed("https://id.example/ns/a/b%2Fc")).not.toThrow();
+    expect(allowed("https://id.example/ns/a/b/c;v=1")).not.toThrow();
     for (const uri of ["https://id.example/ns/a/../b", "https://id.example/ns/a/%2e%2e/b", "https://id.example/ns/a/%2E%2E/b", "https://id.example/ns/a/%7euser"]) {
       expect(sanProblem(parseSan(`URI:${uri}`)), uri).toBeDefined();
       expect(refusal(allowed(uri)).kind).toBe("forbidden");
+    }
+  });
+
+  it.each([
+    ["https://id.example/ns/a/..;/admin", "a dot segment with a path parameter (Tomcat reads it as ..)"],
+    ["https://id.example/ns/a/.;/x", "a dot segment with a path parameter"],
+    ["https://id.example/ns/a/b%2F..%2F..%2Fadmin", "an encoded '/'"],
+    ["https://id.example/ns/a/b%5C..%5Cadmin", "an encoded '\\'"],
+    ["https://id.example/ns/a/x%00", "an encoded NUL"],
+    ["https://id.example/ns/a//x", "an empty segment"],
+    ["https://id.example/ns/a/x#/../admin", "a fragment"],
+  ])("a valid URI that servers could resolve outside the prefix is not under it: %s (%s)", (uri) => {
+    const web = ProvisionerPolicy.create({ name: "web", profiles: ["mtls"], names: ["URI:https://id.example/ns/a/*"], maxTtlSeconds: 3600 });
+    expect(refusal(() => web.authorizeNames({ commonName: undefined, sans: [parseSan(`URI:${uri}`)] })).kind).toBe("forbidden");
+  });
+
+  it("refuses a prefix pattern that is itself ambiguous", () => {
+    for (const pattern of ["URI:https://x.example/a%2F..%2F/*", "URI:https://x.example/a//*", "URI:https://x.example/..;/*"]) {
+      expect(() => ProvisionerPolicy.create({ name: "x", profiles: ["mtls"], names: [pattern], maxTtlSeconds: 3600 }), pattern).toThrow(/not usable/);
     }
   });
 
