@@ -51,7 +51,9 @@ describe("docker-compose.yml", () => {
       expect(source).not.toMatch(/^\.\/?$|\*/); // no whole-context or wildcard copies
       expect(["secrets", ".pki", ".git", "node_modules"].some((secret) => source === secret || source.startsWith(`${secret}/`))).toBe(false);
     }
-    for (const ignoreFile of [".dockerignore", ".gitignore"]) expect(readFileSync(path.join(REPO_ROOT, ignoreFile), "utf8")).toMatch(/^secrets\/?$/m);
+    expect(readFileSync(path.join(REPO_ROOT, ".gitignore"), "utf8")).toMatch(/^secrets\/$/m);
+    // at any depth: a data dir or secrets folder made inside apps/ would otherwise ride along with COPY apps
+    for (const pattern of ["**/secrets", "**/.pki"]) expect(readFileSync(path.join(REPO_ROOT, ".dockerignore"), "utf8").split("\n")).toContain(pattern);
   });
 
   it("gives the API's TLS certificate the names clients use, and relying parties a plain-HTTP public URL", () => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // `pki`: the operator's command line. Every failure is one line on stderr and exit code 1.
 import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadConfig, ConfigError, type Config } from "@pki/config";
 import {
@@ -54,6 +55,8 @@ const searchTerm = (value: string) => {
 let config: Config;
 const cfg = (): Config => (config ??= loadConfig());
 const operator = () => `cli:${cfg().operator}`;
+/** A file named on the command line, relative to where the user ran the command. */
+const fromCaller = (file: string) => path.resolve(cfg().invocationDir, file);
 
 /** Reads a secret from the terminal without echoing it. */
 function promptSecret(question: string): Promise<string> {
@@ -120,7 +123,7 @@ program
     if (!isProfileName(opts.profile)) throw new CaError("bad_request", `unknown profile '${opts.profile}'; use one of ${PROFILE_NAMES.join(", ")}`);
     let input: Buffer;
     try {
-      input = readFileSync(opts.csr);
+      input = readFileSync(fromCaller(opts.csr));
     } catch {
       throw new CaError("bad_request", `cannot read CSR file ${opts.csr}`);
     }
@@ -128,9 +131,9 @@ program
     const ca = await openCa(cfg());
     try {
       const issued = await ca.authority.issue({ csr, profile: opts.profile, ttlSeconds: opts.ttl, requester: { actor: operator() } });
-      if (opts.out) writeFileSync(opts.out, issued.pem);
+      if (opts.out) writeFileSync(fromCaller(opts.out), issued.pem);
       else process.stdout.write(issued.pem);
-      if (opts.chainOut) writeFileSync(opts.chainOut, issued.chain.join(""));
+      if (opts.chainOut) writeFileSync(fromCaller(opts.chainOut), issued.chain.join(""));
       console.error(`issued ${issued.serial} by ${issued.issuerId} (${issued.profile}), valid until ${issued.notAfter.toISOString()}`);
     } finally {
       await ca.close();
@@ -167,7 +170,8 @@ certs
           cursor: opts.cursor,
         })
         .catch((error: Error) => {
-          throw new CaError("bad_request", error.message);
+          if (error instanceof RangeError) throw new CaError("bad_request", `--cursor ${error.message}`, { cause: error });
+          throw error;
         });
       const now = new Date();
       for (const c of page.items) {
@@ -453,7 +457,7 @@ provisioners
         { name, profiles: opts.profiles, names: opts.names, maxTtlSeconds: opts.maxTtl, hierarchy: opts.hierarchy },
         { actor: operator() },
       );
-      if (opts.tokenOut) writeSecretFile(opts.tokenOut, `${token}\n`);
+      if (opts.tokenOut) writeSecretFile(fromCaller(opts.tokenOut), `${token}\n`);
       else console.log(token);
       console.error(
         `provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s. The token is not stored and cannot be shown again.`,

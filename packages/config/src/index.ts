@@ -23,8 +23,8 @@ const schema = z.object({
   PKI_PUBLIC_URL: z
     .url()
     .regex(/^https?:\/\//, "must be an http:// or https:// URL")
-    .default("http://127.0.0.1:8080")
-    .transform((u) => u.replace(/\/+$/, "")),
+    .optional()
+    .transform((u) => u?.replace(/\/+$/, "")),
   /** the database URL (with its password) from a secret file instead of the environment */
   DATABASE_URL_FILE: z.string().optional(),
   PKI_BOOTSTRAP_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
@@ -58,6 +58,7 @@ const schema = z.object({
   /** who runs the CLI, for the audit log ("cli:<name>"); the login name when unset */
   PKI_OPERATOR: z.string().min(1).max(64).optional(),
   USER: z.string().optional(),
+  INIT_CWD: z.string().min(1).optional(),
   /** full CRL lifetime (nextUpdate - thisUpdate) and how often it is re-signed anyway */
   PKI_CRL_VALIDITY_SECONDS: positiveInt.min(3600).default(86400),
   PKI_CRL_REFRESH_SECONDS: positiveInt.min(60).default(6 * 3600),
@@ -167,6 +168,8 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** the CLI's actor in the audit log */
   operator: string;
+  /** where the user ran the command: `npm run pki` starts in the checkout, npm says where the caller was (INIT_CWD) */
+  invocationDir: string;
   revocation: {
     crlValiditySeconds: number;
     crlRefreshSeconds: number;
@@ -261,7 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: readDatabaseUrl(e.DATABASE_URL, e.DATABASE_URL_FILE),
     embeddedDatabaseDir: path.join(dataDir, "pgdata"),
     http: { bind: e.PKI_BIND, port: e.PKI_HTTP_PORT, apiPort: e.PKI_API_PORT },
-    publicUrl: e.PKI_PUBLIC_URL,
+    publicUrl: e.PKI_PUBLIC_URL ?? defaultPublicUrl(e.PKI_BIND, e.PKI_HTTP_PORT),
     bootstrapAdminToken: readSecret(e.PKI_BOOTSTRAP_ADMIN_TOKEN, e.PKI_BOOTSTRAP_ADMIN_TOKEN_FILE, "PKI_BOOTSTRAP_ADMIN_TOKEN"),
     hsm: {
       modulePath: e.PKCS11_MODULE ?? SOFTHSM_MODULES.find((m) => existsSync(m)),
@@ -287,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     logLevel: e.PKI_LOG_LEVEL,
     operator: e.PKI_OPERATOR ?? e.USER ?? "operator",
+    invocationDir: e.INIT_CWD ?? process.cwd(),
     revocation: {
       crlValiditySeconds: e.PKI_CRL_VALIDITY_SECONDS,
       crlRefreshSeconds: Math.min(e.PKI_CRL_REFRESH_SECONDS, Math.floor(e.PKI_CRL_VALIDITY_SECONDS / 2)),
@@ -330,4 +334,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       keyringReloadSeconds: e.PKI_KEYRING_RELOAD_SECONDS,
     },
   };
+}
+
+/**
+ * Without PKI_PUBLIC_URL, certificates name this process's own public listener: the bind
+ * address (loopback for a wildcard bind) and PKI_HTTP_PORT, so a CA started on another port
+ * still writes CRL and OCSP URLs that answer.
+ */
+function defaultPublicUrl(bind: string, port: number): string {
+  const host = bind === "0.0.0.0" || bind === "::" ? "127.0.0.1" : bind.includes(":") ? `[${bind}]` : bind;
+  return `http://${host}:${port}`;
 }
