@@ -121,11 +121,12 @@ program
   .option("--chain-out <file>", "write the chain (intermediate then root, PEM) here")
   .action(async (opts: { csr: string; profile: string; ttl?: number; out?: string; chainOut?: string }) => {
     if (!isProfileName(opts.profile)) throw new CaError("bad_request", `unknown profile '${opts.profile}'; use one of ${PROFILE_NAMES.join(", ")}`);
+    const csrPath = fromCaller(opts.csr); // outside the try: a configuration problem is named as such
     let input: Buffer;
     try {
-      input = readFileSync(fromCaller(opts.csr));
-    } catch {
-      throw new CaError("bad_request", `cannot read CSR file ${opts.csr}`);
+      input = readFileSync(csrPath);
+    } catch (error) {
+      throw new CaError("bad_request", `cannot read CSR file ${csrPath}`, { cause: error });
     }
     const csr = parseCsr(input);
     const ca = await openCa(cfg());
