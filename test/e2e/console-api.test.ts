@@ -73,6 +73,22 @@ describe("console sessions", () => {
     expect(audit.json.items.map((e: { actor: string }) => e.actor)).toEqual(["admin:bootstrap"]);
   });
 
+  it("failed logins count against the source's limit (429 past it); a valid token still logs in", async () => {
+    const from = { localAddress: "127.0.0.9" };
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await t.call("POST", "/v1/console/session", { ...from, body: { token: `wrong-${i}-wrong-wrong` } })).status);
+    expect(statuses.slice(0, 20)).toEqual(Array(20).fill(401));
+    expect(statuses[20]).toBe(429);
+    expect((await t.call("POST", "/v1/console/session", { ...from, body: { token: t.ca.adminToken } })).status).toBe(201);
+  });
+
+  it("a malformed or unknown cookie is a 401, never a session", async () => {
+    for (const cookie of ["pki_session=", "pki_session=%00%ff", `pki_session=${"A".repeat(43)}`, `pki_session=${"A".repeat(5000)}`]) {
+      const res = await t.call("GET", "/v1/certificates", { headers: { cookie } });
+      expect(res.status, cookie).toBe(401);
+    }
+  });
+
   it("an Authorization header wins over the cookie", async () => {
     const s = await login();
     const res = await t.call("GET", "/v1/certificates", { ...asSession(s), token: "wrong-token-wrong-token" });
