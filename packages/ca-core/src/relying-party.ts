@@ -75,8 +75,8 @@ function ownUrl(url: string, publicUrl: string): string {
   return url;
 }
 
-/** A fetch that gives up after the time limit and past the size limit, and follows no redirect. */
-async function fetchBounded(url: string, init: RequestInit, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+/** A fetch that gives up after the time limit and past the size limit, and follows no redirect (exported for its tests). */
+export async function fetchBounded(url: string, init: RequestInit, maxBytes: number, timeoutMs: number): Promise<Buffer> {
   const response = await fetch(url, { ...init, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
   if (!response.ok) {
     await response.body?.cancel();
