@@ -82,6 +82,11 @@ describe("console sessions", () => {
     expect(statuses.slice(0, 20)).toEqual(Array(20).fill(401));
     expect(statuses[20]).toBe(429);
     expect((await t.call("POST", "/v1/console/session", { ...from, body: { token: t.ca.adminToken } })).status).toBe(201);
+
+    // "am I logged in?" without a cookie is the console's page load, not a guess: never 429
+    const pageLoads: number[] = [];
+    for (let i = 0; i < 25; i++) pageLoads.push((await t.call("GET", "/v1/console/session", { localAddress: "127.0.0.10" })).status);
+    expect(pageLoads).toEqual(Array(25).fill(401));
   });
 
   it("a malformed or unknown cookie is a 401, never a session", async () => {
