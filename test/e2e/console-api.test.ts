@@ -165,6 +165,12 @@ describe("console sessions", () => {
     expect((await t.call("GET", "/v1/certificates", { token })).status).toBe(401);
     expect((await t.call("POST", "/v1/console/session", { body: { token } })).status).toBe(401);
     expect(pki(["admin", "remove", "alice"], t.ca.env).stderr).toMatch(/no live admin named 'alice'/);
+    const audited = await t.call("GET", "/v1/audit?target=alice&action=admin.", { token: t.ca.adminToken });
+    expect(audited.json.items.map((e: { action: string; actor: string }) => [e.action, e.actor.split(":")[0]])).toEqual([
+      ["admin.remove", "cli"],
+      ["admin.create", "cli"],
+    ]);
+    expect(audited.json.items[0].details).toEqual({ sessionsEnded: 1 });
   });
 });
 
