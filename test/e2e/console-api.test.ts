@@ -131,6 +131,21 @@ describe("console sessions", () => {
     expect(await t.ca.inventory.sql.query(`SELECT 1 FROM console_sessions WHERE id_hash = $1`, [hashToken(s.value)])).toHaveLength(0);
   });
 
+  it("the sweep and every login remove sessions that are over", async () => {
+    const store = t.ca.inventory.consoleSessions;
+    const limits = { idleSeconds: IDLE_SECONDS, maxPerOperator: 20 };
+    const longAgo = new Date(Date.now() - 3600_000);
+    await store.create({ idHash: "a".repeat(64), operator: "bootstrap", csrfToken: "x", now: longAgo, expiresAt: new Date(Date.now() + 3600_000) }, limits);
+    await store.create({ idHash: "b".repeat(64), operator: "bootstrap", csrfToken: "x", now: longAgo, expiresAt: new Date(Date.now() + 3600_000) }, limits);
+    const stale = () => t.ca.inventory.sql.query(`SELECT id_hash FROM console_sessions WHERE id_hash IN ($1, $2)`, ["a".repeat(64), "b".repeat(64)]);
+    expect(await stale()).toHaveLength(2);
+    expect(await store.sweep(new Date(), IDLE_SECONDS)).toBeGreaterThanOrEqual(2);
+    expect(await stale()).toHaveLength(0);
+    await store.create({ idHash: "c".repeat(64), operator: "bootstrap", csrfToken: "x", now: longAgo, expiresAt: new Date(Date.now() + 3600_000) }, limits);
+    await login();
+    expect(await t.ca.inventory.sql.query(`SELECT 1 FROM console_sessions WHERE id_hash = $1`, ["c".repeat(64)])).toHaveLength(0);
+  });
+
   it("keeps at most 20 sessions per operator, dropping the oldest", async () => {
     const first = await login();
     for (let i = 0; i < 20; i++) await login();

@@ -24,6 +24,11 @@ describe("what a relying party sees", () => {
       expect(before.json.crl).toMatchObject({ url: `${rca.baseUrl}/crl/${rca.issuerId}.crl`, listed: false, number: expect.stringMatching(/^\d+$/) });
       expect(before.json.crl.error).toBeUndefined();
 
+      const issuer = (await call("GET", "/v1/issuers")).json.find((i: { id: string }) => i.id === rca.issuerId);
+      expect(issuer.crl).toEqual({ number: before.json.crl.number, thisUpdate: expect.any(String), nextUpdate: expect.any(String), ageSeconds: expect.any(Number) });
+      expect(issuer.ocsp).toEqual({ responderSerial: expect.stringMatching(/^[0-9a-f]+$/), responderNotAfter: expect.any(String) });
+      expect(issuer.liveCertificates).toBeGreaterThanOrEqual(1);
+
       expect((await call("POST", `/v1/certificates/${leaf.serial}/revoke`, { reason: "keyCompromise" })).status).toBe(200);
       await rca.settle();
       const after = await call("GET", `/v1/certificates/${leaf.serial}/relying-party`);
