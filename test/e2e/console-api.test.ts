@@ -44,6 +44,7 @@ describe("console sessions", () => {
     const { value, attributes } = sessionCookieOf(s.res);
     expect(Buffer.from(value, "base64url")).toHaveLength(32);
     expect(attributes).toEqual(expect.arrayContaining(["HttpOnly", "Secure", "SameSite=Strict", "Path=/", `Max-Age=${IDLE_SECONDS}`]));
+    expect(s.res.headers["cache-control"]).toBe("no-store");
     const rows = await t.ca.inventory.sql.query<{ id_hash: string; operator: string }>(`SELECT id_hash, operator FROM console_sessions`);
     expect(rows).toContainEqual({ id_hash: hashToken(value), operator: "bootstrap" });
     expect(JSON.stringify(rows)).not.toContain(value);

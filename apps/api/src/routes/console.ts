@@ -19,6 +19,8 @@ const SessionView = z.object({
 });
 
 function setCookie(res: Response, value: string, maxAgeSeconds: number): void {
+  // the answer carries the CSRF token: no cache may keep it
+  res.setHeader("cache-control", "no-store");
   res.setHeader("set-cookie", `${SESSION_COOKIE}=${value}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`);
 }
 
