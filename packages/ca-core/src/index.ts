@@ -21,7 +21,7 @@ export {
   type RenewalPolicy,
 } from "./rotation.ts";
 export { initCa, createIntermediate, revocationUrls, leafRevocationUrls, writeTrustFiles, trustFilePaths, type CeremonyReport } from "./ceremony.ts";
-export { API_LISTENER_REQUESTER, isInternalCertificate } from "./internal-certificates.ts";
+export { API_LISTENER_REQUESTER, INTERNAL_CERTIFICATE_MARKS, isInternalCertificate } from "./internal-certificates.ts";
 export { writeSecretFile } from "./secret-file.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
 export { type Clock, systemClock } from "./clock.ts";
@@ -47,3 +47,4 @@ export {
 } from "./ocsp/request.ts";
 export { signOcspResponse, ocspErrorResponse, certIdFor, publicKeyBits, OCSPResponseStatus, type SingleStatus, type ResponderIdentity } from "./ocsp/response.ts";
 export { OcspSigner, derEtag, destroyExpiredResponderKeys, OCSP_RESPONDER_PROFILE, RESPONDER_KEY_GRACE_MS, type DestroyedResponderKey, type LiveItem, type OcspSignerDeps } from "./ocsp/signer.ts";
+export { relyingPartyView, RELYING_PARTY_LIMITS, type RelyingPartyLimits, type OcspView, type CrlView } from "./relying-party.ts";

@@ -1,6 +1,8 @@
 import {
   CaError,
   DEFAULT_PROFILE,
+  INTERNAL_CERTIFICATE_MARKS,
+  isInternalCertificate,
   REASON_NAMES,
   formatSan,
   inventoryFailure,
@@ -8,6 +10,7 @@ import {
   namesOf,
   parseCsr,
   parseSan,
+  relyingPartyView,
   revokeCertificate,
   toPem,
   type CaRuntime,
@@ -42,7 +45,26 @@ function stateOf(record: CertificateRecord, now: Date): CertificateState {
   return record.status === "valid" && record.notAfter <= now ? "expired" : record.status;
 }
 
-function summaryView(record: CertificateRecord, now: Date) {
+/** Provisioner names by id, removed ones included (their certificates still name them). */
+async function provisionerNames(runtime: CaRuntime): Promise<Map<string, string>> {
+  return new Map((await runtime.inventory.provisioners.list({ includeRemoved: true })).map((p) => [p.id, p.name]));
+}
+
+/** The issuer's certificate and its parents up to the root, PEM. */
+async function chainOf(runtime: CaRuntime, issuerId: string): Promise<string[]> {
+  const chain: string[] = [];
+  let id: string | null = issuerId;
+  // A hierarchy is root → intermediate; the bound only guards against a corrupt loop.
+  for (let depth = 0; id && depth < 8; depth++) {
+    const issuer = await runtime.inventory.issuers.get(id);
+    if (!issuer) break;
+    chain.push(toPem(issuer.certificateDer));
+    id = issuer.parentId;
+  }
+  return chain;
+}
+
+function summaryView(record: CertificateRecord, now: Date, names: Map<string, string>) {
   return {
     serial: record.serial,
     status: stateOf(record, now),
@@ -55,6 +77,8 @@ function summaryView(record: CertificateRecord, now: Date) {
     notAfter: record.notAfter.toISOString(),
     requester: record.requester,
     provisionerId: record.provisionerId,
+    provisioner: record.provisionerId ? (names.get(record.provisionerId) ?? null) : null,
+    internal: isInternalCertificate(record),
     autoRenew: record.autoRenew,
     predecessorSerial: record.predecessorSerial,
     successorSerial: record.successorSerial,
@@ -236,16 +260,22 @@ const list = (runtime: CaRuntime) =>
     method: "get",
     path: "/v1/certificates",
     operationId: "listCertificates",
-    summary: "Search the inventory, soonest expiry first",
-    description: "Filters combine with AND. Pages are keyset-paginated on (notAfter, serial): pass nextCursor as cursor; pages stay stable while certificates are issued.",
+    summary: "Search the inventory, soonest expiry first (or latest first with order=desc)",
+    description: "Filters combine with AND. Pages are keyset-paginated on (notAfter, serial): pass nextCursor as cursor, with the same order; pages stay stable while certificates are issued.",
     tags: ["inventory"],
     auth: "admin",
     query: S.ListQuery,
     responses: { 200: { description: "one page", schema: S.CertificateList } },
-    problems: [400, 401, 403, 429, 503],
+    problems: [400, 401, 403, 404, 429, 503],
     handle: async (ctx) => {
       const q = ctx.query;
       const now = runtime.clock.now();
+      const names = await provisionerNames(runtime);
+      let provisionerId: string | undefined;
+      if (q.provisioner !== undefined) {
+        provisionerId = [...names].find(([, name]) => name === q.provisioner)?.[0];
+        if (!provisionerId) throw new CaError("not_found", `no provisioner named '${q.provisioner}'`);
+      }
       const page = await runtime.inventory.certificates
         .list(
           {
@@ -257,6 +287,9 @@ const list = (runtime: CaRuntime) =>
             expiresAfter: q.expiresAfter ? new Date(q.expiresAfter) : undefined,
             limit: q.limit,
             cursor: q.cursor,
+            provisionerId,
+            internal: q.internal === undefined ? undefined : { only: q.internal, marks: INTERNAL_CERTIFICATE_MARKS },
+            order: q.order,
           },
           now,
         )
@@ -264,7 +297,7 @@ const list = (runtime: CaRuntime) =>
           if (error instanceof RangeError) throw badRequest(`query cursor: ${error.message}`, error);
           throw inventoryFailure(error, "nothing was listed");
         });
-      return { status: 200, body: { items: page.items.map((r) => summaryView(r, now)), nextCursor: page.nextCursor } };
+      return { status: 200, body: { items: page.items.map((r) => summaryView(r, now, names)), nextCursor: page.nextCursor } };
     },
   });
 
@@ -282,10 +315,53 @@ const getOne = (runtime: CaRuntime) =>
     handle: async (ctx) => {
       const record = await runtime.inventory.certificates.get(ctx.params.serial);
       if (!record) throw new CaError("not_found", `no certificate with serial ${ctx.params.serial}`);
-      return { status: 200, body: { ...summaryView(record, runtime.clock.now()), certificate: record.der ? toPem(record.der) : null } };
+      const pem = record.der ? toPem(record.der) : null;
+      const names = await provisionerNames(runtime);
+      return { status: 200, body: { ...summaryView(record, runtime.clock.now(), names), certificate: pem, pem, chain: await chainOf(runtime, record.issuerId) } };
+    },
+  });
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+const relyingParty = (runtime: CaRuntime) =>
+  defineRoute({
+    method: "get",
+    path: "/v1/certificates/{serial}/relying-party",
+    operationId: "getRelyingPartyView",
+    summary: "What a relying party sees right now: the OCSP answer and the CRL, fetched from the URLs in the certificate",
+    description:
+      "An OCSP request POSTed to the certificate's OCSP URL and its CRL fetched from its distribution point, each answer's signature checked against the issuer. Only URLs under this CA's PKI_PUBLIC_URL are fetched; each fetch has 2 s and 1 MB (OCSP) or 64 MB (CRL) at most, and follows no redirect. A failure shows as status 'error' / error, not as an HTTP error.",
+    tags: ["inventory"],
+    auth: "admin",
+    params: S.SerialParams,
+    responses: { 200: { description: "both views", schema: S.RelyingPartyView } },
+    problems: [400, 401, 403, 404, 409, 429, 503],
+    handle: async (ctx) => {
+      const record = await runtime.inventory.certificates.get(ctx.params.serial);
+      if (!record) throw new CaError("not_found", `no certificate with serial ${ctx.params.serial}`);
+      if (!record.der) throw new CaError("conflict", `certificate ${record.serial} is ${record.status}: there is no signed certificate to check`);
+      const issuer = await runtime.inventory.issuers.get(record.issuerId);
+      if (!issuer) throw new CaError("not_found", `the issuer ${record.issuerId} of certificate ${record.serial} is not in the inventory`);
+      const view = await relyingPartyView({ certificateDer: record.der, serial: record.serial, issuerDer: issuer.certificateDer, publicUrl: runtime.config.publicUrl });
+      const { ocsp, crl } = view;
+      return {
+        status: 200,
+        body: {
+          ocsp: {
+            url: ocsp.url,
+            status: ocsp.status,
+            thisUpdate: iso(ocsp.thisUpdate),
+            nextUpdate: iso(ocsp.nextUpdate),
+            ...(ocsp.revokedAt ? { revokedAt: ocsp.revokedAt.toISOString() } : {}),
+            ...(ocsp.reason ? { reason: ocsp.reason } : {}),
+            ...(ocsp.error ? { error: ocsp.error } : {}),
+          },
+          crl: { url: crl.url, listed: crl.listed, number: crl.number, thisUpdate: iso(crl.thisUpdate), nextUpdate: iso(crl.nextUpdate), ...(crl.error ? { error: crl.error } : {}) },
+        },
+      };
     },
   });
 
 export function certificateRoutes(runtime: CaRuntime): RouteDefinition[] {
-  return [issue(runtime), renew(runtime), revoke(runtime), list(runtime), getOne(runtime)];
+  return [issue(runtime), renew(runtime), revoke(runtime), list(runtime), getOne(runtime), relyingParty(runtime)];
 }
