@@ -9,6 +9,7 @@ import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
 import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted, type Caller } from "./auth.ts";
+import { consoleRouter } from "./console-static.ts";
 import { openApiDocument } from "./openapi.ts";
 import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
 import { certificateRoutes } from "./routes/certificates.ts";
@@ -156,6 +157,7 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
   for (const route of routes) {
     app[route.method](expressPath(route.path), requireContentType(route), bindRoute(route, runtime, limiter, log));
   }
+  app.use(consoleRouter());
   if (options.extraRoutes) app.use(options.extraRoutes({ runtime, requireAdmin: requireAdminWith(runtime, limiter, log) }));
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path} (see /openapi.json)`));
   app.use(bodyLimitProblem);
