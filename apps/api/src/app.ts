@@ -10,6 +10,8 @@ import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
 import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted, type Caller } from "./auth.ts";
 import { consoleRouter } from "./console-static.ts";
+import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
+import { consoleDataRoutes } from "./routes/console-data.ts";
 import { openApiDocument } from "./openapi.ts";
 import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
 import { certificateRoutes } from "./routes/certificates.ts";
@@ -27,7 +29,7 @@ const answered = new Counter({
 });
 
 export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
-  return [...issuerRoutes(runtime), ...provisionerRoutes(runtime), ...certificateRoutes(runtime)];
+  return [...consoleRoutes(runtime), ...consoleDataRoutes(runtime), ...issuerRoutes(runtime), ...provisionerRoutes(runtime), ...certificateRoutes(runtime)];
 }
 
 export interface ApiAppOptions {
@@ -74,9 +76,15 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
       const params = parseOrThrow(route.params, req.params, "path");
       const query = ownInput ? undefined : parseOrThrow(route.query ?? emptyQuery, req.query, "query");
       const body = ownInput ? undefined : route.body && (hasBody(req) || route.bodyRequired) ? parseOrThrow(route.body, req.body ?? (route.bodyRequired ? undefined : {}), "body") : undefined;
-      const result = await route.handle({ req, res, params, query, body, caller, sourceIp });
+      const authFailure = (error: CaError): Error => {
+        const wait = limiter.recordFailure(sourceIp);
+        return wait === undefined ? error : new TooManyFailures(sourceIp, wait, { cause: error });
+      };
+      const result = await route.handle({ req, res, params, query, body, caller, sourceIp, authFailure });
       answered.inc({ operation: route.operationId, caller: caller.kind, outcome: "ok" });
-      res.status(result.status).json(result.body);
+      if (caller.kind === "admin" && caller.session && !res.headersSent && !res.hasHeader("set-cookie")) refreshSessionCookie(res, caller.session, runtime);
+      if (result.status === 204) res.status(204).end();
+      else res.status(result.status).json(result.body);
     } catch (error) {
       if (error instanceof TooManyFailures) {
         answered.inc({ operation: route.operationId, caller: "-", outcome: "429" });

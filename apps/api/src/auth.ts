@@ -2,6 +2,7 @@
 // certificates. Tokens are looked up by their SHA-256 through a unique index, so the time
 // an answer takes does not depend on how much of a guess was right.
 import type { Request } from "express";
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { CaError, inventoryFailure, type CaRuntime } from "@pki/ca-core";
 import type { ProvisionerRecord } from "@pki/db";
@@ -11,11 +12,68 @@ import type { AuthRequirement } from "./route.ts";
 
 export type Caller =
   | { kind: "anonymous"; actor: "anonymous" }
-  | { kind: "admin"; actor: string; name: string }
+  | { kind: "admin"; actor: string; name: string; session?: ConsoleSession }
   | { kind: "provisioner"; actor: string; provisioner: ProvisionerRecord; policy: ProvisionerPolicy }
   | { kind: "mtls"; actor: string; client: ClientCertificate };
 
 const unauthorized = (message: string) => new CaError("unauthorized", message);
+
+/** The operator console's session cookie. */
+export const SESSION_COOKIE = "pki_session";
+/** A session ends this long after login however busy it is. */
+export const SESSION_ABSOLUTE_SECONDS = 12 * 3600;
+/** Live sessions one operator may hold; logging in once more ends their oldest. */
+export const SESSIONS_PER_OPERATOR = 20;
+
+/** A live console session as the request presented it (the cookie value stays in memory only). */
+export interface ConsoleSession {
+  cookieValue: string;
+  idHash: string;
+  operator: string;
+  csrfToken: string;
+  expiresAt: Date;
+}
+
+export const sessionHash = (cookieValue: string) => createHash("sha256").update(cookieValue, "utf8").digest("hex");
+
+/** The session cookie's value when the request carries one that could be ours (43 base64url characters). */
+export function sessionCookie(req: Request): string | undefined {
+  const header = req.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const [name, value] = part.trim().split("=", 2);
+    if (name === SESSION_COOKIE && value !== undefined) return /^[A-Za-z0-9_-]{43}$/.test(value) ? value : "";
+  }
+  return undefined;
+}
+
+/** The live session the request's cookie names; 401 when there is none. */
+export async function sessionCaller(req: Request, runtime: CaRuntime): Promise<Caller & { kind: "admin"; session: ConsoleSession }> {
+  const cookieValue = sessionCookie(req);
+  if (!cookieValue) throw unauthorized("there is no console session: log in with POST /v1/console/session, or send 'Authorization: Bearer <admin token>'");
+  const idHash = sessionHash(cookieValue);
+  const session = await runtime.inventory.consoleSessions.use(idHash, runtime.clock.now(), runtime.config.api.consoleIdleSeconds).catch((error: unknown) => {
+    throw inventoryFailure(error, "cannot check the console session");
+  });
+  if (!session) throw unauthorized("the console session has ended (idle too long, past its 12 h lifetime, logged out, or the operator was removed); log in again");
+  return {
+    kind: "admin",
+    actor: `admin:${session.operator}`,
+    name: session.operator,
+    session: { cookieValue, idHash, operator: session.operator, csrfToken: session.csrfToken, expiresAt: session.expiresAt },
+  };
+}
+
+/** Constant-time comparison of the X-CSRF-Token header with the session's token. */
+export function csrfMatches(req: Request, session: ConsoleSession): boolean {
+  const sent = req.headers["x-csrf-token"];
+  if (typeof sent !== "string") return false;
+  const a = createHash("sha256").update(sent, "utf8").digest();
+  const b = createHash("sha256").update(session.csrfToken, "utf8").digest();
+  return timingSafeEqual(a, b);
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD"]);
 
 function bearerToken(req: Request): string | undefined {
   const header = req.headers.authorization;
@@ -47,6 +105,14 @@ async function tokenCaller(runtime: CaRuntime, token: string): Promise<Caller | 
 export async function authenticate(req: Request, runtime: CaRuntime, requirement: AuthRequirement): Promise<Caller> {
   if (requirement === "none") return { kind: "anonymous", actor: "anonymous" };
   const token = bearerToken(req);
+  // A session cookie stands for an admin token; an Authorization header always wins over it.
+  if (token === undefined && requirement !== "mtls" && sessionCookie(req) !== undefined) {
+    const caller = await sessionCaller(req, runtime);
+    // The browser sends the cookie with any request to this origin; only our page can read
+    // the CSRF token, so a state change must carry it.
+    if (!SAFE_METHODS.has(req.method) && !csrfMatches(req, caller.session)) throw new CaError("forbidden", "missing or wrong CSRF token (send the session's csrfToken as X-CSRF-Token)");
+    return caller;
+  }
   if (requirement === "mtls" || (requirement === "adminOrMtls" && token === undefined)) {
     const client = await verifyClientCertificate(req.socket as TLSSocket, runtime);
     return { kind: "mtls", actor: `mtls:${client.serial}`, client };

@@ -5,10 +5,10 @@ import { Problem } from "./schemas.ts";
 
 const SECURITY: Record<AuthRequirement, Array<Record<string, string[]>>> = {
   none: [],
-  admin: [{ adminToken: [] }],
-  enrol: [{ provisionerToken: [] }, { adminToken: [] }],
+  admin: [{ adminToken: [] }, { consoleSession: [] }],
+  enrol: [{ provisionerToken: [] }, { adminToken: [] }, { consoleSession: [] }],
   mtls: [{ mutualTLS: [] }],
-  adminOrMtls: [{ adminToken: [] }, { mutualTLS: [] }],
+  adminOrMtls: [{ adminToken: [] }, { consoleSession: [] }, { mutualTLS: [] }],
 };
 
 const PROBLEM_TEXT: Record<number, string> = {
@@ -48,7 +48,7 @@ function requestBody(route: RouteDefinition) {
 function operation(route: RouteDefinition) {
   const responses: Record<string, unknown> = {};
   for (const [status, spec] of Object.entries(route.responses)) {
-    responses[status] = { description: spec.description, content: { "application/json": { schema: jsonSchema(spec.schema, "output") } } };
+    responses[status] = status === "204" ? { description: spec.description } : { description: spec.description, content: { "application/json": { schema: jsonSchema(spec.schema, "output") } } };
   }
   for (const status of route.problems) {
     responses[String(status)] = { description: PROBLEM_TEXT[status] ?? "error", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
@@ -86,13 +86,19 @@ export function openApiDocument(routes: RouteDefinition[], version = "1.0.0"): R
       version,
       description: "Private CA for mutual TLS: enrol with a provisioner token, renew over mTLS, revoke, search the inventory. Every error is RFC 9457 problem+json.",
     },
-    tags: [{ name: "certificates" }, { name: "inventory" }, { name: "provisioners" }, { name: "issuers" }, { name: "meta" }],
+    tags: [{ name: "certificates" }, { name: "inventory" }, { name: "provisioners" }, { name: "issuers" }, { name: "console" }, { name: "audit" }, { name: "meta" }],
     paths,
     components: {
       schemas: { Problem: jsonSchema(Problem, "output") },
       securitySchemes: {
         adminToken: { type: "http", scheme: "bearer", description: "operator token ($PKI_DATA_DIR/admin.token or PKI_BOOTSTRAP_ADMIN_TOKEN)" },
         provisionerToken: { type: "http", scheme: "bearer", description: "made by POST /v1/provisioners, shown once" },
+        consoleSession: {
+          type: "apiKey",
+          in: "cookie",
+          name: "pki_session",
+          description: "from POST /v1/console/session; every method other than GET/HEAD also needs the session's csrfToken as X-CSRF-Token",
+        },
         mutualTLS: { type: "mutualTLS", description: "a certificate issued by this CA, unexpired and not revoked, presented in the TLS handshake" },
       },
     },

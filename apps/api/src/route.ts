@@ -21,10 +21,16 @@ export interface RouteContext<P, Q, B> {
   body: B;
   caller: Caller;
   sourceIp: string;
+  /**
+   * For routes that check a credential themselves (console login): counts the failure
+   * against the source and returns what to throw (the 401 given, or 429 past the limit).
+   */
+  authFailure(error: CaError): Error;
 }
 
 export interface RouteResult {
   status: number;
+  /** undefined with 204 */
   body: unknown;
 }
 

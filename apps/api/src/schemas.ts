@@ -73,6 +73,38 @@ export const ListQuery = z.strictObject({
     .optional()
     .meta({ description: "1 to 1000, default 100" }),
   cursor: z.string().max(200).optional().meta({ description: "nextCursor of the previous page" }),
+  provisioner: z.string().min(1).max(63).optional().meta({ description: "only certificates this provisioner (by name) enrolled" }),
+  internal: z
+    .enum(["true", "false"], { error: "must be true or false" })
+    .transform((v) => v === "true")
+    .optional()
+    .meta({ description: "true: only the CA's own certificates (OCSP responder, API listener); false: only services'; absent: all" }),
+  order: z.enum(["asc", "desc"], { error: "must be asc or desc" }).optional().meta({ description: "by notAfter: asc (soonest first, the default) or desc" }),
+});
+
+const AuditPrefix = z.string().min(1).max(256, "must be at most 256 characters (longer than any stored value)");
+export const AuditQuery = z.strictObject({
+  actor: AuditPrefix.optional().meta({ description: "prefix of the actor: admin: for every operator, admin:alice for one" }),
+  action: AuditPrefix.optional().meta({ description: "prefix of the action, e.g. issuer. or certificate.revoke" }),
+  target: AuditPrefix.optional().meta({ description: "exact target: a serial, issuer id or name" }),
+  since: Instant.optional().meta({ description: "at or after this time" }),
+  until: Instant.optional().meta({ description: "before this time" }),
+  limit: z
+    .string()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(1, "must be at least 1").max(500, "must be at most 500"))
+    .optional()
+    .meta({ description: "1 to 500, default 100" }),
+  cursor: z.string().max(24).optional().meta({ description: "nextCursor of the previous page" }),
+});
+
+export const IssuerParams = z.strictObject({ id: z.string().min(1).max(128) });
+
+export const IssuerRevokeBody = z.strictObject({
+  reason: z.enum(["unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation"]).optional().meta({ description: "default keyCompromise" }),
+  reissue: z.boolean({ error: "must be true or false" }).optional().meta({ description: "re-issue every affected certificate from the replacement, in the background" }),
+  dryRun: z.boolean({ error: "must be true or false" }).optional().meta({ description: "only say what would happen; nothing changes" }),
 });
 
 export const ProvisionerBody = z.strictObject({
@@ -122,6 +154,8 @@ const CertificateSummary = z.object({
   notAfter: Instant,
   requester: z.string(),
   provisionerId: z.string().nullable(),
+  provisioner: z.string().nullable().meta({ description: "name of the provisioner that enrolled it" }),
+  internal: z.boolean().meta({ description: "one of the CA's own certificates (OCSP responder, API listener)" }),
   autoRenew: z.boolean(),
   predecessorSerial: z.string().nullable(),
   successorSerial: z.string().nullable(),
@@ -129,7 +163,11 @@ const CertificateSummary = z.object({
   revocationReason: z.string().nullable(),
 });
 
-export const CertificateDetails = CertificateSummary.extend({ certificate: Pem.nullable().meta({ description: "null while pending or when signing failed" }) });
+export const CertificateDetails = CertificateSummary.extend({
+  certificate: Pem.nullable().meta({ description: "null while pending or when signing failed" }),
+  pem: Pem.nullable().meta({ description: "the same as certificate" }),
+  chain: z.array(Pem).meta({ description: "the issuer, then up to the root" }),
+});
 export const CertificateList = z.object({ items: z.array(CertificateSummary), nextCursor: z.string().nullable() });
 
 export const Revocation = z.object({
@@ -152,6 +190,11 @@ export const Issuer = z.object({
   notAfter: Instant,
   keyAlgorithm: z.string(),
   certificate: Pem,
+  revokedAt: Instant.nullable(),
+  revocationReason: z.string().nullable(),
+  liveCertificates: z.number().int().meta({ description: "services' valid, unexpired certificates it signed: what revoking it affects" }),
+  crl: z.object({ number: z.string(), thisUpdate: Instant, nextUpdate: Instant, ageSeconds: z.number().int() }).nullable().meta({ description: "its latest full CRL" }),
+  ocsp: z.object({ responderSerial: z.string(), responderNotAfter: Instant }).nullable().meta({ description: "its newest delegated OCSP responder certificate" }),
 });
 
 export const Provisioner = z.object({
@@ -166,3 +209,63 @@ export const Provisioner = z.object({
 });
 
 export const ProvisionerCreated = Provisioner.extend({ token: z.string().meta({ description: "shown once; only its hash is stored" }) });
+
+const StateCounts = z.object({ valid: z.number().int(), revoked: z.number().int(), expired: z.number().int(), pending: z.number().int(), failed: z.number().int() });
+
+export const Overview = z.object({
+  generatedAt: Instant,
+  services: StateCounts,
+  internal: StateCounts.meta({ description: "the CA's own certificates (OCSP responder, API listener)" }),
+  expiring: z.object({ next24h: z.number().int(), next7d: z.number().int(), next30d: z.number().int() }),
+  expiryByDay: z.array(z.object({ day: z.string(), count: z.number().int() })),
+  autoRenew: z.object({
+    enabled: z.number().int(),
+    failedRenewals: z.array(z.object({ serial: z.string(), subject: z.string(), at: Instant, reason: z.string() })),
+  }),
+});
+
+export const AuditPage = z.object({
+  items: z.array(
+    z.object({
+      id: z.string(),
+      at: Instant,
+      actor: z.string(),
+      action: z.string(),
+      target: z.string().nullable(),
+      outcome: z.string(),
+      sourceIp: z.string().nullable(),
+      details: z.unknown(),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
+export const IssuerActivation = z.object({ activated: z.string(), retired: z.array(z.string()) });
+export const IssuerRevokePlan = z.object({ issuerId: z.string(), replacement: z.string().nullable().meta({ description: "'staged <id>', 'new intermediate' or null" }), affected: z.number().int() });
+export const IssuerRevoked = z.object({ revoked: z.string(), replacement: z.string().nullable(), affected: z.number().int() });
+export const ReissueProgress = z.object({
+  total: z.number().int(),
+  reissued: z.number().int(),
+  failed: z.array(z.object({ serial: z.string(), error: z.string() })),
+  done: z.boolean(),
+});
+
+export const RelyingPartyView = z.object({
+  ocsp: z.object({
+    url: z.string().nullable(),
+    status: z.enum(["good", "revoked", "unknown", "error"]),
+    thisUpdate: Instant.nullable(),
+    nextUpdate: Instant.nullable(),
+    revokedAt: Instant.optional(),
+    reason: z.string().optional(),
+    error: z.string().optional(),
+  }),
+  crl: z.object({
+    url: z.string().nullable(),
+    listed: z.boolean(),
+    number: z.string().nullable(),
+    thisUpdate: Instant.nullable(),
+    nextUpdate: Instant.nullable(),
+    error: z.string().optional(),
+  }),
+});

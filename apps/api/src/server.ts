@@ -37,6 +37,7 @@ export interface StartApiOptions extends ApiAppOptions {
 }
 
 const UNSPECIFIED = new Set(["0.0.0.0", "::"]);
+const SESSION_SWEEP_MS = 5 * 60_000;
 
 /** The names clients reach the API by: configured names plus a specific bind address. */
 function listenerNames(runtime: CaRuntime, host: string): San[] {
@@ -225,6 +226,15 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
   };
   schedule();
 
+  // Logins and each session's own use remove expired rows; this catches the sessions
+  // nobody comes back to, so the table holds only live ones give or take a few minutes.
+  const sweeper = setInterval(() => {
+    runtime.inventory.consoleSessions
+      .sweep(runtime.clock.now(), runtime.config.api.consoleIdleSeconds)
+      .catch((error: Error) => log.warn({ err: error }, "could not remove expired console sessions; the next sweep retries"));
+  }, SESSION_SWEEP_MS);
+  sweeper.unref();
+
   const hostForUrl = host.includes(":") ? `[${host}]` : UNSPECIFIED.has(host) ? "127.0.0.1" : host;
   return {
     server,
@@ -235,6 +245,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(sweeper);
       await closeGracefully(server as unknown as import("node:http").Server);
     },
   };

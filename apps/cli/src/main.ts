@@ -1,5 +1,6 @@
 #!/usr/bin/env -S npx tsx
 // `pki`: the operator's command line. Every failure is one line on stderr and exit code 1.
+import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadConfig, ConfigError, type Config } from "@pki/config";
@@ -21,7 +22,7 @@ import {
   revokeIntermediate,
   reissueCertificates,
 } from "@pki/ca-core";
-import type { CertificateState } from "@pki/db";
+import { AdminNameTakenError, type CertificateState } from "@pki/db";
 import { CaEvents, CrlPublisher, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/ca-core";
 import { toPem } from "@pki/ca-core";
 import { createProvisioner, updateProvisioner } from "@pki/policy";
@@ -515,6 +516,64 @@ for (const [command, description] of [
       }
     });
 }
+
+// Named operator tokens: each person gets their own, so the audit log says who (admin:NAME)
+// and one person can be removed without rotating everyone's credential.
+const ADMIN_NAME = /^[a-z][a-z0-9._-]{0,62}$/;
+const adminName = (name: string) => {
+  if (!ADMIN_NAME.test(name)) throw new CaError("bad_request", `'${name.slice(0, 80)}' is not an admin name: lower-case letters, digits, '.', '_', '-', starting with a letter, at most 63 characters`);
+  return name;
+};
+const admins = program.command("admin").alias("admins").description("operators: their own admin tokens, for the API and the console");
+admins
+  .command("add <name>")
+  .description("create an operator's admin token and print it (shown once, stored as SHA-256)")
+  .option("--token-out <file>", "write the token to this file (mode 0600) instead of stdout")
+  .action(async (name: string, opts: { tokenOut?: string }) => {
+    adminName(name);
+    const inventory = await openInventory(cfg());
+    try {
+      const token = `pki_admin_${randomBytes(32).toString("base64url")}`;
+      await inventory.admins.addOperator(name, token, { actor: operator() }).catch((error: Error) => {
+        throw error instanceof AdminNameTakenError ? new CaError("conflict", error.message, { cause: error }) : error;
+      });
+      if (opts.tokenOut) writeSecretFile(opts.tokenOut, `${token}\n`);
+      else console.log(token);
+      console.error(`admin '${name}' added; the token is not stored and cannot be shown again. Its actions are audited as admin:${name}.`);
+    } finally {
+      await inventory.close();
+    }
+  });
+admins
+  .command("list")
+  .description("every admin token ever made: name, created, revoked (never the tokens)")
+  .option("--json", "one JSON object per line")
+  .action(async (opts: { json?: boolean }) => {
+    const inventory = await openInventory(cfg());
+    try {
+      for (const a of await inventory.admins.list()) {
+        const view = { name: a.name, createdAt: a.createdAt.toISOString(), revokedAt: a.revokedAt?.toISOString() ?? null };
+        if (opts.json) console.log(JSON.stringify(view));
+        else console.log([a.name.padEnd(24), view.createdAt, view.revokedAt ? `revoked ${view.revokedAt}` : "live"].join("  "));
+      }
+    } finally {
+      await inventory.close();
+    }
+  });
+admins
+  .command("remove <name>")
+  .description("revoke an operator's admin token; their console sessions end at once")
+  .action(async (name: string) => {
+    adminName(name);
+    const inventory = await openInventory(cfg());
+    try {
+      const removed = await inventory.admins.remove(name, new Date(), { actor: operator() });
+      if (!removed) throw new CaError("not_found", `no live admin named '${name}' (pki admin list shows them all)`);
+      console.log(`admin '${name}' removed; ${removed.sessionsEnded} console session(s) ended`);
+    } finally {
+      await inventory.close();
+    }
+  });
 
 function oneLine(error: unknown): string {
   if (error instanceof CommanderError) return error.message.replace(/^error: /, "");

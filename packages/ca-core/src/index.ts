@@ -20,7 +20,7 @@ export {
   type RenewalPolicy,
 } from "./rotation.ts";
 export { initCa, createIntermediate, revocationUrls, leafRevocationUrls, writeTrustFiles, trustFilePaths, type CeremonyReport } from "./ceremony.ts";
-export { API_LISTENER_REQUESTER, isInternalCertificate } from "./internal-certificates.ts";
+export { API_LISTENER_REQUESTER, INTERNAL_CERTIFICATE_MARKS, isInternalCertificate } from "./internal-certificates.ts";
 export { writeSecretFile } from "./secret-file.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
 export { type Clock, systemClock } from "./clock.ts";

@@ -54,6 +54,8 @@ const schema = z.object({
   PKI_API_TLS_TTL_SECONDS: positiveInt.min(300).default(86400),
   /** failed authentications per source address per minute before the API answers 429 */
   PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
+  /** an operator console session ends after this long without a request (its absolute lifetime is 12 h) */
+  PKI_CONSOLE_IDLE_SECONDS: positiveInt.max(12 * 3600).default(900),
   PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** who runs the CLI, for the audit log ("cli:<name>"); the login name when unset */
   PKI_OPERATOR: z.string().min(1).max(64).optional(),
@@ -182,7 +184,7 @@ export interface Config {
     crlMaxAgeSeconds: number;
     pollMs: number;
   };
-  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number };
+  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; consoleIdleSeconds: number };
   scheduler: {
     enabled: boolean;
     schedules: {
@@ -308,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
       tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
       authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
+      consoleIdleSeconds: e.PKI_CONSOLE_IDLE_SECONDS,
     },
     scheduler: {
       enabled: e.PKI_SCHEDULER_ENABLED === "true",

@@ -7,18 +7,20 @@ import { CrlStore, OcspResponderStore, OcspResponseStore } from "./stores/revoca
 import { ProvisionerStore } from "./stores/provisioners.ts";
 import { AlertStore, SchedulerStore, WebhookOutboxStore } from "./stores/scheduler.ts";
 import { CertificateScanStore, IssuerLifecycleStore } from "./stores/lifecycle.ts";
+import { ConsoleSessionStore } from "./stores/console-sessions.ts";
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
 export { isDatabaseOutage } from "./errors.ts";
 export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
-export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState } from "./stores/certificates.ts";
+export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState, InternalMarks, InventoryOverview } from "./stores/certificates.ts";
 export { DuplicateSerialError, SuccessorExistsError, type RevokedChain } from "./stores/certificates.ts";
 export { CrlSourceChangedError } from "./stores/revocation.ts";
-export type { AuditEntry, AuditRecord } from "./stores/audit.ts";
+export type { AuditEntry, AuditRecord, AuditQuery } from "./stores/audit.ts";
 export { IssuerStore, CertificateStore, AuditStore, AdminTokenStore };
-export { hashToken } from "./stores/admins.ts";
+export { hashToken, AdminNameTakenError, type AdminRecord } from "./stores/admins.ts";
+export { ConsoleSessionStore, type ConsoleSessionRecord, type SessionLimits } from "./stores/console-sessions.ts";
 export { CrlStore, OcspResponderStore, OcspResponseStore };
 export type {
   CrlKind,
@@ -53,6 +55,7 @@ export class Inventory {
   readonly webhookOutbox: WebhookOutboxStore;
   readonly issuerLifecycle: IssuerLifecycleStore;
   readonly certificateScans: CertificateScanStore;
+  readonly consoleSessions: ConsoleSessionStore;
 
   private constructor(private readonly connection: Connection) {
     this.issuers = new IssuerStore(connection.prisma, connection.pool);
@@ -68,6 +71,7 @@ export class Inventory {
     this.webhookOutbox = new WebhookOutboxStore(connection.pool);
     this.issuerLifecycle = new IssuerLifecycleStore(connection.prisma);
     this.certificateScans = new CertificateScanStore(connection.prisma, connection.pool);
+    this.consoleSessions = new ConsoleSessionStore(connection.pool);
   }
 
   static async open(options: ConnectOptions): Promise<Inventory> {

@@ -1,6 +1,8 @@
 import {
   CaError,
   DEFAULT_PROFILE,
+  INTERNAL_CERTIFICATE_MARKS,
+  isInternalCertificate,
   REASON_NAMES,
   formatSan,
   inventoryFailure,
@@ -42,7 +44,26 @@ function stateOf(record: CertificateRecord, now: Date): CertificateState {
   return record.status === "valid" && record.notAfter <= now ? "expired" : record.status;
 }
 
-function summaryView(record: CertificateRecord, now: Date) {
+/** Provisioner names by id, removed ones included (their certificates still name them). */
+async function provisionerNames(runtime: CaRuntime): Promise<Map<string, string>> {
+  return new Map((await runtime.inventory.provisioners.list({ includeRemoved: true })).map((p) => [p.id, p.name]));
+}
+
+/** The issuer's certificate and its parents up to the root, PEM. */
+async function chainOf(runtime: CaRuntime, issuerId: string): Promise<string[]> {
+  const chain: string[] = [];
+  let id: string | null = issuerId;
+  // A hierarchy is root → intermediate; the bound only guards against a corrupt loop.
+  for (let depth = 0; id && depth < 8; depth++) {
+    const issuer = await runtime.inventory.issuers.get(id);
+    if (!issuer) break;
+    chain.push(toPem(issuer.certificateDer));
+    id = issuer.parentId;
+  }
+  return chain;
+}
+
+function summaryView(record: CertificateRecord, now: Date, names: Map<string, string>) {
   return {
     serial: record.serial,
     status: stateOf(record, now),
@@ -55,6 +76,8 @@ function summaryView(record: CertificateRecord, now: Date) {
     notAfter: record.notAfter.toISOString(),
     requester: record.requester,
     provisionerId: record.provisionerId,
+    provisioner: record.provisionerId ? (names.get(record.provisionerId) ?? null) : null,
+    internal: isInternalCertificate(record),
     autoRenew: record.autoRenew,
     predecessorSerial: record.predecessorSerial,
     successorSerial: record.successorSerial,
@@ -236,16 +259,22 @@ const list = (runtime: CaRuntime) =>
     method: "get",
     path: "/v1/certificates",
     operationId: "listCertificates",
-    summary: "Search the inventory, soonest expiry first",
-    description: "Filters combine with AND. Pages are keyset-paginated on (notAfter, serial): pass nextCursor as cursor; pages stay stable while certificates are issued.",
+    summary: "Search the inventory, soonest expiry first (or latest first with order=desc)",
+    description: "Filters combine with AND. Pages are keyset-paginated on (notAfter, serial): pass nextCursor as cursor, with the same order; pages stay stable while certificates are issued.",
     tags: ["inventory"],
     auth: "admin",
     query: S.ListQuery,
     responses: { 200: { description: "one page", schema: S.CertificateList } },
-    problems: [400, 401, 403, 429, 503],
+    problems: [400, 401, 403, 404, 429, 503],
     handle: async (ctx) => {
       const q = ctx.query;
       const now = runtime.clock.now();
+      const names = await provisionerNames(runtime);
+      let provisionerId: string | undefined;
+      if (q.provisioner !== undefined) {
+        provisionerId = [...names].find(([, name]) => name === q.provisioner)?.[0];
+        if (!provisionerId) throw new CaError("not_found", `no provisioner named '${q.provisioner}'`);
+      }
       const page = await runtime.inventory.certificates
         .list(
           {
@@ -257,6 +286,9 @@ const list = (runtime: CaRuntime) =>
             expiresAfter: q.expiresAfter ? new Date(q.expiresAfter) : undefined,
             limit: q.limit,
             cursor: q.cursor,
+            provisionerId,
+            internal: q.internal === undefined ? undefined : { only: q.internal, marks: INTERNAL_CERTIFICATE_MARKS },
+            order: q.order,
           },
           now,
         )
@@ -264,7 +296,7 @@ const list = (runtime: CaRuntime) =>
           if (error instanceof RangeError) throw badRequest(`query cursor: ${error.message}`, error);
           throw inventoryFailure(error, "nothing was listed");
         });
-      return { status: 200, body: { items: page.items.map((r) => summaryView(r, now)), nextCursor: page.nextCursor } };
+      return { status: 200, body: { items: page.items.map((r) => summaryView(r, now, names)), nextCursor: page.nextCursor } };
     },
   });
 
@@ -282,7 +314,9 @@ const getOne = (runtime: CaRuntime) =>
     handle: async (ctx) => {
       const record = await runtime.inventory.certificates.get(ctx.params.serial);
       if (!record) throw new CaError("not_found", `no certificate with serial ${ctx.params.serial}`);
-      return { status: 200, body: { ...summaryView(record, runtime.clock.now()), certificate: record.der ? toPem(record.der) : null } };
+      const pem = record.der ? toPem(record.der) : null;
+      const names = await provisionerNames(runtime);
+      return { status: 200, body: { ...summaryView(record, runtime.clock.now(), names), certificate: pem, pem, chain: await chainOf(runtime, record.issuerId) } };
     },
   });
 

@@ -1,11 +1,30 @@
 import { z } from "zod";
-import { CaError, StartupCheckError, presentedIssuerStatus, rotateIntermediate, toPem, type CaRuntime } from "@pki/ca-core";
+import { CaError, INTERNAL_CERTIFICATE_MARKS, REASON_NAMES, StartupCheckError, activateIntermediate, presentedIssuerStatus, rotateIntermediate, toPem, type CaRuntime } from "@pki/ca-core";
 import { defineRoute, type RouteDefinition } from "../route.ts";
-import type { IssuerRecord } from "@pki/db";
+import type { CrlStateRecord, IssuerRecord, OcspResponderRecord } from "@pki/db";
 import * as S from "../schemas.ts";
+import { ReissueTracker, issuerRevocationRoutes } from "./issuer-revocation.ts";
+
+/** What the console shows of an issuer besides its certificate: its revocation, blast radius and revocation services. */
+export interface IssuerFacts {
+  liveCertificates: number;
+  crl: CrlStateRecord["full"] | undefined;
+  responder: OcspResponderRecord | undefined;
+  now: Date;
+}
+
+/** Live counts, latest CRL and current OCSP responder of every issuer, in three queries plus one per issuer. */
+export async function issuerFacts(runtime: CaRuntime, issuers: IssuerRecord[]): Promise<(i: IssuerRecord) => IssuerFacts> {
+  const now = runtime.clock.now();
+  const live = await runtime.inventory.certificates.liveByIssuer(now, INTERNAL_CERTIFICATE_MARKS);
+  const crls = new Map((await runtime.inventory.crls.states()).map((state) => [state.issuerId, state.full]));
+  const responders = new Map<string, OcspResponderRecord | undefined>();
+  for (const issuer of issuers) if (issuer.role === "intermediate") responders.set(issuer.id, await runtime.inventory.ocspResponders.current(issuer.id, now));
+  return (i) => ({ liveCertificates: live.get(i.id) ?? 0, crl: crls.get(i.id) ?? undefined, responder: responders.get(i.id), now });
+}
 
 /** An issuer as the API shows it (S.Issuer): a revoked one says so, whatever its lifecycle status. */
-const issuerBody = (i: IssuerRecord) => ({
+export const issuerBody = (i: IssuerRecord, facts: IssuerFacts) => ({
   id: i.id,
   hierarchy: i.hierarchy,
   role: i.role,
@@ -17,9 +36,21 @@ const issuerBody = (i: IssuerRecord) => ({
   notAfter: i.notAfter.toISOString(),
   keyAlgorithm: i.keyAlgorithm,
   certificate: toPem(i.certificateDer),
+  revokedAt: i.revokedAt ? i.revokedAt.toISOString() : null,
+  revocationReason: i.revocationReason === null ? null : (REASON_NAMES[i.revocationReason] ?? String(i.revocationReason)),
+  liveCertificates: facts.liveCertificates,
+  crl: facts.crl
+    ? {
+        number: String(facts.crl.number),
+        thisUpdate: facts.crl.thisUpdate.toISOString(),
+        nextUpdate: facts.crl.nextUpdate.toISOString(),
+        ageSeconds: Math.max(0, Math.floor((facts.now.getTime() - facts.crl.thisUpdate.getTime()) / 1000)),
+      }
+    : null,
+  ocsp: facts.responder ? { responderSerial: facts.responder.id, responderNotAfter: facts.responder.notAfter.toISOString() } : null,
 });
 
-export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
+export function issuerRoutes(runtime: CaRuntime, reissues = new ReissueTracker()): RouteDefinition[] {
   return [
     defineRoute({
       method: "get",
@@ -32,9 +63,10 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
       problems: [503],
       handle: async () => {
         const issuers = await runtime.inventory.issuers.list();
+        const facts = await issuerFacts(runtime, issuers);
         return {
           status: 200,
-          body: issuers.map(issuerBody),
+          body: issuers.map((i) => issuerBody(i, facts(i))),
         };
       },
     }),
@@ -79,15 +111,36 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         }
         // This process switches at once; others within PKI_KEYRING_RELOAD_SECONDS.
         if (report.activation) await runtime.keyring.reload();
+        const facts = await issuerFacts(runtime, [report.staged]);
         return {
           status: 201,
           body: {
-            issuer: issuerBody(report.staged),
+            issuer: issuerBody(report.staged, facts(report.staged)),
             activateAt: report.activateAt?.toISOString() ?? null,
             retired: report.activation?.retired.map((r) => r.id) ?? [],
           },
         };
       },
     }),
+    defineRoute({
+      method: "post",
+      path: "/v1/issuers/{id}/activate",
+      operationId: "activateIssuer",
+      summary: "Activate a staged intermediate now; the active one of its hierarchy retires",
+      tags: ["issuers"],
+      auth: "admin",
+      params: S.IssuerParams,
+      responses: { 200: { description: "activated", schema: S.IssuerActivation } },
+      problems: [400, 401, 403, 404, 409, 429, 503],
+      handle: async (ctx) => {
+        const issuer = await runtime.inventory.issuers.get(ctx.params.id);
+        if (!issuer) throw new CaError("not_found", `no issuer ${ctx.params.id}`);
+        if (issuer.status !== "staged" || issuer.revokedAt) throw new CaError("conflict", `${issuer.id} is ${presentedIssuerStatus(issuer)}; only a staged intermediate can be activated`);
+        const { activated, retired } = await activateIntermediate(runtime.config, runtime.inventory, issuer.id, runtime.clock.now(), ctx.caller.actor);
+        await runtime.keyring.reload();
+        return { status: 200, body: { activated: activated.id, retired: retired.map((r) => r.id) } };
+      },
+    }),
+    ...issuerRevocationRoutes(runtime, reissues),
   ];
 }

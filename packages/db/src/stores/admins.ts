@@ -2,6 +2,19 @@ import { createHash, randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 
+export interface AdminRecord {
+  name: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+/** An admin with this name already has a live token. */
+export class AdminNameTakenError extends Error {
+  constructor(name: string) {
+    super(`an admin named '${name}' already exists; remove it first (pki admin remove ${name})`);
+  }
+}
+
 export const hashToken = (token: string): string => createHash("sha256").update(token, "utf8").digest("hex");
 
 /** Admin bearer tokens, kept as SHA-256 hashes: a database dump reveals no credential. */
@@ -19,6 +32,40 @@ export class AdminTokenStore {
     const id = randomUUID();
     await this.prisma.adminToken.create({ data: { id, name, tokenHash: hashToken(token) } });
     return id;
+  }
+
+  /**
+   * A named operator's token, refused while that name has a live one (so `admin:NAME` in
+   * the audit log means one person), audited in the same transaction.
+   */
+  async addOperator(name: string, token: string, audit: { actor: string }): Promise<string> {
+    const id = randomUUID();
+    await this.prisma.$transaction(async (tx) => {
+      if (await tx.adminToken.findFirst({ where: { name, revokedAt: null } })) throw new AdminNameTakenError(name);
+      await tx.adminToken.create({ data: { id, name, tokenHash: hashToken(token) } });
+      await tx.auditEvent.create({ data: { actor: audit.actor, action: "admin.create", target: name } });
+    });
+    return id;
+  }
+
+  /** Every admin token ever made, oldest first (never the tokens themselves). */
+  async list(): Promise<AdminRecord[]> {
+    return this.prisma.adminToken.findMany({ select: { name: true, createdAt: true, revokedAt: true }, orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
+  }
+
+  /**
+   * Revokes the operator's live token(s) and ends their console sessions in one
+   * transaction, so nothing they hold works after this returns. False when there was no
+   * live token by that name.
+   */
+  async remove(name: string, at: Date, audit: { actor: string }): Promise<{ sessionsEnded: number } | undefined> {
+    return this.prisma.$transaction(async (tx) => {
+      const revoked = await tx.adminToken.updateMany({ where: { name, revokedAt: null }, data: { revokedAt: at } });
+      if (revoked.count === 0) return undefined;
+      const ended = await tx.consoleSession.deleteMany({ where: { operator: name } });
+      await tx.auditEvent.create({ data: { actor: audit.actor, action: "admin.remove", target: name, details: { sessionsEnded: ended.count } } });
+      return { sessionsEnded: ended.count };
+    });
   }
 
   /**

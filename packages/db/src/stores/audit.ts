@@ -77,6 +77,32 @@ export function boundAuditEntry(entry: AuditEntry): AuditEntry {
   };
 }
 
+export interface AuditQuery {
+  /** prefix of the actor ("admin:" = every operator, "admin:alice" = alice) */
+  actor?: string;
+  /** prefix of the action ("issuer." = every issuer action) */
+  action?: string;
+  /** exact target (a serial, an issuer id, a name) */
+  target?: string;
+  since?: Date;
+  until?: Date;
+  /** 1 to 500, default 100 */
+  limit?: number;
+  /** opaque, from a previous page's nextCursor */
+  cursor?: string;
+}
+
+/**
+ * Prisma's startsWith becomes LIKE 'text%' without escaping the text's own wildcards:
+ * escape them (PostgreSQL's LIKE escape character is the backslash) so a prefix is plain text.
+ */
+const literalPrefix = (text: string) => text.replace(/[\\%_]/g, "\\$&");
+
+function decodeAuditCursor(cursor: string): bigint {
+  if (!/^[1-9][0-9]{0,18}$/.test(cursor)) throw new RangeError("is not one this API returned (pass nextCursor from the previous page as it is)");
+  return BigInt(cursor);
+}
+
 export class AuditStore {
   constructor(private readonly prisma: Pick<PrismaClient, "auditEvent">) {}
 
@@ -92,6 +118,24 @@ export class AuditStore {
         ...(entry.details ? { details: entry.details as Prisma.InputJsonValue } : {}),
       },
     });
+  }
+
+  /**
+   * Newest first, keyset-paginated on id (ids only grow, so a page never repeats or skips
+   * a row while events are written). actor and action are prefix matches, target exact.
+   */
+  async query(q: AuditQuery): Promise<{ items: AuditRecord[]; nextCursor: string | null }> {
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 500);
+    const where: Prisma.AuditEventWhereInput[] = [];
+    if (q.actor) where.push({ actor: { startsWith: literalPrefix(q.actor) } });
+    if (q.action) where.push({ action: { startsWith: literalPrefix(q.action) } });
+    if (q.target) where.push({ target: q.target });
+    if (q.since) where.push({ at: { gte: q.since } });
+    if (q.until) where.push({ at: { lt: q.until } });
+    if (q.cursor) where.push({ id: { lt: decodeAuditCursor(q.cursor) } });
+    const rows = await this.prisma.auditEvent.findMany({ where: { AND: where }, orderBy: { id: "desc" }, take: limit + 1 });
+    const items = rows.slice(0, limit).map((r) => ({ ...r, outcome: r.outcome as AuditRecord["outcome"] }));
+    return { items, nextCursor: rows.length > limit ? String(items[items.length - 1]!.id) : null };
   }
 
   async recent(limit = 50, target?: string): Promise<AuditRecord[]> {

@@ -34,9 +34,32 @@ export interface CertificateQuery {
   q?: string;
   expiresBefore?: Date;
   expiresAfter?: Date;
+  provisionerId?: string;
+  /** only the CA's own certificates (true) or only services' (false), as `marks` tells them apart */
+  internal?: { only: boolean; marks: InternalMarks };
+  /** by notAfter: soonest first (asc, the default) or latest first */
+  order?: "asc" | "desc";
   limit?: number;
   /** opaque, from a previous page's nextCursor */
   cursor?: string;
+}
+
+/** What makes a certificate the CA's own (ca-core decides; this package only filters on it). */
+export interface InternalMarks {
+  profiles: string[];
+  requesters: string[];
+}
+
+/** Counts by state, for services' certificates and the CA's own separately. */
+export interface InventoryOverview {
+  services: Record<CertificateState, number>;
+  internal: Record<CertificateState, number>;
+  /** services' valid certificates expiring within 24 h, 7 and 30 days */
+  expiring: { next24h: number; next7d: number; next30d: number };
+  /** services' valid certificates expiring on each UTC day of the next 30 */
+  expiryByDay: Array<{ day: string; count: number }>;
+  /** services' valid unexpired certificates marked for auto-renewal */
+  autoRenewEnabled: number;
 }
 
 export class DuplicateSerialError extends Error {
@@ -234,6 +257,53 @@ export class CertificateStore {
     return counts;
   }
 
+  /** The console's overview: one pass over the (status, not_after) index per question. */
+  async overview(now: Date, marks: InternalMarks): Promise<InventoryOverview> {
+    const internal = `(profile = ANY($2::text[]) OR requester = ANY($3::text[]))`;
+    const params = [now, marks.profiles, marks.requesters];
+    const byState = await this.sql.query<{ state: CertificateState; internal: boolean; n: string }>(
+      `SELECT CASE WHEN status = 'valid' AND not_after < $1::timestamptz THEN 'expired' ELSE status::text END AS state, ${internal} AS internal, count(*) AS n
+       FROM certificates GROUP BY 1, 2`,
+      params,
+    );
+    const zero = (): Record<CertificateState, number> => ({ pending: 0, valid: 0, revoked: 0, failed: 0, expired: 0 });
+    const services = zero();
+    const own = zero();
+    for (const row of byState) (row.internal ? own : services)[row.state] += Number(row.n);
+    const [soon] = await this.sql.query<{ h24: string; d7: string; d30: string; auto: string }>(
+      `SELECT count(*) FILTER (WHERE not_after < $1::timestamptz + interval '1 day') AS h24,
+              count(*) FILTER (WHERE not_after < $1::timestamptz + interval '7 days') AS d7,
+              count(*) FILTER (WHERE not_after < $1::timestamptz + interval '30 days') AS d30,
+              count(*) FILTER (WHERE auto_renew) AS auto
+       FROM certificates WHERE status = 'valid' AND not_after >= $1::timestamptz AND NOT ${internal}`,
+      params,
+    );
+    const days = await this.sql.query<{ day: string; n: string }>(
+      `SELECT to_char(date_trunc('day', not_after AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, count(*) AS n
+       FROM certificates WHERE status = 'valid' AND not_after >= $1::timestamptz AND not_after < $1::timestamptz + interval '30 days' AND NOT ${internal}
+       GROUP BY 1 ORDER BY 1`,
+      params,
+    );
+    return {
+      services,
+      internal: own,
+      expiring: { next24h: Number(soon?.h24 ?? 0), next7d: Number(soon?.d7 ?? 0), next30d: Number(soon?.d30 ?? 0) },
+      expiryByDay: days.map((d) => ({ day: d.day, count: Number(d.n) })),
+      autoRenewEnabled: Number(soon?.auto ?? 0),
+    };
+  }
+
+  /** Services' valid, unexpired certificates each issuer signed (what revoking it would affect). */
+  async liveByIssuer(now: Date, marks: InternalMarks): Promise<Map<string, number>> {
+    const rows = await this.sql.query<{ issuerId: string; n: string }>(
+      `SELECT issuer_id AS "issuerId", count(*) AS n FROM certificates
+       WHERE status = 'valid' AND not_after > $1 AND NOT (profile = ANY($2::text[]) OR requester = ANY($3::text[]))
+       GROUP BY 1`,
+      [now, marks.profiles, marks.requesters],
+    );
+    return new Map(rows.map((r) => [r.issuerId, Number(r.n)]));
+  }
+
   /** Valid certificates expiring on each UTC day from `now` for `days` days (index-backed range scan). */
   async expiryByDay(now: Date, days: number): Promise<Array<{ day: string; count: number }>> {
     const until = new Date(now.getTime() + days * 86_400_000);
@@ -260,8 +330,11 @@ export class CertificateStore {
     const filters = listFilters(query, now);
     // `q` is plain text: LIKE's wildcards and escape character in it match themselves.
     const pattern = query.q ? `%${query.q.toLowerCase().replace(/[\\%_]/g, "\\$&")}%` : undefined;
-    const plan = pattern ? textSearchPlan(await this.searchSample(), pattern, limit + 1) : undefined;
-    const rows = plan?.walk ? await this.walkThenIndex(filters, pattern!, plan.walk, plan.indexPattern, limit + 1) : await this.select(filters, pattern, plan?.indexPattern, limit + 1);
+    // Latest-first lists are the console's (small, recent pages): the planner alone decides.
+    const plan = pattern && query.order !== "desc" ? textSearchPlan(await this.searchSample(), pattern, limit + 1) : undefined;
+    const rows = plan?.walk
+      ? await this.walkThenIndex(filters, pattern!, plan.walk, plan.indexPattern, limit + 1)
+      : await this.select(filters, pattern, plan?.indexPattern, limit + 1, query.order === "desc" ? "DESC" : "ASC");
     const items = rows.slice(0, limit).map(toRecord);
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
@@ -274,11 +347,11 @@ export class CertificateStore {
    * rows it finds: GIN reads the posting list of every trigram it is given, and the
    * trigrams every row has (".example.com", "cluster.local") cost tens of milliseconds.
    */
-  private select(filters: SqlFilters, pattern: string | undefined, indexPattern: string | undefined, n: number): Promise<Certificate[]> {
+  private select(filters: SqlFilters, pattern: string | undefined, indexPattern: string | undefined, n: number, direction: "ASC" | "DESC" = "ASC"): Promise<Certificate[]> {
     const { where, params, param } = filters.copy();
     if (pattern && indexPattern && indexPattern !== pattern) where.push(`search_text LIKE ${param(indexPattern)}`, `textlike(search_text, ${param(pattern)})`);
     else if (pattern) where.push(`search_text LIKE ${param(pattern)}`);
-    return this.sql.query<Certificate>(`SELECT ${RECORD_COLUMNS} FROM certificates ${whereSql(where)} ORDER BY not_after, serial LIMIT ${param(n)}`, params);
+    return this.sql.query<Certificate>(`SELECT ${RECORD_COLUMNS} FROM certificates ${whereSql(where)} ORDER BY not_after ${direction}, serial ${direction} LIMIT ${param(n)}`, params);
   }
 
   /**
@@ -339,10 +412,11 @@ class SqlFilters {
   }
 
   /** Rows after `key` in list order. The plain `not_after >=` lets the planner start the index range there. */
-  after(key: { notAfter: Date; serial: string }): SqlFilters {
+  after(key: { notAfter: Date; serial: string }, order: "asc" | "desc" = "asc"): SqlFilters {
     const next = this.copy();
     const at = next.param(key.notAfter);
-    next.where.push(`not_after >= ${at}`, `(not_after, serial) > (${at}, ${next.param(key.serial)})`);
+    const [bound, beyond] = order === "desc" ? ["<=", "<"] : [">=", ">"];
+    next.where.push(`not_after ${bound} ${at}`, `(not_after, serial) ${beyond} (${at}, ${next.param(key.serial)})`);
     return next;
   }
 }
@@ -366,7 +440,12 @@ function listFilters(query: CertificateQuery, now: Date): SqlFilters {
   if (query.profile) f.where.push(`profile = ${f.param(query.profile)}`);
   if (query.expiresBefore) f.where.push(`not_after < ${f.param(query.expiresBefore)}`);
   if (query.expiresAfter) f.where.push(`not_after > ${f.param(query.expiresAfter)}`);
-  return query.cursor ? f.after(decodeCursor(query.cursor)) : f;
+  if (query.provisionerId) f.where.push(`provisioner_id = ${f.param(query.provisionerId)}`);
+  if (query.internal) {
+    const marked = `(profile = ANY(${f.param(query.internal.marks.profiles)}::text[]) OR requester = ANY(${f.param(query.internal.marks.requesters)}::text[]))`;
+    f.where.push(query.internal.only ? marked : `NOT ${marked}`);
+  }
+  return query.cursor ? f.after(decodeCursor(query.cursor), query.order) : f;
 }
 
 // ---- choosing how to run a text search ----------------------------------------------
