@@ -64,3 +64,6 @@ export function query(params) {
   const s = q.toString();
   return s ? `?${s}` : "";
 }
+
+/** The list in an answer: some routes answer a bare array, paged ones `{items, nextCursor}`. */
+export const itemsOf = (answer) => (Array.isArray(answer) ? answer : (answer?.items ?? []));

@@ -1,6 +1,6 @@
 // The issuer hierarchy (root → intermediates), their health, and the lifecycle actions:
 // rotate, activate a staged intermediate, revoke with re-issue (dry run first).
-import { get, post } from "./api.js";
+import { get, itemsOf, post } from "./api.js";
 import { append, badge, button, clear, confirmDialog, dateTime, duration, facts, h, labelled, link, localToIso, message, openDialog, timeEl } from "./dom.js";
 import { notAvailable } from "./pages.js";
 
@@ -41,7 +41,7 @@ export async function issuersPage(container, route, ctx) {
       return;
     }
     if (!ctx.isCurrent()) return;
-    tree.replaceChildren(renderTree(list.items ?? [], focus, load));
+    tree.replaceChildren(renderTree(itemsOf(list), focus, load));
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
   };
   await load();

@@ -1,5 +1,5 @@
 // Overview, certificates, one certificate, audit log.
-import { ApiError, get, post, query } from "./api.js";
+import { ApiError, get, itemsOf, post, query } from "./api.js";
 import { append, badge, button, clear, dateTime, download, duration, facts, h, labelled, link, localToIso, message, openDialog, pemToDer, relative, table, timeEl } from "./dom.js";
 
 export const STATUSES = ["valid", "revoked", "expired", "pending", "failed"];
@@ -158,7 +158,7 @@ function select(name, options, value, label) {
 export async function certificatesPage(container, route, ctx) {
   document.title = "Certificates · PKI console";
   const p = route.params;
-  const [issuers, provisioners] = await Promise.all([get("/v1/issuers").catch(() => ({ items: [] })), get("/v1/provisioners").catch(() => ({ items: [] }))]);
+  const [issuers, provisioners] = await Promise.all([get("/v1/issuers").catch(() => []), get("/v1/provisioners").catch(() => [])]);
   const dateOf = (iso) => (iso ? iso.slice(0, 10) : "");
   const form = h(
     "form",
@@ -181,9 +181,9 @@ export async function certificatesPage(container, route, ctx) {
     },
     labelled("Search", h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }), "subject or SAN text, 3+ characters"),
     select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
-    select("issuerId", [["", "any"], ...(issuers.items ?? []).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
+    select("issuerId", [["", "any"], ...itemsOf(issuers).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
     select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
-    select("provisioner", [["", "any"], ...(provisioners.items ?? []).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
+    select("provisioner", [["", "any"], ...itemsOf(provisioners).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
     labelled("Expires after", h("input", { type: "date", name: "expiresAfter", value: dateOf(p.get("expiresAfter")) })),
     labelled("Expires before", h("input", { type: "date", name: "expiresBefore", value: dateOf(p.get("expiresBefore")) })),
     select(
@@ -233,7 +233,7 @@ export async function certificatesPage(container, route, ctx) {
     results.append(notAvailable(error, "Search"));
     return;
   }
-  const issuerName = new Map((issuers.items ?? []).map((i) => [i.id, i.subject]));
+  const issuerName = new Map(itemsOf(issuers).map((i) => [i.id, i.subject]));
   const items = list.items ?? [];
   const pageNo = cursors.length + 1;
   results.append(

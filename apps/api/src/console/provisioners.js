@@ -1,6 +1,6 @@
 // Provisioners: who may enrol which names with which profiles. A new provisioner's token
 // is shown once, with a ready-to-run enrolment command.
-import { del, get, patch, post } from "./api.js";
+import { del, get, itemsOf, patch, post } from "./api.js";
 import { badge, button, clear, confirmDialog, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
 import { PROFILES, notAvailable } from "./pages.js";
 
@@ -29,7 +29,7 @@ export async function provisionersPage(container, _route, ctx) {
       table(
         "Provisioners",
         ["Name", "Status", "Profiles", "Names", "Max lifetime", "Hierarchy", "Created", "Actions"],
-        (r.items ?? []).map((p) => [
+        itemsOf(r).map((p) => [
           h("span", { class: "prov-name" }, p.name),
           badge(p.disabled ? "disabled" : "enabled"),
           p.profiles.join(", "),
