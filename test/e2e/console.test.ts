@@ -310,8 +310,36 @@ describe("operator console", () => {
     // A refused request is audited with its reason, which quotes the caller's input.
     const refused = await call("POST", "/v1/provisioners", { name: HOSTILE_TEXT, profiles: ["mtls"], names: [`DNS:${HOSTILE_TEXT}`], maxTtlSeconds: 3600 });
     expect(refused.status).toBe(400);
-    await page.goto(`${api}/console/#/audit?action=provisioner`);
-    await page.locator("#audit table, #audit .empty").first().waitFor();
+    // A certificate whose subject carries markup and a right-to-left override.
+    const dir = scratchDir();
+    const made = run("openssl", [
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      path.join(dir, "h.key"),
+      "-utf8",
+      "-subj",
+      `/CN=${HOSTILE}\u202Egnp.exe`,
+      "-addext",
+      "subjectAltName=DNS:hostile.example",
+      "-out",
+      path.join(dir, "h.csr"),
+    ]);
+    expect(made.status, made.stderr).toBe(0);
+    const hostileCert = await call("POST", "/v1/certificates", { csr: readFileSync(path.join(dir, "h.csr"), "utf8") });
+    if (hostileCert.status === 201) {
+      await page.goto(`${api}/console/#/certificates?q=hostile.example`);
+      await page.locator("#result-count:has-text('1 certificate')").waitFor();
+      await page.goto(`${api}/console/#/certificate/${hostileCert.json.serial}`);
+      const title = (await page.locator("h1").textContent())!;
+      expect(title).toContain(HOSTILE);
+      expect(title).toContain("\\u{202e}");
+    } else expect(hostileCert.status, hostileCert.text).toBe(400); // refused: then its reason is in the audit log
     await page.goto(`${api}/console/#/audit`);
     await page.locator("#audit table").waitFor();
     await accessible(page, "audit");
@@ -352,7 +380,8 @@ describe("operator console", () => {
     await p.locator("#expiring").waitFor();
     // Idle past the timeout (the server's clock decides; nothing here measures time).
     await new Promise((r) => setTimeout(r, (IDLE_SECONDS + 2) * 1000));
-    await p.getByRole("link", { name: "Issuers" }).click();
+    // (not Issuers: the issuer list is public)
+    await p.getByRole("link", { name: "Provisioners" }).click();
     await p.getByLabel("Admin token").waitFor();
     expect(await p.locator("main").textContent()).toMatch(/Your session has ended/);
     expect(await p.locator("#top").isHidden()).toBe(true);
