@@ -6,7 +6,9 @@ import { hashToken } from "@pki/db";
 import { startTestApi, type ApiResponse, type TestApi } from "../support/api.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
 
-const IDLE_SECONDS = 2;
+/** the file's idle timeout, long enough for a busy machine; the idle test shortens it */
+const IDLE_SECONDS = 120;
+const SHORT_IDLE_SECONDS = 2;
 
 let t: TestApi;
 
@@ -42,6 +44,7 @@ describe("console sessions", () => {
     const { value, attributes } = sessionCookieOf(s.res);
     expect(Buffer.from(value, "base64url")).toHaveLength(32);
     expect(attributes).toEqual(expect.arrayContaining(["HttpOnly", "Secure", "SameSite=Strict", "Path=/", `Max-Age=${IDLE_SECONDS}`]));
+    expect(s.res.headers["cache-control"]).toBe("no-store");
     const rows = await t.ca.inventory.sql.query<{ id_hash: string; operator: string }>(`SELECT id_hash, operator FROM console_sessions`);
     expect(rows).toContainEqual({ id_hash: hashToken(value), operator: "bootstrap" });
     expect(JSON.stringify(rows)).not.toContain(value);
@@ -63,7 +66,7 @@ describe("console sessions", () => {
     const noCsrf = await t.call("POST", "/v1/certificates", { ...asSession(s), body: { csr } });
     expect(noCsrf.status).toBe(403);
     expect(noCsrf.json.detail).toMatch(/missing or wrong CSRF token/);
-    const wrongCsrf = await t.call("POST", "/v1/certificates", { ...asSession(s, { "x-csrf-token": `${s.csrf.slice(0, -1)}A` }), body: { csr } });
+    const wrongCsrf = await t.call("POST", "/v1/certificates", { ...asSession(s, { "x-csrf-token": `${s.csrf.slice(0, -1)}${s.csrf.endsWith("A") ? "B" : "A"}` }), body: { csr } });
     expect(wrongCsrf.status).toBe(403);
     expect(await t.certificateRows()).toBe(rowsBefore);
 
@@ -73,6 +76,27 @@ describe("console sessions", () => {
     expect(audit.json.items.map((e: { actor: string }) => e.actor)).toEqual(["admin:bootstrap"]);
   });
 
+  it("failed logins count against the source's limit (429 past it); a valid token still logs in", async () => {
+    const from = { localAddress: "127.0.0.9" };
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await t.call("POST", "/v1/console/session", { ...from, body: { token: `wrong-${i}-wrong-wrong` } })).status);
+    expect(statuses.slice(0, 20)).toEqual(Array(20).fill(401));
+    expect(statuses[20]).toBe(429);
+    expect((await t.call("POST", "/v1/console/session", { ...from, body: { token: t.ca.adminToken } })).status).toBe(201);
+
+    // "am I logged in?" without a cookie is the console's page load, not a guess: never 429
+    const pageLoads: number[] = [];
+    for (let i = 0; i < 25; i++) pageLoads.push((await t.call("GET", "/v1/console/session", { localAddress: "127.0.0.10" })).status);
+    expect(pageLoads).toEqual(Array(25).fill(401));
+  });
+
+  it("a malformed or unknown cookie is a 401, never a session", async () => {
+    for (const cookie of ["pki_session=", "pki_session=%00%ff", `pki_session=${"A".repeat(43)}`, `pki_session=${"A".repeat(5000)}`]) {
+      const res = await t.call("GET", "/v1/certificates", { headers: { cookie } });
+      expect(res.status, cookie).toBe(401);
+    }
+  });
+
   it("an Authorization header wins over the cookie", async () => {
     const s = await login();
     const res = await t.call("GET", "/v1/certificates", { ...asSession(s), token: "wrong-token-wrong-token" });
@@ -80,15 +104,22 @@ describe("console sessions", () => {
   });
 
   it("ends after the idle timeout, enforced by the server", async () => {
-    const s = await login();
-    expect((await t.call("GET", "/v1/overview", asSession(s))).status).toBe(200);
-    await sleep((IDLE_SECONDS + 1) * 1000);
-    const after = await t.call("GET", "/v1/overview", asSession(s));
-    expect(after.status).toBe(401);
-    expect(after.json.detail).toMatch(/session has ended/);
-    expect((await t.call("GET", "/v1/console/session", asSession(s))).status).toBe(401);
-    // removed on use
-    expect(await t.ca.inventory.sql.query(`SELECT 1 FROM console_sessions WHERE id_hash = $1`, [hashToken(s.value)])).toHaveLength(0);
+    // The server reads the timeout on every request; shortened here only, so the other
+    // tests' sessions survive a slow, shared machine.
+    t.ca.runtime.config.api.consoleIdleSeconds = SHORT_IDLE_SECONDS;
+    try {
+      const s = await login();
+      expect(s.res.json.idleTimeoutSeconds).toBe(SHORT_IDLE_SECONDS);
+      await sleep((SHORT_IDLE_SECONDS + 1) * 1000);
+      const after = await t.call("GET", "/v1/overview", asSession(s));
+      expect(after.status).toBe(401);
+      expect(after.json.detail).toMatch(/session has ended/);
+      expect((await t.call("GET", "/v1/console/session", asSession(s))).status).toBe(401);
+      // removed on use
+      expect(await t.ca.inventory.sql.query(`SELECT 1 FROM console_sessions WHERE id_hash = $1`, [hashToken(s.value)])).toHaveLength(0);
+    } finally {
+      t.ca.runtime.config.api.consoleIdleSeconds = IDLE_SECONDS;
+    }
   });
 
   it("logout needs the CSRF token, deletes the row and clears the cookie", async () => {
@@ -99,6 +130,21 @@ describe("console sessions", () => {
     expect(sessionCookieOf(out)).toEqual({ value: "", attributes: expect.arrayContaining(["Max-Age=0"]) });
     expect((await t.call("GET", "/v1/certificates", asSession(s))).status).toBe(401);
     expect(await t.ca.inventory.sql.query(`SELECT 1 FROM console_sessions WHERE id_hash = $1`, [hashToken(s.value)])).toHaveLength(0);
+  });
+
+  it("the sweep and every login remove sessions that are over", async () => {
+    const store = t.ca.inventory.consoleSessions;
+    const limits = { idleSeconds: IDLE_SECONDS, maxPerOperator: 20 };
+    const longAgo = new Date(Date.now() - 3600_000);
+    await store.create({ idHash: "a".repeat(64), operator: "bootstrap", csrfToken: "x", now: longAgo, expiresAt: new Date(Date.now() + 3600_000) }, limits);
+    await store.create({ idHash: "b".repeat(64), operator: "bootstrap", csrfToken: "x", now: longAgo, expiresAt: new Date(Date.now() + 3600_000) }, limits);
+    const stale = () => t.ca.inventory.sql.query(`SELECT id_hash FROM console_sessions WHERE id_hash IN ($1, $2)`, ["a".repeat(64), "b".repeat(64)]);
+    expect(await stale()).toHaveLength(2);
+    expect(await store.sweep(new Date(), IDLE_SECONDS)).toBeGreaterThanOrEqual(2);
+    expect(await stale()).toHaveLength(0);
+    await store.create({ idHash: "c".repeat(64), operator: "bootstrap", csrfToken: "x", now: longAgo, expiresAt: new Date(Date.now() + 3600_000) }, limits);
+    await login();
+    expect(await t.ca.inventory.sql.query(`SELECT 1 FROM console_sessions WHERE id_hash = $1`, ["c".repeat(64)])).toHaveLength(0);
   });
 
   it("keeps at most 20 sessions per operator, dropping the oldest", async () => {
@@ -135,6 +181,12 @@ describe("console sessions", () => {
     expect((await t.call("GET", "/v1/certificates", { token })).status).toBe(401);
     expect((await t.call("POST", "/v1/console/session", { body: { token } })).status).toBe(401);
     expect(pki(["admin", "remove", "alice"], t.ca.env).stderr).toMatch(/no live admin named 'alice'/);
+    const audited = await t.call("GET", "/v1/audit?target=alice&action=admin.", { token: t.ca.adminToken });
+    expect(audited.json.items.map((e: { action: string; actor: string }) => [e.action, e.actor.split(":")[0]])).toEqual([
+      ["admin.remove", "cli"],
+      ["admin.create", "cli"],
+    ]);
+    expect(audited.json.items[0].details).toEqual({ sessionsEnded: 1 });
   });
 });
 

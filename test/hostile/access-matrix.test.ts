@@ -128,6 +128,31 @@ const cells: Cell[] = [
     request: (c) => call("POST", "/v1/issuers/rotate", c, { hierarchy: "no-such-hierarchy" }),
     expect: { admin: "ran", provisioner: 403, otherProvisioner: 403, otherwise: 401 },
   },
+  { route: "GET /v1/overview", request: (c) => call("GET", "/v1/overview", c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  { route: "GET /v1/audit", request: (c) => call("GET", "/v1/audit?limit=1", c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  // a bearer token is no console session
+  { route: "GET /v1/console/session", request: (c) => call("GET", "/v1/console/session", c), expect: { otherwise: 401 } },
+  { route: "DELETE /v1/console/session", request: (c) => call("DELETE", "/v1/console/session", c), expect: { admin: 400, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  {
+    route: "GET /v1/certificates/{serial}/relying-party",
+    request: (c) => call("GET", `/v1/certificates/${targetSerial}/relying-party`, c),
+    expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
+  {
+    route: "POST /v1/issuers/{id}/activate",
+    request: (c) => call("POST", "/v1/issuers/no-such-issuer/activate", c),
+    expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
+  {
+    route: "POST /v1/issuers/{id}/revoke",
+    request: (c) => call("POST", "/v1/issuers/no-such-issuer/revoke", c, { dryRun: true }),
+    expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
+  {
+    route: "GET /v1/issuers/{id}/reissue",
+    request: (c) => call("GET", "/v1/issuers/no-such-issuer/reissue", c),
+    expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
 ];
 
 describe("access control matrix", () => {

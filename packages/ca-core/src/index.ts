@@ -46,3 +46,4 @@ export {
 } from "./ocsp/request.ts";
 export { signOcspResponse, ocspErrorResponse, certIdFor, publicKeyBits, OCSPResponseStatus, type SingleStatus, type ResponderIdentity } from "./ocsp/response.ts";
 export { OcspSigner, derEtag, destroyExpiredResponderKeys, OCSP_RESPONDER_PROFILE, RESPONDER_KEY_GRACE_MS, type DestroyedResponderKey, type LiveItem, type OcspSignerDeps } from "./ocsp/signer.ts";
+export { relyingPartyView, RELYING_PARTY_LIMITS, type RelyingPartyLimits, type OcspView, type CrlView } from "./relying-party.ts";

@@ -10,6 +10,7 @@ import {
   namesOf,
   parseCsr,
   parseSan,
+  relyingPartyView,
   revokeCertificate,
   toPem,
   type CaRuntime,
@@ -320,6 +321,47 @@ const getOne = (runtime: CaRuntime) =>
     },
   });
 
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+const relyingParty = (runtime: CaRuntime) =>
+  defineRoute({
+    method: "get",
+    path: "/v1/certificates/{serial}/relying-party",
+    operationId: "getRelyingPartyView",
+    summary: "What a relying party sees right now: the OCSP answer and the CRL, fetched from the URLs in the certificate",
+    description:
+      "An OCSP request POSTed to the certificate's OCSP URL and its CRL fetched from its distribution point, each answer's signature checked against the issuer. Only URLs under this CA's PKI_PUBLIC_URL are fetched; each fetch has 2 s and 1 MB (OCSP) or 64 MB (CRL) at most, and follows no redirect. A failure shows as status 'error' / error, not as an HTTP error.",
+    tags: ["inventory"],
+    auth: "admin",
+    params: S.SerialParams,
+    responses: { 200: { description: "both views", schema: S.RelyingPartyView } },
+    problems: [400, 401, 403, 404, 409, 429, 503],
+    handle: async (ctx) => {
+      const record = await runtime.inventory.certificates.get(ctx.params.serial);
+      if (!record) throw new CaError("not_found", `no certificate with serial ${ctx.params.serial}`);
+      if (!record.der) throw new CaError("conflict", `certificate ${record.serial} is ${record.status}: there is no signed certificate to check`);
+      const issuer = await runtime.inventory.issuers.get(record.issuerId);
+      if (!issuer) throw new CaError("not_found", `the issuer ${record.issuerId} of certificate ${record.serial} is not in the inventory`);
+      const view = await relyingPartyView({ certificateDer: record.der, serial: record.serial, issuerDer: issuer.certificateDer, publicUrl: runtime.config.publicUrl });
+      const { ocsp, crl } = view;
+      return {
+        status: 200,
+        body: {
+          ocsp: {
+            url: ocsp.url,
+            status: ocsp.status,
+            thisUpdate: iso(ocsp.thisUpdate),
+            nextUpdate: iso(ocsp.nextUpdate),
+            ...(ocsp.revokedAt ? { revokedAt: ocsp.revokedAt.toISOString() } : {}),
+            ...(ocsp.reason ? { reason: ocsp.reason } : {}),
+            ...(ocsp.error ? { error: ocsp.error } : {}),
+          },
+          crl: { url: crl.url, listed: crl.listed, number: crl.number, thisUpdate: iso(crl.thisUpdate), nextUpdate: iso(crl.nextUpdate), ...(crl.error ? { error: crl.error } : {}) },
+        },
+      };
+    },
+  });
+
 export function certificateRoutes(runtime: CaRuntime): RouteDefinition[] {
-  return [issue(runtime), renew(runtime), revoke(runtime), list(runtime), getOne(runtime)];
+  return [issue(runtime), renew(runtime), revoke(runtime), list(runtime), getOne(runtime), relyingParty(runtime)];
 }

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { Response } from "express";
 import { z } from "zod";
 import { CaError, inventoryFailure, type CaRuntime } from "@pki/ca-core";
-import { SESSION_ABSOLUTE_SECONDS, SESSION_COOKIE, SESSIONS_PER_OPERATOR, sessionCaller, sessionHash, type ConsoleSession } from "../auth.ts";
+import { SESSION_ABSOLUTE_SECONDS, SESSION_COOKIE, SESSIONS_PER_OPERATOR, sessionCaller, sessionCookie, sessionHash, type ConsoleSession } from "../auth.ts";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 
 const SessionBody = z.strictObject({
@@ -19,6 +19,8 @@ const SessionView = z.object({
 });
 
 function setCookie(res: Response, value: string, maxAgeSeconds: number): void {
+  // the answer carries the CSRF token: no cache may keep it
+  res.setHeader("cache-control", "no-store");
   res.setHeader("set-cookie", `${SESSION_COOKIE}=${value}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`);
 }
 
@@ -78,8 +80,11 @@ export function consoleRoutes(runtime: CaRuntime): RouteDefinition[] {
       responses: { 200: { description: "the live session", schema: SessionView } },
       problems: [401, 429, 503],
       handle: async (ctx) => {
+        // The console asks this on every page load: no cookie at all is an answer ("log in"),
+        // not a failed credential; a cookie that names no live session counts as one.
+        const presented = sessionCookie(ctx.req) !== undefined;
         const caller = await sessionCaller(ctx.req, runtime).catch((error: unknown) => {
-          throw error instanceof CaError && error.kind === "unauthorized" ? ctx.authFailure(error) : error;
+          throw presented && error instanceof CaError && error.kind === "unauthorized" ? ctx.authFailure(error) : error;
         });
         refreshSessionCookie(ctx.res, caller.session, runtime);
         return { status: 200, body: view(runtime, caller.session) };

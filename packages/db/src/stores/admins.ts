@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { PrismaClient } from "../generated/prisma/client.ts";
+import { AuditStore } from "./audit.ts";
 
 export interface AdminRecord {
   name: string;
@@ -43,7 +44,7 @@ export class AdminTokenStore {
     await this.prisma.$transaction(async (tx) => {
       if (await tx.adminToken.findFirst({ where: { name, revokedAt: null } })) throw new AdminNameTakenError(name);
       await tx.adminToken.create({ data: { id, name, tokenHash: hashToken(token) } });
-      await tx.auditEvent.create({ data: { actor: audit.actor, action: "admin.create", target: name } });
+      await new AuditStore(tx).record({ actor: audit.actor, action: "admin.create", target: name });
     });
     return id;
   }
@@ -63,7 +64,7 @@ export class AdminTokenStore {
       const revoked = await tx.adminToken.updateMany({ where: { name, revokedAt: null }, data: { revokedAt: at } });
       if (revoked.count === 0) return undefined;
       const ended = await tx.consoleSession.deleteMany({ where: { operator: name } });
-      await tx.auditEvent.create({ data: { actor: audit.actor, action: "admin.remove", target: name, details: { sessionsEnded: ended.count } } });
+      await new AuditStore(tx).record({ actor: audit.actor, action: "admin.remove", target: name, details: { sessionsEnded: ended.count } });
       return { sessionsEnded: ended.count };
     });
   }
