@@ -306,6 +306,31 @@ describe("operator console", () => {
     await screenshot(page, "issuers");
   });
 
+  it("revokes the retired intermediate with re-issue: dry run first, typed ID, then progress to done", async () => {
+    const retired = (await page.locator(".issuer[data-status=retired] .issuer-id").first().textContent())!;
+    const live = Number((await page.locator(`#issuer-${retired} a[href*='status=valid']`).textContent())!.match(/\d+/)![0]);
+    expect(live).toBeGreaterThan(0);
+    await page.locator(`#issuer-${retired}`).getByRole("button", { name: "Revoke and re-issue…" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText("Dry run: nothing has changed yet.").waitFor();
+    expect(await dialog.textContent()).toContain(`re-issue ${live} live certificate`);
+    expect((await call("GET", "/v1/issuers")).json.find((i: { id: string }) => i.id === retired).status).toBe("retired");
+    await accessible(page, "issuer revoke dialog");
+    const go = dialog.getByRole("button", { name: "Revoke and re-issue" });
+    expect(await go.isDisabled()).toBe(true);
+    await dialog.getByLabel("Type the issuer ID to confirm").fill(retired);
+    await go.click();
+    // Every affected certificate is accounted for: re-issued, or listed as failed with its reason
+    // (one was enrolled by the provisioner disabled above).
+    await expect.poll(() => dialog.textContent(), { timeout: 25_000 }).toMatch(/Done\./);
+    const [, reissued, total, failed] = /Re-issued (\d+) of (\d+); (\d+) failed/.exec((await dialog.textContent())!)!.map(Number);
+    expect([total, reissued! + failed!]).toEqual([live, live]);
+    expect(await dialog.locator("li").count()).toBeGreaterThanOrEqual(3 + failed!);
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "detached" });
+    await page.locator(`#issuer-${retired}[data-status=revoked]`).waitFor();
+  });
+
   it("renders hostile text from a provisioner pattern and the audit log as inert text", async () => {
     // A refused request is audited with its reason, which quotes the caller's input.
     const refused = await call("POST", "/v1/provisioners", { name: HOSTILE_TEXT, profiles: ["mtls"], names: [`DNS:${HOSTILE_TEXT}`], maxTtlSeconds: 3600 });

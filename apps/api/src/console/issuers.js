@@ -197,6 +197,11 @@ async function activate(i, reload) {
 
 async function revokeIssuer(i, reload) {
   await openDialog(`Revoke intermediate ${i.id}?`, (close) => {
+    const reason = h(
+      "select",
+      { name: "reason" },
+      ["keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "unspecified"].map((r) => h("option", { value: r }, r)),
+    );
     const body = h("div", {}, message("Asking what this would do (dry run)…", "status"));
     const footer = h(
       "div",
@@ -206,7 +211,7 @@ async function revokeIssuer(i, reload) {
     (async () => {
       let plan;
       try {
-        plan = await post(`/v1/issuers/${encodeURIComponent(i.id)}/revoke`, { reason: "cACompromise", reissue: true, dryRun: true });
+        plan = await post(`/v1/issuers/${encodeURIComponent(i.id)}/revoke`, { reason: reason.value, reissue: true, dryRun: true });
       } catch (error) {
         body.replaceChildren(notAvailable(error, "Dry run"));
         return;
@@ -225,15 +230,17 @@ async function revokeIssuer(i, reload) {
           h("li", {}, plan.replacement ? `sign new certificates with ${plan.replacement}` : "leave the hierarchy with no replacement intermediate"),
           h("li", {}, `re-issue ${plan.affected} live certificate${plan.affected === 1 ? "" : "s"} under the replacement`),
         ),
+        labelled("Reason", reason),
         labelled("Type the issuer ID to confirm", typed, i.id),
       );
       footer.append(go);
       go.addEventListener("click", async () => {
         go.disabled = true;
         typed.disabled = true;
+        reason.disabled = true;
         let started;
         try {
-          started = await post(`/v1/issuers/${encodeURIComponent(i.id)}/revoke`, { reason: "cACompromise", reissue: true });
+          started = await post(`/v1/issuers/${encodeURIComponent(i.id)}/revoke`, { reason: reason.value, reissue: true });
         } catch (error) {
           body.append(message(`Not revoked: ${error.message}`));
           go.disabled = false;

@@ -12,7 +12,8 @@ export const issuerLink = (id, text = id) => link(`#/issuers?focus=${encodeURICo
 
 /** "not available" for a route this CA does not have yet (404), else rethrows. */
 export function notAvailable(error, what) {
-  if (error instanceof ApiError && error.status === 404) return message(`${what}: not available on this CA (the API has no such route).`, "warning");
+  // The API's catch-all 404 says "no such resource"; any other 404 names what was not found.
+  if (error instanceof ApiError && error.status === 404 && /^no such resource/.test(error.message)) return message(`${what}: not available on this CA (the API has no such route).`, "warning");
   if (error instanceof ApiError && error.status === 401) throw error;
   return message(`${what}: ${error.message}`);
 }
