@@ -101,13 +101,25 @@ async function accessible(p: Page, name: string) {
   ).toEqual([]);
 }
 
+/** At 200% zoom a 1280-pixel laptop screen is 640 CSS pixels wide: nothing may need sideways scrolling. */
+async function fitsAt200Percent(p: Page, name: string) {
+  const size = p.viewportSize()!;
+  await p.setViewportSize({ width: 640, height: 400 });
+  const [scrollWidth, clientWidth] = await p.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  await p.setViewportSize(size);
+  expect(scrollWidth, name).toBeLessThanOrEqual(clientWidth!);
+}
+
 async function screenshot(p: Page, name: string) {
+  await fitsAt200Percent(p, name);
   mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
   await p.screenshot({ path: file, fullPage: true });
   const png = readFileSync(file);
   expect(png.subarray(1, 4).toString()).toBe("PNG");
   expect(png.length).toBeGreaterThan(10_000);
+  // The first screenful too, small enough for the README.
+  await p.screenshot({ path: path.join(ARTIFACTS, `${name}.top.png`) });
 }
 
 beforeAll(async () => {
@@ -421,7 +433,7 @@ afterAll(() => {
   if (process.env.PKI_CONSOLE_DOCS !== "1") return;
   mkdirSync(path.join(REPO_ROOT, "docs/console"), { recursive: true });
   for (const name of ["overview", "certificates", "certificate", "issuers", "provisioners", "audit"]) {
-    const from = path.join(ARTIFACTS, `${name}.png`);
+    const from = path.join(ARTIFACTS, `${name}.top.png`);
     if (existsSync(from)) copyFileSync(from, path.join(REPO_ROOT, "docs/console", `${name}.png`));
   }
 });
