@@ -203,6 +203,7 @@ describe("operator console", () => {
     expect(await page.locator('section:has(h2:text-is("Services\' certificates")) [data-state=valid] dd').textContent()).toBe("2");
     expect(Number(await page.locator("section:has(h2:text-is('Internal (the CA\\'s own)')) [data-state=valid] dd").textContent())).toBeGreaterThan(0);
     const bars = await page.locator("#timeline li").evaluateAll((lis) => lis.map((li) => Number(li.getAttribute("data-count"))));
+    expect(bars).toHaveLength(30);
     expect(bars.reduce((a, b) => a + b, 0)).toBe(2);
     expect(await page.locator("#timeline li[data-count='2'] .bar-count").textContent()).toBe("2");
     await accessible(page, "overview");

@@ -69,6 +69,20 @@ function refreshing(container, route, ctx, load) {
 
 // ---------- overview
 
+/** The next 30 UTC days from `fromIso`, each with its count (the API may list only days that have some). */
+function everyDay(fromIso, counted) {
+  const counts = new Map(counted.map((d) => [d.day, d.count]));
+  const start = new Date(fromIso ?? Date.now());
+  const days = [];
+  for (let i = 0; i < 30; i++) {
+    const day = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth(), start.getUTCDate() + i)).toISOString().slice(0, 10);
+    days.push({ day, count: counts.get(day) ?? 0 });
+  }
+  // Any listed day outside that window is still shown rather than silently dropped.
+  for (const d of counted) if (!days.some((x) => x.day === d.day)) days.push(d);
+  return days;
+}
+
 export async function overviewPage(container, route, ctx) {
   document.title = "Overview · PKI console";
   container.append(h("h1", {}, "Overview"));
@@ -88,7 +102,7 @@ export async function overviewPage(container, route, ctx) {
         ),
       );
     const e = o.expiring ?? {};
-    const days = o.expiryByDay ?? [];
+    const days = everyDay(o.generatedAt, o.expiryByDay ?? []);
     const max = Math.max(1, ...days.map((d) => d.count));
     const failed = o.autoRenew?.failedRenewals ?? [];
     append(target, [
