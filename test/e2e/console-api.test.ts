@@ -212,7 +212,16 @@ describe("overview, audit and inventory views", () => {
     expect(after.json.expiring.next24h).toBe(before.expiring.next24h + 1);
     const days = (o: { expiryByDay: { count: number }[] }) => o.expiryByDay.reduce((n, d) => n + d.count, 0);
     expect(days(after.json)).toBe(days(before) + 1);
-    expect(after.json.autoRenew).toEqual({ enabled: expect.any(Number), failedRenewals: expect.any(Array) });
+    expect(after.json.autoRenew).toEqual({ enabled: expect.any(Number), failedRenewals: [] });
+
+    // a renewal the scheduler could not sign, as the issuance cycle audits it
+    const serial = await issueService("failed-renewal.example");
+    await t.ca.inventory.audit.record({ actor: "scheduler:renewal", action: "certificate.issue", target: serial, outcome: "error", details: { reason: "the token is not there" } });
+    await t.ca.inventory.audit.record({ actor: "scheduler:renewal", action: "certificate.issue", target: serial, outcome: "ok" });
+    const failed = (await t.call("GET", "/v1/overview", { token: t.ca.adminToken })).json.autoRenew.failedRenewals;
+    expect(failed).toEqual([{ serial, subject: "", at: expect.any(String), reason: "the token is not there" }]);
+    const errors = await t.call("GET", "/v1/audit?actor=scheduler:renewal&outcome=error", { token: t.ca.adminToken });
+    expect(errors.json.items.map((e: { outcome: string }) => e.outcome)).toEqual(["error"]);
   });
 
   it("lists the CA's own certificates apart, latest first, by provisioner, with details and chain", async () => {

@@ -87,6 +87,7 @@ export const AuditQuery = z.strictObject({
   actor: AuditPrefix.optional().meta({ description: "prefix of the actor: admin: for every operator, admin:alice for one" }),
   action: AuditPrefix.optional().meta({ description: "prefix of the action, e.g. issuer. or certificate.revoke" }),
   target: AuditPrefix.optional().meta({ description: "exact target: a serial, issuer id or name" }),
+  outcome: z.enum(["ok", "denied", "error"], { error: "must be ok, denied or error" }).optional(),
   since: Instant.optional().meta({ description: "at or after this time" }),
   until: Instant.optional().meta({ description: "before this time" }),
   limit: z

@@ -26,10 +26,10 @@ const overview = (runtime: CaRuntime) =>
       const counts = await runtime.inventory.certificates.overview(now, INTERNAL_CERTIFICATE_MARKS).catch((error: Error) => {
         throw inventoryFailure(error, "no overview");
       });
-      const failures = await runtime.inventory.audit.query({ actor: RENEWAL_ACTOR, limit: 200 });
+      const failures = await runtime.inventory.audit.query({ actor: RENEWAL_ACTOR, outcome: "error", limit: FAILED_RENEWALS_SHOWN });
       const failedRenewals = [];
       for (const event of failures.items) {
-        if (event.outcome === "ok" || !event.target) continue;
+        if (!event.target) continue;
         const certificate = await runtime.inventory.certificates.get(event.target);
         const details = (event.details ?? {}) as { reason?: unknown };
         failedRenewals.push({
@@ -38,7 +38,6 @@ const overview = (runtime: CaRuntime) =>
           at: event.at.toISOString(),
           reason: typeof details.reason === "string" ? details.reason : event.action,
         });
-        if (failedRenewals.length >= FAILED_RENEWALS_SHOWN) break;
       }
       return {
         status: 200,

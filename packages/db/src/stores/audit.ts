@@ -84,6 +84,7 @@ export interface AuditQuery {
   action?: string;
   /** exact target (a serial, an issuer id, a name) */
   target?: string;
+  outcome?: AuditRecord["outcome"];
   since?: Date;
   until?: Date;
   /** 1 to 500, default 100 */
@@ -130,6 +131,7 @@ export class AuditStore {
     if (q.actor) where.push({ actor: { startsWith: literalPrefix(q.actor) } });
     if (q.action) where.push({ action: { startsWith: literalPrefix(q.action) } });
     if (q.target) where.push({ target: q.target });
+    if (q.outcome) where.push({ outcome: q.outcome });
     if (q.since) where.push({ at: { gte: q.since } });
     if (q.until) where.push({ at: { lt: q.until } });
     if (q.cursor) where.push({ id: { lt: decodeAuditCursor(q.cursor) } });
