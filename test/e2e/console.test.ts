@@ -399,6 +399,15 @@ describe("operator console", () => {
     expect(actions.length).toBeGreaterThan(0);
     expect(actions.every((a) => a.startsWith("certificate.revoke"))).toBe(true);
     expect(await page.locator("#audit tbody").textContent()).toContain(findMe.serial);
+    // the refused provisioner above is a denied event
+    await page.getByLabel("Action").fill("");
+    await page.getByLabel("Outcome").selectOption("denied");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.waitForURL(/#\/audit\?outcome=denied$/);
+    await page.locator("#audit table").waitFor();
+    const outcomes = await page.locator("#audit tbody td:nth-child(5)").allTextContents();
+    expect(outcomes.length).toBeGreaterThan(0);
+    expect(new Set(outcomes)).toEqual(new Set(["denied"]));
   });
 
   it("logs out; the API then refuses the browser", async () => {

@@ -471,7 +471,7 @@ async function revoke(c, ctx) {
 
 // ---------- audit
 
-const AUDIT_FILTERS = ["actor", "action", "target", "since", "until", "limit"];
+const AUDIT_FILTERS = ["actor", "action", "target", "outcome", "since", "until", "limit"];
 
 export async function auditPage(container, route, ctx) {
   document.title = "Audit log · PKI console";
@@ -500,9 +500,20 @@ export async function auditPage(container, route, ctx) {
         ctx.navigate("audit", next);
       },
     },
-    labelled("Actor", h("input", { type: "text", name: "actor", value: p.get("actor") ?? "" }), "e.g. admin:alice (prefix)"),
-    labelled("Action", h("input", { type: "text", name: "action", value: p.get("action") ?? "" }), "e.g. certificate.revoke (prefix)"),
-    labelled("Target", h("input", { type: "text", name: "target", value: p.get("target") ?? "" }), "serial, issuer ID or name"),
+    labelled("Actor", h("input", { type: "text", name: "actor", value: p.get("actor") ?? "" }), "starts with, e.g. admin:"),
+    labelled("Action", h("input", { type: "text", name: "action", value: p.get("action") ?? "" }), "starts with, e.g. certificate."),
+    labelled("Target", h("input", { type: "text", name: "target", value: p.get("target") ?? "" }), "exactly: a serial, issuer ID or name"),
+    select(
+      "outcome",
+      [
+        ["", "any"],
+        ["ok", "ok"],
+        ["denied", "denied"],
+        ["error", "error"],
+      ],
+      p.get("outcome"),
+      "Outcome",
+    ),
     labelled("From", h("input", { type: "datetime-local", name: "since", value: isoToLocal(p.get("since")) })),
     labelled("To", h("input", { type: "datetime-local", name: "until", value: isoToLocal(p.get("until")) })),
     select(
