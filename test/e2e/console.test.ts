@@ -233,6 +233,27 @@ describe("operator console", () => {
     await page.locator("#result-count:has-text('1 certificate')").waitFor();
     await accessible(page, "certificates");
     await screenshot(page, "certificates");
+    // Keyset pages, one certificate each: Next pushes the cursor into the URL, Previous and
+    // the browser's back button return to the same page.
+    await page.goto(`${api}/console/#/certificates?internal=false&order=desc&limit=1`);
+    await page.locator("#result-count:has-text('Page 1: 1 certificate (more on the next page)')").waitFor();
+    const first = await page.locator("#results tbody td:first-child").textContent();
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.locator("#result-count:has-text('Page 2: 1 certificate')").waitFor();
+    expect(page.url()).toMatch(/[?&]c=/);
+    const second = await page.locator("#results tbody td:first-child").textContent();
+    expect(second).not.toBe(first);
+    const notAfter = async (serial: string | null) => Date.parse((await call("GET", `/v1/certificates/${serial}`)).json.notAfter);
+    expect(await notAfter(first)).toBeGreaterThanOrEqual(await notAfter(second)); // latest first
+    await page.getByRole("button", { name: "Previous" }).click();
+    await page.locator("#result-count:has-text('Page 1:')").waitFor();
+    expect(await page.locator("#results tbody td:first-child").textContent()).toBe(first);
+    await page.goBack();
+    await page.locator("#result-count:has-text('Page 2:')").waitFor();
+    expect(await page.locator("#results tbody td:first-child").textContent()).toBe(second);
+
+    await page.goto(`${api}/console/#/certificates?q=findme-alp`);
+    await page.locator("#result-count:has-text('1 certificate')").waitFor();
     await page.getByRole("link", { name: findMe.serial }).click();
     await page.locator("h1:text-is('CN=web.findme-alpha.example')").waitFor();
     expect(await page.locator(".facts").first().textContent()).toContain("www.findme-alpha.example");
@@ -288,7 +309,12 @@ describe("operator console", () => {
     expect(issued.sans).toEqual(["DNS:svc.console.example"]);
     expect((await call("GET", `/v1/certificates/${issued.serial}`)).json.provisioner).toBe("console-team");
 
-    // Scope and disable/enable go through dialogs.
+    // Scope, disable/enable and removal go through dialogs.
+    await page.getByRole("button", { name: "Edit scope of console-team" }).click();
+    await page.getByRole("dialog").getByLabel("Names it may enrol").fill("DNS:.console.example\nDNS:.more.example");
+    await page.getByRole("dialog").getByRole("button", { name: "Save" }).click();
+    await page.locator("#provisioners tr:has-text('console-team'):has-text('DNS:.more.example')").waitFor();
+    expect((await call("GET", "/v1/provisioners")).json.find((p: { name: string }) => p.name === "console-team").names).toEqual(["DNS:.console.example", "DNS:.more.example"]);
     await page.getByRole("button", { name: "Done (hide the token)" }).click();
     expect(await page.locator("#new-token").count()).toBe(0);
     await page.getByRole("button", { name: "Disable console-team" }).click();
@@ -296,6 +322,20 @@ describe("operator console", () => {
     await page.locator("#provisioners tr:has-text('console-team') .badge-disabled").waitFor();
     const refused = run("bash", ["-euo", "pipefail", "-c", command], { cwd: dir });
     expect(refused.status).not.toBe(0);
+    await page.getByRole("button", { name: "Enable console-team" }).click();
+    await page.locator("#provisioners tr:has-text('console-team') .badge-enabled").waitFor();
+    // a second one, removed after its confirmation
+    await form.getByLabel("Name", { exact: true }).fill("short-lived");
+    await form.getByLabel("Names it may enrol").fill("DNS:.short.example");
+    await form.getByRole("button", { name: "Create" }).click();
+    await page.locator("#new-token").waitFor();
+    await page.getByRole("button", { name: "Remove short-lived" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Remove" }).click();
+    await page.locator("#provisioners tr:has-text('short-lived')").waitFor({ state: "detached" });
+    expect((await call("GET", "/v1/provisioners")).json.map((p: { name: string }) => p.name)).not.toContain("short-lived");
+    await page.getByRole("button", { name: "Disable console-team" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Disable" }).click();
+    await page.locator("#provisioners tr:has-text('console-team') .badge-disabled").waitFor();
   });
 
   it("rotates the intermediate from the issuer tree, and the tree shows the new one active and the old one retired", async () => {
