@@ -173,7 +173,7 @@ function select(name, options, value, label) {
 export async function certificatesPage(container, route, ctx) {
   document.title = "Certificates · PKI console";
   const p = route.params;
-  const [issuers, provisioners] = await Promise.all([get("/v1/issuers").catch(() => []), get("/v1/provisioners").catch(() => [])]);
+  const [issuers, provisioners, overview] = await Promise.all([get("/v1/issuers").catch(() => []), get("/v1/provisioners").catch(() => []), get("/v1/overview").catch(() => null)]);
   const dateOf = (iso) => (iso ? iso.slice(0, 10) : "");
   const form = h(
     "form",
@@ -270,6 +270,10 @@ export async function certificatesPage(container, route, ctx) {
     ),
     pager(route, ctx, cursors, list.nextCursor),
   );
+  if (overview) {
+    const line = (c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
+    results.append(h("p", { class: "hint", id: "inventory-counts" }, `In the inventory: services ${line(overview.services)}; internal ${line(overview.internal)}.`));
+  }
 }
 
 function sanList(sans = [], max = Infinity) {
