@@ -62,13 +62,12 @@ describe("quickstart", () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ ok: true, checks: { database: "ok", token: "ok", activeIssuer: "ok" } });
 
-    // The dashboard takes the admin token: it is on the HTTPS API listener, not the public one.
-    expect(output).toContain(`dashboard:        https://127.0.0.1:${apiPort}/dashboard`);
-    expect((await fetch(`http://127.0.0.1:${httpPort}/dashboard`)).status).toBe(404);
-    expect((await fetch(`http://127.0.0.1:${httpPort}/dashboard/api/summary`)).status).toBe(404);
+    // The operator console carries the admin session: it is on the HTTPS API listener, not the public one.
+    expect(output).toContain(`operator console: https://127.0.0.1:${apiPort}/console/`);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/console/`)).status).toBe(404);
     const rootPem = readFileSync(path.join(env.dataDir, "root.pem"), "utf8");
-    expect((await callApi(`https://127.0.0.1:${apiPort}`, rootPem, "GET", "/dashboard")).status).toBe(200);
-    expect((await callApi(`https://127.0.0.1:${apiPort}`, rootPem, "GET", "/dashboard/api/summary")).status).toBe(401);
+    expect((await callApi(`https://127.0.0.1:${apiPort}`, rootPem, "GET", "/console/")).status).toBe(200);
+    expect((await callApi(`https://127.0.0.1:${apiPort}`, rootPem, "GET", "/dashboard")).headers.location).toBe("/console/");
 
     const csr = opensslCsr({ subject: "/CN=quick.example.com" });
     const issued = pki(["issue", "--csr", csr.csrPath], serverEnv);

@@ -2,13 +2,14 @@
 // authenticate → validate → handler (authorize → build → policy → lint → record → sign →
 // store inside the CA core) → respond, and every failure as problem+json.
 import { z } from "zod";
-import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { CaError, MAX_CSR_BYTES, type CaRuntime } from "@pki/ca-core";
 import { problemHandler, problemStatus, registry, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
-import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted, type Caller } from "./auth.ts";
+import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
+import { consoleRouter } from "./console-static.ts";
 import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
 import { consoleDataRoutes } from "./routes/console-data.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -33,12 +34,6 @@ export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
 
 export interface ApiAppOptions {
   authFailureLimit?: number;
-  /**
-   * More routes served on this (TLS-only) listener, such as the operator dashboard. They
-   * get `requireAdmin`: the same admin-token check and failure limiter as the API, and
-   * the caller in `res.locals.caller`.
-   */
-  extraRoutes?: (context: { runtime: CaRuntime; requireAdmin: RequestHandler }) => Router;
 }
 
 /** The source address as the socket sees it; the API is not meant to sit behind a proxy that terminates TLS, since that would hide client certificates. */
@@ -122,22 +117,6 @@ function sendTooMany(res: Response, error: TooManyFailures): void {
   sendProblem(res, 429, error.message);
 }
 
-/** Admin-token check for routes outside the route table (the dashboard's data). */
-function requireAdminWith(runtime: CaRuntime, limiter: AuthFailureLimiter, log: Logger): RequestHandler {
-  return async (req, res, next) => {
-    const sourceIp = sourceIpOf(req);
-    try {
-      res.locals.caller = (await authenticateCounted(req, runtime, "admin", limiter, sourceIp)) satisfies Caller;
-      next();
-    } catch (error) {
-      if (error instanceof TooManyFailures) return sendTooMany(res, error);
-      if (error instanceof CaError && error.kind === "unauthorized")
-        log.warn({ audit: "denied", route: `${req.method} ${req.path}`, sourceIp, reason: boundAuditText(error.message) }, "authentication failed");
-      next(error);
-    }
-  };
-}
-
 /** Turns body-parser's limit error into a detail with the numbers. */
 const bodyLimitProblem = (error: unknown, _req: Request, res: Response, next: NextFunction) => {
   const e = error as { type?: string; length?: number; limit?: number };
@@ -164,7 +143,7 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
   for (const route of routes) {
     app[route.method](expressPath(route.path), requireContentType(route), bindRoute(route, runtime, limiter, log));
   }
-  if (options.extraRoutes) app.use(options.extraRoutes({ runtime, requireAdmin: requireAdminWith(runtime, limiter, log) }));
+  app.use(consoleRouter());
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path} (see /openapi.json)`));
   app.use(bodyLimitProblem);
   app.use(problemHandler);

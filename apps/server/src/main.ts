@@ -9,7 +9,6 @@ import { caDocumentsRouter } from "./public.ts";
 import { startApi } from "@pki/api";
 import { createCrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole } from "@pki/ocsp-responder";
-import { dashboardRouter } from "./dashboard/router.ts";
 import { assertPortsFree } from "./ports.ts";
 
 /** How long after listening the OCSP pre-signer starts its first sweep. */
@@ -81,8 +80,8 @@ async function main(): Promise<void> {
   // The HTTPS issuing API, with a certificate from this CA. /readyz is not
   // reachable before it listens: the public listener opens after it.
   const startIssuingApi = async () => {
-    // The dashboard takes the admin token, so it is served over TLS only, on this listener.
-    const api = await startApi(runtime, log.child({ role: "api" }), { extraRoutes: ({ requireAdmin }) => dashboardRouter(runtime, requireAdmin) });
+    // The operator console is part of the API (TLS only: it carries the admin session).
+    const api = await startApi(runtime, log.child({ role: "api" }));
     started.push(() => api.stop());
     return api;
   };
@@ -126,7 +125,7 @@ async function main(): Promise<void> {
   if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
   console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
-  console.log(`dashboard:        ${api.url}/dashboard`);
+  console.log(`operator console: ${api.url}/console/`);
 }
 
 main().catch((error: unknown) => {

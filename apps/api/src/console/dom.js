@@ -1,0 +1,208 @@
+// DOM helpers. Every piece of data reaches the page as a text node (never as markup), and
+// control and bidirectional-override characters are shown as visible \u{…} escapes, so a
+// SAN, CN, provisioner name or audit detail chosen by an attacker renders as inert text
+// and cannot reorder what surrounds it.
+
+// C0/C1 controls, bidi embeddings/overrides/isolates, zero-width and line/paragraph separators.
+const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+/** The text as it should be shown: invisible or reordering characters made visible. */
+export function visible(value) {
+  const text = value === null || value === undefined ? "" : String(value);
+  return text.replace(INVISIBLE, (c) => `\\u{${c.codePointAt(0).toString(16).padStart(4, "0")}}`);
+}
+
+/**
+ * Builds an element. `attrs` keys are attributes, except `on*` (listeners), `class`
+ * and `text`. Children are nodes or strings (strings become text nodes).
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "text") el.textContent = visible(value);
+    else if (key === "class") el.className = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(parent, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    parent.append(child instanceof Node ? child : document.createTextNode(visible(child)));
+  }
+  return parent;
+}
+
+export function clear(el) {
+  el.replaceChildren();
+  return el;
+}
+
+export const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
+
+export function badge(status) {
+  return h("span", { class: `badge badge-${String(status).replace(/[^a-z-]/g, "")}` }, status);
+}
+
+export function dateTime(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return visible(iso);
+  return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
+export function timeEl(iso) {
+  return h("time", { datetime: iso ?? undefined }, dateTime(iso));
+}
+
+/** "3 d 4 h", "12 min", "expired 2 h ago". */
+export function relative(iso, now = Date.now()) {
+  if (!iso) return "—";
+  const ms = new Date(iso).getTime() - now;
+  const text = duration(Math.abs(ms) / 1000);
+  return ms >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+export function duration(totalSeconds) {
+  const s = Math.floor(totalSeconds);
+  const d = Math.floor(s / 86400);
+  const hh = Math.floor((s % 86400) / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d} d ${hh} h`;
+  if (hh > 0) return `${hh} h ${mm} min`;
+  if (mm > 0) return `${mm} min ${s % 60} s`;
+  return `${s % 60} s`;
+}
+
+/** A table with a caption, the given column titles and rows (arrays of cells). */
+export function table(caption, headers, rows, empty = "Nothing to show.") {
+  if (rows.length === 0) return h("p", { class: "empty" }, empty);
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("caption", {}, caption),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          headers.map((t) => h("th", { scope: "col" }, t)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        rows.map((cells) =>
+          h(
+            "tr",
+            {},
+            cells.map((c) => h("td", {}, c)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** A definition list from [term, value] pairs. */
+export function facts(pairs) {
+  return h(
+    "dl",
+    { class: "facts" },
+    pairs.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+  );
+}
+
+export function labelled(labelText, control, hint) {
+  const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  control.id = id;
+  const hintEl = hint ? h("span", { class: "hint", id: `${id}-hint` }, hint) : null;
+  if (hintEl) control.setAttribute("aria-describedby", hintEl.id);
+  return h("div", { class: "field" }, h("label", { for: id }, labelText), control, hintEl);
+}
+
+export function button(text, onclick, attrs = {}) {
+  return h("button", { type: "button", onclick, ...attrs }, text);
+}
+
+/** An alert area: role=alert for errors, role=status for progress. */
+export function message(text, kind = "error") {
+  return h("p", { class: `message message-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+}
+
+/**
+ * A modal dialog (native <dialog>: focus stays inside, Escape closes). `build(close)`
+ * returns its content. Focus returns to what had it before. Resolves when closed.
+ */
+export function openDialog(title, build) {
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    const titleId = `dlg-${Math.random().toString(36).slice(2, 9)}`;
+    const dialog = h("dialog", { "aria-labelledby": titleId, class: "dialog" });
+    let result;
+    const close = (value) => {
+      result = value;
+      dialog.close();
+    };
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      if (opener && typeof opener.focus === "function" && opener.isConnected) opener.focus();
+      resolve(result);
+    });
+    append(dialog, [h("h2", { id: titleId }, title), build(close)]);
+    document.body.append(dialog);
+    dialog.showModal();
+    const first = dialog.querySelector("[autofocus], input, select, textarea, button");
+    if (first) first.focus();
+  });
+}
+
+/** A yes/no confirmation; resolves true only when confirmed. */
+export function confirmDialog(title, body, confirmText = "Confirm", danger = false) {
+  return openDialog(title, (close) =>
+    h(
+      "div",
+      {},
+      h("div", { class: "dialog-body" }, body),
+      h(
+        "div",
+        { class: "actions" },
+        button("Cancel", () => close(false), { autofocus: true }),
+        button(confirmText, () => close(true), { class: danger ? "danger" : "primary" }),
+      ),
+    ),
+  );
+}
+
+/** Saves bytes as a file through a blob: URL (no server round trip, nothing inline). */
+export function download(filename, bytes, type) {
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  const a = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export function pemToDer(pem) {
+  const b64 = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "");
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
+/** A datetime-local value (the operator's local time) as RFC 3339 UTC, or undefined. */
+export function localToIso(value) {
+  if (!value) return undefined;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}

@@ -1,0 +1,569 @@
+// Overview, certificates, one certificate, audit log.
+import { ApiError, get, itemsOf, post, query } from "./api.js";
+import { append, badge, button, clear, dateTime, download, duration, facts, h, labelled, link, localToIso, message, openDialog, pemToDer, relative, table, timeEl } from "./dom.js";
+
+export const STATUSES = ["valid", "revoked", "expired", "pending", "failed"];
+export const PROFILES = ["mtls", "server", "client"];
+const REASONS = ["unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn"];
+const REFRESH_MS = 15_000;
+
+export const certLink = (serial, text = serial) => link(`#/certificate/${encodeURIComponent(serial)}`, text, { class: "mono" });
+export const issuerLink = (id, text = id) => link(`#/issuers?focus=${encodeURIComponent(id)}`, text, { class: "mono" });
+
+/** "not available" for a route this CA does not have yet (404), else rethrows. */
+export function notAvailable(error, what) {
+  // The API's catch-all 404 says "no such resource"; any other 404 names what was not found.
+  if (error instanceof ApiError && error.status === 404 && /^no such resource/.test(error.message)) return message(`${what}: not available on this CA (the API has no such route).`, "warning");
+  if (error instanceof ApiError && error.status === 401) throw error;
+  return message(`${what}: ${error.message}`);
+}
+
+/**
+ * A page section that loads through `load(target)`, with an auto-refresh toggle kept in
+ * the URL (?refresh=1). Returns the cleanup that stops the timer.
+ */
+function refreshing(container, route, ctx, load) {
+  const on = route.params.get("refresh") === "1";
+  const target = h("div", { "aria-live": "polite" });
+  const updated = h("span", { class: "hint" });
+  const toggle = h("input", {
+    type: "checkbox",
+    checked: on,
+    onchange: () => {
+      const params = new URLSearchParams(route.params);
+      if (toggle.checked) params.set("refresh", "1");
+      else params.delete("refresh");
+      ctx.navigate(route.page, params, { replace: true });
+    },
+  });
+  toggle.id = "auto-refresh";
+  container.append(
+    h(
+      "div",
+      { class: "toolbar" },
+      h("label", { class: "check", for: "auto-refresh" }, toggle, " Auto refresh (every 15 s)"),
+      button("Refresh now", () => run()),
+      updated,
+    ),
+    target,
+  );
+  let busy = false;
+  const run = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const fresh = h("div");
+      await load(fresh);
+      if (ctx.isCurrent()) target.replaceChildren(...fresh.childNodes);
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    } catch (error) {
+      if (ctx.isCurrent()) target.replaceChildren(notAvailable(error, "Loading"));
+    } finally {
+      busy = false;
+    }
+  };
+  const first = run();
+  const timer = on ? setInterval(run, REFRESH_MS) : null;
+  return first.then(() => () => timer && clearInterval(timer));
+}
+
+// ---------- overview
+
+/** The next 30 UTC days from `fromIso`, each with its count (the API may list only days that have some). */
+function everyDay(fromIso, counted) {
+  const counts = new Map(counted.map((d) => [d.day, d.count]));
+  const start = new Date(fromIso ?? Date.now());
+  const days = [];
+  for (let i = 0; i < 30; i++) {
+    const day = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth(), start.getUTCDate() + i)).toISOString().slice(0, 10);
+    days.push({ day, count: counts.get(day) ?? 0 });
+  }
+  // Any listed day outside that window is still shown rather than silently dropped.
+  for (const d of counted) if (!days.some((x) => x.day === d.day)) days.push(d);
+  return days;
+}
+
+export async function overviewPage(container, route, ctx) {
+  document.title = "Overview · PKI console";
+  container.append(h("h1", {}, "Overview"));
+  return refreshing(container, route, ctx, async (target) => {
+    const o = await get("/v1/overview");
+    const counts = (title, c) =>
+      h(
+        "section",
+        { class: "card" },
+        h("h2", {}, title),
+        h(
+          "dl",
+          { class: "counts" },
+          STATUSES.map((s) =>
+            h("div", { "data-state": s }, h("dt", {}, link(`#/certificates${query({ status: s, internal: title.startsWith("Services") ? "false" : "true" })}`, s)), h("dd", {}, String(c?.[s] ?? 0))),
+          ),
+        ),
+      );
+    const e = o.expiring ?? {};
+    const days = everyDay(o.generatedAt, o.expiryByDay ?? []);
+    const max = Math.max(1, ...days.map((d) => d.count));
+    const failed = o.autoRenew?.failedRenewals ?? [];
+    append(target, [
+      h("p", { class: "hint" }, `As of ${dateTime(o.generatedAt)}`),
+      h("div", { class: "grid" }, counts("Services' certificates", o.services), counts("Internal (the CA's own)", o.internal)),
+      h(
+        "section",
+        { class: "card" },
+        h("h2", {}, "Expiring (services, valid)"),
+        h(
+          "dl",
+          { class: "counts", id: "expiring" },
+          [
+            ["next 24 h", e.next24h],
+            ["next 7 days", e.next7d],
+            ["next 30 days", e.next30d],
+          ].map(([t, n]) => h("div", {}, h("dt", {}, t), h("dd", {}, String(n ?? 0)))),
+        ),
+        h("h3", { id: "timeline-title" }, "Expiries per day, next 30 days"),
+        h(
+          "ol",
+          { class: "bars", id: "timeline", "aria-labelledby": "timeline-title" },
+          days.map((d) => {
+            const bar = h("span", { class: "bar" });
+            // CSSOM, not a style attribute: the CSP forbids inline styles.
+            bar.style.height = `${Math.round((d.count / max) * 100)}%`;
+            return h(
+              "li",
+              { "data-count": String(d.count), "data-day": d.day, title: `${d.day}: ${d.count}` },
+              h("span", { class: "bar-count" }, String(d.count)),
+              h("span", { class: "bar-track" }, bar),
+              h("span", { class: "bar-day" }, d.day.slice(5)),
+            );
+          }),
+        ),
+      ),
+      h(
+        "section",
+        { class: "card" },
+        h("h2", {}, "Auto-renewal"),
+        h("p", {}, `${o.autoRenew?.enabled ?? 0} certificates are renewed automatically by the scheduler.`),
+        table(
+          "Failed renewals (latest 20)",
+          ["When", "Certificate", "Subject", "Reason"],
+          failed.map((f) => [timeEl(f.at), certLink(f.serial), f.subject, f.reason]),
+          "No failed renewals.",
+        ),
+      ),
+    ]);
+  });
+}
+
+// ---------- certificates
+
+const FILTERS = ["q", "status", "issuerId", "profile", "provisioner", "expiresAfter", "expiresBefore", "internal", "order", "limit"];
+
+function select(name, options, value, label) {
+  return labelled(
+    label,
+    h(
+      "select",
+      { name },
+      options.map(([v, t]) => h("option", { value: v, selected: v === (value ?? "") }, t)),
+    ),
+  );
+}
+
+export async function certificatesPage(container, route, ctx) {
+  document.title = "Certificates · PKI console";
+  const p = route.params;
+  const [issuers, provisioners, overview] = await Promise.all([get("/v1/issuers").catch(() => []), get("/v1/provisioners").catch(() => []), get("/v1/overview").catch(() => null)]);
+  const dateOf = (iso) => (iso ? iso.slice(0, 10) : "");
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      role: "search",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const data = new FormData(form);
+        const next = new URLSearchParams();
+        for (const key of FILTERS) {
+          let v = String(data.get(key) ?? "").trim();
+          if (!v) continue;
+          if (key === "expiresAfter") v = `${v}T00:00:00Z`;
+          if (key === "expiresBefore") v = `${v}T23:59:59Z`;
+          next.set(key, v);
+        }
+        ctx.navigate("certificates", next);
+      },
+    },
+    labelled("Search", h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }), "subject or SAN text, 3+ characters"),
+    select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
+    select("issuerId", [["", "any"], ...itemsOf(issuers).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
+    select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
+    select("provisioner", [["", "any"], ...itemsOf(provisioners).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
+    labelled("Expires after", h("input", { type: "date", name: "expiresAfter", value: dateOf(p.get("expiresAfter")) })),
+    labelled("Expires before", h("input", { type: "date", name: "expiresBefore", value: dateOf(p.get("expiresBefore")) })),
+    select(
+      "internal",
+      [
+        ["", "services and internal"],
+        ["false", "services only"],
+        ["true", "internal only"],
+      ],
+      p.get("internal"),
+      "Kind",
+    ),
+    select(
+      "order",
+      [
+        ["", "expiry, soonest first"],
+        ["desc", "expiry, latest first"],
+      ],
+      p.get("order") === "asc" ? "" : p.get("order"),
+      "Sort",
+    ),
+    select(
+      "limit",
+      [
+        ["", "25"],
+        ["50", "50"],
+        ["100", "100"],
+      ],
+      p.get("limit"),
+      "Per page",
+    ),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Search"), link("#/certificates", "Clear", { class: "button" })),
+  );
+  container.append(h("h1", {}, "Certificates"), form);
+
+  const cursors = p.getAll("c");
+  const params = {};
+  for (const key of FILTERS) if (p.get(key)) params[key] = p.get(key);
+  params.limit = params.limit ?? "25";
+  if (cursors.length) params.cursor = cursors.at(-1);
+  const results = h("section", { "aria-label": "Results", id: "results" });
+  container.append(results);
+  let list;
+  try {
+    list = await get(`/v1/certificates${query(params)}`);
+  } catch (error) {
+    results.append(notAvailable(error, "Search"));
+    return;
+  }
+  const issuerName = new Map(itemsOf(issuers).map((i) => [i.id, i.subject]));
+  const items = list.items ?? [];
+  const pageNo = cursors.length + 1;
+  results.append(
+    h("p", { class: "count", id: "result-count" }, `Page ${pageNo}: ${items.length} certificate${items.length === 1 ? "" : "s"}${list.nextCursor ? " (more on the next page)" : ""}.`),
+    table(
+      "Certificates matching the filters",
+      ["Serial", "Subject", "SANs", "Status", "Expires", "Issuer", "Profile", "Provisioner"],
+      items.map((c) => [
+        certLink(c.serial),
+        c.subject,
+        sanList(c.sans, 3),
+        [badge(c.status), c.internal ? h("span", { class: "tag" }, "internal") : null],
+        [timeEl(c.notAfter), h("br"), h("span", { class: "hint" }, relative(c.notAfter))],
+        [issuerLink(c.issuerId), h("br"), h("span", { class: "hint" }, issuerName.get(c.issuerId) ?? "")],
+        c.profile,
+        c.provisioner ?? c.provisionerId ?? "—",
+      ]),
+      "No certificate matches.",
+    ),
+    pager(route, ctx, cursors, list.nextCursor),
+  );
+  if (overview) {
+    const line = (c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
+    results.append(h("p", { class: "hint", id: "inventory-counts" }, `In the inventory: services ${line(overview.services)}; internal ${line(overview.internal)}.`));
+  }
+}
+
+function sanList(sans = [], max = Infinity) {
+  const shown = sans.slice(0, max);
+  return h(
+    "ul",
+    { class: "sans" },
+    shown.map((s) => h("li", {}, s)),
+    sans.length > max ? h("li", { class: "hint" }, `+${sans.length - max} more`) : null,
+  );
+}
+
+/** Previous / Next over keyset cursors; the stack of cursors is in the URL (?c=…&c=…). */
+export function pager(route, ctx, cursors, nextCursor) {
+  const to = (stack) => {
+    const params = new URLSearchParams(route.params);
+    params.delete("c");
+    for (const c of stack) params.append("c", c);
+    ctx.navigate(route.page, params);
+  };
+  return h(
+    "nav",
+    { class: "pager", "aria-label": "Pages" },
+    button("Previous", () => to(cursors.slice(0, -1)), { disabled: cursors.length === 0 }),
+    h("span", {}, `Page ${cursors.length + 1}`),
+    button("Next", () => to([...cursors, nextCursor]), { disabled: !nextCursor }),
+  );
+}
+
+// ---------- one certificate
+
+export async function certificatePage(container, route, ctx) {
+  const serial = route.rest[0] ?? "";
+  document.title = `Certificate ${serial} · PKI console`;
+  let c;
+  try {
+    c = await get(`/v1/certificates/${encodeURIComponent(serial)}`);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) throw error;
+    container.append(h("h1", {}, "Certificate"), message(`Certificate ${serial}: ${error.message}`));
+    return;
+  }
+  const pem = c.pem ?? c.certificate ?? null;
+  const countdown = h("span", { id: "countdown", class: "countdown" });
+  const tick = () => {
+    const left = (new Date(c.notAfter).getTime() - Date.now()) / 1000;
+    countdown.textContent = left > 0 ? `expires in ${duration(left)}` : `expired ${duration(-left)} ago`;
+  };
+  tick();
+  const timer = setInterval(tick, 1000);
+
+  const rp = h("div", { id: "relying-party" });
+  const actions = h("div", { class: "actions" });
+  if (pem) {
+    actions.append(
+      button("Download PEM", () => download(`${c.serial}.pem`, pem, "application/x-pem-file")),
+      button("Download DER", () => download(`${c.serial}.der`, pemToDer(pem), "application/pkix-cert")),
+      button("Download chain", () => download(`${c.serial}-chain.pem`, [pem, ...(c.chain ?? [])].join(""), "application/x-pem-file"), {
+        disabled: !c.chain,
+        title: c.chain ? undefined : "the API did not send the chain",
+      }),
+    );
+  }
+  if (c.status === "valid") actions.append(button("Revoke…", () => revoke(c, ctx), { class: "danger", id: "revoke" }));
+
+  container.append(
+    h("p", { class: "crumbs" }, link("#/certificates", "Certificates"), " / ", h("span", { class: "mono" }, c.serial)),
+    h("h1", {}, c.subject || c.serial),
+    h(
+      "section",
+      { class: "card" },
+      facts([
+        ["Serial", h("span", { class: "mono" }, c.serial)],
+        ["Status", [badge(c.status), c.internal ? h("span", { class: "tag" }, "internal") : null]],
+        ["Subject", c.subject],
+        ["SANs", sanList(c.sans)],
+        ["Issuer", [issuerLink(c.issuerId), c.issuerSubject ? ` ${c.issuerSubject}` : ""]],
+        ["Valid from", timeEl(c.notBefore)],
+        ["Valid until", [timeEl(c.notAfter), " (", countdown, ")"]],
+        ["Profile", c.profile],
+        ["Key algorithm", c.keyAlgorithm ?? "—"],
+        ["Requester", c.requester ?? "—"],
+        ["Provisioner", c.provisioner ?? c.provisionerId ?? "—"],
+        ["Auto-renew", c.autoRenew ? "yes" : "no"],
+        ["Renewal of", c.predecessorSerial ? certLink(c.predecessorSerial) : "—"],
+        ["Renewed by", c.successorSerial ? certLink(c.successorSerial) : "—"],
+        ...(c.revokedAt ? [["Revoked", [timeEl(c.revokedAt), ` (${c.revocationReason ?? "unspecified"})`]]] : []),
+      ]),
+      actions,
+    ),
+    h("section", { class: "card" }, h("h2", {}, "What relying parties see now"), rp),
+  );
+  await loadRelyingParty(c.serial, rp, ctx);
+  return () => clearInterval(timer);
+}
+
+async function loadRelyingParty(serial, target, ctx) {
+  let r;
+  try {
+    r = await get(`/v1/certificates/${encodeURIComponent(serial)}/relying-party`);
+  } catch (error) {
+    if (ctx.isCurrent()) target.replaceChildren(notAvailable(error, "Relying-party check"));
+    return null;
+  }
+  if (!ctx.isCurrent()) return r;
+  const o = r.ocsp ?? {};
+  const crl = r.crl ?? {};
+  target.replaceChildren(
+    h(
+      "div",
+      { class: "grid" },
+      h(
+        "div",
+        {},
+        h("h3", {}, "OCSP"),
+        facts([
+          ["Status", h("span", { id: "ocsp-status" }, badge(o.status ?? "unknown"))],
+          ["Responder", o.url ?? "—"],
+          ["This update", timeEl(o.thisUpdate)],
+          ["Next update", timeEl(o.nextUpdate)],
+          ...(o.revokedAt ? [["Revoked", [timeEl(o.revokedAt), ` (${o.reason ?? "unspecified"})`]]] : []),
+          ...(o.error ? [["Error", o.error]] : []),
+        ]),
+      ),
+      h(
+        "div",
+        {},
+        h("h3", {}, "CRL"),
+        facts([
+          ["Listed", h("span", { id: "crl-listed" }, crl.error ? "—" : crl.listed ? "yes (revoked)" : "no")],
+          ["URL", crl.url ?? "—"],
+          ["CRL number", crl.number === undefined || crl.number === null ? "—" : String(crl.number)],
+          ["This update", timeEl(crl.thisUpdate)],
+          ["Next update", timeEl(crl.nextUpdate)],
+          ...(crl.error ? [["Error", crl.error]] : []),
+        ]),
+      ),
+    ),
+    button("Ask again", () => loadRelyingParty(serial, target, ctx)),
+  );
+  return r;
+}
+
+async function revoke(c, ctx) {
+  const done = await openDialog(`Revoke ${c.serial}?`, (close) => {
+    const reason = h(
+      "select",
+      { name: "reason" },
+      REASONS.map((r) => h("option", { value: r }, r)),
+    );
+    const typed = h("input", { type: "text", name: "confirm-serial", autocomplete: "off", spellcheck: "false" });
+    const status = h("div");
+    const go = h("button", { type: "submit", class: "danger", disabled: true }, "Revoke");
+    typed.addEventListener("input", () => {
+      go.disabled = typed.value.trim().toLowerCase() !== c.serial;
+    });
+    return h(
+      "form",
+      {
+        onsubmit: async (event) => {
+          event.preventDefault();
+          if (typed.value.trim().toLowerCase() !== c.serial) return;
+          go.disabled = true;
+          clear(status).append(message("Revoking…", "status"));
+          try {
+            await post(`/v1/certificates/${encodeURIComponent(c.serial)}/revoke`, { reason: reason.value });
+            close(true);
+          } catch (error) {
+            clear(status).append(message(`Not revoked: ${error.message}`));
+            go.disabled = false;
+          }
+        },
+      },
+      h("p", {}, "Relying parties will refuse this certificate from now on (OCSP at once, CRLs at their next publication). This cannot be undone."),
+      h("p", {}, "Subject: ", h("strong", {}, c.subject)),
+      labelled("Reason", reason),
+      labelled("Type the serial to confirm", typed, c.serial),
+      status,
+      h(
+        "div",
+        { class: "actions" },
+        button("Cancel", () => close(false)),
+        go,
+      ),
+    );
+  });
+  if (!done) return;
+  // The page again with the new status, then OCSP asked until it says revoked (the
+  // responder is told at once; a few tries cover the pre-signer's hand-off).
+  await ctx.rerender();
+  for (let i = 0; i < 10; i++) {
+    const target = document.getElementById("relying-party");
+    if (!target || document.getElementById("ocsp-status")?.textContent === "revoked") return;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const r = await loadRelyingParty(c.serial, target, { isCurrent: () => target.isConnected });
+    if (r?.ocsp?.status === "revoked") return;
+  }
+}
+
+// ---------- audit
+
+const AUDIT_FILTERS = ["actor", "action", "target", "outcome", "since", "until", "limit"];
+
+export async function auditPage(container, route, ctx) {
+  document.title = "Audit log · PKI console";
+  const p = route.params;
+  const isoToLocal = (iso) => {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return "";
+    const local = new Date(d.getTime() - d.getTimezoneOffset() * 60_000);
+    return local.toISOString().slice(0, 16);
+  };
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      role: "search",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const data = new FormData(form);
+        const next = new URLSearchParams();
+        for (const key of AUDIT_FILTERS) {
+          let v = String(data.get(key) ?? "").trim();
+          if (key === "since" || key === "until") v = localToIso(v) ?? "";
+          if (v) next.set(key, v);
+        }
+        ctx.navigate("audit", next);
+      },
+    },
+    labelled("Actor", h("input", { type: "text", name: "actor", value: p.get("actor") ?? "" }), "starts with, e.g. admin:"),
+    labelled("Action", h("input", { type: "text", name: "action", value: p.get("action") ?? "" }), "starts with, e.g. certificate."),
+    labelled("Target", h("input", { type: "text", name: "target", value: p.get("target") ?? "" }), "exactly: a serial, issuer ID or name"),
+    select(
+      "outcome",
+      [
+        ["", "any"],
+        ["ok", "ok"],
+        ["denied", "denied"],
+        ["error", "error"],
+      ],
+      p.get("outcome"),
+      "Outcome",
+    ),
+    labelled("From", h("input", { type: "datetime-local", name: "since", value: isoToLocal(p.get("since")) })),
+    labelled("To", h("input", { type: "datetime-local", name: "until", value: isoToLocal(p.get("until")) })),
+    select(
+      "limit",
+      [
+        ["", "50"],
+        ["100", "100"],
+        ["200", "200"],
+      ],
+      p.get("limit"),
+      "Per page",
+    ),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Filter"), link("#/audit", "Clear", { class: "button" })),
+  );
+  container.append(h("h1", {}, "Audit log"), form);
+  const cursors = p.getAll("c");
+  const params = {};
+  for (const key of AUDIT_FILTERS) if (p.get(key)) params[key] = p.get(key);
+  params.limit = params.limit ?? "50";
+  if (cursors.length) params.cursor = cursors.at(-1);
+  const results = h("section", { "aria-label": "Audit events", id: "audit" });
+  container.append(results);
+  let list;
+  try {
+    list = await get(`/v1/audit${query(params)}`);
+  } catch (error) {
+    results.append(notAvailable(error, "Audit log"));
+    return;
+  }
+  const items = list.items ?? [];
+  results.append(
+    h("p", { class: "count" }, `Page ${cursors.length + 1}: ${items.length} event${items.length === 1 ? "" : "s"}.`),
+    table(
+      "Audit events, newest first",
+      ["When", "Actor", "Action", "Target", "Outcome", "Source", "Details"],
+      items.map((a) => [
+        timeEl(a.at),
+        a.actor,
+        a.action,
+        a.target ? (/^[0-9a-f]{2,40}$/.test(a.target) ? certLink(a.target) : a.target) : "—",
+        badge(a.outcome ?? "—"),
+        a.sourceIp ?? "—",
+        a.details && Object.keys(a.details).length ? h("code", { class: "details" }, JSON.stringify(a.details)) : "—",
+      ]),
+      "No audit event matches.",
+    ),
+    pager(route, ctx, cursors, list.nextCursor),
+  );
+}

@@ -1,0 +1,245 @@
+// Provisioners: who may enrol which names with which profiles. A new provisioner's token
+// is shown once, with a ready-to-run enrolment command.
+import { del, get, itemsOf, patch, post } from "./api.js";
+import { badge, button, clear, confirmDialog, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
+import { PROFILES, notAvailable } from "./pages.js";
+
+const NAME_HINT = "one per line: DNS:api.example.com, DNS:*.svc.example.com, DNS:.example.com, IP:10.0.0.0/8, URI:spiffe://…/*, email:@example.com, CN:batch-*";
+
+export async function provisionersPage(container, _route, ctx) {
+  document.title = "Provisioners · PKI console";
+  const created = h("div", { id: "created" });
+  const list = h("section", { id: "provisioners", "aria-label": "Provisioners" });
+  container.append(
+    h("h1", {}, "Provisioners"),
+    created,
+    list,
+    createForm(created, () => load()),
+  );
+  const load = async () => {
+    let r;
+    try {
+      r = await get("/v1/provisioners");
+    } catch (error) {
+      list.replaceChildren(notAvailable(error, "Provisioners"));
+      return;
+    }
+    if (!ctx.isCurrent()) return;
+    list.replaceChildren(
+      table(
+        "Provisioners",
+        ["Name", "Status", "Profiles", "Names", "Max lifetime", "Hierarchy", "Created", "Actions"],
+        itemsOf(r).map((p) => [
+          h("span", { class: "prov-name" }, p.name),
+          badge(p.disabled ? "disabled" : "enabled"),
+          p.profiles.join(", "),
+          h(
+            "ul",
+            { class: "sans" },
+            p.names.map((n) => h("li", {}, n)),
+          ),
+          duration(p.maxTtlSeconds),
+          p.hierarchy,
+          timeEl(p.createdAt),
+          h(
+            "div",
+            { class: "actions compact" },
+            button("Edit scope…", () => editScope(p, load), { "aria-label": `Edit scope of ${p.name}` }),
+            button(p.disabled ? "Enable" : "Disable…", () => toggle(p, load), { "aria-label": `${p.disabled ? "Enable" : "Disable"} ${p.name}` }),
+            button("Remove…", () => remove(p, load), { class: "danger", "aria-label": `Remove ${p.name}` }),
+          ),
+        ]),
+        "No provisioner yet: create one below.",
+      ),
+    );
+  };
+  await load();
+}
+
+const profileBoxes = (chosen, prefix) =>
+  h(
+    "fieldset",
+    { class: "inline" },
+    h("legend", {}, "Profiles"),
+    PROFILES.map((p) =>
+      h("span", { class: "check" }, h("input", { type: "checkbox", name: "profiles", value: p, id: `${prefix}-${p}`, checked: chosen.includes(p) }), h("label", { for: `${prefix}-${p}` }, p)),
+    ),
+  );
+
+const linesOf = (text) =>
+  text
+    .split("\n")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function createForm(created, reload) {
+  const status = h("div");
+  const form = h(
+    "form",
+    {
+      class: "card",
+      id: "create-provisioner",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const data = new FormData(form);
+        const body = {
+          name: String(data.get("name") ?? "").trim(),
+          profiles: data.getAll("profiles").map(String),
+          names: linesOf(String(data.get("names") ?? "")),
+          maxTtlSeconds: Number(data.get("maxTtlSeconds")),
+        };
+        const hierarchy = String(data.get("hierarchy") ?? "").trim();
+        if (hierarchy) body.hierarchy = hierarchy;
+        clear(status);
+        try {
+          const p = await post("/v1/provisioners", body);
+          form.reset();
+          showToken(created, p);
+          await reload();
+        } catch (error) {
+          status.append(message(`Not created: ${error.message}`));
+        }
+      },
+    },
+    h("h2", {}, "Create a provisioner"),
+    labelled("Name", h("input", { type: "text", name: "name", required: true, pattern: "[a-z0-9][a-z0-9._\\-]*", maxlength: "63" }), "lower-case letters, digits, '.', '_', '-'"),
+    profileBoxes(["mtls"], "new"),
+    labelled("Names it may enrol", h("textarea", { name: "names", rows: "3", required: true }), NAME_HINT),
+    labelled("Maximum lifetime (seconds)", h("input", { type: "number", name: "maxTtlSeconds", min: "60", value: "86400", required: true })),
+    labelled("Hierarchy", h("input", { type: "text", name: "hierarchy", placeholder: "default" })),
+    status,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Create")),
+  );
+  return form;
+}
+
+const shellQuote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
+
+/** An example name the provisioner may enrol, from its first DNS pattern. */
+function exampleName(names) {
+  const dns = names.find((n) => n.startsWith("DNS:"));
+  if (!dns) return "service.example";
+  const pattern = dns.slice(4);
+  if (pattern.startsWith("*.")) return `svc${pattern.slice(1)}`;
+  if (pattern.startsWith(".")) return `svc${pattern}`;
+  return pattern;
+}
+
+function enrolCommand(p) {
+  const name = exampleName(p.names);
+  return [
+    "# The CA's root certificate is root.pem (.pki/root.pem on the CA host).",
+    `API=${shellQuote(location.origin)}`,
+    `TOKEN=${shellQuote(p.token)}`,
+    `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout svc.key -outform DER -out svc.csr.der \\`,
+    `  -subj ${shellQuote(`/CN=${name}`)} -addext ${shellQuote(`subjectAltName=DNS:${name}`)}`,
+    `curl -sS --fail-with-body --cacert root.pem -H "Authorization: Bearer $TOKEN" \\`,
+    `  -H 'Content-Type: application/pkcs10' --data-binary @svc.csr.der "$API/v1/certificates?profile=${p.profiles[0] ?? "mtls"}" > issued.json`,
+  ].join("\n");
+}
+
+function copyButton(text, label) {
+  const b = button(label, async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      b.textContent = "Copied";
+    } catch {
+      b.textContent = "Copy failed: select the text and copy it";
+    }
+    setTimeout(() => {
+      b.textContent = label;
+    }, 3000);
+  });
+  return b;
+}
+
+function showToken(created, p) {
+  const token = h("input", { type: "text", readonly: true, value: p.token, id: "new-token", class: "mono", spellcheck: "false" });
+  const command = enrolCommand(p);
+  created.replaceChildren(
+    h(
+      "section",
+      { class: "card token", "aria-labelledby": "token-title" },
+      h("h2", { id: "token-title" }, `Provisioner “${p.name}” created`),
+      message("Copy its token now: it is shown only once (the CA keeps only its hash).", "warning"),
+      labelled("Token", token),
+      h("div", { class: "actions" }, copyButton(p.token, "Copy token")),
+      h("h3", {}, "Enrol a service with it"),
+      h("pre", { id: "enrol-command", tabindex: "0" }, h("code", {}, command)),
+      h(
+        "div",
+        { class: "actions" },
+        copyButton(command, "Copy command"),
+        button("Done (hide the token)", () => created.replaceChildren()),
+      ),
+    ),
+  );
+  token.focus();
+  token.select();
+}
+
+async function editScope(p, reload) {
+  await openDialog(`Scope of ${p.name}`, (close) => {
+    const names = h("textarea", { name: "names", rows: "4" });
+    names.value = p.names.join("\n");
+    const ttl = h("input", { type: "number", name: "maxTtlSeconds", min: "60", value: String(p.maxTtlSeconds) });
+    const status = h("div");
+    const form = h(
+      "form",
+      {
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const data = new FormData(form);
+          try {
+            await patch(`/v1/provisioners/${encodeURIComponent(p.name)}`, {
+              names: linesOf(names.value),
+              profiles: data.getAll("profiles").map(String),
+              maxTtlSeconds: Number(ttl.value),
+            });
+            await reload();
+            close(true);
+          } catch (error) {
+            clear(status).append(message(`Not changed: ${error.message}`));
+          }
+        },
+      },
+      labelled("Names it may enrol", names, NAME_HINT),
+      profileBoxes(p.profiles, "edit"),
+      labelled("Maximum lifetime (seconds)", ttl),
+      status,
+      h(
+        "div",
+        { class: "actions" },
+        button("Cancel", () => close(false)),
+        h("button", { type: "submit", class: "primary" }, "Save"),
+      ),
+    );
+    return form;
+  });
+}
+
+async function toggle(p, reload) {
+  if (!p.disabled) {
+    const ok = await confirmDialog(`Disable ${p.name}?`, h("p", {}, "Its token stops working at once; certificates it enrolled stay valid."), "Disable", true);
+    if (!ok) return;
+  }
+  try {
+    await patch(`/v1/provisioners/${encodeURIComponent(p.name)}`, { disabled: !p.disabled });
+  } catch (error) {
+    document.getElementById("provisioners")?.prepend(message(error.message));
+    return;
+  }
+  await reload();
+}
+
+async function remove(p, reload) {
+  const ok = await confirmDialog(`Remove ${p.name}?`, h("p", {}, "Its token stops working and it cannot be brought back; certificates it enrolled stay valid."), "Remove", true);
+  if (!ok) return;
+  try {
+    await del(`/v1/provisioners/${encodeURIComponent(p.name)}`);
+  } catch (error) {
+    document.getElementById("provisioners")?.prepend(message(error.message));
+    return;
+  }
+  await reload();
+}
