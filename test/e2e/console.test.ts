@@ -286,6 +286,30 @@ describe("operator console", () => {
     expect(await page.locator(".facts").first().textContent()).toContain("keyCompromise");
   });
 
+  it("issues a certificate from a CSR pasted into the certificates page, as `pki issue` does", async () => {
+    await page.goto(`${api}/console/#/certificates`);
+    await page.getByText("Issue a certificate from a CSR").click();
+    const csr = opensslCsr({ subject: "/CN=pasted.console.example", sans: ["DNS:pasted.console.example"] });
+    await page.getByLabel("CSR (PEM)").fill(csr.csrPem);
+    await page.locator("#issue-form").getByLabel("Profile").selectOption("server");
+    await page.getByLabel("Lifetime (seconds)").fill("3600");
+    await accessible(page, "issue form");
+    await page.getByRole("button", { name: "Issue", exact: true }).click();
+    await page.locator("h1:text-is('CN=pasted.console.example')").waitFor();
+    const serial = /#\/certificate\/([0-9a-f]+)/.exec(page.url())![1]!;
+    const issued = (await call("GET", `/v1/certificates/${serial}`)).json;
+    expect(issued).toMatchObject({ status: "valid", profile: "server", requester: expect.stringMatching(/^admin:/) });
+    // signed for the key in the CSR: openssl matches the certificate's key with the CSR's
+    const certKey = run("openssl", ["x509", "-noout", "-pubkey"], { input: issued.pem }).stdout;
+    expect(run("openssl", ["req", "-noout", "-pubkey"], { input: csr.csrPem }).stdout).toBe(certKey);
+    // a refused CSR is named on the form, nothing issued
+    await page.goto(`${api}/console/#/certificates`);
+    await page.getByText("Issue a certificate from a CSR").click();
+    await page.getByLabel("CSR (PEM)").fill("not a csr");
+    await page.getByRole("button", { name: "Issue", exact: true }).click();
+    await page.locator("#issue-form .message:has-text('Not issued')").waitFor();
+  });
+
   it("creates a provisioner, shows its token once with a curl command that enrols for real", async () => {
     await page.getByRole("link", { name: "Provisioners" }).click();
     const form = page.locator("#create-provisioner");

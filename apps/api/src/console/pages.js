@@ -232,7 +232,7 @@ export async function certificatesPage(container, route, ctx) {
     ),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Search"), link("#/certificates", "Clear", { class: "button" })),
   );
-  container.append(h("h1", {}, "Certificates"), form);
+  container.append(h("h1", {}, "Certificates"), issueForm(ctx), form);
 
   const cursors = p.getAll("c");
   const params = {};
@@ -274,6 +274,47 @@ export async function certificatesPage(container, route, ctx) {
     const line = (c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
     results.append(h("p", { class: "hint", id: "inventory-counts" }, `In the inventory: services ${line(overview.services)}; internal ${line(overview.internal)}.`));
   }
+}
+
+/**
+ * `pki issue` in the browser: the operator signs a service's CSR (PEM) under a profile, as
+ * the admin token may, through the same issuance cycle as every other certificate.
+ */
+function issueForm(ctx) {
+  const status = h("div");
+  const form = h(
+    "form",
+    {
+      id: "issue-form",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const data = new FormData(form);
+        const body = { csr: String(data.get("csr") ?? "").trim(), profile: String(data.get("profile") ?? "mtls") };
+        const ttl = String(data.get("ttlSeconds") ?? "").trim();
+        if (ttl) body.ttlSeconds = Number(ttl);
+        if (data.get("autoRenew")) body.autoRenew = true;
+        clear(status);
+        try {
+          const issued = await post("/v1/certificates", body);
+          ctx.navigate(`certificate/${encodeURIComponent(issued.serial)}`);
+        } catch (error) {
+          status.append(message(`Not issued: ${error.message}`));
+        }
+      },
+    },
+    labelled("CSR (PEM)", h("textarea", { name: "csr", rows: "6", required: true, spellcheck: "false", class: "mono" }), "-----BEGIN CERTIFICATE REQUEST----- …, as openssl req writes it"),
+    select(
+      "profile",
+      PROFILES.map((s) => [s, s]),
+      "mtls",
+      "Profile",
+    ),
+    labelled("Lifetime (seconds)", h("input", { type: "number", name: "ttlSeconds", min: "60", placeholder: "the CA's default" })),
+    labelled("Renew automatically", h("input", { type: "checkbox", name: "autoRenew", value: "1" })),
+    status,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Issue")),
+  );
+  return h("details", { class: "card", id: "issue" }, h("summary", {}, "Issue a certificate from a CSR"), form);
 }
 
 function sanList(sans = [], max = Infinity) {
