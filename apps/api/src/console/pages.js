@@ -234,20 +234,10 @@ export async function certificatesPage(container, route, ctx) {
   );
   container.append(h("h1", {}, "Certificates"), issueForm(ctx), form);
 
-  const cursors = p.getAll("c");
-  const params = {};
-  for (const key of FILTERS) if (p.get(key)) params[key] = p.get(key);
-  params.limit = params.limit ?? "25";
-  if (cursors.length) params.cursor = cursors.at(-1);
   const results = h("section", { "aria-label": "Results", id: "results" });
   container.append(results);
-  let list;
-  try {
-    list = await get(`/v1/certificates${query(params)}`);
-  } catch (error) {
-    results.append(notAvailable(error, "Search"));
-    return;
-  }
+  const { list, cursors } = await keysetPage(p, FILTERS, "25", "/v1/certificates", results, "Search");
+  if (!list) return;
   const issuerName = new Map(itemsOf(issuers).map((i) => [i.id, i.subject]));
   const items = list.items ?? [];
   const pageNo = cursors.length + 1;
@@ -315,6 +305,24 @@ function issueForm(ctx) {
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Issue")),
   );
   return h("details", { class: "card", id: "issue" }, h("summary", {}, "Issue a certificate from a CSR"), form);
+}
+
+/**
+ * One keyset page of `path`, from the filters in the URL and its stack of cursors (`c`, one
+ * per page turned): `list` is undefined when the API could not answer (said in `results`).
+ */
+async function keysetPage(p, filters, defaultLimit, path, results, what) {
+  const cursors = p.getAll("c");
+  const params = {};
+  for (const key of filters) if (p.get(key)) params[key] = p.get(key);
+  params.limit = params.limit ?? defaultLimit;
+  if (cursors.length) params.cursor = cursors.at(-1);
+  try {
+    return { list: await get(`${path}${query(params)}`), cursors };
+  } catch (error) {
+    results.append(notAvailable(error, what));
+    return { list: undefined, cursors };
+  }
 }
 
 function sanList(sans = [], max = Infinity) {
@@ -574,20 +582,10 @@ export async function auditPage(container, route, ctx) {
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Filter"), link("#/audit", "Clear", { class: "button" })),
   );
   container.append(h("h1", {}, "Audit log"), form);
-  const cursors = p.getAll("c");
-  const params = {};
-  for (const key of AUDIT_FILTERS) if (p.get(key)) params[key] = p.get(key);
-  params.limit = params.limit ?? "50";
-  if (cursors.length) params.cursor = cursors.at(-1);
   const results = h("section", { "aria-label": "Audit events", id: "audit" });
   container.append(results);
-  let list;
-  try {
-    list = await get(`/v1/audit${query(params)}`);
-  } catch (error) {
-    results.append(notAvailable(error, "Audit log"));
-    return;
-  }
+  const { list, cursors } = await keysetPage(p, AUDIT_FILTERS, "50", "/v1/audit", results, "Audit log");
+  if (!list) return;
   const items = list.items ?? [];
   results.append(
     h("p", { class: "count" }, `Page ${cursors.length + 1}: ${items.length} event${items.length === 1 ? "" : "s"}.`),
