@@ -1,14 +1,12 @@
 // The scheduler as operators meet it: `pki scheduler run-once|status`, and apps/scheduler
 // running on its own as a separate process (catch-up at start-up, clean stop on SIGTERM).
-import { spawn } from "node:child_process";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCsr } from "@pki/ca-core";
 import type { Logger } from "@pki/logger";
 import { registry } from "@pki/metrics";
 import { createScheduler } from "@pki/scheduler";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
-import { freePort, opensslCsr, pki } from "../support/tools.ts";
+import { freePort, opensslCsr, pki, spawnApp, stopSpawnedApps } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 describe("scheduler from the command line and as its own process", () => {
@@ -17,6 +15,7 @@ describe("scheduler from the command line and as its own process", () => {
     ca = await startTestCa();
   });
   afterAll(async () => {
+    stopSpawnedApps(); // what a failed assertion left running
     await ca?.cleanup();
   });
 
@@ -85,7 +84,7 @@ describe("scheduler from the command line and as its own process", () => {
   });
 
   it("apps/scheduler runs alone: overdue jobs run at start-up, SIGTERM stops it cleanly", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
+    const child = spawnApp("apps/scheduler/src/main.ts", {
       cwd: REPO_ROOT,
       env: childEnv({ ...ca.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(await freePort()) }),
     });

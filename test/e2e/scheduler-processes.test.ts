@@ -1,11 +1,9 @@
 // Two real scheduler processes (apps/scheduler/src/main.ts) against one PostgreSQL
 // database: started together, they run each due job once between them.
-import { spawn } from "node:child_process";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCsr } from "@pki/ca-core";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
-import { freePort, opensslCsr } from "../support/tools.ts";
+import { freePort, opensslCsr, spawnApp, stopSpawnedApps } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 describe("scheduler processes", () => {
@@ -14,6 +12,7 @@ describe("scheduler processes", () => {
     fresh = await startTestCa();
   });
   afterAll(async () => {
+    stopSpawnedApps(); // what a failed assertion left running
     await fresh?.cleanup();
   });
 
@@ -24,7 +23,7 @@ describe("scheduler processes", () => {
     await fresh.inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [interrupted.serial]);
     const start = (opsPort: number) => {
       // each process has its own ops listener (/healthz, /metrics)
-      const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/scheduler/src/main.ts")], {
+      const child = spawnApp("apps/scheduler/src/main.ts", {
         cwd: REPO_ROOT,
         env: childEnv({ ...fresh.env, PKI_LOG_LEVEL: "info", PKI_HTTP_PORT: String(opsPort) }),
       });

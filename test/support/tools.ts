@@ -1,6 +1,6 @@
 // Independent implementations to check the CA's output against: OpenSSL, GnuTLS,
 // pkcs11-tool and Python's `cryptography`, run as child processes.
-import { execFileSync, spawnSync } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFileSync, type SpawnOptionsWithoutStdio, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -108,4 +108,20 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+const spawnedApps = new Set<ChildProcessWithoutNullStreams>();
+
+/** One of this repository's apps as its own process (`node --import tsx`, as production runs it). */
+export function spawnApp(entry: string, options: SpawnOptionsWithoutStdio): ChildProcessWithoutNullStreams {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, entry)], options);
+  spawnedApps.add(child);
+  child.once("exit", () => spawnedApps.delete(child));
+  return child;
+}
+
+/** Kills every app process a test started and left running (say, after a failed assertion). */
+export function stopSpawnedApps(): void {
+  for (const child of spawnedApps) child.kill("SIGKILL");
+  spawnedApps.clear();
 }
