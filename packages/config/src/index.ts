@@ -348,3 +348,11 @@ function defaultPublicUrl(bind: string, port: number): string {
   const host = bind === "0.0.0.0" || bind === "::" ? "127.0.0.1" : bind.includes(":") ? `[${bind}]` : bind;
   return `http://${host}:${port}`;
 }
+
+/**
+ * How many cases the fuzz properties run, and with which seed (`npm run fuzz` raises the
+ * count; a failing seed reproduces a failure). Read here, like every other setting.
+ */
+export function fuzzSettings(env: NodeJS.ProcessEnv = process.env): { runs: number; seed: number } {
+  return { runs: Number(env.PKI_FUZZ_RUNS ?? 2000), seed: Number(env.PKI_FUZZ_SEED ?? 20261123) };
+}

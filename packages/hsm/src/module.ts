@@ -31,6 +31,8 @@ export class Pkcs11Module {
   static load(path: string, options: { softhsmConf?: string } = {}): Pkcs11Module {
     const existing = Pkcs11Module.loaded.get(path);
     if (existing) return existing;
+    // Written, not read: SoftHSM takes its configuration file only from its own process's
+    // environment, once, when the module is loaded.
     if (options.softhsmConf) process.env.SOFTHSM2_CONF = options.softhsmConf;
     if (!existsSync(path)) throw new HsmError("module_not_found", `PKCS#11 module not found at ${path} (install softhsm2 or set PKCS11_MODULE)`);
     const api = new pkcs11js.PKCS11();

@@ -1,6 +1,6 @@
 // Issuer lifecycle (staged → active → retired → expired, and revocation of an intermediate)
 // and the certificate questions the scheduler asks: which are due for renewal, which are
-// about to expire, which chained to a given issuer. Issue 5.
+// about to expire, which chained to a given issuer.
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { Issuer } from "../generated/prisma/client.ts";
 import type pg from "pg";
