@@ -116,6 +116,8 @@ export const ProvisionerBody = z.strictObject({
   }),
   maxTtlSeconds: TtlSeconds,
   hierarchy: z.string().min(1).max(64).optional().meta({ description: "issuing hierarchy, default 'default'" }),
+  type: z.enum(["token", "acme"]).optional().meta({ description: "token (default): enrols with a bearer token; acme: serves ACME at /acme/NAME/directory and has no token" }),
+  eab: z.boolean().optional().meta({ description: "acme only: accounts need an external account binding key" }),
 });
 
 export const ProvisionerPatch = z
@@ -209,7 +211,10 @@ export const Provisioner = z.object({
   createdAt: Instant,
 });
 
-export const ProvisionerCreated = Provisioner.extend({ token: z.string().meta({ description: "shown once; only its hash is stored" }) });
+export const ProvisionerCreated = Provisioner.extend({
+  token: z.string().optional().meta({ description: "shown once; only its hash is stored (absent for ACME provisioners)" }),
+  acmeDirectory: z.string().optional().meta({ description: "ACME provisioners: the directory URL" }),
+});
 
 const StateCounts = z.object({ valid: z.number().int(), revoked: z.number().int(), expired: z.number().int(), pending: z.number().int(), failed: z.number().int() });
 

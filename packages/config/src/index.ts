@@ -128,6 +128,21 @@ const schema = z.object({
   PKI_SCHEDULER_RETRY_SECONDS: positiveInt.default(60),
   /** how often serving processes re-read the issuers (rotation without restart); 0 turns it off */
   PKI_KEYRING_RELOAD_SECONDS: z.coerce.number().int().min(0).default(15),
+  /** ACME challenge validation: DNS server (host:port) for dns-01 and CAA; unset uses the system's */
+  PKI_ACME_RESOLVER: z.string().min(1).optional(),
+  /** the port http-01 validation connects to (RFC 8555 says 80; tests point it elsewhere) */
+  PKI_ACME_HTTP01_PORT: port.default(80),
+  /** the port tls-alpn-01 validation connects to (RFC 8737 says 443) */
+  PKI_ACME_TLSALPN01_PORT: port.default(443),
+  PKI_ACME_VALIDATION_TIMEOUT_MS: positiveInt.default(10_000),
+  /** CAA issuer domain names that mean this CA (comma-separated); empty skips the CAA check */
+  PKI_ACME_CAA_IDENTITIES: z.string().default(""),
+  /** new orders per ACME account per hour, and per ACME provisioner per hour */
+  PKI_ACME_ORDERS_PER_ACCOUNT_HOUR: positiveInt.default(300),
+  PKI_ACME_ORDERS_PER_PROVISIONER_HOUR: positiveInt.default(10_000),
+  /** failed challenge validations per account per hour, and per provisioner per hour */
+  PKI_ACME_FAILED_VALIDATIONS_PER_ACCOUNT_HOUR: positiveInt.default(60),
+  PKI_ACME_FAILED_VALIDATIONS_PER_PROVISIONER_HOUR: positiveInt.default(1000),
 });
 
 export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
@@ -188,6 +203,14 @@ export interface Config {
     pollMs: number;
   };
   api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; consoleIdleSeconds: number };
+  acme: {
+    resolver: string | undefined;
+    http01Port: number;
+    tlsAlpn01Port: number;
+    validationTimeoutMs: number;
+    caaIdentities: string[];
+    rateLimits: { ordersPerAccountHour: number; ordersPerProvisionerHour: number; failedValidationsPerAccountHour: number; failedValidationsPerProvisionerHour: number };
+  };
   scheduler: {
     enabled: boolean;
     schedules: {
@@ -315,6 +338,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
       authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
       consoleIdleSeconds: e.PKI_CONSOLE_IDLE_SECONDS,
+    },
+    acme: {
+      resolver: e.PKI_ACME_RESOLVER,
+      http01Port: e.PKI_ACME_HTTP01_PORT,
+      tlsAlpn01Port: e.PKI_ACME_TLSALPN01_PORT,
+      validationTimeoutMs: e.PKI_ACME_VALIDATION_TIMEOUT_MS,
+      caaIdentities: e.PKI_ACME_CAA_IDENTITIES.split(",")
+        .map((n) => n.trim().toLowerCase())
+        .filter(Boolean),
+      rateLimits: {
+        ordersPerAccountHour: e.PKI_ACME_ORDERS_PER_ACCOUNT_HOUR,
+        ordersPerProvisionerHour: e.PKI_ACME_ORDERS_PER_PROVISIONER_HOUR,
+        failedValidationsPerAccountHour: e.PKI_ACME_FAILED_VALIDATIONS_PER_ACCOUNT_HOUR,
+        failedValidationsPerProvisionerHour: e.PKI_ACME_FAILED_VALIDATIONS_PER_PROVISIONER_HOUR,
+      },
     },
     scheduler: {
       enabled: e.PKI_SCHEDULER_ENABLED === "true",

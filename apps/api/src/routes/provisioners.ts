@@ -23,6 +23,7 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       problems: [400, 401, 403, 409, 413, 415, 429, 503],
       handle: async (ctx) => {
         const { record, token } = await createProvisioner(runtime, ctx.body, { actor: ctx.caller.actor, sourceIp: ctx.sourceIp });
+        if (ctx.body.type === "acme") return { status: 201, body: { ...provisionerView(record), acmeDirectory: `https://${ctx.req.headers.host}/acme/${record.name}/directory` } };
         return { status: 201, body: { ...provisionerView(record), token } };
       },
     }),
