@@ -3,9 +3,11 @@
 // tls-alpn-01. dns-01 and CAA are refused/skipped here; the real package does them.
 import { createHash, X509Certificate as NodeX509 } from "node:crypto";
 import { request } from "node:http";
+import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import { connect } from "node:tls";
-import * as x509 from "@peculiar/x509";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Certificate } from "@peculiar/asn1-x509";
 
 export type ChallengeType = "http-01" | "dns-01" | "tls-alpn-01";
 export interface ChallengeSettings {
@@ -26,12 +28,31 @@ export interface ChallengeInput {
 const E = "urn:ietf:params:acme:error:";
 const fail = (type: string, detail: string): ChallengeOutcome => ({ ok: false, problem: { type: E + type, detail } });
 
-function http01(input: ChallengeInput, settings: ChallengeSettings): Promise<ChallengeOutcome> {
+/** The address to connect to: an IP identifier itself, else A (then AAAA) through the configured resolver or the system's. */
+async function addressOf(identifier: ChallengeInput["identifier"], settings: ChallengeSettings): Promise<string> {
+  if (identifier.type === "ip") return identifier.value;
+  if (!settings.resolver) return (await dns.lookup(identifier.value)).address;
+  const resolver = new dns.Resolver({ timeout: settings.timeoutMs, tries: 2 });
+  resolver.setServers([settings.resolver]);
+  const v4 = await resolver.resolve4(identifier.value).catch(() => [] as string[]);
+  const address = v4[0] ?? (await resolver.resolve6(identifier.value).catch(() => [] as string[]))[0];
+  if (!address) throw new Error(`${identifier.value} has no A or AAAA record`);
+  return address;
+}
+
+async function http01(input: ChallengeInput, settings: ChallengeSettings): Promise<ChallengeOutcome> {
   const host = input.identifier.value;
   const hostForUrl = isIP(host) === 6 ? `[${host}]` : host;
   const url = `http://${hostForUrl}:${settings.http01Port}/.well-known/acme-challenge/${input.token}`;
+  let address: string;
+  try {
+    address = await addressOf(input.identifier, settings);
+  } catch (error) {
+    return fail("dns", `could not resolve ${host}: ${(error as Error).message}`);
+  }
+  const target = `http://${isIP(address) === 6 ? `[${address}]` : address}:${settings.http01Port}/.well-known/acme-challenge/${input.token}`;
   return new Promise((resolve) => {
-    const req = request(url, { timeout: settings.timeoutMs, headers: { host: hostForUrl, "user-agent": "pki-acme-validator" } }, (res) => {
+    const req = request(target, { timeout: settings.timeoutMs, headers: { host: hostForUrl, "user-agent": "pki-acme-validator" } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return resolve(fail("unauthorized", `${url} answered HTTP ${res.statusCode}, not 200 with the key authorization`));
@@ -59,25 +80,31 @@ function http01(input: ChallengeInput, settings: ChallengeSettings): Promise<Cha
 
 const ACME_IDENTIFIER_OID = "1.3.6.1.5.5.7.1.31";
 
-function tlsAlpn01(input: ChallengeInput, settings: ChallengeSettings): Promise<ChallengeOutcome> {
+async function tlsAlpn01(input: ChallengeInput, settings: ChallengeSettings): Promise<ChallengeOutcome> {
   const host = input.identifier.value;
   const where = `${host}:${settings.tlsAlpn01Port}`;
   // RFC 8738 §6: an IP identifier's SNI is its reverse-DNS name.
   const servername = isIP(host) ? undefined : host;
+  let address: string;
+  try {
+    address = await addressOf(input.identifier, settings);
+  } catch (error) {
+    return fail("dns", `could not resolve ${host}: ${(error as Error).message}`);
+  }
   return new Promise((resolve) => {
-    const socket = connect({ host, port: settings.tlsAlpn01Port, servername, ALPNProtocols: ["acme-tls/1"], rejectUnauthorized: false, timeout: settings.timeoutMs }, () => {
+    const socket = connect({ host: address, port: settings.tlsAlpn01Port, servername, ALPNProtocols: ["acme-tls/1"], rejectUnauthorized: false, timeout: settings.timeoutMs }, () => {
       try {
         if (socket.alpnProtocol !== "acme-tls/1") return resolve(fail("tls", `${where} did not negotiate the acme-tls/1 protocol`));
         const raw = socket.getPeerCertificate(false).raw;
-        const cert = new x509.X509Certificate(raw);
+        const cert = AsnConvert.parse(raw, Certificate);
         const sans = new NodeX509(raw).subjectAltName ?? "";
         const wanted = input.identifier.type === "ip" ? `IP Address:${host}` : `DNS:${host}`;
         if (sans.split(", ").length !== 1 || sans !== wanted) return resolve(fail("unauthorized", `${where} presented a certificate for ${sans || "no names"}, not exactly ${wanted}`));
-        const extension = cert.getExtension(ACME_IDENTIFIER_OID);
+        const extension = cert.tbsCertificate.extensions?.find((e) => e.extnID === ACME_IDENTIFIER_OID);
         if (!extension?.critical) return resolve(fail("unauthorized", `${where} presented a certificate without the critical acmeIdentifier extension`));
         const digest = createHash("sha256").update(input.keyAuthorization).digest();
         const expected = Buffer.concat([Buffer.from([0x04, 0x20]), digest]);
-        resolve(Buffer.from(extension.value).equals(expected) ? { ok: true } : fail("incorrectResponse", `${where}: the acmeIdentifier extension does not hold the SHA-256 of the key authorization`));
+        resolve(Buffer.from(extension.extnValue.buffer).equals(expected) ? { ok: true } : fail("incorrectResponse", `${where}: the acmeIdentifier extension does not hold the SHA-256 of the key authorization`));
       } catch (error) {
         resolve(fail("tls", `${where}: ${(error as Error).message}`));
       } finally {

@@ -50,7 +50,7 @@ export async function accountKey(jwk: unknown, alg?: string): Promise<{ jwk: JWK
   }
   if (k.kty === "RSA" && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) throw new AcmeProblem("badPublicKey", `RSA account keys must be at least ${MIN_RSA_BITS} bits`);
   // Only the public members, so stored keys compare and thumbprint the same way.
-  const pub = createPublicKey(key).export({ format: "jwk" }) as JWK;
+  const pub = key.export({ format: "jwk" }) as JWK;
   return { jwk: pub, key };
 }
 
