@@ -104,7 +104,11 @@ async function tlsAlpn01(input: ChallengeInput, settings: ChallengeSettings): Pr
         if (!extension?.critical) return resolve(fail("unauthorized", `${where} presented a certificate without the critical acmeIdentifier extension`));
         const digest = createHash("sha256").update(input.keyAuthorization).digest();
         const expected = Buffer.concat([Buffer.from([0x04, 0x20]), digest]);
-        resolve(Buffer.from(extension.extnValue.buffer).equals(expected) ? { ok: true } : fail("incorrectResponse", `${where}: the acmeIdentifier extension does not hold the SHA-256 of the key authorization`));
+        resolve(
+          Buffer.from(extension.extnValue.buffer).equals(expected)
+            ? { ok: true }
+            : fail("incorrectResponse", `${where}: the acmeIdentifier extension does not hold the SHA-256 of the key authorization`),
+        );
       } catch (error) {
         resolve(fail("tls", `${where}: ${(error as Error).message}`));
       } finally {

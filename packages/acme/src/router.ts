@@ -480,6 +480,10 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       }
       const wanted = new Set(order.identifiers.map((i) => formatSan(sanOf(i))));
       const got = new Set(names.sans.map((s) => formatSan(s.type === "IP" ? { type: "IP", value: canonicalIp(s.value) ?? s.value } : s)));
+      // A CN must be one of the names too (namesOf has already copied a host-name or address CN into the SANs).
+      if (names.commonName !== undefined && !wanted.has(`DNS:${names.commonName.toLowerCase()}`) && !wanted.has(`IP:${canonicalIp(names.commonName) ?? ""}`)) {
+        throw new AcmeProblem("badCSR", `the CSR's CN '${names.commonName.slice(0, 64)}' is not one of the order's identifiers`);
+      }
       const missing = [...wanted].filter((n) => !got.has(n));
       const extra = [...got].filter((n) => !wanted.has(n));
       if (missing.length || extra.length) {
