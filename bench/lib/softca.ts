@@ -4,7 +4,7 @@
 import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { caCertificateFacts, certIdFor, pemBlocks, signOcspResponse } from "@pki/ca-core";
+import { caCertificateFacts, certIdFor, pemBlocks, signOcspResponse } from "@pki/x509";
 import { run } from "./proc.ts";
 import { ocspRequest, tlvAt } from "./der.ts";
 
