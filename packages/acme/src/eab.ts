@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { CaError } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
 import type { Inventory } from "@pki/db";
 
 /**

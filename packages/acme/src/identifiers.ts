@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { sanProblem, type San } from "@pki/ca-core";
+import { sanProblem, type San } from "@pki/x509";
 import type { AcmeIdentifier } from "@pki/db";
 import { AcmeProblem, ACME_ERROR, type Subproblem } from "./problems.ts";
 

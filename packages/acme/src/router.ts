@@ -5,7 +5,8 @@
 import { randomBytes, X509Certificate } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { JWK } from "jose";
-import { CaError, REASON_NAMES, REVOCATION_REASONS, formatSan, isProfileName, namesOf, parseCsr, revokeCertificate, toPem, type CaRuntime, type ProfileName, type Requester } from "@pki/ca-core";
+import { CaError, formatSan, isProfileName, namesOf, parseCsr, toPem, type ProfileName } from "@pki/x509";
+import { REASON_NAMES, REVOCATION_REASONS, revokeCertificate, type CaRuntime, type Requester } from "@pki/authority";
 import {
   AcmeAccountKeyInUseError,
   AcmeEabKeyUnusableError,
@@ -494,8 +495,6 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       }
       if (!(await store.setOrderStatus(order.id, "ready", "processing"))) throw new AcmeProblem("orderNotReady", "the order is already being finalized");
       try {
-        // REPLACE once Requester carries `policy`: the authority checks the profile itself.
-        ctx.policy.authorizeProfile(order.profile as ProfileName);
         const issued = await runtime.authority.issue({
           csr,
           profile: order.profile as ProfileName,
@@ -519,21 +518,9 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     }),
   );
 
-  /**
-   * The requester the authority checks names, profile and lifetime against.
-   * REPLACE once Requester carries `policy`: { ..., policy: ctx.policy }.
-   */
+  /** The requester the authority checks names, profile and lifetime against (the provisioner's policy). */
   function requesterFor(ctx: AcmeContext, account: AcmeAccountRecord): Requester {
-    return {
-      actor: actorOf(ctx, account),
-      provisionerId: ctx.provisioner.id,
-      sourceIp: ctx.sourceIp,
-      hierarchy: ctx.provisioner.hierarchy,
-      maxTtlSeconds: ctx.policy.maxTtlSeconds,
-      authorizeNames: (names) => {
-        ctx.policy.authorizeNames(names);
-      },
-    };
+    return { kind: "provisioner", actor: actorOf(ctx, account), provisioner: ctx.provisioner, sourceIp: ctx.sourceIp };
   }
 
   // ── authorizations and challenges ─────────────────────────────────────
