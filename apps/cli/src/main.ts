@@ -464,7 +464,7 @@ provisioners
         const host = cfg().api.tlsNames[0] ?? "localhost";
         console.log(`https://${host}:${cfg().http.apiPort}/acme/${record.name}/directory`);
         console.error(
-          `ACME provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s${opts.eab ? "; accounts need an EAB key: pki provisioner eab " + record.name : ""}`,
+          `ACME provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s${opts.eab ? `; accounts need an EAB key: pki provisioner eab ${record.name}` : ""}`,
         );
         return;
       }
