@@ -1,0 +1,32 @@
+import type { Problem, ProblemType, ValidationResult } from "./types.ts";
+
+const MAX_DETAIL_CHARS = 400;
+const MAX_QUOTED_BYTES = 100;
+
+export const OK: ValidationResult = { ok: true };
+
+/** A failed validation; the detail is cut so a hostile target cannot make the CA store a novel. */
+export function fail(type: ProblemType, detail: string): { ok: false; problem: Problem } {
+  const bounded = detail.length > MAX_DETAIL_CHARS ? `${detail.slice(0, MAX_DETAIL_CHARS - 1)}…` : detail;
+  return { ok: false, problem: { type: `urn:ietf:params:acme:error:${type}`, detail: bounded } };
+}
+
+/** At most ~100 bytes of something a target sent, printable and quoted, for a problem detail. */
+export function quote(bytes: Buffer | string): string {
+  const buffer = typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes;
+  const head = buffer.subarray(0, MAX_QUOTED_BYTES).toString("utf8");
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes
+  const printable = head.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return JSON.stringify(printable) + (buffer.length > MAX_QUOTED_BYTES ? "…" : "");
+}
+
+/** The short name of what went wrong with a socket or lookup (ECONNREFUSED, ETIMEOUT, ...), never a stack. */
+export function errorName(error: unknown): string {
+  if (error && typeof error === "object") {
+    const code = (error as { code?: unknown }).code;
+    const message = (error as { message?: unknown }).message;
+    if (typeof code === "string" && code) return code;
+    if (typeof message === "string" && message) return message.slice(0, 120);
+  }
+  return String(error).slice(0, 120);
+}
