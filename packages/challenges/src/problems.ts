@@ -23,6 +23,7 @@ export function quote(bytes: Buffer | string): string {
 /** The short name of what went wrong with a socket or lookup (ECONNREFUSED, ETIMEOUT, ...), never a stack. */
 export function errorName(error: unknown): string {
   if (error && typeof error === "object") {
+    if ((error as Error).name === "DeadlineExceeded") return (error as Error).message;
     const code = (error as { code?: unknown }).code;
     const message = (error as { message?: unknown }).message;
     if (typeof code === "string" && code) return code;

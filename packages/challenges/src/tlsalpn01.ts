@@ -41,7 +41,7 @@ export async function validateTlsAlpn01(identifier: Identifier, keyAuthorization
     const error = deadline.expired ? deadline.signal.reason : lastError;
     const code = errorName(error);
     // Refused or unreachable is a connection problem; a handshake that went wrong is a TLS one.
-    const type = /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)$/.test(code) ? "connection" : "tls";
+    const type = deadline.expired || /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT)$/.test(code) ? "connection" : "tls";
     return fail(type, `TLS connection to ${target} (ALPN ${ACME_TLS_ALPN}, SNI ${servername}) failed: ${code}`);
   }
   if (handshake.alpn !== ACME_TLS_ALPN) return fail("tls", `${target} did not negotiate ALPN ${ACME_TLS_ALPN}`);
