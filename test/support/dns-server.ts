@@ -94,9 +94,7 @@ export class TestDnsServer {
   /** Removes a name's records of one type (all types without one), or one TXT value. */
   remove(name: string, type?: RecordType, txtValue?: string): this {
     const key = normalise(name);
-    const kept = (this.records.get(key) ?? []).filter(
-      (r) => !((type === undefined || r.type === type) && (txtValue === undefined || (r.type === "TXT" && [r.data].flat().join("") === txtValue))),
-    );
+    const kept = (this.records.get(key) ?? []).filter((r) => !((type === undefined || r.type === type) && (txtValue === undefined || (r.type === "TXT" && [r.data].flat().join("") === txtValue))));
     if (kept.length) this.records.set(key, kept);
     else this.records.delete(key);
     return this;
@@ -178,13 +176,25 @@ if (!response.ok) { console.error(await response.text()); process.exit(1); }
       });
       this.socket.send(packet, remote.port, remote.address);
     };
-    if (failure) return reply(RCODE[failure], []);
+    if (failure) {
+      reply(RCODE[failure], []);
+      return;
+    }
     const records = this.records.get(name) ?? [];
     const soa = this.soaFor(name);
-    if (question.type === "SOA" && this.zones.has(name) && soa) return reply(RCODE.NOERROR, [soa]);
+    if (question.type === "SOA" && this.zones.has(name) && soa) {
+      reply(RCODE.NOERROR, [soa]);
+      return;
+    }
     const cname = records.find((r) => r.type === "CNAME");
     const matching = cname && question.type !== "CNAME" ? [cname] : records.filter((r) => r.type === question.type);
-    if (matching.length) return reply(RCODE.NOERROR, matching.map((r) => toAnswer(question.name, r)));
+    if (matching.length) {
+      reply(
+        RCODE.NOERROR,
+        matching.map((r) => toAnswer(question.name, r)),
+      );
+      return;
+    }
     const exists = records.length > 0 || this.zones.has(name) || [...this.records.keys()].some((k) => k.endsWith(`.${name}`));
     reply(exists ? RCODE.NOERROR : RCODE.NXDOMAIN, [], soa ? [soa] : []);
   }

@@ -29,8 +29,7 @@ beforeEach(() => {
   dns.add("site.test", { type: "A", data: "127.0.0.1" }).add("other.test", { type: "A", data: "127.0.0.1" });
 });
 
-const serve = (path: string, status: number, body: string, headers: Record<string, string> = {}) =>
-  target.handlers.set(path, (_request, response) => response.writeHead(status, headers).end(body));
+const serve = (path: string, status: number, body: string, headers: Record<string, string> = {}) => target.handlers.set(path, (_request, response) => response.writeHead(status, headers).end(body));
 const redirect = (path: string, location: string, status = 302) => serve(path, status, "", { location });
 
 describe("http-01", () => {

@@ -15,7 +15,6 @@ export function fail(type: ProblemType, detail: string): { ok: false; problem: P
 export function quote(bytes: Buffer | string): string {
   const buffer = typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes;
   const head = buffer.subarray(0, MAX_QUOTED_BYTES).toString("utf8");
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes
   const printable = head.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
   return JSON.stringify(printable) + (buffer.length > MAX_QUOTED_BYTES ? "…" : "");
 }

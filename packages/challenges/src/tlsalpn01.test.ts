@@ -25,7 +25,7 @@ async function acmeCertificate(options: AcmeCertOptions): Promise<{ cert: string
   const digest = options.digest ?? createHash("sha256").update(KEY_AUTHORIZATION).digest();
   const value = options.rawValue ?? Buffer.concat([Buffer.from([0x04, digest.length]), digest]);
   const extensions: x509.Extension[] = [new x509.SubjectAlternativeNameExtension(options.names)];
-  if (!options.omitExtension) extensions.push(new x509.Extension(ID_PE_ACME_IDENTIFIER, options.critical ?? true, value));
+  if (!options.omitExtension) extensions.push(new x509.Extension(ID_PE_ACME_IDENTIFIER, options.critical ?? true, new Uint8Array(value)));
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: "01",
     name: "CN=acme-tls-alpn-01",
@@ -93,7 +93,16 @@ describe("tls-alpn-01", () => {
     ["a non-critical acmeIdentifier", { names: [{ type: "dns", value: "site.test" }], critical: false }, "not marked critical"],
     ["no acmeIdentifier", { names: [{ type: "dns", value: "site.test" }], omitExtension: true }, "0 acmeIdentifier extensions"],
     ["an acmeIdentifier that is not an OCTET STRING", { names: [{ type: "dns", value: "site.test" }], rawValue: Buffer.from([0x05, 0x00]) }, "not a 32-byte OCTET STRING"],
-    ["two SANs", { names: [{ type: "dns", value: "site.test" }, { type: "dns", value: "extra.test" }] }, "names 2 subjectAltNames"],
+    [
+      "two SANs",
+      {
+        names: [
+          { type: "dns", value: "site.test" },
+          { type: "dns", value: "extra.test" },
+        ],
+      },
+      "names 2 subjectAltNames",
+    ],
     ["another name", { names: [{ type: "dns", value: "elsewhere.test" }] }, "names DNS:elsewhere.test, not DNS:site.test"],
     ["an IP instead of the name", { names: [{ type: "ip", value: "127.0.0.1" }] }, "names IP:127.0.0.1"],
   ])("refuses a certificate with %s", async (_name, options, reason) => {

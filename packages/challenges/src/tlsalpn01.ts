@@ -60,7 +60,7 @@ function handshakeWith(address: string, port: number, servername: string, deadli
       const alpn = socket.alpnProtocol ?? false;
       socket.end();
       deadline.signal.removeEventListener("abort", stop);
-      resolve({ alpn, der: der && der.length ? der : undefined });
+      resolve({ alpn, der: der?.length ? der : undefined });
     });
     socket.once("error", (error) => {
       deadline.signal.removeEventListener("abort", stop);
