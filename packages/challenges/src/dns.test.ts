@@ -1,3 +1,8 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type ChallengeSettings, caaLookupNames, checkCaa, dns01Digest, validateChallenge } from "./index.ts";
 import { KEY_AUTHORIZATION, settingsFor, TestDnsServer, TOKEN } from "./test-fixtures.ts";
@@ -65,6 +70,21 @@ describe("dns-01", () => {
     expect(await dns01("site.test")).toMatchObject({ ok: false });
     const bad = await fetch(`${dns.controlUrl}/present`, { method: "POST", body: "{}" });
     expect(bad.status).toBe(400);
+  });
+
+  it("takes TXT records from the script written for lego's --dns exec provider", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "dns-exec-"));
+    try {
+      const script = dns.writeLegoExecScript(dir);
+      // lego runs `<script> present <fqdn> <value>` and later `<script> cleanup <fqdn> <value>`
+      // (asynchronously here: the control endpoint answers from this very process)
+      await promisify(execFile)(script, ["present", "_acme-challenge.site.test.", digest]);
+      expect(await dns01("site.test")).toEqual({ ok: true });
+      await promisify(execFile)(script, ["cleanup", "_acme-challenge.site.test.", digest]);
+      expect(await dns01("site.test")).toMatchObject({ ok: false, problem: { detail: "no TXT record at _acme-challenge.site.test" } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

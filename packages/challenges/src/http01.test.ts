@@ -57,6 +57,14 @@ describe("http-01", () => {
     expect(detail.match(/x/g)?.length ?? 0).toBeLessThanOrEqual(100);
   });
 
+  it("escapes control characters of the body it quotes", async () => {
+    serve(CHALLENGE_PATH, 200, "evil\u0000\u001b[31mred\nline\u009b");
+    const result = await http01("site.test");
+    const detail = result.ok ? "" : result.problem.detail;
+    expect(detail).toContain(String.raw`"evil\u0000\u001b[31mred\nline\u009b"`);
+    expect(detail).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   it("refuses a status other than 200, naming it", async () => {
     const result = await http01("site.test");
     expect(result).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:unauthorized", detail: expect.stringContaining("status 404") } });

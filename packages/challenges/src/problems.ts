@@ -15,8 +15,9 @@ export function fail(type: ProblemType, detail: string): { ok: false; problem: P
 export function quote(bytes: Buffer | string): string {
   const buffer = typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes;
   const head = buffer.subarray(0, MAX_QUOTED_BYTES).toString("utf8");
-  const printable = head.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-  return JSON.stringify(printable) + (buffer.length > MAX_QUOTED_BYTES ? "…" : "");
+  // JSON escapes C0 controls, quotes and backslashes; C1 controls and line separators are escaped too.
+  const printable = JSON.stringify(head).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return printable + (buffer.length > MAX_QUOTED_BYTES ? "…" : "");
 }
 
 /** The short name of what went wrong with a socket or lookup (ECONNREFUSED, ETIMEOUT, ...), never a stack. */
