@@ -148,6 +148,12 @@ describe("CAA", () => {
     expect(await caa("site.test")).toEqual({ ok: true });
   });
 
+  it("has nothing to check for an IP address, and refuses a malformed domain without a lookup", async () => {
+    expect(await caa("127.0.0.1")).toEqual({ ok: true });
+    expect(await caa("site.test/x")).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:malformed" } });
+    expect(dns.queries).toEqual([]);
+  });
+
   it("refuses when a lookup fails rather than treating it as no records", async () => {
     dns.fail("site.test", "SERVFAIL");
     expect(await caa("a.site.test")).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:dns", detail: expect.stringContaining("CAA records at site.test") } });

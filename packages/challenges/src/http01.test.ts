@@ -90,7 +90,7 @@ describe("http-01", () => {
     });
     expect(await http01("site.test")).toMatchObject({ ok: false, problem: { detail: expect.stringContaining("larger than 1024 bytes") } });
     await closed;
-    expect(written).toBeLessThan(8 * 1024 * 1024);
+    expect(written).toBeLessThan(32 * 1024 * 1024);
   });
 
   it("follows relative and absolute redirects to allowed names and ports", async () => {
@@ -153,6 +153,21 @@ describe("http-01", () => {
     dns.fail("site.test", "SERVFAIL");
     expect(await http01("site.test")).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:dns", detail: expect.stringContaining("ESERVFAIL") } });
     expect(target.connections).toBe(0);
+  });
+
+  it.each([
+    ["dns", `site.test:${22}/x`],
+    ["dns", "site.test/evil"],
+    ["dns", "user@site.test"],
+    ["dns", "127.0.0.1"],
+    ["dns", "a".repeat(300)],
+    ["ip", "site.test"],
+    ["ip", "fe80::1%eth0"],
+  ] as const)("refuses the %s identifier %j before any lookup or connection", async (type, value) => {
+    const result = await http01(value, type);
+    expect(result).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:malformed" } });
+    expect(dns.queries).toEqual([]);
+    expect(target.connections + forbidden.connections).toBe(0);
   });
 
   it("does not validate a wildcard", async () => {
