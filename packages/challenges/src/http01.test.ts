@@ -131,14 +131,15 @@ describe("http-01", () => {
       response.writeHead(200);
       timers.push(setInterval(() => response.write(" "), 20));
     });
-    const result = await http01("site.test", "dns", { timeoutMs: 300 });
+    // An IP identifier: no lookup shares the deadline, so only the trickle can use it up.
+    const result = await http01("127.0.0.1", "ip", { timeoutMs: 300 });
     for (const t of timers) clearInterval(t);
     expect(result).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:connection", detail: expect.stringContaining("timed out after 300 ms") } });
   });
 
   it("gives up on a target that never answers", async () => {
     target.handlers.set(CHALLENGE_PATH, () => {});
-    expect(await http01("site.test", "dns", { timeoutMs: 300 })).toMatchObject({ ok: false, problem: { detail: expect.stringContaining("timed out") } });
+    expect(await http01("127.0.0.1", "ip", { timeoutMs: 300 })).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:connection", detail: expect.stringContaining("timed out") } });
   });
 
   it("reports a refused connection", async () => {
