@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type ChallengeSettings, validateChallenge } from "./index.ts";
+import { type ChallengeSettings, type ConnectAttempt, validateChallenge } from "./index.ts";
 import { CHALLENGE_PATH, ChallengeHttpServer, KEY_AUTHORIZATION, settingsFor, TestDnsServer, TOKEN } from "./test-fixtures.ts";
 
 let dns: TestDnsServer;
@@ -38,6 +38,18 @@ describe("http-01", () => {
     expect(await http01("site.test")).toEqual({ ok: true });
     expect(target.requests).toEqual([{ host: `site.test:${target.port}`, path: CHALLENGE_PATH, remote: "127.0.0.1" }]);
     expect(dns.queryCount("site.test", "A")).toBe(1);
+  });
+
+  it("tries the IPv6 address first and falls back to IPv4 when it does not answer", async () => {
+    serve(CHALLENGE_PATH, 200, KEY_AUTHORIZATION);
+    // The test server listens on 127.0.0.1 only, so [::1] refuses (or is unavailable).
+    dns.add("dual.test", { type: "AAAA", data: "::1" }).add("dual.test", { type: "A", data: "127.0.0.1" });
+    const attempts: ConnectAttempt[] = [];
+    const result = await validateChallenge({ type: "http-01", identifier: { type: "dns", value: "dual.test" }, token: TOKEN, keyAuthorization: KEY_AUTHORIZATION }, settings, {
+      onConnect: (attempt) => attempts.push(attempt),
+    });
+    expect(result).toEqual({ ok: true });
+    expect(attempts.map((a) => a.address)).toEqual(["::1", "127.0.0.1"]);
   });
 
   it("connects to an IP identifier directly (RFC 8738), without a lookup", async () => {
