@@ -19,7 +19,8 @@ const DNS_NAME = /^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z
  * into a connection to port 22.
  */
 function identifierProblem(identifier: Identifier): string | undefined {
-  const value = identifier.value;
+  const value = identifier?.value;
+  if (typeof value !== "string") return "the identifier has no value";
   if (identifier.type === "ip") return isIP(value) && !value.includes("%") ? undefined : `${JSON.stringify(value.slice(0, 64))} is not an IP address`;
   if (identifier.type !== "dns") return `unknown identifier type ${JSON.stringify(String(identifier.type).slice(0, 20))}`;
   return value.length <= 253 && DNS_NAME.test(value) && !isIP(value) ? undefined : `${JSON.stringify(value.slice(0, 64))} is not a DNS name`;
