@@ -1,6 +1,7 @@
 // ACME with the clients people run: certbot and lego against `npm start`'s server on
-// loopback. Names resolve to 127.0.0.1 through a test DNS server (PKI_ACME_RESOLVER); the
-// server validates http-01 and tls-alpn-01 on ports the clients listen on. Certificates are
+// loopback. Names resolve to 127.0.0.1 through a test DNS server (PKI_ACME_RESOLVER), which
+// also takes lego's dns-01 TXT records and serves CAA; the server validates http-01 and
+// tls-alpn-01 on ports the clients listen on. Certificates are
 // checked with openssl, looked up in the inventory and, once revoked, asked about on OCSP.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -11,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { callApi } from "../support/api.ts";
 import { runAsync } from "../support/revocation.ts";
-import { startTestDns, type TestDnsServer } from "../support/dns-server.ts";
+import { TestDnsServer } from "../support/dns-server.ts";
 import { freePort, pki, which } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
@@ -36,7 +37,11 @@ const admin = (method: string, urlPath: string, body?: unknown) => callApi(apiUr
 beforeAll(async () => {
   if (!haveClients) return;
   env = await testEnv();
-  dns = await startTestDns();
+  dns = await TestDnsServer.start();
+  for (const name of ["www", "api", "lego", "alpn", "shop.partners", "x.partners", "caa-refused"]) dns.add(`${name}.acme.test`, { type: "A", data: "127.0.0.1" });
+  // CAA names another CA for this one name: issuance for it must be refused
+  dns.add("caa-refused.acme.test", { type: "CAA", data: { tag: "issue", value: "other-ca.example" } });
+  dns.add("acme.test", { type: "CAA", data: { tag: "issue", value: "pki.acme.test" } });
   const httpPort = await freePort();
   const apiPort = await freePort();
   http01Port = await freePort();
@@ -52,6 +57,7 @@ beforeAll(async () => {
     PKI_ACME_RESOLVER: dns.address,
     PKI_ACME_HTTP01_PORT: String(http01Port),
     PKI_ACME_TLSALPN01_PORT: String(tlsAlpnPort),
+    PKI_ACME_CAA_IDENTITIES: "pki.acme.test",
   };
   server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
   server.stdout!.on("data", (d) => (output += d));
@@ -80,7 +86,7 @@ afterAll(async () => {
     server.kill("SIGTERM");
     await once(server, "exit");
   }
-  await dns?.stop();
+  await dns?.close();
   await env?.cleanup();
 });
 
@@ -104,8 +110,8 @@ const certbot = (configDir: string, provisioner: string, args: string[]) =>
     { env: { REQUESTS_CA_BUNDLE: rootPath } },
   );
 
-const lego = (legoDir: string, provisioner: string, args: string[]) =>
-  runAsync("lego", ["--server", directory(provisioner), "--accept-tos", "--email", "ops@acme.test", "--path", legoDir, ...args], { env: { LEGO_CA_CERTIFICATES: rootPath } });
+const lego = (legoDir: string, provisioner: string, args: string[], env: Record<string, string> = {}) =>
+  runAsync("lego", ["--server", directory(provisioner), "--accept-tos", "--email", "ops@acme.test", "--path", legoDir, ...args], { env: { LEGO_CA_CERTIFICATES: rootPath, ...env } });
 
 const serialOf = async (certPath: string) =>
   (await runAsync("openssl", ["x509", "-in", certPath, "-noout", "-serial"])).stdout
@@ -196,6 +202,25 @@ describe.skipIf(!haveClients)("ACME clients", () => {
     expect(revoked.status, revoked.stdout + revoked.stderr).toBe(0);
     expect(await ocspStatus(cert, issuer)).toMatch(/: revoked/);
   }, 180_000);
+
+  it("lego obtains a wildcard through dns-01 (its exec provider writes the TXT record to the test DNS server)", async () => {
+    const dir = path.join(work, "lego-dns");
+    const script = dns.writeLegoExecScript(work);
+    const args = ["--domains", "*.wild.acme.test", "--domains", "wild.acme.test", "--dns", "exec", "--dns.resolvers", dns.address, "--dns.disable-cp", "run"];
+    const obtained = await lego(dir, "web", args, { EXEC_PATH: script, EXEC_SEQUENCE_INTERVAL: "1", EXEC_POLLING_INTERVAL: "1" });
+    expect(obtained.status, obtained.stdout + obtained.stderr).toBe(0);
+    const cert = path.join(dir, "certificates/_.wild.acme.test.crt");
+    await expectVerifies(cert, path.join(dir, "certificates/_.wild.acme.test.issuer.crt"));
+    const names = await runAsync("openssl", ["x509", "-in", cert, "-noout", "-ext", "subjectAltName"]);
+    expect(names.stdout).toContain("DNS:*.wild.acme.test");
+    await expectInInventory(await serialOf(cert), "web");
+  }, 120_000);
+
+  it("a name whose CAA records name another CA is refused with a caa problem", async () => {
+    const refused = await lego(path.join(work, "lego-caa"), "web", ["--domains", "caa-refused.acme.test", "--http", "--http.port", `:${http01Port}`, "run"]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toContain("urn:ietf:params:acme:error:caa");
+  }, 60_000);
 
   it("a name outside the provisioner's patterns is rejectedIdentifier, and nothing is issued", async () => {
     const before = await admin("GET", "/v1/certificates?q=outside.example.com");

@@ -19,7 +19,7 @@ import {
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
-import { type ChallengeSettings, type ChallengeType, validateChallenge as localValidateChallenge } from "./challenges-local.ts";
+import { type ChallengeType, ValidationLimiter, checkCaa, validateChallenge as defaultValidateChallenge } from "@pki/challenges";
 import { canonicalIp, normaliseIdentifiers, sanOf } from "./identifiers.ts";
 import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
 import { acmeOrders, acmeValidations } from "./metrics.ts";
@@ -34,11 +34,10 @@ const MAX_CONTACTS = 4;
 const MAX_CONTACT_CHARS = 254;
 const ORDERS_PAGE = 100;
 const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
-/** Validations running at once in this process, in total and per account. */
-const MAX_VALIDATIONS = 64;
-const MAX_VALIDATIONS_PER_ACCOUNT = 8;
+/** Validations running at once in this process, in total and per account, and waiting for a slot. */
+const VALIDATION_LIMITS = { total: 64, perAccount: 4, maxQueued: 256 };
 
-export type ValidateChallenge = typeof localValidateChallenge;
+export type ValidateChallenge = typeof defaultValidateChallenge;
 
 export interface AcmeRouterOptions {
   /** the challenge validator (defaults to the built-in one) */
@@ -72,15 +71,10 @@ function defaultProfile(policy: ProvisionerPolicy): ProfileName {
 
 export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterOptions = {}): Router {
   const store = runtime.inventory.acme;
-  const validate = options.validateChallenge ?? localValidateChallenge;
-  const challengeSettings: ChallengeSettings = {
-    ...(runtime.config.acme.resolver ? { resolver: runtime.config.acme.resolver } : {}),
-    http01Port: runtime.config.acme.http01Port,
-    tlsAlpn01Port: runtime.config.acme.tlsAlpn01Port,
-    timeoutMs: runtime.config.acme.validationTimeoutMs,
-    maxResponseBytes: 8192,
-  };
-  const running = { total: 0, byAccount: new Map<string, number>() };
+  const validate = options.validateChallenge ?? defaultValidateChallenge;
+  const { resolver, ...challengeDefaults } = runtime.config.challenges;
+  const challengeSettings = { ...challengeDefaults, ...(resolver ? { resolver } : {}) };
+  const limiter = new ValidationLimiter(VALIDATION_LIMITS);
   const now = () => runtime.clock.now();
 
   const router = express.Router({ mergeParams: true });
@@ -583,35 +577,29 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         limits.failedValidationsPerProvisionerHour,
         `ACME provisioner '${ctx.provisioner.name}'`,
       );
-      const mine = running.byAccount.get(account.id) ?? 0;
-      if (running.total >= MAX_VALIDATIONS || mine >= MAX_VALIDATIONS_PER_ACCOUNT) {
-        throw new AcmeProblem("rateLimited", `too many validations are running (${mine} for this account); retry shortly`, { retryAfterSeconds: 5 });
-      }
+      if (limiter.queued >= VALIDATION_LIMITS.maxQueued) throw new AcmeProblem("rateLimited", "too many validations are waiting; retry shortly", { retryAfterSeconds: 5 });
       const authz = await store.authorization(challenge.authorizationId);
       if (!authz || !(await store.startChallenge(challenge.id))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
-      running.total++;
-      running.byAccount.set(account.id, mine + 1);
       const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
-      const started = process.hrtime.bigint();
-      void validate({ type: challenge.type as ChallengeType, identifier: authz.identifier, token: challenge.token, keyAuthorization }, challengeSettings)
-        .catch((error: Error): { ok: false; problem: { type: string; detail: string } } => ({
-          ok: false,
-          problem: { type: `${ACME_ERROR}serverInternal`, detail: `validation failed: ${error.message}` },
-        }))
-        .then(async (outcome) => {
-          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-          acmeValidations.observe({ type: challenge.type, outcome: outcome.ok ? "valid" : "invalid" }, seconds);
-          const problem = outcome.ok ? undefined : { ...outcome.problem, detail: outcome.problem.detail.slice(0, 1000), status: 403 };
-          await store.finishChallenge(challenge.id, problem ? { ok: false, problem } : { ok: true }, now());
-          log.info({ challenge: challenge.id, type: challenge.type, identifier: authz.identifier.value, ok: outcome.ok, detail: problem?.detail }, "ACME challenge validated");
+      const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
+      const caaIdentities = runtime.config.acme.caaIdentities;
+      // Runs after this answer: the client polls the authorization (RFC 8555 §7.5.1).
+      void limiter
+        .run(account.id, async () => {
+          const started = process.hrtime.bigint();
+          let outcome = await validate({ type: challenge.type as ChallengeType, identifier: authz.identifier, token: challenge.token, keyAuthorization }, challengeSettings);
+          acmeValidations.observe({ type: challenge.type, outcome: outcome.ok ? "valid" : "invalid" }, Number(process.hrtime.bigint() - started) / 1e9);
+          // CAA (RFC 8659) is checked once control is proven, for DNS names only.
+          if (outcome.ok && identifier.type === "dns" && caaIdentities.length > 0) outcome = await checkCaa(authz.identifier.value, caaIdentities, challengeSettings, { wildcard: authz.wildcard });
+          return outcome;
         })
-        .catch((error: Error) => log.error({ err: error, challenge: challenge.id }, "could not record an ACME validation"))
-        .finally(() => {
-          running.total--;
-          const left = (running.byAccount.get(account.id) ?? 1) - 1;
-          if (left <= 0) running.byAccount.delete(account.id);
-          else running.byAccount.set(account.id, left);
-        });
+        .catch((error: Error) => ({ ok: false as const, problem: { type: `${ACME_ERROR}serverInternal`, detail: `validation failed: ${error.message}` } }))
+        .then(async (outcome) => {
+          const problem = outcome.ok ? undefined : { type: outcome.problem.type, detail: outcome.problem.detail.slice(0, 1000), status: 403 };
+          await store.finishChallenge(challenge.id, problem ? { ok: false, problem } : { ok: true }, now());
+          log.info({ challenge: challenge.id, type: challenge.type, identifier: identifier.value, ok: outcome.ok, detail: problem?.detail }, "ACME challenge validated");
+        })
+        .catch((error: Error) => log.error({ err: error, challenge: challenge.id }, "could not record an ACME validation"));
       void res;
       return { status: 200, body: challengeView(ctx, { ...challenge, status: "processing" }), links: [up] };
     }),
