@@ -247,6 +247,20 @@ describe("ACME issuance", () => {
     expect(Date.parse(before.json.suggestedWindow.start)).toBeGreaterThan(Date.now());
     expect(before.headers["retry-after"]).toBeDefined();
 
+    // RFC 9773 replaces: the new certificate is recorded as the old one's successor, once
+    const renewal = await newOrder(account, [{ type: "ip", value: "127.0.0.1" }], { profile: "mtls", replaces: certId });
+    expect(renewal.status, renewal.text).toBe(201);
+    expect(renewal.json.replaces).toBe(serial);
+    const twice = await newOrder(account, [{ type: "ip", value: "127.0.0.1" }], { replaces: certId });
+    expect(twice.status).toBe(409);
+    expect(twice.json.type).toBe(`${E}alreadyReplaced`);
+    await validate(account, renewal, (token) => `${token}.${thumb}`);
+    const renewed = await post(renewal.json.finalize, { csr: csrFor(["IP:127.0.0.1"]) }, account);
+    expect(renewed.json.status, renewed.text).toBe("valid");
+    const successor = String(renewed.json.certificate).split("/").pop()!;
+    expect((await t.call("GET", `/v1/certificates/${successor}`, { token: t.ca.adminToken })).json.predecessorSerial).toBe(serial);
+    expect((await t.call("GET", `/v1/certificates/${serial}`, { token: t.ca.adminToken })).json.successorSerial).toBe(successor);
+
     // revoked by the certificate's own key (jwk), not the account
     const privateKey = createPrivateKey(keyPem);
     const certKey: AccountKey = { alg: "ES256", privateKey, jwk: createPublicKey(privateKey).export({ format: "jwk" }) as JWK };
