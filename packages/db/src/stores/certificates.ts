@@ -177,8 +177,10 @@ export class CertificateStore {
 
   /** The token refused or failed: the intent stays, marked failed, for the record. */
   async markFailed(serial: string, audit: AuditEntry): Promise<void> {
-    await this.prisma.certificate.updateMany({ where: { serial, status: "pending" }, data: { status: "failed" } });
-    await this.audit.record({ ...audit, outcome: "error" });
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.certificate.updateMany({ where: { serial, status: "pending" }, data: { status: "failed" } });
+      if (count) await new AuditStore(tx).record({ ...audit, outcome: "error" });
+    });
   }
 
   /**
