@@ -56,22 +56,25 @@ export async function rawSignRate(options: { modulePath: string; tokenLabel: str
   }
 }
 
+export type SignPath = "pkcs11js" | "graphene";
+
+export interface SignPathComparison {
+  /** per path: signatures made and their mean latency (C_SignInit to signature), ms */
+  paths: Record<SignPath, { signs: number; meanMs: number }>;
+  /** graphene's signing rate relative to pkcs11js's (mean latency of pkcs11js / graphene): below 1 is slower */
+  grapheneRelative: number;
+}
+
 /**
- * Signing rate of one hot-path implementation, for choosing between them: `pkcs11js` is
- * C_SignInit + C_SignAsync on the raw binding (what this package did before graphene-pk11),
- * `graphene` is graphene-pk11's `session.createSign(...).once(data, callback)` (what
- * `Token.signer` does). Both hold the key handle and sign a precomputed digest on
- * `sessions` sessions at once, as a `Signer` does; the key (EC or RSA) is found by label.
+ * Compares the two ways this package can make its hot-path call: `pkcs11js` is
+ * C_SignInit + C_SignAsync on the raw binding (what this package did before
+ * graphene-pk11), `graphene` is graphene-pk11's `session.createSign(...).once(data,
+ * callback)` (what `Token.signer` does). Both hold the key handle and sign a precomputed
+ * digest on `sessions` sessions at once, as a `Signer` does; the key (EC or RSA) is found
+ * by label. Every session alternates the two paths call by call, so a machine shared with
+ * other work slows both alike; the answer is the ratio of their mean latencies.
  */
-export async function signPathRate(options: {
-  path: "pkcs11js" | "graphene";
-  modulePath: string;
-  tokenLabel: string;
-  keyLabel: string;
-  sessions: number;
-  seconds: number;
-  warmupSeconds: number;
-}): Promise<RawSignRate> {
+export async function compareSignPaths(options: { modulePath: string; tokenLabel: string; keyLabel: string; sessions: number; seconds: number; warmupSeconds: number }): Promise<SignPathComparison> {
   const module = Pkcs11Module.load(options.modulePath);
   const slot = module.slotOf(options.tokenLabel);
   if (slot === undefined) throw new HsmError("token_not_found", `no token labelled '${options.tokenLabel}'`);
@@ -83,34 +86,40 @@ export async function signPathRate(options: {
     const isEc = key.getAttribute("keyType") === graphene.KeyType.EC;
     const hashed = createHash("sha256").update("benchmark").digest();
     const input = isEc ? hashed : Buffer.concat([DIGEST_INFO_PREFIX.sha256, hashed]);
-    const outputSize = isEc ? 64 : ((key.getAttribute("modulus") as Buffer | undefined)?.length ?? 512);
+    const outputSize = isEc ? 64 : (key.getAttribute("modulus") as Buffer).length;
     const api = module.api;
     const rawMechanism = { mechanism: isEc ? pkcs11js.CKM_ECDSA : pkcs11js.CKM_RSA_PKCS };
     const mechanism = isEc ? graphene.MechanismEnum.ECDSA : graphene.MechanismEnum.RSA_PKCS;
-    const signOnce =
-      options.path === "pkcs11js"
-        ? async (session: graphene.Session) => {
-            api.C_SignInit(session.handle, rawMechanism, key.handle);
-            await api.C_SignAsync(session.handle, input, Buffer.alloc(outputSize));
-          }
-        : (session: graphene.Session) => new Promise<void>((resolve, reject) => session.createSign(mechanism, key).once(input, (error) => (error ? reject(error) : resolve())));
+    const signWith: Record<SignPath, (session: graphene.Session) => Promise<unknown>> = {
+      pkcs11js: (session) => {
+        api.C_SignInit(session.handle, rawMechanism, key.handle);
+        return api.C_SignAsync(session.handle, input, Buffer.alloc(outputSize));
+      },
+      graphene: (session) => new Promise<void>((resolve, reject) => session.createSign(mechanism, key).once(input, (error) => (error ? reject(error) : resolve()))),
+    };
+    const order: SignPath[] = ["pkcs11js", "graphene"];
     const run = async (until: number) => {
-      let signs = 0;
+      const totals = { pkcs11js: { signs: 0, ms: 0 }, graphene: { signs: 0, ms: 0 } };
       await Promise.all(
-        sessions.map(async (session) => {
-          while (performance.now() < until) {
-            await signOnce(session);
-            signs++;
+        sessions.map(async (session, index) => {
+          for (let call = index; performance.now() < until; call++) {
+            const path = order[call % 2]!;
+            const start = performance.now();
+            await signWith[path](session);
+            totals[path].ms += performance.now() - start;
+            totals[path].signs++;
           }
         }),
       );
-      return signs;
+      return totals;
     };
     await run(performance.now() + options.warmupSeconds * 1000);
-    const start = performance.now();
-    const signs = await run(start + options.seconds * 1000);
-    const seconds = (performance.now() - start) / 1000;
-    return { signsPerSecond: signs / seconds, signs, seconds };
+    const totals = await run(performance.now() + options.seconds * 1000);
+    const mean = (path: SignPath) => totals[path].ms / totals[path].signs;
+    return {
+      paths: { pkcs11js: { signs: totals.pkcs11js.signs, meanMs: mean("pkcs11js") }, graphene: { signs: totals.graphene.signs, meanMs: mean("graphene") } },
+      grapheneRelative: mean("pkcs11js") / mean("graphene"),
+    };
   } finally {
     for (const session of sessions) session.close();
   }

@@ -6,4 +6,4 @@ export { HsmError } from "./errors.ts";
 export { formatKeyUri, parseKeyUri, type KeyAddress } from "./uri.ts";
 export { type KeyAlgorithm, KEY_ALGORITHMS, keyAlgorithmOfSpki, hashFor } from "./algorithms.ts";
 export { softhsmConfig } from "./softhsm.ts";
-export { rawSignRate, signPathRate, type RawSignRate } from "./ceiling.ts";
+export { rawSignRate, compareSignPaths, type RawSignRate, type SignPathComparison } from "./ceiling.ts";
