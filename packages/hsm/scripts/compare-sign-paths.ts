@@ -20,15 +20,17 @@ try {
   for (const keyLabel of ["p256", "rsa2048"]) {
     for (const sessions of [1, 4]) {
       const ratios: number[] = [];
+      const cpu: string[] = [];
       const rates: string[] = [];
       for (let round = 0; round < rounds; round++) {
         const r = await compareSignPaths({ modulePath: MODULE, tokenLabel: "paths", keyLabel, sessions, seconds, warmupSeconds: 0.5 });
         ratios.push(r.grapheneRelative);
+        if (r.paths.pkcs11js.cpuMicros !== undefined) cpu.push(`${r.paths.pkcs11js.cpuMicros.toFixed(0)}/${r.paths.graphene.cpuMicros!.toFixed(0)}`);
         rates.push(`${((1000 / r.paths.pkcs11js.meanMs) * sessions).toFixed(0)}/${((1000 / r.paths.graphene.meanMs) * sessions).toFixed(0)}`);
       }
       const sorted = [...ratios].sort((a, b) => a - b);
       console.log(
-        `${keyLabel}\t${sessions} session(s)\tgraphene/pkcs11js rate: median ${sorted[Math.floor(rounds / 2)]!.toFixed(3)} (min ${sorted[0]!.toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)})\tsigns/s pkcs11js/graphene by round: ${rates.join(" ")}`,
+        `${keyLabel}\t${sessions} session(s)\tgraphene/pkcs11js rate: median ${sorted[Math.floor(rounds / 2)]!.toFixed(3)} (min ${sorted[0]!.toFixed(3)}, max ${sorted.at(-1)!.toFixed(3)})\tsigns/s pkcs11js/graphene by round: ${rates.join(" ")}${cpu.length ? `\tCPU µs per sign pkcs11js/graphene by round: ${cpu.join(" ")}` : ""}`,
       );
     }
   }

@@ -59,8 +59,12 @@ export async function rawSignRate(options: { modulePath: string; tokenLabel: str
 export type SignPath = "pkcs11js" | "graphene";
 
 export interface SignPathComparison {
-  /** per path: signatures made and their mean latency (C_SignInit to signature), ms */
-  paths: Record<SignPath, { signs: number; meanMs: number }>;
+  /**
+   * per path: signatures made, their mean latency (C_SignInit to signature, ms) and, with
+   * one session only (where each call has the process to itself), the process CPU time a
+   * signature took, µs: the token's work plus the binding's
+   */
+  paths: Record<SignPath, { signs: number; meanMs: number; cpuMicros?: number }>;
   /** graphene's signing rate relative to pkcs11js's (mean latency of pkcs11js / graphene): below 1 is slower */
   grapheneRelative: number;
 }
@@ -99,14 +103,20 @@ export async function compareSignPaths(options: { modulePath: string; tokenLabel
     };
     const order: SignPath[] = ["pkcs11js", "graphene"];
     const run = async (until: number) => {
-      const totals = { pkcs11js: { signs: 0, ms: 0 }, graphene: { signs: 0, ms: 0 } };
+      const totals = { pkcs11js: { signs: 0, ms: 0, cpu: 0 }, graphene: { signs: 0, ms: 0, cpu: 0 } };
+      const alone = sessions.length === 1;
       await Promise.all(
         sessions.map(async (session, index) => {
           for (let call = index; performance.now() < until; call++) {
             const path = order[call % 2]!;
+            const cpu = alone ? process.cpuUsage() : undefined;
             const start = performance.now();
             await signWith[path](session);
             totals[path].ms += performance.now() - start;
+            if (cpu) {
+              const used = process.cpuUsage(cpu);
+              totals[path].cpu += used.user + used.system;
+            }
             totals[path].signs++;
           }
         }),
@@ -116,8 +126,13 @@ export async function compareSignPaths(options: { modulePath: string; tokenLabel
     await run(performance.now() + options.warmupSeconds * 1000);
     const totals = await run(performance.now() + options.seconds * 1000);
     const mean = (path: SignPath) => totals[path].ms / totals[path].signs;
+    const of = (path: SignPath) => ({
+      signs: totals[path].signs,
+      meanMs: mean(path),
+      ...(sessions.length === 1 ? { cpuMicros: totals[path].cpu / totals[path].signs } : {}),
+    });
     return {
-      paths: { pkcs11js: { signs: totals.pkcs11js.signs, meanMs: mean("pkcs11js") }, graphene: { signs: totals.graphene.signs, meanMs: mean("graphene") } },
+      paths: { pkcs11js: of("pkcs11js"), graphene: of("graphene") },
       grapheneRelative: mean("pkcs11js") / mean("graphene"),
     };
   } finally {
