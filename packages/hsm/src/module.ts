@@ -19,6 +19,8 @@ export interface SlotToken {
  */
 export class Pkcs11Module {
   private static loaded = new Map<string, Pkcs11Module>();
+  /** token label → SHA-256 of the user PIN this process logged in with (see Token) */
+  readonly loggedInPins = new Map<string, Buffer>();
 
   private constructor(
     readonly path: string,

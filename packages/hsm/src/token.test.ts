@@ -229,6 +229,17 @@ describe("the KeyManager interface, on PKCS#11", () => {
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(/token rejected the PIN/);
     expect((error as Error).message).not.toContain("not-the-pin-9876");
+    // once this process is logged in, the token itself no longer checks a PIN: ours does
+    const right = await backend.open({ label: "pin-check", pin: "the-right-pin-1234" });
+    try {
+      const again = await backend.open({ label: "pin-check", pin: "not-the-pin-9876" }).catch((e: Error) => e);
+      expect(again).toBeInstanceOf(Error);
+      expect((again as Error).message).toMatch(/token 'pin-check': the token rejected the PIN/);
+      expect((again as Error).message).not.toContain("not-the-pin-9876");
+      (await backend.open({ label: "pin-check", pin: "the-right-pin-1234" })).close();
+    } finally {
+      right.close();
+    }
     const hardware = new Pkcs11KeyBackend({ modulePath: MODULE, mayInitialiseTokens: false });
     await expect(hardware.provision({ label: "never-created" })).rejects.toThrow(/token 'never-created' not found .*initialise it with the HSM's tooling first/);
     expect(module.findToken("never-created")).toBeUndefined();

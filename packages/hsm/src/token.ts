@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { Pkcs11Module, graphene, pkcs11js } from "./module.ts";
 import { HsmError, describePkcs11Error } from "./errors.ts";
 import { type KeyAlgorithm, DIGEST_INFO_PREFIX, EC_PARAMS, digest, ecPublicKeySpki, ecdsaRawToDer, hashFor, rsaPublicKeySpki } from "./algorithms.ts";
@@ -21,13 +21,23 @@ interface OpenTokenOptions {
   sessions?: number;
 }
 
-function loginUser(session: graphene.Session, pin: string): void {
+/**
+ * Logs the user in on `session`. PKCS#11 login is per application and token, so a second
+ * C_Login in this process answers CKR_USER_ALREADY_LOGGED_IN whatever PIN it is given:
+ * the PIN of the login this process made is remembered (as a digest) to refuse a
+ * different one rather than let it ride on the earlier login.
+ */
+function loginUser(module: Pkcs11Module, label: string, session: graphene.Session, pin: string): void {
+  const presented = createHash("sha256").update(pin).digest();
   try {
     session.login(pin, graphene.UserType.USER);
   } catch (error) {
-    // Login is per application and token: one C_Login covers every session of the pool.
     if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(error))) throw error;
+    const known = module.loggedInPins.get(label);
+    if (known && !timingSafeEqual(known, presented)) throw new HsmError("bad_pin", `logging in to token '${label}': the token rejected the PIN`);
+    return;
   }
+  module.loggedInPins.set(label, presented);
 }
 
 /**
@@ -78,7 +88,7 @@ export class Token implements KeyManager {
     const sessions: graphene.Session[] = [];
     try {
       for (let i = 0; i < count; i++) sessions.push(slot.open(RW_SESSION));
-      loginUser(sessions[0]!, options.pin);
+      loginUser(module, options.label, sessions[0]!, options.pin);
     } catch (error) {
       for (const s of sessions) s.close();
       throw describePkcs11Error(error, `opening token '${options.label}'`);
@@ -128,7 +138,7 @@ export class Token implements KeyManager {
     let fresh: graphene.Session;
     try {
       fresh = slot.open(RW_SESSION);
-      loginUser(fresh, this.pin);
+      loginUser(this.module, this.label, fresh, this.pin);
     } catch (error) {
       throw describePkcs11Error(error, `reconnecting to token '${this.label}'`);
     }
