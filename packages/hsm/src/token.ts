@@ -44,10 +44,11 @@ function loginUser(module: Pkcs11Module, label: string, session: graphene.Sessio
  * One signature on `session` with the private key `key`: C_SignInit here, C_Sign on a
  * libuv worker thread (graphene's callback form of pkcs11js's C_Sign), so the event loop
  * keeps serving while the token works. Measured against the raw pkcs11js calls it wraps
- * (scripts/compare-sign-paths.ts: each session alternating the two call by call, on
- * SoftHSM2, a shared 2-core machine): per-round rate ratios graphene/pkcs11js with medians
- * of 0.95-1.08 (P-256) and 0.99-1.00 (RSA-2048) over three runs, CPU per signature within
- * 0-3 %; no difference larger than the noise, so graphene is used on this path too.
+ * (scripts/compare-sign-paths.ts: each session alternating the two call by call, SoftHSM2
+ * on a shared 2-core machine, four runs): median graphene/pkcs11js signing-rate ratios of
+ * 0.95-1.08 (P-256, 1 session), 0.96-1.00 (P-256, 4 sessions), 0.98-1.01 (RSA-2048), CPU
+ * per signature 0-2 % higher. About 2 % slower at most, within "a few percent": graphene
+ * is used on this path too.
  */
 function signOnce(session: graphene.Session, mechanism: graphene.MechanismEnum, key: graphene.PrivateKey, input: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
