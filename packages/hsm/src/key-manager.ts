@@ -57,6 +57,8 @@ export interface ProvisionRequest {
   label: string;
   /** the user PIN to set on a new key store; one is generated when absent */
   pin?: string;
+  /** the security officer PIN of a new key store (where the backend has one); generated when absent */
+  soPin?: string;
 }
 
 export interface ProvisionedKeyStore {
@@ -65,7 +67,7 @@ export interface ProvisionedKeyStore {
   created: boolean;
   /** only when created and no PIN was given: the generated user PIN, for the caller to keep */
   generatedPin?: string;
-  /** only when created: the security officer PIN, for the caller to keep */
+  /** only when created and no SO PIN was given: the generated security officer PIN, for the caller to keep */
   soPin?: string;
 }
 

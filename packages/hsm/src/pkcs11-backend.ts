@@ -34,9 +34,9 @@ export class Pkcs11KeyBackend implements KeyBackend {
   }
 
   /**
-   * Makes sure a token labelled `request.label` exists. A new one gets the given user PIN
-   * or a random one (returned once, for the caller to store), and a random SO PIN (also
-   * returned). PINs are never part of an error or a log line.
+   * Makes sure a token labelled `request.label` exists. A new one gets the given user and
+   * SO PINs, or random ones (returned once, for the caller to store). PINs are never part
+   * of an error or a log line.
    */
   async provision(request: ProvisionRequest): Promise<ProvisionedKeyStore> {
     const module = this.module();
@@ -45,9 +45,14 @@ export class Pkcs11KeyBackend implements KeyBackend {
       throw new HsmError("token_not_found", `token '${request.label}' not found in ${this.options.modulePath}; initialise it with the HSM's tooling first`);
     }
     const pin = request.pin ?? randomBytes(16).toString("hex");
-    const soPin = randomBytes(16).toString("hex");
+    const soPin = request.soPin ?? randomBytes(16).toString("hex");
     module.initToken(request.label, soPin, pin);
-    return { label: request.label, created: true, soPin, ...(request.pin === undefined ? { generatedPin: pin } : {}) };
+    return {
+      label: request.label,
+      created: true,
+      ...(request.pin === undefined ? { generatedPin: pin } : {}),
+      ...(request.soPin === undefined ? { soPin } : {}),
+    };
   }
 
   async open(request: { label: string; pin: string; sessions?: number }): Promise<Token> {

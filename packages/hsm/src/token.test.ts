@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash, createPublicKey, verify } from "node:crypto";
@@ -245,6 +246,32 @@ describe("the KeyManager interface, on PKCS#11", () => {
     expect(module.findToken("never-created")).toBeUndefined();
     expect(await hardware.provision({ label: "unit" })).toEqual({ label: "unit", created: false });
   });
+});
+
+describe("hsm/init-token.sh", () => {
+  it("provisions a token through the key backend with PINs read from files, once", () => {
+    // its own process and data dir: SoftHSM reads its configuration once per process
+    const work = mkdtempSync(path.join(tmpdir(), "pki-init-token-"));
+    try {
+      writeFileSync(path.join(work, "pin"), "ops-user-pin-1234\n", { mode: 0o600 });
+      writeFileSync(path.join(work, "so-pin"), "ops-so-pin-5678\n", { mode: 0o600 });
+      const script = path.resolve(import.meta.dirname, "../../../hsm/init-token.sh");
+      const run = () => spawnSync("bash", [script, "data", "ops", "pin", "so-pin"], { cwd: work, encoding: "utf8" });
+      const first = run();
+      expect(first.stderr).toBe("");
+      expect(first.stdout).toMatch(/token 'ops' initialised in /);
+      expect(run().stdout).toMatch(/token 'ops' already exists .*left as it was/);
+      // checked with OpenSC's pkcs11-tool, not with this package
+      const tool = (...args: string[]) =>
+        spawnSync("pkcs11-tool", ["--module", MODULE, "--token-label", "ops", ...args], { encoding: "utf8", env: { ...process.env, SOFTHSM2_CONF: path.join(work, "data", "softhsm2.conf") } });
+      expect(tool("--login", "--pin", "ops-user-pin-1234", "--list-objects").status).toBe(0);
+      // the SO PIN is proved by using it: setting the user PIN (to the same value)
+      expect(tool("--login", "--login-type", "so", "--so-pin", "ops-so-pin-5678", "--init-pin", "--new-pin", "ops-user-pin-1234").status).toBe(0);
+      expect(tool("--login", "--pin", "ops-so-pin-5678", "--list-objects").stderr).toMatch(/CKR_PIN_INCORRECT/);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe("pkcs11 URIs", () => {
