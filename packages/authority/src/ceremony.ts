@@ -104,8 +104,9 @@ export interface CaCertificatePlan {
 }
 
 /**
- * Generates the key on the token, builds and lints the CA certificate, records the intent
- * in the audit log, then has the parent (or the key itself, for a root) sign it.
+ * A CA certificate through the same steps as every other: key generated on the token,
+ * built from the root or intermediate profile, linted, intent recorded in the inventory,
+ * signed by the parent (or the key itself, for a root), stored with its audit event.
  */
 export async function createCaCertificate(
   inventory: Inventory,
@@ -139,30 +140,36 @@ export async function createCaCertificate(
     }),
   });
   assertLintClean(tbs, { kind: plan.role, ...(parentFacts ? { issuer: parentFacts } : {}) });
-  await inventory.audit.record({
-    actor,
-    action: "issuer.plan",
-    target: plan.id,
-    details: { role: plan.role, serial: serial.hex, keyUri: key.uri, tbsSha256: createHash("sha256").update(tbs).digest("hex") },
-  });
-  const der = await signCertificate(tbs, signingKey);
+  await inventory.issuers.recordIntent(
+    { id: plan.id, hierarchy: plan.hierarchy, role: plan.role, parentId: parent?.record.id ?? null, serial: serial.hex, keyUri: key.uri, tbsDer: tbs },
+    { actor, action: "issuer.plan", target: plan.id, details: { role: plan.role, serial: serial.hex, keyUri: key.uri, tbsSha256: createHash("sha256").update(tbs).digest("hex") } },
+  );
+  let der: Buffer;
+  try {
+    der = await signCertificate(tbs, signingKey);
+  } catch (error) {
+    await inventory.issuers.markIntentFailed(plan.id, { actor, action: "issuer.create", target: plan.id, details: { reason: (error as Error).message } }).catch(() => {}); // the reconcile-intents job closes an intent we could not mark
+    throw error;
+  }
   const facts = caCertificateFacts(der);
-  const record = await inventory.issuers.create({
-    id: plan.id,
-    hierarchy: plan.hierarchy,
-    role: plan.role,
-    status: plan.status ?? "active",
-    parentId: parent?.record.id ?? null,
-    subject: facts.subject,
-    serial: serial.hex,
-    keyUri: key.uri,
-    keyAlgorithm: key.algorithm,
-    notBefore: facts.notBefore,
-    notAfter: facts.notAfter,
-    certificateDer: der,
-    activatedAt: plan.status === "staged" ? null : new Date(),
-  });
-  await inventory.audit.record({ actor, action: "issuer.create", target: plan.id, details: { role: plan.role, serial: serial.hex, keyUri: key.uri, subject: facts.subject } });
+  const record = await inventory.issuers.create(
+    {
+      id: plan.id,
+      hierarchy: plan.hierarchy,
+      role: plan.role,
+      status: plan.status ?? "active",
+      parentId: parent?.record.id ?? null,
+      subject: facts.subject,
+      serial: serial.hex,
+      keyUri: key.uri,
+      keyAlgorithm: key.algorithm,
+      notBefore: facts.notBefore,
+      notAfter: facts.notAfter,
+      certificateDer: der,
+      activatedAt: plan.status === "staged" ? null : new Date(),
+    },
+    { actor, action: "issuer.create", target: plan.id, details: { role: plan.role, serial: serial.hex, keyUri: key.uri, subject: facts.subject } },
+  );
   return record;
 }
 

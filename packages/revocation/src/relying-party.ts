@@ -9,7 +9,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import { AuthorityInfoAccessSyntax, Certificate, CRLDistributionPoints, id_ad_ocsp, id_ce_cRLDistributionPoints, id_pe_authorityInfoAccess } from "@peculiar/asn1-x509";
 import { BasicOCSPResponse, CertID, OCSPRequest, OCSPResponse, OCSPResponseStatus, Request, TBSRequest, id_pkix_ocsp_basic } from "@peculiar/asn1-ocsp";
 import { TAG, children, contents, decodeOid, decodeTime, readTlv, whole, type Tlv } from "@pki/der";
-import { certIdFor } from "@pki/x509";
+import { OID, VERIFIABLE_SIGNATURE_HASHES, certIdFor } from "@pki/x509";
 import { REASON_NAMES } from "@pki/authority";
 
 export interface RelyingPartyLimits {
@@ -38,17 +38,6 @@ export interface CrlView {
   nextUpdate: Date | null;
   error?: string;
 }
-
-/** Signature algorithms this CA signs with, and the digest each uses. */
-const SIGNATURE_DIGESTS: Record<string, string> = {
-  "1.2.840.10045.4.3.2": "sha256",
-  "1.2.840.10045.4.3.3": "sha384",
-  "1.2.840.10045.4.3.4": "sha512",
-  "1.2.840.113549.1.1.11": "sha256",
-  "1.2.840.113549.1.1.12": "sha384",
-  "1.2.840.113549.1.1.13": "sha512",
-};
-const CRL_NUMBER_OID = "2.5.29.20";
 
 /** The certificate's OCSP and CRL URLs (the first of each). */
 function revocationUrlsOf(certificateDer: Buffer): { ocsp: string | null; crl: string | null } {
@@ -98,7 +87,7 @@ export async function fetchBounded(url: string, init: RequestInit, maxBytes: num
 }
 
 function checkSignature(signedBytes: Buffer, algorithmOid: string, signature: Buffer, key: KeyObject, what: string): void {
-  const digest = SIGNATURE_DIGESTS[algorithmOid];
+  const digest = VERIFIABLE_SIGNATURE_HASHES[algorithmOid];
   if (!digest) throw new Error(`${what} is signed with ${algorithmOid}, which this CA does not use`);
   if (!verify(digest, signedBytes, key, signature)) throw new Error(`${what}'s signature does not verify against the issuer`);
 }
@@ -171,7 +160,7 @@ function readCrl(der: Buffer, serial: string, issuer: X509Certificate): Omit<Crl
     const [extensions] = children(der, fields[i]!);
     for (const extension of children(der, extensions!)) {
       const parts = children(der, extension);
-      if (decodeOid(contents(der, parts[0]!)) !== CRL_NUMBER_OID) continue;
+      if (decodeOid(contents(der, parts[0]!)) !== OID.crlNumber) continue;
       const value = contents(der, parts[parts.length - 1]!);
       number = BigInt(`0x${contents(value, readTlv(value)).toString("hex") || "0"}`).toString();
     }
