@@ -79,6 +79,9 @@ beforeAll(async () => {
   const cli = pki(["provisioner", "add", "partners", "--type", "acme", "--names", "DNS:.partners.acme.test", "--profiles", "server", "--eab"], serverEnv);
   expect(cli.status, cli.stderr).toBe(0);
   expect(cli.stdout).toContain("/acme/partners/directory");
+  expect(pki(["provisioner", "list"], serverEnv).stdout).toMatch(/partners\s+active\s+acme/);
+  const listed = await admin("GET", "/v1/provisioners");
+  expect(listed.json.find((p: { name: string }) => p.name === "web").type).toBe("acme");
 }, 120_000);
 
 afterAll(async () => {

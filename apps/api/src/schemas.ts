@@ -212,6 +212,8 @@ export const Provisioner = z.object({
   createdAt: Instant,
 });
 
+export const ProvisionerListed = Provisioner.extend({ type: z.enum(["token", "acme"]).meta({ description: "acme: serves ACME at /acme/NAME/directory" }) });
+
 export const ProvisionerCreated = Provisioner.extend({
   token: z.string().optional().meta({ description: "shown once; only its hash is stored (absent for ACME provisioners)" }),
   acmeDirectory: z.string().optional().meta({ description: "ACME provisioners: the directory URL" }),

@@ -499,10 +499,12 @@ provisioners
   .action(async (opts: { all?: boolean; json?: boolean }) => {
     const inventory = await openInventory(cfg());
     try {
+      const acme = await inventory.acme.acmeProvisionerIds();
       for (const p of await inventory.provisioners.list({ includeRemoved: opts.all })) {
         const state = p.deletedAt ? "removed" : p.disabled ? "disabled" : "active";
-        if (opts.json) console.log(JSON.stringify({ id: p.id, name: p.name, state, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy }));
-        else console.log([p.name.padEnd(16), state.padEnd(8), p.profiles.join(","), `${p.maxTtlSeconds}s`, p.names.join(" ")].join("  "));
+        const type = acme.has(p.id) ? "acme" : "token";
+        if (opts.json) console.log(JSON.stringify({ id: p.id, name: p.name, type, state, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy }));
+        else console.log([p.name.padEnd(16), state.padEnd(8), type.padEnd(5), p.profiles.join(","), `${p.maxTtlSeconds}s`, p.names.join(" ")].join("  "));
       }
     } finally {
       await inventory.close();

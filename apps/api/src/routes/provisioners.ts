@@ -35,9 +35,12 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       summary: "Every live provisioner (never their tokens)",
       tags: ["provisioners"],
       auth: "admin",
-      responses: { 200: { description: "provisioners by name", schema: S.Provisioner.array() } },
+      responses: { 200: { description: "provisioners by name", schema: S.ProvisionerListed.array() } },
       problems: [401, 403, 429, 503],
-      handle: async () => ({ status: 200, body: (await runtime.inventory.provisioners.list()).map(provisionerView) }),
+      handle: async () => {
+        const acme = await runtime.inventory.acme.acmeProvisionerIds();
+        return { status: 200, body: (await runtime.inventory.provisioners.list()).map((p) => ({ ...provisionerView(p), type: acme.has(p.id) ? "acme" : "token" })) };
+      },
     }),
     defineRoute({
       method: "patch",
