@@ -25,6 +25,7 @@ const GROUPS: Array<{ name: string; limit: [number, number] }> = [
   { name: "ours-ocsp", limit: [480, 240] },
   { name: "ours-crl", limit: [420, 150] },
   { name: "ours-inventory", limit: [420, 180] },
+  { name: "acme", limit: [240, 120] },
 ];
 
 const args = process.argv.slice(2);
@@ -122,6 +123,8 @@ const OWNERS: Array<[string, string]> = [
   ["ours.inventory", "ours-inventory"],
   ["ours.coldstart", "ours-inventory"],
   ["ours.firststart", "ours-inventory"],
+  ["ours.acme", "acme"],
+  ["peer.pebble", "acme"],
 ];
 for (const row of table) {
   if (!row.unavailable?.startsWith("not measured")) continue;
@@ -192,6 +195,7 @@ function machineFacts() {
     postgresql: version(path.join(process.env.PG_BIN ?? "/usr/lib/postgresql/15/bin", "postgres"), ["--version"]),
     cfssl: dpkg("golang-cfssl"),
     wrk: dpkg("wrk"),
+    pebble: dpkg("pebble"),
   };
 }
 

@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 command -v cfssl >/dev/null || need+=(golang-cfssl)
 command -v wrk >/dev/null || need+=(wrk)
+command -v pebble >/dev/null || need+=(pebble)
 command -v ab >/dev/null || need+=(apache2-utils)
 command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v openssl >/dev/null || need+=(openssl)

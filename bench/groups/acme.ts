@@ -1,0 +1,183 @@
+// ACME: complete orders per second (newOrder → http-01 validation → finalize → download),
+// 32 concurrent clients, ours and pebble side by side in one run, driven by the same load
+// generator (bench/lib/acme-load.ts) and the same http-01 responder and DNS server:
+//  - pebble (Debian's `pebble`, Let's Encrypt's ACME test server) with its artificial
+//    behaviour off: PEBBLE_VA_NOSLEEP=1 (no random 0-15 s sleep before validating),
+//    PEBBLE_WFE_NONCEREJECT=0 (no deliberately refused nonces), PEBBLE_AUTHZREUSE=0 (every
+//    order is validated), PEBBLE_VA_ALWAYS_VALID=0 (it really fetches the token). It keeps
+//    everything in memory and signs with a software RSA-2048 intermediate. Its HTTPS
+//    listener gets a throwaway self-signed P-256 certificate made here (Debian ships no
+//    test certificates); the load generator trusts exactly that certificate.
+//  - ours: apps/api as its own process (the API role, as production runs it) on a fresh
+//    PostgreSQL database and a SoftHSM token, an ACME provisioner for DNS:.bench.test
+//    made over POST /v1/provisioners, the order rate limits raised out of the way, and the
+//    load generator trusting the CA's root. Everything is stored (accounts, nonces, orders,
+//    authorizations, challenges, certificates, audit) and every certificate is signed on the
+//    token; the rows that reached `valid` during the measurement are counted.
+// Both validate http-01 for real: every ordered name is answered 127.0.0.1 by the test DNS
+// server (test/support/dns-server.ts; pebble's -dnsserver, our PKI_ACME_RESOLVER) and
+// fetched from the load generator's responder (pebble's httpPort, our
+// PKI_ACME_HTTP01_PORT). The servers run one at a time, ours first.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { TestDnsServer } from "../../test/support/dns-server.ts";
+import { acmeLoad, Http01Responder, type AcmeLoadResult, type AcmeTarget } from "../lib/acme-load.ts";
+import { createCa } from "../lib/ca.ts";
+import { httpsCall, waitForHttps } from "../lib/https.ts";
+import { attempt } from "../lib/measure.ts";
+import { freePort, run, start, which } from "../lib/proc.ts";
+import type { Group, GroupContext, Result } from "../lib/types.ts";
+import { countValid, startApiProcess } from "./ours-issue.ts";
+
+const CLIENTS = 32;
+const DOMAIN = "bench.test";
+
+interface Shared {
+  dns: TestDnsServer;
+  responder: Http01Responder;
+}
+
+function load(ctx: GroupContext, shared: Shared, target: AcmeTarget): Promise<AcmeLoadResult> {
+  return acmeLoad({
+    target,
+    responder: shared.responder,
+    clients: CLIENTS,
+    seconds: ctx.seconds,
+    warmupSeconds: ctx.warmupSeconds,
+    domain: DOMAIN,
+    nameAdded: (name) => shared.dns.add(name, { type: "A", data: "127.0.0.1" }),
+    nameRemoved: (name) => shared.dns.remove(name),
+  });
+}
+
+function details(r: AcmeLoadResult): Record<string, unknown> {
+  return {
+    p50: r.p50,
+    p99: r.p99,
+    max: r.max,
+    errors: r.errors,
+    ...(r.firstError ? { firstError: r.firstError } : {}),
+    orders: r.orders,
+    seconds: r.seconds,
+    requestsPerOrder: Number(r.requestsPerOrder.toFixed(1)),
+    badNonceRetries: r.badNonceRetries,
+    loadGeneratorCores: Number(r.loadGeneratorCores.toFixed(2)),
+  };
+}
+
+async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
+  const ca = await createCa(ctx.pgUrl, ctx.tmp, {
+    PKI_ACME_RESOLVER: shared.dns.address,
+    PKI_ACME_HTTP01_PORT: String(shared.responder.port),
+    // the defaults (300 / 10,000 orders an hour) are abuse limits, not part of the measure
+    PKI_ACME_ORDERS_PER_ACCOUNT_HOUR: "1000000",
+    PKI_ACME_ORDERS_PER_PROVISIONER_HOUR: "1000000",
+  });
+  try {
+    const api = await startApiProcess(ca);
+    if (typeof api === "string") return { id: "ours.acme.orders", label: "ACME orders, ours", unavailable: api };
+    try {
+      const created = await httpsCall(`${api.url}/v1/provisioners`, api.rootPem, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ca.adminToken}` },
+        body: JSON.stringify({ name: "bench", type: "acme", profiles: ["server"], names: [`DNS:.${DOMAIN}`], maxTtlSeconds: 86400 }),
+      });
+      if (created.status !== 201) throw new Error(`POST /v1/provisioners (type acme) answered ${created.status}: ${created.text.slice(0, 300)}`);
+      const before = await countValid(ca.dbUrl);
+      const r = await load(ctx, shared, { directoryUrl: `${api.url}/acme/bench/directory`, ca: api.rootPem });
+      const stored = (await countValid(ca.dbUrl)) - before;
+      if (r.errors > 0) ctx.log(`ours: ${r.errors} failed orders, first: ${r.firstError}`);
+      return {
+        id: "ours.acme.orders",
+        label: `ACME complete orders (http-01, ${CLIENTS} clients), apps/api + PostgreSQL + token`,
+        value: r.rate,
+        unit: "orders/s",
+        details: { ...details(r), certificatesStored: stored, note: `${stored} certificates stored during warm-up and measurement` },
+      };
+    } finally {
+      await api.stop();
+    }
+  } finally {
+    await ca.cleanup();
+  }
+}
+
+async function pebble(ctx: GroupContext, shared: Shared): Promise<Result> {
+  if (!which("pebble")) return { id: "peer.pebble.orders", label: "ACME orders, pebble", unavailable: "pebble is not installed (bench/setup.sh installs Debian's pebble)" };
+  const dir = path.join(ctx.tmp, "pebble");
+  mkdirSync(dir, { recursive: true });
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  // its HTTPS listener's certificate, trusted as is by the load generator
+  run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=pebble bench",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+  ]);
+  const port = await freePort();
+  const config = path.join(dir, "pebble-config.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${port}`,
+        managementListenAddress: `127.0.0.1:${await freePort()}`,
+        certificate: cert,
+        privateKey: key,
+        httpPort: shared.responder.port,
+        tlsPort: await freePort(),
+        ocspResponderURL: "",
+        externalAccountBindingRequired: false,
+      },
+    }),
+  );
+  const server = start("pebble", ["-config", config, "-dnsserver", shared.dns.address, "-strict=false"], {
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0", PEBBLE_AUTHZREUSE: "0", PEBBLE_VA_ALWAYS_VALID: "0" },
+    // it logs several lines per order; reading them would tax the load generator's process
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  try {
+    const certPem = readFileSync(cert, "utf8");
+    const directoryUrl = `https://127.0.0.1:${port}/dir`;
+    await waitForHttps(directoryUrl, certPem, { timeoutMs: 30_000, alive: () => server.child.exitCode === null });
+    const r = await load(ctx, shared, { directoryUrl, ca: certPem });
+    if (r.errors > 0) ctx.log(`pebble: ${r.errors} failed orders, first: ${r.firstError}`);
+    return {
+      id: "peer.pebble.orders",
+      label: `pebble, ACME complete orders (http-01, ${CLIENTS} clients; in memory, software RSA key)`,
+      value: r.rate,
+      unit: "orders/s",
+      details: details(r),
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+const group: Group = async (ctx) => {
+  const shared: Shared = { dns: await TestDnsServer.start(), responder: await Http01Responder.start() };
+  try {
+    const results: Result[] = [];
+    results.push(await attempt("ours.acme.orders", "ACME orders, ours", ctx.log, () => ours(ctx, shared)));
+    results.push(await attempt("peer.pebble.orders", "ACME orders, pebble", ctx.log, () => pebble(ctx, shared)));
+    return results;
+  } finally {
+    await shared.responder.close();
+    await shared.dns.close();
+  }
+};
+export default group;
