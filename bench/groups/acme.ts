@@ -20,8 +20,9 @@
 // PKI_ACME_HTTP01_PORT). The servers run one at a time, ours first.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import pg from "pg";
 import { TestDnsServer } from "../../test/support/dns-server.ts";
-import { acmeLoad, Http01Responder, type AcmeLoadResult, type AcmeTarget } from "../lib/acme-load.ts";
+import { acmeLoad, Http01Responder, type AcmeLoadOptions, type AcmeLoadResult, type AcmeTarget } from "../lib/acme-load.ts";
 import { createCa } from "../lib/ca.ts";
 import { httpsCall, waitForHttps } from "../lib/https.ts";
 import { attempt } from "../lib/measure.ts";
@@ -37,8 +38,9 @@ interface Shared {
   responder: Http01Responder;
 }
 
-function load(ctx: GroupContext, shared: Shared, target: AcmeTarget): Promise<AcmeLoadResult> {
+function load(ctx: GroupContext, shared: Shared, target: AcmeTarget, aroundMeasurement?: AcmeLoadOptions["aroundMeasurement"]): Promise<AcmeLoadResult> {
   return acmeLoad({
+    aroundMeasurement,
     target,
     responder: shared.responder,
     clients: CLIENTS,
@@ -62,6 +64,7 @@ function details(r: AcmeLoadResult): Record<string, unknown> {
     requestsPerOrder: Number(r.requestsPerOrder.toFixed(1)),
     badNonceRetries: r.badNonceRetries,
     loadGeneratorCores: Number(r.loadGeneratorCores.toFixed(2)),
+    phaseP50ms: Object.fromEntries(Object.entries(r.phaseP50).map(([k, v]) => [k, Number(v.toFixed(1))])),
   };
 }
 
@@ -74,7 +77,9 @@ async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
     PKI_ACME_ORDERS_PER_PROVISIONER_HOUR: "1000000",
   });
   try {
-    const api = await startApiProcess(ca);
+    // BENCH_ACME_PROFILE_DIR=<dir>: a V8 CPU profile of our API process, written when it stops
+    const profileDir = process.env.BENCH_ACME_PROFILE_DIR;
+    const api = await startApiProcess(ca, profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
     if (typeof api === "string") return { id: "ours.acme.orders", label: "ACME orders, ours", unavailable: api };
     try {
       const created = await httpsCall(`${api.url}/v1/provisioners`, api.rootPem, {
@@ -83,16 +88,41 @@ async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
         body: JSON.stringify({ name: "bench", type: "acme", profiles: ["server"], names: [`DNS:.${DOMAIN}`], maxTtlSeconds: 86400 }),
       });
       if (created.status !== 201) throw new Error(`POST /v1/provisioners (type acme) answered ${created.status}: ${created.text.slice(0, 300)}`);
-      const before = await countValid(ca.dbUrl);
-      const r = await load(ctx, shared, { directoryUrl: `${api.url}/acme/bench/directory`, ca: api.rootPem });
-      const stored = (await countValid(ca.dbUrl)) - before;
+      // certificates stored and database transactions committed inside the measurement window
+      const db = new pg.Client({ connectionString: ca.dbUrl });
+      await db.connect();
+      const counters = async () => {
+        const certs = await countValid(ca.dbUrl);
+        const { rows } = await db.query("SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = current_database()");
+        return { certs, commits: Number(rows[0].n) };
+      };
+      let first = { certs: 0, commits: 0 };
+      let last = { certs: 0, commits: 0 };
+      let r: AcmeLoadResult;
+      try {
+        r = await load(
+          ctx,
+          shared,
+          { directoryUrl: `${api.url}/acme/bench/directory`, ca: api.rootPem },
+          { start: async () => void (first = await counters()), end: async () => void (last = await counters()) },
+        );
+      } finally {
+        await db.end();
+      }
+      const stored = last.certs - first.certs;
+      const commitsPerOrder = r.orders ? Number(((last.commits - first.commits) / r.orders).toFixed(1)) : null;
       if (r.errors > 0) ctx.log(`ours: ${r.errors} failed orders, first: ${r.firstError}`);
       return {
         id: "ours.acme.orders",
         label: `ACME complete orders (http-01, ${CLIENTS} clients), apps/api + PostgreSQL + token`,
         value: r.rate,
         unit: "orders/s",
-        details: { ...details(r), certificatesStored: stored, note: `${stored} certificates stored during warm-up and measurement` },
+        details: {
+          ...details(r),
+          certificatesStored: stored,
+          commitsPerOrder,
+          note: `${stored} certificates stored in the window; ~${commitsPerOrder} PostgreSQL commits per order (pg_stat_database, approximate)`,
+        },
       };
     } finally {
       await api.stop();
@@ -172,8 +202,10 @@ const group: Group = async (ctx) => {
   const shared: Shared = { dns: await TestDnsServer.start(), responder: await Http01Responder.start() };
   try {
     const results: Result[] = [];
-    results.push(await attempt("ours.acme.orders", "ACME orders, ours", ctx.log, () => ours(ctx, shared)));
-    results.push(await attempt("peer.pebble.orders", "ACME orders, pebble", ctx.log, () => pebble(ctx, shared)));
+    // BENCH_ACME_SERVERS=ours (or pebble) measures one of them, e.g. while profiling it
+    const servers = (process.env.BENCH_ACME_SERVERS ?? "ours,pebble").split(",");
+    if (servers.includes("ours")) results.push(await attempt("ours.acme.orders", "ACME orders, ours", ctx.log, () => ours(ctx, shared)));
+    if (servers.includes("pebble")) results.push(await attempt("peer.pebble.orders", "ACME orders, pebble", ctx.log, () => pebble(ctx, shared)));
     return results;
   } finally {
     await shared.responder.close();

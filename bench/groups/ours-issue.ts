@@ -53,13 +53,13 @@ export interface RunningApi {
   stop: () => Promise<number | null>;
 }
 
-/** apps/api as a child process on the CA's data dir and database, or why it cannot run. */
-export async function startApiProcess(ca: BenchCa): Promise<RunningApi | string> {
+/** apps/api as a child process on the CA's data dir and database (`nodeArgs`: e.g. --cpu-prof), or why it cannot run. */
+export async function startApiProcess(ca: BenchCa, nodeArgs: string[] = []): Promise<RunningApi | string> {
   const main = path.join(REPO_ROOT, "apps/api/src/main.ts");
   if (!existsSync(main)) return "apps/api is not in the tree yet";
   const port = await freePort();
   const httpPort = await freePort();
-  const server = start(process.execPath, ["--import", "tsx", main], { cwd: REPO_ROOT, env: childEnv(ca, { PKI_API_PORT: String(port), PKI_HTTP_PORT: String(httpPort) }) });
+  const server = start(process.execPath, [...nodeArgs, "--import", "tsx", main], { cwd: REPO_ROOT, env: childEnv(ca, { PKI_API_PORT: String(port), PKI_HTTP_PORT: String(httpPort) }) });
   const rootPem = readFileSync(path.join(ca.dataDir, "root.pem"), "utf8");
   const url = `https://127.0.0.1:${port}`;
   try {

@@ -115,6 +115,8 @@ export interface AcmeLoadOptions {
   /** called before an order for `name` (e.g. to make the test DNS server answer it), and after */
   nameAdded?: (name: string) => void;
   nameRemoved?: (name: string) => void;
+  /** awaited right before the measurement window opens and right after it closes (e.g. to read counters) */
+  aroundMeasurement?: { start: () => Promise<void>; end: () => Promise<void> };
 }
 
 export interface AcmeLoadResult {
@@ -132,7 +134,18 @@ export interface AcmeLoadResult {
   badNonceRetries: number;
   /** CPU the load generator's own process used during the measurement, in cores */
   loadGeneratorCores: number;
+  /** median milliseconds of each phase of the counted orders */
+  phaseP50: Record<Phase, number>;
 }
+
+/**
+ * Where an order's time goes: newOrder; challenge (authorization read, challenge response
+ * sent, until the server fetched the token); validation (from the fetch until the
+ * authorization reads valid); finalize (CSR made, finalize, until the order reads valid);
+ * download (the chain).
+ */
+export type Phase = "newOrder" | "challenge" | "validation" | "finalize" | "download";
+const PHASES: Phase[] = ["newOrder", "challenge", "validation", "finalize", "download"];
 
 interface Directory {
   newNonce: string;
@@ -184,6 +197,7 @@ export async function acmeLoad(options: AcmeLoadOptions): Promise<AcmeLoadResult
     let errors = 0;
     let firstError: string | undefined;
     const latencies: number[] = [];
+    const phaseTimes = Object.fromEntries(PHASES.map((p) => [p, [] as number[]])) as Record<Phase, number[]>;
     let requestsAtStart = 0;
     let requestsAtEnd = 0;
     let retriesAtStart = 0;
@@ -194,10 +208,11 @@ export async function acmeLoad(options: AcmeLoadOptions): Promise<AcmeLoadResult
         const t = performance.now();
         try {
           options.nameAdded?.(name);
-          await withTimeout(client.order(name, options.responder), ORDER_TIMEOUT_MS, `order for ${name}`);
+          const phases = await withTimeout(client.order(name, options.responder), ORDER_TIMEOUT_MS, `order for ${name}`);
           if (phase === "measure") {
             orders++;
             latencies.push(performance.now() - t);
+            for (const p of PHASES) phaseTimes[p].push(phases[p]);
           }
         } catch (error) {
           if (phase === "measure") errors++;
@@ -210,6 +225,7 @@ export async function acmeLoad(options: AcmeLoadOptions): Promise<AcmeLoadResult
     };
     const running = clients.map(loop);
     await sleep(options.warmupSeconds * 1000);
+    await options.aroundMeasurement?.start();
     phase = "measure";
     requestsAtStart = stats.requests;
     retriesAtStart = stats.badNonceRetries;
@@ -221,6 +237,7 @@ export async function acmeLoad(options: AcmeLoadOptions): Promise<AcmeLoadResult
     const counted = orders;
     requestsAtEnd = stats.requests;
     phase = "done";
+    await options.aroundMeasurement?.end();
     await Promise.all(running);
     latencies.sort((a, b) => a - b);
     return {
@@ -236,6 +253,15 @@ export async function acmeLoad(options: AcmeLoadOptions): Promise<AcmeLoadResult
       requestsPerOrder: counted ? (requestsAtEnd - requestsAtStart) / counted : Number.NaN,
       badNonceRetries: stats.badNonceRetries - retriesAtStart,
       loadGeneratorCores: (cpu.user + cpu.system) / 1e6 / seconds,
+      phaseP50: Object.fromEntries(
+        PHASES.map((p) => [
+          p,
+          percentile(
+            phaseTimes[p].sort((a, b) => a - b),
+            50,
+          ),
+        ]),
+      ) as Record<Phase, number>,
     };
   } finally {
     agent.destroy();
@@ -272,11 +298,20 @@ class AcmeClient {
     return client;
   }
 
-  async order(name: string, responder: Http01Responder): Promise<void> {
+  /** One complete order; returns the milliseconds each phase took. */
+  async order(name: string, responder: Http01Responder): Promise<Record<Phase, number>> {
+    const phases: Record<Phase, number> = { newOrder: 0, challenge: 0, validation: 0, finalize: 0, download: 0 };
+    let mark = performance.now();
+    const lap = (phase: Phase) => {
+      const now = performance.now();
+      phases[phase] += now - mark;
+      mark = now;
+    };
     const created = await this.post(this.directory.newOrder, { identifiers: [{ type: "dns", value: name }] }, "newOrder");
     if (created.status !== 201) throw new Error(`newOrder answered ${created.status}`);
     const orderUrl = String(created.headers.location);
     let order = created.json as { status: string; authorizations: string[]; finalize: string; certificate?: string };
+    lap("newOrder");
     for (const authzUrl of order.authorizations) {
       const authz = (await this.post(authzUrl, "", "authorization")).json as { status: string; challenges: Array<{ type: string; url: string; token: string }> };
       if (authz.status === "valid") continue;
@@ -287,6 +322,7 @@ class AcmeClient {
         const answered = await this.post(challenge.url, {}, "challenge response");
         if (answered.json?.status !== "valid") {
           await Promise.race([fetched, sleep(FETCH_WAIT_MS)]);
+          lap("challenge");
           await this.pollUntil(
             authzUrl,
             "authorization",
@@ -297,6 +333,7 @@ class AcmeClient {
       } finally {
         responder.forget(challenge.token);
       }
+      lap("validation");
     }
     const csr = await this.csr(name);
     const finalized = await this.post(order.finalize, { csr }, "finalize");
@@ -309,11 +346,14 @@ class AcmeClient {
         (s) => s === "invalid",
       );
     if (!order.certificate) throw new Error(`order ${orderUrl} is valid without a certificate URL`);
+    lap("finalize");
     const chain = await this.post(order.certificate, "", "certificate download");
     const pem = chain.body.toString("utf8");
     const first = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/.exec(pem)?.[0];
     if (!first) throw new Error(`the certificate download for ${name} holds no PEM certificate`);
     if (!new X509Certificate(first).subjectAltName?.includes(`DNS:${name}`)) throw new Error(`the downloaded certificate is not for ${name}`);
+    lap("download");
+    return phases;
   }
 
   /** POST-as-GET until `done(status)`; throws when `failed(status)`. */
