@@ -236,6 +236,8 @@ describe("ACME issuance", () => {
     const row = await t.call("GET", `/v1/certificates/${serial}`, { token: t.ca.adminToken });
     expect(row.json.requester).toBe(`acme:proto/${account.kid.split("/").pop()}`);
     expect(row.json.profile).toBe("mtls");
+    const byAccount = await t.call("GET", `/v1/certificates?acmeAccount=${account.kid.split("/").pop()}`, { token: t.ca.adminToken });
+    expect(byAccount.json.items.map((i: { serial: string }) => i.serial)).toEqual([serial]);
 
     // RFC 9773 CertID: base64url(AKI) . base64url(serial)
     const leaf = new X509Certificate(download.text.split(/(?<=-----END CERTIFICATE-----)/)[0]!);
