@@ -133,6 +133,20 @@ describe("ACME protocol", () => {
     expect(replay.headers["replay-nonce"]).not.toBe(used);
   });
 
+  it("an oversized body is a 413 problem; contacts other than one plain mailto: are refused", async () => {
+    const big = await t.call("POST", "/acme/proto/new-account", { raw: "x".repeat(70 * 1024), contentType: "application/jose+json" });
+    expect(big.status).toBe(413);
+    expect(big.json.type).toBe(`${E}malformed`);
+    const tel = await post(`${base()}/new-account`, { contact: ["tel:+1555"] }, { key: newKey() });
+    expect(tel.json.type).toBe(`${E}unsupportedContact`);
+    const two = await post(`${base()}/new-account`, { contact: ["mailto:a@proto.test,b@proto.test"] }, { key: newKey() });
+    expect(two.json.type).toBe(`${E}invalidContact`);
+    const many = await post(`${base()}/new-account`, { contact: Array.from({ length: 5 }, (_, i) => `mailto:o${i}@proto.test`) }, { key: newKey() });
+    expect(many.json.type).toBe(`${E}invalidContact`);
+    const plain = await t.call("POST", "/acme/proto/new-account", { body: {} });
+    expect(plain.status).toBe(415);
+  });
+
   it("a JWS whose url is not the request's URL is unauthorized", async () => {
     const key = newKey();
     const signed = await jws(`${base()}/new-order`, { termsOfServiceAgreed: true }, { key });
