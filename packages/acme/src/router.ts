@@ -449,9 +449,10 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
 
   router.post(
     "/:provisioner/order/:id",
-    handle(async (req, _res, ctx) => {
+    handle(async (req, res, ctx) => {
       const { account } = await verify(req, ctx, "kid");
       const order = await ownOrder(req, ctx, account);
+      if (order.status === "processing") res.setHeader("retry-after", "1");
       return { status: 200, body: await orderView(ctx, order) };
     }),
   );
@@ -545,7 +546,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
 
   router.post(
     "/:provisioner/authz/:id",
-    handle(async (req, _res, ctx) => {
+    handle(async (req, res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
       let authz = await ownAuthorization(String(req.params.id), account);
       if (payload !== undefined) {
@@ -554,6 +555,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         if (!(await store.deactivateAuthorization(authz.id))) throw malformed(`the authorization is ${authz.status} and cannot be deactivated`);
         authz = (await store.authorization(authz.id)) as AcmeAuthorizationRecord;
       }
+      // a client polling a validation in flight is told when to look again (RFC 8555 §7.5.1)
+      if (authz.status === "pending" && authz.challenges.some((c) => c.status === "processing")) res.setHeader("retry-after", "1");
       return { status: 200, body: authzView(ctx, authz) };
     }),
   );
