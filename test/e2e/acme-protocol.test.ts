@@ -355,6 +355,20 @@ describe("ACME issuance", () => {
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
   });
 
+  it("a validation lost with its process (still processing long after its deadline) fails the authorization instead of hanging", async () => {
+    const account = await newAccount();
+    const order = await newOrder(account, [{ type: "ip", value: "127.0.0.1" }]);
+    const authzUrl = order.json.authorizations[0] as string;
+    const challengeId = String((await post(authzUrl, "", account)).json.challenges[0].url)
+      .split("/")
+      .pop();
+    // what a crash mid-validation leaves behind: processing, started an hour ago
+    await t.ca.inventory.sql.query(`UPDATE acme_challenges SET status = 'processing', validated_at = now() - interval '1 hour' WHERE id = $1`, [challengeId]);
+    const authz = await post(authzUrl, "", account);
+    expect(authz.json.status).toBe("invalid");
+    expect((await post(order.headers.location as string, "", account)).json.status).toBe("invalid");
+  });
+
   it("a deactivated account can do nothing more", async () => {
     const account = await newAccount();
     const off = await post(account.kid, { status: "deactivated" }, account);

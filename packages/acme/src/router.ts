@@ -36,6 +36,8 @@ const ORDERS_PAGE = 100;
 const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
 /** Validations running at once in this process, in total and per account, and waiting for a slot. */
 const VALIDATION_LIMITS = { total: 64, perAccount: 4, maxQueued: 256 };
+/** A validation still "processing" this many deadlines after it started was lost (queueing included). */
+const STALE_VALIDATION_FACTOR = 30;
 
 export type ValidateChallenge = typeof defaultValidateChallenge;
 
@@ -549,6 +551,17 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     handle(async (req, res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
       let authz = await ownAuthorization(String(req.params.id), account);
+      // A validation running far past its deadline was lost with the process that ran it:
+      // the authorization fails rather than waiting forever (the client may order again).
+      const lost = await store.staleChallenges(authz.id, new Date(now().getTime() - STALE_VALIDATION_FACTOR * challengeSettings.timeoutMs));
+      for (const id of lost) {
+        await store.finishChallenge(
+          id,
+          { ok: false, problem: { type: `${ACME_ERROR}serverInternal`, detail: "the validation was interrupted (the server restarted); place a new order", status: 500 } },
+          now(),
+        );
+      }
+      if (lost.length) authz = await ownAuthorization(authz.id, account);
       if (payload !== undefined) {
         const body = objectPayload(payload, "authorization update");
         if (body.status !== "deactivated") throw malformed("an authorization can only be updated to status 'deactivated'");
@@ -582,7 +595,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       );
       if (limiter.queued >= VALIDATION_LIMITS.maxQueued) throw new AcmeProblem("rateLimited", "too many validations are waiting; retry shortly", { retryAfterSeconds: 5 });
       const authz = await store.authorization(challenge.authorizationId);
-      if (!authz || !(await store.startChallenge(challenge.id))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
+      if (!authz || !(await store.startChallenge(challenge.id, now()))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
       const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
       const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
       const caaIdentities = runtime.config.acme.caaIdentities;
