@@ -133,6 +133,20 @@ describe("ACME protocol", () => {
     expect(replay.headers["replay-nonce"]).not.toBe(used);
   });
 
+  it("an oversized body is a 413 problem; contacts other than one plain mailto: are refused", async () => {
+    const big = await t.call("POST", "/acme/proto/new-account", { raw: "x".repeat(70 * 1024), contentType: "application/jose+json" });
+    expect(big.status).toBe(413);
+    expect(big.json.type).toBe(`${E}malformed`);
+    const tel = await post(`${base()}/new-account`, { contact: ["tel:+1555"] }, { key: newKey() });
+    expect(tel.json.type).toBe(`${E}unsupportedContact`);
+    const two = await post(`${base()}/new-account`, { contact: ["mailto:a@proto.test,b@proto.test"] }, { key: newKey() });
+    expect(two.json.type).toBe(`${E}invalidContact`);
+    const many = await post(`${base()}/new-account`, { contact: Array.from({ length: 5 }, (_, i) => `mailto:o${i}@proto.test`) }, { key: newKey() });
+    expect(many.json.type).toBe(`${E}invalidContact`);
+    const plain = await t.call("POST", "/acme/proto/new-account", { body: {} });
+    expect(plain.status).toBe(415);
+  });
+
   it("a JWS whose url is not the request's URL is unauthorized", async () => {
     const key = newKey();
     const signed = await jws(`${base()}/new-order`, { termsOfServiceAgreed: true }, { key });
@@ -236,6 +250,8 @@ describe("ACME issuance", () => {
     const row = await t.call("GET", `/v1/certificates/${serial}`, { token: t.ca.adminToken });
     expect(row.json.requester).toBe(`acme:proto/${account.kid.split("/").pop()}`);
     expect(row.json.profile).toBe("mtls");
+    const byAccount = await t.call("GET", `/v1/certificates?acmeAccount=${account.kid.split("/").pop()}`, { token: t.ca.adminToken });
+    expect(byAccount.json.items.map((i: { serial: string }) => i.serial)).toEqual([serial]);
 
     // RFC 9773 CertID: base64url(AKI) . base64url(serial)
     const leaf = new X509Certificate(download.text.split(/(?<=-----END CERTIFICATE-----)/)[0]!);
@@ -337,6 +353,20 @@ describe("ACME issuance", () => {
     expect(limited.status).toBe(429);
     expect(limited.json.type).toBe(`${E}rateLimited`);
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+  });
+
+  it("a validation lost with its process (still processing long after its deadline) fails the authorization instead of hanging", async () => {
+    const account = await newAccount();
+    const order = await newOrder(account, [{ type: "ip", value: "127.0.0.1" }]);
+    const authzUrl = order.json.authorizations[0] as string;
+    const challengeId = String((await post(authzUrl, "", account)).json.challenges[0].url)
+      .split("/")
+      .pop();
+    // what a crash mid-validation leaves behind: processing, started an hour ago
+    await t.ca.inventory.sql.query(`UPDATE acme_challenges SET status = 'processing', validated_at = now() - interval '1 hour' WHERE id = $1`, [challengeId]);
+    const authz = await post(authzUrl, "", account);
+    expect(authz.json.status).toBe("invalid");
+    expect((await post(order.headers.location as string, "", account)).json.status).toBe("invalid");
   });
 
   it("a deactivated account can do nothing more", async () => {

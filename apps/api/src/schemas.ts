@@ -75,6 +75,7 @@ export const ListQuery = z.strictObject({
     .meta({ description: "1 to 1000, default 100" }),
   cursor: z.string().max(200).optional().meta({ description: "nextCursor of the previous page" }),
   provisioner: z.string().min(1).max(63).optional().meta({ description: "only certificates this provisioner (by name) enrolled" }),
+  acmeAccount: z.uuid("must be an ACME account id").optional().meta({ description: "only certificates this ACME account ordered (the id ends its account URL)" }),
   internal: z
     .enum(["true", "false"], { error: "must be true or false" })
     .transform((v) => v === "true")

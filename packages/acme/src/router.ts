@@ -36,6 +36,8 @@ const ORDERS_PAGE = 100;
 const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
 /** Validations running at once in this process, in total and per account, and waiting for a slot. */
 const VALIDATION_LIMITS = { total: 64, perAccount: 4, maxQueued: 256 };
+/** A validation still "processing" this many deadlines after it started was lost (queueing included). */
+const STALE_VALIDATION_FACTOR = 30;
 
 export type ValidateChallenge = typeof defaultValidateChallenge;
 
@@ -449,9 +451,10 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
 
   router.post(
     "/:provisioner/order/:id",
-    handle(async (req, _res, ctx) => {
+    handle(async (req, res, ctx) => {
       const { account } = await verify(req, ctx, "kid");
       const order = await ownOrder(req, ctx, account);
+      if (order.status === "processing") res.setHeader("retry-after", "1");
       return { status: 200, body: await orderView(ctx, order) };
     }),
   );
@@ -545,15 +548,28 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
 
   router.post(
     "/:provisioner/authz/:id",
-    handle(async (req, _res, ctx) => {
+    handle(async (req, res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
       let authz = await ownAuthorization(String(req.params.id), account);
+      // A validation running far past its deadline was lost with the process that ran it:
+      // the authorization fails rather than waiting forever (the client may order again).
+      const lost = await store.staleChallenges(authz.id, new Date(now().getTime() - STALE_VALIDATION_FACTOR * challengeSettings.timeoutMs));
+      for (const id of lost) {
+        await store.finishChallenge(
+          id,
+          { ok: false, problem: { type: `${ACME_ERROR}serverInternal`, detail: "the validation was interrupted (the server restarted); place a new order", status: 500 } },
+          now(),
+        );
+      }
+      if (lost.length) authz = await ownAuthorization(authz.id, account);
       if (payload !== undefined) {
         const body = objectPayload(payload, "authorization update");
         if (body.status !== "deactivated") throw malformed("an authorization can only be updated to status 'deactivated'");
         if (!(await store.deactivateAuthorization(authz.id))) throw malformed(`the authorization is ${authz.status} and cannot be deactivated`);
         authz = (await store.authorization(authz.id)) as AcmeAuthorizationRecord;
       }
+      // a client polling a validation in flight is told when to look again (RFC 8555 §7.5.1)
+      if (authz.status === "pending" && authz.challenges.some((c) => c.status === "processing")) res.setHeader("retry-after", "1");
       return { status: 200, body: authzView(ctx, authz) };
     }),
   );
@@ -579,7 +595,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       );
       if (limiter.queued >= VALIDATION_LIMITS.maxQueued) throw new AcmeProblem("rateLimited", "too many validations are waiting; retry shortly", { retryAfterSeconds: 5 });
       const authz = await store.authorization(challenge.authorizationId);
-      if (!authz || !(await store.startChallenge(challenge.id))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
+      if (!authz || !(await store.startChallenge(challenge.id, now()))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
       const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
       const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
       const caaIdentities = runtime.config.acme.caaIdentities;

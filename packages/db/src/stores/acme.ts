@@ -356,14 +356,20 @@ export class AcmeStore {
     return rows.rows[0];
   }
 
-  /** pending → processing; false when another request already started it. */
-  async startChallenge(id: string): Promise<boolean> {
+  /** pending → processing (validated_at holds the start until the outcome replaces it); false when another request already started it. */
+  async startChallenge(id: string, at: Date): Promise<boolean> {
     const rows = await this.pool.query(
-      `UPDATE acme_challenges c SET status = 'processing' FROM acme_authorizations a
+      `UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a
        WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'`,
-      [id],
+      [id, at],
     );
     return rows.rowCount === 1;
+  }
+
+  /** Challenges of the authorization still processing since before `startedBefore`: their validation was lost (the process ended). */
+  async staleChallenges(authorizationId: string, startedBefore: Date): Promise<string[]> {
+    const rows = await this.pool.query<{ id: string }>(`SELECT id FROM acme_challenges WHERE authorization_id = $1 AND status = 'processing' AND validated_at < $2`, [authorizationId, startedBefore]);
+    return rows.rows.map((r) => r.id);
   }
 
   /**
