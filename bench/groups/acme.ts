@@ -64,6 +64,7 @@ function details(r: AcmeLoadResult): Record<string, unknown> {
     requestsPerOrder: Number(r.requestsPerOrder.toFixed(1)),
     badNonceRetries: r.badNonceRetries,
     loadGeneratorCores: Number(r.loadGeneratorCores.toFixed(2)),
+    ...(r.stalled ? { stalled: `no order completed for 5 s after ${r.seconds.toFixed(1)} s of the window: the window ends there` } : {}),
     phaseP50ms: Object.fromEntries(Object.entries(r.phaseP50).map(([k, v]) => [k, Number(v.toFixed(1))])),
   };
 }
@@ -158,6 +159,36 @@ async function pebble(ctx: GroupContext, shared: Shared): Promise<Result> {
     "-addext",
     "subjectAltName=IP:127.0.0.1",
   ]);
+  const certPem = readFileSync(cert, "utf8");
+  // Debian's pebble 2.4 can deadlock under this load (every handler waits on its in-memory
+  // store's lock): a stalled run is measured again on a fresh pebble, up to 3 times, and
+  // the longest window counts; the stalls are reported.
+  const stalls: string[] = [];
+  let best: AcmeLoadResult | undefined;
+  for (let attempt = 0; attempt < 3 && (!best || best.stalled); attempt++) {
+    const r = await withPebble(shared, dir, cert, key, certPem, (directoryUrl) => load(ctx, shared, { directoryUrl, ca: certPem }));
+    if (r.errors > 0) ctx.log(`pebble: ${r.errors} failed orders, first: ${r.firstError}`);
+    if (r.stalled) {
+      stalls.push(`after ${r.seconds.toFixed(1)} s (${r.orders} orders) of the window`);
+      ctx.log(`pebble stopped answering ${stalls.at(-1)}`);
+    }
+    if (!best || r.seconds > best.seconds) best = r;
+  }
+  const r = best!;
+  return {
+    id: "peer.pebble.orders",
+    label: `pebble, ACME complete orders (http-01, ${CLIENTS} clients; in memory, software RSA key)`,
+    value: r.rate,
+    unit: "orders/s",
+    details: {
+      ...details(r),
+      ...(stalls.length ? { pebbleStalls: stalls, note: `pebble deadlocked ${stalls.length}× (${stalls.join("; ")}); restarted, the longest window counts` } : {}),
+    },
+  };
+}
+
+/** Runs `fn` against a fresh pebble (no state from an earlier attempt), then stops it. */
+async function withPebble<T>(shared: Shared, dir: string, cert: string, key: string, certPem: string, fn: (directoryUrl: string) => Promise<T>): Promise<T> {
   const port = await freePort();
   const config = path.join(dir, "pebble-config.json");
   writeFileSync(
@@ -181,18 +212,9 @@ async function pebble(ctx: GroupContext, shared: Shared): Promise<Result> {
     stdio: ["ignore", "ignore", "pipe"],
   });
   try {
-    const certPem = readFileSync(cert, "utf8");
     const directoryUrl = `https://127.0.0.1:${port}/dir`;
     await waitForHttps(directoryUrl, certPem, { timeoutMs: 30_000, alive: () => server.child.exitCode === null });
-    const r = await load(ctx, shared, { directoryUrl, ca: certPem });
-    if (r.errors > 0) ctx.log(`pebble: ${r.errors} failed orders, first: ${r.firstError}`);
-    return {
-      id: "peer.pebble.orders",
-      label: `pebble, ACME complete orders (http-01, ${CLIENTS} clients; in memory, software RSA key)`,
-      value: r.rate,
-      unit: "orders/s",
-      details: details(r),
-    };
+    return await fn(directoryUrl);
   } finally {
     await server.stop();
   }
