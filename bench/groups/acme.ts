@@ -52,6 +52,28 @@ function load(ctx: GroupContext, shared: Shared, target: AcmeTarget, aroundMeasu
   });
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux)
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Measurement hooks reading a server process's CPU time over the window. */
+function serverCpu(pid: number) {
+  let before = 0;
+  let after = 0;
+  return {
+    start: async () => void (before = cpuSeconds(pid)),
+    end: async () => void (after = cpuSeconds(pid)),
+    /** cores used and CPU milliseconds per completed order over the window */
+    summary: (r: AcmeLoadResult) => ({
+      serverCores: Number(((after - before) / r.seconds).toFixed(2)),
+      serverCpuMsPerOrder: r.orders ? Number((((after - before) * 1000) / r.orders).toFixed(1)) : null,
+    }),
+  };
+}
+
 function details(r: AcmeLoadResult): Record<string, unknown> {
   return {
     p50: r.p50,
@@ -99,13 +121,23 @@ async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
       };
       let first = { certs: 0, commits: 0 };
       let last = { certs: 0, commits: 0 };
+      const cpu = serverCpu(api.pid);
       let r: AcmeLoadResult;
       try {
         r = await load(
           ctx,
           shared,
           { directoryUrl: `${api.url}/acme/bench/directory`, ca: api.rootPem },
-          { start: async () => void (first = await counters()), end: async () => void (last = await counters()) },
+          {
+            start: async () => {
+              first = await counters();
+              await cpu.start();
+            },
+            end: async () => {
+              await cpu.end();
+              last = await counters();
+            },
+          },
         );
       } finally {
         await db.end();
@@ -120,6 +152,7 @@ async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
         unit: "orders/s",
         details: {
           ...details(r),
+          ...cpu.summary(r),
           certificatesStored: stored,
           commitsPerOrder,
           note: `${stored} certificates stored in the window; ~${commitsPerOrder} PostgreSQL commits per order (pg_stat_database, approximate)`,
@@ -164,9 +197,13 @@ async function pebble(ctx: GroupContext, shared: Shared): Promise<Result> {
   // store's lock): a stalled run is measured again on a fresh pebble, up to 3 times, and
   // the longest window counts; the stalls are reported.
   const stalls: string[] = [];
-  let best: AcmeLoadResult | undefined;
+  let best: (AcmeLoadResult & ReturnType<ReturnType<typeof serverCpu>["summary"]>) | undefined;
   for (let attempt = 0; attempt < 3 && (!best || best.stalled); attempt++) {
-    const r = await withPebble(shared, dir, cert, key, certPem, (directoryUrl) => load(ctx, shared, { directoryUrl, ca: certPem }));
+    const r = await withPebble(shared, dir, cert, key, certPem, async (directoryUrl, pid) => {
+      const cpu = serverCpu(pid);
+      const result = await load(ctx, shared, { directoryUrl, ca: certPem }, cpu);
+      return { ...result, ...cpu.summary(result) };
+    });
     if (r.errors > 0) ctx.log(`pebble: ${r.errors} failed orders, first: ${r.firstError}`);
     if (r.stalled) {
       stalls.push(`after ${r.seconds.toFixed(1)} s (${r.orders} orders) of the window`);
@@ -182,13 +219,15 @@ async function pebble(ctx: GroupContext, shared: Shared): Promise<Result> {
     unit: "orders/s",
     details: {
       ...details(r),
+      serverCores: r.serverCores,
+      serverCpuMsPerOrder: r.serverCpuMsPerOrder,
       ...(stalls.length ? { pebbleStalls: stalls, note: `pebble deadlocked ${stalls.length}× (${stalls.join("; ")}); restarted, the longest window counts` } : {}),
     },
   };
 }
 
 /** Runs `fn` against a fresh pebble (no state from an earlier attempt), then stops it. */
-async function withPebble<T>(shared: Shared, dir: string, cert: string, key: string, certPem: string, fn: (directoryUrl: string) => Promise<T>): Promise<T> {
+async function withPebble<T>(shared: Shared, dir: string, cert: string, key: string, certPem: string, fn: (directoryUrl: string, pid: number) => Promise<T>): Promise<T> {
   const port = await freePort();
   const config = path.join(dir, "pebble-config.json");
   writeFileSync(
@@ -214,7 +253,7 @@ async function withPebble<T>(shared: Shared, dir: string, cert: string, key: str
   try {
     const directoryUrl = `https://127.0.0.1:${port}/dir`;
     await waitForHttps(directoryUrl, certPem, { timeoutMs: 30_000, alive: () => server.child.exitCode === null });
-    return await fn(directoryUrl);
+    return await fn(directoryUrl, server.child.pid!);
   } finally {
     await server.stop();
   }

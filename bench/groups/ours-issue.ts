@@ -49,6 +49,7 @@ async function inProcess(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[])
 
 export interface RunningApi {
   url: string;
+  pid: number;
   rootPem: string;
   stop: () => Promise<number | null>;
 }
@@ -68,7 +69,7 @@ export async function startApiProcess(ca: BenchCa, nodeArgs: string[] = []): Pro
     await server.stop();
     return `apps/api did not start: ${(error as Error).message}; ${server.output().slice(-300)}`;
   }
-  return { url, rootPem, stop: server.stop };
+  return { url, pid: server.child.pid!, rootPem, stop: server.stop };
 }
 
 async function overApi(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[]): Promise<Result> {
