@@ -115,13 +115,24 @@ async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
       // certificates stored and database transactions committed inside the measurement window
       const db = new pg.Client({ connectionString: ca.dbUrl });
       await db.connect();
+      // the CPU of the PostgreSQL backends serving this database (the API's pool), by pid
+      const backendCpu = async () => {
+        const { rows } = await db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        const cpu = new Map<number, number>();
+        for (const { pid } of rows as Array<{ pid: number }>) {
+          try {
+            cpu.set(pid, cpuSeconds(pid));
+          } catch {} // a backend that has just exited
+        }
+        return cpu;
+      };
       const counters = async () => {
         const certs = await countValid(ca.dbUrl);
         const { rows } = await db.query("SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = current_database()");
-        return { certs, commits: Number(rows[0].n) };
+        return { certs, commits: Number(rows[0].n), backends: await backendCpu() };
       };
-      let first = { certs: 0, commits: 0 };
-      let last = { certs: 0, commits: 0 };
+      let first = { certs: 0, commits: 0, backends: new Map<number, number>() };
+      let last = { certs: 0, commits: 0, backends: new Map<number, number>() };
       const cpu = serverCpu(api.pid);
       let r: AcmeLoadResult;
       try {
@@ -145,6 +156,8 @@ async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
       }
       const stored = last.certs - first.certs;
       const commitsPerOrder = r.orders ? Number(((last.commits - first.commits) / r.orders).toFixed(1)) : null;
+      let postgresSeconds = 0;
+      for (const [pid, seconds] of last.backends) postgresSeconds += seconds - (first.backends.get(pid) ?? 0);
       if (r.errors > 0) ctx.log(`ours: ${r.errors} failed orders, first: ${r.firstError}`);
       return {
         id: "ours.acme.orders",
@@ -156,7 +169,9 @@ async function ours(ctx: GroupContext, shared: Shared): Promise<Result> {
           ...cpu.summary(r),
           certificatesStored: stored,
           commitsPerOrder,
-          note: `${stored} certificates stored in the window; ~${commitsPerOrder} PostgreSQL commits per order (pg_stat_database, approximate)`,
+          postgresCores: Number((postgresSeconds / r.seconds).toFixed(2)),
+          postgresCpuMsPerOrder: r.orders ? Number(((postgresSeconds * 1000) / r.orders).toFixed(1)) : null,
+          note: `${stored} certificates stored in the window; ~${commitsPerOrder} PostgreSQL commits per order (pg_stat_database, approximate); PostgreSQL backends ${r.orders ? ((postgresSeconds * 1000) / r.orders).toFixed(1) : "?"} ms CPU per order`,
         },
       };
     } finally {
