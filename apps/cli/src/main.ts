@@ -23,7 +23,7 @@ import {
   revokeIntermediate,
   reissueCertificates,
 } from "@pki/ca-core";
-import { AdminNameTakenError, type CertificateState } from "@pki/db";
+import { AdminNameTakenError, migrateDatabase, type CertificateState } from "@pki/db";
 import { CaEvents, CrlPublisher, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/ca-core";
 import { toPem } from "@pki/ca-core";
 import { createProvisioner, updateProvisioner } from "@pki/policy";
@@ -102,6 +102,10 @@ program
   .description("the ceremony: token(s), root and first intermediate keys on the token, admin token (idempotent)")
   .option("--hierarchy <name>", "a separate trust domain with its own root and intermediates (e.g. partners)", "default")
   .action(async (opts: { hierarchy: string }) => {
+    // The ceremony sets the database up too: it runs with the migration (owner) user. (The
+    // embedded database migrates whenever it is opened.)
+    const url = cfg().databaseUrl;
+    if (url) await migrateDatabase({ url, embeddedDir: cfg().embeddedDatabaseDir, progress: (step) => console.log(step) });
     const inventory = await openInventory(cfg());
     try {
       const report = await initCa(cfg(), inventory, systemClock, "cli:init", opts.hierarchy);
@@ -110,6 +114,18 @@ program
     } finally {
       await inventory.close();
     }
+  });
+
+program
+  .command("migrate")
+  .description("bring the database schema up to date (the only step besides init that changes it; the roles only check it)")
+  .option("--grant-roles", "then create the per-role PostgreSQL users that are missing and set their grants (prisma/roles.sql)")
+  .action(async (opts: { grantRoles?: boolean }) => {
+    if (opts.grantRoles && !cfg().databaseUrl) throw new CaError("bad_request", "--grant-roles is for PostgreSQL (DATABASE_URL): the embedded database has a single user");
+    const steps: string[] = [];
+    await migrateDatabase({ url: cfg().databaseUrl, embeddedDir: cfg().embeddedDatabaseDir, progress: (step) => steps.push(step) }, { grantRoles: opts.grantRoles ?? false });
+    for (const step of steps) console.log(step);
+    console.log(`database schema is current${opts.grantRoles ? "; per-role users' grants set (pki_api, pki_ocsp, pki_crl, pki_scheduler)" : ""}`);
   });
 
 program

@@ -2,7 +2,7 @@
 // number of them) polls the small metadata columns and reloads a CRL's DER only when its
 // ETag changed, so a 50 MB CRL is read once per publication, not once per request.
 import { Gauge } from "prom-client";
-import type { CrlKind, CrlMeta, Inventory } from "@pki/db";
+import type { CrlKind, CrlMeta, CrlServingInventory } from "@pki/db";
 import { registry } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import type { Clock } from "@pki/ca-core";
@@ -38,7 +38,7 @@ export class CrlCache {
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
 
-  constructor(private readonly deps: { inventory: Inventory; clock: Clock; log?: Logger }) {
+  constructor(private readonly deps: { inventory: CrlServingInventory; clock: Clock; log?: Logger }) {
     caches.add(this);
   }
 

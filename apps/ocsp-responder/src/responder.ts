@@ -5,7 +5,7 @@
 // request, serials we never issued) needs the delegated responder keys and is only
 // available where an OcspSigner runs in the same process.
 import type { Config } from "@pki/config";
-import type { Inventory, OcspResponseRecord } from "@pki/db";
+import type { OcspInventory, OcspResponseRecord } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import {
   MAX_NONCE_BYTES,
@@ -84,7 +84,7 @@ const ERRORS = {
 const NO_STORE = { "cache-control": "no-store" };
 
 export interface OcspResponderDeps {
-  inventory: Inventory;
+  inventory: OcspInventory;
   config: Config;
   clock: Clock;
   log?: Logger;

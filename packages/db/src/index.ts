@@ -1,4 +1,5 @@
 import { connect, type Connection, type ConnectOptions, type SqlRunner } from "./connection.ts";
+import { applyRoleGrants } from "./migrate.ts";
 import { IssuerStore } from "./stores/issuers.ts";
 import { CertificateStore } from "./stores/certificates.ts";
 import { AuditStore } from "./stores/audit.ts";
@@ -10,7 +11,7 @@ import { CertificateScanStore, IssuerLifecycleStore } from "./stores/lifecycle.t
 import { ConsoleSessionStore } from "./stores/console-sessions.ts";
 
 export type { ConnectOptions, SqlRunner };
-export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
+export { applyMigrations, applyRoleGrants, listMigrations, verifySchema, MIGRATIONS_DIR, ROLES_SQL, SchemaBehindError } from "./migrate.ts";
 export { isDatabaseOutage } from "./errors.ts";
 export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
@@ -74,6 +75,7 @@ export class Inventory {
     this.consoleSessions = new ConsoleSessionStore(connection.pool);
   }
 
+  /** On PostgreSQL only checks the schema unless `schema: "migrate"` (see ConnectOptions). */
   static async open(options: ConnectOptions): Promise<Inventory> {
     return new Inventory(await connect(options));
   }
@@ -115,4 +117,55 @@ export class Inventory {
   async close(): Promise<void> {
     await this.connection.close();
   }
+}
+
+/**
+ * `pki migrate` and `pki init`: brings the schema up to date and, with `grantRoles`, sets
+ * the per-role users' grants (prisma/roles.sql). Needs the migration (owner) user.
+ * The migrations applied are told to `options.progress`.
+ */
+export async function migrateDatabase(options: Omit<ConnectOptions, "schema">, { grantRoles = false }: { grantRoles?: boolean } = {}): Promise<void> {
+  const connection = await connect({ ...options, schema: "migrate", poolSize: 1 });
+  try {
+    if (grantRoles) await applyRoleGrants(connection.sql);
+  } finally {
+    await connection.close();
+  }
+}
+
+// What each role may reach, as types: a role opened through its factory cannot name a
+// store it must not touch. Its PostgreSQL user (prisma/roles.sql) enforces the same at run
+// time. Signing roles (api, CRL publisher, scheduler) run the issuance pipeline of
+// @pki/ca-core, which takes the whole Inventory; their own modules take these views.
+
+/** The database side of the public OCSP responder: read-only, pre-signed answers. */
+export interface OcspInventory {
+  readonly kind: Connection["kind"];
+  readonly issuers: Pick<IssuerStore, "list">;
+  readonly ocspResponses: Pick<OcspResponseStore, "get" | "many" | "changedSince" | "unexpired" | "certificateStatus">;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What the CRL publisher's HTTP side serves from. */
+export interface CrlServingInventory {
+  readonly crls: Pick<CrlStore, "states" | "read">;
+}
+
+/** What the scheduler's webhook delivery reaches. */
+export interface WebhookInventory {
+  readonly webhookOutbox: Pick<WebhookOutboxStore, "claimDue" | "pendingCount" | "markDelivered" | "markFailed">;
+}
+
+/** Opens the OCSP responder's view. Never migrates on PostgreSQL (see ConnectOptions.schema). */
+export async function openOcspStore(options: Omit<ConnectOptions, "schema">): Promise<OcspInventory> {
+  const inventory = await Inventory.open({ ...options, schema: "verify" });
+  // A plain object, not the Inventory: nothing beyond the view is reachable even by a cast.
+  return {
+    kind: inventory.kind,
+    issuers: inventory.issuers,
+    ocspResponses: inventory.ocspResponses,
+    ping: () => inventory.ping(),
+    close: () => inventory.close(),
+  };
 }
