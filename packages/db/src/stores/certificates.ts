@@ -127,7 +127,6 @@ function decodeCursor(cursor: string): { notAfter: Date; serial: string } {
 }
 
 export class CertificateStore {
-  private readonly audit: AuditStore;
   private readonly intents: Batcher<PlannedCertificate, "issuer_not_active" | undefined>;
   /** per item: undefined when stored, else why not */
   private readonly issued: Batcher<{ serial: string; der: Buffer; audit: AuditEntry }, string | undefined>;
@@ -139,7 +138,6 @@ export class CertificateStore {
     private readonly prisma: PrismaClient,
     private readonly sql: SqlRunner,
   ) {
-    this.audit = new AuditStore(prisma);
     this.intents = new Batcher((items) => insertIntents(sql, items));
     this.issued = new Batcher((items) => storeIssued(sql, items));
   }
@@ -175,10 +173,17 @@ export class CertificateStore {
     if (refused) throw new Error(refused);
   }
 
-  /** The token refused or failed: the intent stays, marked failed, for the record. */
+  /**
+   * The token refused or failed: the intent stays, marked failed, for the record, with its
+   * audit event. One statement, so one transaction: never a failed row without its event.
+   */
   async markFailed(serial: string, audit: AuditEntry): Promise<void> {
-    await this.prisma.certificate.updateMany({ where: { serial, status: "pending" }, data: { status: "failed" } });
-    await this.audit.record({ ...audit, outcome: "error" });
+    audit = boundAuditEntry(audit);
+    await this.sql.query(
+      `WITH failed AS (UPDATE certificates SET status = 'failed' WHERE serial = $1 AND status = 'pending' RETURNING serial)
+       INSERT INTO audit_events (actor, action, target, source_ip, outcome, details) VALUES ($2, $3, $4, $5, 'error', $6::jsonb)`,
+      [serial, audit.actor, audit.action, audit.target ?? null, audit.sourceIp ?? null, audit.details ? JSON.stringify(audit.details) : null],
+    );
   }
 
   /**

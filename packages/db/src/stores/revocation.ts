@@ -3,6 +3,7 @@
 // millions of rows through a cursor inside a locked transaction, and large DER values go
 // to and from PostgreSQL as binary parameters instead of hex text.
 import type pg from "pg";
+import { inTransaction } from "../transaction.ts";
 
 export type CrlKind = "full" | "delta";
 
@@ -124,9 +125,7 @@ export class CrlStore {
    * readers see the old CRL or the new one.
    */
   async publish(issuerId: string, kind: CrlKind, build: (context: CrlBuildContext) => Promise<BuiltCrl>): Promise<CrlMeta> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    return inTransaction(this.pool, async (client) => {
       await client.query(`INSERT INTO crl_state (issuer_id) VALUES ($1) ON CONFLICT (issuer_id) DO NOTHING`, [issuerId]);
       const locked = await client.query(`SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1 FOR UPDATE`, [issuerId]);
       const previous = toState(locked.rows[0]!);
@@ -194,14 +193,8 @@ export class CrlStore {
           [issuerId, number.toString(), built.thisUpdate, built.nextUpdate, built.entries, built.etag, (built.baseNumber ?? 0n).toString()],
         );
       }
-      await client.query("COMMIT");
       return meta;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async state(issuerId: string): Promise<CrlStateRecord | undefined> {
@@ -219,37 +212,36 @@ export class CrlStore {
    * large CRL is read in slices, so a 50 MB CRL never turns into one 100 MB hex string.
    */
   async read(issuerId: string, kind: CrlKind): Promise<{ der: Buffer; meta: CrlMeta } | undefined> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      const head = await client.query(
-        `SELECT ${kind}_number::text AS number, ${kind}_this_update AS this_update, ${kind}_next_update AS next_update, ${kind}_entries AS entries, ${kind}_etag AS etag,
+    return inTransaction(
+      this.pool,
+      async (client) => {
+        const head = await client.query(
+          `SELECT ${kind}_number::text AS number, ${kind}_this_update AS this_update, ${kind}_next_update AS next_update, ${kind}_entries AS entries, ${kind}_etag AS etag,
                 ${kind === "delta" ? "delta_base_number::text" : "NULL"} AS base, octet_length(${kind}_der) AS size
          FROM crl_state WHERE issuer_id = $1 AND ${kind}_der IS NOT NULL`,
-        [issuerId],
-      );
-      const row = head.rows[0];
-      if (!row) return undefined;
-      const der = Buffer.allocUnsafe(row.size as number);
-      for (let offset = 0; offset < der.length; offset += READ_SLICE_BYTES) {
-        const slice = await client.query(`SELECT substring(${kind}_der FROM $2 FOR $3) AS part FROM crl_state WHERE issuer_id = $1`, [issuerId, offset + 1, READ_SLICE_BYTES]);
-        (slice.rows[0].part as Buffer).copy(der, offset);
-      }
-      return {
-        der,
-        meta: {
-          number: BigInt(row.number as string),
-          thisUpdate: row.this_update as Date,
-          nextUpdate: row.next_update as Date,
-          entries: row.entries as number,
-          etag: row.etag as string,
-          ...(kind === "delta" ? { baseNumber: BigInt(row.base as string) } : {}),
-        },
-      };
-    } finally {
-      await client.query("COMMIT").catch(() => {});
-      client.release();
-    }
+          [issuerId],
+        );
+        const row = head.rows[0];
+        if (!row) return undefined;
+        const der = Buffer.allocUnsafe(row.size as number);
+        for (let offset = 0; offset < der.length; offset += READ_SLICE_BYTES) {
+          const slice = await client.query(`SELECT substring(${kind}_der FROM $2 FOR $3) AS part FROM crl_state WHERE issuer_id = $1`, [issuerId, offset + 1, READ_SLICE_BYTES]);
+          (slice.rows[0].part as Buffer).copy(der, offset);
+        }
+        return {
+          der,
+          meta: {
+            number: BigInt(row.number as string),
+            thisUpdate: row.this_update as Date,
+            nextUpdate: row.next_update as Date,
+            entries: row.entries as number,
+            etag: row.etag as string,
+            ...(kind === "delta" ? { baseNumber: BigInt(row.base as string) } : {}),
+          },
+        };
+      },
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    );
   }
 
   /** Certificates of an issuer revoked since `since`: what CRL publishers react to. */
