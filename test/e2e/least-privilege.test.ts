@@ -238,4 +238,33 @@ describe("database users per role", () => {
       await empty.drop();
     }
   });
+
+  it("a responder that never polls hears of a revocation when the pre-signer commits it (LISTEN/NOTIFY)", async () => {
+    // Its poll timer would first fire in an hour: whatever it learns comes from notifications.
+    ports.quiet = await freePort();
+    start("quiet", "apps/ocsp-responder/src/main.ts", {
+      DATABASE_URL: urls.ocsp,
+      PKI_DATA_DIR: mkdtempSync(path.join(tmpdir(), "pki-least-quiet-")),
+      PKI_HTTP_PORT: String(ports.quiet),
+      PKI_BIND: "127.0.0.1",
+      PKI_LOG_LEVEL: "warn",
+      PKI_REVOCATION_POLL_MS: "3600000",
+    });
+    await waitReady("quiet");
+    const ask = () => run("openssl", ["ocsp", "-issuer", issuerPath, "-cert", certPath, "-url", `http://127.0.0.1:${ports.quiet}/ocsp`, "-CAfile", chainPath]).stdout;
+    expect(ask()).toMatch(/: good/); // now held in its memory
+    const serial = run("openssl", ["x509", "-in", certPath, "-noout", "-serial"])
+      .stdout.trim()
+      .replace(/^serial=/, "")
+      .toLowerCase();
+    const revoked = pki(["cert", "revoke", serial, "--reason", "keyCompromise"], { ...env, DATABASE_URL: urls.api });
+    expect(revoked.status, revoked.stderr).toBe(0);
+    let answer = ask();
+    for (let i = 0; i < 120 && !/: revoked/.test(answer); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      answer = ask();
+    }
+    expect(answer).toMatch(/: revoked/);
+    expect(apps.quiet!.output()).not.toMatch(/cannot listen/);
+  });
 });

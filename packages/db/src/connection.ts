@@ -16,6 +16,8 @@ export interface Connection {
   prisma: PrismaClient;
   sql: SqlRunner;
   pool: pg.Pool;
+  /** how the pool connects, for a connection of its own (LISTEN) */
+  poolConfig: pg.PoolConfig;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,7 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, schema:
     prisma,
     sql: runnerFor(pool),
     pool,
+    poolConfig,
     close: async () => {
       await prisma.$disconnect();
       await shutdown();

@@ -1,5 +1,6 @@
 import { connect, type Connection, type ConnectOptions, type SqlRunner } from "./connection.ts";
 import { applyRoleGrants } from "./migrate.ts";
+import { watchChanges, type ChangeChannel, type ChangeWatch } from "./notify.ts";
 import { IssuerStore } from "./stores/issuers.ts";
 import { CertificateStore } from "./stores/certificates.ts";
 import { AuditStore } from "./stores/audit.ts";
@@ -13,6 +14,7 @@ import { ConsoleSessionStore } from "./stores/console-sessions.ts";
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, applyRoleGrants, listMigrations, verifySchema, MIGRATIONS_DIR, ROLES_SQL, SchemaBehindError } from "./migrate.ts";
 export { isDatabaseOutage } from "./errors.ts";
+export { CHANGE_CHANNELS, ChangeFollower, type ChangeChannel, type ChangeWatch, type ChangeSource, type FollowOptions } from "./notify.ts";
 export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState, InternalMarks, InventoryOverview } from "./stores/certificates.ts";
@@ -110,6 +112,15 @@ export class Inventory {
     return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
   }
 
+  /**
+   * Calls `onChange` when another process commits a change to `channel`'s data. Undefined
+   * on the embedded database (one process serves it, and tells its own readers in process).
+   */
+  async watch(channel: ChangeChannel, onChange: () => void): Promise<ChangeWatch | undefined> {
+    if (this.connection.kind === "embedded") return undefined;
+    return watchChanges(this.connection.poolConfig, channel, onChange);
+  }
+
   async ping(): Promise<void> {
     await this.connection.sql.query("SELECT 1");
   }
@@ -140,16 +151,19 @@ export async function migrateDatabase(options: Omit<ConnectOptions, "schema">, {
 
 /** The database side of the public OCSP responder: read-only, pre-signed answers. */
 export interface OcspInventory {
-  readonly kind: Connection["kind"];
+  readonly kind: "postgresql" | "embedded";
   readonly issuers: Pick<IssuerStore, "list">;
   readonly ocspResponses: Pick<OcspResponseStore, "get" | "many" | "changedSince" | "unexpired" | "certificateStatus">;
+  watch: Inventory["watch"];
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** What the CRL publisher's HTTP side serves from. */
 export interface CrlServingInventory {
+  readonly kind: "postgresql" | "embedded";
   readonly crls: Pick<CrlStore, "states" | "read">;
+  watch: Inventory["watch"];
 }
 
 /** What the scheduler's webhook delivery reaches. */
@@ -165,6 +179,7 @@ export async function openOcspStore(options: Omit<ConnectOptions, "schema">): Pr
     kind: inventory.kind,
     issuers: inventory.issuers,
     ocspResponses: inventory.ocspResponses,
+    watch: (channel, onChange) => inventory.watch(channel, onChange),
     ping: () => inventory.ping(),
     close: () => inventory.close(),
   };

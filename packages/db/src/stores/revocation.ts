@@ -4,6 +4,7 @@
 // to and from PostgreSQL as binary parameters instead of hex text.
 import type pg from "pg";
 import { inTransaction } from "../transaction.ts";
+import { CHANGE_CHANNELS } from "../notify.ts";
 
 export type CrlKind = "full" | "delta";
 
@@ -193,6 +194,8 @@ export class CrlStore {
           [issuerId, number.toString(), built.thisUpdate, built.nextUpdate, built.entries, built.etag, (built.baseNumber ?? 0n).toString()],
         );
       }
+      // Publishers' CRL caches listening on the channel re-read at commit.
+      await client.query(`SELECT pg_notify('${CHANGE_CHANNELS.crls}', '')`);
       return meta;
     });
   }
@@ -372,13 +375,17 @@ export class OcspResponseStore {
    */
   async upsert(records: OcspResponseRecord[]): Promise<void> {
     if (records.length === 0) return;
+    // Responders listening on the channel hear of the change when this statement commits.
     await this.pool.query(
-      `INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
+      `WITH written AS (
+       INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
        SELECT s, i, cs, d1, d2, tu, nu, rid, clock_timestamp()
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::timestamptz[], $7::timestamptz[], $8::text[]) AS t(s, i, cs, d1, d2, tu, nu, rid)
        ON CONFLICT (serial) DO UPDATE SET cert_status = EXCLUDED.cert_status, der_sha1 = EXCLUDED.der_sha1, der_sha256 = EXCLUDED.der_sha256,
          this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update, responder_id = EXCLUDED.responder_id, updated_at = clock_timestamp()
-       WHERE ocsp_responses.this_update <= EXCLUDED.this_update OR EXCLUDED.cert_status <> ocsp_responses.cert_status`,
+       WHERE ocsp_responses.this_update <= EXCLUDED.this_update OR EXCLUDED.cert_status <> ocsp_responses.cert_status
+       RETURNING 1)
+       SELECT pg_notify('${CHANGE_CHANNELS.ocspResponses}', '') WHERE EXISTS (SELECT 1 FROM written)`,
       [
         records.map((r) => r.serial),
         records.map((r) => r.issuerId),
