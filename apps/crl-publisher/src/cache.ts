@@ -7,7 +7,7 @@ import { Gauge } from "prom-client";
 import { ChangeFollower, type CrlKind, type CrlMeta, type CrlServingInventory } from "@pki/db";
 import { registry } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
-import type { Clock } from "@pki/ca-core";
+import type { Clock } from "@pki/authority";
 
 /** While notifications arrive, polling is only the safety net for one lost in a reconnect. */
 const SAFETY_NET_POLL_MS = 5_000;

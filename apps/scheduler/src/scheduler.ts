@@ -5,7 +5,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import cron, { type ScheduledTask } from "node-cron";
-import type { CaRuntime } from "@pki/ca-core";
+import type { CaRuntime } from "@pki/authority";
 import type { Inventory } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { SCHEDULE_TIMEZONE, assertCron, nextFireAfter } from "./cron.ts";

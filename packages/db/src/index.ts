@@ -147,7 +147,8 @@ export async function migrateDatabase(options: Omit<ConnectOptions, "schema">, {
 // What each role may reach, as types: a role opened through its factory cannot name a
 // store it must not touch. Its PostgreSQL user (prisma/roles.sql) enforces the same at run
 // time. Signing roles (api, CRL publisher, scheduler) run the issuance pipeline of
-// @pki/ca-core, which takes the whole Inventory; their own modules take these views.
+// @pki/authority and @pki/revocation, which take the whole Inventory; their own modules
+// take these views.
 
 /** The database side of the public OCSP responder: read-only, pre-signed answers. */
 export interface OcspInventory {
