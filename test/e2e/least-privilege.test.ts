@@ -211,6 +211,17 @@ describe("database users per role", () => {
       await refused(scheduler, sql);
   });
 
+  it("the API's and the scheduler's users do their work within their grants", () => {
+    // an emergency ceremony the API offers: new intermediate, root CRL and root OCSP re-signed
+    const rotated = pki(["issuers", "rotate"], { ...env, DATABASE_URL: urls.api });
+    expect(rotated.status, rotated.stderr).toBe(0);
+    for (const job of ["renewal", "expiry-alerts", "issuer-health", "issuer-lifecycle", "webhook-delivery", "reconcile-intents", "clock-check", "responder-key-cleanup"]) {
+      const ran = pki(["scheduler", "run-once", job], { ...env, DATABASE_URL: urls.scheduler });
+      expect(ran.status, `${job}: ${ran.stderr}`).toBe(0);
+      expect(JSON.parse(ran.stdout).outcome, `${job}: ${ran.stdout}`).toBe("ok");
+    }
+  });
+
   it("a role on a schema that is behind stops at start with one line telling to run pki migrate", async () => {
     const empty = await freshDatabase();
     try {
