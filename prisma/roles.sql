@@ -54,9 +54,10 @@ GRANT USAGE ON SEQUENCE audit_events_id_seq TO pki_crl;
 
 -- pki_scheduler: renewal (issuance), alerts and webhooks, issuer lifecycle (activation,
 -- expiry), reconciliation of interrupted issuances, responder key clean-up, its leases.
-GRANT SELECT ON issuers, certificates, provisioners, ocsp_responders, crl_state, scheduler_jobs, job_runs, alerts_sent, webhook_outbox TO pki_scheduler;
+GRANT SELECT ON issuers, issuer_intents, certificates, provisioners, ocsp_responders, crl_state, scheduler_jobs, job_runs, alerts_sent, webhook_outbox TO pki_scheduler;
 GRANT INSERT, UPDATE ON certificates, scheduler_jobs, job_runs, webhook_outbox TO pki_scheduler;
-GRANT UPDATE ON issuers, ocsp_responders TO pki_scheduler;
+-- (issuer_intents: reconcile-intents closes a CA certificate's intent a crash left pending)
+GRANT UPDATE ON issuers, issuer_intents, ocsp_responders TO pki_scheduler;
 GRANT INSERT ON alerts_sent, audit_events TO pki_scheduler;
 GRANT USAGE ON SEQUENCE audit_events_id_seq, job_runs_id_seq, webhook_outbox_id_seq TO pki_scheduler;
 
@@ -65,8 +66,8 @@ GRANT USAGE ON SEQUENCE audit_events_id_seq, job_runs_id_seq, webhook_outbox_id_
 -- which re-sign the root CRL and the root's answer about the intermediate). It may read
 -- the scheduler's jobs (status) but not take or change their leases, and never deletes
 -- certificates, issuers or audit events.
-GRANT SELECT ON issuers, certificates, provisioners, admin_tokens, console_sessions, audit_events, crl_state, ocsp_responders, ocsp_responses, scheduler_jobs, job_runs TO pki_api;
-GRANT INSERT, UPDATE ON issuers, certificates, provisioners, admin_tokens, console_sessions, crl_state, ocsp_responses TO pki_api;
+GRANT SELECT ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, audit_events, crl_state, ocsp_responders, ocsp_responses, scheduler_jobs, job_runs TO pki_api;
+GRANT INSERT, UPDATE ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, crl_state, ocsp_responses TO pki_api;
 GRANT DELETE ON console_sessions TO pki_api;
 GRANT INSERT ON audit_events TO pki_api;
 GRANT USAGE ON SEQUENCE audit_events_id_seq TO pki_api;

@@ -173,17 +173,12 @@ export class CertificateStore {
     if (refused) throw new Error(refused);
   }
 
-  /**
-   * The token refused or failed: the intent stays, marked failed, for the record, with its
-   * audit event. One statement, so one transaction: never a failed row without its event.
-   */
+  /** The token refused or failed: the intent stays, marked failed, for the record. */
   async markFailed(serial: string, audit: AuditEntry): Promise<void> {
-    audit = boundAuditEntry(audit);
-    await this.sql.query(
-      `WITH failed AS (UPDATE certificates SET status = 'failed' WHERE serial = $1 AND status = 'pending' RETURNING serial)
-       INSERT INTO audit_events (actor, action, target, source_ip, outcome, details) VALUES ($2, $3, $4, $5, 'error', $6::jsonb)`,
-      [serial, audit.actor, audit.action, audit.target ?? null, audit.sourceIp ?? null, audit.details ? JSON.stringify(audit.details) : null],
-    );
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.certificate.updateMany({ where: { serial, status: "pending" }, data: { status: "failed" } });
+      if (count) await new AuditStore(tx).record({ ...audit, outcome: "error" });
+    });
   }
 
   /**
