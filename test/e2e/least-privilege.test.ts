@@ -112,7 +112,8 @@ beforeAll(async () => {
     PKI_LOG_LEVEL: "warn",
   });
   await waitReady("ocsp");
-});
+  // Four CLI runs and two app start-ups, each a fresh node process: minutes on a loaded machine.
+}, 300_000);
 
 afterAll(async () => {
   for (const client of clients) await client.end().catch(() => {});
@@ -220,7 +221,7 @@ describe("database users per role", () => {
       expect(ran.status, `${job}: ${ran.stderr}`).toBe(0);
       expect(JSON.parse(ran.stdout).outcome, `${job}: ${ran.stdout}`).toBe("ok");
     }
-  });
+  }, 300_000);
 
   it("a role on a schema that is behind stops at start with one line telling to run pki migrate", async () => {
     const empty = await freshDatabase();
