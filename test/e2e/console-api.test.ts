@@ -484,6 +484,13 @@ describe("operator tasks: scheduler, CRLs, health checks, operators (the console
     const again = await t.call("DELETE", "/v1/admins/carol", csrf);
     expect(again.status).toBe(404);
     expect(problem(again)).toMatch(/no live admin named 'carol'/);
+    // An operator may remove themselves: their cookie is cleared and the session is over.
+    const erinToken = (await t.call("POST", "/v1/admins", { token: t.ca.adminToken, body: { name: "erin" } })).json.token as string;
+    const erin = await login(erinToken);
+    const self = await t.call("DELETE", "/v1/admins/erin", asSession(erin, { "x-csrf-token": erin.csrf }));
+    expect(self.status, self.text).toBe(200);
+    expect(sessionCookieOf(self).attributes).toContain("Max-Age=0");
+    expect((await t.call("GET", "/v1/overview", asSession(erin))).status).toBe(401);
     const audited = await t.call("GET", "/v1/audit?target=carol&action=admin.", { token: t.ca.adminToken });
     expect(audited.json.items.map((e: { action: string; actor: string }) => [e.action, e.actor])).toEqual([
       ["admin.remove", "admin:bootstrap"],

@@ -1,7 +1,7 @@
 // Provisioners: who may enrol which names with which profiles. A new provisioner's token
 // is shown once, with a ready-to-run enrolment command.
 import { del, get, itemsOf, patch, post } from "./api.js";
-import { badge, button, clear, confirmDialog, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
+import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
 import { PROFILES, notAvailable } from "./pages.js";
 
 const NAME_HINT = "one per line: DNS:api.example.com, DNS:*.svc.example.com, DNS:.example.com, IP:10.0.0.0/8, URI:spiffe://…/*, email:@example.com, CN:batch-*";
@@ -136,21 +136,6 @@ function enrolCommand(p) {
     `curl -sS --fail-with-body --cacert root.pem -H "Authorization: Bearer $TOKEN" \\`,
     `  -H 'Content-Type: application/pkcs10' --data-binary @svc.csr.der "$API/v1/certificates?profile=${p.profiles[0] ?? "mtls"}" > issued.json`,
   ].join("\n");
-}
-
-function copyButton(text, label) {
-  const b = button(label, async () => {
-    try {
-      await navigator.clipboard.writeText(text);
-      b.textContent = "Copied";
-    } catch {
-      b.textContent = "Copy failed: select the text and copy it";
-    }
-    setTimeout(() => {
-      b.textContent = label;
-    }, 3000);
-  });
-  return b;
 }
 
 function showToken(created, p) {
