@@ -2,7 +2,7 @@
 // ok, warn (works now, needs attention) or fail (something users rely on is broken), with
 // what to do. They read the live state: the token is asked to sign, not just looked up.
 import { X509Certificate, randomBytes, verify } from "node:crypto";
-import { CrlPublisher, clockSkewSeconds, type CaRuntime, type ServingIssuer } from "@pki/ca-core";
+import { CrlPublisher, clockSkewSeconds, presentedIssuerStatus, type CaRuntime, type ServingIssuer } from "@pki/ca-core";
 import type { IssuerRecord } from "@pki/db";
 
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -108,5 +108,5 @@ async function tokenKeyCheck(issuer: ServingIssuer): Promise<Omit<DoctorCheck, "
   if (!verify(issuer.signer.hash, challenge, publicKey, signature)) {
     return { status: "fail", detail: `the token key ${issuer.record.keyUri} does not match the certificate's public key: this issuer's signatures would not validate` };
   }
-  return { status: "ok", detail: `${issuer.record.status}: the token signed a test challenge and the certificate's public key verifies it` };
+  return { status: "ok", detail: `${presentedIssuerStatus(issuer.record)}: the token signed a test challenge and the certificate's public key verifies it` };
 }

@@ -12,6 +12,8 @@ function preciseTime(iso) {
   return h("time", { datetime: iso }, `${iso.slice(0, 19).replace("T", " ")} UTC`);
 }
 
+const entries = (n) => (n === 1 ? "1 entry" : `${n} entries`);
+
 const countsText = (counts) =>
   Object.entries(counts ?? {})
     .map(([k, v]) => `${k} ${v}`)
@@ -106,7 +108,7 @@ export async function schedulerPage(container, route, ctx) {
 
 // ---------- CRLs
 
-const crlCell = (c) => (c ? [`#${c.number}`, h("br"), h("span", { class: "hint" }, `${c.entries} entries, ${duration(c.ageSeconds)} old`)] : "none");
+const crlCell = (c) => (c ? [`#${c.number}`, h("br"), h("span", { class: "hint" }, `${entries(c.entries)}, ${duration(c.ageSeconds)} old`)] : "none");
 
 export async function crlsPage(container, route, ctx) {
   document.title = "CRLs · PKI console";
@@ -149,19 +151,20 @@ export async function crlsPage(container, route, ctx) {
     async (target) => {
       const [states, issuers] = await Promise.all([get("/v1/crls"), get("/v1/issuers")]);
       const byId = new Map(itemsOf(states).map((s) => [s.issuerId, s]));
-      const shown = itemsOf(issuers).filter((i) => byId.has(i.id) || i.status === "active" || i.status === "retired");
+      const shown = itemsOf(issuers).filter((i) => byId.has(i.id) || i.status === "active" || i.status === "retired" || i.status === "revoked");
       target.append(
         table(
           "CRLs per issuer",
           ["Issuer", "Role", "Full CRL", "Published", "Next update", "Delta CRL", "Actions"],
           shown.map((i) => {
             const s = byId.get(i.id) ?? {};
-            const canPublish = i.role === "intermediate" && (i.status === "active" || i.status === "retired");
+            // A revoked or retired intermediate keeps publishing while certificates it signed are unexpired.
+            const canPublish = i.role === "intermediate" && i.status !== "staged" && i.status !== "expired";
             return [
               [issuerLink(i.id), h("br"), h("span", { class: "hint" }, i.subject)],
               [i.role, " ", badge(i.status)],
               h("span", { class: "crl-number", "data-issuer": i.id }, s.full ? `#${s.full.number}` : "none"),
-              s.full ? [dateTime(s.full.thisUpdate), h("br"), h("span", { class: "hint" }, `${duration(s.full.ageSeconds)} ago, ${s.full.entries} entries`)] : "—",
+              s.full ? [dateTime(s.full.thisUpdate), h("br"), h("span", { class: "hint" }, `${duration(s.full.ageSeconds)} ago, ${entries(s.full.entries)}`)] : "—",
               s.full ? [dateTime(s.full.nextUpdate), h("br"), h("span", { class: "hint" }, relative(s.full.nextUpdate))] : "—",
               crlCell(s.delta),
               canPublish
