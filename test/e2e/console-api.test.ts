@@ -456,6 +456,20 @@ describe("operator tasks: scheduler, CRLs, health checks, operators (the console
     for (const name of ["database", `token key of ${active.id}`, "active intermediate (default)", "CRLs", "scheduler"]) expect(cli.stdout).toContain(`  ${name}  `);
   });
 
+  it("lists removed provisioners with all=true (pki provisioner list --all)", async () => {
+    const created = await t.call("POST", "/v1/provisioners", { token: t.ca.adminToken, body: { name: "gone-soon", profiles: ["mtls"], names: ["DNS:.gone.example"], maxTtlSeconds: 3600 } });
+    expect(created.status, created.text).toBe(201);
+    expect((await t.call("DELETE", "/v1/provisioners/gone-soon", { token: t.ca.adminToken })).status).toBe(200);
+    const names = async (query: string) => ((await t.call("GET", `/v1/provisioners${query}`, { token: t.ca.adminToken })).json as { name: string }[]).map((p) => p.name);
+    expect(await names("")).not.toContain("gone-soon");
+    expect(await names("?all=false")).not.toContain("gone-soon");
+    const all = (await t.call("GET", "/v1/provisioners?all=true", { token: t.ca.adminToken })).json as { name: string; removedAt?: string }[];
+    expect(all.find((p) => p.name === "gone-soon")).toMatchObject({ removedAt: expect.any(String) });
+    const bad = await t.call("GET", "/v1/provisioners?all=yes", { token: t.ca.adminToken });
+    expect(bad.status).toBe(400);
+    expect(problem(bad)).toMatch(/all: must be true or false/);
+  });
+
   it("adds an operator (token once, no-store), who logs in; bad and taken names are refused; removal ends their session", async () => {
     const s = await login();
     const csrf = asSession(s, { "x-csrf-token": s.csrf });

@@ -355,6 +355,13 @@ describe("operator console", () => {
     await page.getByRole("button", { name: "Remove short-lived" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Remove" }).click();
     await page.locator("#provisioners tr:has-text('short-lived')").waitFor({ state: "detached" });
+    // removed ones stay listed on request, as with pki provisioner list --all
+    await page.getByLabel("Show removed provisioners").check();
+    await page.waitForURL(/#\/provisioners\?all=1$/);
+    await page.locator("#provisioners tr:has-text('short-lived') .badge-removed").waitFor();
+    expect(await page.getByRole("button", { name: "Remove short-lived" }).count()).toBe(0);
+    await page.getByLabel("Show removed provisioners").uncheck();
+    await page.locator("#provisioners tr:has-text('short-lived')").waitFor({ state: "detached" });
     expect((await call("GET", "/v1/provisioners")).json.map((p: { name: string }) => p.name)).not.toContain("short-lived");
     await page.getByRole("button", { name: "Disable console-team" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Disable" }).click();

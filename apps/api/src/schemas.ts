@@ -207,6 +207,15 @@ export const Provisioner = z.object({
   hierarchy: z.string(),
   disabled: z.boolean(),
   createdAt: Instant,
+  removedAt: Instant.nullable().optional().meta({ description: "set for a removed provisioner (listed only with all=true)" }),
+});
+
+export const ProvisionerListQuery = z.strictObject({
+  all: z
+    .enum(["true", "false"], { error: "must be true or false" })
+    .transform((v) => v === "true")
+    .optional()
+    .meta({ description: "true: removed provisioners too (pki provisioner list --all)" }),
 });
 
 export const ProvisionerCreated = Provisioner.extend({ token: z.string().meta({ description: "shown once; only its hash is stored" }) });
