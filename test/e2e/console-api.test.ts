@@ -454,6 +454,12 @@ describe("operator tasks: scheduler, CRLs, health checks, operators (the console
     // The CLI prints the same checks.
     const cli = pki(["doctor"], t.ca.env);
     for (const name of ["database", `token key of ${active.id}`, "active intermediate (default)", "CRLs", "scheduler"]) expect(cli.stdout).toContain(`  ${name}  `);
+
+    // A job long past its due time with nobody holding it means no scheduler runs: a warning naming it.
+    await t.ca.inventory.sql.query(`UPDATE scheduler_jobs SET next_due_at = now() - interval '1 hour', lease_holder = NULL WHERE job = 'issuer-health'`);
+    const overdue = (await t.call("GET", "/v1/doctor", { token: t.ca.adminToken })).json.checks.find((c: { name: string }) => c.name === "scheduler");
+    expect(overdue).toMatchObject({ status: "warn", detail: expect.stringMatching(/overdue \(is a scheduler running\?\): issuer-health/) });
+    await t.ca.inventory.sql.query(`UPDATE scheduler_jobs SET next_due_at = now() + interval '1 hour' WHERE job = 'issuer-health'`);
   });
 
   it("lists removed provisioners with all=true (pki provisioner list --all)", async () => {
