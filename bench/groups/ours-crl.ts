@@ -10,7 +10,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
-import { toPem } from "@pki/ca-core";
+import { toPem } from "@pki/x509";
 import type { Group } from "../lib/types.ts";
 import { createCa, childEnv } from "../lib/ca.ts";
 import { seedCertificates } from "../lib/seed.ts";

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
-import { parseCsr } from "@pki/ca-core";
+import { parseCsr } from "@pki/x509";
 import type { Group, Result } from "../lib/types.ts";
 import { createCa, childEnv, type BenchCa } from "../lib/ca.ts";
 import { makeCsrs } from "../lib/csrs.ts";
@@ -30,7 +30,7 @@ export async function countValid(dbUrl: string): Promise<number> {
 async function inProcess(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[]): Promise<Result> {
   let i = 0;
   const before = await countValid(ca.dbUrl);
-  const r = await timedLoop(() => ca.runtime.authority.issue({ csr: parseCsr(csrs[i++ % csrs.length]!), profile: "mtls", requester: { actor: "bench" } }), {
+  const r = await timedLoop(() => ca.runtime.authority.issue({ csr: parseCsr(csrs[i++ % csrs.length]!), profile: "mtls", requester: { kind: "operator", actor: "bench" } }), {
     seconds: ctx.seconds,
     warmupSeconds: ctx.warmupSeconds,
     concurrency: 32,

@@ -16,7 +16,8 @@
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
-import { certIdFor, parseCsr, revokeCertificate, systemClock, toPem } from "@pki/ca-core";
+import { certIdFor, parseCsr, toPem } from "@pki/x509";
+import { revokeCertificate, systemClock } from "@pki/authority";
 import type { Group, Result } from "../lib/types.ts";
 import { createCa, childEnv, type BenchCa } from "../lib/ca.ts";
 import { seedCertificates } from "../lib/seed.ts";
@@ -167,7 +168,7 @@ const group: Group = async (ctx) => {
             }).then((r) => ({ rate: r.rps, how: "HTTPS API under wrk, 32 connections" }));
           } else {
             let i = 0;
-            issuance = timedLoop(() => ca.runtime.authority.issue({ csr: parseCsr(csrs[i++ % csrs.length]!), profile: "mtls", requester: { actor: "bench" } }), {
+            issuance = timedLoop(() => ca.runtime.authority.issue({ csr: parseCsr(csrs[i++ % csrs.length]!), profile: "mtls", requester: { kind: "operator", actor: "bench" } }), {
               seconds: ocspSeconds + ctx.warmupSeconds,
               warmupSeconds: ctx.warmupSeconds,
               concurrency: 32,

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
 import { loadConfig, type Config } from "@pki/config";
-import { initCa, openCa, openInventory, systemClock, type CaRuntime } from "@pki/ca-core";
+import { initCa, openCa, openInventory, systemClock, type CaRuntime } from "@pki/authority";
 import { createDatabase as createTestDatabase } from "../../test/support/databases.ts";
 
 export interface BenchCa {

@@ -1,10 +1,10 @@
 // A software P-256 CA for the peers (cfssl, openssl), made with openssl, and OCSP
 // requests/responses for serials under it. Responses are real (signed by the CA key with
-// Node's crypto, DER via packages/ca-core's encoder) so the peers serve real bytes.
+// Node's crypto, DER via packages/x509's encoder) so the peers serve real bytes.
 import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { caCertificateFacts, certIdFor, pemBlocks, signOcspResponse } from "@pki/ca-core";
+import { caCertificateFacts, certIdFor, pemBlocks, signOcspResponse } from "@pki/x509";
 import { run } from "./proc.ts";
 import { ocspRequest, tlvAt } from "./der.ts";
 
@@ -18,7 +18,7 @@ export interface SoftCa {
   /** signs one OCSP response for `serialHex` (good, or revoked at `revokedAt`) */
   ocspResponse(serialHex: string, revokedAt?: Date): Promise<Buffer>;
   /**
-   * Many good responses fast: one built by packages/ca-core's encoder as a template, then
+   * Many good responses fast: one built by packages/x509's encoder as a template, then
    * for each serial the template's to-be-signed part with the serial replaced (same length),
    * signed again (ECDSA, re-drawn until its DER has the template's length, so every length
    * field stays valid). Real, verifiable responses at ~30k/s instead of ~500/s.

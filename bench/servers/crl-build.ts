@@ -4,7 +4,8 @@
 // process's peak is what publishing costs.
 // Prints one JSON line: seconds for publishFull, entries, RSS figures.
 import { loadConfig } from "@pki/config";
-import { CrlPublisher, openCa, systemClock } from "@pki/ca-core";
+import { CrlPublisher } from "@pki/revocation";
+import { openCa, systemClock } from "@pki/authority";
 
 const config = loadConfig(process.env);
 const runtime = await openCa(config, systemClock);

@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApi } from "@pki/api";
-import { revokeIntermediate } from "@pki/ca-core";
+import { revokeIntermediate } from "@pki/authority";
 import { createLogger } from "@pki/logger";
 import { addProvisioner, callApi, startTestApi, TravelClock, type RequestOptions, type TestApi } from "../support/api.ts";
 import { readFileSync } from "node:fs";

@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testEnv, type TestEnv } from "../support/harness.ts";
 import { opensslCsr, pki, scratchDir, writeTemp } from "../support/tools.ts";
-import { openInventory } from "@pki/ca-core";
+import { openInventory } from "@pki/authority";
 
 let env: TestEnv;
 let certificateRows: () => Promise<number>;

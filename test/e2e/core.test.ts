@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { X509Certificate } from "node:crypto";
 import { startTestCa, type TestCa } from "../support/harness.ts";
 import { opensslCsr, opensslVerify } from "../support/tools.ts";
-import { openCa, parseCsr, toPem, StartupCheckError, reconcilePendingIntents, clockSkewSeconds } from "@pki/ca-core";
+import { openCa, StartupCheckError, reconcilePendingIntents, clockSkewSeconds } from "@pki/authority";
+import { parseCsr, toPem } from "@pki/x509";
 import { Token } from "@pki/hsm";
 
 let ca: TestCa;
@@ -15,7 +16,7 @@ afterAll(async () => {
   await ca?.cleanup();
 });
 
-const requester = { actor: "test" };
+const requester = { kind: "operator" as const, actor: "test" };
 
 describe("issuance", () => {
   it("signs 200 requests at once with distinct serials, every one stored and verifiable", async () => {

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OcspSigner, RESPONDER_KEY_GRACE_MS } from "@pki/ca-core";
+import { OcspSigner, RESPONDER_KEY_GRACE_MS } from "@pki/revocation";
 import { parseKeyUri } from "@pki/hsm";
 import { createLogger } from "@pki/logger";
 import { createScheduler, type Scheduler } from "@pki/scheduler";
@@ -117,7 +117,7 @@ describe("delegated OCSP responder keys", () => {
     const answer = await ocspStatus(clock.now());
     expect(answer).toMatch(/Response verify OK/);
     expect(answer).toMatch(new RegExp(`${leaf.certPath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: good`));
-    const restarted = new OcspSigner({ inventory: rca.ca.inventory, keyring: rca.ca.runtime.keyring, config: rca.ca.runtime.config, clock });
+    const restarted = new OcspSigner({ inventory: rca.ca.inventory, keyring: rca.ca.runtime.keyring, authority: rca.ca.runtime.authority, config: rca.ca.runtime.config, clock });
     expect((await restarted.responderFor(rca.issuerId)).record.id).toBe(second.id);
     await restarted.stop();
   });

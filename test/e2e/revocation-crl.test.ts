@@ -3,7 +3,8 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CrlPublisher, revokeCertificate } from "@pki/ca-core";
+import { CrlPublisher } from "@pki/revocation";
+import { revokeCertificate } from "@pki/authority";
 import { Inventory } from "@pki/db";
 import { derToPem, fetchBytes, startRevocationCa, type RevocationCa } from "../support/revocation.ts";
 import { pki, run } from "../support/tools.ts";

@@ -4,7 +4,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { toPem } from "@pki/ca-core";
+import { toPem } from "@pki/x509";
 import { runAsync, startRevocationCa, type RevocationCa } from "../support/revocation.ts";
 import { pki, run } from "../support/tools.ts";
 

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { revokeCertificate } from "@pki/ca-core";
+import { revokeCertificate } from "@pki/authority";
 import { OcspResponder, ocspHttpHandler } from "@pki/ocsp-responder";
 import { fetchBytes, runAsync, startRevocationCa, unusedPort, type IssuedLeaf, type RevocationCa } from "../support/revocation.ts";
 import { REPO_ROOT } from "../support/harness.ts";

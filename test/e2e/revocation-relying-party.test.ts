@@ -3,7 +3,8 @@
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCsr, revokeCertificate } from "@pki/ca-core";
+import { parseCsr } from "@pki/x509";
+import { revokeCertificate } from "@pki/authority";
 import { registry } from "@pki/http-kit";
 import { derToPem, fetchBytes, startRevocationCa, type RevocationCa } from "../support/revocation.ts";
 import { opensslCsr } from "../support/tools.ts";
@@ -41,9 +42,9 @@ function connect(port: number, client: { cert: string; key: string; chain: strin
 describe("a TLS server checking client certificates against the CA's CRLs", () => {
   it("accepts a client before its certificate is revoked and refuses it right after", async () => {
     const serverCsr = opensslCsr({ subject: "/CN=rp.test.example", sans: ["DNS:rp.test.example", "IP:127.0.0.1"] });
-    const serverCert = await rca.ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(serverCsr.csrPem)), profile: "server", requester: { actor: "test" } });
+    const serverCert = await rca.ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(serverCsr.csrPem)), profile: "server", requester: { kind: "operator", actor: "test" } });
     const clientCsr = opensslCsr({ subject: "/CN=payments-client", sans: ["URI:spiffe://prod.example/ns/payments/sa/client"] });
-    const clientCert = await rca.ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(clientCsr.csrPem)), profile: "client", requester: { actor: "test" } });
+    const clientCert = await rca.ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(clientCsr.csrPem)), profile: "client", requester: { kind: "operator", actor: "test" } });
     await rca.settle();
     const root = readFileSync(rca.rootPath, "utf8");
     const trust = root + readFileSync(rca.intermediatePath, "utf8");
@@ -67,7 +68,7 @@ describe("a TLS server checking client certificates against the CA's CRLs", () =
 
       // Another, unrevoked client still gets in: the refusal is about that certificate.
       const otherCsr = opensslCsr({ subject: "/CN=other-client", sans: ["DNS:other-client.example"] });
-      const other = await rca.ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(otherCsr.csrPem)), profile: "client", requester: { actor: "test" } });
+      const other = await rca.ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(otherCsr.csrPem)), profile: "client", requester: { kind: "operator", actor: "test" } });
       await rca.settle();
       server.setSecureContext(await context());
       expect(await connect(port, { cert: other.pem, key: otherCsr.keyPem, chain: other.chain }, root)).toEqual({ ok: true, data: "welcome\n" });

@@ -4,7 +4,9 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CrlPublisher, revokeCertificate, rotateIntermediate, toPem } from "@pki/ca-core";
+import { CrlPublisher } from "@pki/revocation";
+import { revokeCertificate, rotateIntermediate } from "@pki/authority";
+import { toPem } from "@pki/x509";
 import { derToPem, fetchBytes, runAsync, startRevocationCa, type RevocationCa } from "../support/revocation.ts";
 import { run } from "../support/tools.ts";
 

@@ -1,7 +1,7 @@
 // POST /v1/issuers/rotate over real HTTPS: admins only, the API process switches to the
 // new intermediate at once, and a scheduled activation is reported as staged.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCsr } from "@pki/ca-core";
+import { parseCsr } from "@pki/x509";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { opensslCsr } from "../support/tools.ts";
 
@@ -27,7 +27,7 @@ describe("POST /v1/issuers/rotate", () => {
     const response = await t.call("POST", "/v1/issuers/rotate", { token: t.ca.adminToken, body: {} });
     expect(response.status).toBe(201);
     expect(response.json).toMatchObject({ issuer: { status: "active", role: "intermediate", hierarchy: "default" }, activateAt: null, retired: [before] });
-    const issued = await t.ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: "/CN=after.rotate.test" }).csrPem), profile: "mtls", requester: { actor: "test" } });
+    const issued = await t.ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: "/CN=after.rotate.test" }).csrPem), profile: "mtls", requester: { kind: "operator", actor: "test" } });
     expect(issued.issuerId).toBe(response.json.issuer.id);
     const listed = await t.call("GET", "/v1/issuers");
     expect(listed.json.find((i: { id: string }) => i.id === before).status).toBe("retired");

@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { API_LISTENER_REQUESTER, CrlPublisher, OcspSigner, parseCsr, renewFromInventory, toPem, type IssuedCertificate } from "@pki/ca-core";
+import { API_LISTENER_REQUESTER, renewFromInventory, type IssuedCertificate } from "@pki/authority";
+import { CrlPublisher, OcspSigner } from "@pki/revocation";
+import { parseCsr, toPem } from "@pki/x509";
 import { createLogger } from "@pki/logger";
 import { createScheduler } from "@pki/scheduler";
 import { startTestCa, type TestCa } from "../support/harness.ts";
@@ -20,7 +22,7 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
       profile: "mtls",
       ttlSeconds: 3600,
       autoRenew,
-      requester: { actor: "test", ...(hierarchy ? { hierarchy } : {}) },
+      requester: { kind: "operator", actor: "test", ...(hierarchy ? { hierarchy } : {}) },
     });
   const crlPem = (der: Buffer) => run("openssl", ["crl", "-inform", "DER"], { input: der }).stdout;
 
@@ -38,10 +40,15 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
     // The CA's own certificates under the same intermediate are not re-issued for the
     // operator: the OCSP responder's (the publisher makes the replacement its own) and the
     // API listener's (the API renews it when its issuer is revoked).
-    const signer = new OcspSigner({ inventory: ca.inventory, keyring: ca.runtime.keyring, config: ca.runtime.config, clock: ca.runtime.clock });
+    const signer = new OcspSigner({ inventory: ca.inventory, keyring: ca.runtime.keyring, authority: ca.runtime.authority, config: ca.runtime.config, clock: ca.runtime.clock });
     await signer.responderFor(compromised.id);
     await signer.stop();
-    await ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ sans: ["DNS:api.emergency.test"] }).csrPem), profile: "server", ttlSeconds: 3600, requester: { actor: API_LISTENER_REQUESTER } });
+    await ca.runtime.authority.issue({
+      csr: parseCsr(opensslCsr({ sans: ["DNS:api.emergency.test"] }).csrPem),
+      profile: "server",
+      ttlSeconds: 3600,
+      requester: { kind: "operator", actor: API_LISTENER_REQUESTER },
+    });
 
     const result = pki(["issuers", "revoke", compromised.id, "--reason", "keyCompromise", "--reissue", "--json"], ca.env);
     expect(result.stderr).not.toMatch(/^pki:/m);
@@ -172,7 +179,7 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
       csr: parseCsr(opensslCsr({ subject: "/CN=long.partner.example" }).csrPem),
       profile: "mtls",
       ttlSeconds: 6 * 3600,
-      requester: { actor: "test", hierarchy: "partners" },
+      requester: { kind: "operator", actor: "test", hierarchy: "partners" },
     });
     expect(longLived.issuerId).toBe(previous.id);
     const at = new Date(Date.now() + HOUR);

@@ -6,7 +6,9 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CrlPublisher, OcspSigner, certIdFor, openCa, openInventory, parseCsr, revokeCertificate, toPem, type CaRuntime, type IssuedCertificate } from "@pki/ca-core";
+import { CrlPublisher, OcspSigner } from "@pki/revocation";
+import { certIdFor, parseCsr, toPem } from "@pki/x509";
+import { openCa, openInventory, revokeCertificate, type CaRuntime, type IssuedCertificate } from "@pki/authority";
 import type { Inventory } from "@pki/db";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
 import { opensslCsr, opensslVerify, run, scratchDir, writeTemp } from "../support/tools.ts";
@@ -55,7 +57,7 @@ describe("rotation under load", () => {
     const worker = async (runtime: CaRuntime, n: number) => {
       for (let i = 0; !stop; i++) {
         try {
-          const cert = await runtime.authority.issue({ csr: csrs[(n + i) % csrs.length]!, profile: "mtls", ttlSeconds: 3600, requester: { actor: `load-${n}` } });
+          const cert = await runtime.authority.issue({ csr: csrs[(n + i) % csrs.length]!, profile: "mtls", ttlSeconds: 3600, requester: { kind: "operator", actor: `load-${n}` } });
           issued.push(cert);
           byRuntime.get(runtime)!.push(cert);
         } catch (error) {
@@ -150,7 +152,7 @@ describe("rotation under load", () => {
     }
 
     // OCSP: the retired intermediate still answers for its certificates
-    const ocsp = new OcspSigner({ inventory: ca.inventory, keyring: ca.runtime.keyring, config: ca.runtime.config, clock: ca.runtime.clock });
+    const ocsp = new OcspSigner({ inventory: ca.inventory, keyring: ca.runtime.keyring, authority: ca.runtime.authority, config: ca.runtime.config, clock: ca.runtime.clock });
     for (const [cert, status] of [
       [revokedOld, "revoked"],
       [before[2]!, "good"],

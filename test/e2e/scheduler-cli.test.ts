@@ -1,7 +1,7 @@
 // The scheduler as operators meet it: `pki scheduler run-once|status`, and apps/scheduler
 // running on its own as a separate process (catch-up at start-up, clean stop on SIGTERM).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCsr } from "@pki/ca-core";
+import { parseCsr } from "@pki/x509";
 import type { Logger } from "@pki/logger";
 import { registry } from "@pki/metrics";
 import { createScheduler } from "@pki/scheduler";
@@ -34,7 +34,7 @@ describe("scheduler from the command line and as its own process", () => {
   });
 
   it("pki scheduler run-once reconcile-intents closes an intent a crash left pending, and only a stale one", async () => {
-    const issue = (cn: string) => ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: `/CN=${cn}` }).csrPem), profile: "mtls", requester: { actor: "test" } });
+    const issue = (cn: string) => ca.runtime.authority.issue({ csr: parseCsr(opensslCsr({ subject: `/CN=${cn}` }).csrPem), profile: "mtls", requester: { kind: "operator", actor: "test" } });
     // a crash between "record" and "store" leaves a pending row with its TBS and no DER
     const stale = await issue("stale.reconcile.test");
     await ca.inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [stale.serial]);

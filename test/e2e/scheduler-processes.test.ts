@@ -1,7 +1,7 @@
 // Two real scheduler processes (apps/scheduler/src/main.ts) against one PostgreSQL
 // database: started together, they run each due job once between them.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCsr } from "@pki/ca-core";
+import { parseCsr } from "@pki/x509";
 import { REPO_ROOT, startTestCa, type TestCa } from "../support/harness.ts";
 import { freePort, opensslCsr, spawnApp, stopSpawnedApps } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
@@ -19,7 +19,7 @@ describe("scheduler processes", () => {
   it("two scheduler processes started together on one fresh database run each due job once, closing an intent a crash left pending", async () => {
     // What a crash between "record" and "store" leaves: a pending row with its TBS and no DER, minutes old.
     const csr = parseCsr(opensslCsr({ subject: "/CN=interrupted.example.com" }).csrPem);
-    const interrupted = await fresh.runtime.authority.issue({ csr, profile: "mtls", requester: { actor: "test" } });
+    const interrupted = await fresh.runtime.authority.issue({ csr, profile: "mtls", requester: { kind: "operator", actor: "test" } });
     await fresh.inventory.sql.query("UPDATE certificates SET status = 'pending', der = NULL, created_at = now() - interval '10 minutes' WHERE serial = $1", [interrupted.serial]);
     const start = (opsPort: number) => {
       // each process has its own ops listener (/healthz, /metrics)

@@ -4,7 +4,8 @@
 // retries while the receiver is down.
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCsr, toPem } from "@pki/ca-core";
+import { parseCsr, toPem } from "@pki/x509";
+import type { ProvisionerRecord } from "@pki/db";
 import { createLogger } from "@pki/logger";
 import { registry } from "@pki/metrics";
 import { createScheduler, type Scheduler } from "@pki/scheduler";
@@ -34,7 +35,7 @@ describe("scheduler: renewal and expiry alerts over time", () => {
 
   const issue = async (cn: string, ttlDays: number, autoRenew = false) => {
     const csr = parseCsr(opensslCsr({ subject: `/CN=${cn}`, sans: [`DNS:${cn}`] }).csrPem);
-    return ca.runtime.authority.issue({ csr, profile: "mtls", ttlSeconds: Math.round(ttlDays * 86400), autoRenew, requester: { actor: "test" } });
+    return ca.runtime.authority.issue({ csr, profile: "mtls", ttlSeconds: Math.round(ttlDays * 86400), autoRenew, requester: { kind: "operator", actor: "test" } });
   };
   const runAt = async (ms: number) => {
     clock.set(new Date(ms));
@@ -151,17 +152,17 @@ describe("scheduler: renewal and expiry alerts over time", () => {
       audit,
     );
     const disabled = await ca.inventory.provisioners.create({ name: "disabled", profiles: ["mtls"], names: ["DNS:b1.policy.test"], maxTtlSeconds: 90 * 86400 }, "tok-disabled-0123456789abcdef", audit);
-    const enrol = (cn: string, provisionerId: string) =>
+    const enrol = (cn: string, provisioner: ProvisionerRecord) =>
       ca.runtime.authority.issue({
         csr: parseCsr(opensslCsr({ subject: `/CN=${cn}`, sans: [`DNS:${cn}`] }).csrPem),
         profile: "mtls",
         ttlSeconds: 9 * 86400,
         autoRenew: true,
-        requester: { actor: "test", provisionerId },
+        requester: { kind: "provisioner", actor: "test", provisioner },
       });
-    const kept = await enrol("a1.policy.test", narrowed.id);
-    const dropped = await enrol("a2.policy.test", narrowed.id);
-    const orphan = await enrol("b1.policy.test", disabled.id);
+    const kept = await enrol("a1.policy.test", narrowed);
+    const dropped = await enrol("a2.policy.test", narrowed);
+    const orphan = await enrol("b1.policy.test", disabled);
     await ca.inventory.provisioners.update("narrowed", { names: ["DNS:a1.policy.test"] }, { actor: "test", action: "provisioner.update" });
     await ca.inventory.provisioners.setDisabled("disabled", true, { actor: "test", action: "provisioner.disable" });
 

@@ -2,7 +2,8 @@
 // a crashed replica's job is taken over when its lease runs out, a job missed while all
 // were down runs at the next start-up, and a failing job is retried without losing work.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Authority, CaEvents, openInventory, parseCsr } from "@pki/ca-core";
+import { Authority, CaEvents, openInventory } from "@pki/authority";
+import { parseCsr } from "@pki/x509";
 import type { Inventory } from "@pki/db";
 import { createLogger } from "@pki/logger";
 import { createScheduler, type JobRunResult, type Scheduler } from "@pki/scheduler";
@@ -48,7 +49,7 @@ describe("scheduler replicas on one PostgreSQL", () => {
     const serials: string[] = [];
     for (let i = 0; i < 12; i++) {
       const csr = parseCsr(opensslCsr({ subject: `/CN=svc${i}.replicas.test`, sans: [`DNS:svc${i}.replicas.test`] }).csrPem);
-      serials.push((await ca.runtime.authority.issue({ csr, profile: "mtls", ttlSeconds: 3 * 86400, autoRenew: true, requester: { actor: "test" } })).serial);
+      serials.push((await ca.runtime.authority.issue({ csr, profile: "mtls", ttlSeconds: 3 * 86400, autoRenew: true, requester: { kind: "operator", actor: "test" } })).serial);
     }
     const points = [t0, t0 + 2.1 * DAY, t0 + 2.1 * DAY + HOUR, t0 + 2.2 * DAY];
     const ran: JobRunResult[] = [];
@@ -143,7 +144,7 @@ describe("scheduler replicas on one PostgreSQL", () => {
     const broken = await replica("replica-lost-db");
     const healthy = await replica("replica-healthy");
     const csr = parseCsr(opensslCsr({ subject: "/CN=late.replicas.test" }).csrPem);
-    const late = await ca.runtime.authority.issue({ csr, profile: "mtls", ttlSeconds: 3 * 86400, autoRenew: true, requester: { actor: "test" } });
+    const late = await ca.runtime.authority.issue({ csr, profile: "mtls", ttlSeconds: 3 * 86400, autoRenew: true, requester: { kind: "operator", actor: "test" } });
     clock.set(new Date(late.notBefore.getTime() + 2.5 * DAY));
     await broken.inventory.close();
     await expect(broken.scheduler.runJob("renewal")).rejects.toThrow();

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadConfig } from "@pki/config";
-import { CaError, initCa, openCa, openInventory, parseCsr, reconcilePendingIntents, toPem, type CaRuntime } from "@pki/ca-core";
+import { CaError, parseCsr, toPem } from "@pki/x509";
+import { initCa, openCa, openInventory, reconcilePendingIntents, type CaRuntime } from "@pki/authority";
 import { registry } from "@pki/metrics";
 import type { Inventory } from "@pki/db";
 import { ownPostgres, type OwnPostgres } from "../support/postgres.ts";
@@ -42,7 +43,7 @@ async function tokenSignatures(): Promise<number> {
 describe("database outage", () => {
   it("fails fast with 'unavailable', signs nothing unrecorded, and recovers by itself", async () => {
     const csr = parseCsr(opensslCsr({ subject: "/CN=outage.example.com" }).csrPem);
-    const requester = { actor: "test:fault" };
+    const requester = { kind: "operator" as const, actor: "test:fault" };
     const before = await tokenSignatures();
     const outcomes = { issued: [] as string[], unavailable: 0, other: [] as string[] };
     const stopAt = Date.now() + 1500;

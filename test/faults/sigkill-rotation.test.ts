@@ -5,7 +5,8 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openCa, parseCsr } from "@pki/ca-core";
+import { openCa } from "@pki/authority";
+import { parseCsr } from "@pki/x509";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
@@ -35,7 +36,7 @@ describe("SIGKILL during rotation", () => {
         const rows = await ca.inventory.sql.query<{ status: string; n: string }>("SELECT status, count(*) AS n FROM issuers WHERE role = 'intermediate' GROUP BY status");
         const byStatus = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
         expect(byStatus.active, `after a kill at ${delayMs} ms: ${JSON.stringify(byStatus)}`).toBe(1);
-        const issued = await ca.authority.issue({ csr, profile: "mtls", requester: { actor: "test:rotate-kill" } });
+        const issued = await ca.authority.issue({ csr, profile: "mtls", requester: { kind: "operator", actor: "test:rotate-kill" } });
         expect(issued.issuerId).toBe(ca.keyring.active().record.id);
       } finally {
         await ca.close();

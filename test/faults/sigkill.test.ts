@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { X509Certificate } from "node:crypto";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openCa, reconcilePendingIntents } from "@pki/ca-core";
+import { openCa, reconcilePendingIntents } from "@pki/authority";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";

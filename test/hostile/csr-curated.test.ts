@@ -5,7 +5,7 @@ import "reflect-metadata";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { describe, expect, it } from "vitest";
-import { CaError, namesOf, parseCsr } from "@pki/ca-core";
+import { CaError, namesOf, parseCsr } from "@pki/x509";
 import { opensslCsr, run, scratchDir } from "../support/tools.ts";
 import path from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { BasicOCSPResponse, OCSPResponse } from "@peculiar/asn1-ocsp";
-import { caCertificateFacts, certIdFor } from "@pki/ca-core";
+import { caCertificateFacts, certIdFor } from "@pki/x509";
 import * as der from "@pki/der";
 import { REPO_ROOT, testEnv } from "../support/harness.ts";
 import { freePort, opensslCsr } from "../support/tools.ts";

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createLogger } from "@pki/logger";
 import { startApi, type ApiServer, type StartApiOptions } from "@pki/api";
-import type { Clock } from "@pki/ca-core";
+import type { Clock } from "@pki/authority";
 import { startTestCa, type TestCa, type TestEnvOptions } from "./harness.ts";
 import { childEnv, testSettings } from "./settings.ts";
 

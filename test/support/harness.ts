@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig, type Config } from "@pki/config";
-import { initCa, openCa, openInventory, systemClock, type CaRuntime, type Clock } from "@pki/ca-core";
+import { initCa, openCa, openInventory, systemClock, type CaRuntime, type Clock } from "@pki/authority";
 import type { Inventory } from "@pki/db";
 import { testSettings } from "./settings.ts";
 import { createDatabase } from "./databases.ts";

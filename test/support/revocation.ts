@@ -7,7 +7,8 @@ import { createServer as createNetServer } from "node:net";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import express from "express";
-import { parseCsr, pemBlocks, toPem, type Clock } from "@pki/ca-core";
+import { parseCsr, pemBlocks, toPem } from "@pki/x509";
+import type { Clock } from "@pki/authority";
 import { createCrlPublisherRole, type CrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole, type OcspResponderRole } from "@pki/ocsp-responder";
 import { startTestCa, type TestCa } from "./harness.ts";
@@ -78,7 +79,7 @@ export async function startRevocationCa(env: Record<string, string> = {}, option
   const issue = async (options: { commonName?: string; ttlSeconds?: number } = {}): Promise<IssuedLeaf> => {
     // One key for many certificates keeps a burst of issuance fast; each certificate is distinct.
     const own = options.commonName ? opensslCsr({ subject: `/CN=${options.commonName}`, dir }) : csr;
-    const issued = await ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(own.csrPem)), profile: "mtls", ttlSeconds: options.ttlSeconds, requester: { actor: "test" } });
+    const issued = await ca.runtime.authority.issue({ csr: parseCsr(Buffer.from(own.csrPem)), profile: "mtls", ttlSeconds: options.ttlSeconds, requester: { kind: "operator", actor: "test" } });
     const certPath = path.join(dir, `leaf-${count++}.pem`);
     writeFileSync(certPath, issued.pem);
     return { serial: issued.serial, pem: issued.pem, certPath, keyPath: own.keyPath };

@@ -2,7 +2,7 @@
 // receiver (node:http on 127.0.0.1) that records every POST and can be told to fail.
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Clock } from "@pki/ca-core";
+import type { Clock } from "@pki/authority";
 
 export class TravelClock implements Clock {
   private at: number;

@@ -3,7 +3,8 @@
 // store inside the CA core) → respond, and every failure as problem+json.
 import { z } from "zod";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
-import { CaError, MAX_CSR_BYTES, type CaRuntime } from "@pki/ca-core";
+import { CaError, MAX_CSR_BYTES } from "@pki/x509";
+import type { CaRuntime } from "@pki/authority";
 import { problemHandler, problemStatus, registry, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";

@@ -4,16 +4,16 @@
 import type { Request } from "express";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { TLSSocket } from "node:tls";
-import { CaError, inventoryFailure, type CaRuntime } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
+import { inventoryFailure, type CaRuntime } from "@pki/authority";
 import type { ProvisionerRecord } from "@pki/db";
-import { ProvisionerPolicy } from "@pki/policy";
 import { verifyClientCertificate, type ClientCertificate } from "./mtls.ts";
 import type { AuthRequirement } from "./route.ts";
 
 export type Caller =
   | { kind: "anonymous"; actor: "anonymous" }
   | { kind: "admin"; actor: string; name: string; session?: ConsoleSession }
-  | { kind: "provisioner"; actor: string; provisioner: ProvisionerRecord; policy: ProvisionerPolicy }
+  | { kind: "provisioner"; actor: string; provisioner: ProvisionerRecord }
   | { kind: "mtls"; actor: string; client: ClientCertificate };
 
 const unauthorized = (message: string) => new CaError("unauthorized", message);
@@ -83,10 +83,6 @@ function bearerToken(req: Request): string | undefined {
   return match[1];
 }
 
-export function policyOf(provisioner: ProvisionerRecord): ProvisionerPolicy {
-  return ProvisionerPolicy.create({ name: provisioner.name, profiles: provisioner.profiles, names: provisioner.names, maxTtlSeconds: provisioner.maxTtlSeconds });
-}
-
 async function tokenCaller(runtime: CaRuntime, token: string): Promise<Caller | undefined> {
   const asAdmin = async (): Promise<Caller | undefined> => {
     const admin = await runtime.inventory.admins.verify(token);
@@ -94,7 +90,7 @@ async function tokenCaller(runtime: CaRuntime, token: string): Promise<Caller | 
   };
   const asProvisioner = async (): Promise<Caller | undefined> => {
     const provisioner = await runtime.inventory.provisioners.verify(token);
-    return provisioner ? { kind: "provisioner", actor: `provisioner:${provisioner.name}`, provisioner, policy: policyOf(provisioner) } : undefined;
+    return provisioner ? { kind: "provisioner", actor: `provisioner:${provisioner.name}`, provisioner } : undefined;
   };
   // Provisioner tokens carry a prefix: look where the token most likely is first (one query
   // on the hot enrolment path), then the other place, since an admin may have chosen any token.

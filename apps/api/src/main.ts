@@ -2,7 +2,7 @@
 // The CA must have been initialised (`pki init`); this process never runs the ceremony.
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { StartupCheckError, openCa, openInventory, systemClock } from "@pki/ca-core";
+import { StartupCheckError, openCa, openInventory, systemClock } from "@pki/authority";
 import { runtimeReadiness, startOpsListener, closeGracefully } from "@pki/http-kit";
 import { startApi } from "./server.ts";
 

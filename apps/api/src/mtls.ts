@@ -9,7 +9,8 @@ import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Certificate } from "@peculiar/asn1-x509";
-import { CaError, REASON_NAMES, inventoryFailure, type CaRuntime } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
+import { REASON_NAMES, inventoryFailure, type CaRuntime } from "@pki/authority";
 import type { CertificateRecord } from "@pki/db";
 
 export interface ClientCertificate {

@@ -2,7 +2,7 @@
 // document cannot describe a route, parameter or body the code does not have.
 import type { Request, Response } from "express";
 import type { z } from "zod";
-import { CaError } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
 import type { Caller } from "./auth.ts";
 
 /** Who may call a route. `enrol` = provisioner or admin token; `adminOrMtls` = either. */

@@ -1,7 +1,8 @@
 // Request and response shapes of the issuing API. Requests are strict (an unknown field is
 // a 400 naming it, so a typo such as `ttl` for `ttlSeconds` is not silently ignored).
 import { z } from "zod";
-import { MIN_TTL_SECONDS, PROFILE_NAMES, REVOCATION_REASONS } from "@pki/ca-core";
+import { MIN_TTL_SECONDS, PROFILE_NAMES } from "@pki/x509";
+import { REVOCATION_REASONS } from "@pki/authority";
 
 const profileNames = PROFILE_NAMES as [string, ...string[]];
 const reasonNames = Object.keys(REVOCATION_REASONS) as [string, ...string[]];

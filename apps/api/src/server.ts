@@ -9,7 +9,8 @@ import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
-import { API_LISTENER_REQUESTER, CaError, formatSan, toPem, writeSecretFile, type CaRuntime, type CsrProposal, type IssuedCertificate, type San } from "@pki/ca-core";
+import { API_LISTENER_REQUESTER, writeSecretFile, type CaRuntime, type IssuedCertificate } from "@pki/authority";
+import { CaError, formatSan, toPem, type CsrProposal, type San } from "@pki/x509";
 import { closeGracefully, listen } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import { createApiApp, type ApiAppOptions } from "./app.ts";
@@ -63,7 +64,7 @@ async function issueListenerCertificate(runtime: CaRuntime, names: San[]): Promi
     csr: proposal,
     profile: "server",
     ttlSeconds: runtime.config.api.tlsTtlSeconds,
-    requester: { actor: API_LISTENER_REQUESTER },
+    requester: { kind: "operator", actor: API_LISTENER_REQUESTER },
   });
   const credentials = { issued, keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString() };
   saveListenerCredentials(runtime, credentials);

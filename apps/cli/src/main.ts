@@ -4,16 +4,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadConfig, ConfigError, type Config } from "@pki/config";
+import { CaError, DEFAULT_PROFILE, PROFILE_NAMES, isProfileName, parseCsr } from "@pki/x509";
 import {
-  CaError,
-  DEFAULT_PROFILE,
-  PROFILE_NAMES,
   StartupCheckError,
   initCa,
-  isProfileName,
   openCa,
   openInventory,
-  parseCsr,
   systemClock,
   rotateIntermediate,
   activateIntermediate,
@@ -21,10 +17,11 @@ import {
   presentedIssuerStatus,
   revokeIntermediate,
   reissueCertificates,
-} from "@pki/ca-core";
+} from "@pki/authority";
 import type { CertificateState } from "@pki/db";
-import { CaEvents, CrlPublisher, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/ca-core";
-import { toPem } from "@pki/ca-core";
+import { CaEvents, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/authority";
+import { CrlPublisher } from "@pki/revocation";
+import { toPem } from "@pki/x509";
 import { addOperator, assertAdminName, createProvisioner, listOperators, removeOperator, updateProvisioner } from "@pki/policy";
 
 // Commander's own errors (unknown option, bad value) become the same single `pki: …` line
@@ -131,7 +128,7 @@ program
     const csr = parseCsr(input);
     const ca = await openCa(cfg());
     try {
-      const issued = await ca.authority.issue({ csr, profile: opts.profile, ttlSeconds: opts.ttl, requester: { actor: operator() } });
+      const issued = await ca.authority.issue({ csr, profile: opts.profile, ttlSeconds: opts.ttl, requester: { kind: "operator", actor: operator() } });
       if (opts.out) writeFileSync(fromCaller(opts.out), issued.pem);
       else process.stdout.write(issued.pem);
       if (opts.chainOut) writeFileSync(fromCaller(opts.chainOut), issued.chain.join(""));

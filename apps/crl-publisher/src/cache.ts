@@ -5,7 +5,7 @@ import { Gauge } from "prom-client";
 import type { CrlKind, CrlMeta, Inventory } from "@pki/db";
 import { registry } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
-import type { Clock } from "@pki/ca-core";
+import type { Clock } from "@pki/authority";
 
 export interface CachedCrl {
   der: Buffer;

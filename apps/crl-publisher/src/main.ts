@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import express from "express";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { StartupCheckError, openCa, systemClock } from "@pki/ca-core";
+import { StartupCheckError, openCa, systemClock } from "@pki/authority";
 import { closeGracefully, listen, opsHandler, problemHandler, requestLogger, runtimeReadiness, securityHeaders, sendProblem } from "@pki/http-kit";
 import { createCrlPublisherRole } from "./role.ts";
 

@@ -2,7 +2,8 @@
 // issuing token's keys, and serves the published CRLs. The all-in-one server mounts it;
 // src/main.ts runs it alone.
 import type { Router } from "express";
-import { CrlPublisher, OcspSigner, type CaRuntime } from "@pki/ca-core";
+import { CrlPublisher, OcspSigner } from "@pki/revocation";
+import type { CaRuntime } from "@pki/authority";
 import type { Logger } from "@pki/logger";
 import { CrlCache } from "./cache.ts";
 import { crlRouter } from "./router.ts";
@@ -22,7 +23,7 @@ export async function createCrlPublisherRole(runtime: CaRuntime, log?: Logger, o
   const publisher = new CrlPublisher(deps);
   // What this process publishes it serves at once, without waiting for the cache's poll.
   publisher.onPublished = () => void cache.refresh();
-  const ocspSigner = new OcspSigner(deps);
+  const ocspSigner = new OcspSigner({ ...deps, authority: runtime.authority });
   await cache.start(runtime.config.revocation.pollMs);
   if (options.schedule !== false) {
     publisher.start();

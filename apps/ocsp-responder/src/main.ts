@@ -3,7 +3,7 @@
 import { createServer } from "node:http";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { openInventory, systemClock } from "@pki/ca-core";
+import { openInventory, systemClock } from "@pki/authority";
 import { cachedReadiness, closeGracefully, listen, opsHandler } from "@pki/http-kit";
 import { createOcspResponderRole } from "./role.ts";
 

@@ -7,21 +7,9 @@
 import type { Config } from "@pki/config";
 import type { Inventory, OcspResponseRecord } from "@pki/db";
 import type { Logger } from "@pki/logger";
-import {
-  MAX_NONCE_BYTES,
-  MalformedOcspRequest,
-  OCSPResponseStatus,
-  derEtag,
-  issuerHashes,
-  ocspErrorResponse,
-  parseOcspRequest,
-  publicKeyBits,
-  caCertificateFacts,
-  type CertIdHash,
-  type Clock,
-  type LiveItem,
-  type OcspSigner,
-} from "@pki/ca-core";
+import { MAX_NONCE_BYTES, MalformedOcspRequest, OCSPResponseStatus, issuerHashes, ocspErrorResponse, parseOcspRequest, publicKeyBits, caCertificateFacts, type CertIdHash } from "@pki/x509";
+import { derEtag, type LiveItem, type OcspSigner } from "@pki/revocation";
+import type { Clock } from "@pki/authority";
 
 const POLL_OVERLAP_MS = 10_000;
 const ISSUER_REFRESH_MS = 30_000;

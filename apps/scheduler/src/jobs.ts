@@ -1,20 +1,10 @@
 // The scheduler's built-in jobs. Each reads what to do from the inventory (never from
 // memory), so a run that fails half way is completed by the next run and no work is lost.
 import type { Config } from "@pki/config";
-import type { Inventory, IssuerRecord, ProvisionerRecord } from "@pki/db";
-import { ProvisionerPolicy } from "@pki/policy";
-import {
-  type Authority,
-  type Clock,
-  type Keyring,
-  activateDueIntermediates,
-  clockSkewSeconds,
-  destroyExpiredResponderKeys,
-  expireRetiredIntermediates,
-  reconcilePendingIntents,
-  renewFromInventory,
-  toPem,
-} from "@pki/ca-core";
+import type { Inventory, IssuerRecord } from "@pki/db";
+import { type Authority, type Clock, type Keyring, activateDueIntermediates, clockSkewSeconds, expireRetiredIntermediates, reconcilePendingIntents, renewFromInventory } from "@pki/authority";
+import { destroyExpiredResponderKeys } from "@pki/revocation";
+import { toPem } from "@pki/x509";
 import type { Logger } from "@pki/logger";
 import { alertsSentTotal, clockSkewSeconds as clockSkewGauge, intentsClosedTotal, renewalsTotal, responderKeysDestroyedTotal } from "./metrics.ts";
 import type { WebhookSender } from "./webhook.ts";
@@ -53,9 +43,6 @@ export class PartialFailure extends Error {
   }
 }
 
-/** The provisioner's policy as it is now, not as it was at enrolment. */
-const currentPolicy = (p: ProvisionerRecord) => ProvisionerPolicy.create({ name: p.name, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds });
-
 const webhookEvent = (ctx: JobContext, event: string, payload: Record<string, unknown>) => (ctx.webhooks.enabled ? { event, payload } : undefined);
 
 /**
@@ -78,7 +65,7 @@ export const renewalJob = (config: Config): JobDefinition => ({
       for (const record of due) {
         attempted.add(record.serial);
         try {
-          const successor = await renewFromInventory(ctx, record, "scheduler:renewal", currentPolicy);
+          const successor = await renewFromInventory(ctx, record, "scheduler:renewal");
           counts.renewed++;
           renewalsTotal.inc({ outcome: "renewed" });
           ctx.log.info({ predecessor: record.serial, successor: successor.serial, notAfter: successor.notAfter }, "certificate renewed");

@@ -2,7 +2,7 @@
 // responders). Replicas coordinate through PostgreSQL leases; run as many as you like.
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { StartupCheckError, openCa, systemClock } from "@pki/ca-core";
+import { StartupCheckError, openCa, systemClock } from "@pki/authority";
 import { closeGracefully, runtimeReadiness, startOpsListener } from "@pki/http-kit";
 import { createScheduler } from "./scheduler.ts";
 

@@ -5,8 +5,9 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import cron, { type ScheduledTask } from "node-cron";
-import { CaError, type CaRuntime } from "@pki/ca-core";
+import type { CaRuntime } from "@pki/authority";
 import type { Inventory, JobRunRecord, SchedulerJobRecord } from "@pki/db";
+import { CaError } from "@pki/x509";
 import type { Logger } from "@pki/logger";
 import { SCHEDULE_TIMEZONE, assertCron, nextFireAfter } from "./cron.ts";
 import { type JobContext, type JobCounts, type JobDefinition, PartialFailure, builtInJobs } from "./jobs.ts";

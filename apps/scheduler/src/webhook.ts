@@ -4,7 +4,7 @@
 import { createHmac } from "node:crypto";
 import type { Config } from "@pki/config";
 import type { Inventory, OutboxEvent } from "@pki/db";
-import type { Clock } from "@pki/ca-core";
+import type { Clock } from "@pki/authority";
 import type { Logger } from "@pki/logger";
 import { webhookDeliveriesTotal, webhookOutboxPending } from "./metrics.ts";
 

@@ -1,4 +1,4 @@
-import type { CaRuntime } from "@pki/ca-core";
+import type { CaRuntime } from "@pki/authority";
 import { databasePool, issuerSecondsToExpiry, leafSecondsToExpiry, tokenSessions } from "@pki/metrics";
 
 const SOONEST_LEAVES = 10;

@@ -1,5 +1,6 @@
 import express, { type Router } from "express";
-import { toPem, type CaRuntime } from "@pki/ca-core";
+import { toPem } from "@pki/x509";
+import type { CaRuntime } from "@pki/authority";
 import { registry, runtimeReadiness, sendProblem } from "@pki/http-kit";
 import { refreshStateGauges } from "./metrics.ts";
 

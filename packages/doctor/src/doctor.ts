@@ -2,7 +2,8 @@
 // ok, warn (works now, needs attention) or fail (something users rely on is broken), with
 // what to do. They read the live state: the token is asked to sign, not just looked up.
 import { X509Certificate, randomBytes, verify } from "node:crypto";
-import { CrlPublisher, clockSkewSeconds, presentedIssuerStatus, type CaRuntime, type ServingIssuer } from "@pki/ca-core";
+import { clockSkewSeconds, presentedIssuerStatus, type CaRuntime, type ServingIssuer } from "@pki/authority";
+import { CrlPublisher } from "@pki/revocation";
 import type { IssuerRecord } from "@pki/db";
 
 export type CheckStatus = "ok" | "warn" | "fail";

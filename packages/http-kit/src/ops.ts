@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { CaRuntime } from "@pki/ca-core";
+import type { CaRuntime } from "@pki/authority";
 import { registry } from "@pki/metrics";
 import { listen } from "./listen.ts";
 

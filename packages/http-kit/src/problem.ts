@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Response } from "express";
-import { CaError, LintError, StartupCheckError, type CaErrorKind } from "@pki/ca-core";
+import { CaError, type CaErrorKind } from "@pki/x509";
+import { LintError, StartupCheckError } from "@pki/authority";
 
 const STATUS: Record<CaErrorKind, number> = {
   bad_request: 400,

@@ -14,13 +14,11 @@ import {
   id_ce_deltaCRLIndicator,
   id_ce_issuingDistributionPoint,
 } from "@peculiar/asn1-x509";
-import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
-import { SIGNATURE_FOR_KEY } from "./signatures.ts";
+import { OID, SIGNATURE_ALGORITHMS, keyAlgorithmOfSpki, type IssuerFacts } from "@pki/x509";
 // Types only: a value import from index.ts would make a module cycle (index re-exports this file).
-import type { IssuerFacts, LintFinding } from "./index.ts";
+import type { LintFinding } from "./index.ts";
 
-const FRESHEST_CRL = "2.5.29.46";
-const KNOWN_CRL_EXTENSIONS = new Set([id_ce_authorityKeyIdentifier, id_ce_cRLNumber, id_ce_deltaCRLIndicator, id_ce_issuingDistributionPoint, FRESHEST_CRL]);
+const KNOWN_CRL_EXTENSIONS = new Set([id_ce_authorityKeyIdentifier, id_ce_cRLNumber, id_ce_deltaCRLIndicator, id_ce_issuingDistributionPoint, OID.freshestCrl]);
 /** CRLReason codes an entry may carry; 0 (unspecified) must be left out, 7 does not exist. */
 const ENTRY_REASONS = new Set([1, 2, 3, 4, 5, 6, 8, 9, 10]);
 
@@ -46,7 +44,8 @@ export function lintCrl(tbsDer: Buffer, context: CrlLintContext): LintFinding[] 
   const issuerName = Buffer.from(AsnConvert.serialize(tbs.issuer));
   if (Buffer.compare(issuerName, context.issuer.subjectDer) !== 0) error("e_crl_issuer_mismatch", "CRL issuer is not the issuing CA's subject");
   const issuerKey = keyAlgorithmOfSpki(context.issuer.spki);
-  if (typeof issuerKey === "string" && tbs.signature.algorithm !== SIGNATURE_FOR_KEY[issuerKey]) error("e_crl_signature_algorithm_mismatch", "signature algorithm does not fit the issuer's key");
+  if (typeof issuerKey === "string" && tbs.signature.algorithm !== SIGNATURE_ALGORITHMS[issuerKey].oid)
+    error("e_crl_signature_algorithm_mismatch", "signature algorithm does not fit the issuer's key");
   if (!tbs.nextUpdate) error("e_crl_next_update_missing", "conforming CAs must include nextUpdate");
   else if (timeOf(tbs.nextUpdate) <= timeOf(tbs.thisUpdate)) error("e_crl_next_update_order", "nextUpdate must be after thisUpdate");
   for (const [label, t] of [
@@ -88,7 +87,7 @@ export function lintCrl(tbsDer: Buffer, context: CrlLintContext): LintFinding[] 
   if (context.kind === "delta") {
     if (!delta) error("e_delta_indicator_missing", "a delta CRL must carry the delta CRL indicator");
     else if (!delta.critical) error("e_delta_indicator_not_critical", "the delta CRL indicator must be critical");
-    if (find(FRESHEST_CRL)) error("e_delta_has_freshest_crl", "a delta CRL must not point at a fresher CRL");
+    if (find(OID.freshestCrl)) error("e_delta_has_freshest_crl", "a delta CRL must not point at a fresher CRL");
   } else if (delta) error("e_full_has_delta_indicator", "a complete CRL must not carry the delta CRL indicator");
   const idp = find(id_ce_issuingDistributionPoint);
   if (idp) {

@@ -3,26 +3,16 @@
 // pkilint Python); the rule names follow zlint's e_/w_ convention so findings are familiar.
 // It walks the DER with @pki/der rather than a general ASN.1 library: linting runs on
 // every issuance and the general parser cost ~1 ms a certificate.
-import { createHash } from "node:crypto";
 import { DerError, TAG, children, contents, decodeOid, decodeTime, expectTag, readTlv, whole, type Tlv } from "@pki/der";
-import { keyAlgorithmOfSpki } from "@pki/hsm/algorithms";
-import { SIGNATURE_FOR_KEY } from "./signatures.ts";
+import { OID, SIGNATURE_ALGORITHMS, keyAlgorithmOfSpki, type IssuerFacts, subjectKeyIdentifier } from "@pki/x509";
+
+export type { IssuerFacts };
 import { lintCrl, type CrlLintContext } from "./crl.ts";
 
 export interface LintFinding {
   rule: string;
   severity: "error" | "warning";
   message: string;
-}
-
-export interface IssuerFacts {
-  subjectDer: Buffer;
-  spki: Buffer;
-  notAfter: Date;
-  /** the issuer's subject key identifier, which must be the leaf's AKI */
-  subjectKeyId: Buffer;
-  /** the issuer key's algorithm, when the caller already knows it */
-  keyAlgorithm?: string;
 }
 
 export interface LintContext {
@@ -44,38 +34,21 @@ export class LintError extends Error {
 }
 
 // Extensions this CA puts in certificates; a critical extension outside this set is a bug.
-const KNOWN_EXTENSIONS = new Set([
-  "2.5.29.35", // authorityKeyIdentifier
-  "2.5.29.19", // basicConstraints
-  "2.5.29.31", // cRLDistributionPoints
-  "2.5.29.37", // extKeyUsage
-  "2.5.29.15", // keyUsage
-  "2.5.29.17", // subjectAltName
-  "2.5.29.14", // subjectKeyIdentifier
-  "1.3.6.1.5.5.7.1.1", // authorityInfoAccess
-  "2.5.29.46", // freshestCRL
-  "1.3.6.1.5.5.7.48.1.5", // id-pkix-ocsp-nocheck
+const KNOWN_EXTENSIONS = new Set<string>([
+  OID.authorityKeyIdentifier,
+  OID.basicConstraints,
+  OID.crlDistributionPoints,
+  OID.extKeyUsage,
+  OID.keyUsage,
+  OID.subjectAltName,
+  OID.subjectKeyIdentifier,
+  OID.authorityInfoAccess,
+  OID.freshestCrl,
+  OID.ocspNoCheck,
 ]);
 
-/** RFC 5280 §4.1.2.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
-export function subjectKeyIdentifier(spki: Buffer): Buffer {
-  const [, keyBits] = children(spki, readTlv(spki));
-  return createHash("sha1").update(contents(spki, keyBits!).subarray(1)).digest();
-}
-
-const EXT = {
-  basicConstraints: "2.5.29.19",
-  keyUsage: "2.5.29.15",
-  extKeyUsage: "2.5.29.37",
-  subjectAltName: "2.5.29.17",
-  subjectKeyIdentifier: "2.5.29.14",
-  authorityKeyIdentifier: "2.5.29.35",
-  crlDistributionPoints: "2.5.29.31",
-  authorityInfoAccess: "1.3.6.1.5.5.7.1.1",
-} as const;
 const KEY_CERT_SIGN = 0x04; // keyUsage bits, first octet: bit 5 = keyCertSign, bit 6 = cRLSign
 const CRL_SIGN = 0x02;
-const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 
 interface ParsedExtension {
   id: string;
@@ -187,24 +160,24 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
     }
   };
 
-  const bc = read(EXT.basicConstraints, (v) => {
+  const bc = read(OID.basicConstraints, (v) => {
     const items = sequenceItems(v);
     const cA = items[0]?.tag === TAG.BOOLEAN && contents(v, items[0]).at(0) === 0xff;
     const pathLen = items.find((t) => t.tag === TAG.INTEGER);
     return { cA, pathLen: pathLen ? contents(v, pathLen).readUIntBE(0, Math.min(6, pathLen.end - pathLen.contentStart)) : undefined };
   });
-  const kuFlags = read(EXT.keyUsage, (v) => contents(v, expectTag(readTlv(v), TAG.BIT_STRING, "keyUsage"))[1] ?? 0) ?? 0;
-  const eku = read(EXT.extKeyUsage, (v) => sequenceItems(v).map((t) => decodeOid(contents(v, t))));
-  const sans = read(EXT.subjectAltName, (v) => sequenceItems(v).map((t) => ({ tag: t.tag, value: contents(v, t) })));
-  const ski = read(EXT.subjectKeyIdentifier, (v) => contents(v, expectTag(readTlv(v), TAG.OCTET_STRING, "keyIdentifier")));
-  const aki = read(EXT.authorityKeyIdentifier, (v) => {
+  const kuFlags = read(OID.keyUsage, (v) => contents(v, expectTag(readTlv(v), TAG.BIT_STRING, "keyUsage"))[1] ?? 0) ?? 0;
+  const eku = read(OID.extKeyUsage, (v) => sequenceItems(v).map((t) => decodeOid(contents(v, t))));
+  const sans = read(OID.subjectAltName, (v) => sequenceItems(v).map((t) => ({ tag: t.tag, value: contents(v, t) })));
+  const ski = read(OID.subjectKeyIdentifier, (v) => contents(v, expectTag(readTlv(v), TAG.OCTET_STRING, "keyIdentifier")));
+  const aki = read(OID.authorityKeyIdentifier, (v) => {
     const keyId = sequenceItems(v).find((t) => t.tag === 0x80);
     return keyId ? contents(v, keyId) : undefined;
   });
   const isCa = context.kind !== "leaf";
 
-  if (!find(EXT.keyUsage)) error("e_key_usage_missing", "keyUsage must be present");
-  else if (!find(EXT.keyUsage)!.critical) warn("w_key_usage_not_critical", "keyUsage should be critical");
+  if (!find(OID.keyUsage)) error("e_key_usage_missing", "keyUsage must be present");
+  else if (!find(OID.keyUsage)!.critical) warn("w_key_usage_not_critical", "keyUsage should be critical");
 
   if (ski) {
     if (typeof keyAlgorithm === "string" && !ski.equals(subjectKeyIdentifier(tbs.spki))) error("e_ski_mismatch", "subjectKeyIdentifier does not match the public key");
@@ -212,7 +185,7 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
 
   if (isCa) {
     if (!bc?.cA) error("e_ca_basic_constraints", "CA certificates must assert basicConstraints cA=TRUE");
-    else if (!find(EXT.basicConstraints)!.critical) error("e_ca_basic_constraints_not_critical", "basicConstraints must be critical in CA certificates");
+    else if (!find(OID.basicConstraints)!.critical) error("e_ca_basic_constraints_not_critical", "basicConstraints must be critical in CA certificates");
     if (!(kuFlags & KEY_CERT_SIGN)) error("e_ca_without_key_cert_sign", "CA certificates must have keyCertSign");
     if (context.kind === "intermediate" && bc?.pathLen !== 0) error("e_intermediate_path_len", "intermediates of this CA must have pathLenConstraint 0");
     if (eku) warn("w_ca_has_eku", "CA certificates of this CA carry no extendedKeyUsage");
@@ -225,16 +198,16 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
     // a leaf with no name at all). A TLS server is different: RFC 6125 clients ignore the CN,
     // and the clients that still fall back to it are the ones a CN must not mislead.
     if (sans?.length === 0) error("e_san_sequence_empty", "subjectAltName must hold at least one name");
-    if (!sans && eku?.includes(SERVER_AUTH)) error("e_server_auth_san_missing", "a TLS server certificate must name its host in subjectAltName");
-    if (!find(EXT.crlDistributionPoints)) error("e_leaf_crl_dp_missing", "leaf certificates must carry a CRL distribution point");
-    else read(EXT.crlDistributionPoints, sequenceItems);
-    if (!find(EXT.authorityInfoAccess)) error("e_leaf_aia_missing", "leaf certificates must carry OCSP and caIssuers URLs");
-    else read(EXT.authorityInfoAccess, sequenceItems);
+    if (!sans && eku?.includes(OID.serverAuth)) error("e_server_auth_san_missing", "a TLS server certificate must name its host in subjectAltName");
+    if (!find(OID.crlDistributionPoints)) error("e_leaf_crl_dp_missing", "leaf certificates must carry a CRL distribution point");
+    else read(OID.crlDistributionPoints, sequenceItems);
+    if (!find(OID.authorityInfoAccess)) error("e_leaf_aia_missing", "leaf certificates must carry OCSP and caIssuers URLs");
+    else read(OID.authorityInfoAccess, sequenceItems);
   }
 
   if (tbs.subjectEmpty) {
     if (!sans) error("e_subject_empty_without_san", "an empty subject requires a subjectAltName");
-    else if (!find(EXT.subjectAltName)!.critical) error("e_subject_empty_san_not_critical", "subjectAltName must be critical when the subject is empty");
+    else if (!find(OID.subjectAltName)!.critical) error("e_subject_empty_san_not_critical", "subjectAltName must be critical when the subject is empty");
   }
   for (const name of sans ?? []) {
     // rfc822Name [1], dNSName [2], URI [6], iPAddress [7]: the only kinds this CA issues
@@ -254,7 +227,7 @@ export function lintCertificate(tbsDer: Buffer, context: LintContext): LintFindi
     else if (!aki.equals(context.issuer.subjectKeyId)) error("e_aki_mismatch", "authorityKeyIdentifier is not the issuer's key identifier");
     if (notAfter > context.issuer.notAfter) error("e_outlives_issuer", "notAfter is later than the issuer's notAfter");
     const issuerKey = context.issuer.keyAlgorithm ?? keyAlgorithmOfSpki(context.issuer.spki);
-    if (typeof issuerKey === "string" && tbs.signatureAlgorithm !== SIGNATURE_FOR_KEY[issuerKey]) error("e_signature_algorithm_mismatch", "signature algorithm does not fit the issuer's key");
+    if (typeof issuerKey === "string" && tbs.signatureAlgorithm !== SIGNATURE_ALGORITHMS[issuerKey].oid) error("e_signature_algorithm_mismatch", "signature algorithm does not fit the issuer's key");
   } else if (!tbs.issuerDer.equals(tbs.subjectDer)) {
     error("e_root_not_self_issued", "a root certificate must have issuer = subject");
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CaError } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
 import { assertAdminName, newAdminToken } from "./index.ts";
 
 describe("operator names and tokens", () => {

@@ -2,7 +2,7 @@
 // (admin:NAME) and one person can be removed without rotating everyone's credential.
 // `pki admin` and the console's Operators page both go through here.
 import { randomBytes } from "node:crypto";
-import { CaError } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
 import { AdminNameTakenError, type AdminRecord, type Inventory } from "@pki/db";
 
 export const ADMIN_NAME = /^[a-z][a-z0-9._-]{0,62}$/;

@@ -13,7 +13,7 @@
 //   CN:batch-runner  CN:batch-*   a subject CN of letters, digits, '-' and '_' that no client
 //                                 could read as a host name or address
 import { BlockList, isIP } from "node:net";
-import { CaError, prefixMatchProblem, sanProblem, type San } from "@pki/ca-core";
+import { CaError, prefixMatchProblem, sanProblem, type San } from "@pki/x509";
 
 type SanType = San["type"];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CaError, parseSan, sanProblem } from "@pki/ca-core";
+import { CaError, parseSan, sanProblem } from "@pki/x509";
 import { ProvisionerPolicy, compileNamePattern } from "./index.ts";
 
 const payments = ProvisionerPolicy.create({

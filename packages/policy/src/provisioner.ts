@@ -1,4 +1,4 @@
-import { CaError, PROFILE_NAMES, formatSan, isProfileName, type ProfileName, type San } from "@pki/ca-core";
+import { CaError, PROFILE_NAMES, formatSan, isProfileName, type ProfileName, type San } from "@pki/x509";
 import { cnGrantProblem, compileNamePattern, sanAllowed, type NamePattern } from "./patterns.ts";
 
 /** What an admin grants a provisioner. Validated once, when it is created. */
@@ -39,6 +39,11 @@ export class ProvisionerPolicy {
     if (!Number.isInteger(params.maxTtlSeconds) || params.maxTtlSeconds < 60) throw badRequest("maxTtlSeconds must be a whole number of seconds, at least 60");
     const patterns = params.names.map(compileNamePattern);
     return new ProvisionerPolicy(params.name, [...new Set(params.profiles as ProfileName[])], patterns, params.maxTtlSeconds);
+  }
+
+  /** The policy a stored provisioner grants, as it is now (not as it was at enrolment). */
+  static of(provisioner: Pick<ProvisionerPolicyParams, "name" | "profiles" | "names" | "maxTtlSeconds">): ProvisionerPolicy {
+    return ProvisionerPolicy.create({ name: provisioner.name, profiles: provisioner.profiles, names: provisioner.names, maxTtlSeconds: provisioner.maxTtlSeconds });
   }
 
   /** The patterns in the form they are stored and shown. */

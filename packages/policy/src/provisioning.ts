@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "@pki/config";
-import { CaError } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
 import { ProvisionerNameTakenError, type Inventory, type ProvisionerRecord } from "@pki/db";
 import { ProvisionerPolicy } from "./provisioner.ts";
 

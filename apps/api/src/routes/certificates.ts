@@ -1,26 +1,18 @@
+import { CaError, DEFAULT_PROFILE, formatSan, isProfileName, namesOf, parseCsr, parseSan, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
 import {
-  CaError,
-  DEFAULT_PROFILE,
   INTERNAL_CERTIFICATE_MARKS,
   isInternalCertificate,
   REASON_NAMES,
-  formatSan,
   inventoryFailure,
-  isProfileName,
-  namesOf,
-  parseCsr,
-  parseSan,
-  relyingPartyView,
   revokeCertificate,
-  toPem,
+  successorRequester,
   type CaRuntime,
-  type CsrProposal,
   type IssuedCertificate,
-  type ProfileName,
   type Requester,
-} from "@pki/ca-core";
+} from "@pki/authority";
+import { relyingPartyView } from "@pki/revocation";
 import type { CertificateRecord, CertificateState } from "@pki/db";
-import { policyOf, type Caller } from "../auth.ts";
+import type { Caller } from "../auth.ts";
 import { defineRoute, parseOrThrow, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
@@ -87,20 +79,13 @@ function summaryView(record: CertificateRecord, now: Date, names: Map<string, st
   };
 }
 
-/** Who the CA records as asking, and the policy hooks the issuance cycle applies. */
+/** Who the CA records as asking; the issuance pipeline derives what they may have. */
 function requesterFor(caller: Caller, sourceIp: string): Requester {
   switch (caller.kind) {
     case "admin":
-      return { actor: caller.actor, sourceIp };
+      return { kind: "operator", actor: caller.actor, sourceIp };
     case "provisioner":
-      return {
-        actor: caller.actor,
-        sourceIp,
-        provisionerId: caller.provisioner.id,
-        hierarchy: caller.provisioner.hierarchy,
-        maxTtlSeconds: caller.policy.maxTtlSeconds,
-        authorizeNames: (names) => caller.policy.authorizeNames(names),
-      };
+      return { kind: "provisioner", actor: caller.actor, provisioner: caller.provisioner, sourceIp };
     default:
       throw new CaError("unauthorized", "this route needs a provisioner or admin token");
   }
@@ -144,7 +129,6 @@ const issue = (runtime: CaRuntime) =>
     problems: [400, 401, 403, 413, 415, 429, 503],
     handle: async (ctx) => {
       const input = issueInput(ctx);
-      if (ctx.caller.kind === "provisioner") ctx.caller.policy.authorizeProfile(input.profile);
       const csr = parseCsr(input.csr);
       const issued = await runtime.authority.issue({ csr, profile: input.profile, ttlSeconds: input.ttlSeconds, autoRenew: input.autoRenew, requester: requesterFor(ctx.caller, ctx.sourceIp) });
       return { status: 201, body: issuedView(issued) };
@@ -194,19 +178,8 @@ const renew = (runtime: CaRuntime) =>
       if (ctx.caller.kind !== "mtls") throw new CaError("unauthorized", "renewal needs the current certificate in the TLS handshake");
       const current = ctx.caller.client.record;
       const body = ctx.body ?? {};
-      let requester: Requester = { actor: ctx.caller.actor, sourceIp: ctx.sourceIp };
-      if (current.provisionerId) {
-        const provisioner = await runtime.inventory.provisioners.get(current.provisionerId);
-        if (!provisioner || provisioner.deletedAt || provisioner.disabled) {
-          throw forbidden(
-            `provisioner '${provisioner?.name ?? current.provisionerId}' that enrolled certificate ${current.serial} has been ${provisioner?.disabled && !provisioner.deletedAt ? "disabled" : "removed"}; its certificates cannot renew`,
-          );
-        }
-        const policy = policyOf(provisioner);
-        if (isProfileName(current.profile)) policy.authorizeProfile(current.profile);
-        requester = { ...requester, provisionerId: provisioner.id, hierarchy: provisioner.hierarchy, maxTtlSeconds: policy.maxTtlSeconds, authorizeNames: (n) => policy.authorizeNames(n) };
-      }
       if (!isProfileName(current.profile)) throw badRequest(`certificate ${current.serial} has profile '${current.profile}', which this CA no longer issues`);
+      const requester = await successorRequester(runtime.inventory, current, ctx.caller.actor, ctx.sourceIp);
       const currentProposal = proposalFromRecord(current);
       const csr = body.csr ? rekeyProposal(body.csr, currentProposal, current.serial) : currentProposal;
       // the same lifetime as the certificate being replaced, clipped again by policy

@@ -1,6 +1,7 @@
 // What the operator console shows besides the inventory: the overview counts and the
 // audit log.
-import { CaError, INTERNAL_CERTIFICATE_MARKS, inventoryFailure, type CaRuntime } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
+import { INTERNAL_CERTIFICATE_MARKS, inventoryFailure, type CaRuntime } from "@pki/authority";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 

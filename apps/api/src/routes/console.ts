@@ -4,7 +4,8 @@
 import { randomBytes } from "node:crypto";
 import type { Response } from "express";
 import { z } from "zod";
-import { CaError, inventoryFailure, type CaRuntime } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
+import { inventoryFailure, type CaRuntime } from "@pki/authority";
 import { SESSION_ABSOLUTE_SECONDS, SESSION_COOKIE, SESSIONS_PER_OPERATOR, sessionCaller, sessionCookie, sessionHash, type ConsoleSession } from "../auth.ts";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 

@@ -2,7 +2,8 @@
 // `pki issuers revoke` (a replacement takes over first, the root CRL lists the revocation),
 // a dry run that says what it would do, and the re-issue of the affected certificates in
 // the background with progress the console polls.
-import { CaError, StartupCheckError, isInternalCertificate, renewFromInventory, revokeIntermediate, type CaRuntime } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
+import { StartupCheckError, isInternalCertificate, renewFromInventory, revokeIntermediate, type CaRuntime } from "@pki/authority";
 import type { CertificateRecord } from "@pki/db";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";

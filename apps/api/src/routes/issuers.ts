@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { CaError, INTERNAL_CERTIFICATE_MARKS, REASON_NAMES, StartupCheckError, activateIntermediate, presentedIssuerStatus, rotateIntermediate, toPem, type CaRuntime } from "@pki/ca-core";
+import { CaError, toPem } from "@pki/x509";
+import { INTERNAL_CERTIFICATE_MARKS, REASON_NAMES, StartupCheckError, activateIntermediate, presentedIssuerStatus, rotateIntermediate, type CaRuntime } from "@pki/authority";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import type { CrlStateRecord, IssuerRecord, OcspResponderRecord } from "@pki/db";
 import * as S from "../schemas.ts";

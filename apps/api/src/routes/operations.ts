@@ -2,7 +2,8 @@
 // scheduler's jobs (status, run one now), CRLs (status, publish now), the health checks
 // and operators' admin tokens. Each calls the function its `pki` command calls, so the two
 // cannot drift; ceremonies that need the root PIN (pki init, pki crl sign-root) stay CLI-only.
-import { CrlPublisher, type CaRuntime } from "@pki/ca-core";
+import type { CaRuntime } from "@pki/authority";
+import { CrlPublisher } from "@pki/revocation";
 import type { CrlMeta, JobRunRecord } from "@pki/db";
 import { runDoctor } from "@pki/doctor";
 import { createLogger } from "@pki/logger";

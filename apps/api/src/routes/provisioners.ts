@@ -1,4 +1,5 @@
-import { CaError, type CaRuntime } from "@pki/ca-core";
+import { CaError } from "@pki/x509";
+import type { CaRuntime } from "@pki/authority";
 import type { ProvisionerRecord } from "@pki/db";
 import { createProvisioner, updateProvisioner } from "@pki/policy";
 import { defineRoute, type RouteDefinition } from "../route.ts";

@@ -51,7 +51,7 @@ export interface CertificateQuery {
   cursor?: string;
 }
 
-/** What makes a certificate the CA's own (ca-core decides; this package only filters on it). */
+/** What makes a certificate the CA's own (the authority decides; this package only filters on it). */
 export interface InternalMarks {
   profiles: string[];
   requesters: string[];

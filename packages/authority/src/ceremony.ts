@@ -1,0 +1,286 @@
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { Config, KeyAlgorithmName } from "@pki/config";
+import { Pkcs11Module, type Token, softhsmConfig, type Signer } from "@pki/hsm";
+import type { Inventory, IssuerRecord } from "@pki/db";
+import { assertLintClean } from "@pki/lint";
+import { PROFILES, buildName, buildTbs, caCertificateFacts, caExtensions, newSerial, revocationUrls, serialize, signCertificate, toPem } from "@pki/x509";
+import { bindSigner, openToken } from "./keyring.ts";
+import type { Clock } from "./clock.ts";
+import { rootCrlsDue, signRootCrls } from "./crl/root.ts";
+import { badRequest } from "./errors.ts";
+import { writeSecretFile } from "./secret-file.ts";
+
+const DAY = 86_400_000;
+
+export interface CeremonyReport {
+  lines: string[];
+  rootPemPath: string;
+  adminTokenPath: string | undefined;
+}
+
+const writeSecret = (file: string, value: string) => writeSecretFile(file, `${value}\n`);
+
+const isSoftHsm = (config: Config) => !!config.hsm.modulePath && /softhsm/i.test(config.hsm.modulePath);
+
+/**
+ * Makes sure the token exists. With SoftHSM (the quickstart), a missing token is created
+ * with random PINs written to mode-0600 files in the data dir; with any other module the
+ * token must have been initialised by its own tooling.
+ */
+function ensureToken(config: Config, which: "root" | "issuing", say: (line: string) => void): void {
+  const tokenConfig = config.hsm[which];
+  if (!config.hsm.modulePath) throw new Error("no PKCS#11 module found: install softhsm2 or set PKCS11_MODULE");
+  if (isSoftHsm(config) && config.hsm.softhsmConf.startsWith(config.dataDir)) softhsmConfig(config.dataDir);
+  const module = Pkcs11Module.load(config.hsm.modulePath, { softhsmConf: config.hsm.softhsmConf });
+  if (module.findToken(tokenConfig.label)) {
+    say(`token '${tokenConfig.label}' exists`);
+    return;
+  }
+  if (!isSoftHsm(config)) throw new Error(`token '${tokenConfig.label}' not found in ${config.hsm.modulePath}; initialise it with the HSM's tooling first`);
+  const generated = !tokenConfig.pin;
+  const pin = tokenConfig.pin ?? randomBytes(16).toString("hex");
+  const soPin = randomBytes(16).toString("hex");
+  module.initToken(tokenConfig.label, soPin, pin);
+  if (generated) {
+    writeSecret(tokenConfig.pinFile, pin);
+    tokenConfig.pin = pin;
+  }
+  writeSecret(path.join(config.dataDir, `${tokenConfig.label}.so-pin`), soPin);
+  say(`token '${tokenConfig.label}' created${generated ? ` (PIN in ${tokenConfig.pinFile})` : ""}`);
+}
+
+/**
+ * `<date>-<random>`: one per CA certificate, in its issuer ID and its CN alike. Every CA
+ * certificate thus has a subject of its own, so a relying party that matches CRLs to
+ * issuers by name (RFC 5280 §6.3.3) can never take one intermediate's CRL for another's,
+ * even for two rotations on the same day. The ID is the inventory's primary key, so a
+ * repeated suffix fails the insert rather than reusing a name.
+ */
+const uniqueSuffix = (d: Date) => `${d.toISOString().slice(0, 10).replaceAll("-", "")}-${randomBytes(4).toString("hex")}`;
+
+const hierarchyPrefix = (config: Config, hierarchy: string) => (hierarchy === "default" ? config.ca.name : `${config.ca.name} ${hierarchy}`);
+
+/** Hierarchy names become file names (root-NAME.pem) and URL-free labels: keep them plain. */
+export function assertHierarchyName(hierarchy: string): void {
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(hierarchy)) throw badRequest(`hierarchy name '${hierarchy.slice(0, 32)}' must be up to 32 lower-case letters, digits and dashes, starting with a letter`);
+}
+
+/** Where a hierarchy's trust files live: the default one keeps the README's root.pem and chain.pem. */
+export function trustFilePaths(config: Config, hierarchy: string): { root: string; chain: string } {
+  const suffix = hierarchy === "default" ? "" : `-${hierarchy}`;
+  return { root: path.join(config.dataDir, `root${suffix}.pem`), chain: path.join(config.dataDir, `chain${suffix}.pem`) };
+}
+
+/** Writes `content` unless the file already holds exactly that (a restart touches nothing). */
+function writeIfChanged(file: string, content: string): void {
+  if (existsSync(file) && readFileSync(file, "utf8") === content) return;
+  writeFileSync(file, content, { mode: 0o644 });
+}
+
+/**
+ * Brings a hierarchy's root.pem and chain.pem (the active intermediate, then the root) in
+ * line with the inventory. Run after every change of the active intermediate, in whatever
+ * process made it, so the files a user hands out always verify what the CA issues now.
+ */
+export async function writeTrustFiles(config: Config, inventory: Inventory, hierarchy: string): Promise<{ root: string; chain: string } | undefined> {
+  const root = await inventory.issuers.active(hierarchy, "root");
+  const intermediate = await inventory.issuers.active(hierarchy, "intermediate");
+  if (!root || !intermediate || !existsSync(config.dataDir)) return undefined;
+  const files = trustFilePaths(config, hierarchy);
+  const rootPem = toPem(root.certificateDer);
+  writeIfChanged(files.root, rootPem);
+  writeIfChanged(files.chain, toPem(intermediate.certificateDer) + rootPem);
+  return files;
+}
+
+export interface CaCertificatePlan {
+  id: string;
+  hierarchy: string;
+  role: "root" | "intermediate";
+  commonName: string;
+  keyAlgorithm: KeyAlgorithmName;
+  notBefore: Date;
+  notAfter: Date;
+  /** "staged" for a rotation: created now, activated later (rotation.ts); default "active" */
+  status?: "staged" | "active";
+}
+
+/**
+ * Generates the key on the token, builds and lints the CA certificate, records the intent
+ * in the audit log, then has the parent (or the key itself, for a root) sign it.
+ */
+export async function createCaCertificate(
+  inventory: Inventory,
+  config: Config,
+  plan: CaCertificatePlan,
+  keyToken: Token,
+  parent: { record: IssuerRecord; signer: Signer } | undefined,
+  actor: string,
+): Promise<IssuerRecord> {
+  const key = await keyToken.generateKeyPair(plan.id, plan.keyAlgorithm);
+  const signingKey = parent ? parent.signer : await keyToken.signer(key.uri);
+  const parentFacts = parent ? caCertificateFacts(parent.record.certificateDer) : undefined;
+  const subject = buildName({ commonName: plan.commonName, organization: config.ca.organization });
+  const subjectDer = serialize(subject);
+  const issuerIdentity = parentFacts
+    ? { subjectDer: parentFacts.subjectDer, subjectKeyId: parentFacts.subjectKeyId, keyAlgorithm: parentFacts.keyAlgorithm }
+    : { subjectDer, subjectKeyId: Buffer.alloc(0), keyAlgorithm: key.algorithm };
+  const serial = newSerial();
+  const tbs = buildTbs({
+    serial: serial.bytes,
+    issuer: issuerIdentity,
+    subject,
+    publicKeySpki: key.publicKeySpki,
+    notBefore: plan.notBefore,
+    notAfter: plan.notAfter,
+    extensions: caExtensions({
+      profile: PROFILES[plan.role],
+      publicKeySpki: key.publicKeySpki,
+      keyAlgorithm: key.algorithm,
+      ...(plan.role === "intermediate" ? { issuer: issuerIdentity, urls: revocationUrls(config.publicUrl, parent!.record.id) } : {}),
+    }),
+  });
+  assertLintClean(tbs, { kind: plan.role, ...(parentFacts ? { issuer: parentFacts } : {}) });
+  await inventory.audit.record({
+    actor,
+    action: "issuer.plan",
+    target: plan.id,
+    details: { role: plan.role, serial: serial.hex, keyUri: key.uri, tbsSha256: createHash("sha256").update(tbs).digest("hex") },
+  });
+  const der = await signCertificate(tbs, signingKey);
+  const facts = caCertificateFacts(der);
+  const record = await inventory.issuers.create({
+    id: plan.id,
+    hierarchy: plan.hierarchy,
+    role: plan.role,
+    status: plan.status ?? "active",
+    parentId: parent?.record.id ?? null,
+    subject: facts.subject,
+    serial: serial.hex,
+    keyUri: key.uri,
+    keyAlgorithm: key.algorithm,
+    notBefore: facts.notBefore,
+    notAfter: facts.notAfter,
+    certificateDer: der,
+    activatedAt: plan.status === "staged" ? null : new Date(),
+  });
+  await inventory.audit.record({ actor, action: "issuer.create", target: plan.id, details: { role: plan.role, serial: serial.hex, keyUri: key.uri, subject: facts.subject } });
+  return record;
+}
+
+/**
+ * The init ceremony: tokens, root and first intermediate, admin token. Idempotent: what
+ * exists is reported and left alone.
+ */
+export async function initCa(config: Config, inventory: Inventory, clock: Clock, actor = "cli:init", hierarchy = "default", progress: (line: string) => void = () => {}): Promise<CeremonyReport> {
+  assertHierarchyName(hierarchy);
+  // Each line is told to `progress` the moment it is known: a first start takes seconds.
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    progress(line);
+  };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  ensureToken(config, "root", say);
+  if (config.hsm.issuing.label !== config.hsm.root.label) ensureToken(config, "issuing", say);
+
+  let root = await inventory.issuers.active(hierarchy, "root");
+  let intermediate = await inventory.issuers.active(hierarchy, "intermediate");
+  const now = clock.now();
+  if (root) {
+    say(`root ${root.id} exists (${root.subject}, until ${root.notAfter.toISOString()})`);
+  }
+  if (!root || !intermediate) {
+    const rootToken = openToken(config, "root");
+    try {
+      if (!root) {
+        const suffix = uniqueSuffix(now);
+        root = await createCaCertificate(
+          inventory,
+          config,
+          {
+            id: `${hierarchy}-root-${suffix}`,
+            hierarchy,
+            role: "root",
+            commonName: `${hierarchyPrefix(config, hierarchy)} Root CA ${suffix}`,
+            keyAlgorithm: config.ca.rootKeyAlgorithm,
+            notBefore: new Date(now.getTime() - config.ca.backdateSeconds * 1000),
+            notAfter: new Date(now.getTime() + config.ca.rootTtlDays * DAY),
+          },
+          rootToken,
+          undefined,
+          actor,
+        );
+        say(`root ${root.id} created (${root.subject}, ${root.keyAlgorithm}, key ${root.keyUri})`);
+      }
+      if (!intermediate) {
+        intermediate = await createIntermediate(config, inventory, clock, root, rootToken, actor);
+        say(`intermediate ${intermediate.id} created (${intermediate.subject}, ${intermediate.keyAlgorithm}, key ${intermediate.keyUri})`);
+      }
+      // The root key is at hand only in ceremonies: sign the root's CRL while it is.
+      for (const signed of await signRootCrls(config, inventory, clock, rootToken)) say(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
+    } finally {
+      rootToken.close();
+    }
+  } else {
+    say(`intermediate ${intermediate.id} exists (${intermediate.subject}, until ${intermediate.notAfter.toISOString()})`);
+    if (config.hsm.root.pin && (await rootCrlsDue(config, inventory, clock)).length > 0) {
+      for (const signed of await signRootCrls(config, inventory, clock)) say(`root CRL ${signed.rootId} #${signed.meta.number} signed, next update ${signed.meta.nextUpdate.toISOString()}`);
+    }
+  }
+
+  const rootPemPath = (await writeTrustFiles(config, inventory, hierarchy))?.root ?? trustFilePaths(config, hierarchy).root;
+
+  let adminTokenPath: string | undefined = path.join(config.dataDir, "admin.token");
+  if ((await inventory.admins.count()) === 0) {
+    const token = config.bootstrapAdminToken ?? `pki_admin_${randomBytes(24).toString("base64url")}`;
+    await inventory.admins.add("bootstrap", token);
+    await inventory.audit.record({ actor, action: "admin.create", target: "bootstrap" });
+    if (!config.bootstrapAdminToken) writeSecret(adminTokenPath, token);
+    else adminTokenPath = undefined;
+    say(config.bootstrapAdminToken ? "admin token set from PKI_BOOTSTRAP_ADMIN_TOKEN" : `admin token written to ${adminTokenPath}`);
+  } else {
+    say("admin token exists");
+  }
+  return { lines, rootPemPath, adminTokenPath };
+}
+
+/** A new intermediate under `root`, key generated on the issuing token. */
+export async function createIntermediate(
+  config: Config,
+  inventory: Inventory,
+  clock: Clock,
+  root: IssuerRecord,
+  rootToken: Token,
+  actor: string,
+  options: { status?: "staged" | "active" } = {},
+): Promise<IssuerRecord> {
+  const issuingToken = config.hsm.issuing.label === config.hsm.root.label ? rootToken : openToken(config, "issuing");
+  try {
+    const rootSigner = await bindSigner(rootToken, root);
+    const now = clock.now();
+    const notAfter = new Date(Math.min(now.getTime() + config.ca.intermediateTtlDays * DAY, root.notAfter.getTime()));
+    const suffix = uniqueSuffix(now);
+    return await createCaCertificate(
+      inventory,
+      config,
+      {
+        id: `${root.hierarchy}-int-${suffix}`,
+        hierarchy: root.hierarchy,
+        role: "intermediate",
+        commonName: `${hierarchyPrefix(config, root.hierarchy)} Issuing CA ${suffix}`,
+        keyAlgorithm: config.ca.issuingKeyAlgorithm,
+        notBefore: new Date(now.getTime() - config.ca.backdateSeconds * 1000),
+        notAfter,
+        ...(options.status ? { status: options.status } : {}),
+      },
+      issuingToken,
+      { record: root, signer: rootSigner.signer },
+      actor,
+    );
+  } finally {
+    if (issuingToken !== rootToken) issuingToken.close();
+  }
+}
