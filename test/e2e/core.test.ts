@@ -129,6 +129,29 @@ describe("reconciliation", () => {
     expect(await reconcilePendingIntents(ca.inventory, { now: () => new Date() })).toEqual([]);
   });
 
+  it("records every CA certificate as an intent before its signature, and closes one a crashed ceremony left pending", async () => {
+    const intents = await ca.inventory.sql.query<{ id: string; role: string; status: string; tbs_der: Buffer }>("SELECT id, role, status, tbs_der FROM issuer_intents ORDER BY created_at");
+    const issuers = await ca.inventory.issuers.list();
+    expect(intents.map((i) => [i.role, i.status]).sort()).toEqual([
+      ["intermediate", "issued"],
+      ["root", "issued"],
+    ]);
+    for (const intent of intents) {
+      const issuer = issuers.find((i) => i.id === intent.id)!;
+      // The bytes planned are exactly the bytes signed: the certificate's tbsCertificate.
+      const der = issuer.certificateDer;
+      const tbsStart = der[1]! & 0x80 ? 2 + (der[1]! & 0x7f) : 2;
+      expect(der.includes(intent.tbs_der)).toBe(true);
+      expect(der.subarray(tbsStart, tbsStart + intent.tbs_der.length).equals(intent.tbs_der)).toBe(true);
+    }
+    await ca.inventory.sql.query(
+      "INSERT INTO issuer_intents (id, hierarchy, role, serial, key_uri, tbs_der, created_at) VALUES ('crashed-int', 'default', 'intermediate', '01ff', 'pkcs11:object=x', '\\x30', now() - interval '10 minutes')",
+    );
+    await reconcilePendingIntents(ca.inventory, { now: () => new Date() });
+    expect((await ca.inventory.sql.query<{ status: string }>("SELECT status FROM issuer_intents WHERE id = 'crashed-int'"))[0]?.status).toBe("failed");
+    expect((await ca.inventory.audit.recent(5, "crashed-int")).map((a) => a.action)).toEqual(["issuer.reconcile"]);
+  });
+
   it("measures clock skew against the database", async () => {
     expect(Math.abs(await clockSkewSeconds(ca.inventory, { now: () => new Date() }))).toBeLessThan(5);
     expect(await clockSkewSeconds(ca.inventory, { now: () => new Date(Date.now() + 3_600_000) })).toBeGreaterThan(3590);

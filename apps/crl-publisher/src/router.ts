@@ -1,14 +1,15 @@
 import express, { type Router } from "express";
 import { sendProblem } from "@pki/http-kit";
+import { parseCrlFileName } from "@pki/x509";
 import type { CrlCache } from "./cache.ts";
 
 /** `GET /crl/{issuerId}.crl` and `/crl/{issuerId}-delta.crl`, with RFC 5019-style caching headers. */
 export function crlRouter(cache: CrlCache, options: { maxAgeSeconds: number; now?: () => Date }): Router {
   const router = express.Router();
   router.get("/crl/:file", (req, res) => {
-    const match = /^([A-Za-z0-9._-]+?)(-delta)?\.crl$/.exec(req.params.file);
-    const crl = match ? cache.get(match[1]!, match[2] ? "delta" : "full") : undefined;
-    if (!match || !crl) return sendProblem(res, 404, `no CRL '${req.params.file}' is published here`);
+    const name = parseCrlFileName(req.params.file);
+    const crl = name ? cache.get(name.issuerId, name.kind) : undefined;
+    if (!crl) return sendProblem(res, 404, `no CRL '${req.params.file}' is published here`);
     const now = (options.now?.() ?? new Date()).getTime();
     // Cacheable until nextUpdate at the latest, and capped so a revocation published
     // before then reaches caches within the cap.

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Counter, Histogram } from "prom-client";
 import { registry } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
+import { OCSP_PATH } from "@pki/x509";
 import type { OcspResponder, OcspAnswer } from "./responder.ts";
 
 /** Larger than any honest request (32 CertIDs and a signature fit in a few KiB). */
@@ -80,10 +81,10 @@ export function ocspHttpHandler(responder: OcspResponder, next: (req: IncomingMe
   };
   return (req, res) => {
     const url = req.url ?? "";
-    if (url !== "/ocsp" && !url.startsWith("/ocsp/") && !url.startsWith("/ocsp?")) return next(req, res);
+    if (url !== OCSP_PATH && !url.startsWith(`${OCSP_PATH}/`) && !url.startsWith(`${OCSP_PATH}?`)) return next(req, res);
     const started = process.hrtime.bigint();
     if (req.method === "GET" || req.method === "HEAD") {
-      const encoded = url.startsWith("/ocsp/") ? url.slice(6) : "";
+      const encoded = url.startsWith(`${OCSP_PATH}/`) ? url.slice(OCSP_PATH.length + 1) : "";
       if (encoded.length === 0) return send(req, res, MALFORMED, "GET", started);
       if (encoded.length > MAX_OCSP_REQUEST_BYTES * 2) return send(req, res, TOO_LARGE, "GET", started);
       // Decoded before any cache sees it: a request has endless URL spellings, one DER.
@@ -93,7 +94,7 @@ export function ocspHttpHandler(responder: OcspResponder, next: (req: IncomingMe
       if (hit) return send(req, res, hit, "GET", started);
       return finish(req, res, "GET", started, responder.answer(der));
     }
-    if (req.method === "POST" && (url === "/ocsp" || url === "/ocsp/")) {
+    if (req.method === "POST" && (url === OCSP_PATH || url === `${OCSP_PATH}/`)) {
       const declared = Number(req.headers["content-length"] ?? "0");
       if (declared > MAX_OCSP_REQUEST_BYTES) {
         // Answer without reading the body, then drop the connection rather than drain it.

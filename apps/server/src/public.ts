@@ -1,5 +1,5 @@
 import express, { type Router } from "express";
-import { toPem } from "@pki/x509";
+import { parseCaCertificateFileName, toPem } from "@pki/x509";
 import type { CaRuntime } from "@pki/authority";
 import { registry, runtimeReadiness, sendProblem } from "@pki/http-kit";
 import { refreshStateGauges } from "./metrics.ts";
@@ -37,11 +37,11 @@ export function caDocumentsRouter(runtime: CaRuntime): Router {
     res.send(chain.map((c) => toPem(c)).join(""));
   });
   router.get("/ca/:file", async (req, res) => {
-    const match = /^([A-Za-z0-9._-]+)\.(crt|pem)$/.exec(req.params.file);
-    const issuer = match ? await runtime.inventory.issuers.get(match[1]!) : undefined;
-    if (!match || !issuer) return sendProblem(res, 404, `no CA certificate '${req.params.file}'`);
+    const name = parseCaCertificateFileName(req.params.file);
+    const issuer = name ? await runtime.inventory.issuers.get(name.issuerId) : undefined;
+    if (!name || !issuer) return sendProblem(res, 404, `no CA certificate '${req.params.file}'`);
     res.setHeader("cache-control", "public, max-age=3600");
-    if (match[2] === "pem") res.type("application/x-pem-file").send(toPem(issuer.certificateDer));
+    if (name.format === "pem") res.type("application/x-pem-file").send(toPem(issuer.certificateDer));
     else res.type("application/pkix-cert").send(issuer.certificateDer);
   });
   return router;

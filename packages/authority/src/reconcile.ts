@@ -9,7 +9,17 @@ import type { Clock } from "./clock.ts";
  * has no open question. Signing takes milliseconds; a minute is far beyond any request.
  */
 export async function reconcilePendingIntents(inventory: Inventory, clock: Clock, graceMs = 60_000): Promise<string[]> {
-  const stale = await inventory.certificates.pendingBefore(new Date(clock.now().getTime() - graceMs));
+  const cutoff = new Date(clock.now().getTime() - graceMs);
+  // A CA certificate's plan left pending the same way (a ceremony that crashed mid-way).
+  for (const intent of await inventory.issuers.pendingIntentsBefore(cutoff)) {
+    await inventory.issuers.markIntentFailed(intent.id, {
+      actor: "system:reconcile",
+      action: "issuer.reconcile",
+      target: intent.id,
+      details: { reason: "CA certificate planned but never stored (crash or outage during the ceremony)", createdAt: intent.createdAt.toISOString() },
+    });
+  }
+  const stale = await inventory.certificates.pendingBefore(cutoff);
   for (const row of stale) {
     await inventory.certificates.markFailed(row.serial, {
       actor: "system:reconcile",

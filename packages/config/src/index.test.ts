@@ -12,3 +12,23 @@ describe("PKI_PUBLIC_URL", () => {
     expect(loadConfig({ PKI_HTTP_PORT: "28080", PKI_PUBLIC_URL: "http://pki.example.internal:8080/" }).publicUrl).toBe("http://pki.example.internal:8080");
   });
 });
+
+describe("ACME challenge validation settings", () => {
+  it("default to the RFC ports and the system resolver", () => {
+    const { challenges } = loadConfig({});
+    expect(challenges).toMatchObject({ resolver: undefined, http01Port: 80, tlsAlpn01Port: 443 });
+    expect(challenges.timeoutMs).toBeGreaterThan(0);
+    expect(challenges.maxResponseBytes).toBeGreaterThan(0);
+  });
+
+  it("take a resolver as host:port and other ports for lab setups", () => {
+    const { challenges } = loadConfig({ PKI_ACME_RESOLVER: "127.0.0.1:5353", PKI_ACME_HTTP01_PORT: "5002", PKI_ACME_TLSALPN01_PORT: "5001" });
+    expect(challenges).toMatchObject({ resolver: "127.0.0.1:5353", http01Port: 5002, tlsAlpn01Port: 5001 });
+    expect(loadConfig({ PKI_ACME_RESOLVER: "[::1]:53" }).challenges.resolver).toBe("[::1]:53");
+  });
+
+  it("refuse a resolver that is not host:port, naming the setting", () => {
+    expect(() => loadConfig({ PKI_ACME_RESOLVER: "udp://8.8.8.8" })).toThrow(/PKI_ACME_RESOLVER: must be host:port/);
+    expect(() => loadConfig({ PKI_ACME_HTTP01_PORT: "70000" })).toThrow(/PKI_ACME_HTTP01_PORT/);
+  });
+});

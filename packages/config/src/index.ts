@@ -128,7 +128,21 @@ const schema = z.object({
   PKI_SCHEDULER_RETRY_SECONDS: positiveInt.default(60),
   /** how often serving processes re-read the issuers (rotation without restart); 0 turns it off */
   PKI_KEYRING_RELOAD_SECONDS: z.coerce.number().int().min(0).default(15),
+  // ACME challenge validation: where the CA connects to prove a requester controls a name.
+  /** host:port (or [v6]:port) of the DNS server for every validation and CAA lookup; the system resolver when unset */
+  PKI_ACME_RESOLVER: z
+    .string()
+    .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, "must be host:port or [ipv6]:port of a DNS server")
+    .optional(),
+  /** http-01 connects here (RFC 8555 says 80; other values are for tests and lab setups) */
+  PKI_ACME_HTTP01_PORT: port.default(80),
+  /** tls-alpn-01 connects here (RFC 8737 says 443) */
+  PKI_ACME_TLSALPN01_PORT: port.default(443),
 });
+
+/** A key authorization is ~90 bytes; anything near this bound is not one. */
+const ACME_VALIDATION_MAX_RESPONSE_BYTES = 8192;
+const ACME_VALIDATION_TIMEOUT_MS = 10_000;
 
 export type KeyAlgorithmName = (typeof KEY_ALGORITHMS)[number];
 
@@ -207,6 +221,16 @@ export interface Config {
     leaseSeconds: number;
     retrySeconds: number;
     keyringReloadSeconds: number;
+  };
+  /** ACME challenge validation; the shape is @pki/challenges' ChallengeSettings */
+  challenges: {
+    resolver: string | undefined;
+    http01Port: number;
+    tlsAlpn01Port: number;
+    /** bound on one whole validation (lookups, connections, redirects, reads) */
+    timeoutMs: number;
+    /** bound on the body read from an http-01 target */
+    maxResponseBytes: number;
   };
 }
 
@@ -335,6 +359,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       leaseSeconds: e.PKI_SCHEDULER_LEASE_SECONDS,
       retrySeconds: e.PKI_SCHEDULER_RETRY_SECONDS,
       keyringReloadSeconds: e.PKI_KEYRING_RELOAD_SECONDS,
+    },
+    challenges: {
+      resolver: e.PKI_ACME_RESOLVER,
+      http01Port: e.PKI_ACME_HTTP01_PORT,
+      tlsAlpn01Port: e.PKI_ACME_TLSALPN01_PORT,
+      timeoutMs: ACME_VALIDATION_TIMEOUT_MS,
+      maxResponseBytes: ACME_VALIDATION_MAX_RESPONSE_BYTES,
     },
   };
 }

@@ -13,7 +13,7 @@ export type { ConnectOptions, SqlRunner };
 export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
 export { isDatabaseOutage } from "./errors.ts";
 export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
-export type { IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
+export type { IssuerIntent, IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState, InternalMarks, InventoryOverview } from "./stores/certificates.ts";
 export { DuplicateSerialError, IssuerNotActiveError, SuccessorExistsError, type RevokedChain } from "./stores/certificates.ts";
 export { CrlSourceChangedError } from "./stores/revocation.ts";

@@ -6,10 +6,12 @@
 // the CA send requests elsewhere), with a time limit and a size limit, and no redirects.
 import { X509Certificate, verify, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { AuthorityInfoAccessSyntax, Certificate, CRLDistributionPoints, id_ad_ocsp, id_ce_cRLDistributionPoints, id_pe_authorityInfoAccess } from "@peculiar/asn1-x509";
+import { Certificate } from "@peculiar/asn1-x509";
+import "reflect-metadata";
+import { AuthorityInfoAccessExtension, CRLDistributionPointsExtension, X509Certificate as ParsedCertificate } from "@peculiar/x509";
 import { BasicOCSPResponse, CertID, OCSPRequest, OCSPResponse, OCSPResponseStatus, Request, TBSRequest, id_pkix_ocsp_basic } from "@peculiar/asn1-ocsp";
 import { TAG, children, contents, decodeOid, decodeTime, readTlv, whole, type Tlv } from "@pki/der";
-import { certIdFor } from "@pki/x509";
+import { OID, VERIFIABLE_SIGNATURE_HASHES, certIdFor } from "@pki/x509";
 import { REASON_NAMES } from "@pki/authority";
 
 export interface RelyingPartyLimits {
@@ -39,32 +41,12 @@ export interface CrlView {
   error?: string;
 }
 
-/** Signature algorithms this CA signs with, and the digest each uses. */
-const SIGNATURE_DIGESTS: Record<string, string> = {
-  "1.2.840.10045.4.3.2": "sha256",
-  "1.2.840.10045.4.3.3": "sha384",
-  "1.2.840.10045.4.3.4": "sha512",
-  "1.2.840.113549.1.1.11": "sha256",
-  "1.2.840.113549.1.1.12": "sha384",
-  "1.2.840.113549.1.1.13": "sha512",
-};
-const CRL_NUMBER_OID = "2.5.29.20";
-
-/** The certificate's OCSP and CRL URLs (the first of each). */
+/** The certificate's OCSP and CRL URLs (the first of each), read with @peculiar/x509. */
 function revocationUrlsOf(certificateDer: Buffer): { ocsp: string | null; crl: string | null } {
-  const cert = AsnConvert.parse(certificateDer, Certificate);
-  let ocsp: string | null = null;
-  let crl: string | null = null;
-  for (const extension of cert.tbsCertificate.extensions ?? []) {
-    if (extension.extnID === id_pe_authorityInfoAccess) {
-      const access = AsnConvert.parse(extension.extnValue, AuthorityInfoAccessSyntax);
-      ocsp ??= access.find((a) => a.accessMethod === id_ad_ocsp)?.accessLocation.uniformResourceIdentifier ?? null;
-    }
-    if (extension.extnID === id_ce_cRLDistributionPoints) {
-      const points = AsnConvert.parse(extension.extnValue, CRLDistributionPoints);
-      crl ??= points.flatMap((p) => p.distributionPoint?.fullName ?? []).find((n) => n.uniformResourceIdentifier)?.uniformResourceIdentifier ?? null;
-    }
-  }
+  const cert = new ParsedCertificate(new Uint8Array(certificateDer));
+  const ocsp = cert.getExtension(AuthorityInfoAccessExtension)?.ocsp.find((name) => name.type === "url")?.value ?? null;
+  const points = cert.getExtension(CRLDistributionPointsExtension)?.distributionPoints ?? [];
+  const crl = points.flatMap((p) => p.distributionPoint?.fullName ?? []).find((n) => n.uniformResourceIdentifier)?.uniformResourceIdentifier ?? null;
   return { ocsp, crl };
 }
 
@@ -98,7 +80,7 @@ export async function fetchBounded(url: string, init: RequestInit, maxBytes: num
 }
 
 function checkSignature(signedBytes: Buffer, algorithmOid: string, signature: Buffer, key: KeyObject, what: string): void {
-  const digest = SIGNATURE_DIGESTS[algorithmOid];
+  const digest = VERIFIABLE_SIGNATURE_HASHES[algorithmOid];
   if (!digest) throw new Error(`${what} is signed with ${algorithmOid}, which this CA does not use`);
   if (!verify(digest, signedBytes, key, signature)) throw new Error(`${what}'s signature does not verify against the issuer`);
 }
@@ -171,7 +153,7 @@ function readCrl(der: Buffer, serial: string, issuer: X509Certificate): Omit<Crl
     const [extensions] = children(der, fields[i]!);
     for (const extension of children(der, extensions!)) {
       const parts = children(der, extension);
-      if (decodeOid(contents(der, parts[0]!)) !== CRL_NUMBER_OID) continue;
+      if (decodeOid(contents(der, parts[0]!)) !== OID.crlNumber) continue;
       const value = contents(der, parts[parts.length - 1]!);
       number = BigInt(`0x${contents(value, readTlv(value)).toString("hex") || "0"}`).toString();
     }

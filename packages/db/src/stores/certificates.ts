@@ -127,7 +127,6 @@ function decodeCursor(cursor: string): { notAfter: Date; serial: string } {
 }
 
 export class CertificateStore {
-  private readonly audit: AuditStore;
   private readonly intents: Batcher<PlannedCertificate, "issuer_not_active" | undefined>;
   /** per item: undefined when stored, else why not */
   private readonly issued: Batcher<{ serial: string; der: Buffer; audit: AuditEntry }, string | undefined>;
@@ -139,7 +138,6 @@ export class CertificateStore {
     private readonly prisma: PrismaClient,
     private readonly sql: SqlRunner,
   ) {
-    this.audit = new AuditStore(prisma);
     this.intents = new Batcher((items) => insertIntents(sql, items));
     this.issued = new Batcher((items) => storeIssued(sql, items));
   }
@@ -177,8 +175,10 @@ export class CertificateStore {
 
   /** The token refused or failed: the intent stays, marked failed, for the record. */
   async markFailed(serial: string, audit: AuditEntry): Promise<void> {
-    await this.prisma.certificate.updateMany({ where: { serial, status: "pending" }, data: { status: "failed" } });
-    await this.audit.record({ ...audit, outcome: "error" });
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.certificate.updateMany({ where: { serial, status: "pending" }, data: { status: "failed" } });
+      if (count) await new AuditStore(tx).record({ ...audit, outcome: "error" });
+    });
   }
 
   /**

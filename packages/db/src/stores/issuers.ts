@@ -1,9 +1,23 @@
 import type pg from "pg";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { Issuer } from "../generated/prisma/client.ts";
+import { AuditStore, type AuditEntry } from "./audit.ts";
 
 export type IssuerRecord = Omit<Issuer, "certificateDer" | "createdAt"> & { certificateDer: Buffer; createdAt?: Date };
 export type IssuerStatus = IssuerRecord["status"];
+
+/** A CA certificate as planned, before its signature: the exact bytes the key will sign. */
+export interface IssuerIntent {
+  id: string;
+  hierarchy: string;
+  role: IssuerRecord["role"];
+  parentId: string | null;
+  serial: string;
+  keyUri: string;
+  tbsDer: Buffer;
+}
+
+type NewIssuer = Omit<IssuerRecord, "createdAt" | "activatedAt" | "retiredAt" | "revokedAt" | "revocationReason" | "activateAt"> & Partial<IssuerRecord>;
 
 const toRecord = (row: Issuer): IssuerRecord => ({ ...row, certificateDer: Buffer.from(row.certificateDer) });
 
@@ -25,9 +39,35 @@ export class IssuerStore {
     private readonly pool: pg.Pool,
   ) {}
 
-  async create(issuer: Omit<IssuerRecord, "createdAt" | "activatedAt" | "retiredAt" | "revokedAt" | "revocationReason" | "activateAt"> & Partial<IssuerRecord>): Promise<IssuerRecord> {
+  /** Records the plan, with its audit event, before anything is signed. */
+  async recordIntent(intent: IssuerIntent, audit: AuditEntry): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      await tx.issuerIntent.create({ data: { ...intent, tbsDer: new Uint8Array(intent.tbsDer) } });
+      await new AuditStore(tx).record(audit);
+    });
+  }
+
+  /** The signed CA certificate: the issuer row, its intent marked issued and the audit event, in one transaction. */
+  async create(issuer: NewIssuer, audit: AuditEntry): Promise<IssuerRecord> {
     const { createdAt: _ignored, ...data } = issuer;
-    return toRecord(await this.prisma.issuer.create({ data: { ...data, certificateDer: new Uint8Array(issuer.certificateDer) } }));
+    return this.prisma.$transaction(async (tx) => {
+      const row = await tx.issuer.create({ data: { ...data, certificateDer: new Uint8Array(issuer.certificateDer) } });
+      await tx.issuerIntent.updateMany({ where: { id: issuer.id, status: "pending" }, data: { status: "issued" } });
+      await new AuditStore(tx).record(audit);
+      return toRecord(row);
+    });
+  }
+
+  /** A planned CA certificate that was never signed (token failure) or never stored (crash). */
+  async markIntentFailed(id: string, audit: AuditEntry): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.issuerIntent.updateMany({ where: { id, status: "pending" }, data: { status: "failed" } });
+      if (count) await new AuditStore(tx).record({ ...audit, outcome: "error" });
+    });
+  }
+
+  async pendingIntentsBefore(cutoff: Date): Promise<{ id: string; createdAt: Date }[]> {
+    return this.prisma.issuerIntent.findMany({ where: { status: "pending", createdAt: { lt: cutoff } }, select: { id: true, createdAt: true }, take: 1000 });
   }
 
   async get(id: string): Promise<IssuerRecord | undefined> {
