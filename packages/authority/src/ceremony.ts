@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
-import { Pkcs11KeyBackend, type Token, softhsmConfig, type Signer } from "@pki/hsm";
+import { type KeyManager, Pkcs11KeyBackend, type Signer, softhsmConfig } from "@pki/hsm";
 import type { Inventory, IssuerRecord } from "@pki/db";
 import { assertLintClean } from "@pki/lint";
 import { PROFILES, buildName, buildTbs, caCertificateFacts, caExtensions, newSerial, revocationUrls, serialize, signCertificate, toPem } from "@pki/x509";
@@ -112,11 +112,11 @@ export async function createCaCertificate(
   inventory: Inventory,
   config: Config,
   plan: CaCertificatePlan,
-  keyToken: Token,
+  keyToken: KeyManager,
   parent: { record: IssuerRecord; signer: Signer } | undefined,
   actor: string,
 ): Promise<IssuerRecord> {
-  const key = await keyToken.generateKeyPair(plan.id, plan.keyAlgorithm);
+  const key = await keyToken.generateKey(plan.id, plan.keyAlgorithm);
   const signingKey = parent ? parent.signer : await keyToken.signer(key.uri);
   const parentFacts = parent ? caCertificateFacts(parent.record.certificateDer) : undefined;
   const subject = buildName({ commonName: plan.commonName, organization: config.ca.organization });
@@ -256,7 +256,7 @@ export async function createIntermediate(
   inventory: Inventory,
   clock: Clock,
   root: IssuerRecord,
-  rootToken: Token,
+  rootToken: KeyManager,
   actor: string,
   options: { status?: "staged" | "active" } = {},
 ): Promise<IssuerRecord> {

@@ -50,6 +50,8 @@ export interface KeyManager {
   destroyKey(uri: string): Promise<number>;
   /** Every signing key in the key store. */
   listKeys(): Promise<KeyInfo[]>;
+  /** Connections to the key store in use, idle and waited for, for the metrics. */
+  stats(): { sessions: number; idle: number; waiting: number };
   close(): void;
 }
 
