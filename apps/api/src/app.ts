@@ -9,6 +9,7 @@ import { problemHandler, problemStatus, registry, requestLogger, requestTimer, s
 import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
+import { acmeRouter } from "@pki/acme";
 import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
 import { consoleRouter } from "./console-static.ts";
 import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
@@ -136,6 +137,8 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
   app.disable("x-powered-by");
   app.set("query parser", "simple"); // no nested objects from ?a[b]=c
   app.use(requestLogger(log), requestTimer("api"), securityHeaders);
+  // ACME (RFC 8555) takes application/jose+json and answers its own problem documents.
+  app.use("/acme", acmeRouter(runtime, log));
   app.use(express.json({ limit: MAX_JSON_BYTES, strict: true, type: "application/json" }));
   app.use(express.raw({ limit: MAX_CSR_BYTES, type: "application/pkcs10" }));
   app.use(bodyLimitProblem);

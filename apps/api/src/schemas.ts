@@ -75,6 +75,7 @@ export const ListQuery = z.strictObject({
     .meta({ description: "1 to 1000, default 100" }),
   cursor: z.string().max(200).optional().meta({ description: "nextCursor of the previous page" }),
   provisioner: z.string().min(1).max(63).optional().meta({ description: "only certificates this provisioner (by name) enrolled" }),
+  acmeAccount: z.uuid("must be an ACME account id").optional().meta({ description: "only certificates this ACME account ordered (the id ends its account URL)" }),
   internal: z
     .enum(["true", "false"], { error: "must be true or false" })
     .transform((v) => v === "true")
@@ -117,6 +118,8 @@ export const ProvisionerBody = z.strictObject({
   }),
   maxTtlSeconds: TtlSeconds,
   hierarchy: z.string().min(1).max(64).optional().meta({ description: "issuing hierarchy, default 'default'" }),
+  type: z.enum(["token", "acme"]).optional().meta({ description: "token (default): enrols with a bearer token; acme: serves ACME at /acme/NAME/directory and has no token" }),
+  eab: z.boolean().optional().meta({ description: "acme only: accounts need an external account binding key" }),
 });
 
 export const ProvisionerPatch = z
@@ -219,7 +222,12 @@ export const ProvisionerListQuery = z.strictObject({
     .meta({ description: "true: removed provisioners too (pki provisioner list --all)" }),
 });
 
-export const ProvisionerCreated = Provisioner.extend({ token: z.string().meta({ description: "shown once; only its hash is stored" }) });
+export const ProvisionerListed = Provisioner.extend({ type: z.enum(["token", "acme"]).meta({ description: "acme: serves ACME at /acme/NAME/directory" }) });
+
+export const ProvisionerCreated = Provisioner.extend({
+  token: z.string().optional().meta({ description: "shown once; only its hash is stored (absent for ACME provisioners)" }),
+  acmeDirectory: z.string().optional().meta({ description: "ACME provisioners: the directory URL" }),
+});
 
 const StateCounts = z.object({ valid: z.number().int(), revoked: z.number().int(), expired: z.number().int(), pending: z.number().int(), failed: z.number().int() });
 

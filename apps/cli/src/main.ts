@@ -23,6 +23,7 @@ import { CaEvents, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRoot
 import { CrlPublisher } from "@pki/revocation";
 import { toPem } from "@pki/x509";
 import { addOperator, assertAdminName, createProvisioner, listOperators, removeOperator, updateProvisioner } from "@pki/policy";
+import { createEabKey } from "@pki/acme";
 
 // Commander's own errors (unknown option, bad value) become the same single `pki: …` line
 // as every other failure, instead of a message plus the whole help text.
@@ -467,19 +468,44 @@ provisioners
   .option("--max-ttl <seconds>", "longest lifetime it may get", positiveInt("--max-ttl"), 86400)
   .option("--hierarchy <name>", "issuing hierarchy", "default")
   .option("--token-out <file>", "write the token to this file (mode 0600) instead of stdout")
-  .action(async (name: string, opts: { names: string[]; profiles: string[]; maxTtl: number; hierarchy: string; tokenOut?: string }) => {
+  .option("--type <type>", "token (a bearer token for the REST API) or acme (an ACME server at /acme/NAME/directory)", "token")
+  .option("--eab", "ACME: accounts need an external account binding key (pki provisioner eab NAME)")
+  .action(async (name: string, opts: { names: string[]; profiles: string[]; maxTtl: number; hierarchy: string; tokenOut?: string; type: string; eab?: boolean }) => {
+    if (opts.type !== "token" && opts.type !== "acme") throw new CaError("bad_request", `--type must be token or acme, not '${opts.type}'`);
     const inventory = await openInventory(cfg());
     try {
       const { record, token } = await createProvisioner(
         { inventory, config: cfg() },
-        { name, profiles: opts.profiles, names: opts.names, maxTtlSeconds: opts.maxTtl, hierarchy: opts.hierarchy },
+        { name, profiles: opts.profiles, names: opts.names, maxTtlSeconds: opts.maxTtl, hierarchy: opts.hierarchy, type: opts.type, eab: opts.eab === true },
         { actor: operator() },
       );
+      if (opts.type === "acme") {
+        const host = cfg().api.tlsNames[0] ?? "localhost";
+        console.log(`https://${host}:${cfg().http.apiPort}/acme/${record.name}/directory`);
+        console.error(
+          `ACME provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s${opts.eab ? `; accounts need an EAB key: pki provisioner eab ${record.name}` : ""}`,
+        );
+        return;
+      }
       if (opts.tokenOut) writeSecretFile(fromCaller(opts.tokenOut), `${token}\n`);
       else console.log(token);
       console.error(
         `provisioner '${record.name}' (${record.id}): profiles ${record.profiles.join(", ")}; names ${record.names.join(" ")}; max ${record.maxTtlSeconds} s. The token is not stored and cannot be shown again.`,
       );
+    } finally {
+      await inventory.close();
+    }
+  });
+provisioners
+  .command("eab <name>")
+  .description("create an external account binding key for an ACME provisioner; prints its kid and base64url HMAC key (shown once)")
+  .action(async (name: string) => {
+    const inventory = await openInventory(cfg());
+    try {
+      const { kid, hmacKey } = await createEabKey(inventory, name, { actor: operator() });
+      console.log(`kid: ${kid}`);
+      console.log(`hmac key: ${hmacKey}`);
+      console.error(`e.g. certbot --eab-kid ${kid} --eab-hmac-key ${hmacKey}; lego --eab --kid ${kid} --hmac ${hmacKey}. The key is bound to the first account that uses it.`);
     } finally {
       await inventory.close();
     }
@@ -492,10 +518,12 @@ provisioners
   .action(async (opts: { all?: boolean; json?: boolean }) => {
     const inventory = await openInventory(cfg());
     try {
+      const acme = await inventory.acme.acmeProvisionerIds();
       for (const p of await inventory.provisioners.list({ includeRemoved: opts.all })) {
         const state = p.deletedAt ? "removed" : p.disabled ? "disabled" : "active";
-        if (opts.json) console.log(JSON.stringify({ id: p.id, name: p.name, state, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy }));
-        else console.log([p.name.padEnd(16), state.padEnd(8), p.profiles.join(","), `${p.maxTtlSeconds}s`, p.names.join(" ")].join("  "));
+        const type = acme.has(p.id) ? "acme" : "token";
+        if (opts.json) console.log(JSON.stringify({ id: p.id, name: p.name, type, state, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy }));
+        else console.log([p.name.padEnd(16), state.padEnd(8), type.padEnd(5), p.profiles.join(","), `${p.maxTtlSeconds}s`, p.names.join(" ")].join("  "));
       }
     } finally {
       await inventory.close();

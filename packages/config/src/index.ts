@@ -138,6 +138,14 @@ const schema = z.object({
   PKI_ACME_HTTP01_PORT: port.default(80),
   /** tls-alpn-01 connects here (RFC 8737 says 443) */
   PKI_ACME_TLSALPN01_PORT: port.default(443),
+  /** CAA issuer domain names that mean this CA (comma-separated); empty skips the CAA check */
+  PKI_ACME_CAA_IDENTITIES: z.string().default(""),
+  /** new orders per ACME account per hour, and per ACME provisioner per hour */
+  PKI_ACME_ORDERS_PER_ACCOUNT_HOUR: positiveInt.default(300),
+  PKI_ACME_ORDERS_PER_PROVISIONER_HOUR: positiveInt.default(10_000),
+  /** failed challenge validations per account per hour, and per provisioner per hour */
+  PKI_ACME_FAILED_VALIDATIONS_PER_ACCOUNT_HOUR: positiveInt.default(60),
+  PKI_ACME_FAILED_VALIDATIONS_PER_PROVISIONER_HOUR: positiveInt.default(1000),
 });
 
 /** A key authorization is ~90 bytes; anything near this bound is not one. */
@@ -202,6 +210,11 @@ export interface Config {
     pollMs: number;
   };
   api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; consoleIdleSeconds: number };
+  /** the ACME server; challenge validation settings are in `challenges` */
+  acme: {
+    caaIdentities: string[];
+    rateLimits: { ordersPerAccountHour: number; ordersPerProvisionerHour: number; failedValidationsPerAccountHour: number; failedValidationsPerProvisionerHour: number };
+  };
   scheduler: {
     enabled: boolean;
     schedules: {
@@ -339,6 +352,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
       authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
       consoleIdleSeconds: e.PKI_CONSOLE_IDLE_SECONDS,
+    },
+    acme: {
+      caaIdentities: e.PKI_ACME_CAA_IDENTITIES.split(",")
+        .map((n) => n.trim().toLowerCase())
+        .filter(Boolean),
+      rateLimits: {
+        ordersPerAccountHour: e.PKI_ACME_ORDERS_PER_ACCOUNT_HOUR,
+        ordersPerProvisionerHour: e.PKI_ACME_ORDERS_PER_PROVISIONER_HOUR,
+        failedValidationsPerAccountHour: e.PKI_ACME_FAILED_VALIDATIONS_PER_ACCOUNT_HOUR,
+        failedValidationsPerProvisionerHour: e.PKI_ACME_FAILED_VALIDATIONS_PER_PROVISIONER_HOUR,
+      },
     },
     scheduler: {
       enabled: e.PKI_SCHEDULER_ENABLED === "true",

@@ -10,6 +10,7 @@ import { ProvisionerStore } from "./stores/provisioners.ts";
 import { AlertStore, SchedulerStore, WebhookOutboxStore } from "./stores/scheduler.ts";
 import { CertificateScanStore, IssuerLifecycleStore } from "./stores/lifecycle.ts";
 import { ConsoleSessionStore } from "./stores/console-sessions.ts";
+import { AcmeStore } from "./stores/acme.ts";
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, applyRoleGrants, listMigrations, verifySchema, MIGRATIONS_DIR, ROLES_SQL, SchemaBehindError } from "./migrate.ts";
@@ -42,6 +43,20 @@ export type {
 export { ProvisionerStore, ProvisionerNameTakenError, type ProvisionerRecord, type NewProvisioner } from "./stores/provisioners.ts";
 export { AlertStore, SchedulerStore, WebhookOutboxStore, type AlertToSend, type JobClaim, type JobOutcome, type JobRunRecord, type OutboxEvent, type SchedulerJobRecord } from "./stores/scheduler.ts";
 export { CertificateScanStore, IssuerLifecycleStore, type Activation } from "./stores/lifecycle.ts";
+export {
+  AcmeStore,
+  AcmeAccountKeyInUseError,
+  AcmeEabKeyUnusableError,
+  type AcmeAccountRecord,
+  type AcmeAccountStatus,
+  type AcmeAuthorizationRecord,
+  type AcmeChallengeRecord,
+  type AcmeIdentifier,
+  type AcmeOrderRecord,
+  type AcmeOrderStatus,
+  type AcmeProblemRecord,
+  type NewAcmeAuthorization,
+} from "./stores/acme.ts";
 
 /** The inventory: narrow stores over one connection. Nothing outside this package sees Prisma. */
 export class Inventory {
@@ -59,6 +74,7 @@ export class Inventory {
   readonly issuerLifecycle: IssuerLifecycleStore;
   readonly certificateScans: CertificateScanStore;
   readonly consoleSessions: ConsoleSessionStore;
+  readonly acme: AcmeStore;
 
   private constructor(private readonly connection: Connection) {
     this.issuers = new IssuerStore(connection.prisma, connection.pool);
@@ -75,6 +91,7 @@ export class Inventory {
     this.issuerLifecycle = new IssuerLifecycleStore(connection.prisma);
     this.certificateScans = new CertificateScanStore(connection.prisma, connection.pool);
     this.consoleSessions = new ConsoleSessionStore(connection.pool);
+    this.acme = new AcmeStore(connection.prisma, connection.pool);
   }
 
   /** On PostgreSQL only checks the schema unless `schema: "migrate"` (see ConnectOptions). */

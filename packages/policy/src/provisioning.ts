@@ -13,6 +13,10 @@ export interface NewProvisionerRequest {
   names: string[];
   maxTtlSeconds: number;
   hierarchy?: string | undefined;
+  /** "acme" serves ACME at /acme/NAME/directory instead of taking a bearer token */
+  type?: "token" | "acme" | undefined;
+  /** ACME only: accounts need an external account binding key (pki provisioner eab NAME) */
+  eab?: boolean | undefined;
 }
 
 /**
@@ -25,6 +29,7 @@ export async function createProvisioner(
   audit: { actor: string; sourceIp?: string | undefined },
 ): Promise<{ record: ProvisionerRecord; token: string }> {
   const policy = ProvisionerPolicy.create(input);
+  if (input.eab && input.type !== "acme") throw new CaError("bad_request", "eab applies only to ACME provisioners (type acme)");
   const hierarchy = input.hierarchy ?? "default";
   if (input.maxTtlSeconds > deps.config.ca.maxTtlSeconds) {
     throw new CaError("bad_request", `maxTtlSeconds ${input.maxTtlSeconds} is more than the CA's maximum lifetime (${deps.config.ca.maxTtlSeconds} s, PKI_MAX_TTL_SECONDS)`);
@@ -42,7 +47,10 @@ export async function createProvisioner(
       actor: audit.actor,
       action: "provisioner.create",
       sourceIp: audit.sourceIp,
+      details: input.type === "acme" ? { type: "acme", eab: input.eab === true } : undefined,
     });
+    // An ACME provisioner's bearer token is never shown, so it cannot enrol over REST.
+    if (input.type === "acme") await deps.inventory.acme.enableProvisioner(record.id, input.eab === true);
     return { record, token };
   } catch (error) {
     if (error instanceof ProvisionerNameTakenError) throw new CaError("conflict", error.message);

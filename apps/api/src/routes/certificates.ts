@@ -261,6 +261,7 @@ const list = (runtime: CaRuntime) =>
             limit: q.limit,
             cursor: q.cursor,
             provisionerId,
+            acmeAccountId: q.acmeAccount,
             internal: q.internal === undefined ? undefined : { only: q.internal, marks: INTERNAL_CERTIFICATE_MARKS },
             order: q.order,
           },

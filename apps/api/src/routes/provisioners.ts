@@ -34,6 +34,7 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       problems: [400, 401, 403, 409, 413, 415, 429, 503],
       handle: async (ctx) => {
         const { record, token } = await createProvisioner(runtime, ctx.body, { actor: ctx.caller.actor, sourceIp: ctx.sourceIp });
+        if (ctx.body.type === "acme") return { status: 201, body: { ...provisionerView(record), acmeDirectory: `https://${ctx.req.headers.host}/acme/${record.name}/directory` } };
         return { status: 201, body: { ...provisionerView(record), token } };
       },
     }),
@@ -45,9 +46,13 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       tags: ["provisioners"],
       auth: "admin",
       query: S.ProvisionerListQuery,
-      responses: { 200: { description: "provisioners by name", schema: S.Provisioner.array() } },
+      responses: { 200: { description: "provisioners by name", schema: S.ProvisionerListed.array() } },
       problems: [400, 401, 403, 429, 503],
-      handle: async (ctx) => ({ status: 200, body: (await runtime.inventory.provisioners.list({ includeRemoved: ctx.query?.all ?? false })).map(provisionerView) }),
+      handle: async (ctx) => {
+        const acme = await runtime.inventory.acme.acmeProvisionerIds();
+        const listed = await runtime.inventory.provisioners.list({ includeRemoved: ctx.query?.all ?? false });
+        return { status: 200, body: listed.map((p) => ({ ...provisionerView(p), type: acme.has(p.id) ? "acme" : "token" })) };
+      },
     }),
     defineRoute({
       method: "patch",

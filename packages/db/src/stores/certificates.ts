@@ -42,6 +42,8 @@ export interface CertificateQuery {
   expiresBefore?: Date;
   expiresAfter?: Date;
   provisionerId?: string;
+  /** only certificates ordered by this ACME account (acme_orders.certificate_serial) */
+  acmeAccountId?: string;
   /** only the CA's own certificates (true) or only services' (false), as `marks` tells them apart */
   internal?: { only: boolean; marks: InternalMarks };
   /** by notAfter: soonest first (asc, the default) or latest first */
@@ -457,6 +459,7 @@ function listFilters(query: CertificateQuery, now: Date): SqlFilters {
   if (query.expiresBefore) f.where.push(`not_after < ${f.param(query.expiresBefore)}`);
   if (query.expiresAfter) f.where.push(`not_after > ${f.param(query.expiresAfter)}`);
   if (query.provisionerId) f.where.push(`provisioner_id = ${f.param(query.provisionerId)}`);
+  if (query.acmeAccountId) f.where.push(`serial IN (SELECT certificate_serial FROM acme_orders WHERE account_id = ${f.param(query.acmeAccountId)} AND certificate_serial IS NOT NULL)`);
   if (query.internal) {
     const marked = `(profile = ANY(${f.param(query.internal.marks.profiles)}::text[]) OR requester = ANY(${f.param(query.internal.marks.requesters)}::text[]))`;
     f.where.push(query.internal.only ? marked : `NOT ${marked}`);

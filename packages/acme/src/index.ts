@@ -1,0 +1,3 @@
+export { acmeRouter, MAX_JWS_BYTES, type AcmeRouterOptions, type ValidateChallenge } from "./router.ts";
+export { createEabKey } from "./eab.ts";
+export { parseCertId, renewalWindow } from "./renewal-info.ts";

@@ -1,0 +1,433 @@
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import { AuditStore, type AuditEntry } from "./audit.ts";
+import type { PrismaClient } from "../generated/prisma/client.ts";
+
+export type AcmeAccountStatus = "valid" | "deactivated" | "revoked";
+export type AcmeOrderStatus = "pending" | "ready" | "processing" | "valid" | "invalid";
+export type AcmeAuthorizationStatus = "pending" | "valid" | "invalid" | "deactivated" | "expired" | "revoked";
+export type AcmeChallengeStatus = "pending" | "processing" | "valid" | "invalid";
+
+export interface AcmeIdentifier {
+  type: "dns" | "ip";
+  value: string;
+}
+
+export interface AcmeProblemRecord {
+  type: string;
+  detail: string;
+  status?: number;
+}
+
+export interface AcmeAccountRecord {
+  id: string;
+  provisionerId: string;
+  keyThumbprint: string;
+  jwk: Record<string, unknown>;
+  status: AcmeAccountStatus;
+  contact: string[];
+  createdAt: Date;
+}
+
+export interface AcmeOrderRecord {
+  id: string;
+  accountId: string;
+  provisionerId: string;
+  status: AcmeOrderStatus;
+  identifiers: AcmeIdentifier[];
+  profile: string;
+  replacesSerial: string | null;
+  certificateSerial: string | null;
+  error: AcmeProblemRecord | null;
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+export interface AcmeChallengeRecord {
+  id: string;
+  authorizationId: string;
+  accountId: string;
+  provisionerId: string;
+  type: string;
+  token: string;
+  status: AcmeChallengeStatus;
+  error: AcmeProblemRecord | null;
+  validatedAt: Date | null;
+}
+
+export interface AcmeAuthorizationRecord {
+  id: string;
+  orderId: string;
+  accountId: string;
+  identifier: AcmeIdentifier;
+  wildcard: boolean;
+  status: AcmeAuthorizationStatus;
+  expiresAt: Date;
+  challenges: AcmeChallengeRecord[];
+}
+
+export interface NewAcmeAuthorization {
+  identifier: AcmeIdentifier;
+  wildcard: boolean;
+  challenges: Array<{ type: string; token: string }>;
+}
+
+export class AcmeAccountKeyInUseError extends Error {
+  constructor() {
+    super("another account on this provisioner already uses that key");
+  }
+}
+
+export class AcmeEabKeyUnusableError extends Error {}
+
+const accountColumns = `id, provisioner_id AS "provisionerId", key_thumbprint AS "keyThumbprint", jwk, status, COALESCE(contact, '{}') AS contact, created_at AS "createdAt"`;
+const orderColumns = `id, account_id AS "accountId", provisioner_id AS "provisionerId", status, identifiers, profile, replaces_serial AS "replacesSerial",
+  certificate_serial AS "certificateSerial", error, expires_at AS "expiresAt", created_at AS "createdAt"`;
+const challengeColumns = `id, authorization_id AS "authorizationId", account_id AS "accountId", provisioner_id AS "provisionerId", type, token, status, error, validated_at AS "validatedAt"`;
+
+interface AuthorizationRow {
+  id: string;
+  orderId: string;
+  accountId: string;
+  identifierType: "dns" | "ip";
+  identifierValue: string;
+  wildcard: boolean;
+  status: AcmeAuthorizationStatus;
+  expiresAt: Date;
+}
+
+/**
+ * ACME state: which provisioners speak ACME, EAB keys, accounts, orders with their
+ * authorizations and challenges, and the shared nonce set. Status changes are conditional
+ * updates (WHERE status = the expected one) so two replicas working on the same order
+ * cannot both move it.
+ */
+export class AcmeStore {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly pool: pg.Pool,
+  ) {}
+
+  // ── provisioners and EAB ──────────────────────────────────────────────
+
+  async enableProvisioner(provisionerId: string, eabRequired: boolean): Promise<void> {
+    await this.pool.query(`INSERT INTO acme_provisioners (provisioner_id, eab_required) VALUES ($1, $2) ON CONFLICT (provisioner_id) DO UPDATE SET eab_required = $2`, [provisionerId, eabRequired]);
+  }
+
+  /** The provisioner's ACME settings; undefined when it does not speak ACME. */
+  async provisionerSettings(provisionerId: string): Promise<{ eabRequired: boolean } | undefined> {
+    const rows = await this.pool.query<{ eabRequired: boolean }>(`SELECT eab_required AS "eabRequired" FROM acme_provisioners WHERE provisioner_id = $1`, [provisionerId]);
+    return rows.rows[0];
+  }
+
+  async acmeProvisionerIds(): Promise<Set<string>> {
+    const rows = await this.pool.query<{ id: string }>(`SELECT provisioner_id AS id FROM acme_provisioners`);
+    return new Set(rows.rows.map((r) => r.id));
+  }
+
+  /** Stores a new EAB key with its audit event. */
+  async createEabKey(provisionerId: string, kid: string, hmacKey: Buffer, audit: AuditEntry): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      await tx.acmeEabKey.create({ data: { kid, provisionerId, hmacKey: new Uint8Array(hmacKey) } });
+      await new AuditStore(tx).record({ ...audit, target: `eab:${kid}` });
+    });
+  }
+
+  /** An EAB key not yet bound to an account. */
+  async unboundEabKey(provisionerId: string, kid: string): Promise<Buffer | undefined> {
+    const rows = await this.pool.query<{ hmacKey: Buffer }>(`SELECT hmac_key AS "hmacKey" FROM acme_eab_keys WHERE kid = $1 AND provisioner_id = $2 AND account_id IS NULL`, [kid, provisionerId]);
+    return rows.rows[0]?.hmacKey;
+  }
+
+  // ── nonces ─────────────────────────────────────────────────────────────
+
+  async addNonce(value: string, expiresAt: Date): Promise<void> {
+    await this.pool.query(`INSERT INTO acme_nonces (value, expires_at) VALUES ($1, $2)`, [value, expiresAt]);
+  }
+
+  /** True exactly once per issued, unexpired nonce, across every process sharing the database. */
+  async consumeNonce(value: string, now: Date): Promise<boolean> {
+    const rows = await this.pool.query(`DELETE FROM acme_nonces WHERE value = $1 RETURNING expires_at > $2 AS live`, [value, now]);
+    return rows.rows[0]?.live === true;
+  }
+
+  async sweepNonces(now: Date): Promise<number> {
+    return (await this.pool.query(`DELETE FROM acme_nonces WHERE expires_at <= $1`, [now])).rowCount ?? 0;
+  }
+
+  // ── accounts ───────────────────────────────────────────────────────────
+
+  /** Creates the account (binding the EAB key in the same transaction when there is one). */
+  async createAccount(
+    input: { provisionerId: string; keyThumbprint: string; jwk: Record<string, unknown>; contact: string[]; eabKid?: string | undefined; now: Date },
+    audit: AuditEntry,
+  ): Promise<AcmeAccountRecord> {
+    const id = randomUUID();
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const inserted = await client.query<AcmeAccountRecord>(
+        `INSERT INTO acme_accounts (id, provisioner_id, key_thumbprint, jwk, status, contact) VALUES ($1, $2, $3, $4, 'valid', $5)
+         ON CONFLICT (provisioner_id, key_thumbprint) DO NOTHING RETURNING ${accountColumns}`,
+        [id, input.provisionerId, input.keyThumbprint, JSON.stringify(input.jwk), input.contact],
+      );
+      const account = inserted.rows[0];
+      if (!account) throw new AcmeAccountKeyInUseError();
+      if (input.eabKid !== undefined) {
+        const bound = await client.query(`UPDATE acme_eab_keys SET account_id = $1, bound_at = $2 WHERE kid = $3 AND provisioner_id = $4 AND account_id IS NULL`, [
+          id,
+          input.now,
+          input.eabKid,
+          input.provisionerId,
+        ]);
+        if (bound.rowCount !== 1) throw new AcmeEabKeyUnusableError(`external account key '${input.eabKid}' is unknown or already bound to an account`);
+      }
+      await client.query(`INSERT INTO audit_events (actor, action, target, source_ip, outcome, details) VALUES ($1, $2, $3, $4, 'ok', $5)`, [
+        audit.actor,
+        audit.action,
+        `acme-account:${id}`,
+        audit.sourceIp ?? null,
+        JSON.stringify({ ...audit.details, eabKid: input.eabKid ?? null }),
+      ]);
+      await client.query("COMMIT");
+      return account;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async accountByThumbprint(provisionerId: string, keyThumbprint: string): Promise<AcmeAccountRecord | undefined> {
+    const rows = await this.pool.query<AcmeAccountRecord>(`SELECT ${accountColumns} FROM acme_accounts WHERE provisioner_id = $1 AND key_thumbprint = $2`, [provisionerId, keyThumbprint]);
+    return rows.rows[0];
+  }
+
+  async account(id: string): Promise<AcmeAccountRecord | undefined> {
+    const rows = await this.pool.query<AcmeAccountRecord>(`SELECT ${accountColumns} FROM acme_accounts WHERE id = $1`, [id]);
+    return rows.rows[0];
+  }
+
+  async updateAccount(id: string, changes: { contact?: string[] | undefined; status?: AcmeAccountStatus | undefined }, audit: AuditEntry): Promise<AcmeAccountRecord | undefined> {
+    const rows = await this.pool.query<AcmeAccountRecord>(
+      `UPDATE acme_accounts SET contact = COALESCE($2, contact), status = COALESCE($3, status) WHERE id = $1 AND status = 'valid' RETURNING ${accountColumns}`,
+      [id, changes.contact ?? null, changes.status ?? null],
+    );
+    if (rows.rows[0]) await new AuditStore(this.prisma).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, ...changes } });
+    return rows.rows[0];
+  }
+
+  /** Replaces the account key; false when another account of the provisioner holds the new key. */
+  async changeAccountKey(id: string, jwk: Record<string, unknown>, keyThumbprint: string, audit: AuditEntry): Promise<boolean> {
+    try {
+      const rows = await this.pool.query(`UPDATE acme_accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1 AND status = 'valid'`, [id, JSON.stringify(jwk), keyThumbprint]);
+      if (rows.rowCount === 1) await new AuditStore(this.prisma).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, keyThumbprint } });
+      return rows.rowCount === 1;
+    } catch (error) {
+      if ((error as { code?: string }).code === "23505") return false;
+      throw error;
+    }
+  }
+
+  // ── orders ─────────────────────────────────────────────────────────────
+
+  async createOrder(
+    order: { accountId: string; provisionerId: string; identifiers: AcmeIdentifier[]; profile: string; replacesSerial?: string | undefined; expiresAt: Date },
+    authorizations: NewAcmeAuthorization[],
+  ): Promise<AcmeOrderRecord> {
+    const orderId = randomUUID();
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const rows = await client.query<AcmeOrderRecord>(
+        `INSERT INTO acme_orders (id, account_id, provisioner_id, status, identifiers, profile, replaces_serial, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) RETURNING ${orderColumns}`,
+        [orderId, order.accountId, order.provisionerId, JSON.stringify(order.identifiers), order.profile, order.replacesSerial ?? null, order.expiresAt],
+      );
+      for (const authz of authorizations) {
+        const authzId = randomUUID();
+        await client.query(
+          `INSERT INTO acme_authorizations (id, order_id, account_id, identifier_type, identifier_value, wildcard, status, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)`,
+          [authzId, orderId, order.accountId, authz.identifier.type, authz.identifier.value, authz.wildcard, order.expiresAt],
+        );
+        for (const challenge of authz.challenges) {
+          await client.query(`INSERT INTO acme_challenges (id, authorization_id, account_id, provisioner_id, type, token, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')`, [
+            randomUUID(),
+            authzId,
+            order.accountId,
+            order.provisionerId,
+            challenge.type,
+            challenge.token,
+          ]);
+        }
+      }
+      await client.query("COMMIT");
+      return rows.rows[0] as AcmeOrderRecord;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async order(id: string): Promise<AcmeOrderRecord | undefined> {
+    const rows = await this.pool.query<AcmeOrderRecord>(`SELECT ${orderColumns} FROM acme_orders WHERE id = $1`, [id]);
+    return rows.rows[0];
+  }
+
+  async orderByCertificate(serial: string): Promise<AcmeOrderRecord | undefined> {
+    const rows = await this.pool.query<AcmeOrderRecord>(`SELECT ${orderColumns} FROM acme_orders WHERE certificate_serial = $1`, [serial]);
+    return rows.rows[0];
+  }
+
+  /** The account's order ids, newest first, one page at a time. */
+  async orderIds(accountId: string, limit: number, before?: Date): Promise<Array<{ id: string; createdAt: Date }>> {
+    const rows = await this.pool.query<{ id: string; createdAt: Date }>(
+      `SELECT id, created_at AS "createdAt" FROM acme_orders WHERE account_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at DESC, id DESC LIMIT $3`,
+      [accountId, before ?? null, limit],
+    );
+    return rows.rows;
+  }
+
+  /** Moves an order from one status to another; false when it was not in `from` any more. */
+  async setOrderStatus(id: string, from: AcmeOrderStatus, to: AcmeOrderStatus, extra: { error?: AcmeProblemRecord; certificateSerial?: string } = {}): Promise<boolean> {
+    const rows = await this.pool.query(`UPDATE acme_orders SET status = $3, error = COALESCE($4, error), certificate_serial = COALESCE($5, certificate_serial) WHERE id = $1 AND status = $2`, [
+      id,
+      from,
+      to,
+      extra.error ? JSON.stringify(extra.error) : null,
+      extra.certificateSerial ?? null,
+    ]);
+    return rows.rowCount === 1;
+  }
+
+  /** A serial named by `replaces` in another live order of any account. */
+  async replacementPending(serial: string): Promise<boolean> {
+    const rows = await this.pool.query(`SELECT 1 FROM acme_orders WHERE replaces_serial = $1 AND status <> 'invalid' LIMIT 1`, [serial]);
+    return (rows.rowCount ?? 0) > 0;
+  }
+
+  async ordersSince(scope: { accountId: string } | { provisionerId: string }, since: Date): Promise<{ count: number; oldest: Date | null }> {
+    const [column, value] = "accountId" in scope ? ["account_id", scope.accountId] : ["provisioner_id", scope.provisionerId];
+    const rows = await this.pool.query<{ count: string; oldest: Date | null }>(`SELECT count(*) AS count, min(created_at) AS oldest FROM acme_orders WHERE ${column} = $1 AND created_at > $2`, [
+      value,
+      since,
+    ]);
+    return { count: Number(rows.rows[0]?.count ?? 0), oldest: rows.rows[0]?.oldest ?? null };
+  }
+
+  async failedValidationsSince(scope: { accountId: string } | { provisionerId: string }, since: Date): Promise<{ count: number; oldest: Date | null }> {
+    const [column, value] = "accountId" in scope ? ["account_id", scope.accountId] : ["provisioner_id", scope.provisionerId];
+    const rows = await this.pool.query<{ count: string; oldest: Date | null }>(
+      `SELECT count(*) AS count, min(validated_at) AS oldest FROM acme_challenges WHERE ${column} = $1 AND status = 'invalid' AND validated_at > $2`,
+      [value, since],
+    );
+    return { count: Number(rows.rows[0]?.count ?? 0), oldest: rows.rows[0]?.oldest ?? null };
+  }
+
+  // ── authorizations and challenges ───────────────────────────────────────
+
+  private async withChallenges(rows: AuthorizationRow[]): Promise<AcmeAuthorizationRecord[]> {
+    if (rows.length === 0) return [];
+    const challenges = await this.pool.query<AcmeChallengeRecord>(`SELECT ${challengeColumns} FROM acme_challenges WHERE authorization_id = ANY($1) ORDER BY type`, [rows.map((r) => r.id)]);
+    return rows.map(({ identifierType, identifierValue, ...row }) => ({
+      ...row,
+      identifier: { type: identifierType, value: identifierValue },
+      challenges: challenges.rows.filter((c) => c.authorizationId === row.id),
+    }));
+  }
+
+  private static readonly authzColumns =
+    `id, order_id AS "orderId", account_id AS "accountId", identifier_type AS "identifierType", identifier_value AS "identifierValue", wildcard, status, expires_at AS "expiresAt"`;
+
+  async authorizationsOfOrder(orderId: string): Promise<AcmeAuthorizationRecord[]> {
+    const rows = await this.pool.query<AuthorizationRow>(`SELECT ${AcmeStore.authzColumns} FROM acme_authorizations WHERE order_id = $1 ORDER BY identifier_value`, [orderId]);
+    return this.withChallenges(rows.rows);
+  }
+
+  async authorization(id: string): Promise<AcmeAuthorizationRecord | undefined> {
+    const rows = await this.pool.query<AuthorizationRow>(`SELECT ${AcmeStore.authzColumns} FROM acme_authorizations WHERE id = $1`, [id]);
+    return (await this.withChallenges(rows.rows))[0];
+  }
+
+  async challenge(id: string): Promise<AcmeChallengeRecord | undefined> {
+    const rows = await this.pool.query<AcmeChallengeRecord>(`SELECT ${challengeColumns} FROM acme_challenges WHERE id = $1`, [id]);
+    return rows.rows[0];
+  }
+
+  /** pending → processing (validated_at holds the start until the outcome replaces it); false when another request already started it. */
+  async startChallenge(id: string, at: Date): Promise<boolean> {
+    const rows = await this.pool.query(
+      `UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a
+       WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'`,
+      [id, at],
+    );
+    return rows.rowCount === 1;
+  }
+
+  /** Challenges of the authorization still processing since before `startedBefore`: their validation was lost (the process ended). */
+  async staleChallenges(authorizationId: string, startedBefore: Date): Promise<string[]> {
+    const rows = await this.pool.query<{ id: string }>(`SELECT id FROM acme_challenges WHERE authorization_id = $1 AND status = 'processing' AND validated_at < $2`, [authorizationId, startedBefore]);
+    return rows.rows.map((r) => r.id);
+  }
+
+  /**
+   * Records a validation's outcome on the challenge, its authorization and its order in one
+   * transaction: valid makes the order ready once every authorization is valid; invalid
+   * makes the authorization and the order invalid (RFC 8555 §7.1.6).
+   */
+  async finishChallenge(id: string, outcome: { ok: true } | { ok: false; problem: AcmeProblemRecord }, at: Date): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const challenge = await client.query<{ authorizationId: string }>(
+        `UPDATE acme_challenges SET status = $2, error = $3, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id AS "authorizationId"`,
+        [id, outcome.ok ? "valid" : "invalid", outcome.ok ? null : JSON.stringify(outcome.problem), at],
+      );
+      const authorizationId = challenge.rows[0]?.authorizationId;
+      if (authorizationId) {
+        const authz = await client.query<{ orderId: string }>(`UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = 'pending' RETURNING order_id AS "orderId"`, [
+          authorizationId,
+          outcome.ok ? "valid" : "invalid",
+        ]);
+        const orderId = authz.rows[0]?.orderId;
+        if (orderId && outcome.ok) {
+          await client.query(
+            `UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'pending'
+             AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')`,
+            [orderId],
+          );
+        } else if (orderId) {
+          await client.query(`UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status = 'pending'`, [
+            orderId,
+            JSON.stringify((outcome as { problem: AcmeProblemRecord }).problem),
+          ]);
+        }
+      }
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Deactivates a pending or valid authorization; its order can no longer become ready. */
+  async deactivateAuthorization(id: string): Promise<boolean> {
+    const rows = await this.pool.query(`UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1 AND status IN ('pending', 'valid') RETURNING order_id`, [id]);
+    if (rows.rowCount !== 1) return false;
+    await this.pool.query(`UPDATE acme_orders SET status = 'invalid' WHERE id = $1 AND status IN ('pending', 'ready')`, [rows.rows[0].order_id]);
+    return true;
+  }
+
+  /** The ACME account and order an inventory certificate came from, if any. */
+  async certificateOrigin(serial: string): Promise<{ accountId: string; orderId: string; provisionerId: string } | undefined> {
+    const rows = await this.pool.query<{ accountId: string; orderId: string; provisionerId: string }>(
+      `SELECT account_id AS "accountId", id AS "orderId", provisioner_id AS "provisionerId" FROM acme_orders WHERE certificate_serial = $1`,
+      [serial],
+    );
+    return rows.rows[0];
+  }
+}
