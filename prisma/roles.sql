@@ -61,15 +61,21 @@ GRANT UPDATE ON issuers, issuer_intents, ocsp_responders TO pki_scheduler;
 GRANT INSERT ON alerts_sent, audit_events TO pki_scheduler;
 GRANT USAGE ON SEQUENCE audit_events_id_seq, job_runs_id_seq, webhook_outbox_id_seq TO pki_scheduler;
 
--- pki_api: issuance and revocation, provisioners, operators and console sessions, audit
--- reads, and the emergency issuer ceremonies (rotate, activate, revoke an intermediate,
--- which re-sign the root CRL and the root's answer about the intermediate). It may read
--- the scheduler's jobs (status) but not take or change their leases, and never deletes
--- certificates, issuers or audit events.
-GRANT SELECT ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, audit_events, crl_state, ocsp_responders, ocsp_responses, scheduler_jobs, job_runs TO pki_api;
-GRANT INSERT, UPDATE ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, crl_state, ocsp_responses TO pki_api;
+-- pki_api: issuance and revocation (REST, mTLS renewal, ACME), provisioners, operators and
+-- console sessions, audit reads, and the emergency issuer ceremonies (rotate, activate,
+-- revoke an intermediate, which re-sign the root CRL and the root's answer about the
+-- intermediate). An operator may run a scheduler job now from the console, which runs in
+-- the API process under the job's lease: so it may also write the scheduler's job tables.
+-- It never deletes certificates, issuers, job runs or audit events.
+GRANT SELECT ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, audit_events, crl_state, ocsp_responders, ocsp_responses, scheduler_jobs, job_runs, alerts_sent, webhook_outbox TO pki_api;
+GRANT INSERT, UPDATE ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, crl_state, ocsp_responses, scheduler_jobs, job_runs, webhook_outbox TO pki_api;
+GRANT UPDATE ON ocsp_responders TO pki_api;
+GRANT INSERT ON audit_events, alerts_sent TO pki_api;
 GRANT DELETE ON console_sessions TO pki_api;
-GRANT INSERT ON audit_events TO pki_api;
-GRANT USAGE ON SEQUENCE audit_events_id_seq TO pki_api;
+GRANT USAGE ON SEQUENCE audit_events_id_seq, job_runs_id_seq, webhook_outbox_id_seq TO pki_api;
+-- ACME: accounts, orders, authorizations, challenges, EAB keys; nonces are consumed by
+-- deleting them (each is good once, on any replica).
+GRANT SELECT, INSERT, UPDATE ON acme_provisioners, acme_eab_keys, acme_accounts, acme_orders, acme_authorizations, acme_challenges, acme_nonces TO pki_api;
+GRANT DELETE ON acme_nonces TO pki_api;
 
 COMMIT;
