@@ -45,6 +45,13 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
  * names. `sql` must be a single connection: the advisory lock belongs to the session.
  */
 export async function applyMigrations(sql: SqlRunner, dir = MIGRATIONS_DIR): Promise<string[]> {
+  // A hot standby (a read-only replica an OCSP responder reads from) refuses every write,
+  // even CREATE TABLE IF NOT EXISTS: its schema is the primary's, so only check it is current.
+  const [recovery] = await sql.query<{ standby: boolean }>("SELECT pg_is_in_recovery() AS standby");
+  if (recovery?.standby) {
+    await checkStandbySchema(sql, dir);
+    return [];
+  }
   const applied: string[] = [];
   await sql.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
   try {
@@ -72,4 +79,13 @@ export async function applyMigrations(sql: SqlRunner, dir = MIGRATIONS_DIR): Pro
     await sql.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
   }
   return applied;
+}
+
+async function checkStandbySchema(sql: SqlRunner, dir: string): Promise<void> {
+  const done = await sql.query<{ migration_name: string }>(`SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`).catch((error: Error) => {
+    throw new Error(`the standby has no migrated schema: migrate its primary first (${error.message})`, { cause: error });
+  });
+  const applied = new Set(done.map((row) => row.migration_name));
+  const missing = listMigrations(dir).filter((m) => !applied.has(m.name));
+  if (missing.length) throw new Error(`the standby's schema is behind this version (first missing migration: ${missing[0]!.name}): migrate its primary, then start this process again`);
 }
