@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
-# Initialise a SoftHSM2 token for a CA data dir by hand, for operators who prefer
-# softhsm2-util to `pki init` (which does the same through PKCS#11). PINs are read from
-# files, never from arguments of this script.
+# Initialise a SoftHSM2 token for a CA data dir by hand, before `pki init` (which does the
+# same itself). It goes through the hsm package's key backend, so PINs are read from
+# files and never appear on a command line (softhsm2-util would take them as arguments).
 #   hsm/init-token.sh DATA_DIR LABEL USER_PIN_FILE SO_PIN_FILE
 set -euo pipefail
-data_dir=$1 label=$2 pin_file=$3 so_pin_file=$4
+[[ $# -eq 4 ]] || { echo "usage: hsm/init-token.sh DATA_DIR LABEL USER_PIN_FILE SO_PIN_FILE" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$data_dir/tokens" && chmod 700 "$data_dir" "$data_dir/tokens"
-conf="$data_dir/softhsm2.conf"
-[[ -f $conf ]] || sed "s|@TOKEN_DIR@|$data_dir/tokens|" "$here/softhsm2.conf.template" > "$conf"
-chmod 600 "$conf"
-# softhsm2-util only takes PINs as arguments; they are visible to this user's processes
-# for the moment the command runs, which is why `pki init` (PKCS#11, no arguments) is the default.
-SOFTHSM2_CONF=$conf softhsm2-util --init-token --free --label "$label" \
-  --pin "$(cat "$pin_file")" --so-pin "$(cat "$so_pin_file")"
-echo "token '$label' initialised in $data_dir (SOFTHSM2_CONF=$conf)"
+mkdir -p "$1" && chmod 700 "$1"
+data_dir=$(realpath -- "$1") pin_file=$(realpath -- "$3") so_pin_file=$(realpath -- "$4")
+# from the repository, where tsx is installed
+cd "$here/.." && exec node --import tsx packages/hsm/scripts/provision-token.ts "$data_dir" "$2" "$pin_file" "$so_pin_file"

@@ -7,8 +7,8 @@
 // holds the private key (CertificateVerify).
 import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { Certificate } from "@peculiar/asn1-x509";
+import "reflect-metadata";
+import { X509Certificate as ParsedCertificate } from "@peculiar/x509";
 import { CaError } from "@pki/x509";
 import { REASON_NAMES, inventoryFailure, type CaRuntime } from "@pki/authority";
 import type { CertificateRecord } from "@pki/db";
@@ -22,7 +22,7 @@ const unauthorized = (message: string) => new CaError("unauthorized", message);
 
 /** The serial as the inventory keys it: lowercase hex of the DER INTEGER contents. */
 function serialOf(der: Buffer): string {
-  return Buffer.from(AsnConvert.parse(der, Certificate).tbsCertificate.serialNumber).toString("hex");
+  return new ParsedCertificate(new Uint8Array(der)).serialNumber.toLowerCase();
 }
 
 /** Issuer certificates, parsed once per issuer. */

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
-import { Pkcs11Module, type Token, softhsmConfig, type Signer } from "@pki/hsm";
+import { type KeyManager, Pkcs11KeyBackend, type Signer, softhsmConfig } from "@pki/hsm";
 import type { Inventory, IssuerRecord } from "@pki/db";
 import { assertLintClean } from "@pki/lint";
 import { PROFILES, buildName, buildTbs, caCertificateFacts, caExtensions, newSerial, revocationUrls, serialize, signCertificate, toPem } from "@pki/x509";
@@ -25,30 +25,26 @@ const writeSecret = (file: string, value: string) => writeSecretFile(file, `${va
 const isSoftHsm = (config: Config) => !!config.hsm.modulePath && /softhsm/i.test(config.hsm.modulePath);
 
 /**
- * Makes sure the token exists. With SoftHSM (the quickstart), a missing token is created
- * with random PINs written to mode-0600 files in the data dir; with any other module the
- * token must have been initialised by its own tooling.
+ * Makes sure the token exists, through the key backend. With SoftHSM (the quickstart), a
+ * missing token is created with random PINs written to mode-0600 files in the data dir;
+ * with any other module the token must have been initialised by its own tooling.
  */
-function ensureToken(config: Config, which: "root" | "issuing", say: (line: string) => void): void {
+async function ensureToken(config: Config, which: "root" | "issuing", say: (line: string) => void): Promise<void> {
   const tokenConfig = config.hsm[which];
   if (!config.hsm.modulePath) throw new Error("no PKCS#11 module found: install softhsm2 or set PKCS11_MODULE");
   if (isSoftHsm(config) && config.hsm.softhsmConf.startsWith(config.dataDir)) softhsmConfig(config.dataDir);
-  const module = Pkcs11Module.load(config.hsm.modulePath, { softhsmConf: config.hsm.softhsmConf });
-  if (module.findToken(tokenConfig.label)) {
+  const backend = new Pkcs11KeyBackend({ modulePath: config.hsm.modulePath, softhsmConf: config.hsm.softhsmConf, mayInitialiseTokens: isSoftHsm(config) });
+  const provisioned = await backend.provision({ label: tokenConfig.label, ...(tokenConfig.pin ? { pin: tokenConfig.pin } : {}) });
+  if (!provisioned.created) {
     say(`token '${tokenConfig.label}' exists`);
     return;
   }
-  if (!isSoftHsm(config)) throw new Error(`token '${tokenConfig.label}' not found in ${config.hsm.modulePath}; initialise it with the HSM's tooling first`);
-  const generated = !tokenConfig.pin;
-  const pin = tokenConfig.pin ?? randomBytes(16).toString("hex");
-  const soPin = randomBytes(16).toString("hex");
-  module.initToken(tokenConfig.label, soPin, pin);
-  if (generated) {
-    writeSecret(tokenConfig.pinFile, pin);
-    tokenConfig.pin = pin;
+  if (provisioned.generatedPin) {
+    writeSecret(tokenConfig.pinFile, provisioned.generatedPin);
+    tokenConfig.pin = provisioned.generatedPin;
   }
-  writeSecret(path.join(config.dataDir, `${tokenConfig.label}.so-pin`), soPin);
-  say(`token '${tokenConfig.label}' created${generated ? ` (PIN in ${tokenConfig.pinFile})` : ""}`);
+  if (provisioned.soPin) writeSecret(path.join(config.dataDir, `${tokenConfig.label}.so-pin`), provisioned.soPin);
+  say(`token '${tokenConfig.label}' created${provisioned.generatedPin ? ` (PIN in ${tokenConfig.pinFile})` : ""}`);
 }
 
 /**
@@ -116,11 +112,11 @@ export async function createCaCertificate(
   inventory: Inventory,
   config: Config,
   plan: CaCertificatePlan,
-  keyToken: Token,
+  keyToken: KeyManager,
   parent: { record: IssuerRecord; signer: Signer } | undefined,
   actor: string,
 ): Promise<IssuerRecord> {
-  const key = await keyToken.generateKeyPair(plan.id, plan.keyAlgorithm);
+  const key = await keyToken.generateKey(plan.id, plan.keyAlgorithm);
   const signingKey = parent ? parent.signer : await keyToken.signer(key.uri);
   const parentFacts = parent ? caCertificateFacts(parent.record.certificateDer) : undefined;
   const subject = buildName({ commonName: plan.commonName, organization: config.ca.organization });
@@ -190,8 +186,8 @@ export async function initCa(config: Config, inventory: Inventory, clock: Clock,
     progress(line);
   };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  ensureToken(config, "root", say);
-  if (config.hsm.issuing.label !== config.hsm.root.label) ensureToken(config, "issuing", say);
+  await ensureToken(config, "root", say);
+  if (config.hsm.issuing.label !== config.hsm.root.label) await ensureToken(config, "issuing", say);
 
   let root = await inventory.issuers.active(hierarchy, "root");
   let intermediate = await inventory.issuers.active(hierarchy, "intermediate");
@@ -260,7 +256,7 @@ export async function createIntermediate(
   inventory: Inventory,
   clock: Clock,
   root: IssuerRecord,
-  rootToken: Token,
+  rootToken: KeyManager,
   actor: string,
   options: { status?: "staged" | "active" } = {},
 ): Promise<IssuerRecord> {

@@ -1,5 +1,5 @@
 import type { Config } from "@pki/config";
-import { Token, type KeyAlgorithm, type KeyInfo, type Signer } from "@pki/hsm";
+import { type KeyAlgorithm, type KeyInfo, type KeyManager, type Signer, Token } from "@pki/hsm";
 import type { Inventory, IssuerRecord } from "@pki/db";
 import { caCertificateFacts, type CaCertificateFacts } from "@pki/x509";
 import type { Clock } from "./clock.ts";
@@ -29,7 +29,7 @@ export class StartupCheckError extends Error {
   }
 }
 
-export function openToken(config: Config, which: "root" | "issuing"): Token {
+export function openToken(config: Config, which: "root" | "issuing"): KeyManager {
   const token = config.hsm[which];
   if (!config.hsm.modulePath) throw new StartupCheckError("no PKCS#11 module found: install softhsm2 or set PKCS11_MODULE");
   if (!token.pin) throw new StartupCheckError(`no PIN for token '${token.label}': set PKI_${which.toUpperCase()}_PIN or PKI_${which.toUpperCase()}_PIN_FILE`);
@@ -37,7 +37,7 @@ export function openToken(config: Config, which: "root" | "issuing"): Token {
 }
 
 /** Checks the token key behind an issuer is the key its certificate names. */
-export async function bindSigner(token: Token, record: IssuerRecord): Promise<{ signer: Signer; facts: CaCertificateFacts }> {
+export async function bindSigner(token: KeyManager, record: IssuerRecord): Promise<{ signer: Signer; facts: CaCertificateFacts }> {
   const facts = caCertificateFacts(record.certificateDer);
   const signer = await token.signer(record.keyUri).catch((error: Error) => {
     throw new StartupCheckError(`issuer ${record.id}: ${error.message}`);
@@ -78,7 +78,7 @@ export class Keyring {
   private reloading: Promise<KeyringChange> | undefined;
 
   private constructor(
-    private readonly token: Token,
+    private readonly token: KeyManager,
     private readonly issuers: Map<string, ServingIssuer>,
     /** where reload() reads the issuers from (rotation without restart) */
     private readonly source?: { inventory: Inventory; clock: Clock },
@@ -186,7 +186,7 @@ export class Keyring {
    * OCSP responder: sensitive and never extractable like the CA keys.
    */
   async generateDelegatedKey(objectLabel: string, algorithm: KeyAlgorithm): Promise<KeyInfo> {
-    return this.token.generateKeyPair(objectLabel, algorithm);
+    return this.token.generateKey(objectLabel, algorithm);
   }
 
   /** A signer for a delegated key on the issuing token, by its pkcs11: URI. */

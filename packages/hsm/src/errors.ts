@@ -11,6 +11,7 @@ export class HsmError extends Error {
 
 /** pkcs11js errors carry the CKR_ name in the message; map the ones an operator can act on. */
 export function describePkcs11Error(error: unknown, context: string): HsmError {
+  if (error instanceof HsmError) return error;
   const message = error instanceof Error ? error.message : String(error);
   if (/CKR_PIN_INCORRECT|CKR_PIN_LEN_RANGE|CKR_PIN_INVALID/.test(message)) return new HsmError("bad_pin", `${context}: the token rejected the PIN`);
   if (/CKR_PIN_LOCKED/.test(message)) return new HsmError("bad_pin", `${context}: the token's PIN is locked`);

@@ -1,3 +1,4 @@
+import graphene from "graphene-pk11";
 import pkcs11js from "pkcs11js";
 import { existsSync } from "node:fs";
 import { HsmError, describePkcs11Error } from "./errors.ts";
@@ -11,18 +12,25 @@ export interface SlotToken {
 }
 
 /**
- * One loaded PKCS#11 library per process. It is initialised with CKF_OS_LOCKING_OK because
- * pkcs11js runs C_Sign on worker threads: without OS locking, concurrent signing crashes
- * SoftHSM. Finalising it would kill every session in the process, so it stays loaded
- * until `finalize()` at shutdown.
+ * One loaded PKCS#11 library per process, through graphene-pk11. It is initialised with
+ * CKF_OS_LOCKING_OK because C_Sign runs on libuv worker threads: without OS locking,
+ * concurrent signing crashes SoftHSM. Finalising it would kill every session in the
+ * process, so it stays loaded until `finalize()` at shutdown.
  */
 export class Pkcs11Module {
   private static loaded = new Map<string, Pkcs11Module>();
+  /** token label → SHA-256 of the user PIN this process logged in with (see Token) */
+  readonly loggedInPins = new Map<string, Buffer>();
 
   private constructor(
     readonly path: string,
-    readonly api: pkcs11js.PKCS11,
+    readonly module: graphene.Module,
   ) {}
+
+  /** The pkcs11js binding under graphene (the same library instance), for the raw-rate ceiling and tests. */
+  get api(): pkcs11js.PKCS11 {
+    return this.module.lib;
+  }
 
   /**
    * `softhsmConf` is exported as SOFTHSM2_CONF for the library, which reads it once, at
@@ -35,53 +43,66 @@ export class Pkcs11Module {
     // environment, once, when the module is loaded.
     if (options.softhsmConf) process.env.SOFTHSM2_CONF = options.softhsmConf;
     if (!existsSync(path)) throw new HsmError("module_not_found", `PKCS#11 module not found at ${path} (install softhsm2 or set PKCS11_MODULE)`);
-    const api = new pkcs11js.PKCS11();
+    let module: graphene.Module;
     try {
-      api.load(path);
-      api.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      module = graphene.Module.load(path);
+      module.initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
     } catch (error) {
       throw describePkcs11Error(error, `loading PKCS#11 module ${path}`);
     }
-    const module = new Pkcs11Module(path, api);
-    Pkcs11Module.loaded.set(path, module);
-    return module;
+    const loaded = new Pkcs11Module(path, module);
+    Pkcs11Module.loaded.set(path, loaded);
+    return loaded;
   }
 
   /** Every slot that has a token, initialised or not. */
   tokens(): SlotToken[] {
-    return this.api.C_GetSlotList(true).map((slotId) => {
-      const info = this.api.C_GetTokenInfo(slotId);
-      return {
-        slotId,
+    const slots = this.module.getSlots(true);
+    const found: SlotToken[] = [];
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots.items(i);
+      const info = slot.getToken();
+      found.push({
+        slotId: slot.handle,
         label: info.label.trim(),
         serial: info.serialNumber.trim(),
-        initialized: (info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0,
-        userPinInitialized: (info.flags & pkcs11js.CKF_USER_PIN_INITIALIZED) !== 0,
-      };
-    });
+        initialized: (info.flags & graphene.TokenFlag.TOKEN_INITIALIZED) !== 0,
+        userPinInitialized: (info.flags & graphene.TokenFlag.USER_PIN_INITIALIZED) !== 0,
+      });
+    }
+    return found;
   }
 
   findToken(label: string): SlotToken | undefined {
     return this.tokens().find((t) => t.initialized && t.label === label);
   }
 
+  /** The graphene slot holding the initialised token `label`. */
+  slotOf(label: string): graphene.Slot | undefined {
+    const token = this.findToken(label);
+    if (!token) return undefined;
+    return new graphene.Slot(token.slotId, this.module, this.module.lib);
+  }
+
   /**
    * Initialises a new token on a free slot and sets its user PIN. Real HSMs usually have
-   * their own ceremony tooling; this is what the SoftHSM quickstart and the tests use.
+   * their own ceremony tooling; this is what SoftHSM provisioning and the tests use.
    */
   initToken(label: string, soPin: string, userPin: string): SlotToken {
     if (this.findToken(label)) throw new HsmError("token_exists", `a token labelled '${label}' already exists`);
     const free = this.tokens().find((t) => !t.initialized);
     if (!free) throw new HsmError("token_not_found", "no free slot to initialise a token in");
     try {
-      this.api.C_InitToken(free.slotId, soPin, label.padEnd(32, " "));
-      const session = this.api.C_OpenSession(free.slotId, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      const slot = new graphene.Slot(free.slotId, this.module, this.module.lib);
+      // pkcs11js's C_InitToken returns nothing, which graphene's Slot.initToken cannot unpad
+      this.module.lib.C_InitToken(free.slotId, soPin, label.padEnd(32, " "));
+      const session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
       try {
-        this.api.C_Login(session, pkcs11js.CKU_SO, soPin);
-        this.api.C_InitPIN(session, userPin);
-        this.api.C_Logout(session);
+        session.login(soPin, graphene.UserType.SO);
+        session.initPin(userPin);
+        session.logout();
       } finally {
-        this.api.C_CloseSession(session);
+        session.close();
       }
     } catch (error) {
       throw describePkcs11Error(error, `initialising token '${label}'`);
@@ -94,12 +115,12 @@ export class Pkcs11Module {
   /** Only at process exit: this ends every session every part of the process holds. */
   finalize(): void {
     try {
-      this.api.C_Finalize();
-      this.api.close();
+      this.module.finalize();
+      this.module.close();
     } finally {
       Pkcs11Module.loaded.delete(this.path);
     }
   }
 }
 
-export { pkcs11js };
+export { pkcs11js, graphene };

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash, createPublicKey, verify } from "node:crypto";
@@ -8,6 +9,8 @@ import { Token } from "./token.ts";
 import { softhsmConfig } from "./softhsm.ts";
 import { parseKeyUri, formatKeyUri } from "./uri.ts";
 import { KEY_ALGORITHMS, hashFor } from "./algorithms.ts";
+import { Pkcs11KeyBackend } from "./pkcs11-backend.ts";
+import type { KeyManager } from "./key-manager.ts";
 
 const MODULE = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"].find((m) => existsSync(m))!;
 
@@ -125,6 +128,150 @@ describe("keys on the token", () => {
     module.initToken("other", "so-pin-1234", "right-pin");
     expect(() => Token.open({ modulePath: MODULE, label: "other", pin: "wrong-pin" })).toThrow(/token rejected the PIN/);
   });
+});
+
+/** Protection attributes of the objects labelled `label`, read with the raw binding rather than the code under test. */
+function rawAttributes(tokenLabel: string, pin: string, label: string) {
+  const api = module.api;
+  const session = api.C_OpenSession(module.findToken(tokenLabel)!.slotId, pkcs11js.CKF_SERIAL_SESSION);
+  try {
+    try {
+      api.C_Login(session, pkcs11js.CKU_USER, pin);
+    } catch (error) {
+      if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String(error))) throw error;
+    }
+    api.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
+    const handles = api.C_FindObjects(session, 16);
+    api.C_FindObjectsFinal(session);
+    return handles.map((handle) => {
+      const [objectClass, onToken, isPrivate] = api.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_CLASS }, { type: pkcs11js.CKA_TOKEN }, { type: pkcs11js.CKA_PRIVATE }]);
+      const bool = (attribute: pkcs11js.Attribute | undefined) => (attribute!.value as Buffer)[0] === 1;
+      const privateKey = (objectClass!.value as Buffer).readUInt32LE(0) === pkcs11js.CKO_PRIVATE_KEY;
+      if (!privateKey) return { privateKey, onToken: bool(onToken) };
+      const [sensitive, extractable] = api.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }]);
+      return { privateKey, onToken: bool(onToken), isPrivate: bool(isPrivate), sensitive: bool(sensitive), extractable: bool(extractable) };
+    });
+  } finally {
+    api.C_CloseSession(session);
+  }
+}
+
+describe("the KeyManager interface, on PKCS#11", () => {
+  it.each(["ECDSA-P256", "ECDSA-P384", "RSA-2048"] as const)("%s: the token's own attributes say sensitive, never extractable, on the token", async (algorithm) => {
+    const keys: KeyManager = token;
+    const label = `km-${algorithm}`;
+    const key = await keys.generateKey(label, algorithm);
+    const privateHalf = rawAttributes("unit", "user-pin-1234", label).find((o) => o.privateKey);
+    expect(privateHalf).toEqual({ privateKey: true, onToken: true, isPrivate: true, sensitive: true, extractable: false });
+    // the SPKI the interface reports is the one that verifies the key's signatures
+    const spki = await keys.publicKeySpki(key.uri);
+    expect(spki.equals(key.publicKeySpki)).toBe(true);
+    const signer = await keys.signer(key.uri);
+    const data = Buffer.from(`through the interface, ${algorithm}`);
+    const publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
+    expect(verify(hashFor(algorithm), data, publicKey, await signer.sign(data))).toBe(true);
+    expect(verify(hashFor(algorithm), data, publicKey, await signer.signDigest(createHash(hashFor(algorithm)).update(data).digest()))).toBe(true);
+    expect(verify(hashFor(algorithm), Buffer.from("tampered"), publicKey, await signer.sign(data))).toBe(false);
+  });
+
+  it("lists the keys it generated and forgets a destroyed one", async () => {
+    const keys: KeyManager = token;
+    const listed = await keys.generateKey("listed", "ECDSA-P256");
+    const entry = (await keys.listKeys()).find((k) => k.label === "listed");
+    expect(entry).toMatchObject({ uri: listed.uri, algorithm: "ECDSA-P256", sensitive: true, extractable: false });
+    expect(entry?.publicKeySpki.equals(listed.publicKeySpki)).toBe(true);
+    expect(await keys.destroyKey(listed.uri)).toBe(2);
+    expect((await keys.listKeys()).some((k) => k.label === "listed")).toBe(false);
+    expect(rawAttributes("unit", "user-pin-1234", "listed")).toEqual([]);
+    expect(await keys.findKey(listed.uri)).toBeUndefined();
+    await expect(keys.signer(listed.uri)).rejects.toThrow(/no key .* on token 'unit'/);
+    await expect(keys.publicKeySpki(listed.uri)).rejects.toThrow(/no key .* on token 'unit'/);
+  });
+
+  it("provisions a fresh token, opens it with the generated PIN, and leaves an existing one alone", async () => {
+    const backend = new Pkcs11KeyBackend({ modulePath: MODULE });
+    const provisioned = await backend.provision({ label: "fresh" });
+    expect(provisioned).toMatchObject({ label: "fresh", created: true });
+    expect(provisioned.generatedPin).toMatch(/^[0-9a-f]{32}$/);
+    expect(provisioned.soPin).toMatch(/^[0-9a-f]{32}$/);
+    expect(provisioned.soPin).not.toBe(provisioned.generatedPin);
+
+    const keys = await backend.open({ label: "fresh", pin: provisioned.generatedPin!, sessions: 2 });
+    try {
+      const key = await keys.generateKey("first", "ECDSA-P256");
+      expect(key.uri).toMatch(/^pkcs11:token=fresh;object=first;/);
+      const data = Buffer.from("signed on a token provisioned through the interface");
+      expect(verify("sha256", data, createPublicKey({ key: key.publicKeySpki, format: "der", type: "spki" }), await (await keys.signer(key.uri)).sign(data))).toBe(true);
+    } finally {
+      keys.close();
+    }
+
+    // again: nothing changes, no PIN is handed out, the key is still there
+    expect(await backend.provision({ label: "fresh" })).toEqual({ label: "fresh", created: false });
+    const reopened = await backend.open({ label: "fresh", pin: provisioned.generatedPin! });
+    try {
+      expect((await reopened.listKeys()).map((k) => k.label)).toEqual(["first"]);
+    } finally {
+      reopened.close();
+    }
+
+    // a PIN the caller chose is used and not echoed back
+    const chosen = await backend.provision({ label: "chosen-pin", pin: "chosen-pin-5678" });
+    expect(chosen.created).toBe(true);
+    expect(chosen.generatedPin).toBeUndefined();
+    (await backend.open({ label: "chosen-pin", pin: "chosen-pin-5678" })).close();
+  });
+
+  it("names a wrong PIN without repeating it, and refuses to create tokens where it may not", async () => {
+    const backend = new Pkcs11KeyBackend({ modulePath: MODULE });
+    // a token nobody in this process has logged in to yet (login is per process and token)
+    await backend.provision({ label: "pin-check", pin: "the-right-pin-1234" });
+    const error = await backend.open({ label: "pin-check", pin: "not-the-pin-9876" }).catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/token rejected the PIN/);
+    expect((error as Error).message).not.toContain("not-the-pin-9876");
+    // once this process is logged in, the token itself no longer checks a PIN: ours does
+    const right = await backend.open({ label: "pin-check", pin: "the-right-pin-1234" });
+    try {
+      const again = await backend.open({ label: "pin-check", pin: "not-the-pin-9876" }).catch((e: Error) => e);
+      expect(again).toBeInstanceOf(Error);
+      expect((again as Error).message).toMatch(/token 'pin-check': the token rejected the PIN/);
+      expect((again as Error).message).not.toContain("not-the-pin-9876");
+      (await backend.open({ label: "pin-check", pin: "the-right-pin-1234" })).close();
+    } finally {
+      right.close();
+    }
+    const hardware = new Pkcs11KeyBackend({ modulePath: MODULE, mayInitialiseTokens: false });
+    await expect(hardware.provision({ label: "never-created" })).rejects.toThrow(/token 'never-created' not found .*initialise it with the HSM's tooling first/);
+    expect(module.findToken("never-created")).toBeUndefined();
+    expect(await hardware.provision({ label: "unit" })).toEqual({ label: "unit", created: false });
+  });
+});
+
+describe("hsm/init-token.sh", () => {
+  it("provisions a token through the key backend with PINs read from files, once", () => {
+    // its own process and data dir: SoftHSM reads its configuration once per process
+    const work = mkdtempSync(path.join(tmpdir(), "pki-init-token-"));
+    try {
+      writeFileSync(path.join(work, "pin"), "ops-user-pin-1234\n", { mode: 0o600 });
+      writeFileSync(path.join(work, "so-pin"), "ops-so-pin-5678\n", { mode: 0o600 });
+      const script = path.resolve(import.meta.dirname, "../../../hsm/init-token.sh");
+      const run = () => spawnSync("bash", [script, "data", "ops", "pin", "so-pin"], { cwd: work, encoding: "utf8" });
+      const first = run();
+      expect(first.stderr).toBe("");
+      expect(first.stdout).toMatch(/token 'ops' initialised in /);
+      expect(run().stdout).toMatch(/token 'ops' already exists .*left as it was/);
+      // checked with OpenSC's pkcs11-tool, not with this package
+      const tool = (...args: string[]) =>
+        spawnSync("pkcs11-tool", ["--module", MODULE, "--token-label", "ops", ...args], { encoding: "utf8", env: { ...process.env, SOFTHSM2_CONF: path.join(work, "data", "softhsm2.conf") } });
+      expect(tool("--login", "--pin", "ops-user-pin-1234", "--list-objects").status).toBe(0);
+      // the SO PIN is proved by using it: setting the user PIN (to the same value)
+      expect(tool("--login", "--login-type", "so", "--so-pin", "ops-so-pin-5678", "--init-pin", "--new-pin", "ops-user-pin-1234").status).toBe(0);
+      expect(tool("--login", "--pin", "ops-so-pin-5678", "--list-objects").stderr).toMatch(/CKR_PIN_INCORRECT/);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe("pkcs11 URIs", () => {

@@ -6,7 +6,9 @@
 // the CA send requests elsewhere), with a time limit and a size limit, and no redirects.
 import { X509Certificate, verify, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { AuthorityInfoAccessSyntax, Certificate, CRLDistributionPoints, id_ad_ocsp, id_ce_cRLDistributionPoints, id_pe_authorityInfoAccess } from "@peculiar/asn1-x509";
+import { Certificate } from "@peculiar/asn1-x509";
+import "reflect-metadata";
+import { AuthorityInfoAccessExtension, CRLDistributionPointsExtension, X509Certificate as ParsedCertificate } from "@peculiar/x509";
 import { BasicOCSPResponse, CertID, OCSPRequest, OCSPResponse, OCSPResponseStatus, Request, TBSRequest, id_pkix_ocsp_basic } from "@peculiar/asn1-ocsp";
 import { TAG, children, contents, decodeOid, decodeTime, readTlv, whole, type Tlv } from "@pki/der";
 import { OID, VERIFIABLE_SIGNATURE_HASHES, certIdFor } from "@pki/x509";
@@ -39,21 +41,12 @@ export interface CrlView {
   error?: string;
 }
 
-/** The certificate's OCSP and CRL URLs (the first of each). */
+/** The certificate's OCSP and CRL URLs (the first of each), read with @peculiar/x509. */
 function revocationUrlsOf(certificateDer: Buffer): { ocsp: string | null; crl: string | null } {
-  const cert = AsnConvert.parse(certificateDer, Certificate);
-  let ocsp: string | null = null;
-  let crl: string | null = null;
-  for (const extension of cert.tbsCertificate.extensions ?? []) {
-    if (extension.extnID === id_pe_authorityInfoAccess) {
-      const access = AsnConvert.parse(extension.extnValue, AuthorityInfoAccessSyntax);
-      ocsp ??= access.find((a) => a.accessMethod === id_ad_ocsp)?.accessLocation.uniformResourceIdentifier ?? null;
-    }
-    if (extension.extnID === id_ce_cRLDistributionPoints) {
-      const points = AsnConvert.parse(extension.extnValue, CRLDistributionPoints);
-      crl ??= points.flatMap((p) => p.distributionPoint?.fullName ?? []).find((n) => n.uniformResourceIdentifier)?.uniformResourceIdentifier ?? null;
-    }
-  }
+  const cert = new ParsedCertificate(new Uint8Array(certificateDer));
+  const ocsp = cert.getExtension(AuthorityInfoAccessExtension)?.ocsp.find((name) => name.type === "url")?.value ?? null;
+  const points = cert.getExtension(CRLDistributionPointsExtension)?.distributionPoints ?? [];
+  const crl = points.flatMap((p) => p.distributionPoint?.fullName ?? []).find((n) => n.uniformResourceIdentifier)?.uniformResourceIdentifier ?? null;
   return { ocsp, crl };
 }
 

@@ -1,8 +1,6 @@
-import { X509Certificate } from "node:crypto";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { Certificate, SubjectKeyIdentifier, id_ce_subjectKeyIdentifier } from "@peculiar/asn1-x509";
+import "reflect-metadata";
+import { SubjectKeyIdentifierExtension, X509Certificate } from "@peculiar/x509";
 import { keyAlgorithmOfSpki, type KeyAlgorithm } from "./algorithms.ts";
-import { serialize } from "./der.ts";
 
 /** What lint checks a certificate or CRL against about its issuer. */
 export interface IssuerFacts {
@@ -24,24 +22,23 @@ export interface CaCertificateFacts extends IssuerFacts {
   notBefore: Date;
 }
 
+/** Reads a CA certificate with @peculiar/x509 (once per issuer, off the signing path). */
 export function caCertificateFacts(der: Buffer): CaCertificateFacts {
-  const cert = AsnConvert.parse(der, Certificate);
-  const tbs = cert.tbsCertificate;
-  const spki = serialize(tbs.subjectPublicKeyInfo);
+  const cert = new X509Certificate(new Uint8Array(der));
+  const spki = Buffer.from(cert.publicKey.rawData);
   const keyAlgorithm = keyAlgorithmOfSpki(spki);
   if (typeof keyAlgorithm !== "string") throw new Error(`CA certificate key: ${keyAlgorithm.unsupported}`);
-  const skiExt = tbs.extensions?.find((e) => e.extnID === id_ce_subjectKeyIdentifier);
-  if (!skiExt) throw new Error("CA certificate has no subjectKeyIdentifier");
-  const x509 = new X509Certificate(der);
+  const ski = cert.getExtension(SubjectKeyIdentifierExtension);
+  if (!ski) throw new Error("CA certificate has no subjectKeyIdentifier");
   return {
     der,
     spki,
     keyAlgorithm,
-    subjectDer: serialize(tbs.subject),
-    subjectKeyId: Buffer.from(AsnConvert.parse(skiExt.extnValue, SubjectKeyIdentifier).buffer),
-    serial: Buffer.from(tbs.serialNumber).toString("hex"),
-    subject: x509.subject.replaceAll("\n", ", "),
-    notBefore: tbs.validity.notBefore.getTime(),
-    notAfter: tbs.validity.notAfter.getTime(),
+    subjectDer: Buffer.from(cert.subjectName.toArrayBuffer()),
+    subjectKeyId: Buffer.from(ski.keyId, "hex"),
+    serial: cert.serialNumber.toLowerCase(),
+    subject: cert.subject,
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
   };
 }

@@ -5,7 +5,7 @@
 // OCSP answers about its intermediates are signed with it, valid as long (ocsp/root-status.ts).
 import type { Config } from "@pki/config";
 import type { CrlMeta, Inventory, IssuerRecord, RevokedEntry } from "@pki/db";
-import type { Token } from "@pki/hsm";
+import type { KeyManager } from "@pki/hsm";
 import type { Clock } from "../clock.ts";
 import { bindSigner, openToken } from "../keyring.ts";
 import { buildAndSignCrl, inMemorySource } from "./builder.ts";
@@ -22,7 +22,7 @@ export interface RootCrlResult {
 }
 
 /** Signs a fresh CRL for every root that is not expired. Opens the root token unless given one. */
-export async function signRootCrls(config: Config, inventory: Inventory, clock: Clock, rootToken?: Token): Promise<RootCrlResult[]> {
+export async function signRootCrls(config: Config, inventory: Inventory, clock: Clock, rootToken?: KeyManager): Promise<RootCrlResult[]> {
   const issuers = await inventory.issuers.list();
   const now = clock.now();
   const roots = issuers.filter((i) => i.role === "root" && i.status !== "expired" && i.notAfter > now);
