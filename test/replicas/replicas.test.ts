@@ -257,11 +257,12 @@ async function ocspStatus(base: string, serial: string): Promise<string> {
 }
 
 /** Polls a responder until it gives one of `expected` for the certificate; the time it took from `since`. */
-async function answeredAfter(base: string, serial: string, expected: string[], since: number): Promise<number> {
+async function answeredAfter(base: string, serial: string, expected: string[], since: number, interim?: Map<string, number>): Promise<number> {
   const deadline = Date.now() + VISIBLE_WITHIN_MS;
   let last = "";
   for (;;) {
-    last = await ocspStatus(base, serial).catch((error: Error) => `error ${error.message}`);
+    last = await ocspStatus(base, serial).catch((error: Error) => `error ${error.message.slice(0, 60)}`);
+    if (!expected.includes(last)) interim?.set(last, (interim.get(last) ?? 0) + 1);
     if (expected.includes(last)) return Date.now() - since;
     if (Date.now() > deadline) throw new Error(`${base} answered ${last} for ${serial}, not ${expected}, for ${VISIBLE_WITHIN_MS} ms`);
     await sleep(50);
@@ -372,6 +373,8 @@ describe.skipIf(!which("nginx"))("replicas of every role on one PostgreSQL with 
     const visibility: Record<string, Array<{ ms: number; from: number; to: number }>> = { "ocsp-primary": [], "ocsp-standby": [] };
     const watchers: Promise<void>[] = [];
     const watchFailures: string[] = [];
+    /** what each responder said before it knew a new certificate */
+    const interimAnswers: Record<string, Map<string, number>> = { "ocsp-primary": new Map(), "ocsp-standby": new Map() };
     const crls: SeenCrl[] = [];
     const lagSamples: number[] = [];
     let issuerId = "";
@@ -476,7 +479,7 @@ describe.skipIf(!which("nginx"))("replicas of every role on one PostgreSQL with 
         if (issued.length % 8 === 0) progress(`${issued.length} issued`);
         for (const name of ["ocsp-primary", "ocsp-standby"] as const)
           watchers.push(
-            answeredAfter(`http://127.0.0.1:${replicas.get(name)!.port}`, cert.serial, ["good", "revoked"], cert.receivedAt).then(
+            answeredAfter(`http://127.0.0.1:${replicas.get(name)!.port}`, cert.serial, ["good", "revoked"], cert.receivedAt, interimAnswers[name]).then(
               (ms) => void visibility[name]!.push({ ms, from: cert.receivedAt, to: Date.now() }),
               (error: Error) => void watchFailures.push(error.message),
             ),
@@ -609,6 +612,16 @@ describe.skipIf(!which("nginx"))("replicas of every role on one PostgreSQL with 
       return { all: stats(all.map((v) => v.ms)), steady: calm.length ? stats(calm.map((v) => v.ms)) : "none", steadyWithin1s: `${calm.filter((v) => v.ms <= 1000).length} of ${calm.length}` };
     };
     report.ocspVisibleAfterIssueMs = { primary: visible("ocsp-primary"), standby: visible("ocsp-standby") };
+    report.ocspAnswersBeforeVisible = Object.fromEntries(Object.entries(interimAnswers).map(([name, answers]) => [name, Object.fromEntries(answers)]));
+    report.ocspVisibleFirstEightMs = Object.fromEntries(
+      Object.entries(visibility).map(([name, v]) => [
+        name,
+        [...v]
+          .sort((a, b) => a.from - b.from)
+          .slice(0, 8)
+          .map((x) => Math.round(x.ms)),
+      ]),
+    );
     report.replicationLagMs = stats(lagSamples);
     report.counts = counts;
     report.disruptions = disruptions.map((d) => `after ${d.after} issued: ${d.what}`);
