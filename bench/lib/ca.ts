@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
 import { loadConfig, type Config } from "@pki/config";
 import { initCa, openCa, openInventory, systemClock, type CaRuntime } from "@pki/authority";
+import { migrateDatabase } from "@pki/db";
 import { createDatabase as createTestDatabase } from "../../test/support/databases.ts";
 
 export interface BenchCa {
@@ -37,6 +38,7 @@ export async function createCa(serverUrl: string, tmp: string, extraEnv: Record<
     ...extraEnv,
   };
   const config = loadConfig(env);
+  await migrateDatabase({ url: db.url, embeddedDir: config.embeddedDatabaseDir });
   const inventory = await openInventory(config, "server");
   await initCa(config, inventory, systemClock, "bench:init");
   const runtime = await openCa(config, systemClock, inventory);

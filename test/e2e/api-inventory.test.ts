@@ -136,6 +136,16 @@ describe("OpenAPI document", () => {
       "/v1/provisioners",
       "post",
     );
+    // the operator-task routes (their bodies are what the console renders)
+    check(await t.call("POST", "/v1/scheduler/jobs/issuer-health/run", { token: t.ca.adminToken }), "/v1/scheduler/jobs/{job}/run", "post");
+    check(await t.call("POST", "/v1/scheduler/jobs/no-such-job/run", { token: t.ca.adminToken }), "/v1/scheduler/jobs/{job}/run", "post");
+    check(await admin("/v1/scheduler"), "/v1/scheduler", "get");
+    check(await t.call("POST", "/v1/crls/publish", { token: t.ca.adminToken, body: {} }), "/v1/crls/publish", "post");
+    check(await admin("/v1/crls"), "/v1/crls", "get");
+    check(await admin("/v1/doctor"), "/v1/doctor", "get");
+    check(await t.call("POST", "/v1/admins", { token: t.ca.adminToken, body: { name: "doc" } }), "/v1/admins", "post");
+    check(await admin("/v1/admins"), "/v1/admins", "get");
+    check(await t.call("DELETE", "/v1/admins/doc", { token: t.ca.adminToken }), "/v1/admins/{name}", "delete");
     const csr = opensslCsr({ sans: ["DNS:doc.inv.example"] });
     const created = await t.call("POST", "/v1/certificates", { token, body: { csr: csr.csrPem } });
     check(created, "/v1/certificates", "post");

@@ -4,6 +4,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../support/harness.ts";
 import { run, which } from "../support/tools.ts";
@@ -16,7 +17,8 @@ function composeConfig(): { status: number; stdout: string; stderr: string } {
   cpSync(path.join(REPO_ROOT, "deploy"), path.join(dir, "deploy"), { recursive: true });
   cpSync(path.join(REPO_ROOT, "Dockerfile"), path.join(dir, "Dockerfile"));
   mkdirSync(path.join(dir, "secrets"));
-  for (const secret of ["postgres_password", "database_url", "issuing_pin", "root_pin", "admin_token"]) writeFileSync(path.join(dir, "secrets", secret), "x\n");
+  const perRole = ["migrate", "api", "ocsp", "crl", "scheduler"].flatMap((r) => [`db_password_${r}`, `database_url_${r}`]);
+  for (const secret of ["postgres_password", "issuing_pin", "root_pin", "admin_token", ...perRole]) writeFileSync(path.join(dir, "secrets", secret), "x\n");
   return run(compose[0]!, [...compose.slice(1), "config"], { cwd: dir });
 }
 
@@ -25,7 +27,7 @@ describe("docker-compose.yml", () => {
     const result = composeConfig();
     expect(result.stderr).not.toMatch(/error|invalid/i);
     expect(result.status).toBe(0);
-    for (const service of ["postgres:", "init:", "api:", "ocsp-responder:", "crl-publisher:", "scheduler:", "edge:"]) expect(result.stdout).toContain(service);
+    for (const service of ["postgres:", "migrate:", "init:", "api:", "ocsp-responder:", "crl-publisher:", "scheduler:", "edge:"]) expect(result.stdout).toContain(service);
   });
 
   it("runs every role from one image, non-root, read-only, with healthchecks and file secrets", () => {
@@ -63,5 +65,27 @@ describe("docker-compose.yml", () => {
     const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
     // the README's compose command names an http:// public URL: the edge serves plain HTTP
     for (const m of readme.matchAll(/PKI_PUBLIC_URL=(\S+) .*docker.compose up/g)) expect(m[1]).toMatch(/^http:\/\//);
+  });
+
+  it("gives each role its own database user, and migrates once before the roles start", () => {
+    const result = composeConfig();
+    expect(result.status, result.stderr).toBe(0);
+    type Service = { environment?: Record<string, string>; secrets?: Array<{ source: string } | string>; depends_on?: Record<string, { condition: string }>; command?: string[] };
+    const services = (parse(result.stdout) as { services: Record<string, Service> }).services;
+    const secretsOf = (name: string) => (services[name]!.secrets ?? []).map((s) => (typeof s === "string" ? s : s.source));
+    const users: Record<string, string> = { migrate: "migrate", init: "migrate", api: "api", "ocsp-responder": "ocsp", "crl-publisher": "crl", scheduler: "scheduler" };
+    for (const [service, user] of Object.entries(users)) {
+      expect(services[service]!.environment!.DATABASE_URL_FILE, service).toBe(`/run/secrets/database_url_${user}`);
+      // no other role's credentials are mounted
+      expect(
+        secretsOf(service).filter((s) => s.startsWith("database_url")),
+        service,
+      ).toEqual([`database_url_${user}`]);
+    }
+    expect(services.migrate!.command).toEqual(["apps/cli/src/main.ts", "migrate", "--grant-roles"]);
+    expect(services.init!.depends_on!.migrate!.condition).toBe("service_completed_successfully");
+    for (const role of ["api", "ocsp-responder", "crl-publisher", "scheduler"]) expect(services[role]!.depends_on!.init!.condition).toBe("service_completed_successfully");
+    // the superuser's password reaches only the database server
+    for (const [name] of Object.entries(services).filter(([n]) => n !== "postgres")) expect(secretsOf(name), name).not.toContain("postgres_password");
   });
 });

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken } from "@pki/db";
 import { startTestApi, type ApiResponse, type TestApi } from "../support/api.ts";
+import { asSession, consoleLogin, sessionCookieOf } from "../support/console.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
 
 /** the file's idle timeout, long enough for a busy machine; the idle test shortens it */
@@ -20,22 +21,7 @@ afterAll(async () => {
   await t?.stop();
 });
 
-/** The pki_session cookie's value and attributes from a Set-Cookie answer. */
-function sessionCookieOf(res: ApiResponse): { value: string; attributes: string[] } {
-  const header = [res.headers["set-cookie"] ?? []].flat().find((c) => c.startsWith("pki_session="));
-  if (!header) throw new Error(`no pki_session cookie in ${res.status} ${res.text}`);
-  const [pair, ...attributes] = header.split(";").map((p) => p.trim());
-  return { value: pair!.slice("pki_session=".length), attributes };
-}
-
-async function login(token = t.ca.adminToken) {
-  const res = await t.call("POST", "/v1/console/session", { body: { token } });
-  expect(res.status, res.text).toBe(201);
-  const cookie = sessionCookieOf(res);
-  return { res, cookie: `pki_session=${cookie.value}`, value: cookie.value, csrf: res.json.csrfToken as string };
-}
-
-const asSession = (s: { cookie: string }, headers: Record<string, string> = {}) => ({ headers: { cookie: s.cookie, ...headers } });
+const login = (token = t.ca.adminToken) => consoleLogin(t, token);
 
 describe("console sessions", () => {
   it("logs in with an admin token: a random HttpOnly, Secure, SameSite=Strict cookie stored only as its SHA-256", async () => {

@@ -2,7 +2,8 @@
 // `npm start` runs), on real PostgreSQL and SoftHSM: log in, find a certificate by a SAN
 // fragment, revoke it with a typed confirmation and watch OCSP say so, create a
 // provisioner and enrol with its token through real curl, rotate the intermediate, read
-// the audit log, log out; CSRF, session expiry, hostile text, and an axe-core check of
+// the audit log, run a scheduler job, publish CRLs, read the health checks, add and remove
+// an operator, log out; CSRF, session expiry, hostile text, and an axe-core check of
 // every page. Screenshots land in test/artifacts/console/.
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -354,6 +355,13 @@ describe("operator console", () => {
     await page.getByRole("button", { name: "Remove short-lived" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Remove" }).click();
     await page.locator("#provisioners tr:has-text('short-lived')").waitFor({ state: "detached" });
+    // removed ones stay listed on request, as with pki provisioner list --all
+    await page.getByLabel("Show removed provisioners").check();
+    await page.waitForURL(/#\/provisioners\?all=1$/);
+    await page.locator("#provisioners tr:has-text('short-lived') .badge-removed").waitFor();
+    expect(await page.getByRole("button", { name: "Remove short-lived" }).count()).toBe(0);
+    await page.getByLabel("Show removed provisioners").uncheck();
+    await page.locator("#provisioners tr:has-text('short-lived')").waitFor({ state: "detached" });
     expect((await call("GET", "/v1/provisioners")).json.map((p: { name: string }) => p.name)).not.toContain("short-lived");
     await page.getByRole("button", { name: "Disable console-team" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Disable" }).click();
@@ -487,6 +495,110 @@ describe("operator console", () => {
     expect(new Set(outcomes)).toEqual(new Set(["denied"]));
   });
 
+  it("runs a scheduler job from the Scheduler page and its last run changes", async () => {
+    await page.goto(`${api}/console/#/scheduler`);
+    const last = page.locator('.last-run[data-job="issuer-health"]');
+    await last.waitFor();
+    const before = await last.getAttribute("data-run-id");
+    await page.getByRole("button", { name: "Run now: issuer-health" }).click();
+    await page.locator("#run-result .message:has-text('issuer-health: ok')").waitFor();
+    await page.locator(`.last-run[data-job="issuer-health"][data-run-id]:not([data-run-id="${before}"])`).waitFor();
+    expect(await page.locator("table:has(caption:text-is('Latest runs, newest first')) tbody tr").first().textContent()).toMatch(/issuer-health.*admin:bootstrap:/);
+    await accessible(page, "scheduler");
+    await screenshot(page, "scheduler");
+    const unknown = await page.evaluate(async () => (await fetch("/v1/scheduler/jobs/no-such-job/run", { method: "POST" })).status);
+    expect(unknown).toBe(403); // no CSRF header: refused before the job name is even looked at
+  });
+
+  it("auto refresh shows a run started elsewhere without reloading the page", async () => {
+    await page.goto(`${api}/console/#/scheduler?refresh=1`);
+    const last = page.locator('.last-run[data-job="expiry-alerts"]');
+    await last.waitFor();
+    const before = await last.getAttribute("data-run-id");
+    await page.evaluate(() => Object.assign(window, { sameDocument: true }));
+    const ran = await call("POST", "/v1/scheduler/jobs/expiry-alerts/run");
+    expect(ran.status, ran.text).toBe(200);
+    await page.locator(`.last-run[data-job="expiry-alerts"][data-run-id]:not([data-run-id="${before}"])`).waitFor({ timeout: 60_000 });
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+  }, 90_000);
+
+  it("publishes CRLs from the CRLs page and sees the CRL number increase; the root's CRL is left to the CLI ceremony", async () => {
+    const active = ((await call("GET", "/v1/issuers")).json as { id: string; role: string; status: string }[]).find((i) => i.role === "intermediate" && i.status === "active")!;
+    await page.goto(`${api}/console/#/crls`);
+    const number = page.locator(`.crl-number[data-issuer="${active.id}"]`);
+    await number.waitFor();
+    const numberNow = async () => BigInt((await number.textContent())!.replace("#", "").replace("none", "-1"));
+    const before = await numberNow();
+    await page.getByRole("button", { name: `Publish now: ${active.id}` }).click();
+    await page.locator("#publish-result .message:has-text('Published:')").waitFor();
+    await page.waitForFunction(([id, n]) => BigInt(document.querySelector(`.crl-number[data-issuer="${id}"]`)?.textContent?.replace("#", "") ?? "-1") > BigInt(n), [
+      active.id,
+      String(before),
+    ] as const);
+    const single = await numberNow();
+    expect(single).toBeGreaterThan(before);
+    await page.getByRole("button", { name: "Publish all now" }).click();
+    await page.waitForFunction(([id, n]) => BigInt(document.querySelector(`.crl-number[data-issuer="${id}"]`)?.textContent?.replace("#", "") ?? "-1") > BigInt(n), [
+      active.id,
+      String(single),
+    ] as const);
+    expect(await page.locator("main").textContent()).toContain("pki crl sign-root");
+    await accessible(page, "crls");
+    await screenshot(page, "crls");
+  });
+
+  it("shows the health checks of pki doctor on the Health page", async () => {
+    await page.getByRole("link", { name: "Health" }).click();
+    await page.locator("table:has(caption:text-is('Checks'))").waitFor();
+    const names = await page.locator(".check-name").allTextContents();
+    expect(names).toEqual(expect.arrayContaining(["database", "CRLs", "scheduler", "active intermediate (default)"]));
+    expect(names.some((n) => n.startsWith("token key of "))).toBe(true);
+    expect(await page.locator("tr:has(.check-name:text-is('database')) .badge").textContent()).toBe("ok");
+    await accessible(page, "health");
+    await screenshot(page, "health");
+  });
+
+  it("adds an operator: the token is shown once and copies to the clipboard; they log in with it; removed, they are refused", async () => {
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: api });
+    await page.getByRole("link", { name: "Operators" }).click();
+    const form = page.locator("#add-operator");
+    await form.getByLabel("Name").fill("dana");
+    await form.getByRole("button", { name: "Add" }).click();
+    const token = await page.locator("#new-admin-token").inputValue();
+    expect(token).toMatch(/^pki_admin_/);
+    await page.getByRole("button", { name: "Copy token" }).click();
+    await page.getByRole("button", { name: "Copied" }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(token);
+    await accessible(page, "operators");
+    await page.getByRole("button", { name: "Done (hide the token)" }).click();
+    expect(await page.locator("#new-admin-token").count()).toBe(0);
+    await page.reload();
+    await page.locator("#operators tr:has-text('dana') .badge-active").waitFor();
+    expect(await page.locator("body").textContent()).not.toContain(token);
+    await screenshot(page, "operators");
+
+    const other = await browser.newContext({ ignoreHTTPSErrors: true });
+    const p = await newPage(other);
+    await login(p, token);
+    expect(await p.locator("#who").textContent()).toBe("dana");
+
+    await page.getByRole("button", { name: "Remove dana" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Remove" }).click();
+    await page.locator("#operators tr:has-text('dana') .badge-revoked").waitFor();
+    await p.getByRole("link", { name: "Provisioners" }).click();
+    await p.getByLabel("Admin token").waitFor();
+    expect(await p.locator("main").textContent()).toMatch(/Your session has ended/);
+    await p.getByLabel("Admin token").fill(token);
+    await p.getByRole("button", { name: "Log in" }).click();
+    await p.getByText("That is not an admin token.").waitFor();
+    await other.close();
+    const audited = await call("GET", "/v1/audit?target=dana&action=admin.");
+    expect(audited.json.items.map((e: { action: string; actor: string }) => [e.action, e.actor])).toEqual([
+      ["admin.remove", "admin:bootstrap"],
+      ["admin.create", "admin:bootstrap"],
+    ]);
+  });
+
   it("logs out; the API then refuses the browser", async () => {
     await page.getByRole("button", { name: "Log out" }).click();
     await page.getByText("You have logged out.").waitFor();
@@ -519,7 +631,7 @@ describe("operator console", () => {
 afterAll(() => {
   if (process.env.PKI_CONSOLE_DOCS !== "1") return;
   mkdirSync(path.join(REPO_ROOT, "docs/console"), { recursive: true });
-  for (const name of ["overview", "certificates", "certificate", "issuers", "provisioners", "audit"]) {
+  for (const name of ["overview", "certificates", "certificate", "issuers", "provisioners", "audit", "scheduler", "crls", "health", "operators"]) {
     const from = path.join(ARTIFACTS, `${name}.top.png`);
     if (existsSync(from)) copyFileSync(from, path.join(REPO_ROOT, "docs/console", `${name}.png`));
   }

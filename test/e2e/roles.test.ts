@@ -1,6 +1,7 @@
 // The production shape, without Docker: every role of docker-compose.yml started as its
 // own process with the environment the compose file gives it (secrets as files, the
-// ceremony as a one-shot init), against a real PostgreSQL. Then a certificate goes
+// ceremony as a one-shot init), against a real PostgreSQL, each with its own database user
+// holding only the grants prisma/roles.sql gives it (the migrate step sets them). Then a certificate goes
 // through them all: issued by the API, answered by the separate OCSP responder, revoked,
 // seen revoked by the responder and on the publisher's CRL; Prometheus scrapes each role.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -12,6 +13,7 @@ import path from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, freshDatabase } from "../support/harness.ts";
+import { createRoleUsers } from "../support/databases.ts";
 import { freePort, opensslCsr, run, scratchDir, writeTemp } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
@@ -108,15 +110,18 @@ beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), "pki-roles-"));
   secrets = path.join(dataDir, "secrets");
   mkdirSync(secrets, { mode: 0o700 });
-  writeFileSync(path.join(secrets, "database_url"), `${db.url}\n`);
+  for (const [role, url] of Object.entries(createRoleUsers(db.url, secrets))) writeFileSync(path.join(secrets, `database_url_${role}`), `${url}\n`, { mode: 0o600 });
   for (const secret of ["issuing_pin", "root_pin", "admin_token"]) writeFileSync(path.join(secrets, secret), `${secret}-${Math.random().toString(36).slice(2)}-value\n`, { mode: 0o600 });
   apiPort = await freePort();
   for (const role of ROLES) ports[role] = await freePort();
   publicUrl = `http://127.0.0.1:${ports["crl-publisher"]}`;
 
-  const init = start("init", environmentOf("init", await freePort()));
-  const [code] = await once(init, "exit");
-  expect(code, children[0]!.output()).toBe(0);
+  // Schema and grants first, as the owner; then the ceremony; the roles never migrate.
+  for (const oneShot of ["migrate", "init"]) {
+    const child = start(oneShot, environmentOf(oneShot, await freePort()));
+    const [code] = await once(child, "exit");
+    expect(code, children.at(-1)!.output()).toBe(0);
+  }
   // The publisher signs the first CRLs and OCSP answers; the others read them from the database.
   start("crl-publisher", environmentOf("crl-publisher", ports["crl-publisher"]!));
   await waitReady("crl-publisher", ports["crl-publisher"]!);
@@ -193,5 +198,7 @@ describe("per-role processes from docker-compose.yml", () => {
       const [code] = await once(child, "exit");
       expect(code, role).toBe(0);
     }
+    // Each ran with its own database user: nothing it did was refused by PostgreSQL.
+    for (const { role, output } of children) expect(output(), role).not.toMatch(/permission denied/i);
   });
 });

@@ -24,9 +24,9 @@ describe("schema and migrations", () => {
   it("agree on PostgreSQL, and migrations apply exactly once", async () => {
     const db = await freshDatabase();
     try {
-      const first = await Inventory.open({ url: db.url, embeddedDir: "" });
+      const first = await Inventory.open({ url: db.url, embeddedDir: "", schema: "migrate" });
       await first.close();
-      const inventory = await Inventory.open({ url: db.url, embeddedDir: "" });
+      const inventory = await Inventory.open({ url: db.url, embeddedDir: "", schema: "migrate" });
       try {
         expect(sorted(await columnsInDatabase(inventory))).toEqual(sorted(inventory.schemaTables()));
         const applied = await inventory.sql.query<{ migration_name: string; checksum: string }>(`SELECT migration_name, checksum FROM "_prisma_migrations" ORDER BY migration_name`);

@@ -10,7 +10,7 @@ import { loadConfig } from "@pki/config";
 import { CaError, parseCsr, toPem } from "@pki/x509";
 import { initCa, openCa, openInventory, reconcilePendingIntents, type CaRuntime } from "@pki/authority";
 import { registry } from "@pki/metrics";
-import type { Inventory } from "@pki/db";
+import { migrateDatabase, type Inventory } from "@pki/db";
 import { ownPostgres, type OwnPostgres } from "../support/postgres.ts";
 import { opensslCsr, opensslVerify } from "../support/tools.ts";
 
@@ -23,6 +23,7 @@ beforeAll(async () => {
   pg = await ownPostgres();
   dataDir = mkdtempSync(path.join(tmpdir(), "pki-fault-"));
   const config = loadConfig({ PKI_DATA_DIR: dataDir, DATABASE_URL: pg.url, PKI_BOOTSTRAP_ADMIN_TOKEN: randomBytes(16).toString("hex") });
+  await migrateDatabase({ url: pg.url, embeddedDir: config.embeddedDatabaseDir });
   inventory = await openInventory(config, "server");
   await initCa(config, inventory, { now: () => new Date() });
   ca = await openCa(config, { now: () => new Date() }, inventory);

@@ -153,6 +153,23 @@ const cells: Cell[] = [
     request: (c) => call("GET", "/v1/issuers/no-such-issuer/reissue", c),
     expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
   },
+  // operator tasks: the admin cells are refused for their input, so nothing runs or changes
+  { route: "GET /v1/scheduler", request: (c) => call("GET", "/v1/scheduler", c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  {
+    route: "POST /v1/scheduler/jobs/{job}/run",
+    request: (c) => call("POST", "/v1/scheduler/jobs/no-such-job/run", c),
+    expect: { admin: 400, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
+  { route: "GET /v1/crls", request: (c) => call("GET", "/v1/crls", c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  {
+    route: "POST /v1/crls/publish",
+    request: (c) => call("POST", "/v1/crls/publish", c, { issuerId: "no-such-issuer" }),
+    expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
+  { route: "GET /v1/doctor", request: (c) => call("GET", "/v1/doctor", c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  { route: "GET /v1/admins", request: (c) => call("GET", "/v1/admins", c), expect: { admin: 200, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  { route: "POST /v1/admins", request: (c) => call("POST", "/v1/admins", c, {}), expect: { admin: 400, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
+  { route: "DELETE /v1/admins/{name}", request: (c) => call("DELETE", "/v1/admins/nobody", c), expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
 ];
 
 describe("access control matrix", () => {

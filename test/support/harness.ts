@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig, type Config } from "@pki/config";
 import { initCa, openCa, openInventory, systemClock, type CaRuntime, type Clock } from "@pki/authority";
-import type { Inventory } from "@pki/db";
+import { migrateDatabase, type Inventory } from "@pki/db";
 import { testSettings } from "./settings.ts";
 import { createDatabase } from "./databases.ts";
 
@@ -72,6 +72,8 @@ export async function startTestCa(options: TestEnvOptions & { clock?: Clock } = 
   const adminToken = `test-admin-${randomBytes(12).toString("hex")}`;
   base.env.PKI_BOOTSTRAP_ADMIN_TOKEN = adminToken;
   const config = base.config();
+  // What `pki init` does first: roles only check the schema.
+  if (config.databaseUrl) await migrateDatabase({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir });
   const inventory = await openInventory(config, "server");
   await initCa(config, inventory, options.clock ?? systemClock, "test:init");
   const runtime = await openCa(config, options.clock ?? systemClock, inventory);

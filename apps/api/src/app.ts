@@ -19,6 +19,7 @@ import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
 import { certificateRoutes } from "./routes/certificates.ts";
 import { issuerRoutes } from "./routes/issuers.ts";
 import { provisionerRoutes } from "./routes/provisioners.ts";
+import { operationRoutes } from "./routes/operations.ts";
 
 export const MAX_JSON_BYTES = 128 * 1024;
 
@@ -31,7 +32,7 @@ const answered = new Counter({
 });
 
 export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
-  return [...consoleRoutes(runtime), ...consoleDataRoutes(runtime), ...issuerRoutes(runtime), ...provisionerRoutes(runtime), ...certificateRoutes(runtime)];
+  return [...consoleRoutes(runtime), ...consoleDataRoutes(runtime), ...issuerRoutes(runtime), ...provisionerRoutes(runtime), ...certificateRoutes(runtime), ...operationRoutes(runtime)];
 }
 
 export interface ApiAppOptions {

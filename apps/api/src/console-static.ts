@@ -12,7 +12,7 @@ const TYPES = new Map([
   [".js", "text/javascript; charset=utf-8"],
   [".css", "text/css; charset=utf-8"],
 ]);
-export const CONSOLE_FILES = ["index.html", "style.css", "app.js", "api.js", "dom.js", "pages.js", "issuers.js", "provisioners.js"];
+export const CONSOLE_FILES = ["index.html", "style.css", "app.js", "api.js", "dom.js", "pages.js", "issuers.js", "provisioners.js", "operations.js"];
 
 // A Map, so a path such as /console/__proto__ or /console/constructor names nothing.
 const assets = new Map(CONSOLE_FILES.map((name) => [name, { type: TYPES.get(path.extname(name))!, body: readFileSync(path.join(here, name)) }]));

@@ -86,7 +86,7 @@ export function openApiDocument(routes: RouteDefinition[], version = "1.0.0"): R
       version,
       description: "Private CA for mutual TLS: enrol with a provisioner token, renew over mTLS, revoke, search the inventory. Every error is RFC 9457 problem+json.",
     },
-    tags: [{ name: "certificates" }, { name: "inventory" }, { name: "provisioners" }, { name: "issuers" }, { name: "console" }, { name: "audit" }, { name: "meta" }],
+    tags: [{ name: "certificates" }, { name: "inventory" }, { name: "provisioners" }, { name: "issuers" }, { name: "console" }, { name: "audit" }, { name: "operations" }, { name: "meta" }],
     paths,
     components: {
       schemas: { Problem: jsonSchema(Problem, "output") },

@@ -211,6 +211,15 @@ export const Provisioner = z.object({
   hierarchy: z.string(),
   disabled: z.boolean(),
   createdAt: Instant,
+  removedAt: Instant.nullable().optional().meta({ description: "set for a removed provisioner (listed only with all=true)" }),
+});
+
+export const ProvisionerListQuery = z.strictObject({
+  all: z
+    .enum(["true", "false"], { error: "must be true or false" })
+    .transform((v) => v === "true")
+    .optional()
+    .meta({ description: "true: removed provisioners too (pki provisioner list --all)" }),
 });
 
 export const ProvisionerListed = Provisioner.extend({ type: z.enum(["token", "acme"]).meta({ description: "acme: serves ACME at /acme/NAME/directory" }) });
@@ -279,3 +288,52 @@ export const RelyingPartyView = z.object({
     error: z.string().optional(),
   }),
 });
+
+// Operator tasks the console does through the same functions as the CLI: scheduler,
+// CRL publication, health checks, operators' admin tokens.
+export const JobRun = z.object({
+  id: z.string(),
+  job: z.string(),
+  runner: z.string().meta({ description: "the scheduler replica, or admin:NAME / cli:USER for a run an operator started" }),
+  startedAt: Instant,
+  endedAt: Instant.nullable(),
+  outcome: z.enum(["running", "ok", "failed"]),
+  counts: z.record(z.string(), z.number()).nullable(),
+  error: z.string().nullable(),
+});
+export const SchedulerStatus = z.object({
+  jobs: z.array(
+    z.object({
+      job: z.string(),
+      nextDueAt: Instant.nullable().meta({ description: "null until a scheduler registers the job" }),
+      leaseHolder: z.string().nullable(),
+      leaseUntil: Instant.nullable(),
+      consecutiveFailures: z.number().int(),
+      lastRun: JobRun.nullable(),
+    }),
+  ),
+  runs: z.array(JobRun),
+});
+export const SchedulerQuery = z.strictObject({
+  runs: z.coerce.number().int().min(1).max(200).optional().meta({ description: "how many recent runs of all jobs (default 20)" }),
+});
+export const JobParams = z.strictObject({ job: z.string().min(1).max(100).meta({ description: "a job name; GET /v1/scheduler lists them" }) });
+export const JobRunResult = z.object({ job: z.string(), outcome: z.enum(["ok", "failed"]), counts: z.record(z.string(), z.number()), error: z.string().optional() });
+
+const CrlInfo = z.object({ number: z.string(), entries: z.number().int(), thisUpdate: Instant, nextUpdate: Instant, ageSeconds: z.number().int() });
+export const CrlStatus = z.array(z.object({ issuerId: z.string(), full: CrlInfo.nullable(), delta: CrlInfo.nullable() }));
+export const CrlPublishBody = z.strictObject({ issuerId: z.string().min(1).max(100).optional().meta({ description: "one issuer; absent = every issuer that publishes" }) });
+export const CrlPublished = z.object({ published: z.array(z.object({ issuerId: z.string(), full: CrlInfo, delta: CrlInfo })) });
+
+export const DoctorReport = z.object({
+  generatedAt: Instant,
+  checks: z.array(z.object({ name: z.string(), status: z.enum(["ok", "warn", "fail"]), detail: z.string() })),
+});
+
+export const Operator = z.object({ name: z.string(), createdAt: Instant, revokedAt: Instant.nullable() });
+export const OperatorBody = z.strictObject({
+  name: z.string({ error: "is required: the operator's name" }).max(200, "is longer than any admin name").meta({ description: "^[a-z][a-z0-9._-]{0,62}$" }),
+});
+export const OperatorCreated = z.object({ name: z.string(), token: z.string().meta({ description: "the admin token: shown this once, stored only as SHA-256" }) });
+export const OperatorParams = z.strictObject({ name: z.string().min(1).max(200) });
+export const OperatorRemoved = z.object({ removed: z.string(), sessionsEnded: z.number().int() });

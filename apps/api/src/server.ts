@@ -2,7 +2,7 @@
 // same root.pem they trust everything else with): reused across restarts while it is
 // good, renewed after two thirds of its lifetime or at once when its issuer is revoked,
 // without dropping connections (setSecureContext).
-import { constants as cryptoConstants, generateKeyPairSync } from "node:crypto";
+import { X509Certificate, constants as cryptoConstants, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createServer, type Server } from "node:https";
@@ -122,7 +122,20 @@ async function reusableListenerCertificate(runtime: CaRuntime, names: San[]): Pr
     notAfter: record.notAfter,
   };
   if (runtime.clock.now().getTime() >= renewalTime(issued)) return undefined;
-  return { issued, keyPem: readFileSync(files.key, "utf8") };
+  const keyPem = readFileSync(files.key, "utf8");
+  // API replicas sharing one data dir each write a key and a serial: the pair on disk may
+  // come from two of them, and a mismatched key would stop the listener from starting.
+  if (!keyMatches(keyPem, record.der)) return undefined;
+  return { issued, keyPem };
+}
+
+function keyMatches(keyPem: string, certificateDer: Buffer): boolean {
+  try {
+    const spki = (key: Parameters<typeof createPublicKey>[0]) => createPublicKey(key).export({ type: "spki", format: "der" });
+    return spki(keyPem).equals(new X509Certificate(certificateDer).publicKey.export({ type: "spki", format: "der" }));
+  } catch {
+    return false;
+  }
 }
 
 /** True once the current certificate's issuer has been revoked: it is replaced at once. */

@@ -1,6 +1,5 @@
 #!/usr/bin/env -S npx tsx
 // `pki`: the operator's command line. Every failure is one line on stderr and exit code 1.
-import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
@@ -19,11 +18,11 @@ import {
   revokeIntermediate,
   reissueCertificates,
 } from "@pki/authority";
-import { AdminNameTakenError, type CertificateState } from "@pki/db";
+import { migrateDatabase, type CertificateState } from "@pki/db";
 import { CaEvents, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/authority";
 import { CrlPublisher } from "@pki/revocation";
 import { toPem } from "@pki/x509";
-import { createProvisioner, updateProvisioner } from "@pki/policy";
+import { addOperator, assertAdminName, createProvisioner, listOperators, removeOperator, updateProvisioner } from "@pki/policy";
 import { createEabKey } from "@pki/acme";
 
 // Commander's own errors (unknown option, bad value) become the same single `pki: …` line
@@ -100,6 +99,10 @@ program
   .description("the ceremony: token(s), root and first intermediate keys on the token, admin token (idempotent)")
   .option("--hierarchy <name>", "a separate trust domain with its own root and intermediates (e.g. partners)", "default")
   .action(async (opts: { hierarchy: string }) => {
+    // The ceremony sets the database up too: it runs with the migration (owner) user. (The
+    // embedded database migrates whenever it is opened.)
+    const url = cfg().databaseUrl;
+    if (url) await migrateDatabase({ url, embeddedDir: cfg().embeddedDatabaseDir, progress: (step) => console.log(step) });
     const inventory = await openInventory(cfg());
     try {
       const report = await initCa(cfg(), inventory, systemClock, "cli:init", opts.hierarchy);
@@ -108,6 +111,18 @@ program
     } finally {
       await inventory.close();
     }
+  });
+
+program
+  .command("migrate")
+  .description("bring the database schema up to date (the only step besides init that changes it; the roles only check it)")
+  .option("--grant-roles", "then create the per-role PostgreSQL users that are missing and set their grants (prisma/roles.sql)")
+  .action(async (opts: { grantRoles?: boolean }) => {
+    if (opts.grantRoles && !cfg().databaseUrl) throw new CaError("bad_request", "--grant-roles is for PostgreSQL (DATABASE_URL): the embedded database has a single user");
+    const steps: string[] = [];
+    await migrateDatabase({ url: cfg().databaseUrl, embeddedDir: cfg().embeddedDatabaseDir, progress: (step) => steps.push(step) }, { grantRoles: opts.grantRoles ?? false });
+    for (const step of steps) console.log(step);
+    console.log(`database schema is current${opts.grantRoles ? "; per-role users' grants set (pki_api, pki_ocsp, pki_crl, pki_scheduler)" : ""}`);
   });
 
 program
@@ -285,10 +300,7 @@ scheduler
     const ca = await openCa(cfg());
     try {
       const runner = createScheduler({ runtime: ca, log: createLogger(cfg().logLevel, "scheduler"), runnerId: `${operator()}:${process.pid}` });
-      const result = await runner.runJob(job, { force: true }).catch((error: Error) => {
-        throw new CaError("bad_request", error.message);
-      });
-      if (!result.ran) throw new CaError("conflict", `job '${job}' is running on another scheduler right now; try again when it ends`);
+      const result = await runner.runNow(job, { actor: operator() });
       console.log(JSON.stringify({ job, outcome: result.outcome, counts: result.counts, ...(result.error ? { error: result.error } : {}) }));
       if (result.outcome !== "ok") process.exitCode = 1;
     } finally {
@@ -297,22 +309,29 @@ scheduler
   });
 scheduler
   .command("status")
-  .description("each job's next due time and lease, and the latest runs")
+  .description("each job's next due time, lease, failures and last run, then the latest runs")
   .option("--runs <n>", "how many recent runs to show", positiveInt("--runs"), 20)
   .action(async (opts: { runs: number }) => {
+    const { builtInJobs, schedulerStatus } = await import("@pki/scheduler");
     const inventory = await openInventory(cfg());
     try {
-      for (const j of await inventory.scheduler.jobs()) {
+      const status = await schedulerStatus(
+        inventory,
+        builtInJobs(cfg()).map((j) => j.name),
+        opts.runs,
+      );
+      for (const j of status.jobs) {
         console.log(
           [
             j.job.padEnd(17),
-            `next ${j.nextDueAt.toISOString()}`,
+            j.nextDueAt ? `next ${j.nextDueAt.toISOString()}` : "never registered",
             j.leaseHolder ? `running on ${j.leaseHolder} until ${j.leaseUntil?.toISOString()}` : "idle",
+            j.lastRun ? `last ${j.lastRun.outcome} ${j.lastRun.startedAt.toISOString()}` : "never run",
             j.consecutiveFailures ? `${j.consecutiveFailures} failure(s) in a row` : "",
           ].join("  "),
         );
       }
-      for (const r of await inventory.scheduler.runs(undefined, opts.runs)) {
+      for (const r of status.runs) {
         console.log([r.startedAt.toISOString(), r.job.padEnd(17), r.outcome.padEnd(7), r.runner, JSON.stringify(r.counts ?? {}), r.error ?? ""].join("  "));
       }
     } finally {
@@ -322,11 +341,14 @@ scheduler
 
 program
   .command("doctor")
-  .description("run the start-up checks (token keys match certificates, active intermediate valid) and report")
+  .description("the start-up checks (token keys match certificates, active intermediate valid), then live health: token signs, database and clock, CRLs fresh, scheduler jobs")
   .action(async () => {
+    const { runDoctor } = await import("@pki/doctor");
     const ca = await openCa(cfg());
     try {
-      for (const issuer of ca.keyring.all()) console.log(`ok  ${issuer.record.id} (${issuer.record.status}) key on token matches certificate, valid until ${issuer.facts.notAfter.toISOString()}`);
+      const checks = await runDoctor(ca);
+      for (const c of checks) console.log([c.status.padEnd(4), c.name, c.detail].join("  "));
+      if (checks.some((c) => c.status === "fail")) process.exitCode = 1;
     } finally {
       await ca.close();
     }
@@ -357,11 +379,8 @@ crl
     const ca = await openCa(cfg());
     try {
       const publisher = new CrlPublisher({ inventory: ca.inventory, keyring: ca.keyring, config: ca.config, clock: ca.clock });
-      const ids = opts.issuer ? [opts.issuer] : (await publisher.publishingIssuers()).map((i) => i.record.id);
-      for (const id of ids) {
-        const full = await publisher.publishFull(id);
-        const delta = await publisher.publishDelta(id);
-        console.log(`${id}  full #${full.number} (${full.entries} entries, next update ${full.nextUpdate.toISOString()})  delta #${delta.number} (${delta.entries} entries)`);
+      for (const { issuerId, full, delta } of await publisher.publishNow(opts.issuer, { actor: operator() })) {
+        console.log(`${issuerId}  full #${full.number} (${full.entries} entries, next update ${full.nextUpdate.toISOString()})  delta #${delta.number} (${delta.entries} entries)`);
       }
     } finally {
       await ca.close();
@@ -547,26 +566,17 @@ for (const [command, description] of [
     });
 }
 
-// Named operator tokens: each person gets their own, so the audit log says who (admin:NAME)
-// and one person can be removed without rotating everyone's credential.
-const ADMIN_NAME = /^[a-z][a-z0-9._-]{0,62}$/;
-const adminName = (name: string) => {
-  if (!ADMIN_NAME.test(name)) throw new CaError("bad_request", `'${name.slice(0, 80)}' is not an admin name: lower-case letters, digits, '.', '_', '-', starting with a letter, at most 63 characters`);
-  return name;
-};
+// Named operator tokens (the console's Operators page does the same through @pki/policy).
 const admins = program.command("admin").alias("admins").description("operators: their own admin tokens, for the API and the console");
 admins
   .command("add <name>")
   .description("create an operator's admin token and print it (shown once, stored as SHA-256)")
   .option("--token-out <file>", "write the token to this file (mode 0600) instead of stdout")
   .action(async (name: string, opts: { tokenOut?: string }) => {
-    adminName(name);
+    assertAdminName(name);
     const inventory = await openInventory(cfg());
     try {
-      const token = `pki_admin_${randomBytes(32).toString("base64url")}`;
-      await inventory.admins.addOperator(name, token, { actor: operator() }).catch((error: Error) => {
-        throw error instanceof AdminNameTakenError ? new CaError("conflict", error.message, { cause: error }) : error;
-      });
+      const { token } = await addOperator(inventory, name, { actor: operator() });
       if (opts.tokenOut) writeSecretFile(opts.tokenOut, `${token}\n`);
       else console.log(token);
       console.error(`admin '${name}' added; the token is not stored and cannot be shown again. Its actions are audited as admin:${name}.`);
@@ -581,7 +591,7 @@ admins
   .action(async (opts: { json?: boolean }) => {
     const inventory = await openInventory(cfg());
     try {
-      for (const a of await inventory.admins.list()) {
+      for (const a of await listOperators(inventory)) {
         const view = { name: a.name, createdAt: a.createdAt.toISOString(), revokedAt: a.revokedAt?.toISOString() ?? null };
         if (opts.json) console.log(JSON.stringify(view));
         else console.log([a.name.padEnd(24), view.createdAt, view.revokedAt ? `revoked ${view.revokedAt}` : "live"].join("  "));
@@ -594,11 +604,10 @@ admins
   .command("remove <name>")
   .description("revoke an operator's admin token; their console sessions end at once")
   .action(async (name: string) => {
-    adminName(name);
+    assertAdminName(name);
     const inventory = await openInventory(cfg());
     try {
-      const removed = await inventory.admins.remove(name, new Date(), { actor: operator() });
-      if (!removed) throw new CaError("not_found", `no live admin named '${name}' (pki admin list shows them all)`);
+      const removed = await removeOperator(inventory, name, new Date(), { actor: operator() });
       console.log(`admin '${name}' removed; ${removed.sessionsEnded} console session(s) ended`);
     } finally {
       await inventory.close();

@@ -1,11 +1,16 @@
 // Serves published CRLs from memory, backed by crl_state. Every serving process (and any
-// number of them) polls the small metadata columns and reloads a CRL's DER only when its
-// ETag changed, so a 50 MB CRL is read once per publication, not once per request.
+// number of them) re-reads the small metadata columns when a publication commits
+// (PostgreSQL LISTEN/NOTIFY; polling as a safety net, or alone on the embedded database)
+// and reloads a CRL's DER only when its ETag changed, so a 50 MB CRL is read once per
+// publication, not once per request.
 import { Gauge } from "prom-client";
-import type { CrlKind, CrlMeta, Inventory } from "@pki/db";
+import { ChangeFollower, type CrlKind, type CrlMeta, type CrlServingInventory } from "@pki/db";
 import { registry } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import type { Clock } from "@pki/authority";
+
+/** While notifications arrive, polling is only the safety net for one lost in a reconnect. */
+const SAFETY_NET_POLL_MS = 5_000;
 
 export interface CachedCrl {
   der: Buffer;
@@ -35,10 +40,10 @@ const crlRemaining = new Gauge({
 
 export class CrlCache {
   private readonly crls = new Map<string, CachedCrl>();
-  private timer: NodeJS.Timeout | undefined;
+  private follower: ChangeFollower | undefined;
   private refreshing: Promise<void> | undefined;
 
-  constructor(private readonly deps: { inventory: Inventory; clock: Clock; log?: Logger }) {
+  constructor(private readonly deps: { inventory: CrlServingInventory; clock: Clock; log?: Logger }) {
     caches.add(this);
   }
 
@@ -86,12 +91,16 @@ export class CrlCache {
 
   async start(pollMs: number): Promise<void> {
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), pollMs);
-    this.timer.unref();
+    this.follower = new ChangeFollower(this.deps.inventory, "crls", () => this.refresh(), {
+      pollMs,
+      safetyNetMs: Math.max(pollMs, SAFETY_NET_POLL_MS),
+      onListenError: (error) => this.deps.log?.warn({ err: error }, "CRL cache cannot listen for publications; polling for them"),
+    });
+    await this.follower.start();
   }
 
   stop(): void {
     caches.delete(this);
-    if (this.timer) clearInterval(this.timer);
+    this.follower?.stop();
   }
 }

@@ -3,14 +3,17 @@
 import { createServer } from "node:http";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { openInventory, systemClock } from "@pki/authority";
+import { systemClock } from "@pki/authority";
+import { openOcspStore } from "@pki/db";
 import { cachedReadiness, closeGracefully, listen, opsHandler } from "@pki/http-kit";
 import { createOcspResponderRole } from "./role.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "ocsp-responder");
-  const inventory = await openInventory(config, "server");
+  // Read-only and keyless: its database user may only SELECT what it answers from, so it
+  // never migrates (an out-of-date schema stops it with "run `pki migrate`").
+  const inventory = await openOcspStore({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir, embeddedRole: "server" });
   // A replica behind a load balancer takes traffic once every pre-signed response is in
   // memory: it listens (and so answers /readyz) only after loading them. The all-in-one
   // server loads them in the background instead, answering from the database meanwhile.

@@ -1,17 +1,20 @@
 // The OCSP responder: answers from pre-signed responses held in memory, backed by the
 // database, and holds no CA keys. Any number can run: each learns new and re-signed
-// responses by polling ocsp_responses.updated_at (and, in the all-in-one process, at once
-// from the in-process signer). Live signing (nonces echoed, several certificates in one
+// responses from ocsp_responses.updated_at when the pre-signer's commit notifies it
+// (PostgreSQL LISTEN/NOTIFY; polling as a safety net, or alone on the embedded database),
+// and in the all-in-one process at once from the in-process signer. Live signing (nonces echoed, several certificates in one
 // request, serials we never issued) needs the delegated responder keys and is only
 // available where an OcspSigner runs in the same process.
 import type { Config } from "@pki/config";
-import type { Inventory, OcspResponseRecord } from "@pki/db";
+import { ChangeFollower, type OcspInventory, type OcspResponseRecord } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { MAX_NONCE_BYTES, MalformedOcspRequest, OCSPResponseStatus, issuerHashes, ocspErrorResponse, parseOcspRequest, publicKeyBits, caCertificateFacts, type CertIdHash } from "@pki/x509";
 import { derEtag, type LiveItem, type OcspSigner } from "@pki/revocation";
 import type { Clock } from "@pki/authority";
 
 const POLL_OVERLAP_MS = 10_000;
+/** While notifications arrive, polling is only the safety net for one lost in a reconnect. */
+const SAFETY_NET_POLL_MS = 5_000;
 const ISSUER_REFRESH_MS = 30_000;
 const UNKNOWN_ISSUER_RECHECK_MS = 1000;
 /**
@@ -72,7 +75,7 @@ const ERRORS = {
 const NO_STORE = { "cache-control": "no-store" };
 
 export interface OcspResponderDeps {
-  inventory: Inventory;
+  inventory: OcspInventory;
   config: Config;
   clock: Clock;
   log?: Logger;
@@ -93,7 +96,7 @@ export class OcspResponder {
   private lastPoll: Date | undefined;
   private lastIssuerRefresh = 0;
   private lastUnknownIssuerRecheck = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private follower: ChangeFollower | undefined;
   private polling: Promise<void> | undefined;
   private stopped = false;
 
@@ -155,8 +158,12 @@ export class OcspResponder {
     // Polls cover what changes from here on (with their overlap); remember() keeps the
     // newest response per certificate whichever of preload, poll and lookup brings it first.
     this.lastPoll = started;
-    this.timer = setInterval(() => void this.poll(), pollMs);
-    this.timer.unref();
+    this.follower = new ChangeFollower(this.deps.inventory, "ocspResponses", () => this.poll(), {
+      pollMs,
+      safetyNetMs: Math.max(pollMs, SAFETY_NET_POLL_MS),
+      onListenError: (error) => this.deps.log?.warn({ err: error }, "OCSP responder cannot listen for new responses; polling for them"),
+    });
+    await this.follower.start();
     this.preloaded = (async () => {
       for await (const page of this.deps.inventory.ocspResponses.unexpired(started)) {
         if (this.stopped) return;
@@ -175,7 +182,7 @@ export class OcspResponder {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.follower?.stop();
   }
 
   /** Catches up with responses other processes wrote. Exposed so tests need not wait for the timer. */

@@ -11,11 +11,24 @@ describe("nextFireAfter", () => {
     expect(nextFireAfter("0 * * * *", new Date("2026-11-23T10:00:00Z")).toISOString()).toBe("2026-11-23T11:00:00.000Z");
     expect(nextFireAfter("0 3 1 * *", new Date("2026-11-23T10:00:00Z")).toISOString()).toBe("2026-12-01T03:00:00.000Z");
   });
+  it("finds slots far away at once, with names and day-of-week 7 read as node-cron reads them", () => {
+    expect(nextFireAfter("0 0 29 2 *", new Date("2026-11-23T10:00:00Z")).toISOString()).toBe("2028-02-29T00:00:00.000Z");
+    expect(nextFireAfter("30 4 * * sun", new Date("2026-11-23T10:00:00Z")).toISOString()).toBe("2026-11-29T04:30:00.000Z");
+    expect(nextFireAfter("30 4 * * 7", new Date("2026-11-23T10:00:00Z")).toISOString()).toBe("2026-11-29T04:30:00.000Z");
+    expect(nextFireAfter("0 12 * jan mon", new Date("2026-11-23T10:00:00Z")).toISOString()).toBe("2027-01-04T12:00:00.000Z");
+  });
+  it("steps past a time that is itself a slot, even with milliseconds", () => {
+    expect(nextFireAfter("*/5 * * * *", new Date("2026-11-23T10:05:00.000Z")).toISOString()).toBe("2026-11-23T10:10:00.000Z");
+    expect(nextFireAfter("*/5 * * * *", new Date("2026-11-23T10:04:59.999Z")).toISOString()).toBe("2026-11-23T10:05:00.000Z");
+  });
   it("honours a seconds field", () => {
     expect(nextFireAfter("*/10 * * * * *", new Date("2026-11-23T10:00:05Z")).toISOString()).toBe("2026-11-23T10:00:10.000Z");
   });
   it("refuses an expression that is not cron, naming the setting", () => {
     expect(() => assertCron("every five minutes", "PKI_SCHEDULE_RENEWAL")).toThrow(/PKI_SCHEDULE_RENEWAL: 'every five minutes' is not a valid cron expression/);
+    expect(() => assertCron("0 12 1 * mon", "PKI_SCHEDULE_RENEWAL")).toThrow(/PKI_SCHEDULE_RENEWAL: '0 12 1 \* mon' restricts both day of month and day of week/);
+    expect(() => assertCron("0 0 12 1 * mon", "PKI_SCHEDULE_RENEWAL")).toThrow(/restricts both/);
+    assertCron("0 12 * jan mon", "PKI_SCHEDULE_RENEWAL");
   });
 });
 

@@ -1,4 +1,4 @@
-export { Scheduler, createScheduler, type SchedulerOptions, type JobRunResult } from "./scheduler.ts";
+export { Scheduler, createScheduler, schedulerStatus, type SchedulerOptions, type JobRunResult, type JobStatus } from "./scheduler.ts";
 export { builtInJobs, crossedThresholds, PartialFailure, type JobContext, type JobCounts, type JobDefinition } from "./jobs.ts";
 export { nextFireAfter, assertCron } from "./cron.ts";
 export { WebhookSender, retryDelaySeconds } from "./webhook.ts";

@@ -6,7 +6,8 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import cron, { type ScheduledTask } from "node-cron";
 import type { CaRuntime } from "@pki/authority";
-import type { Inventory } from "@pki/db";
+import type { Inventory, JobRunRecord, SchedulerJobRecord } from "@pki/db";
+import { CaError } from "@pki/x509";
 import type { Logger } from "@pki/logger";
 import { SCHEDULE_TIMEZONE, assertCron, nextFireAfter } from "./cron.ts";
 import { type JobContext, type JobCounts, type JobDefinition, PartialFailure, builtInJobs } from "./jobs.ts";
@@ -111,6 +112,26 @@ export class Scheduler {
     }
   }
 
+  /**
+   * An operator's "run this job now" (`pki scheduler run-once`, the console): runs it even
+   * if not due, records the run in job_runs and the audit log under the operator's name.
+   * An unknown job is a bad request naming it; a job running elsewhere is a conflict.
+   */
+  async runNow(name: string, audit: { actor: string; sourceIp?: string | undefined }): Promise<JobRunResult> {
+    if (!this.jobs.has(name)) throw new CaError("bad_request", `no job '${name.slice(0, 80)}'; jobs are ${[...this.jobs.keys()].join(", ")}`);
+    const result = await this.runJob(name, { force: true });
+    if (!result.ran) throw new CaError("conflict", `job '${name}' is running on another scheduler right now; try again when it ends`);
+    await this.context.inventory.audit.record({
+      actor: audit.actor,
+      action: "scheduler.run",
+      target: name,
+      sourceIp: audit.sourceIp,
+      outcome: result.outcome === "ok" ? "ok" : "error",
+      details: { counts: result.counts ?? {}, ...(result.error ? { error: result.error } : {}) },
+    });
+    return result;
+  }
+
   private async runClaimed(job: JobDefinition, force: boolean): Promise<JobRunResult> {
     const { inventory, clock, config, log } = this.context;
     const leaseMs = config.scheduler.leaseSeconds * 1000;
@@ -159,6 +180,30 @@ export class Scheduler {
     const work = only ? this.runJob(only).then(() => undefined) : this.runDue().then(() => undefined);
     return work.catch((error: Error) => this.context.log.error({ err: error, job: only ?? "*" }, "scheduler tick failed (database or token unavailable?); the job stays due and is retried"));
   }
+}
+
+export interface JobStatus extends Omit<SchedulerJobRecord, "nextDueAt"> {
+  /** null for a job no scheduler has registered yet (it runs at the first scheduler's start) */
+  nextDueAt: Date | null;
+  /** the latest run of this job, finished or running */
+  lastRun: JobRunRecord | undefined;
+}
+
+/**
+ * What `pki scheduler status` and the console show: every job this scheduler knows with
+ * its next due time, lease, failure streak and latest run, then the latest runs of all jobs.
+ * A job no scheduler has registered yet is listed with no due time.
+ */
+export async function schedulerStatus(inventory: Inventory, jobNames: Iterable<string>, recentRuns: number): Promise<{ jobs: JobStatus[]; runs: JobRunRecord[] }> {
+  const stored = new Map((await inventory.scheduler.jobs()).map((j) => [j.job, j]));
+  const names = [...new Set([...jobNames, ...stored.keys()])].sort();
+  const jobs: JobStatus[] = [];
+  for (const job of names) {
+    const record = stored.get(job) ?? { job, nextDueAt: null, leaseHolder: null, leaseUntil: null, consecutiveFailures: 0 };
+    const [lastRun] = await inventory.scheduler.runs(job, 1);
+    jobs.push({ ...record, lastRun });
+  }
+  return { jobs, runs: await inventory.scheduler.runs(undefined, recentRuns) };
 }
 
 /** The factory the all-in-one server and `apps/scheduler` use. */

@@ -3,7 +3,7 @@
 // once: a receiver deduplicates on the X-PKI-Delivery header.
 import { createHmac } from "node:crypto";
 import type { Config } from "@pki/config";
-import type { Inventory, OutboxEvent } from "@pki/db";
+import type { OutboxEvent, WebhookInventory } from "@pki/db";
 import type { Clock } from "@pki/authority";
 import type { Logger } from "@pki/logger";
 import { webhookDeliveriesTotal, webhookOutboxPending } from "./metrics.ts";
@@ -23,7 +23,7 @@ export function retryDelaySeconds(failedAttempts: number, maxBackoffSeconds: num
 export class WebhookSender {
   constructor(
     private readonly config: Config["scheduler"]["webhook"],
-    private readonly inventory: Inventory,
+    private readonly inventory: WebhookInventory,
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {}

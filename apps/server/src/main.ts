@@ -4,6 +4,7 @@ import express from "express";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
 import { StartupCheckError, clockSkewSeconds, initCa, openCa, openInventory, reconcilePendingIntents, systemClock } from "@pki/authority";
+import { migrateDatabase } from "@pki/db";
 import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { caDocumentsRouter } from "./public.ts";
 import { startApi } from "@pki/api";
@@ -42,6 +43,10 @@ async function main(): Promise<void> {
     { port: config.http.apiPort, setting: "PKI_API_PORT" },
   ]);
   progress(config.databaseUrl ? "connecting to PostgreSQL (DATABASE_URL)" : `opening the embedded database in ${config.embeddedDatabaseDir}`);
+  // The all-in-one server runs `pki init` at start, so it also migrates, like `pki init`:
+  // it owns its database (embedded, or the PostgreSQL DATABASE_URL names for it alone).
+  // The per-role processes never do; see README "Database users per role".
+  if (config.databaseUrl) await migrateDatabase({ url: config.databaseUrl, embeddedDir: config.embeddedDatabaseDir, progress });
   const inventory = await openInventory(config, "server", progress);
   started.push(() => inventory.close());
   progress("database ready");

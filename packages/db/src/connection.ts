@@ -1,7 +1,7 @@
 import pg from "pg";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "./generated/prisma/client.ts";
-import { applyMigrations } from "./migrate.ts";
+import { applyMigrations, verifySchema } from "./migrate.ts";
 import { embeddedEndpoint, type EmbeddedRole } from "./embedded.ts";
 
 /** The raw driver underneath Prisma, for migrations and the few streaming/bulk paths. */
@@ -16,6 +16,8 @@ export interface Connection {
   prisma: PrismaClient;
   sql: SqlRunner;
   pool: pg.Pool;
+  /** how the pool connects, for a connection of its own (LISTEN) */
+  poolConfig: pg.PoolConfig;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,13 @@ export interface ConnectOptions {
   embeddedRole?: EmbeddedRole;
   /** PostgreSQL pool size per process */
   poolSize?: number;
+  /**
+   * On PostgreSQL: "verify" (the default) only checks that the schema is current and fails
+   * with SchemaBehindError otherwise, so a role's database user needs no DDL right;
+   * "migrate" applies what is missing (`pki init`, `pki migrate`, the all-in-one server).
+   * The embedded database always migrates: the process that opens it owns it.
+   */
+  schema?: "migrate" | "verify";
   /** told each slow step as it happens (first start creates the embedded database) */
   progress?: (step: string) => void;
 }
@@ -38,7 +47,7 @@ const runnerFor = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
   query: async (text, params) => (await client.query(text, params as unknown[])).rows,
 });
 
-async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, progress: (step: string) => void, release?: () => Promise<void>): Promise<Connection> {
+async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, schema: "migrate" | "verify", progress: (step: string) => void, release?: () => Promise<void>): Promise<Connection> {
   const pool = new pg.Pool({ connectionTimeoutMillis: 5000, ...poolConfig });
   // An idle client losing its server must not crash the process; the pool replaces it.
   pool.on("error", () => {});
@@ -51,8 +60,11 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, progres
       throw new Error(`cannot connect to the ${kind === "embedded" ? "embedded database" : "PostgreSQL server"}: ${error.message}`);
     });
     try {
-      const applied = await applyMigrations(runnerFor(migrator));
-      if (applied.length) progress(`database schema: applied ${applied.join(", ")}`);
+      if (schema === "verify") await verifySchema(runnerFor(migrator));
+      else {
+        const applied = await applyMigrations(runnerFor(migrator));
+        if (applied.length) progress(`database schema: applied ${applied.join(", ")}`);
+      }
     } finally {
       migrator.release();
     }
@@ -68,6 +80,7 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, progres
     prisma,
     sql: runnerFor(pool),
     pool,
+    poolConfig,
     close: async () => {
       await prisma.$disconnect();
       await shutdown();
@@ -75,15 +88,15 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, progres
   };
 }
 
-/** Connects and brings the schema up to date (migrations are idempotent and locked). */
+/** Connects, then checks the schema or brings it up to date (see ConnectOptions.schema). */
 export async function connect(options: ConnectOptions): Promise<Connection> {
   const max = options.poolSize ?? 10;
   const progress = options.progress ?? (() => {});
-  if (options.url) return open("postgresql", { connectionString: options.url, max }, progress);
+  if (options.url) return open("postgresql", { connectionString: options.url, max }, options.schema ?? "verify", progress);
   const endpoint = await embeddedEndpoint(options.embeddedDir, options.embeddedRole ?? "cli", progress);
   // One connection per process: PGlite is a single backend, and pglite-socket interleaves
   // the extended-protocol messages of concurrent connections (seen as "bind message
   // supplies 7 parameters, but prepared statement requires 2"). Group commit keeps one
   // connection enough for the quickstart; production uses PostgreSQL.
-  return open("embedded", { host: endpoint.socketDir, port: endpoint.port, user: "postgres", database: "postgres", max: 1 }, progress, endpoint.release);
+  return open("embedded", { host: endpoint.socketDir, port: endpoint.port, user: "postgres", database: "postgres", max: 1 }, "migrate", progress, endpoint.release);
 }

@@ -1,4 +1,6 @@
 import { connect, type Connection, type ConnectOptions, type SqlRunner } from "./connection.ts";
+import { applyRoleGrants } from "./migrate.ts";
+import { watchChanges, type ChangeChannel, type ChangeWatch } from "./notify.ts";
 import { IssuerStore } from "./stores/issuers.ts";
 import { CertificateStore } from "./stores/certificates.ts";
 import { AuditStore } from "./stores/audit.ts";
@@ -11,8 +13,9 @@ import { ConsoleSessionStore } from "./stores/console-sessions.ts";
 import { AcmeStore } from "./stores/acme.ts";
 
 export type { ConnectOptions, SqlRunner };
-export { applyMigrations, listMigrations, MIGRATIONS_DIR } from "./migrate.ts";
+export { applyMigrations, applyRoleGrants, listMigrations, verifySchema, MIGRATIONS_DIR, ROLES_SQL, SchemaBehindError } from "./migrate.ts";
 export { isDatabaseOutage } from "./errors.ts";
+export { CHANGE_CHANNELS, ChangeFollower, type ChangeChannel, type ChangeWatch, type ChangeSource, type FollowOptions } from "./notify.ts";
 export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerIntent, IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState, InternalMarks, InventoryOverview } from "./stores/certificates.ts";
@@ -91,6 +94,7 @@ export class Inventory {
     this.acme = new AcmeStore(connection.prisma, connection.pool);
   }
 
+  /** On PostgreSQL only checks the schema unless `schema: "migrate"` (see ConnectOptions). */
   static async open(options: ConnectOptions): Promise<Inventory> {
     return new Inventory(await connect(options));
   }
@@ -125,6 +129,15 @@ export class Inventory {
     return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
   }
 
+  /**
+   * Calls `onChange` when another process commits a change to `channel`'s data. Undefined
+   * on the embedded database (one process serves it, and tells its own readers in process).
+   */
+  async watch(channel: ChangeChannel, onChange: () => void): Promise<ChangeWatch | undefined> {
+    if (this.connection.kind === "embedded") return undefined;
+    return watchChanges(this.connection.poolConfig, channel, onChange);
+  }
+
   async ping(): Promise<void> {
     await this.connection.sql.query("SELECT 1");
   }
@@ -132,4 +145,60 @@ export class Inventory {
   async close(): Promise<void> {
     await this.connection.close();
   }
+}
+
+/**
+ * `pki migrate` and `pki init`: brings the schema up to date and, with `grantRoles`, sets
+ * the per-role users' grants (prisma/roles.sql). Needs the migration (owner) user.
+ * The migrations applied are told to `options.progress`.
+ */
+export async function migrateDatabase(options: Omit<ConnectOptions, "schema">, { grantRoles = false }: { grantRoles?: boolean } = {}): Promise<void> {
+  const connection = await connect({ ...options, schema: "migrate", poolSize: 1 });
+  try {
+    if (grantRoles) await applyRoleGrants(connection.sql);
+  } finally {
+    await connection.close();
+  }
+}
+
+// What each role may reach, as types: a role opened through its factory cannot name a
+// store it must not touch. Its PostgreSQL user (prisma/roles.sql) enforces the same at run
+// time. Signing roles (api, CRL publisher, scheduler) run the issuance pipeline of
+// @pki/authority and @pki/revocation, which take the whole Inventory; their own modules
+// take these views.
+
+/** The database side of the public OCSP responder: read-only, pre-signed answers. */
+export interface OcspInventory {
+  readonly kind: "postgresql" | "embedded";
+  readonly issuers: Pick<IssuerStore, "list">;
+  readonly ocspResponses: Pick<OcspResponseStore, "get" | "many" | "changedSince" | "unexpired" | "certificateStatus">;
+  watch: Inventory["watch"];
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What the CRL publisher's HTTP side serves from. */
+export interface CrlServingInventory {
+  readonly kind: "postgresql" | "embedded";
+  readonly crls: Pick<CrlStore, "states" | "read">;
+  watch: Inventory["watch"];
+}
+
+/** What the scheduler's webhook delivery reaches. */
+export interface WebhookInventory {
+  readonly webhookOutbox: Pick<WebhookOutboxStore, "claimDue" | "pendingCount" | "markDelivered" | "markFailed">;
+}
+
+/** Opens the OCSP responder's view. Never migrates on PostgreSQL (see ConnectOptions.schema). */
+export async function openOcspStore(options: Omit<ConnectOptions, "schema">): Promise<OcspInventory> {
+  const inventory = await Inventory.open({ ...options, schema: "verify" });
+  // A plain object, not the Inventory: nothing beyond the view is reachable even by a cast.
+  return {
+    kind: inventory.kind,
+    issuers: inventory.issuers,
+    ocspResponses: inventory.ocspResponses,
+    watch: (channel, onChange) => inventory.watch(channel, onChange),
+    ping: () => inventory.ping(),
+    close: () => inventory.close(),
+  };
 }

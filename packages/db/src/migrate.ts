@@ -5,6 +5,21 @@ import { fileURLToPath } from "node:url";
 import type { SqlRunner } from "./connection.ts";
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../prisma/migrations");
+/** The PostgreSQL users per role and their grants; re-applied after migrations by `pki migrate --grant-roles`. */
+export const ROLES_SQL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../prisma/roles.sql");
+
+/** The database lacks migrations this code needs. Roles never migrate: the operator runs `pki migrate`. */
+export class SchemaBehindError extends Error {
+  constructor(
+    readonly missing: string[],
+    options?: ErrorOptions,
+  ) {
+    super(
+      `the database schema is behind this version (${missing.length} migration(s) not applied, first ${missing[0]}): run \`pki migrate\` with the migration user's DATABASE_URL, then start this process again`,
+      options,
+    );
+  }
+}
 
 // Same table and checksum (sha256 of the file) as `prisma migrate deploy`, so an operator
 // can switch between the CLI and the in-process migrator on the same database.
@@ -72,4 +87,29 @@ export async function applyMigrations(sql: SqlRunner, dir = MIGRATIONS_DIR): Pro
     await sql.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
   }
   return applied;
+}
+
+/**
+ * Checks without writing anything that every migration this code knows is applied, with
+ * the checksum it has here. A database ahead of this code (a newer release migrated it
+ * first, as in a rolling upgrade) is accepted: migrations only ever add.
+ */
+export async function verifySchema(sql: SqlRunner, dir = MIGRATIONS_DIR): Promise<void> {
+  const [table] = await sql.query<{ present: boolean }>(`SELECT to_regclass('"_prisma_migrations"') IS NOT NULL AS present`);
+  const done = table?.present
+    ? await sql.query<{ migration_name: string; checksum: string }>(`SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`)
+    : [];
+  const doneByName = new Map(done.map((row) => [row.migration_name, row.checksum]));
+  const known = listMigrations(dir);
+  for (const migration of known) {
+    const recorded = doneByName.get(migration.name);
+    if (recorded !== undefined && recorded !== migration.checksum) throw new Error(`migration ${migration.name} in the database differs from this version's (checksum differs)`);
+  }
+  const missing = known.filter((m) => !doneByName.has(m.name)).map((m) => m.name);
+  if (missing.length) throw new SchemaBehindError(missing);
+}
+
+/** Creates the per-role PostgreSQL users that do not exist yet (NOLOGIN) and sets exactly their grants. */
+export async function applyRoleGrants(sql: SqlRunner, file = ROLES_SQL): Promise<void> {
+  await sql.exec(readFileSync(file, "utf8"));
 }

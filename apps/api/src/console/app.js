@@ -3,6 +3,7 @@
 import { ApiError, del, get, post, setCsrf, setSessionEndedHandler } from "./api.js";
 import { clear, h, labelled, message } from "./dom.js";
 import { issuersPage } from "./issuers.js";
+import { crlsPage, healthPage, operatorsPage, schedulerPage } from "./operations.js";
 import { auditPage, certificatePage, certificatesPage, overviewPage } from "./pages.js";
 import { provisionersPage } from "./provisioners.js";
 
@@ -17,6 +18,10 @@ const pages = new Map([
   ["issuers", issuersPage],
   ["provisioners", provisionersPage],
   ["audit", auditPage],
+  ["scheduler", schedulerPage],
+  ["crls", crlsPage],
+  ["health", healthPage],
+  ["operators", operatorsPage],
 ]);
 
 let session = null;
@@ -64,7 +69,7 @@ async function render() {
   const container = h("div", { class: "page" });
   main.append(container);
   try {
-    const result = await page(container, route, { navigate, rerender: render, isCurrent: () => count === renderCount });
+    const result = await page(container, route, { navigate, rerender: render, isCurrent: () => count === renderCount, operator: session.operator });
     if (count === renderCount && typeof result === "function") cleanup = result;
     else if (typeof result === "function") result();
   } catch (error) {

@@ -133,6 +133,26 @@ export function button(text, onclick, attrs = {}) {
   return h("button", { type: "button", onclick, ...attrs }, text);
 }
 
+/** A button that puts `text` on the clipboard and says whether that worked. */
+export function copyButton(text, label, attrs = {}) {
+  const b = button(
+    label,
+    async () => {
+      try {
+        await navigator.clipboard.writeText(text);
+        b.textContent = "Copied";
+      } catch {
+        b.textContent = "Copy failed: select the text and copy it";
+      }
+      setTimeout(() => {
+        b.textContent = label;
+      }, 3000);
+    },
+    attrs,
+  );
+  return b;
+}
+
 /** An alert area: role=alert for errors, role=status for progress. */
 export function message(text, kind = "error") {
   return h("p", { class: `message message-${kind}`, role: kind === "error" ? "alert" : "status" }, text);

@@ -6,7 +6,22 @@ import { notAvailable } from "./pages.js";
 
 export async function issuersPage(container, route, ctx) {
   document.title = "Issuers · PKI console";
-  container.append(h("h1", {}, "Issuers"));
+  container.append(
+    h("h1", {}, "Issuers"),
+    h(
+      "p",
+      { class: "hint", id: "ceremonies" },
+      "Rotating and revoking an intermediate sign with the root key: they work here only when the API process has the root token’s PIN (PKI_ROOT_PIN or PKI_ROOT_PIN_FILE); otherwise run ",
+      h("code", {}, "pki issuers rotate"),
+      " or ",
+      h("code", {}, "pki issuers revoke"),
+      " where the PIN is. The ceremonies stay on the command line by design: ",
+      h("code", {}, "pki init"),
+      " (a root, a new hierarchy) and ",
+      h("code", {}, "pki crl sign-root"),
+      ".",
+    ),
+  );
   const focus = route.params.get("focus");
   const on = route.params.get("refresh") === "1";
   const toggle = h("input", {

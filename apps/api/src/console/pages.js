@@ -20,9 +20,10 @@ export function notAvailable(error, what) {
 
 /**
  * A page section that loads through `load(target)`, with an auto-refresh toggle kept in
- * the URL (?refresh=1). Returns the cleanup that stops the timer.
+ * the URL (?refresh=1). Returns the cleanup that stops the timer. `handle.refresh` is set
+ * to the reload, for actions that change what the section shows.
  */
-function refreshing(container, route, ctx, load) {
+export function refreshing(container, route, ctx, load, handle = {}) {
   const on = route.params.get("refresh") === "1";
   const target = h("div", { "aria-live": "polite" });
   const updated = h("span", { class: "hint" });
@@ -62,6 +63,7 @@ function refreshing(container, route, ctx, load) {
       busy = false;
     }
   };
+  handle.refresh = run;
   const first = run();
   const timer = on ? setInterval(run, REFRESH_MS) : null;
   return first.then(() => () => timer && clearInterval(timer));

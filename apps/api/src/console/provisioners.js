@@ -1,25 +1,39 @@
 // Provisioners: who may enrol which names with which profiles. A new provisioner's token
 // is shown once, with a ready-to-run enrolment command.
 import { del, get, itemsOf, patch, post } from "./api.js";
-import { badge, button, clear, confirmDialog, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
+import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
 import { PROFILES, notAvailable } from "./pages.js";
 
 const NAME_HINT = "one per line: DNS:api.example.com, DNS:*.svc.example.com, DNS:.example.com, IP:10.0.0.0/8, URI:spiffe://…/*, email:@example.com, CN:batch-*";
 
-export async function provisionersPage(container, _route, ctx) {
+export async function provisionersPage(container, route, ctx) {
   document.title = "Provisioners · PKI console";
   const created = h("div", { id: "created" });
   const list = h("section", { id: "provisioners", "aria-label": "Provisioners" });
+  // Removed provisioners stay in the inventory (their certificates name them): shown on request, as pki provisioner list --all.
+  const showRemoved = route.params.get("all") === "1";
+  const removedToggle = h("input", {
+    type: "checkbox",
+    id: "show-removed",
+    checked: showRemoved,
+    onchange: () => {
+      const params = new URLSearchParams(route.params);
+      if (removedToggle.checked) params.set("all", "1");
+      else params.delete("all");
+      ctx.navigate("provisioners", params, { replace: true });
+    },
+  });
   container.append(
     h("h1", {}, "Provisioners"),
     created,
+    h("div", { class: "toolbar" }, h("label", { class: "check", for: "show-removed" }, removedToggle, " Show removed provisioners")),
     list,
     createForm(created, () => load()),
   );
   const load = async () => {
     let r;
     try {
-      r = await get("/v1/provisioners");
+      r = await get(`/v1/provisioners${showRemoved ? "?all=true" : ""}`);
     } catch (error) {
       list.replaceChildren(notAvailable(error, "Provisioners"));
       return;
@@ -31,7 +45,7 @@ export async function provisionersPage(container, _route, ctx) {
         ["Name", "Status", "Profiles", "Names", "Max lifetime", "Hierarchy", "Created", "Actions"],
         itemsOf(r).map((p) => [
           h("span", { class: "prov-name" }, p.name),
-          badge(p.disabled ? "disabled" : "enabled"),
+          badge(p.removedAt ? "removed" : p.disabled ? "disabled" : "enabled"),
           p.profiles.join(", "),
           h(
             "ul",
@@ -41,13 +55,15 @@ export async function provisionersPage(container, _route, ctx) {
           duration(p.maxTtlSeconds),
           p.hierarchy,
           timeEl(p.createdAt),
-          h(
-            "div",
-            { class: "actions compact" },
-            button("Edit scope…", () => editScope(p, load), { "aria-label": `Edit scope of ${p.name}` }),
-            button(p.disabled ? "Enable" : "Disable…", () => toggle(p, load), { "aria-label": `${p.disabled ? "Enable" : "Disable"} ${p.name}` }),
-            button("Remove…", () => remove(p, load), { class: "danger", "aria-label": `Remove ${p.name}` }),
-          ),
+          p.removedAt
+            ? ["removed ", timeEl(p.removedAt)]
+            : h(
+                "div",
+                { class: "actions compact" },
+                button("Edit scope…", () => editScope(p, load), { "aria-label": `Edit scope of ${p.name}` }),
+                button(p.disabled ? "Enable" : "Disable…", () => toggle(p, load), { "aria-label": `${p.disabled ? "Enable" : "Disable"} ${p.name}` }),
+                button("Remove…", () => remove(p, load), { class: "danger", "aria-label": `Remove ${p.name}` }),
+              ),
         ]),
         "No provisioner yet: create one below.",
       ),
@@ -136,21 +152,6 @@ function enrolCommand(p) {
     `curl -sS --fail-with-body --cacert root.pem -H "Authorization: Bearer $TOKEN" \\`,
     `  -H 'Content-Type: application/pkcs10' --data-binary @svc.csr.der "$API/v1/certificates?profile=${p.profiles[0] ?? "mtls"}" > issued.json`,
   ].join("\n");
-}
-
-function copyButton(text, label) {
-  const b = button(label, async () => {
-    try {
-      await navigator.clipboard.writeText(text);
-      b.textContent = "Copied";
-    } catch {
-      b.textContent = "Copy failed: select the text and copy it";
-    }
-    setTimeout(() => {
-      b.textContent = label;
-    }, 3000);
-  });
-  return b;
 }
 
 function showToken(created, p) {

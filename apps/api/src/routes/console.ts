@@ -33,6 +33,11 @@ export function refreshSessionCookie(res: Response, session: ConsoleSession, run
   setCookie(res, session.cookieValue, cookieLifetime(runtime, session.expiresAt));
 }
 
+/** Tells the browser to drop the session cookie (its session has ended on the server). */
+export function clearSessionCookie(res: Response): void {
+  setCookie(res, "", 0);
+}
+
 const view = (runtime: CaRuntime, session: { operator: string; csrfToken: string }) => ({
   operator: session.operator,
   csrfToken: session.csrfToken,

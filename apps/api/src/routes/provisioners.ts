@@ -6,7 +6,17 @@ import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
 export function provisionerView(p: ProvisionerRecord) {
-  return { id: p.id, name: p.name, profiles: p.profiles, names: p.names, maxTtlSeconds: p.maxTtlSeconds, hierarchy: p.hierarchy, disabled: p.disabled, createdAt: p.createdAt.toISOString() };
+  return {
+    id: p.id,
+    name: p.name,
+    profiles: p.profiles,
+    names: p.names,
+    maxTtlSeconds: p.maxTtlSeconds,
+    hierarchy: p.hierarchy,
+    disabled: p.disabled,
+    createdAt: p.createdAt.toISOString(),
+    ...(p.deletedAt ? { removedAt: p.deletedAt.toISOString() } : {}),
+  };
 }
 
 export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
@@ -32,14 +42,16 @@ export function provisionerRoutes(runtime: CaRuntime): RouteDefinition[] {
       method: "get",
       path: "/v1/provisioners",
       operationId: "listProvisioners",
-      summary: "Every live provisioner (never their tokens)",
+      summary: "Every live provisioner, or with all=true removed ones too (never their tokens)",
       tags: ["provisioners"],
       auth: "admin",
+      query: S.ProvisionerListQuery,
       responses: { 200: { description: "provisioners by name", schema: S.ProvisionerListed.array() } },
-      problems: [401, 403, 429, 503],
-      handle: async () => {
+      problems: [400, 401, 403, 429, 503],
+      handle: async (ctx) => {
         const acme = await runtime.inventory.acme.acmeProvisionerIds();
-        return { status: 200, body: (await runtime.inventory.provisioners.list()).map((p) => ({ ...provisionerView(p), type: acme.has(p.id) ? "acme" : "token" })) };
+        const listed = await runtime.inventory.provisioners.list({ includeRemoved: ctx.query?.all ?? false });
+        return { status: 200, body: listed.map((p) => ({ ...provisionerView(p), type: acme.has(p.id) ? "acme" : "token" })) };
       },
     }),
     defineRoute({

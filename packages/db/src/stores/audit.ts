@@ -107,9 +107,13 @@ function decodeAuditCursor(cursor: string): bigint {
 export class AuditStore {
   constructor(private readonly prisma: Pick<PrismaClient, "auditEvent">) {}
 
+  /**
+   * Appends one event. createMany, not create: create reads the row back (RETURNING), which
+   * would need SELECT on the audit trail from roles that may only append to it.
+   */
   async record(unbounded: AuditEntry): Promise<void> {
     const entry = boundAuditEntry(unbounded);
-    await this.prisma.auditEvent.create({
+    await this.prisma.auditEvent.createMany({
       data: {
         actor: entry.actor,
         action: entry.action,

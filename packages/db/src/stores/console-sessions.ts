@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { inTransaction } from "../transaction.ts";
 
 /** A live operator console session, as the API needs it on each request. */
 export interface ConsoleSessionRecord {
@@ -29,9 +30,7 @@ export class ConsoleSessionStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async create(session: { idHash: string; operator: string; csrfToken: string; now: Date; expiresAt: Date }, limits: SessionLimits): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    await inTransaction(this.pool, async (client) => {
       await client.query(`DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $1::timestamptz - make_interval(secs => $2)`, [session.now, limits.idleSeconds]);
       await client.query(`INSERT INTO console_sessions (id_hash, operator, csrf_token, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5)`, [
         session.idHash,
@@ -46,13 +45,7 @@ export class ConsoleSessionStore {
            SELECT id_hash FROM console_sessions WHERE operator = $1 ORDER BY created_at DESC, id_hash OFFSET $2)`,
         [session.operator, limits.maxPerOperator],
       );
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /**

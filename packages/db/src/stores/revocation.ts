@@ -3,6 +3,8 @@
 // millions of rows through a cursor inside a locked transaction, and large DER values go
 // to and from PostgreSQL as binary parameters instead of hex text.
 import type pg from "pg";
+import { inTransaction } from "../transaction.ts";
+import { CHANGE_CHANNELS } from "../notify.ts";
 
 export type CrlKind = "full" | "delta";
 
@@ -124,9 +126,7 @@ export class CrlStore {
    * readers see the old CRL or the new one.
    */
   async publish(issuerId: string, kind: CrlKind, build: (context: CrlBuildContext) => Promise<BuiltCrl>): Promise<CrlMeta> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    return inTransaction(this.pool, async (client) => {
       await client.query(`INSERT INTO crl_state (issuer_id) VALUES ($1) ON CONFLICT (issuer_id) DO NOTHING`, [issuerId]);
       const locked = await client.query(`SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1 FOR UPDATE`, [issuerId]);
       const previous = toState(locked.rows[0]!);
@@ -194,14 +194,10 @@ export class CrlStore {
           [issuerId, number.toString(), built.thisUpdate, built.nextUpdate, built.entries, built.etag, (built.baseNumber ?? 0n).toString()],
         );
       }
-      await client.query("COMMIT");
+      // Publishers' CRL caches listening on the channel re-read at commit.
+      await client.query(`SELECT pg_notify('${CHANGE_CHANNELS.crls}', '')`);
       return meta;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async state(issuerId: string): Promise<CrlStateRecord | undefined> {
@@ -219,37 +215,36 @@ export class CrlStore {
    * large CRL is read in slices, so a 50 MB CRL never turns into one 100 MB hex string.
    */
   async read(issuerId: string, kind: CrlKind): Promise<{ der: Buffer; meta: CrlMeta } | undefined> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      const head = await client.query(
-        `SELECT ${kind}_number::text AS number, ${kind}_this_update AS this_update, ${kind}_next_update AS next_update, ${kind}_entries AS entries, ${kind}_etag AS etag,
+    return inTransaction(
+      this.pool,
+      async (client) => {
+        const head = await client.query(
+          `SELECT ${kind}_number::text AS number, ${kind}_this_update AS this_update, ${kind}_next_update AS next_update, ${kind}_entries AS entries, ${kind}_etag AS etag,
                 ${kind === "delta" ? "delta_base_number::text" : "NULL"} AS base, octet_length(${kind}_der) AS size
          FROM crl_state WHERE issuer_id = $1 AND ${kind}_der IS NOT NULL`,
-        [issuerId],
-      );
-      const row = head.rows[0];
-      if (!row) return undefined;
-      const der = Buffer.allocUnsafe(row.size as number);
-      for (let offset = 0; offset < der.length; offset += READ_SLICE_BYTES) {
-        const slice = await client.query(`SELECT substring(${kind}_der FROM $2 FOR $3) AS part FROM crl_state WHERE issuer_id = $1`, [issuerId, offset + 1, READ_SLICE_BYTES]);
-        (slice.rows[0].part as Buffer).copy(der, offset);
-      }
-      return {
-        der,
-        meta: {
-          number: BigInt(row.number as string),
-          thisUpdate: row.this_update as Date,
-          nextUpdate: row.next_update as Date,
-          entries: row.entries as number,
-          etag: row.etag as string,
-          ...(kind === "delta" ? { baseNumber: BigInt(row.base as string) } : {}),
-        },
-      };
-    } finally {
-      await client.query("COMMIT").catch(() => {});
-      client.release();
-    }
+          [issuerId],
+        );
+        const row = head.rows[0];
+        if (!row) return undefined;
+        const der = Buffer.allocUnsafe(row.size as number);
+        for (let offset = 0; offset < der.length; offset += READ_SLICE_BYTES) {
+          const slice = await client.query(`SELECT substring(${kind}_der FROM $2 FOR $3) AS part FROM crl_state WHERE issuer_id = $1`, [issuerId, offset + 1, READ_SLICE_BYTES]);
+          (slice.rows[0].part as Buffer).copy(der, offset);
+        }
+        return {
+          der,
+          meta: {
+            number: BigInt(row.number as string),
+            thisUpdate: row.this_update as Date,
+            nextUpdate: row.next_update as Date,
+            entries: row.entries as number,
+            etag: row.etag as string,
+            ...(kind === "delta" ? { baseNumber: BigInt(row.base as string) } : {}),
+          },
+        };
+      },
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    );
   }
 
   /** Certificates of an issuer revoked since `since`: what CRL publishers react to. */
@@ -380,13 +375,17 @@ export class OcspResponseStore {
    */
   async upsert(records: OcspResponseRecord[]): Promise<void> {
     if (records.length === 0) return;
+    // Responders listening on the channel hear of the change when this statement commits.
     await this.pool.query(
-      `INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
+      `WITH written AS (
+       INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
        SELECT s, i, cs, d1, d2, tu, nu, rid, clock_timestamp()
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::timestamptz[], $7::timestamptz[], $8::text[]) AS t(s, i, cs, d1, d2, tu, nu, rid)
        ON CONFLICT (serial) DO UPDATE SET cert_status = EXCLUDED.cert_status, der_sha1 = EXCLUDED.der_sha1, der_sha256 = EXCLUDED.der_sha256,
          this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update, responder_id = EXCLUDED.responder_id, updated_at = clock_timestamp()
-       WHERE ocsp_responses.this_update <= EXCLUDED.this_update OR EXCLUDED.cert_status <> ocsp_responses.cert_status`,
+       WHERE ocsp_responses.this_update <= EXCLUDED.this_update OR EXCLUDED.cert_status <> ocsp_responses.cert_status
+       RETURNING 1)
+       SELECT pg_notify('${CHANGE_CHANNELS.ocspResponses}', '') WHERE EXISTS (SELECT 1 FROM written)`,
       [
         records.map((r) => r.serial),
         records.map((r) => r.issuerId),

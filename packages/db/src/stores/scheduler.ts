@@ -3,6 +3,7 @@
 // conditional UPDATEs whose row counts are the whole point, and they read best as SQL.
 // Every time comes from the caller's clock, so tests can travel in time.
 import type pg from "pg";
+import { inTransaction } from "../transaction.ts";
 
 export interface JobClaim {
   runId: bigint;
@@ -84,29 +85,18 @@ export class SchedulerStore {
    * holds it or it is not due: the caller does nothing.
    */
   async claim(job: string, runner: string, now: Date, leaseMs: number, force = false): Promise<JobClaim | undefined> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    return inTransaction(this.pool, async (client) => {
       const taken = await client.query(
         `UPDATE scheduler_jobs SET lease_holder = $2, lease_until = $3, updated_at = $4
           WHERE job = $1 AND ($5 OR next_due_at <= $4) AND (lease_until IS NULL OR lease_until <= $4)
           RETURNING next_due_at, consecutive_failures`,
         [job, runner, new Date(now.getTime() + leaseMs), now, force],
       );
-      if (taken.rowCount !== 1) {
-        await client.query("ROLLBACK");
-        return undefined;
-      }
+      if (taken.rowCount !== 1) return undefined;
       const dueAt = force ? now : (taken.rows[0].next_due_at as Date);
       const run = await client.query(`INSERT INTO job_runs (job, runner, due_at, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [job, runner, dueAt, now]);
-      await client.query("COMMIT");
       return { runId: BigInt(run.rows[0].id as string), dueAt, consecutiveFailures: taken.rows[0].consecutive_failures as number };
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Keeps the lease while a long run goes on; false if it was lost (expired and taken). */
@@ -120,9 +110,7 @@ export class SchedulerStore {
    * after success, a retry time after failure) and frees the lease.
    */
   async finish(job: string, runner: string, runId: bigint, outcome: JobOutcome, now: Date, nextDueAt: Date, counts: Record<string, number>, error?: string): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    await inTransaction(this.pool, async (client) => {
       await client.query(`UPDATE job_runs SET ended_at = $2, outcome = $3, counts = $4, error = $5 WHERE id = $1`, [runId.toString(), now, outcome, JSON.stringify(counts), error ?? null]);
       await client.query(
         `UPDATE scheduler_jobs SET next_due_at = $3, lease_holder = NULL, lease_until = NULL, updated_at = $4,
@@ -130,13 +118,7 @@ export class SchedulerStore {
           WHERE job = $1 AND lease_holder = $2`,
         [job, runner, nextDueAt, now, outcome === "ok"],
       );
-      await client.query("COMMIT");
-    } catch (e) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async jobs(): Promise<SchedulerJobRecord[]> {
@@ -166,9 +148,7 @@ export class AlertStore {
    * the outbox (when given). True if this call is the one that sent it.
    */
   async sendOnce(alert: AlertToSend, now: Date, event?: { event: string; payload: Record<string, unknown> }, alsoMark: string[] = []): Promise<boolean> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    return inTransaction(this.pool, async (client) => {
       const inserted = await client.query(`INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [
         alert.subjectKind,
         alert.subjectId,
@@ -176,10 +156,7 @@ export class AlertStore {
         now,
         JSON.stringify(alert.details),
       ]);
-      if (inserted.rowCount !== 1) {
-        await client.query("ROLLBACK");
-        return false;
-      }
+      if (inserted.rowCount !== 1) return false;
       // Thresholds passed over (e.g. the scheduler was down through the 7-day mark) are
       // marked as sent so they do not follow the more urgent alert out of order.
       for (const other of alsoMark) {
@@ -191,14 +168,8 @@ export class AlertStore {
         ]);
       }
       if (event) await client.query(`INSERT INTO webhook_outbox (event, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)`, [event.event, JSON.stringify(event.payload), now]);
-      await client.query("COMMIT");
       return true;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async sent(subjectKind?: string, subjectId?: string): Promise<{ subjectKind: string; subjectId: string; alert: string; sentAt: Date; details: unknown }[]> {

@@ -5,7 +5,7 @@
 import type { Config } from "@pki/config";
 import { CrlSourceChangedError, type CrlMeta, type CrlStateRecord, type Inventory } from "@pki/db";
 import type { Logger } from "@pki/logger";
-import { crlUrls } from "@pki/x509";
+import { CaError, crlUrls } from "@pki/x509";
 import { type CaEvents, type Clock, type CrlScope, type Keyring, type ServingIssuer, buildAndSignCrl } from "@pki/authority";
 
 /**
@@ -83,6 +83,37 @@ export class CrlPublisher {
 
   async publishDelta(issuerId: string): Promise<CrlMeta> {
     return this.serially(issuerId, () => retryWhileRevoking(() => this.buildDelta(issuerId)));
+  }
+
+  /**
+   * An operator's "publish now" (`pki crl publish`, the console): a new full CRL then a new
+   * delta for one issuer or every publishing one, each audited under the operator's name.
+   * An issuer this process cannot sign for is named in a 404 (a root's CRL is signed in
+   * the root ceremony instead).
+   */
+  async publishNow(issuerId: string | undefined, audit: { actor: string; sourceIp?: string | undefined }): Promise<Array<{ issuerId: string; full: CrlMeta; delta: CrlMeta }>> {
+    let ids: string[];
+    if (issuerId === undefined) ids = (await this.publishingIssuers()).map((i) => i.record.id);
+    else if (this.deps.keyring.get(issuerId)) ids = [issuerId];
+    else {
+      const record = await this.deps.inventory.issuers.get(issuerId);
+      if (record?.role === "root") throw new CaError("bad_request", `${issuerId} is a root: its CRL is signed with the root key in the ceremony (pki crl sign-root)`);
+      throw new CaError("not_found", record ? `issuer ${issuerId} is ${record.status}: it publishes no more CRLs` : `no issuer ${issuerId.slice(0, 80)}`);
+    }
+    const published = [];
+    for (const id of ids) {
+      const full = await this.publishFull(id);
+      const delta = await this.publishDelta(id);
+      await this.deps.inventory.audit.record({
+        actor: audit.actor,
+        action: "crl.publish",
+        target: id,
+        sourceIp: audit.sourceIp,
+        details: { fullNumber: String(full.number), deltaNumber: String(delta.number), entries: full.entries },
+      });
+      published.push({ issuerId: id, full, delta });
+    }
+    return published;
   }
 
   private signerFor(issuerId: string): ServingIssuer {

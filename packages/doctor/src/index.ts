@@ -1,0 +1,1 @@
+export { runDoctor, type DoctorCheck, type CheckStatus } from "./doctor.ts";
