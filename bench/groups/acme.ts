@@ -17,7 +17,14 @@
 // Both validate http-01 for real: every ordered name is answered 127.0.0.1 by the test DNS
 // server (test/support/dns-server.ts; pebble's -dnsserver, our PKI_ACME_RESOLVER) and
 // fetched from the load generator's responder (pebble's httpPort, our
-// PKI_ACME_HTTP01_PORT). The servers run one at a time, ours first.
+// PKI_ACME_HTTP01_PORT). Both are reached over HTTPS with keep-alive on a P-256 listener
+// certificate. The servers run one at a time, ours first.
+// Besides orders/s and order latency, each row has the server's CPU per order over the
+// window (/proc), and ours the CPU of the PostgreSQL backends serving it and the commits per
+// order. Pebble 2.4 deadlocks under this load: a window in which no order completes for
+// 5 s ends there, and pebble is measured again on a fresh instance (PEBBLE_ATTEMPTS).
+// BENCH_ACME_SERVERS=ours|pebble measures one of them; BENCH_ACME_PROFILE_DIR=<dir> writes
+// a V8 CPU profile of our API process.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
