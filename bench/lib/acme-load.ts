@@ -2,8 +2,9 @@
 // pebble alike): N clients, each with its own account, each looping over complete orders
 // for a name never asked for before:
 //   newOrder → POST-as-GET the authorization → answer http-01 from a shared in-process
-//   HTTP server → poll the authorization until valid → finalize with a fresh CSR → poll
-//   the order until valid → download the certificate chain (leaf checked for the name).
+//   HTTP server → poll the authorization until valid → finalize with a new CSR for the name
+//   (signed with the client's one P-256 certificate key) → poll the order until valid →
+//   download the certificate chain (leaf checked for the name).
 // An order counts when its certificate is downloaded inside the measurement window; its
 // latency runs from newOrder to the downloaded chain.
 //
@@ -11,6 +12,7 @@
 // token has been fetched, and only then does it poll, at 5, 10, 20… ms (capped at 50 ms);
 // an order in `processing` after finalize is polled the same way. This keeps polling from
 // either adding idle time or flooding a server, for every contender alike.
+
 // @peculiar/x509 (its tsyringe container) needs the Reflect metadata polyfill loaded first
 import "reflect-metadata";
 import { createServer, type Server } from "node:http";
