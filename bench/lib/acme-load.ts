@@ -150,12 +150,12 @@ export interface AcmeLoadResult {
 
 /**
  * Where an order's time goes: newOrder; challenge (authorization read, challenge response
- * sent, until the server fetched the token); validation (from the fetch until the
- * authorization reads valid); finalize (CSR made, finalize, until the order reads valid);
+ * sent and answered); fetch (from that answer until the server fetched the token);
+ * validation (from the fetch until the authorization reads valid); finalize (CSR made, finalize, until the order reads valid);
  * download (the chain).
  */
-export type Phase = "newOrder" | "challenge" | "validation" | "finalize" | "download";
-const PHASES: Phase[] = ["newOrder", "challenge", "validation", "finalize", "download"];
+export type Phase = "newOrder" | "challenge" | "fetch" | "validation" | "finalize" | "download";
+const PHASES: Phase[] = ["newOrder", "challenge", "fetch", "validation", "finalize", "download"];
 
 interface Directory {
   newNonce: string;
@@ -323,7 +323,7 @@ class AcmeClient {
 
   /** One complete order; returns the milliseconds each phase took. */
   async order(name: string, responder: Http01Responder): Promise<Record<Phase, number>> {
-    const phases: Record<Phase, number> = { newOrder: 0, challenge: 0, validation: 0, finalize: 0, download: 0 };
+    const phases: Record<Phase, number> = { newOrder: 0, challenge: 0, fetch: 0, validation: 0, finalize: 0, download: 0 };
     let mark = performance.now();
     const lap = (phase: Phase) => {
       const now = performance.now();
@@ -343,9 +343,10 @@ class AcmeClient {
       const fetched = responder.expect(challenge.token, `${challenge.token}.${this.thumbprint}`);
       try {
         const answered = await this.post(challenge.url, {}, "challenge response");
+        lap("challenge");
         if (answered.json?.status !== "valid") {
           await Promise.race([fetched, sleep(FETCH_WAIT_MS)]);
-          lap("challenge");
+          lap("fetch");
           await this.pollUntil(
             authzUrl,
             "authorization",
