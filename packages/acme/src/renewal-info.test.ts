@@ -25,7 +25,7 @@ describe("RFC 9773 CertID", () => {
 });
 
 describe("renewal window", () => {
-  const record = { status: "valid", notBefore: new Date("2026-01-01T00:00:00Z"), notAfter: new Date("2026-01-31T00:00:00Z") } as CertificateRecord;
+  const record = { status: "valid", successorSerial: null, notBefore: new Date("2026-01-01T00:00:00Z"), notAfter: new Date("2026-01-31T00:00:00Z") } as CertificateRecord;
   const now = new Date("2026-01-02T00:00:00Z");
 
   it("starts at the CA's renewal fraction and ends halfway to expiry", () => {
@@ -34,10 +34,11 @@ describe("renewal window", () => {
     expect(w.end.toISOString()).toBe("2026-01-26T00:00:00.000Z");
   });
 
-  it("is already over (renew now) when the certificate or its issuer is revoked", () => {
+  it("is already over (renew now) when the certificate or its issuer is revoked, or the certificate was re-issued", () => {
     for (const w of [
       renewalWindow({ ...record, status: "revoked" }, { issuerRevoked: false, renewAtFraction: 2 / 3, now }),
       renewalWindow(record, { issuerRevoked: true, renewAtFraction: 2 / 3, now }),
+      renewalWindow({ ...record, successorSerial: "01ab" }, { issuerRevoked: false, renewAtFraction: 2 / 3, now }),
     ]) {
       expect(w.end.getTime()).toBe(now.getTime());
       expect(w.start.getTime()).toBeLessThan(now.getTime());

@@ -32,12 +32,12 @@ export interface RenewalWindow {
 /**
  * When to renew: the same point the CA's own renewal uses (PKI_RENEW_AT_FRACTION of the
  * lifetime) up to halfway to expiry; a window that has already passed (renew now) when
- * the certificate or its issuer is revoked.
+ * the certificate or its issuer is revoked, or the certificate has been re-issued (an
+ * operator's `issuers revoke --reissue`, or a renewal elsewhere): its holder should move on.
  */
 export function renewalWindow(record: CertificateRecord, facts: { issuerRevoked: boolean; renewAtFraction: number; now: Date }): RenewalWindow {
-  if (record.status === "revoked" || facts.issuerRevoked) {
-    return { start: new Date(facts.now.getTime() - 3600_000), end: facts.now, explanation: record.status === "revoked" ? "certificate revoked" : "issuer revoked" };
-  }
+  const reason = record.status === "revoked" ? "certificate revoked" : facts.issuerRevoked ? "issuer revoked" : record.successorSerial ? "certificate re-issued" : undefined;
+  if (reason) return { start: new Date(facts.now.getTime() - 3600_000), end: facts.now, explanation: reason };
   const from = record.notBefore.getTime();
   const to = record.notAfter.getTime();
   const start = from + (to - from) * facts.renewAtFraction;

@@ -690,7 +690,9 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const issuer = record && runtime.keyring.get(record.issuerId);
       if (!record || !issuer || !parseCertId.matchesIssuer(certId, issuer.facts.subjectKeyId)) throw new AcmeProblem("malformed", "no certificate by that CertID", { status: 404 });
       res.setHeader("retry-after", String(RENEWAL_INFO_RETRY_SECONDS));
-      const window = renewalWindow(record, { issuerRevoked: !!issuer.record.revokedAt, renewAtFraction: runtime.config.scheduler.renewAtFraction, now: now() });
+      // The keyring may hold the issuer as it was before an emergency revocation: ask the inventory.
+      const issuerNow = await runtime.inventory.issuers.get(record.issuerId);
+      const window = renewalWindow(record, { issuerRevoked: !!issuerNow?.revokedAt, renewAtFraction: runtime.config.scheduler.renewAtFraction, now: now() });
       return { status: 200, body: { suggestedWindow: { start: iso(window.start), end: iso(window.end) } } };
     }),
   );
