@@ -47,10 +47,22 @@ const runnerFor = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
   query: async (text, params) => (await client.query(text, params as unknown[])).rows,
 });
 
-async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, schema: "migrate" | "verify", progress: (step: string) => void, release?: () => Promise<void>): Promise<Connection> {
+/**
+ * A pool whose connections losing their server (a restart, a failover, a killed backend)
+ * never crash the process. node-postgres emits 'error' on the client itself, and the pool
+ * listens only while a client is idle: a client checked out at that moment (mid-transaction,
+ * or held by Prisma) would throw an unhandled 'error' event. The query in flight rejects
+ * with the cause either way, and the pool discards the dead client on release.
+ */
+export function createPool(poolConfig: pg.PoolConfig): pg.Pool {
   const pool = new pg.Pool({ connectionTimeoutMillis: 5000, ...poolConfig });
-  // An idle client losing its server must not crash the process; the pool replaces it.
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
+  return pool;
+}
+
+async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, schema: "migrate" | "verify", progress: (step: string) => void, release?: () => Promise<void>): Promise<Connection> {
+  const pool = createPool(poolConfig);
   const shutdown = async () => {
     await pool.end().catch(() => {});
     await release?.();
