@@ -10,7 +10,7 @@ import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
 import { acmeRouter } from "@pki/acme";
-import { AuthFailureLimiter, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
+import { AuthFailureLimiter, type FailureCounter, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
 import { consoleRouter } from "./console-static.ts";
 import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
 import { consoleDataRoutes } from "./routes/console-data.ts";
@@ -37,6 +37,8 @@ export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
 
 export interface ApiAppOptions {
   authFailureLimit?: number;
+  /** where failed authentications are counted (an API worker: its primary); default this process */
+  authFailures?: FailureCounter;
 }
 
 /** The source address as the socket sees it; the API is not meant to sit behind a proxy that terminates TLS, since that would hide client certificates. */
@@ -56,7 +58,7 @@ function requireContentType(route: RouteDefinition): RequestHandler {
   };
 }
 
-function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFailureLimiter, log: Logger): RequestHandler {
+function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureCounter, log: Logger): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const sourceIp = sourceIpOf(req);
     let caller: Awaited<ReturnType<typeof authenticate>> | undefined;
@@ -73,8 +75,8 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: AuthFail
       const params = parseOrThrow(route.params, req.params, "path");
       const query = ownInput ? undefined : parseOrThrow(route.query ?? emptyQuery, req.query, "query");
       const body = ownInput ? undefined : route.body && (hasBody(req) || route.bodyRequired) ? parseOrThrow(route.body, req.body ?? (route.bodyRequired ? undefined : {}), "body") : undefined;
-      const authFailure = (error: CaError): Error => {
-        const wait = limiter.recordFailure(sourceIp);
+      const authFailure = async (error: CaError): Promise<Error> => {
+        const wait = await limiter.recordFailure(sourceIp);
         return wait === undefined ? error : new TooManyFailures(sourceIp, wait, { cause: error });
       };
       const result = await route.handle({ req, res, params, query, body, caller, sourceIp, authFailure });
@@ -132,7 +134,7 @@ const bodyLimitProblem = (error: unknown, _req: Request, res: Response, next: Ne
 export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOptions = {}): Express {
   const routes = apiRoutes(runtime);
   const document = openApiDocument(routes);
-  const limiter = new AuthFailureLimiter(options.authFailureLimit ?? runtime.config.api.authFailureLimit);
+  const limiter = options.authFailures ?? new AuthFailureLimiter(options.authFailureLimit ?? runtime.config.api.authFailureLimit);
   const app = express();
   app.disable("x-powered-by");
   app.set("query parser", "simple"); // no nested objects from ?a[b]=c

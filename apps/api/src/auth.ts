@@ -181,6 +181,15 @@ export class AuthFailureLimiter {
   }
 }
 
+/**
+ * Where failed authentications are counted: this process's AuthFailureLimiter, or, in an
+ * API worker, the cluster primary's, so a source gets the same limit however many workers
+ * share the port. Resolves as AuthFailureLimiter.recordFailure does.
+ */
+export interface FailureCounter {
+  recordFailure(source: string): number | undefined | Promise<number | undefined>;
+}
+
 /** A source past its failure limit; answered 429 with Retry-After. */
 export class TooManyFailures extends Error {
   constructor(
@@ -196,12 +205,12 @@ export class TooManyFailures extends Error {
  * `authenticate`, with failures counted against the source: a valid credential passes
  * whatever the count; a failing one is 401 until the source passes the limit, 429 after.
  */
-export async function authenticateCounted(req: Request, runtime: CaRuntime, requirement: AuthRequirement, limiter: AuthFailureLimiter, sourceIp: string): Promise<Caller> {
+export async function authenticateCounted(req: Request, runtime: CaRuntime, requirement: AuthRequirement, limiter: FailureCounter, sourceIp: string): Promise<Caller> {
   try {
     return await authenticate(req, runtime, requirement);
   } catch (error) {
     if (!(error instanceof CaError && error.kind === "unauthorized")) throw error;
-    const wait = limiter.recordFailure(sourceIp);
+    const wait = await limiter.recordFailure(sourceIp);
     if (wait !== undefined) throw new TooManyFailures(sourceIp, wait, { cause: error });
     throw error;
   }

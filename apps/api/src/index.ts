@@ -3,3 +3,4 @@ export { createApiApp, apiRoutes, MAX_JSON_BYTES } from "./app.ts";
 export { openApiDocument } from "./openapi.ts";
 export { provisionerView } from "./routes/provisioners.ts";
 export { AuthFailureLimiter } from "./auth.ts";
+export { startApiWorkers, type ApiWorkers } from "./workers.ts";

@@ -5,10 +5,12 @@ import { createLogger } from "@pki/logger";
 import { StartupCheckError, openCa, openInventory, systemClock } from "@pki/authority";
 import { runtimeReadiness, startOpsListener, closeGracefully } from "@pki/http-kit";
 import { startApi } from "./server.ts";
+import { startApiWorkers } from "./workers.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "pki-api");
+  if (config.api.workers > 1) return serveFromWorkers(config, log);
   const inventory = await openInventory(config, "server");
   const runtime = await openCa(config, systemClock, inventory);
   const api = await startApi(runtime, log);
@@ -25,6 +27,28 @@ async function main(): Promise<void> {
     await closeGracefully(ops);
     await runtime.close();
     await inventory.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+/** One worker per core (PKI_API_WORKERS); this process holds no database pool and no token. */
+async function serveFromWorkers(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof createLogger>): Promise<void> {
+  const workers = await startApiWorkers(config.api.workers, log, config.api.authFailureLimit);
+  // Ready while any worker serves (no I/O here: the workers check their own database and token).
+  const ops = await startOpsListener(config.http, async () => {
+    const { serving, wanted } = workers.serving();
+    return { ok: serving > 0, checks: { workers: `${serving} of ${wanted} serving` } };
+  });
+  console.log(`issuing API:      ${workers.url} (OpenAPI at ${workers.url}/openapi.json; ${config.api.workers} workers)`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: the workers finish their in-flight requests");
+    await workers.stop();
+    await closeGracefully(ops);
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -25,7 +25,7 @@ export interface RouteContext<P, Q, B> {
    * For routes that check a credential themselves (console login): counts the failure
    * against the source and returns what to throw (the 401 given, or 429 past the limit).
    */
-  authFailure(error: CaError): Error;
+  authFailure(error: CaError): Promise<Error>;
 }
 
 export interface RouteResult {

@@ -214,8 +214,10 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
 
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  const renew = async (): Promise<IssuedCertificate> => {
-    const next = await issueListenerCertificate(runtime, names);
+  // `reuse`: API workers share the data dir, so one that finds its certificate due may find
+  // that another worker has already renewed it, and serves that one.
+  const renew = async (reuse = false): Promise<IssuedCertificate> => {
+    const next = (reuse ? await reusableListenerCertificate(runtime, names) : undefined) ?? (await issueListenerCertificate(runtime, names));
     server.setSecureContext(secureContext(runtime, next.issued, next.keyPem));
     current = next;
     log.info({ serial: next.issued.serial, notAfter: next.issued.notAfter.toISOString() }, "API listener certificate renewed");
@@ -229,7 +231,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
     const wait = Math.min(Math.max(renewAt - runtime.clock.now().getTime(), 0), options.renewalCheckMs ?? 60_000);
     timer = setTimeout(() => {
       if (runtime.clock.now().getTime() < renewAt && !issuerRevoked(runtime, current.issued)) return schedule();
-      renew().catch((error: Error) => {
+      renew(true).catch((error: Error) => {
         log.error({ err: error }, "could not renew the API listener certificate; retrying in a minute");
         clearTimeout(timer);
         timer = setTimeout(() => void renew().catch(() => schedule()), 60_000);
@@ -255,7 +257,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
     port,
     url: `https://${hostForUrl}:${port}`,
     certificate: () => current.issued,
-    renewTlsCertificate: renew,
+    renewTlsCertificate: () => renew(),
     stop: async () => {
       stopped = true;
       clearTimeout(timer);

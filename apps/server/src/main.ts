@@ -7,7 +7,7 @@ import { StartupCheckError, clockSkewSeconds, initCa, openCa, openInventory, rec
 import { migrateDatabase } from "@pki/db";
 import { closeGracefully, listen, problemHandler, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { caDocumentsRouter } from "./public.ts";
-import { startApi } from "@pki/api";
+import { startApi, startApiWorkers } from "@pki/api";
 import { createCrlPublisherRole } from "@pki/crl-publisher";
 import { createOcspResponderRole } from "@pki/ocsp-responder";
 import { assertPortsFree } from "./ports.ts";
@@ -84,9 +84,13 @@ async function main(): Promise<void> {
   };
   // The HTTPS issuing API, with a certificate from this CA. /readyz is not
   // reachable before it listens: the public listener opens after it.
+  // On PostgreSQL it runs in one worker process per core (PKI_API_WORKERS), each with its
+  // own pool and token sessions; this process keeps revocation, the scheduler and the public
+  // listener. The embedded database serves one process, so there it runs in this one.
   const startIssuingApi = async () => {
+    const apiLog = log.child({ role: "api" });
     // The operator console is part of the API (TLS only: it carries the admin session).
-    const api = await startApi(runtime, log.child({ role: "api" }));
+    const api = config.api.workers > 1 ? await startApiWorkers(config.api.workers, apiLog, config.api.authFailureLimit) : await startApi(runtime, apiLog);
     started.push(() => api.stop());
     return api;
   };
@@ -129,7 +133,8 @@ async function main(): Promise<void> {
   console.log(`root certificate: ${report.rootPemPath}`);
   if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
-  console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json)`);
+  const workers = config.api.workers > 1 ? `; ${config.api.workers} workers` : "";
+  console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json${workers})`);
   console.log(`operator console: ${api.url}/console/`);
 }
 

@@ -2,6 +2,7 @@ import express, { type Router } from "express";
 import { parseCaCertificateFileName, toPem } from "@pki/x509";
 import type { CaRuntime } from "@pki/authority";
 import { registry, runtimeReadiness, sendProblem } from "@pki/http-kit";
+import { scrapeMetrics } from "@pki/metrics";
 import { refreshStateGauges } from "./metrics.ts";
 
 /** Health, metrics and the CA certificates relying parties fetch (caIssuers, bundles). */
@@ -18,7 +19,8 @@ export function caDocumentsRouter(runtime: CaRuntime): Router {
   });
   router.get("/metrics", async (_req, res) => {
     await refreshStateGauges(runtime).catch(() => {}); // a database outage must not hide the other metrics
-    res.type(registry.contentType).send(await registry.metrics());
+    // with API workers, theirs are summed in (counters and histograms across processes)
+    res.type(registry.contentType).send(await scrapeMetrics());
   });
   router.get("/ca/roots.pem", async (_req, res) => {
     const roots = (await runtime.inventory.issuers.list()).filter((i) => i.role === "root" && i.status !== "expired");

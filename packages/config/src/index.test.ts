@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { availableParallelism } from "node:os";
 import { loadConfig } from "./index.ts";
 
 describe("PKI_PUBLIC_URL", () => {
@@ -30,5 +31,21 @@ describe("ACME challenge validation settings", () => {
   it("refuse a resolver that is not host:port, naming the setting", () => {
     expect(() => loadConfig({ PKI_ACME_RESOLVER: "udp://8.8.8.8" })).toThrow(/PKI_ACME_RESOLVER: must be host:port/);
     expect(() => loadConfig({ PKI_ACME_HTTP01_PORT: "70000" })).toThrow(/PKI_ACME_HTTP01_PORT/);
+  });
+});
+
+describe("PKI_API_WORKERS", () => {
+  const pg = { DATABASE_URL: "postgresql://pki@127.0.0.1/pki" };
+
+  it("is one per core on PostgreSQL and one on the embedded database by default", () => {
+    expect(loadConfig(pg).api.workers).toBe(availableParallelism());
+    expect(loadConfig({}).api.workers).toBe(1);
+  });
+
+  it("takes a count, and refuses more than one without PostgreSQL, naming the setting", () => {
+    expect(loadConfig({ ...pg, PKI_API_WORKERS: "3" }).api.workers).toBe(3);
+    expect(loadConfig({ PKI_API_WORKERS: "1" }).api.workers).toBe(1);
+    expect(() => loadConfig({ PKI_API_WORKERS: "2" })).toThrow(/PKI_API_WORKERS: more than one API worker needs PostgreSQL/);
+    expect(() => loadConfig({ ...pg, PKI_API_WORKERS: "many" })).toThrow(/PKI_API_WORKERS/);
   });
 });

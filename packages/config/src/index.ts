@@ -1,6 +1,7 @@
 // The only module that reads the environment. Everything else receives a Config.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 const KEY_ALGORITHMS = ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096"] as const;
@@ -54,6 +55,8 @@ const schema = z.object({
   PKI_API_TLS_TTL_SECONDS: positiveInt.min(300).default(86400),
   /** failed authentications per source address per minute before the API answers 429 */
   PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
+  /** issuing API processes sharing its port; "auto" is one per core on PostgreSQL, one on the embedded database */
+  PKI_API_WORKERS: z.union([z.literal("auto"), positiveInt.max(64)]).default("auto"),
   /** an operator console session ends after this long without a request (its absolute lifetime is 12 h) */
   PKI_CONSOLE_IDLE_SECONDS: positiveInt.max(12 * 3600).default(900),
   PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -209,7 +212,7 @@ export interface Config {
     crlMaxAgeSeconds: number;
     pollMs: number;
   };
-  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; consoleIdleSeconds: number };
+  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; workers: number; consoleIdleSeconds: number };
   /** the ACME server; challenge validation settings are in `challenges` */
   acme: {
     caaIdentities: string[];
@@ -297,10 +300,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.PKI_ROOT_TOKEN_LABEL === e.PKI_ISSUING_TOKEN_LABEL) {
     // Allowed (one token for both), but then the serving process holds the root's PIN too.
   }
+  const databaseUrl = readDatabaseUrl(e.DATABASE_URL, e.DATABASE_URL_FILE);
+  // The embedded database serves one connection: its API cannot be split into processes.
+  if (!databaseUrl && typeof e.PKI_API_WORKERS === "number" && e.PKI_API_WORKERS > 1)
+    problems.push("PKI_API_WORKERS: more than one API worker needs PostgreSQL (DATABASE_URL); the embedded database serves one process");
   if (problems.length) throw new ConfigError(problems);
   return {
     dataDir,
-    databaseUrl: readDatabaseUrl(e.DATABASE_URL, e.DATABASE_URL_FILE),
+    databaseUrl,
     embeddedDatabaseDir: path.join(dataDir, "pgdata"),
     http: { bind: e.PKI_BIND, port: e.PKI_HTTP_PORT, apiPort: e.PKI_API_PORT },
     publicUrl: e.PKI_PUBLIC_URL ?? defaultPublicUrl(e.PKI_BIND, e.PKI_HTTP_PORT),
@@ -351,6 +358,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean),
       tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
       authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
+      workers: e.PKI_API_WORKERS === "auto" ? (databaseUrl ? availableParallelism() : 1) : e.PKI_API_WORKERS,
       consoleIdleSeconds: e.PKI_CONSOLE_IDLE_SECONDS,
     },
     acme: {

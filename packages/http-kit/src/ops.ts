@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { CaRuntime } from "@pki/authority";
-import { registry } from "@pki/metrics";
+import { registry, scrapeMetrics } from "@pki/metrics";
 import { listen } from "./listen.ts";
 
 export interface Readiness {
@@ -61,7 +61,7 @@ export function opsHandler(ready: () => Promise<Readiness>): (req: IncomingMessa
       return true;
     }
     if (path === "/metrics") {
-      void registry.metrics().then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text));
+      void scrapeMetrics().then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text));
       return true;
     }
     return false;

@@ -31,6 +31,8 @@ export const issuerSecondsToExpiry = new Gauge({
   name: "pki_issuer_seconds_until_expiry",
   help: "Seconds until each issuer certificate's notAfter",
   labelNames: ["issuer", "role", "status"] as const,
+  // several processes (API workers) may report it: a scrape shows the soonest
+  aggregator: "min",
   registers: [registry],
 });
 
@@ -40,6 +42,8 @@ export const leafSecondsToExpiry = new Gauge({
   name: "pki_leaf_soonest_expiry_seconds",
   help: "Seconds until the soonest-expiring valid leaf certificates expire (rank 1 = soonest)",
   labelNames: ["rank"] as const,
+  // several processes (API workers) may report it: a scrape shows the soonest
+  aggregator: "min",
   registers: [registry],
 });
 
@@ -56,3 +60,5 @@ export const tokenSessions = new Gauge({
   labelNames: ["state"] as const,
   registers: [registry],
 });
+
+export { answerMetricsRequests, scrapeMetrics } from "./cluster.ts";

@@ -62,7 +62,7 @@ export function consoleRoutes(runtime: CaRuntime): RouteDefinition[] {
         const operator = await runtime.inventory.admins.verify(ctx.body.token).catch((error: unknown) => {
           throw inventoryFailure(error, "cannot check the token");
         });
-        if (!operator) throw ctx.authFailure(new CaError("unauthorized", "the token is not a live admin token (it may have been removed)"));
+        if (!operator) throw await ctx.authFailure(new CaError("unauthorized", "the token is not a live admin token (it may have been removed)"));
         const cookieValue = randomBytes(32).toString("base64url");
         const csrfToken = randomBytes(32).toString("base64url");
         const now = runtime.clock.now();
@@ -89,8 +89,8 @@ export function consoleRoutes(runtime: CaRuntime): RouteDefinition[] {
         // The console asks this on every page load: no cookie at all is an answer ("log in"),
         // not a failed credential; a cookie that names no live session counts as one.
         const presented = sessionCookie(ctx.req) !== undefined;
-        const caller = await sessionCaller(ctx.req, runtime).catch((error: unknown) => {
-          throw presented && error instanceof CaError && error.kind === "unauthorized" ? ctx.authFailure(error) : error;
+        const caller = await sessionCaller(ctx.req, runtime).catch(async (error: unknown) => {
+          throw presented && error instanceof CaError && error.kind === "unauthorized" ? await ctx.authFailure(error) : error;
         });
         refreshSessionCookie(ctx.res, caller.session, runtime);
         return { status: 200, body: view(runtime, caller.session) };

@@ -1,0 +1,122 @@
+// The issuing API on every core: node:cluster workers share the API port, each with its own
+// database pool and token sessions (see worker.ts). The primary signs nothing; it starts
+// the workers, replaces one that dies, counts failed authentications for all of them, and
+// answers /metrics for all of them (@pki/metrics scrapeMetrics).
+import cluster, { type Worker } from "node:cluster";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "@pki/logger";
+import { AuthFailureLimiter } from "./auth.ts";
+
+/** Messages between the primary and its API workers. */
+export const WORKER_MESSAGES = {
+  listening: "pki:api-listening",
+  authFailure: "pki:auth-failure",
+  authFailureAnswer: "pki:auth-failure-answer",
+} as const;
+
+export interface ListeningMessage {
+  type: typeof WORKER_MESSAGES.listening;
+  url: string;
+  port: number;
+}
+export interface AuthFailureMessage {
+  type: typeof WORKER_MESSAGES.authFailure;
+  id: number;
+  source: string;
+}
+export interface AuthFailureAnswer {
+  type: typeof WORKER_MESSAGES.authFailureAnswer;
+  id: number;
+  wait: number | undefined;
+}
+
+export const messageOf = <T extends { type: string }>(message: unknown, type: T["type"]): T | undefined =>
+  typeof message === "object" && message !== null && (message as { type?: unknown }).type === type ? (message as T) : undefined;
+
+export interface ApiWorkers {
+  /** https://host:port of the shared listener */
+  url: string;
+  port: number;
+  /** workers serving now, of how many there should be */
+  serving(): { serving: number; wanted: number };
+  stop(): Promise<void>;
+}
+
+/** A worker that dies is replaced after this long (a crash loop costs one fork a second). */
+const RESTART_DELAY_MS = 1_000;
+/** How long a stopping worker may take to finish its requests before it is killed. */
+const STOP_GRACE_MS = 15_000;
+
+/**
+ * Forks `count` API workers and resolves once all of them listen. The first one starts
+ * alone, so the listener certificate it issues (and saves in the data dir) is the one the
+ * others load instead of each issuing their own. A worker that exits before it listens
+ * fails the start (its own error is on stderr); one that dies later is replaced.
+ */
+export async function startApiWorkers(count: number, log: Logger, authFailureLimit: number): Promise<ApiWorkers> {
+  cluster.setupPrimary({ exec: fileURLToPath(new URL("./worker.ts", import.meta.url)) });
+  const limiter = new AuthFailureLimiter(authFailureLimit);
+  const live = new Set<Worker>();
+  let stopping = false;
+  let listening: ListeningMessage | undefined;
+
+  const fork = (): Promise<ListeningMessage> =>
+    new Promise((resolve, reject) => {
+      const worker = cluster.fork();
+      let ready = false;
+      worker.on("message", (message: unknown) => {
+        const up = messageOf<ListeningMessage>(message, WORKER_MESSAGES.listening);
+        if (up) {
+          ready = true;
+          live.add(worker);
+          return resolve(up);
+        }
+        const failure = messageOf<AuthFailureMessage>(message, WORKER_MESSAGES.authFailure);
+        if (failure && worker.isConnected()) {
+          const answer: AuthFailureAnswer = { type: WORKER_MESSAGES.authFailureAnswer, id: failure.id, wait: limiter.recordFailure(String(failure.source)) };
+          worker.send(answer);
+        }
+      });
+      worker.on("exit", (code, signal) => {
+        live.delete(worker);
+        if (!ready) return reject(new Error(`an API worker exited while starting (${signal ?? `exit code ${code}`})`));
+        if (stopping) return;
+        log.error({ pid: worker.process.pid, code, signal }, "an API worker died; starting another");
+        setTimeout(() => {
+          if (!stopping) fork().catch((error: Error) => log.error({ err: error }, "could not replace an API worker; the others keep serving"));
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+
+  const stop = async () => {
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            const kill = setTimeout(() => worker.process.kill("SIGKILL"), STOP_GRACE_MS);
+            worker.once("exit", () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            worker.process.kill("SIGTERM");
+          }),
+      ),
+    );
+  };
+
+  try {
+    listening = await fork();
+    await Promise.all(Array.from({ length: count - 1 }, fork));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: listening.url,
+    port: listening.port,
+    serving: () => ({ serving: live.size, wanted: count }),
+    stop,
+  };
+}
