@@ -147,6 +147,21 @@ export const FIGURES: Array<(m: M) => Row> = [
     }),
   (m) =>
     throughput(m, {
+      id: "ours.issue.api.workers",
+      name: "stored issuance, HTTPS API, one worker per core",
+      peer: { id: "peer.cfssl.issue", label: "cfssl+PG", need: 2 },
+      ceiling: { ...RAW, need: 0.3 },
+      target: "≥ 2× cfssl+PG and ≥ 30% of raw sign rate",
+    }),
+  (m) =>
+    throughput(m, {
+      id: "ours.issue.allinone",
+      name: "stored issuance, all-in-one `npm start` on PostgreSQL",
+      peer: { id: "peer.cfssl.issue", label: "cfssl+PG", need: 2 },
+      target: "≥ 2× cfssl+PG (≥ 1× at the least)",
+    }),
+  (m) =>
+    throughput(m, {
       id: "ours.issue.inproc",
       name: "stored issuance, in process (authority.issue)",
       peer: { id: "peer.cfssl.issue", label: "cfssl+PG", need: 2 },

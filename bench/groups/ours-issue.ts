@@ -1,10 +1,13 @@
 // Ours: stored issuance with the P-256 intermediate on a SoftHSM token and PostgreSQL.
 //  - in process: runtime.authority.issue({csr: parseCsr(pem), profile, requester}), 32 in
 //    flight, 200 distinct openssl-made CSRs (parsed every time, as the API does);
-//  - over the HTTPS API (apps/api as its own process, as production runs it), when
-//    apps/api exists: wrk POSTing /v1/certificates with the admin token, 32 connections.
-// Both count the rows that reached `valid` in PostgreSQL during the measurement.
+//  - over the HTTPS API, wrk POSTing /v1/certificates with the admin token, 32 connections,
+//    three ways: apps/api as one process (PKI_API_WORKERS=1); apps/api with one worker per
+//    core (the default on PostgreSQL); and the all-in-one `npm start` on PostgreSQL (every
+//    role in one process, the API in its workers), which is what a new user measures.
+// Each counts the rows that reached `valid` in PostgreSQL during the measurement.
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { parseCsr } from "@pki/x509";
@@ -54,27 +57,43 @@ export interface RunningApi {
   stop: () => Promise<number | null>;
 }
 
-/** apps/api as a child process on the CA's data dir and database (`nodeArgs`: e.g. --cpu-prof), or why it cannot run. */
-export async function startApiProcess(ca: BenchCa, nodeArgs: string[] = []): Promise<RunningApi | string> {
-  const main = path.join(REPO_ROOT, "apps/api/src/main.ts");
-  if (!existsSync(main)) return "apps/api is not in the tree yet";
+/** How the HTTPS API is run: apps/api alone with a worker count, or the all-in-one server. */
+export type ApiShape = { app: "api"; workers: number | "auto" } | { app: "server" };
+
+/** apps/api (or the all-in-one server) as a child process on the CA's data dir and database (`nodeArgs`: e.g. --cpu-prof), or why it cannot run. */
+export async function startApiProcess(ca: BenchCa, nodeArgs: string[] = [], shape: ApiShape = { app: "api", workers: 1 }): Promise<RunningApi | string> {
+  const main = path.join(REPO_ROOT, shape.app === "api" ? "apps/api/src/main.ts" : "apps/server/src/main.ts");
+  if (!existsSync(main)) return `${path.relative(REPO_ROOT, main)} is not in the tree yet`;
   const port = await freePort();
   const httpPort = await freePort();
-  const server = start(process.execPath, [...nodeArgs, "--import", "tsx", main], { cwd: REPO_ROOT, env: childEnv(ca, { PKI_API_PORT: String(port), PKI_HTTP_PORT: String(httpPort) }) });
+  const workers = shape.app === "api" ? { PKI_API_WORKERS: String(shape.workers) } : {};
+  const server = start(process.execPath, [...nodeArgs, "--import", "tsx", main], {
+    cwd: REPO_ROOT,
+    forks: true, // the API workers
+    env: childEnv(ca, { PKI_API_PORT: String(port), PKI_HTTP_PORT: String(httpPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`, ...workers }),
+  });
   const rootPem = readFileSync(path.join(ca.dataDir, "root.pem"), "utf8");
   const url = `https://127.0.0.1:${port}`;
   try {
     await waitForHttps(`${url}/openapi.json`, rootPem, { timeoutMs: 60_000, alive: () => server.child.exitCode === null });
   } catch (error) {
     await server.stop();
-    return `apps/api did not start: ${(error as Error).message}; ${server.output().slice(-300)}`;
+    return `${path.relative(REPO_ROOT, main)} did not start: ${(error as Error).message}; ${server.output().slice(-300)}`;
   }
   return { url, pid: server.child.pid!, rootPem, stop: server.stop };
 }
 
-async function overApi(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[]): Promise<Result> {
-  const api = await startApiProcess(ca);
-  if (typeof api === "string") return { id: "ours.issue.api", label: "stored issuance, HTTPS API", unavailable: api };
+const HTTPS_ROWS: Array<{ id: string; label: string; shape: ApiShape }> = [
+  { id: "ours.issue.api", label: "stored issuance, HTTPS API (apps/api, 1 process, 32 connections)", shape: { app: "api", workers: 1 } },
+  { id: "ours.issue.api.workers", label: `stored issuance, HTTPS API (apps/api, one worker per core: ${availableParallelism()}, 32 connections)`, shape: { app: "api", workers: "auto" } },
+  { id: "ours.issue.allinone", label: "stored issuance, HTTPS API of the all-in-one `npm start` on PostgreSQL (32 connections)", shape: { app: "server" } },
+];
+
+async function overApi(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[], row: (typeof HTTPS_ROWS)[number]): Promise<Result> {
+  // BENCH_ISSUE_PROFILE_DIR=<dir>: V8 CPU profiles of the API processes, written when they stop
+  const profileDir = process.env.BENCH_ISSUE_PROFILE_DIR;
+  const api = await startApiProcess(ca, profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.join(profileDir, row.id)}`] : [], row.shape);
+  if (typeof api === "string") return { id: row.id, label: row.label, unavailable: api };
   try {
     const headers = { "Content-Type": "application/json", Authorization: `Bearer ${ca.adminToken}` };
     const probe = await httpsCall(`${api.url}/v1/certificates`, api.rootPem, {
@@ -89,8 +108,8 @@ async function overApi(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[]): 
     const r = await wrk({ url: `${api.url}/`, requests, headers, seconds: ctx.seconds, connections: 32, maxPerThread: 2_000_000 });
     const stored = (await countValid(ca.dbUrl)) - before;
     return {
-      id: "ours.issue.api",
-      label: "stored issuance, HTTPS API (apps/api process, 32 connections)",
+      id: row.id,
+      label: row.label,
       value: r.rps,
       unit: "certs/s",
       details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, rowsStored: stored, note: `${stored} rows stored for ${r.requests} answers` },
@@ -106,7 +125,7 @@ const group: Group = async (ctx) => {
   try {
     const results: Result[] = [];
     results.push(await attempt("ours.issue.inproc", "stored issuance, in process", ctx.log, () => inProcess(ctx, ca, csrs)));
-    results.push(await attempt("ours.issue.api", "stored issuance, HTTPS API", ctx.log, () => overApi(ctx, ca, csrs)));
+    for (const row of HTTPS_ROWS) results.push(await attempt(row.id, row.label, ctx.log, () => overApi(ctx, ca, csrs, row)));
     return results;
   } finally {
     await ca.cleanup();

@@ -99,7 +99,9 @@ const group: Group = async (ctx) => {
     await role.ocspSigner.settled();
 
     const port = await freePort();
-    const responder = start(process.execPath, ["--import", "tsx", responderMain], { cwd: REPO_ROOT, env: childEnv(ca, { PKI_HTTP_PORT: String(port) }) });
+    // BENCH_OCSP_PROFILE_DIR=<dir>: a V8 CPU profile of the responder, written when it stops
+    const profile = process.env.BENCH_OCSP_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_OCSP_PROFILE_DIR}`] : [];
+    const responder = start(process.execPath, [...profile, "--import", "tsx", responderMain], { cwd: REPO_ROOT, env: childEnv(ca, { PKI_HTTP_PORT: String(port) }) });
     try {
       await waitForHttp(`http://127.0.0.1:${port}/healthz`, { alive: () => responder.child.exitCode === null, timeoutMs: 120_000 });
       const issuer = ca.runtime.keyring.active();
@@ -150,7 +152,7 @@ const group: Group = async (ctx) => {
       results.push(
         await attempt("ours.ocsp.underload", "OCSP p99 while issuance runs flat out", ctx.log, async () => {
           const csrs = makeCsrs(ctx.tmp, 100);
-          const api = await startApiProcess(ca);
+          const api = await startApiProcess(ca, [], { app: "api", workers: "auto" });
           let issuance: Promise<{ rate: number; how: string }>;
           // Two OCSP loads in turn while issuance runs: a paced one, as relying parties ask
           // (16 connections, each waiting 10 ms between requests: about 1,500 req/s), which

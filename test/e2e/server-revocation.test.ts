@@ -46,8 +46,17 @@ beforeAll(async () => {
   const apiPort = await freePort();
   publicUrl = `http://127.0.0.1:${httpPort}`;
   apiUrl = `https://127.0.0.1:${apiPort}`;
-  // reconcile-intents every 2 s (6-field cron) so the test sees the server's scheduler close an intent
-  serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: publicUrl, PKI_SCHEDULE_RECONCILE_INTENTS: "*/2 * * * * *" };
+  // reconcile-intents every 2 s (6-field cron) so the test sees the server's scheduler close an intent.
+  // Two API workers whatever the machine's core count: revocations made in a worker must reach
+  // this process's OCSP pre-signer before the revoke call answers.
+  serverEnv = {
+    ...env.env,
+    PKI_HTTP_PORT: String(httpPort),
+    PKI_API_PORT: String(apiPort),
+    PKI_PUBLIC_URL: publicUrl,
+    PKI_SCHEDULE_RECONCILE_INTENTS: "*/2 * * * * *",
+    PKI_API_WORKERS: "2",
+  };
   await startServer();
   rootPem = readFileSync(path.join(env.dataDir, "root.pem"), "utf8");
   adminToken = readFileSync(path.join(env.dataDir, "admin.token"), "utf8").trim();

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
 
 /** One worker per core (PKI_API_WORKERS); this process holds no database pool and no token. */
 async function serveFromWorkers(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof createLogger>): Promise<void> {
-  const workers = await startApiWorkers(config.api.workers, log, config.api.authFailureLimit);
+  const workers = await startApiWorkers({ count: config.api.workers, authFailureLimit: config.api.authFailureLimit }, log);
   // Ready while any worker serves (no I/O here: the workers check their own database and token).
   const ops = await startOpsListener(config.http, async () => {
     const { serving, wanted } = workers.serving();

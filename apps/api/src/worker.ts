@@ -3,38 +3,60 @@
 // listens, answers its metrics requests, and counts failed authentications through it.
 import { loadConfig } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { openCa, openInventory, systemClock } from "@pki/authority";
+import { type CaRuntime, openCa, openInventory, systemClock } from "@pki/authority";
 import { answerMetricsRequests } from "@pki/metrics";
 import type { FailureCounter } from "./auth.ts";
 import { startApi } from "./server.ts";
-import { type AuthFailureAnswer, type AuthFailureMessage, type ListeningMessage, WORKER_MESSAGES, messageOf } from "./workers.ts";
+import { type AuthFailureAnswer, type AuthFailureMessage, type IssuedMessage, type ListeningMessage, type RevokedAnswer, type RevokedMessage, WORKER_MESSAGES, messageOf } from "./workers.ts";
 
-/** Past this the worker counts the failure as within the limit rather than hold the request. */
-const PRIMARY_ANSWER_MS = 1_000;
+/**
+ * Past this a worker stops waiting for its primary: a failed authentication then counts as
+ * within the limit, and a revocation is answered (the primary's roles catch up by polling).
+ */
+const PRIMARY_ANSWER_MS = 5_000;
+
+/** Questions to the primary, each answered by one message carrying the question's id. */
+function primaryChannel() {
+  let nextId = 0;
+  const waiting = new Map<number, (answer: unknown) => void>();
+  const answers = new Set<string>([WORKER_MESSAGES.authFailureAnswer, WORKER_MESSAGES.revokedAnswer]);
+  process.on("message", (message: unknown) => {
+    const { type, id } = (message ?? {}) as { type?: unknown; id?: unknown };
+    if (typeof type === "string" && answers.has(type) && typeof id === "number") waiting.get(id)?.(message);
+  });
+  return <A>(question: (id: number) => object): Promise<A | undefined> =>
+    new Promise((resolve) => {
+      const id = ++nextId;
+      const done = (answer: unknown) => {
+        clearTimeout(timer);
+        waiting.delete(id);
+        resolve(answer as A | undefined);
+      };
+      const timer = setTimeout(() => done(undefined), PRIMARY_ANSWER_MS);
+      waiting.set(id, done);
+      process.send?.(question(id));
+    });
+}
 
 /** Failed authentications counted by the primary, for every worker alike. */
-function primaryFailureCounter(): FailureCounter {
-  let nextId = 0;
-  const waiting = new Map<number, (wait: number | undefined) => void>();
-  process.on("message", (message: unknown) => {
-    const answer = messageOf<AuthFailureAnswer>(message, WORKER_MESSAGES.authFailureAnswer);
-    if (answer) waiting.get(answer.id)?.(answer.wait);
-  });
+function primaryFailureCounter(ask: ReturnType<typeof primaryChannel>): FailureCounter {
   return {
-    recordFailure: (source) =>
-      new Promise((resolve) => {
-        const id = ++nextId;
-        const done = (wait: number | undefined) => {
-          clearTimeout(timer);
-          waiting.delete(id);
-          resolve(wait);
-        };
-        const timer = setTimeout(() => done(undefined), PRIMARY_ANSWER_MS);
-        waiting.set(id, done);
-        const ask: AuthFailureMessage = { type: WORKER_MESSAGES.authFailure, id, source };
-        process.send?.(ask);
-      }),
+    recordFailure: async (source) => {
+      const answer = await ask<AuthFailureAnswer>((id): AuthFailureMessage => ({ type: WORKER_MESSAGES.authFailure, id, source }));
+      return messageOf<AuthFailureAnswer>(answer, WORKER_MESSAGES.authFailureAnswer)?.wait;
+    },
   };
+}
+
+/** Tells the primary what this worker issued and revoked (see ApiWorkersOptions.events). */
+function forwardEvents(runtime: CaRuntime, ask: ReturnType<typeof primaryChannel>): void {
+  runtime.events.on("issued", (event) => {
+    const message: IssuedMessage = { type: WORKER_MESSAGES.issued, event: { serial: event.serial, issuerId: event.issuerId } };
+    process.send?.(message);
+  });
+  runtime.events.beforeRevocationReported(async (event) => {
+    await ask<RevokedAnswer>((id): RevokedMessage => ({ type: WORKER_MESSAGES.revoked, id, event: { ...event, revokedAt: event.revokedAt.toISOString() } }));
+  });
 }
 
 async function main(): Promise<void> {
@@ -43,7 +65,9 @@ async function main(): Promise<void> {
   const inventory = await openInventory(config, "server");
   const runtime = await openCa(config, systemClock, inventory);
   answerMetricsRequests();
-  const api = await startApi(runtime, log, { authFailures: primaryFailureCounter() });
+  const ask = primaryChannel();
+  forwardEvents(runtime, ask);
+  const api = await startApi(runtime, log, { authFailures: primaryFailureCounter(ask) });
   const up: ListeningMessage = { type: WORKER_MESSAGES.listening, url: api.url, port: api.port };
   process.send?.(up);
 

@@ -4,6 +4,7 @@
 // answers /metrics for all of them (@pki/metrics scrapeMetrics).
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
+import type { CaEvents, CertificateEvent, RevokedEvent } from "@pki/authority";
 import type { Logger } from "@pki/logger";
 import { AuthFailureLimiter } from "./auth.ts";
 
@@ -12,6 +13,9 @@ export const WORKER_MESSAGES = {
   listening: "pki:api-listening",
   authFailure: "pki:auth-failure",
   authFailureAnswer: "pki:auth-failure-answer",
+  issued: "pki:issued",
+  revoked: "pki:revoked",
+  revokedAnswer: "pki:revoked-answer",
 } as const;
 
 export interface ListeningMessage {
@@ -28,6 +32,21 @@ export interface AuthFailureAnswer {
   type: typeof WORKER_MESSAGES.authFailureAnswer;
   id: number;
   wait: number | undefined;
+}
+
+export interface IssuedMessage {
+  type: typeof WORKER_MESSAGES.issued;
+  event: CertificateEvent;
+}
+/** `event.revokedAt` crosses the channel as an ISO string */
+export interface RevokedMessage {
+  type: typeof WORKER_MESSAGES.revoked;
+  id: number;
+  event: Omit<RevokedEvent, "revokedAt"> & { revokedAt: string };
+}
+export interface RevokedAnswer {
+  type: typeof WORKER_MESSAGES.revokedAnswer;
+  id: number;
 }
 
 export const messageOf = <T extends { type: string }>(message: unknown, type: T["type"]): T | undefined =>
@@ -47,13 +66,24 @@ const RESTART_DELAY_MS = 1_000;
 /** How long a stopping worker may take to finish its requests before it is killed. */
 const STOP_GRACE_MS = 15_000;
 
+export interface ApiWorkersOptions {
+  count: number;
+  authFailureLimit: number;
+  /**
+   * The all-in-one server's own events: what the workers issue and revoke is replayed here,
+   * so its OCSP pre-signer and CRL publisher react at once, and a revoke call answers only
+   * once this process has re-signed the certificate's OCSP response (as in one process).
+   */
+  events?: CaEvents;
+}
+
 /**
  * Forks `count` API workers and resolves once all of them listen. The first one starts
  * alone, so the listener certificate it issues (and saves in the data dir) is the one the
  * others load instead of each issuing their own. A worker that exits before it listens
  * fails the start (its own error is on stderr); one that dies later is replaced.
  */
-export async function startApiWorkers(count: number, log: Logger, authFailureLimit: number): Promise<ApiWorkers> {
+export async function startApiWorkers({ count, authFailureLimit, events }: ApiWorkersOptions, log: Logger): Promise<ApiWorkers> {
   cluster.setupPrimary({ exec: fileURLToPath(new URL("./worker.ts", import.meta.url)) });
   const limiter = new AuthFailureLimiter(authFailureLimit);
   const live = new Set<Worker>();
@@ -75,6 +105,16 @@ export async function startApiWorkers(count: number, log: Logger, authFailureLim
         if (failure && worker.isConnected()) {
           const answer: AuthFailureAnswer = { type: WORKER_MESSAGES.authFailureAnswer, id: failure.id, wait: limiter.recordFailure(String(failure.source)) };
           worker.send(answer);
+        }
+        const issued = messageOf<IssuedMessage>(message, WORKER_MESSAGES.issued);
+        if (issued) events?.emit("issued", issued.event);
+        const revoked = messageOf<RevokedMessage>(message, WORKER_MESSAGES.revoked);
+        if (revoked) {
+          const answer: RevokedAnswer = { type: WORKER_MESSAGES.revokedAnswer, id: revoked.id };
+          // Each step handles its own failures (CaEvents); the worker is answered either way.
+          void (events?.revocationCommitted({ ...revoked.event, revokedAt: new Date(revoked.event.revokedAt) }) ?? Promise.resolve()).finally(() => {
+            if (worker.isConnected()) worker.send(answer);
+          });
         }
       });
       worker.on("exit", (code, signal) => {

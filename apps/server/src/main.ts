@@ -90,7 +90,8 @@ async function main(): Promise<void> {
   const startIssuingApi = async () => {
     const apiLog = log.child({ role: "api" });
     // The operator console is part of the API (TLS only: it carries the admin session).
-    const api = config.api.workers > 1 ? await startApiWorkers(config.api.workers, apiLog, config.api.authFailureLimit) : await startApi(runtime, apiLog);
+    const api =
+      config.api.workers > 1 ? await startApiWorkers({ count: config.api.workers, authFailureLimit: config.api.authFailureLimit, events: runtime.events }, apiLog) : await startApi(runtime, apiLog);
     started.push(() => api.stop());
     return api;
   };

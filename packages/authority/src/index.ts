@@ -24,7 +24,7 @@ export { writeSecretFile } from "./secret-file.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";
 export { type Clock, systemClock } from "./clock.ts";
 export { LintError } from "@pki/lint";
-export { CaEvents, type CertificateEvent } from "./events.ts";
+export { CaEvents, type CertificateEvent, type RevokedEvent } from "./events.ts";
 export { revokeCertificate, reasonCode, REVOCATION_REASONS, REASON_NAMES, type Revocation, type RevocationReasonName } from "./revocation.ts";
 export { reconcilePendingIntents, clockSkewSeconds } from "./reconcile.ts";
 export { buildAndSignCrl, encodeEntries, derTime, type CrlParams, type CrlScope, type CrlSink, type SignedCrl } from "./crl/builder.ts";
