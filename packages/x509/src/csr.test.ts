@@ -65,6 +65,27 @@ describe("parseCsr", () => {
     expect(() => parseCsr(der.subarray(0, der.length - 10))).toThrow(/not a valid PKCS#10/);
   });
 
+  it("checks proof of possession for every accepted key type: its own signature verifies, another key's does not", async () => {
+    const toDer = (pem: string) => Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
+    /** the request's info and algorithm with `signer`'s signature in place of its own */
+    const withSignatureOf = (request: Buffer, signer: Buffer) => {
+      const [info, algorithm] = der.children(request, der.readTlv(request));
+      const [, , signature] = der.children(signer, der.readTlv(signer));
+      return der.sequence(der.whole(request, info!), der.whole(request, algorithm!), der.whole(signer, signature!));
+    };
+    for (const [key, algorithm] of [
+      [P256, "ECDSA-P256"],
+      [{ name: "ECDSA", namedCurve: "P-384" }, "ECDSA-P384"],
+      [rsa(2048), "RSA-2048"],
+      [rsa(4096), "RSA-4096"],
+    ] as const) {
+      const own = toDer(await csr({ name: "CN=pop.example.com", key }));
+      expect(parseCsr(own).keyAlgorithm).toBe(algorithm);
+      const other = toDer(await csr({ name: "CN=pop.example.com", key }));
+      expect(() => parseCsr(withSignatureOf(own, other)), algorithm).toThrow("CSR signature does not verify");
+    }
+  });
+
   it("refuses malformed names", async () => {
     await expect(csr({ sans: [{ type: "dns", value: "UPPER.example.com" }] }).then(parseCsr)).rejects.toThrow("SAN DNS:UPPER.example.com must be lower case");
     await expect(csr({ sans: [{ type: "dns", value: "localhost" }] }).then(parseCsr)).rejects.toThrow(/not a fully qualified domain name/);

@@ -5,7 +5,7 @@
 import { verify as verifySignature } from "node:crypto";
 import { isIP } from "node:net";
 import { DerError, TAG, children, contents, decodeOid, expectTag, readTlv, whole, type Tlv } from "@pki/der";
-import { VERIFIABLE_SIGNATURE_HASHES, keyAlgorithmOfSpki, type KeyAlgorithm } from "./algorithms.ts";
+import { VERIFIABLE_SIGNATURE_HASHES, keyAlgorithmOfSpki, publicJwkOfSpki, type KeyAlgorithm } from "./algorithms.ts";
 import { OID } from "./oids.ts";
 import { CaError, badRequest } from "./errors.ts";
 import { pemBlocks } from "./der.ts";
@@ -66,7 +66,7 @@ function readProposal(der: Buffer): CsrProposal {
   const signatureBits = contents(der, expectTag(signature, TAG.BIT_STRING, "signature"));
   let valid = false;
   try {
-    valid = signatureBits[0] === 0 && verifySignature(hash, whole(der, info), { key: publicKeySpki, format: "der", type: "spki" }, signatureBits.subarray(1));
+    valid = signatureBits[0] === 0 && verifySignature(hash, whole(der, info), { key: publicJwkOfSpki(publicKeySpki, keyAlgorithm), format: "jwk" }, signatureBits.subarray(1));
   } catch {
     valid = false;
   }
