@@ -10,7 +10,7 @@ import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
 import { acmeRouter } from "@pki/acme";
-import { AuthFailureLimiter, type FailureCounter, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
+import { AuthFailureLimiter, type FailureCounter, type TokenCache, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
 import { consoleRouter } from "./console-static.ts";
 import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
 import { consoleDataRoutes } from "./routes/console-data.ts";
@@ -39,6 +39,8 @@ export interface ApiAppOptions {
   authFailureLimit?: number;
   /** where failed authentications are counted (an API worker: its primary); default this process */
   authFailures?: FailureCounter;
+  /** verified bearer tokens, kept until a credential changes (startApi makes one and closes it) */
+  tokens?: TokenCache;
 }
 
 /** The source address as the socket sees it; the API is not meant to sit behind a proxy that terminates TLS, since that would hide client certificates. */
@@ -58,12 +60,12 @@ function requireContentType(route: RouteDefinition): RequestHandler {
   };
 }
 
-function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureCounter, log: Logger): RequestHandler {
+function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureCounter, tokens: TokenCache | undefined, log: Logger): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const sourceIp = sourceIpOf(req);
     let caller: Awaited<ReturnType<typeof authenticate>> | undefined;
     try {
-      caller = route.auth === "none" ? await authenticate(req, runtime, "none") : await authenticateCounted(req, runtime, route.auth, limiter, sourceIp);
+      caller = route.auth === "none" ? await authenticate(req, runtime, "none") : await authenticateCounted(req, runtime, route.auth, limiter, sourceIp, tokens);
       // Routes that also take DER CSRs read their own body and query (the shape depends on the content type).
       const ownInput = route.acceptsPkcs10;
       if (route.bodyRequired && !hasBody(req)) {
@@ -148,7 +150,7 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
     res.json(document);
   });
   for (const route of routes) {
-    app[route.method](expressPath(route.path), requireContentType(route), bindRoute(route, runtime, limiter, log));
+    app[route.method](expressPath(route.path), requireContentType(route), bindRoute(route, runtime, limiter, options.tokens, log));
   }
   app.use(consoleRouter());
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path} (see /openapi.json)`));

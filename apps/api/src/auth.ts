@@ -9,6 +9,7 @@ import { inventoryFailure, type CaRuntime } from "@pki/authority";
 import type { ProvisionerRecord } from "@pki/db";
 import { verifyClientCertificate, type ClientCertificate } from "./mtls.ts";
 import type { AuthRequirement } from "./route.ts";
+import type { VerifiedTokens } from "./verified-tokens.ts";
 
 export type Caller =
   | { kind: "anonymous"; actor: "anonymous" }
@@ -83,12 +84,14 @@ function bearerToken(req: Request): string | undefined {
   return match[1];
 }
 
-async function tokenCaller(runtime: CaRuntime, token: string): Promise<Caller | undefined> {
-  const asAdmin = async (): Promise<Caller | undefined> => {
+type TokenCaller = Caller & { kind: "admin" | "provisioner" };
+
+async function tokenCaller(runtime: CaRuntime, token: string): Promise<TokenCaller | undefined> {
+  const asAdmin = async (): Promise<TokenCaller | undefined> => {
     const admin = await runtime.inventory.admins.verify(token);
     return admin ? { kind: "admin", actor: `admin:${admin}`, name: admin } : undefined;
   };
-  const asProvisioner = async (): Promise<Caller | undefined> => {
+  const asProvisioner = async (): Promise<TokenCaller | undefined> => {
     const provisioner = await runtime.inventory.provisioners.verify(token);
     return provisioner ? { kind: "provisioner", actor: `provisioner:${provisioner.name}`, provisioner } : undefined;
   };
@@ -97,8 +100,11 @@ async function tokenCaller(runtime: CaRuntime, token: string): Promise<Caller | 
   return token.startsWith("pkp_") ? ((await asProvisioner()) ?? (await asAdmin())) : ((await asAdmin()) ?? (await asProvisioner()));
 }
 
+/** Bearer tokens this process verified (see VerifiedTokens); one per API process. */
+export type TokenCache = VerifiedTokens<TokenCaller>;
+
 /** Establishes who is calling, as the route requires; throws 401/403 naming what is missing. */
-export async function authenticate(req: Request, runtime: CaRuntime, requirement: AuthRequirement): Promise<Caller> {
+export async function authenticate(req: Request, runtime: CaRuntime, requirement: AuthRequirement, tokens?: TokenCache): Promise<Caller> {
   if (requirement === "none") return { kind: "anonymous", actor: "anonymous" };
   const token = bearerToken(req);
   // A session cookie stands for an admin token; an Authorization header always wins over it.
@@ -116,7 +122,8 @@ export async function authenticate(req: Request, runtime: CaRuntime, requirement
   if (token === undefined) {
     throw unauthorized(requirement === "enrol" ? "this route needs 'Authorization: Bearer <provisioner or admin token>'" : "this route needs 'Authorization: Bearer <admin token>'");
   }
-  const caller = await tokenCaller(runtime, token).catch((error: unknown) => {
+  const verify = () => tokenCaller(runtime, token);
+  const caller = await (tokens ? tokens.get(token, verify) : verify()).catch((error: unknown) => {
     throw inventoryFailure(error, "cannot check the token");
   });
   if (!caller) throw unauthorized("the bearer token is not a valid admin or provisioner token (it may have been disabled or removed)");
@@ -205,9 +212,9 @@ export class TooManyFailures extends Error {
  * `authenticate`, with failures counted against the source: a valid credential passes
  * whatever the count; a failing one is 401 until the source passes the limit, 429 after.
  */
-export async function authenticateCounted(req: Request, runtime: CaRuntime, requirement: AuthRequirement, limiter: FailureCounter, sourceIp: string): Promise<Caller> {
+export async function authenticateCounted(req: Request, runtime: CaRuntime, requirement: AuthRequirement, limiter: FailureCounter, sourceIp: string, tokens?: TokenCache): Promise<Caller> {
   try {
-    return await authenticate(req, runtime, requirement);
+    return await authenticate(req, runtime, requirement, tokens);
   } catch (error) {
     if (!(error instanceof CaError && error.kind === "unauthorized")) throw error;
     const wait = await limiter.recordFailure(sourceIp);

@@ -14,6 +14,7 @@ import { CaError, formatSan, toPem, type CsrProposal, type San } from "@pki/x509
 import { closeGracefully, listen } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import { createApiApp, type ApiAppOptions } from "./app.ts";
+import { VerifiedTokens } from "./verified-tokens.ts";
 
 export interface ApiServer {
   server: Server;
@@ -22,6 +23,8 @@ export interface ApiServer {
   url: string;
   /** the listener's current certificate */
   certificate(): IssuedCertificate;
+  /** bearer tokens held as verified right now (see VerifiedTokens) */
+  cachedTokens(): number;
   /** issues a fresh listener certificate now (also runs on a timer) */
   renewTlsCertificate(): Promise<IssuedCertificate>;
   stop(): Promise<void>;
@@ -200,7 +203,8 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
   const host = options.host ?? runtime.config.http.bind;
   const names = listenerNames(runtime, host);
   let current = (await reusableListenerCertificate(runtime, names)) ?? (await issueWithRetry(runtime, names, log));
-  const app = createApiApp(runtime, log, options);
+  const tokens = options.tokens ?? new VerifiedTokens(runtime.inventory);
+  const app = createApiApp(runtime, log, { ...options, tokens });
   const server = createServer(
     {
       ...secureContext(runtime, current.issued, current.keyPem),
@@ -257,12 +261,14 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
     port,
     url: `https://${hostForUrl}:${port}`,
     certificate: () => current.issued,
+    cachedTokens: () => tokens.size,
     renewTlsCertificate: () => renew(),
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
       clearInterval(sweeper);
       await closeGracefully(server as unknown as import("node:http").Server);
+      await tokens.close();
     },
   };
 }

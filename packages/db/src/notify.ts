@@ -6,7 +6,12 @@
 import pg from "pg";
 
 /** Channels, by what changed. Payloads are empty: a listener re-reads what it needs. */
-export const CHANGE_CHANNELS = { ocspResponses: "pki_ocsp_responses", crls: "pki_crls" } as const;
+export const CHANGE_CHANNELS = {
+  ocspResponses: "pki_ocsp_responses",
+  crls: "pki_crls",
+  /** admin tokens and provisioners (a trigger on their tables notifies) */
+  credentials: "pki_credentials",
+} as const;
 export type ChangeChannel = keyof typeof CHANGE_CHANNELS;
 
 export interface ChangeWatch {
