@@ -438,20 +438,40 @@ export class OcspResponseStore {
    * Unexpired certificates whose pre-signed response is missing, says another status,
    * was signed by a responder that is no longer current, or is due for refresh.
    * `changedSince` narrows the scan to certificates issued or revoked since then.
+   * With `after` (a full sweep), in serial order from just after that serial: the sweep
+   * pages through the inventory by serial, so each page reads its own rows instead of
+   * re-scanning every certificate already signed (a full sweep of a large inventory was
+   * quadratic). A poll (`changedSince`) finds few rows through the issued_at/revoked_at
+   * indexes and needs no order.
    */
-  async needingResponses(options: { now: Date; refreshBefore: Date; currentResponders: string[]; issuerIds: string[]; changedSince?: Date; limit: number }): Promise<CertificateStatusRow[]> {
+  async needingResponses(options: {
+    now: Date;
+    refreshBefore: Date;
+    currentResponders: string[];
+    issuerIds: string[];
+    changedSince?: Date;
+    after?: string;
+    limit: number;
+  }): Promise<CertificateStatusRow[]> {
     const params: unknown[] = [options.now, options.refreshBefore, options.currentResponders, options.limit, options.issuerIds];
-    let recent = "";
+    let narrow = "";
+    let order = "";
     if (options.changedSince) {
       params.push(options.changedSince);
-      recent = `AND (c.issued_at >= $6 OR c.revoked_at >= $6)`;
+      narrow += ` AND (c.issued_at >= $${params.length} OR c.revoked_at >= $${params.length})`;
+    }
+    if (options.after !== undefined) {
+      params.push(options.after);
+      narrow += ` AND c.serial > $${params.length}`;
+      order = "ORDER BY c.serial";
     }
     const rows = await this.pool.query(
       `SELECT c.serial, c.issuer_id, c.status, c.revoked_at, c.revocation_reason, c.not_after
        FROM certificates c LEFT JOIN ocsp_responses r ON r.serial = c.serial
-       WHERE c.status IN ('valid', 'revoked') AND c.not_after > $1 AND c.issuer_id = ANY($5::text[]) ${recent}
+       WHERE c.status IN ('valid', 'revoked') AND c.not_after > $1 AND c.issuer_id = ANY($5::text[])${narrow}
          AND (r.serial IS NULL OR r.next_update < $2 OR r.cert_status <> (CASE c.status WHEN 'valid' THEN 'good' ELSE 'revoked' END)
               OR NOT (r.responder_id = ANY($3::text[])))
+       ${order}
        LIMIT $4`,
       params,
     );
