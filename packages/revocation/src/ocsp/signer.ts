@@ -191,11 +191,16 @@ export class OcspSigner {
     return records;
   }
 
-  /** Stores signed responses (one statement) and tells in-process responders. */
+  /**
+   * Stores signed responses (one statement) and tells in-process responders about the ones
+   * stored: a response the store refused (a "good" for a certificate revoked meanwhile) must
+   * not replace the revoked answer in their memory either.
+   */
   private async store(records: OcspResponseRecord[]): Promise<void> {
-    await this.deps.inventory.ocspResponses.upsert(records);
+    const written = await this.deps.inventory.ocspResponses.upsert(records);
     this.signedCount += records.length * 2;
-    for (const listener of this.listeners) listener(records);
+    const stored = written.size === records.length ? records : records.filter((r) => written.has(r.serial));
+    if (stored.length > 0) for (const listener of this.listeners) listener(stored);
   }
 
   /**
