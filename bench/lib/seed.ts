@@ -21,6 +21,8 @@ export interface SeedOptions {
    * does): far faster than maintaining a trigram GIN index row by row
    */
   rebuildIndexes?: boolean;
+  /** every row's public key (default: a placeholder that is not a valid point; a re-issue needs a real key) */
+  publicKeySpki?: Buffer;
 }
 
 export async function seedCertificates(dbUrl: string, options: SeedOptions): Promise<{ seconds: number; rows: number }> {
@@ -37,7 +39,7 @@ export async function seedCertificates(dbUrl: string, options: SeedOptions): Pro
       : [];
     for (const index of indexes) await client.query(`DROP INDEX "${index.name}"`);
     // two connections, one per core, each inserting its half in batches
-    const spki = Buffer.concat([Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex"), Buffer.alloc(64, 0xab)]);
+    const spki = options.publicKeySpki ?? Buffer.concat([Buffer.from("3059301306072a8648ce3d020106082a8648ce3d03010703420004", "hex"), Buffer.alloc(64, 0xab)]);
     const tbs = Buffer.alloc(options.tbsBytes ?? 400, 0x30);
     const der = Buffer.alloc(options.derBytes ?? 700, 0x30);
     const insertRange = async (lo: number, hi: number) => {

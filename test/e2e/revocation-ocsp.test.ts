@@ -350,3 +350,23 @@ describe("live signing budget", () => {
     expect(presigned.headers.get("cache-control")).toMatch(/max-age=\d+/);
   });
 });
+
+describe("a sweep that read a certificate before its revocation", () => {
+  it("stores its late 'good' neither in the database nor in the responder's memory", async () => {
+    const leaf = await rca.issue({ commonName: "stale.ocsp.example" });
+    await rca.settle();
+    const readBeforeRevocation = await rca.ca.inventory.ocspResponses.statusRows([leaf.serial]);
+    expect(readBeforeRevocation.map((r) => r.status)).toEqual(["valid"]);
+    await revoke(leaf.serial, "keyCompromise");
+    await rca.settle();
+    const heard: string[] = [];
+    rca.roles.ocspSigner.onSigned((records) => heard.push(...records.filter((r) => r.serial === leaf.serial).map((r) => r.certStatus)));
+    // signed after the revocation's own re-sign, so its thisUpdate is the newer one
+    await rca.roles.ocspSigner.presign(readBeforeRevocation);
+    expect((await rca.ca.inventory.ocspResponses.get(leaf.serial))?.certStatus).toBe("revoked");
+    expect(heard).toEqual([]);
+    const answer = await opensslOcsp(["-cert", leaf.certPath]);
+    expect(answer.all).toMatch(/Response verify OK/);
+    expect(answer.stdout).toMatch(/: revoked/);
+  });
+});

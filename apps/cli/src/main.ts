@@ -277,10 +277,22 @@ issuers
       if (opts.reissue && report.affected.length) {
         const ca = await openCa(cfg(), systemClock, inventory);
         try {
-          const result = await reissueCertificates({ authority: ca.authority, inventory, config: cfg() }, report.affected, operator());
+          const total = report.affected.length;
+          let lastShown = 0;
+          const result = await reissueCertificates({ authority: ca.authority, inventory, config: cfg() }, report.affected, operator(), {
+            onProgress: (r) => {
+              const done = r.reissued.length + r.failedCount;
+              // a line per 1,000 on a large fleet, so the operator sees it moving
+              if (done - lastShown >= 1000 || done === total) {
+                lastShown = done;
+                console.error(`${done}/${total} processed (${r.failedCount} failed)`);
+              }
+            },
+          });
           for (const r of result.reissued) console.error(`re-issued ${r.from} as ${r.to}`);
           for (const f of result.failed) console.error(`could not re-issue ${f.serial}: ${f.error}`);
-          if (result.failed.length) throw new CaError("unavailable", `${result.failed.length} certificate(s) could not be re-issued; run the command's re-issue again after fixing the cause`);
+          if (result.failedCount > result.failed.length) console.error(`(${result.failedCount - result.failed.length} more failures not listed)`);
+          if (result.failedCount) throw new CaError("unavailable", `${result.failedCount} certificate(s) could not be re-issued; run the command's re-issue again after fixing the cause`);
         } finally {
           await ca.close();
         }

@@ -204,21 +204,47 @@ export async function renewFromInventory(deps: { authority: Authority; inventory
   });
 }
 
-/** Re-issues each certificate; failures are reported per serial, never stop the rest. */
+/** Re-issues in flight at once: enough to keep the token's session pool and the database busy. */
+export const REISSUE_CONCURRENCY = 32;
+/** Failures kept with their message; past that only the count grows (a re-run lists the rest). */
+export const REISSUE_FAILURES_KEPT = 1000;
+
+export interface ReissueResult {
+  reissued: { from: string; to: string }[];
+  /** the first REISSUE_FAILURES_KEPT failures (or options.maxFailuresKept) */
+  failed: { serial: string; error: string }[];
+  /** every failure, kept or not */
+  failedCount: number;
+}
+
+/**
+ * Re-issues each certificate, `concurrency` at a time, each through the whole issuance
+ * pipeline (policy, lint, intent, store, token). Failures are reported per serial and
+ * never stop the rest. `onProgress` sees the result so far after every certificate.
+ */
 export async function reissueCertificates(
   deps: { authority: Authority; inventory: Inventory; config: Config },
   records: CertificateRecord[],
   actor: string,
-): Promise<{ reissued: { from: string; to: string }[]; failed: { serial: string; error: string }[] }> {
-  const reissued: { from: string; to: string }[] = [];
-  const failed: { serial: string; error: string }[] = [];
-  for (const record of records) {
-    try {
-      const issued = await renewFromInventory(deps, record, actor);
-      reissued.push({ from: record.serial, to: issued.serial });
-    } catch (error) {
-      failed.push({ serial: record.serial, error: (error as Error).message });
+  options: { concurrency?: number; maxFailuresKept?: number; onProgress?: (result: Readonly<ReissueResult>) => void } = {},
+): Promise<ReissueResult> {
+  const result: ReissueResult = { reissued: [], failed: [], failedCount: 0 };
+  const maxFailuresKept = options.maxFailuresKept ?? REISSUE_FAILURES_KEPT;
+  let next = 0;
+  const worker = async () => {
+    while (next < records.length) {
+      const record = records[next++]!;
+      try {
+        const issued = await renewFromInventory(deps, record, actor);
+        result.reissued.push({ from: record.serial, to: issued.serial });
+      } catch (error) {
+        result.failedCount++;
+        if (result.failed.length < maxFailuresKept) result.failed.push({ serial: record.serial, error: (error as Error).message });
+      }
+      options.onProgress?.(result);
     }
-  }
-  return { reissued, failed };
+  };
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? REISSUE_CONCURRENCY, records.length));
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return result;
 }

@@ -167,6 +167,12 @@ export function oid(dotted: string): Buffer {
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+/** GeneralizedTime in whole seconds, Z (what OCSP's times are: RFC 6960 §4.2.1). */
+export function generalizedTime(date: Date): Buffer {
+  const text = `${pad(date.getUTCFullYear(), 4)}${pad(date.getUTCMonth() + 1)}${pad(date.getUTCDate())}${pad(date.getUTCHours())}${pad(date.getUTCMinutes())}${pad(date.getUTCSeconds())}Z`;
+  return tlv(TAG.GENERALIZED_TIME, Buffer.from(text, "latin1"));
+}
+
 /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050, seconds, Z. */
 export function time(date: Date): Buffer {
   const y = date.getUTCFullYear();

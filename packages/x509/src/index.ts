@@ -51,4 +51,14 @@ export {
   type CertIdRequest,
   type ParsedOcspRequest,
 } from "./ocsp/request.ts";
-export { signOcspResponse, ocspErrorResponse, certIdFor, publicKeyBits, OCSPResponseStatus, type SingleStatus, type ResponderIdentity } from "./ocsp/response.ts";
+export {
+  signOcspResponse,
+  PresignedResponseEncoder,
+  ocspErrorResponse,
+  certIdFor,
+  publicKeyBits,
+  OCSPResponseStatus,
+  type PresignStatus,
+  type SingleStatus,
+  type ResponderIdentity,
+} from "./ocsp/response.ts";

@@ -3,7 +3,7 @@
 // a dry run that says what it would do, and the re-issue of the affected certificates in
 // the background with progress the console polls.
 import { CaError } from "@pki/x509";
-import { StartupCheckError, isInternalCertificate, renewFromInventory, revokeIntermediate, type CaRuntime } from "@pki/authority";
+import { StartupCheckError, isInternalCertificate, reissueCertificates, revokeIntermediate, type CaRuntime } from "@pki/authority";
 import type { CertificateRecord } from "@pki/db";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
@@ -15,8 +15,6 @@ interface ReissueProgress {
   done: boolean;
 }
 
-/** Failures kept per re-issue; past that only the count grows (the CLI re-run lists the rest). */
-const MAX_FAILURES_KEPT = 1000;
 /** Re-issues remembered; the oldest finished one is forgotten first. */
 const MAX_TRACKED = 64;
 
@@ -36,7 +34,7 @@ export class ReissueTracker {
     return this.runs.get(issuerId)?.done === false;
   }
 
-  /** Starts re-issuing `records` one by one; returns at once. */
+  /** Starts re-issuing `records` (several at a time, see reissueCertificates); returns at once. */
   start(runtime: CaRuntime, issuerId: string, records: CertificateRecord[], actor: string, onError: (error: unknown) => void): ReissueProgress {
     const progress: ReissueProgress = { total: records.length, reissued: 0, failed: [], done: records.length === 0 };
     this.runs.delete(issuerId);
@@ -47,16 +45,13 @@ export class ReissueTracker {
       }
     }
     this.runs.set(issuerId, progress);
-    void (async () => {
-      for (const record of records) {
-        try {
-          await renewFromInventory(runtime, record, actor);
-          progress.reissued++;
-        } catch (error) {
-          if (progress.failed.length < MAX_FAILURES_KEPT) progress.failed.push({ serial: record.serial, error: (error as Error).message });
-        }
-      }
-    })()
+    // `failed` lists at most REISSUE_FAILURES_KEPT; once done, total - reissued counts them all.
+    void reissueCertificates(runtime, records, actor, {
+      onProgress: (result) => {
+        progress.reissued = result.reissued.length;
+        progress.failed = result.failed;
+      },
+    })
       .catch(onError)
       .finally(() => {
         progress.done = true;

@@ -369,23 +369,28 @@ export class OcspResponseStore {
   constructor(private readonly pool: pg.Pool) {}
 
   /**
-   * Stores a batch of signed responses in one statement. A response never replaces one
-   * signed later (two signers racing), and updated_at comes from the database clock so
-   * responders polling for changes agree on it.
+   * Stores a batch of signed responses in one statement and returns the serials it wrote.
+   * A response never replaces one signed later (two signers racing), a "good" is never
+   * stored for a certificate the inventory says is revoked (a sweep that read it before the
+   * revocation committed stores after the revocation's own re-sign), and updated_at comes
+   * from the database clock so responders polling for changes agree on it.
    */
-  async upsert(records: OcspResponseRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    // Responders listening on the channel hear of the change when this statement commits.
-    await this.pool.query(
+  async upsert(records: OcspResponseRecord[]): Promise<Set<string>> {
+    if (records.length === 0) return new Set();
+    // Responders listening on the channel hear of the change when this statement commits;
+    // the count over `notified` only makes the statement run that CTE (once).
+    const rows = await this.pool.query<{ serial: string }>(
       `WITH written AS (
        INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
        SELECT s, i, cs, d1, d2, tu, nu, rid, clock_timestamp()
        FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::timestamptz[], $7::timestamptz[], $8::text[]) AS t(s, i, cs, d1, d2, tu, nu, rid)
+       WHERE NOT (cs = 'good' AND EXISTS (SELECT 1 FROM certificates c WHERE c.serial = t.s AND c.status = 'revoked'))
        ON CONFLICT (serial) DO UPDATE SET cert_status = EXCLUDED.cert_status, der_sha1 = EXCLUDED.der_sha1, der_sha256 = EXCLUDED.der_sha256,
          this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update, responder_id = EXCLUDED.responder_id, updated_at = clock_timestamp()
        WHERE ocsp_responses.this_update <= EXCLUDED.this_update OR EXCLUDED.cert_status <> ocsp_responses.cert_status
-       RETURNING 1)
-       SELECT pg_notify('${CHANGE_CHANNELS.ocspResponses}', '') WHERE EXISTS (SELECT 1 FROM written)`,
+       RETURNING serial),
+       notified AS (SELECT pg_notify('${CHANGE_CHANNELS.ocspResponses}', '') WHERE EXISTS (SELECT 1 FROM written))
+       SELECT serial FROM written WHERE (SELECT count(*) FROM notified) >= 0`,
       [
         records.map((r) => r.serial),
         records.map((r) => r.issuerId),
@@ -397,6 +402,7 @@ export class OcspResponseStore {
         records.map((r) => r.responderId),
       ],
     );
+    return new Set(rows.rows.map((r) => r.serial));
   }
 
   async get(serial: string): Promise<OcspResponseRecord | undefined> {
@@ -438,20 +444,40 @@ export class OcspResponseStore {
    * Unexpired certificates whose pre-signed response is missing, says another status,
    * was signed by a responder that is no longer current, or is due for refresh.
    * `changedSince` narrows the scan to certificates issued or revoked since then.
+   * With `after` (a full sweep), in serial order from just after that serial: the sweep
+   * pages through the inventory by serial, so each page reads its own rows instead of
+   * re-scanning every certificate already signed (a full sweep of a large inventory was
+   * quadratic). A poll (`changedSince`) finds few rows through the issued_at/revoked_at
+   * indexes and needs no order.
    */
-  async needingResponses(options: { now: Date; refreshBefore: Date; currentResponders: string[]; issuerIds: string[]; changedSince?: Date; limit: number }): Promise<CertificateStatusRow[]> {
+  async needingResponses(options: {
+    now: Date;
+    refreshBefore: Date;
+    currentResponders: string[];
+    issuerIds: string[];
+    changedSince?: Date;
+    after?: string;
+    limit: number;
+  }): Promise<CertificateStatusRow[]> {
     const params: unknown[] = [options.now, options.refreshBefore, options.currentResponders, options.limit, options.issuerIds];
-    let recent = "";
+    let narrow = "";
+    let order = "";
     if (options.changedSince) {
       params.push(options.changedSince);
-      recent = `AND (c.issued_at >= $6 OR c.revoked_at >= $6)`;
+      narrow += ` AND (c.issued_at >= $${params.length} OR c.revoked_at >= $${params.length})`;
+    }
+    if (options.after !== undefined) {
+      params.push(options.after);
+      narrow += ` AND c.serial > $${params.length}`;
+      order = "ORDER BY c.serial";
     }
     const rows = await this.pool.query(
       `SELECT c.serial, c.issuer_id, c.status, c.revoked_at, c.revocation_reason, c.not_after
        FROM certificates c LEFT JOIN ocsp_responses r ON r.serial = c.serial
-       WHERE c.status IN ('valid', 'revoked') AND c.not_after > $1 AND c.issuer_id = ANY($5::text[]) ${recent}
+       WHERE c.status IN ('valid', 'revoked') AND c.not_after > $1 AND c.issuer_id = ANY($5::text[])${narrow}
          AND (r.serial IS NULL OR r.next_update < $2 OR r.cert_status <> (CASE c.status WHEN 'valid' THEN 'good' ELSE 'revoked' END)
               OR NOT (r.responder_id = ANY($3::text[])))
+       ${order}
        LIMIT $4`,
       params,
     );

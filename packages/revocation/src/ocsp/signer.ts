@@ -9,11 +9,16 @@ import type { Config } from "@pki/config";
 import type { CertificateStatusRow, Inventory, OcspResponderRecord, OcspResponseRecord } from "@pki/db";
 import type { Authority, CaEvents, Clock, Keyring, ServingIssuer } from "@pki/authority";
 import type { Logger } from "@pki/logger";
-import { type CertIdHash, type ResponderIdentity, type Signer, type SingleStatus, OCSP_PATH, OCSP_RESPONDER_PROFILE, certIdFor, signOcspResponse } from "@pki/x509";
+import { type ResponderIdentity, type Signer, type SingleStatus, OCSP_PATH, OCSP_RESPONDER_PROFILE, PresignedResponseEncoder, signOcspResponse } from "@pki/x509";
 
-const PRESIGN_BATCH = 500;
-/** Parallel signatures in flight; the token's session pool bounds real concurrency anyway. */
-const SIGN_CONCURRENCY = 8;
+/** Certificates per page of a sweep: one read and one multi-row upsert each. */
+const PRESIGN_BATCH = 2000;
+/**
+ * Certificates signed at once (two signatures each). The token's session pool bounds the
+ * real concurrency; enough must wait in line that a session never idles while this
+ * process encodes the next response.
+ */
+const SIGN_CONCURRENCY = 32;
 const POLL_OVERLAP_MS = 10_000;
 const FULL_SWEEP_MS = 60_000;
 
@@ -31,6 +36,8 @@ export interface OcspSignerDeps {
 interface ActiveResponder {
   record: OcspResponderRecord;
   identity: ResponderIdentity;
+  /** pre-signing encoders by issuer id, made once per responder */
+  encoders: Map<string, PresignedResponseEncoder>;
 }
 
 /** A request item a responder could not answer from pre-signed responses. */
@@ -95,7 +102,7 @@ export class OcspSigner {
       const stored = await this.deps.inventory.ocspResponders.current(issuerId, new Date(now));
       const record = stored && fresh(stored) ? stored : await this.issueResponder(issuerId);
       const signer: Signer = await this.deps.keyring.delegatedSigner(record.keyUri);
-      const active = { record, identity: { certificateDer: record.certificateDer, signer } };
+      const active = { record, identity: { certificateDer: record.certificateDer, signer }, encoders: new Map() };
       this.responders.set(issuerId, active);
       return active;
     })().finally(() => this.renewing.delete(issuerId));
@@ -139,6 +146,13 @@ export class OcspSigner {
 
   /** Signs and stores the SHA-1 and SHA-256 CertID responses for each certificate. */
   async presign(rows: CertificateStatusRow[]): Promise<OcspResponseRecord[]> {
+    const records = await this.sign(rows);
+    await this.store(records);
+    return records;
+  }
+
+  /** Signs the SHA-1 and SHA-256 CertID responses for each certificate, SIGN_CONCURRENCY at a time. */
+  private async sign(rows: CertificateStatusRow[]): Promise<OcspResponseRecord[]> {
     const records: OcspResponseRecord[] = [];
     let next = 0;
     const worker = async () => {
@@ -149,21 +163,17 @@ export class OcspSigner {
         const responder = await this.responderFor(row.issuerId);
         const thisUpdate = this.deps.clock.now();
         const nextUpdate = new Date(Math.min(thisUpdate.getTime() + this.validityMs, responder.record.notAfter.getTime()));
-        const sign = (hash: CertIdHash) =>
-          signOcspResponse(
-            responder.identity,
-            [
-              {
-                certIdDer: certIdFor(hash, issuer.facts, row.serial),
-                status: row.status === "valid" ? "good" : "revoked",
-                revokedAt: row.revokedAt ?? undefined,
-                reason: row.reason ?? undefined,
-                thisUpdate,
-                nextUpdate,
-              },
-            ],
-            { producedAt: thisUpdate },
-          );
+        let encoder = responder.encoders.get(row.issuerId);
+        if (!encoder) responder.encoders.set(row.issuerId, (encoder = new PresignedResponseEncoder(responder.identity, issuer.facts)));
+        const status = {
+          serialHex: row.serial,
+          status: row.status === "valid" ? ("good" as const) : ("revoked" as const),
+          revokedAt: row.revokedAt ?? undefined,
+          reason: row.reason ?? undefined,
+          thisUpdate,
+          nextUpdate,
+        };
+        const sign = (hash: "sha1" | "sha256") => encoder.sign(hash, status, thisUpdate);
         const [derSha1, derSha256] = await Promise.all([sign("sha1"), sign("sha256")]);
         records.push({
           serial: row.serial,
@@ -178,10 +188,19 @@ export class OcspSigner {
       }
     };
     await Promise.all(Array.from({ length: Math.min(SIGN_CONCURRENCY, rows.length) }, worker));
-    await this.deps.inventory.ocspResponses.upsert(records);
-    this.signedCount += records.length * 2;
-    for (const listener of this.listeners) listener(records);
     return records;
+  }
+
+  /**
+   * Stores signed responses (one statement) and tells in-process responders about the ones
+   * stored: a response the store refused (a "good" for a certificate revoked meanwhile) must
+   * not replace the revoked answer in their memory either.
+   */
+  private async store(records: OcspResponseRecord[]): Promise<void> {
+    const written = await this.deps.inventory.ocspResponses.upsert(records);
+    this.signedCount += records.length * 2;
+    const stored = written.size === records.length ? records : records.filter((r) => written.has(r.serial));
+    if (stored.length > 0) for (const listener of this.listeners) listener(stored);
   }
 
   /**
@@ -264,14 +283,38 @@ export class OcspSigner {
     const refreshBefore = new Date(now.getTime() + this.validityMs / 2);
     const changedSince = !full && this.lastPoll ? new Date(this.lastPoll.getTime() - POLL_OVERLAP_MS) : undefined;
     this.lastPoll = now;
+    const query = { now, refreshBefore, currentResponders, issuerIds, limit: PRESIGN_BATCH };
     let total = 0;
-    // A full sweep of a large inventory takes minutes: stop() ends it between batches.
-    while (!this.stopping) {
-      const rows = await this.deps.inventory.ocspResponses.needingResponses({ now, refreshBefore, currentResponders, issuerIds, limit: PRESIGN_BATCH, ...(changedSince ? { changedSince } : {}) });
-      if (rows.length === 0) break;
-      const signed = await this.presign(rows);
-      total += signed.length;
-      if (signed.length === 0) break;
+    if (changedSince) {
+      // A poll: few rows, each page read after the previous one is stored.
+      while (!this.stopping) {
+        const rows = await this.deps.inventory.ocspResponses.needingResponses({ ...query, changedSince });
+        if (rows.length === 0) break;
+        const signed = await this.presign(rows);
+        total += signed.length;
+        if (signed.length === 0) break;
+      }
+      return total;
+    }
+    // Everything, page by page in serial order, as a pipeline: the next page is read and
+    // the previous one stored while this one is signed, so the token never waits for the
+    // database. A full sweep of a large inventory takes minutes: stop() ends it between pages.
+    let page = this.deps.inventory.ocspResponses.needingResponses({ ...query, after: "" });
+    let storing: Promise<void> = Promise.resolve();
+    try {
+      while (!this.stopping) {
+        const rows = await page;
+        if (rows.length === 0) break;
+        page = rows.length < PRESIGN_BATCH ? Promise.resolve([]) : this.deps.inventory.ocspResponses.needingResponses({ ...query, after: rows[rows.length - 1]!.serial });
+        const records = await this.sign(rows);
+        await storing;
+        storing = this.store(records);
+        total += records.length;
+      }
+    } finally {
+      // a page read ahead and not used must not reject unobserved
+      page.catch(() => undefined);
+      await storing;
     }
     return total;
   }
