@@ -6,6 +6,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import v8 from "node:v8";
 import { buildEmbeddedTemplate, copyEmbeddedTemplate } from "./embedded-template.ts";
 // PGlite is imported where the embedded database is opened, so a process on PostgreSQL
 // (DATABASE_URL) does not load it at start-up.
@@ -21,6 +22,26 @@ export interface EmbeddedEndpoint {
 }
 
 const PORT = 5432;
+
+/**
+ * PostgreSQL settings of the embedded database, chosen for its footprint: it serves one
+ * connection of one process (the quickstart; production uses PostgreSQL). PostgreSQL's
+ * default 128 MB of shared buffers are all written at start inside PGlite's WebAssembly
+ * memory, which made them resident: 16 MB holds the whole inventory of a quickstart CA
+ * many times over, and the rest is read through the operating system's page cache.
+ */
+const EMBEDDED_SETTINGS = ["shared_buffers=16MB", "wal_buffers=512kB"];
+
+/**
+ * Keeps V8 to its baseline WebAssembly compiler (Liftoff) in the process that runs the
+ * embedded database. Its optimising compiler (TurboFan) kept about 70 MB of code and
+ * compiler memory resident for PostgreSQL's hot functions, and measured no faster on
+ * the database's own work (bench/NOTES.md, footprint). It must be set before PGlite's
+ * module is compiled; it only changes how WebAssembly is compiled, never what it does.
+ */
+function baselineWasmCompilerOnly(): void {
+  v8.setFlagsFromString("--liftoff-only");
+}
 const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes on Linux
 
 function alive(pid: number): boolean {
@@ -97,7 +118,9 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress
         progress(built ? `embedded database created in ${dataDir} (from the new template)` : `creating the embedded database in ${dataDir}`);
       }
     }
-    const db = await PGlite.create(dataDir, { extensions: { pg_trgm } });
+    baselineWasmCompilerOnly();
+    const startParams = [...PGlite.defaultStartParams, ...EMBEDDED_SETTINGS.flatMap((setting) => ["-c", setting])];
+    const db = await PGlite.create(dataDir, { extensions: { pg_trgm }, startParams });
     const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 64 });
     await server.start();
     return {
