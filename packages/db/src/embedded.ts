@@ -22,6 +22,7 @@ export interface EmbeddedEndpoint {
 }
 
 const PORT = 5432;
+const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes on Linux
 
 /**
  * PostgreSQL settings of the embedded database, chosen for its footprint: it serves one
@@ -29,9 +30,12 @@ const PORT = 5432;
  * default 128 MB of shared buffers are all written at start inside PGlite's WebAssembly
  * memory, which made them resident (about 120 MB of the process's RSS). 8 MB (1,024
  * pages) holds the hot part of a quickstart CA's inventory; the rest is read through the
- * operating system's page cache, as the data dir is a plain directory.
+ * operating system's page cache, as the data dir is a plain directory. PGlite is one
+ * backend in single-user mode (pglite-socket queues every client onto it), so
+ * max_connections only sizes shared memory for backends that never exist; the lock table
+ * it also sizes still holds over a thousand locks for that one backend.
  */
-const EMBEDDED_SETTINGS = ["shared_buffers=8MB", "wal_buffers=512kB"];
+const EMBEDDED_SETTINGS = ["shared_buffers=8MB", "wal_buffers=512kB", "max_connections=10"];
 
 /**
  * Keeps V8 to its baseline WebAssembly compiler (Liftoff) in the process that runs the
@@ -43,7 +47,6 @@ const EMBEDDED_SETTINGS = ["shared_buffers=8MB", "wal_buffers=512kB"];
 function baselineWasmCompilerOnly(): void {
   v8.setFlagsFromString("--liftoff-only");
 }
-const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes on Linux
 
 function alive(pid: number): boolean {
   try {
