@@ -250,7 +250,23 @@ export const FIGURES: Array<(m: M) => Row> = [
   }),
   (m) => bound(m, { id: "ours.coldstart", name: "cold start of the all-in-one server, 1M certificates", below: 3, unit: "s", target: "< 3 s to ready" }),
   (m) => bound(m, { id: "ours.firststart", name: "first start on an empty data dir (tokens, keys, embedded database)", below: 5, unit: "s", target: "< 5 s to ready" }),
+  // footprint: idle RSS of whole process trees (bench/groups/footprint.ts)
+  (m) => {
+    const row = bound(m, { id: "ours.footprint.embedded", name: "`npm start` idle RSS, embedded database, whole process tree", below: Infinity, unit: "MB", target: "≤ 200 MB" });
+    if (row.value !== null) row.met = row.value <= 200;
+    return row;
+  },
+  (m) => footprint(m, "ours.footprint.allinone.pg", "all-in-one idle RSS on PostgreSQL, default API workers, whole tree"),
+  (m) => footprint(m, "ours.footprint.role.api", "apps/api idle RSS on PostgreSQL (primary + workers), as in docker-compose"),
+  (m) => footprint(m, "ours.footprint.role.ocsp", "apps/ocsp-responder idle RSS on PostgreSQL, as in docker-compose"),
+  (m) => footprint(m, "ours.footprint.role.crl", "apps/crl-publisher idle RSS on PostgreSQL, as in docker-compose"),
+  (m) => footprint(m, "ours.footprint.role.scheduler", "apps/scheduler idle RSS on PostgreSQL, as in docker-compose"),
 ];
+
+/** An idle footprint measured for the record: no target, compared with the embedded `npm start`. */
+function footprint(m: M, id: string, name: string): Row {
+  return { ...plain(m, id, "ours", name, undefined, { id: "ours.footprint.embedded", label: "npm start, embedded" }), target: "— (measured)" };
+}
 
 export function rows(results: Result[]): Row[] {
   const m: M = new Map(results.map((r) => [r.id, r]));

@@ -6,6 +6,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import v8 from "node:v8";
 import { buildEmbeddedTemplate, copyEmbeddedTemplate } from "./embedded-template.ts";
 // PGlite is imported where the embedded database is opened, so a process on PostgreSQL
 // (DATABASE_URL) does not load it at start-up.
@@ -22,6 +23,30 @@ export interface EmbeddedEndpoint {
 
 const PORT = 5432;
 const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes on Linux
+
+/**
+ * PostgreSQL settings of the embedded database, chosen for its footprint: it serves one
+ * connection of one process (the quickstart; production uses PostgreSQL). PostgreSQL's
+ * default 128 MB of shared buffers are all written at start inside PGlite's WebAssembly
+ * memory, which made them resident (about 120 MB of the process's RSS). 8 MB (1,024
+ * pages) holds the hot part of a quickstart CA's inventory; the rest is read through the
+ * operating system's page cache, as the data dir is a plain directory. PGlite is one
+ * backend in single-user mode (pglite-socket queues every client onto it), so
+ * max_connections only sizes shared memory for backends that never exist; the lock table
+ * it also sizes still holds over a thousand locks for that one backend.
+ */
+const EMBEDDED_SETTINGS = ["shared_buffers=8MB", "wal_buffers=512kB", "max_connections=10"];
+
+/**
+ * Keeps V8 to its baseline WebAssembly compiler (Liftoff) in the process that runs the
+ * embedded database. Its optimising compiler (TurboFan) kept about 70 MB of code and
+ * compiler memory resident for PostgreSQL's hot functions, and measured no faster on
+ * the database's own work (bench/NOTES.md, footprint). It must be set before PGlite's
+ * module is compiled; it only changes how WebAssembly is compiled, never what it does.
+ */
+function baselineWasmCompilerOnly(): void {
+  v8.setFlagsFromString("--liftoff-only");
+}
 
 function alive(pid: number): boolean {
   try {
@@ -97,7 +122,9 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress
         progress(built ? `embedded database created in ${dataDir} (from the new template)` : `creating the embedded database in ${dataDir}`);
       }
     }
-    const db = await PGlite.create(dataDir, { extensions: { pg_trgm } });
+    baselineWasmCompilerOnly();
+    const startParams = [...PGlite.defaultStartParams, ...EMBEDDED_SETTINGS.flatMap((setting) => ["-c", setting])];
+    const db = await PGlite.create(dataDir, { extensions: { pg_trgm }, startParams });
     const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 64 });
     await server.start();
     return {
