@@ -57,6 +57,12 @@ export interface RunningApi {
   stop: () => Promise<number | null>;
 }
 
+/** The V8 flags `npm start` gives node (package.json), so the all-in-one row runs as users run it. */
+function npmStartFlags(): string[] {
+  const script = (JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
+  return script.split(/\s+/).filter((word) => word.startsWith("--") && word !== "--import");
+}
+
 /** How the HTTPS API is run: apps/api alone with a worker count, or the all-in-one server. */
 export type ApiShape = { app: "api"; workers: number | "auto" } | { app: "server" };
 
@@ -67,7 +73,7 @@ export async function startApiProcess(ca: BenchCa, nodeArgs: string[] = [], shap
   const port = await freePort();
   const httpPort = await freePort();
   const workers = shape.app === "api" ? { PKI_API_WORKERS: String(shape.workers) } : {};
-  const server = start(process.execPath, [...nodeArgs, "--import", "tsx", main], {
+  const server = start(process.execPath, [...nodeArgs, ...(shape.app === "server" ? npmStartFlags() : []), "--import", "tsx", main], {
     cwd: REPO_ROOT,
     forks: true, // the API workers
     env: childEnv(ca, { PKI_API_PORT: String(port), PKI_HTTP_PORT: String(httpPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`, ...workers }),

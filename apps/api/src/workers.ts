@@ -61,6 +61,9 @@ export interface ApiWorkers {
   stop(): Promise<void>;
 }
 
+/** V8 flags that trade speed for memory (see package.json's start script). */
+const FOOTPRINT_FLAGS = ["--optimize-for-size", "--max-semi-space-size"];
+
 /** A worker that dies is replaced after this long (a crash loop costs one fork a second). */
 const RESTART_DELAY_MS = 1_000;
 /** How long a stopping worker may take to finish its requests before it is killed. */
@@ -84,7 +87,10 @@ export interface ApiWorkersOptions {
  * fails the start (its own error is on stderr); one that dies later is replaced.
  */
 export async function startApiWorkers({ count, authFailureLimit, events }: ApiWorkersOptions, log: Logger): Promise<ApiWorkers> {
-  cluster.setupPrimary({ exec: fileURLToPath(new URL("./worker.ts", import.meta.url)) });
+  // Workers are where throughput is: they leave out the V8 flags `npm start` uses to keep
+  // the embedded quickstart small (workers only run on PostgreSQL).
+  const execArgv = process.execArgv.filter((flag) => !FOOTPRINT_FLAGS.some((footprint) => flag.startsWith(footprint)));
+  cluster.setupPrimary({ exec: fileURLToPath(new URL("./worker.ts", import.meta.url)), execArgv });
   const limiter = new AuthFailureLimiter(authFailureLimit);
   const live = new Set<Worker>();
   let stopping = false;
