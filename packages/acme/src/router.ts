@@ -2,7 +2,7 @@
 // HTTPS issuing listener. It authenticates accounts and proves control of names; the
 // certificate itself comes from runtime.authority.issue, which applies the provisioner's
 // policy, lints, records intent and writes the inventory like for every other front end.
-import { randomBytes, X509Certificate } from "node:crypto";
+import { type KeyObject, randomBytes, X509Certificate } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { JWK } from "jose";
 import { CaError, formatSan, isProfileName, namesOf, parseCsr, toPem, type ProfileName } from "@pki/x509";
@@ -15,13 +15,15 @@ import {
   type AcmeChallengeRecord,
   type AcmeIdentifier,
   type AcmeOrderRecord,
+  type AcmeWindowCounts,
   type ProvisionerRecord,
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
 import { type ChallengeType, ValidationLimiter, checkCaa, validateChallenge as defaultValidateChallenge } from "@pki/challenges";
 import { canonicalIp, normaliseIdentifiers, sanOf } from "./identifiers.ts";
-import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
+import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkKeyAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
+import { NonceSupply } from "./nonces.ts";
 import { acmeOrders, acmeValidations } from "./metrics.ts";
 import { AcmeProblem, ACME_ERROR, malformed, unauthorized, type Subproblem } from "./problems.ts";
 import { parseCertId, renewalWindow } from "./renewal-info.ts";
@@ -38,6 +40,10 @@ const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
 const VALIDATION_LIMITS = { total: 64, perAccount: 4, maxQueued: 256 };
 /** A validation still "processing" this many deadlines after it started was lost (queueing included). */
 const STALE_VALIDATION_FACTOR = 30;
+/** Imported account keys kept per process (a KeyObject is a few hundred bytes). */
+const ACCOUNT_KEY_CACHE_ENTRIES = 10_000;
+/** Account URLs end in a UUID; anything longer in a kid is not one of ours. */
+const MAX_ACCOUNT_ID_CHARS = 64;
 
 export type ValidateChallenge = typeof defaultValidateChallenge;
 
@@ -87,24 +93,41 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   }, 5 * 60_000);
   nonceSweep.unref();
 
+  // Nonces are stored (so any worker or replica accepts them) a batch at a time.
+  const nonces = new NonceSupply({ store: (values, expiresAt) => store.addNonces(values, expiresAt), ttlMs: NONCE_TTL_MS, now });
+
   async function freshNonce(res: Response): Promise<void> {
-    const nonce = randomBytes(16).toString("base64url");
-    await store.addNonce(nonce, new Date(now().getTime() + NONCE_TTL_MS));
-    res.setHeader("replay-nonce", nonce);
+    res.setHeader("replay-nonce", await nonces.take());
     res.setHeader("cache-control", "no-store");
+  }
+
+  // Importing a JWK costs more than the signature check it serves: keep the imported key per
+  // account and key thumbprint. The account row is still read on every request (status,
+  // current key), so a key change or deactivation takes effect at once on every worker and
+  // replica; a stale entry is never used, only evicted.
+  const accountKeys = new Map<string, KeyObject>();
+  async function importedAccountKey(account: AcmeAccountRecord, alg: string): Promise<KeyObject> {
+    const cacheKey = `${account.id}:${account.keyThumbprint}`;
+    let key = accountKeys.get(cacheKey);
+    if (!key) {
+      key = (await accountKey(account.jwk)).key;
+      if (accountKeys.size >= ACCOUNT_KEY_CACHE_ENTRIES) accountKeys.delete(accountKeys.keys().next().value as string);
+      accountKeys.set(cacheKey, key);
+    }
+    checkKeyAlgorithm(key, alg);
+    return key;
   }
 
   async function context(req: Request): Promise<AcmeContext> {
     const name = String(req.params.provisioner);
-    const provisioner = /^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) ? await runtime.inventory.provisioners.byName(name) : undefined;
-    const settings = provisioner && !provisioner.deletedAt ? await store.provisionerSettings(provisioner.id) : undefined;
-    if (!provisioner || provisioner.deletedAt || !settings) throw new AcmeProblem("malformed", `no ACME provisioner named '${name.slice(0, 64)}'`, { status: 404 });
+    const provisioner = /^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) ? await store.acmeProvisionerByName(name) : undefined;
+    if (!provisioner || provisioner.deletedAt) throw new AcmeProblem("malformed", `no ACME provisioner named '${name.slice(0, 64)}'`, { status: 404 });
     if (provisioner.disabled) throw unauthorized(`ACME provisioner '${name}' is disabled`);
     const host = req.headers.host ?? "";
     if (!/^[A-Za-z0-9.:[\]-]{1,300}$/.test(host)) throw malformed("the request has no usable Host header");
     const base = `https://${host}/acme/${name}`;
     const policy = ProvisionerPolicy.create({ name: provisioner.name, profiles: provisioner.profiles, names: provisioner.names, maxTtlSeconds: provisioner.maxTtlSeconds });
-    return { base, url: `https://${host}${req.originalUrl.split("?")[0]}`, provisioner, policy, eabRequired: settings.eabRequired, sourceIp: req.socket.remoteAddress ?? "unknown" };
+    return { base, url: `https://${host}${req.originalUrl.split("?")[0]}`, provisioner, policy, eabRequired: provisioner.eabRequired, sourceIp: req.socket.remoteAddress ?? "unknown" };
   }
 
   const urls = (ctx: AcmeContext) => ({
@@ -129,7 +152,16 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     }
     const jws = parseFlattened(body);
     const header = protectedHeader(jws);
-    if (typeof header.nonce !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(header.nonce) || !(await store.consumeNonce(header.nonce, now()))) {
+    // The account a kid names is read in the same round trip that uses up the nonce; it is
+    // looked at only once the nonce, url and algorithm have been checked.
+    const prefix = `${ctx.base}/acct/`;
+    const kid = typeof header.kid === "string" ? header.kid : undefined;
+    const accountId = kid?.startsWith(prefix) && kid.length - prefix.length <= MAX_ACCOUNT_ID_CHARS ? kid.slice(prefix.length) : undefined;
+    const consumed =
+      typeof header.nonce === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(header.nonce)
+        ? await store.consumeNonceReadAccount(header.nonce, now(), header.jwk === undefined && keyFrom !== "jwk" ? accountId : undefined)
+        : undefined;
+    if (!consumed?.nonceLive) {
       throw new AcmeProblem(
         "badNonce",
         typeof header.nonce === "string" ? "the JWS nonce is unknown, used or expired; retry with the Replay-Nonce of this answer" : "the JWS protected header needs a 'nonce'",
@@ -145,12 +177,10 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       return { payload, jwk, account: undefined };
     }
     if (keyFrom === "jwk") throw malformed("this request must carry its key in 'jwk', not 'kid'");
-    const prefix = `${ctx.base}/acct/`;
-    const kid = String(header.kid);
-    const account = kid.startsWith(prefix) ? await store.account(kid.slice(prefix.length)) : undefined;
-    if (!account || account.provisionerId !== ctx.provisioner.id) throw new AcmeProblem("accountDoesNotExist", `no account ${kid.slice(0, 200)} on this ACME server`);
+    const account = consumed.account;
+    if (!account || account.provisionerId !== ctx.provisioner.id) throw new AcmeProblem("accountDoesNotExist", `no account ${String(header.kid).slice(0, 200)} on this ACME server`);
     if (account.status !== "valid") throw unauthorized(`account ${kid} is ${account.status}`);
-    const { key } = await accountKey(account.jwk, header.alg);
+    const key = await importedAccountKey(account, header.alg);
     const payload = await verifyWith(jws, key, ACCOUNT_ALGORITHMS);
     return { payload, jwk: account.jwk as JWK, account };
   }
@@ -351,13 +381,12 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
 
   // ── orders ─────────────────────────────────────────────────────────────
 
-  async function orderView(ctx: AcmeContext, order: AcmeOrderRecord, authorizations?: AcmeAuthorizationRecord[]) {
-    const authzs = authorizations ?? (await store.authorizationsOfOrder(order.id));
+  function orderView(ctx: AcmeContext, order: AcmeOrderRecord) {
     return {
       status: order.status,
       expires: iso(order.expiresAt),
       identifiers: order.identifiers,
-      authorizations: authzs.map((a) => urls(ctx).authz(a.id)),
+      authorizations: order.authorizationIds.map((id) => urls(ctx).authz(id)),
       finalize: `${urls(ctx).order(order.id)}/finalize`,
       profile: order.profile,
       ...(order.replacesSerial ? { replaces: order.replacesSerial } : {}),
@@ -366,8 +395,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     };
   }
 
-  async function checkRate(kind: "orders" | "failed validations", count: () => Promise<{ count: number; oldest: Date | null }>, limit: number, who: string): Promise<void> {
-    const { count: used, oldest } = await count();
+  function checkRate(kind: "orders" | "failed validations", counted: { count: number; oldest: Date | null }, limit: number, who: string): void {
+    const { count: used, oldest } = counted;
     if (used < limit) return;
     const retryAfter = Math.max(1, Math.ceil(((oldest?.getTime() ?? now().getTime()) + HOUR_MS - now().getTime()) / 1000));
     throw new AcmeProblem("rateLimited", `${who} has reached its limit of ${limit} ${kind} per hour; retry after ${retryAfter} s`, { retryAfterSeconds: retryAfter });
@@ -391,8 +420,9 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const replacesSerial = body.replaces === undefined ? undefined : await replacedSerial(ctx, account, body.replaces);
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      await checkRate("orders", () => store.ordersSince({ accountId: account.id }, since), limits.ordersPerAccountHour, `account ${account.id}`);
-      await checkRate("orders", () => store.ordersSince({ provisionerId: ctx.provisioner.id }, since), limits.ordersPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+      const orders: AcmeWindowCounts = await store.ordersSince({ accountId: account.id, provisionerId: ctx.provisioner.id }, since);
+      checkRate("orders", orders.account, limits.ordersPerAccountHour, `account ${account.id}`);
+      checkRate("orders", orders.provisioner, limits.ordersPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
       const order = await store.createOrder(
         { accountId: account.id, provisionerId: ctx.provisioner.id, identifiers, profile, replacesSerial, expiresAt: new Date(now().getTime() + ORDER_TTL_MS) },
         identifiers.map((identifier) => {
@@ -402,7 +432,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         }),
       );
       acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "pending" });
-      return { status: 201, body: await orderView(ctx, order), location: urls(ctx).order(order.id) };
+      return { status: 201, body: orderView(ctx, order), location: urls(ctx).order(order.id) };
     }),
   );
 
@@ -455,7 +485,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const { account } = await verify(req, ctx, "kid");
       const order = await ownOrder(req, ctx, account);
       if (order.status === "processing") res.setHeader("retry-after", "1");
-      return { status: 200, body: await orderView(ctx, order) };
+      return { status: 200, body: orderView(ctx, order) };
     }),
   );
 
@@ -500,7 +530,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         });
         await store.setOrderStatus(order.id, "processing", "valid", { certificateSerial: issued.serial });
         acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "valid" });
-        return { status: 200, body: await orderView(ctx, { ...order, status: "valid", certificateSerial: issued.serial }), location: urls(ctx).order(order.id) };
+        return { status: 200, body: orderView(ctx, { ...order, status: "valid", certificateSerial: issued.serial }), location: urls(ctx).order(order.id) };
       } catch (error) {
         const problem = issuanceProblem(error);
         if (problem.status >= 500) {
@@ -553,7 +583,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       let authz = await ownAuthorization(String(req.params.id), account);
       // A validation running far past its deadline was lost with the process that ran it:
       // the authorization fails rather than waiting forever (the client may order again).
-      const lost = await store.staleChallenges(authz.id, new Date(now().getTime() - STALE_VALIDATION_FACTOR * challengeSettings.timeoutMs));
+      const staleBefore = now().getTime() - STALE_VALIDATION_FACTOR * challengeSettings.timeoutMs;
+      const lost = authz.challenges.filter((c) => c.status === "processing" && c.validatedAt !== null && c.validatedAt.getTime() < staleBefore).map((c) => c.id);
       for (const id of lost) {
         await store.finishChallenge(
           id,
@@ -578,24 +609,21 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     "/:provisioner/chall/:id",
     handle(async (req, res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
-      const challenge = await store.challenge(String(req.params.id));
-      if (!challenge || !account || challenge.accountId !== account.id) throw new AcmeProblem("malformed", "no such challenge for this account", { status: 404 });
+      const challengeId = String(req.params.id);
+      const authz = await store.authorizationOfChallenge(challengeId);
+      const challenge = authz?.challenges.find((c) => c.id === challengeId);
+      if (!authz || !challenge || !account || challenge.accountId !== account.id) throw new AcmeProblem("malformed", "no such challenge for this account", { status: 404 });
       const up = `<${urls(ctx).authz(challenge.authorizationId)}>;rel="up"`;
       // An empty object asks for validation; POST-as-GET only reads.
       if (payload === undefined || challenge.status !== "pending") return { status: 200, body: challengeView(ctx, challenge), links: [up] };
       objectPayload(payload, "challenge response");
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      await checkRate("failed validations", () => store.failedValidationsSince({ accountId: account.id }, since), limits.failedValidationsPerAccountHour, `account ${account.id}`);
-      await checkRate(
-        "failed validations",
-        () => store.failedValidationsSince({ provisionerId: ctx.provisioner.id }, since),
-        limits.failedValidationsPerProvisionerHour,
-        `ACME provisioner '${ctx.provisioner.name}'`,
-      );
+      const failed = await store.failedValidationsSince({ accountId: account.id, provisionerId: ctx.provisioner.id }, since);
+      checkRate("failed validations", failed.account, limits.failedValidationsPerAccountHour, `account ${account.id}`);
+      checkRate("failed validations", failed.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
       if (limiter.queued >= VALIDATION_LIMITS.maxQueued) throw new AcmeProblem("rateLimited", "too many validations are waiting; retry shortly", { retryAfterSeconds: 5 });
-      const authz = await store.authorization(challenge.authorizationId);
-      if (!authz || !(await store.startChallenge(challenge.id, now()))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
+      if (!(await store.startChallenge(challenge.id, now()))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
       const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
       const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
       const caaIdentities = runtime.config.acme.caaIdentities;

@@ -55,6 +55,8 @@ export {
   type AcmeOrderRecord,
   type AcmeOrderStatus,
   type AcmeProblemRecord,
+  type AcmeProvisionerRecord,
+  type AcmeWindowCounts,
   type NewAcmeAuthorization,
 } from "./stores/acme.ts";
 
