@@ -15,7 +15,10 @@ import {
   type AcmeChallengeRecord,
   type AcmeIdentifier,
   type AcmeOrderRecord,
+  type AcmeProvisionerRecord,
   type AcmeWindowCounts,
+  ChangeClearedCache,
+  type Inventory,
   type ProvisionerRecord,
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
@@ -47,9 +50,30 @@ const MAX_ACCOUNT_ID_CHARS = 64;
 
 export type ValidateChallenge = typeof defaultValidateChallenge;
 
+/** An ACME provisioner with its ACME settings, and its policy when it is live. */
+interface ResolvedProvisioner {
+  provisioner: AcmeProvisionerRecord;
+  policy: ProvisionerPolicy | undefined;
+}
+
+/** ACME provisioners by name, kept until any credential or ACME setting changes (see ChangeClearedCache). */
+export type AcmeProvisionerCache = ChangeClearedCache<ResolvedProvisioner>;
+
+/** Provisioners kept at most (only existing ACME provisioners are cached). */
+const PROVISIONER_CACHE_ENTRIES = 1_000;
+/** Even with a live listener, a provisioner is read again after this long. */
+const PROVISIONER_CACHE_TTL_MS = 60_000;
+
+/** A cache for acmeRouter's provisioner lookups; its owner closes it (it holds a LISTEN connection). */
+export function acmeProvisionerCache(inventory: Pick<Inventory, "watch">): AcmeProvisionerCache {
+  return new ChangeClearedCache<ResolvedProvisioner>(inventory, "credentials", { maxEntries: PROVISIONER_CACHE_ENTRIES, ttlMs: PROVISIONER_CACHE_TTL_MS });
+}
+
 export interface AcmeRouterOptions {
   /** the challenge validator (defaults to the built-in one) */
   validateChallenge?: ValidateChallenge;
+  /** provisioner lookups kept between requests; without one, every request reads its provisioner */
+  provisioners?: AcmeProvisionerCache;
 }
 
 interface AcmeContext {
@@ -118,16 +142,34 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     return key;
   }
 
+  async function resolveProvisioner(name: string): Promise<ResolvedProvisioner | undefined> {
+    const load = async (): Promise<ResolvedProvisioner | undefined> => {
+      const provisioner = await store.acmeProvisionerByName(name);
+      if (!provisioner) return undefined;
+      const live = !provisioner.deletedAt && !provisioner.disabled;
+      const policy = live ? ProvisionerPolicy.create({ name: provisioner.name, profiles: provisioner.profiles, names: provisioner.names, maxTtlSeconds: provisioner.maxTtlSeconds }) : undefined;
+      return { provisioner, policy };
+    };
+    return options.provisioners ? options.provisioners.get(name, load) : load();
+  }
+
   async function context(req: Request): Promise<AcmeContext> {
     const name = String(req.params.provisioner);
-    const provisioner = /^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) ? await store.acmeProvisionerByName(name) : undefined;
+    const resolved = /^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) ? await resolveProvisioner(name) : undefined;
+    const provisioner = resolved?.provisioner;
     if (!provisioner || provisioner.deletedAt) throw new AcmeProblem("malformed", `no ACME provisioner named '${name.slice(0, 64)}'`, { status: 404 });
-    if (provisioner.disabled) throw unauthorized(`ACME provisioner '${name}' is disabled`);
+    if (provisioner.disabled || !resolved.policy) throw unauthorized(`ACME provisioner '${name}' is disabled`);
     const host = req.headers.host ?? "";
     if (!/^[A-Za-z0-9.:[\]-]{1,300}$/.test(host)) throw malformed("the request has no usable Host header");
     const base = `https://${host}/acme/${name}`;
-    const policy = ProvisionerPolicy.create({ name: provisioner.name, profiles: provisioner.profiles, names: provisioner.names, maxTtlSeconds: provisioner.maxTtlSeconds });
-    return { base, url: `https://${host}${req.originalUrl.split("?")[0]}`, provisioner, policy, eabRequired: provisioner.eabRequired, sourceIp: req.socket.remoteAddress ?? "unknown" };
+    return {
+      base,
+      url: `https://${host}${req.originalUrl.split("?")[0]}`,
+      provisioner,
+      policy: resolved.policy,
+      eabRequired: provisioner.eabRequired,
+      sourceIp: req.socket.remoteAddress ?? "unknown",
+    };
   }
 
   const urls = (ctx: AcmeContext) => ({
