@@ -16,7 +16,6 @@ import {
   type AcmeIdentifier,
   type AcmeOrderRecord,
   type AcmeProvisionerRecord,
-  type AcmeWindowCounts,
   ChangeClearedCache,
   type Inventory,
   type ProvisionerRecord,
@@ -462,17 +461,19 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const replacesSerial = body.replaces === undefined ? undefined : await replacedSerial(ctx, account, body.replaces);
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      const orders: AcmeWindowCounts = await store.ordersSince({ accountId: account.id, provisionerId: ctx.provisioner.id }, since);
-      checkRate("orders", orders.account, limits.ordersPerAccountHour, `account ${account.id}`);
-      checkRate("orders", orders.provisioner, limits.ordersPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
-      const order = await store.createOrder(
+      // the hourly limits are counted by the statement that creates the order
+      const { order, counts } = await store.createOrder(
         { accountId: account.id, provisionerId: ctx.provisioner.id, identifiers, profile, replacesSerial, expiresAt: new Date(now().getTime() + ORDER_TTL_MS) },
         identifiers.map((identifier) => {
           const wildcard = identifier.type === "dns" && identifier.value.startsWith("*.");
           const types = wildcard ? (["dns-01"] as ChallengeType[]) : CHALLENGE_TYPES[identifier.type];
           return { identifier: wildcard ? { type: "dns", value: identifier.value.slice(2) } : identifier, wildcard, challenges: types.map((type) => ({ type, token: newToken() })) };
         }),
+        { since, perAccount: limits.ordersPerAccountHour, perProvisioner: limits.ordersPerProvisionerHour },
       );
+      checkRate("orders", counts.account, limits.ordersPerAccountHour, `account ${account.id}`);
+      checkRate("orders", counts.provisioner, limits.ordersPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+      if (!order) throw new AcmeProblem("rateLimited", "the order limits were reached; retry shortly", { retryAfterSeconds: 5 });
       acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "pending" });
       return { status: 201, body: orderView(ctx, order), location: urls(ctx).order(order.id) };
     }),
@@ -661,11 +662,17 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       objectPayload(payload, "challenge response");
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      const failed = await store.failedValidationsSince({ accountId: account.id, provisionerId: ctx.provisioner.id }, since);
-      checkRate("failed validations", failed.account, limits.failedValidationsPerAccountHour, `account ${account.id}`);
-      checkRate("failed validations", failed.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
       if (limiter.queued >= VALIDATION_LIMITS.maxQueued) throw new AcmeProblem("rateLimited", "too many validations are waiting; retry shortly", { retryAfterSeconds: 5 });
-      if (!(await store.startChallenge(challenge.id, now()))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
+      // the hourly limits on failed validations are counted by the statement that starts it
+      const { started, counts } = await store.startChallengeWithinLimits(
+        challenge.id,
+        now(),
+        { accountId: account.id, provisionerId: ctx.provisioner.id },
+        { since, perAccount: limits.failedValidationsPerAccountHour, perProvisioner: limits.failedValidationsPerProvisionerHour },
+      );
+      checkRate("failed validations", counts.account, limits.failedValidationsPerAccountHour, `account ${account.id}`);
+      checkRate("failed validations", counts.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+      if (!started) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
       const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
       const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
       const caaIdentities = runtime.config.acme.caaIdentities;

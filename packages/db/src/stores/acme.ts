@@ -331,12 +331,15 @@ export class AcmeStore {
 
   /**
    * Creates the order with its authorizations and challenges in one statement (so one
-   * implicit transaction and one round trip).
+   * implicit transaction and one round trip), unless the account or its provisioner already
+   * has `limits` orders created after `limits.since`: then nothing is written, order is
+   * undefined, and the counts say which limit was reached.
    */
   async createOrder(
     order: { accountId: string; provisionerId: string; identifiers: AcmeIdentifier[]; profile: string; replacesSerial?: string | undefined; expiresAt: Date },
     authorizations: NewAcmeAuthorization[],
-  ): Promise<AcmeOrderRecord> {
+    limits: { since: Date; perAccount: number; perProvisioner: number },
+  ): Promise<{ order: AcmeOrderRecord | undefined; counts: AcmeWindowCounts }> {
     const authz = { ids: [] as string[], types: [] as string[], values: [] as string[], wildcards: [] as boolean[] };
     const challenge = { ids: [] as string[], authorizationIds: [] as string[], types: [] as string[], tokens: [] as string[] };
     for (const a of authorizations) {
@@ -352,18 +355,22 @@ export class AcmeStore {
         challenge.tokens.push(c.token);
       }
     }
-    const rows = await this.pool.query<AcmeOrderRecord>(
-      `WITH o AS (
-         INSERT INTO acme_orders (id, account_id, provisioner_id, status, identifiers, profile, replaces_serial, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)
+    const rows = await this.pool.query<AcmeOrderRecord & WindowCountRow>(
+      `WITH counts AS (${windowCountQuery("acme_orders", "created_at", "$3", "$2", "$16")}),
+       o AS (
+         INSERT INTO acme_orders (id, account_id, provisioner_id, status, identifiers, profile, replaces_serial, expires_at)
+         SELECT $1, $2, $3, 'pending', $4, $5, $6, $7 FROM counts WHERE counts."accountCount" < $17 AND counts."provisionerCount" < $18
          RETURNING ${orderColumns}),
        az AS (
          INSERT INTO acme_authorizations (id, order_id, account_id, identifier_type, identifier_value, wildcard, status, expires_at)
          SELECT t.id, $1, $2, t.type, t.value, t.wildcard, 'pending', $7 FROM unnest($8::text[], $9::text[], $10::text[], $11::boolean[]) AS t(id, type, value, wildcard)
+         WHERE EXISTS (SELECT 1 FROM o)
          RETURNING id, identifier_value),
        ch AS (
          INSERT INTO acme_challenges (id, authorization_id, account_id, provisioner_id, type, token, status)
-         SELECT t.id, t.authz, $2, $3, t.type, t.token, 'pending' FROM unnest($12::text[], $13::text[], $14::text[], $15::text[]) AS t(id, authz, type, token))
-       SELECT o.*, ARRAY(SELECT az.id FROM az ORDER BY az.identifier_value) AS "authorizationIds" FROM o`,
+         SELECT t.id, t.authz, $2, $3, t.type, t.token, 'pending' FROM unnest($12::text[], $13::text[], $14::text[], $15::text[]) AS t(id, authz, type, token)
+         WHERE EXISTS (SELECT 1 FROM o))
+       SELECT counts.*, o.*, ARRAY(SELECT az.id FROM az ORDER BY az.identifier_value) AS "authorizationIds" FROM counts LEFT JOIN o ON true`,
       [
         randomUUID(),
         order.accountId,
@@ -380,9 +387,14 @@ export class AcmeStore {
         challenge.authorizationIds,
         challenge.types,
         challenge.tokens,
+        limits.since,
+        limits.perAccount,
+        limits.perProvisioner,
       ],
     );
-    return rows.rows[0] as AcmeOrderRecord;
+    const { accountCount, accountOldest, provisionerCount, provisionerOldest, ...created } = rows.rows[0] as AcmeOrderRecord & WindowCountRow;
+    const counts = windowCounts({ accountCount, accountOldest, provisionerCount, provisionerOldest });
+    return { order: created.id ? created : undefined, counts };
   }
 
   async order(id: string): Promise<AcmeOrderRecord | undefined> {
@@ -422,28 +434,6 @@ export class AcmeStore {
     return (rows.rowCount ?? 0) > 0;
   }
 
-  /** Orders created after `since` by the account and by its whole provisioner, counted in one query. */
-  async ordersSince(scope: { accountId: string; provisionerId: string }, since: Date): Promise<AcmeWindowCounts> {
-    const rows = await this.pool.query<WindowCountRow>(
-      `SELECT count(*) FILTER (WHERE account_id = $2) AS "accountCount", min(created_at) FILTER (WHERE account_id = $2) AS "accountOldest",
-              count(*) AS "provisionerCount", min(created_at) AS "provisionerOldest"
-       FROM acme_orders WHERE provisioner_id = $1 AND created_at > $3`,
-      [scope.provisionerId, scope.accountId, since],
-    );
-    return windowCounts(rows.rows[0]);
-  }
-
-  /** Validations that failed after `since` for the account and for its whole provisioner, counted in one query. */
-  async failedValidationsSince(scope: { accountId: string; provisionerId: string }, since: Date): Promise<AcmeWindowCounts> {
-    const rows = await this.pool.query<WindowCountRow>(
-      `SELECT count(*) FILTER (WHERE account_id = $2) AS "accountCount", min(validated_at) FILTER (WHERE account_id = $2) AS "accountOldest",
-              count(*) AS "provisionerCount", min(validated_at) AS "provisionerOldest"
-       FROM acme_challenges WHERE provisioner_id = $1 AND status = 'invalid' AND validated_at > $3`,
-      [scope.provisionerId, scope.accountId, since],
-    );
-    return windowCounts(rows.rows[0]);
-  }
-
   // ── authorizations and challenges ───────────────────────────────────────
 
   async authorizationsOfOrder(orderId: string): Promise<AcmeAuthorizationRecord[]> {
@@ -479,14 +469,30 @@ export class AcmeStore {
     return rows.rows[0];
   }
 
-  /** pending → processing (validated_at holds the start until the outcome replaces it); false when another request already started it. */
-  async startChallenge(id: string, at: Date): Promise<boolean> {
-    const rows = await this.pool.query(
-      `UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a
-       WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'`,
-      [id, at],
+  /**
+   * pending → processing (validated_at holds the start until the outcome replaces it),
+   * unless another request already started it, in the same statement that counts the failed
+   * validations of the account and its provisioner after `limits.since`; not started when
+   * either count has reached its limit (the counts say which).
+   */
+  async startChallengeWithinLimits(
+    id: string,
+    at: Date,
+    scope: { accountId: string; provisionerId: string },
+    limits: { since: Date; perAccount: number; perProvisioner: number },
+  ): Promise<{ started: boolean; counts: AcmeWindowCounts }> {
+    const rows = await this.pool.query<WindowCountRow & { started: boolean }>(
+      `WITH counts AS (${windowCountQuery("acme_challenges", "validated_at", "$3", "$4", "$5", "status = 'invalid'")}),
+       started AS (
+         UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a, counts
+         WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'
+           AND counts."accountCount" < $6 AND counts."provisionerCount" < $7
+         RETURNING c.id)
+       SELECT counts.*, EXISTS (SELECT 1 FROM started) AS started FROM counts`,
+      [id, at, scope.provisionerId, scope.accountId, limits.since, limits.perAccount, limits.perProvisioner],
     );
-    return rows.rowCount === 1;
+    const row = rows.rows[0] as WindowCountRow & { started: boolean };
+    return { started: row.started, counts: windowCounts(row) };
   }
 
   /**
@@ -495,40 +501,19 @@ export class AcmeStore {
    * makes the authorization and the order invalid (RFC 8555 §7.1.6).
    */
   async finishChallenge(id: string, outcome: { ok: true } | { ok: false; problem: AcmeProblemRecord }, at: Date): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const challenge = await client.query<{ authorizationId: string }>(
-        `UPDATE acme_challenges SET status = $2, error = $3, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id AS "authorizationId"`,
-        [id, outcome.ok ? "valid" : "invalid", outcome.ok ? null : JSON.stringify(outcome.problem), at],
-      );
-      const authorizationId = challenge.rows[0]?.authorizationId;
-      if (authorizationId) {
-        const authz = await client.query<{ orderId: string }>(`UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = 'pending' RETURNING order_id AS "orderId"`, [
-          authorizationId,
-          outcome.ok ? "valid" : "invalid",
-        ]);
-        const orderId = authz.rows[0]?.orderId;
-        if (orderId && outcome.ok) {
-          await client.query(
-            `UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'pending'
-             AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')`,
-            [orderId],
-          );
-        } else if (orderId) {
-          await client.query(`UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status = 'pending'`, [
-            orderId,
-            JSON.stringify((outcome as { problem: AcmeProblemRecord }).problem),
-          ]);
-        }
-      }
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    // One statement (one round trip, one implicit transaction): its parts all see the rows as
+    // they were before it, so the order becomes ready when every OTHER authorization of it is
+    // already valid.
+    await this.pool.query(
+      `WITH ch AS (
+         UPDATE acme_challenges SET status = $2, error = $3::jsonb, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id),
+       az AS (
+         UPDATE acme_authorizations a SET status = $2 FROM ch WHERE a.id = ch.authorization_id AND a.status = 'pending' RETURNING a.id, a.order_id)
+       UPDATE acme_orders o SET status = CASE WHEN $5 THEN 'ready' ELSE 'invalid' END, error = CASE WHEN $5 THEN o.error ELSE $3::jsonb END
+       FROM az WHERE o.id = az.order_id AND o.status = 'pending'
+         AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM acme_authorizations z WHERE z.order_id = az.order_id AND z.id <> az.id AND z.status <> 'valid'))`,
+      [id, outcome.ok ? "valid" : "invalid", outcome.ok ? null : JSON.stringify(outcome.problem), at, outcome.ok],
+    );
   }
 
   /** Deactivates a pending or valid authorization; its order can no longer become ready. */
@@ -547,6 +532,16 @@ export class AcmeStore {
     );
     return rows.rows[0];
   }
+}
+
+/**
+ * Counts the rows of `table` with `timeColumn` after the `since` parameter, for the account
+ * parameter and for the whole provisioner parameter, in one pass over the provisioner's index.
+ */
+function windowCountQuery(table: string, timeColumn: string, provisioner: string, account: string, since: string, condition = "true"): string {
+  return `SELECT count(*) FILTER (WHERE account_id = ${account}) AS "accountCount", min(${timeColumn}) FILTER (WHERE account_id = ${account}) AS "accountOldest",
+            count(*) AS "provisionerCount", min(${timeColumn}) AS "provisionerOldest"
+          FROM ${table} WHERE provisioner_id = ${provisioner} AND ${condition} AND ${timeColumn} > ${since}`;
 }
 
 interface WindowCountRow {
