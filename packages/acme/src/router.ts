@@ -705,13 +705,12 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     handle(async (req, _res, ctx) => {
       const { account } = await verify(req, ctx, "kid");
       const serial = String(req.params.serial);
-      const order = /^[0-9a-f]{2,40}$/.test(serial) ? await store.orderByCertificate(serial) : undefined;
-      if (!order || !account || order.accountId !== account.id) throw new AcmeProblem("malformed", "no such certificate for this account", { status: 404 });
-      const record = await runtime.inventory.certificates.get(serial);
-      const issuer = record && runtime.keyring.get(record.issuerId);
-      if (!record?.der || !issuer) throw new AcmeProblem("serverInternal", `certificate ${serial} or its issuer is not available`, { status: 500 });
+      const stored = /^[0-9a-f]{2,40}$/.test(serial) ? await store.orderCertificate(serial) : undefined;
+      if (!stored || !account || stored.accountId !== account.id) throw new AcmeProblem("malformed", "no such certificate for this account", { status: 404 });
+      const issuer = stored.issuerId === null ? undefined : runtime.keyring.get(stored.issuerId);
+      if (!stored.der || !issuer) throw new AcmeProblem("serverInternal", `certificate ${serial} or its issuer is not available`, { status: 500 });
       // leaf, then the intermediates; the root stays out (clients must already trust it)
-      const pem = [toPem(record.der), ...issuer.chain.slice(0, -1).map((der) => toPem(der))].join("");
+      const pem = [toPem(stored.der), ...issuer.chain.slice(0, -1).map((der) => toPem(der))].join("");
       return { status: 200, text: pem, contentType: "application/pem-certificate-chain" };
     }),
   );

@@ -402,8 +402,15 @@ export class AcmeStore {
     return rows.rows[0];
   }
 
-  async orderByCertificate(serial: string): Promise<AcmeOrderRecord | undefined> {
-    const rows = await this.pool.query<AcmeOrderRecord>(`SELECT ${orderWithAuthorizationsColumns} FROM acme_orders WHERE certificate_serial = $1`, [serial]);
+  /**
+   * The certificate an order was finalized with, for its download: the ordering account and
+   * the stored certificate in one query (der and issuerId are null if the inventory has no row).
+   */
+  async orderCertificate(serial: string): Promise<{ accountId: string; der: Buffer | null; issuerId: string | null } | undefined> {
+    const rows = await this.pool.query<{ accountId: string; der: Buffer | null; issuerId: string | null }>(
+      `SELECT o.account_id AS "accountId", c.der, c.issuer_id AS "issuerId" FROM acme_orders o LEFT JOIN certificates c ON c.serial = o.certificate_serial WHERE o.certificate_serial = $1`,
+      [serial],
+    );
     return rows.rows[0];
   }
 
