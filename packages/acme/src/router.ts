@@ -536,34 +536,22 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     "/:provisioner/order/:id/finalize",
     handle(async (req, _res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
-      const order = await ownOrder(req, ctx, account);
-      if (order.status !== "ready")
-        throw new AcmeProblem("orderNotReady", `the order is ${order.status}, not ready: ${order.status === "pending" ? "complete its authorizations first" : "it cannot be finalized"}`);
-      const body = objectPayload(payload, "finalize");
-      if (typeof body.csr !== "string" || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw malformed("finalize needs 'csr': the DER CSR in base64url");
+      // ready → processing in the statement that reads the order (the usual case); any other
+      // state is explained from a plain read
+      const order = account ? await store.startFinalizing(String(req.params.id), account.id, now()) : undefined;
+      if (!order) {
+        const current = await ownOrder(req, ctx, account);
+        if (current.status === "ready") throw new AcmeProblem("orderNotReady", "the order is already being finalized");
+        throw new AcmeProblem("orderNotReady", `the order is ${current.status}, not ready: ${current.status === "pending" ? "complete its authorizations first" : "it cannot be finalized"}`);
+      }
       let csr: ReturnType<typeof parseCsr>;
-      let names: ReturnType<typeof namesOf>;
       try {
-        csr = parseCsr(Buffer.from(body.csr, "base64url"));
-        names = namesOf(csr);
+        csr = csrOfOrder(payload, order);
       } catch (error) {
-        throw new AcmeProblem("badCSR", (error as Error).message, { cause: error });
+        // a CSR the order cannot take leaves the order ready for a better one
+        await store.setOrderStatus(order.id, "processing", "ready").catch((revertError: Error) => log.error({ err: revertError, order: order.id }, "could not put an ACME order back to ready"));
+        throw error;
       }
-      const wanted = new Set(order.identifiers.map((i) => formatSan(sanOf(i))));
-      const got = new Set(names.sans.map((s) => formatSan(s.type === "IP" ? { type: "IP", value: canonicalIp(s.value) ?? s.value } : s)));
-      // A CN must be one of the names too (namesOf has already copied a host-name or address CN into the SANs).
-      if (names.commonName !== undefined && !wanted.has(`DNS:${names.commonName.toLowerCase()}`) && !wanted.has(`IP:${canonicalIp(names.commonName) ?? ""}`)) {
-        throw new AcmeProblem("badCSR", `the CSR's CN '${names.commonName.slice(0, 64)}' is not one of the order's identifiers`);
-      }
-      const missing = [...wanted].filter((n) => !got.has(n));
-      const extra = [...got].filter((n) => !wanted.has(n));
-      if (missing.length || extra.length) {
-        throw new AcmeProblem(
-          "badCSR",
-          `the CSR's names must be exactly the order's identifiers${missing.length ? `; missing ${missing.join(", ")}` : ""}${extra.length ? `; not in the order: ${extra.join(", ")}` : ""}`,
-        );
-      }
-      if (!(await store.setOrderStatus(order.id, "ready", "processing"))) throw new AcmeProblem("orderNotReady", "the order is already being finalized");
       try {
         const issued = await runtime.authority.issue({
           csr,
@@ -795,6 +783,35 @@ function profileDescription(profile: string): string {
     mtls: "mutual TLS: serverAuth and clientAuth",
   };
   return descriptions[profile] ?? profile;
+}
+
+/** The finalize payload's CSR, when it names exactly the order's identifiers (badCSR otherwise). */
+function csrOfOrder(payload: unknown, order: AcmeOrderRecord): ReturnType<typeof parseCsr> {
+  const body = objectPayload(payload, "finalize");
+  if (typeof body.csr !== "string" || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw malformed("finalize needs 'csr': the DER CSR in base64url");
+  let csr: ReturnType<typeof parseCsr>;
+  let names: ReturnType<typeof namesOf>;
+  try {
+    csr = parseCsr(Buffer.from(body.csr, "base64url"));
+    names = namesOf(csr);
+  } catch (error) {
+    throw new AcmeProblem("badCSR", (error as Error).message, { cause: error });
+  }
+  const wanted = new Set(order.identifiers.map((i) => formatSan(sanOf(i))));
+  const got = new Set(names.sans.map((s) => formatSan(s.type === "IP" ? { type: "IP", value: canonicalIp(s.value) ?? s.value } : s)));
+  // A CN must be one of the names too (namesOf has already copied a host-name or address CN into the SANs).
+  if (names.commonName !== undefined && !wanted.has(`DNS:${names.commonName.toLowerCase()}`) && !wanted.has(`IP:${canonicalIp(names.commonName) ?? ""}`)) {
+    throw new AcmeProblem("badCSR", `the CSR's CN '${names.commonName.slice(0, 64)}' is not one of the order's identifiers`);
+  }
+  const missing = [...wanted].filter((n) => !got.has(n));
+  const extra = [...got].filter((n) => !wanted.has(n));
+  if (missing.length || extra.length) {
+    throw new AcmeProblem(
+      "badCSR",
+      `the CSR's names must be exactly the order's identifiers${missing.length ? `; missing ${missing.join(", ")}` : ""}${extra.length ? `; not in the order: ${extra.join(", ")}` : ""}`,
+    );
+  }
+  return csr;
 }
 
 function objectPayload(payload: unknown, what: string): Record<string, unknown> {

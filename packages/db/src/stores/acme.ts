@@ -414,6 +414,18 @@ export class AcmeStore {
     return rows.rows[0];
   }
 
+  /**
+   * ready → processing for a finalize, reading the order in the same statement; undefined
+   * when the account has no such order, or it is not ready, or it has expired.
+   */
+  async startFinalizing(id: string, accountId: string, now: Date): Promise<AcmeOrderRecord | undefined> {
+    const rows = await this.pool.query<AcmeOrderRecord>(
+      `UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND account_id = $2 AND status = 'ready' AND expires_at > $3 RETURNING ${orderWithAuthorizationsColumns}`,
+      [id, accountId, now],
+    );
+    return rows.rows[0];
+  }
+
   /** The account's order ids, newest first, one page at a time. */
   async orderIds(accountId: string, limit: number, before?: Date): Promise<Array<{ id: string; createdAt: Date }>> {
     const rows = await this.pool.query<{ id: string; createdAt: Date }>(
