@@ -2,7 +2,7 @@
 // request a client library would never send gets the RFC 8555 problem it should, and the
 // happy path (IP identifier per RFC 8738, http-01 answered by this test) issues,
 // downloads, reports renewal information and revokes.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { FlattenedSign, calculateJwkThumbprint, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,19 +11,24 @@ import { freePort, opensslCsr } from "../support/tools.ts";
 
 let t: TestApi;
 let http01: Server;
+let http01Second: Server;
 const answers = new Map<string, string>();
 const E = "urn:ietf:params:acme:error:";
 const ORDERS_PER_ACCOUNT_HOUR = 12;
 
 beforeAll(async () => {
   const port = await freePort();
-  http01 = createServer((req, res) => {
+  const respond = (req: IncomingMessage, res: ServerResponse) => {
     const token = req.url?.split("/").pop() ?? "";
     const answer = answers.get(token);
     if (answer === undefined) res.writeHead(404).end();
     else res.writeHead(200, { "content-type": "text/plain" }).end(answer);
-  });
+  };
+  http01 = createServer(respond);
   await new Promise<void>((resolve) => http01.listen(port, "127.0.0.1", resolve));
+  // a second address, for orders of two identifiers
+  http01Second = createServer(respond);
+  await new Promise<void>((resolve) => http01Second.listen(port, "127.0.0.2", resolve));
   t = await startTestApi({ env: { PKI_ACME_HTTP01_PORT: String(port), PKI_ACME_ORDERS_PER_ACCOUNT_HOUR: String(ORDERS_PER_ACCOUNT_HOUR) } });
   const created = await t.call("POST", "/v1/provisioners", {
     token: t.ca.adminToken,
@@ -34,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise<void>((resolve) => http01?.close(() => resolve()));
+  await new Promise<void>((resolve) => http01Second?.close(() => resolve()));
   await t?.stop();
 });
 
@@ -219,6 +225,33 @@ describe("ACME protocol", () => {
 });
 
 describe("ACME issuance", () => {
+  it("an order of two identifiers is ready only once both authorizations are valid, and is issued for both", async () => {
+    const account = await newAccount();
+    const order = await newOrder(account, [
+      { type: "ip", value: "127.0.0.2" },
+      { type: "ip", value: "127.0.0.1" },
+    ]);
+    expect(order.status, order.text).toBe(201);
+    const orderUrl = order.headers.location as string;
+    const authzUrls = order.json.authorizations as string[];
+    expect(authzUrls).toHaveLength(2);
+    // listed the same way when the order is read again
+    expect((await post(orderUrl, "", account)).json.authorizations).toEqual(authzUrls);
+    const thumb = await calculateJwkThumbprint(account.key.jwk, "sha256");
+    // one authorization at a time: the order must wait for the second
+    const only = (url: string | undefined) => ({ ...order, json: { ...order.json, authorizations: [url] } }) as ApiResponse;
+    const [first] = (await validate(account, only(authzUrls[0]), (token) => `${token}.${thumb}`)) as Array<{ status: string }>;
+    expect(first!.status).toBe("valid");
+    expect((await post(orderUrl, "", account)).json.status).toBe("pending");
+    const [second] = (await validate(account, only(authzUrls[1]), (token) => `${token}.${thumb}`)) as Array<{ status: string }>;
+    expect(second!.status).toBe("valid");
+    expect((await post(orderUrl, "", account)).json.status).toBe("ready");
+    const done = await post(order.json.finalize, { csr: csrFor(["IP:127.0.0.1", "IP:127.0.0.2"]) }, account);
+    expect(done.status, done.text).toBe(200);
+    expect(done.json.status).toBe("valid");
+    expect(done.json.authorizations).toEqual(authzUrls);
+  });
+
   it("badCSR for other names; then issue, download, renewal info, revoke", async () => {
     const account = await newAccount();
     const ipOrder = await newOrder(account, [{ type: "ip", value: "127.0.0.1" }], { profile: "mtls" });

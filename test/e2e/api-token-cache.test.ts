@@ -1,6 +1,8 @@
-// The API keeps the bearer tokens it verified in memory (no database round trip per
-// enrolment for the credential) and forgets them all the moment any credential changes,
-// whoever changes it: here the CLI, another process, on the real PostgreSQL.
+// The API keeps the bearer tokens it verified, and the ACME provisioners it looked up, in
+// memory (no database round trip per request for them) and forgets them all the moment any
+// credential or ACME setting changes, whoever changes it: here the CLI, another process,
+// on the real PostgreSQL.
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
@@ -51,5 +53,38 @@ describe("verified bearer tokens", () => {
     await cached(token, "admin.cached.example");
     expect(pki(["admin", "remove", "temp-operator"], t.ca.env).status).toBe(0);
     expect((await enrol(token, "after.cached.example")).status).toBe(401);
+  });
+});
+
+describe("ACME provisioners", () => {
+  const directory = () => t.call("GET", "/acme/cached-acme/directory");
+
+  it("are kept between requests, and one disabled, re-enabled or switched to EAB by hand is seen on its very next request", async () => {
+    const added = pki(["provisioner", "add", "cached-acme", "--type", "acme", "--names", "DNS:.acme.cached.example"], t.ca.env);
+    expect(added.status, added.stderr).toBe(0);
+    // the listener comes up with the first lookup; from then on the provisioner is kept
+    for (let i = 0; i < 50 && t.api.cachedAcmeProvisioners() === 0; i++) {
+      expect((await directory()).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(t.api.cachedAcmeProvisioners()).toBe(1);
+
+    expect(pki(["provisioner", "disable", "cached-acme"], t.ca.env).status).toBe(0);
+    expect((await directory()).status).toBe(403);
+    expect(pki(["provisioner", "enable", "cached-acme"], t.ca.env).status).toBe(0);
+    const enabled = await directory();
+    expect(enabled.status).toBe(200);
+    expect(enabled.json.meta.externalAccountRequired).toBe(false);
+    expect(t.api.cachedAcmeProvisioners()).toBe(1);
+
+    // a change to the ACME settings alone (no CLI command does that) is heard too
+    const db = new pg.Client({ connectionString: t.ca.env.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query("UPDATE acme_provisioners SET eab_required = true WHERE provisioner_id = (SELECT id FROM provisioners WHERE name = 'cached-acme')");
+    } finally {
+      await db.end();
+    }
+    expect((await directory()).json.meta.externalAccountRequired).toBe(true);
   });
 });

@@ -9,7 +9,7 @@ import { problemHandler, problemStatus, registry, requestLogger, requestTimer, s
 import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
-import { acmeRouter } from "@pki/acme";
+import { type AcmeProvisionerCache, acmeRouter } from "@pki/acme";
 import { AuthFailureLimiter, type FailureCounter, type TokenCache, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
 import { consoleRouter } from "./console-static.ts";
 import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
@@ -41,6 +41,8 @@ export interface ApiAppOptions {
   authFailures?: FailureCounter;
   /** verified bearer tokens, kept until a credential changes (startApi makes one and closes it) */
   tokens?: TokenCache;
+  /** ACME provisioners, kept until a credential or ACME setting changes (startApi makes one and closes it) */
+  acmeProvisioners?: AcmeProvisionerCache;
 }
 
 /** The source address as the socket sees it; the API is not meant to sit behind a proxy that terminates TLS, since that would hide client certificates. */
@@ -142,7 +144,7 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
   app.set("query parser", "simple"); // no nested objects from ?a[b]=c
   app.use(requestLogger(log), requestTimer("api"), securityHeaders);
   // ACME (RFC 8555) takes application/jose+json and answers its own problem documents.
-  app.use("/acme", acmeRouter(runtime, log));
+  app.use("/acme", acmeRouter(runtime, log, options.acmeProvisioners ? { provisioners: options.acmeProvisioners } : {}));
   app.use(express.json({ limit: MAX_JSON_BYTES, strict: true, type: "application/json" }));
   app.use(express.raw({ limit: MAX_CSR_BYTES, type: "application/pkcs10" }));
   app.use(bodyLimitProblem);

@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
+import { acmeProvisionerCache } from "@pki/acme";
 import { API_LISTENER_REQUESTER, writeSecretFile, type CaRuntime, type IssuedCertificate } from "@pki/authority";
 import { CaError, formatSan, toPem, type CsrProposal, type San } from "@pki/x509";
 import { closeGracefully, listen } from "@pki/http-kit";
@@ -25,6 +26,8 @@ export interface ApiServer {
   certificate(): IssuedCertificate;
   /** bearer tokens held as verified right now (see VerifiedTokens) */
   cachedTokens(): number;
+  /** ACME provisioners held in memory right now (see acmeProvisionerCache) */
+  cachedAcmeProvisioners(): number;
   /** issues a fresh listener certificate now (also runs on a timer) */
   renewTlsCertificate(): Promise<IssuedCertificate>;
   stop(): Promise<void>;
@@ -204,7 +207,8 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
   const names = listenerNames(runtime, host);
   let current = (await reusableListenerCertificate(runtime, names)) ?? (await issueWithRetry(runtime, names, log));
   const tokens = options.tokens ?? new VerifiedTokens(runtime.inventory);
-  const app = createApiApp(runtime, log, { ...options, tokens });
+  const acmeProvisioners = options.acmeProvisioners ?? acmeProvisionerCache(runtime.inventory);
+  const app = createApiApp(runtime, log, { ...options, tokens, acmeProvisioners });
   const server = createServer(
     {
       ...secureContext(runtime, current.issued, current.keyPem),
@@ -262,6 +266,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
     url: `https://${hostForUrl}:${port}`,
     certificate: () => current.issued,
     cachedTokens: () => tokens.size,
+    cachedAcmeProvisioners: () => acmeProvisioners.size,
     renewTlsCertificate: () => renew(),
     stop: async () => {
       stopped = true;
@@ -269,6 +274,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
       clearInterval(sweeper);
       await closeGracefully(server as unknown as import("node:http").Server);
       await tokens.close();
+      await acmeProvisioners.close();
     },
   };
 }

@@ -1,3 +1,3 @@
-export { acmeRouter, MAX_JWS_BYTES, type AcmeRouterOptions, type ValidateChallenge } from "./router.ts";
+export { acmeProvisionerCache, acmeRouter, MAX_JWS_BYTES, type AcmeProvisionerCache, type AcmeRouterOptions, type ValidateChallenge } from "./router.ts";
 export { createEabKey } from "./eab.ts";
 export { parseCertId, renewalWindow } from "./renewal-info.ts";

@@ -54,6 +54,11 @@ export async function accountKey(jwk: unknown, alg?: string): Promise<{ jwk: JWK
   return { jwk: pub, key };
 }
 
+/** Refuses a request signed with an algorithm its account key cannot produce (an ES384 header on a P-256 key). */
+export function checkKeyAlgorithm(key: KeyObject, alg: string): void {
+  if (!keyFitsAlgorithm(key, alg)) throw new AcmeProblem("badPublicKey", `the jwk is not a usable ${alg} public key: a ${key.asymmetricKeyType} key cannot sign ${alg}`);
+}
+
 function keyFitsAlgorithm(key: KeyObject, alg: string): boolean {
   const type = key.asymmetricKeyType;
   const curve = key.asymmetricKeyDetails?.namedCurve;

@@ -2,7 +2,7 @@
 // HTTPS issuing listener. It authenticates accounts and proves control of names; the
 // certificate itself comes from runtime.authority.issue, which applies the provisioner's
 // policy, lints, records intent and writes the inventory like for every other front end.
-import { randomBytes, X509Certificate } from "node:crypto";
+import { type KeyObject, randomBytes, X509Certificate } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { JWK } from "jose";
 import { CaError, formatSan, isProfileName, namesOf, parseCsr, toPem, type ProfileName } from "@pki/x509";
@@ -15,13 +15,17 @@ import {
   type AcmeChallengeRecord,
   type AcmeIdentifier,
   type AcmeOrderRecord,
+  type AcmeProvisionerRecord,
+  ChangeClearedCache,
+  type Inventory,
   type ProvisionerRecord,
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
 import { type ChallengeType, ValidationLimiter, checkCaa, validateChallenge as defaultValidateChallenge } from "@pki/challenges";
 import { canonicalIp, normaliseIdentifiers, sanOf } from "./identifiers.ts";
-import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
+import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkKeyAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
+import { NonceSupply } from "./nonces.ts";
 import { acmeOrders, acmeValidations } from "./metrics.ts";
 import { AcmeProblem, ACME_ERROR, malformed, unauthorized, type Subproblem } from "./problems.ts";
 import { parseCertId, renewalWindow } from "./renewal-info.ts";
@@ -38,12 +42,37 @@ const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
 const VALIDATION_LIMITS = { total: 64, perAccount: 4, maxQueued: 256 };
 /** A validation still "processing" this many deadlines after it started was lost (queueing included). */
 const STALE_VALIDATION_FACTOR = 30;
+/** Imported account keys kept per process (a KeyObject is a few hundred bytes). */
+const ACCOUNT_KEY_CACHE_ENTRIES = 10_000;
+/** Account URLs end in a UUID; anything longer in a kid is not one of ours. */
+const MAX_ACCOUNT_ID_CHARS = 64;
 
 export type ValidateChallenge = typeof defaultValidateChallenge;
+
+/** An ACME provisioner with its ACME settings, and its policy when it is live. */
+interface ResolvedProvisioner {
+  provisioner: AcmeProvisionerRecord;
+  policy: ProvisionerPolicy | undefined;
+}
+
+/** ACME provisioners by name, kept until any credential or ACME setting changes (see ChangeClearedCache). */
+export type AcmeProvisionerCache = ChangeClearedCache<ResolvedProvisioner>;
+
+/** Provisioners kept at most (only existing ACME provisioners are cached). */
+const PROVISIONER_CACHE_ENTRIES = 1_000;
+/** Even with a live listener, a provisioner is read again after this long. */
+const PROVISIONER_CACHE_TTL_MS = 60_000;
+
+/** A cache for acmeRouter's provisioner lookups; its owner closes it (it holds a LISTEN connection). */
+export function acmeProvisionerCache(inventory: Pick<Inventory, "watch">): AcmeProvisionerCache {
+  return new ChangeClearedCache<ResolvedProvisioner>(inventory, "credentials", { maxEntries: PROVISIONER_CACHE_ENTRIES, ttlMs: PROVISIONER_CACHE_TTL_MS });
+}
 
 export interface AcmeRouterOptions {
   /** the challenge validator (defaults to the built-in one) */
   validateChallenge?: ValidateChallenge;
+  /** provisioner lookups kept between requests; without one, every request reads its provisioner */
+  provisioners?: AcmeProvisionerCache;
 }
 
 interface AcmeContext {
@@ -87,24 +116,59 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   }, 5 * 60_000);
   nonceSweep.unref();
 
+  // Nonces are stored (so any worker or replica accepts them) a batch at a time.
+  const nonces = new NonceSupply({ store: (values, expiresAt) => store.addNonces(values, expiresAt), ttlMs: NONCE_TTL_MS, now });
+
   async function freshNonce(res: Response): Promise<void> {
-    const nonce = randomBytes(16).toString("base64url");
-    await store.addNonce(nonce, new Date(now().getTime() + NONCE_TTL_MS));
-    res.setHeader("replay-nonce", nonce);
+    res.setHeader("replay-nonce", await nonces.take());
     res.setHeader("cache-control", "no-store");
+  }
+
+  // Importing a JWK costs more than the signature check it serves: keep the imported key per
+  // account and key thumbprint. The account row is still read on every request (status,
+  // current key), so a key change or deactivation takes effect at once on every worker and
+  // replica; a stale entry is never used, only evicted.
+  const accountKeys = new Map<string, KeyObject>();
+  async function importedAccountKey(account: AcmeAccountRecord, alg: string): Promise<KeyObject> {
+    const cacheKey = `${account.id}:${account.keyThumbprint}`;
+    let key = accountKeys.get(cacheKey);
+    if (!key) {
+      key = (await accountKey(account.jwk)).key;
+      if (accountKeys.size >= ACCOUNT_KEY_CACHE_ENTRIES) accountKeys.delete(accountKeys.keys().next().value as string);
+      accountKeys.set(cacheKey, key);
+    }
+    checkKeyAlgorithm(key, alg);
+    return key;
+  }
+
+  async function resolveProvisioner(name: string): Promise<ResolvedProvisioner | undefined> {
+    const load = async (): Promise<ResolvedProvisioner | undefined> => {
+      const provisioner = await store.acmeProvisionerByName(name);
+      if (!provisioner) return undefined;
+      const live = !provisioner.deletedAt && !provisioner.disabled;
+      const policy = live ? ProvisionerPolicy.create({ name: provisioner.name, profiles: provisioner.profiles, names: provisioner.names, maxTtlSeconds: provisioner.maxTtlSeconds }) : undefined;
+      return { provisioner, policy };
+    };
+    return options.provisioners ? options.provisioners.get(name, load) : load();
   }
 
   async function context(req: Request): Promise<AcmeContext> {
     const name = String(req.params.provisioner);
-    const provisioner = /^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) ? await runtime.inventory.provisioners.byName(name) : undefined;
-    const settings = provisioner && !provisioner.deletedAt ? await store.provisionerSettings(provisioner.id) : undefined;
-    if (!provisioner || provisioner.deletedAt || !settings) throw new AcmeProblem("malformed", `no ACME provisioner named '${name.slice(0, 64)}'`, { status: 404 });
-    if (provisioner.disabled) throw unauthorized(`ACME provisioner '${name}' is disabled`);
+    const resolved = /^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) ? await resolveProvisioner(name) : undefined;
+    const provisioner = resolved?.provisioner;
+    if (!provisioner || provisioner.deletedAt) throw new AcmeProblem("malformed", `no ACME provisioner named '${name.slice(0, 64)}'`, { status: 404 });
+    if (provisioner.disabled || !resolved.policy) throw unauthorized(`ACME provisioner '${name}' is disabled`);
     const host = req.headers.host ?? "";
     if (!/^[A-Za-z0-9.:[\]-]{1,300}$/.test(host)) throw malformed("the request has no usable Host header");
     const base = `https://${host}/acme/${name}`;
-    const policy = ProvisionerPolicy.create({ name: provisioner.name, profiles: provisioner.profiles, names: provisioner.names, maxTtlSeconds: provisioner.maxTtlSeconds });
-    return { base, url: `https://${host}${req.originalUrl.split("?")[0]}`, provisioner, policy, eabRequired: settings.eabRequired, sourceIp: req.socket.remoteAddress ?? "unknown" };
+    return {
+      base,
+      url: `https://${host}${req.originalUrl.split("?")[0]}`,
+      provisioner,
+      policy: resolved.policy,
+      eabRequired: provisioner.eabRequired,
+      sourceIp: req.socket.remoteAddress ?? "unknown",
+    };
   }
 
   const urls = (ctx: AcmeContext) => ({
@@ -129,7 +193,16 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     }
     const jws = parseFlattened(body);
     const header = protectedHeader(jws);
-    if (typeof header.nonce !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(header.nonce) || !(await store.consumeNonce(header.nonce, now()))) {
+    // The account a kid names is read in the same round trip that uses up the nonce; it is
+    // looked at only once the nonce, url and algorithm have been checked.
+    const prefix = `${ctx.base}/acct/`;
+    const kid = typeof header.kid === "string" ? header.kid : undefined;
+    const accountId = kid?.startsWith(prefix) && kid.length - prefix.length <= MAX_ACCOUNT_ID_CHARS ? kid.slice(prefix.length) : undefined;
+    const consumed =
+      typeof header.nonce === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(header.nonce)
+        ? await store.consumeNonceReadAccount(header.nonce, now(), header.jwk === undefined && keyFrom !== "jwk" ? accountId : undefined)
+        : undefined;
+    if (!consumed?.nonceLive) {
       throw new AcmeProblem(
         "badNonce",
         typeof header.nonce === "string" ? "the JWS nonce is unknown, used or expired; retry with the Replay-Nonce of this answer" : "the JWS protected header needs a 'nonce'",
@@ -145,12 +218,10 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       return { payload, jwk, account: undefined };
     }
     if (keyFrom === "jwk") throw malformed("this request must carry its key in 'jwk', not 'kid'");
-    const prefix = `${ctx.base}/acct/`;
-    const kid = String(header.kid);
-    const account = kid.startsWith(prefix) ? await store.account(kid.slice(prefix.length)) : undefined;
-    if (!account || account.provisionerId !== ctx.provisioner.id) throw new AcmeProblem("accountDoesNotExist", `no account ${kid.slice(0, 200)} on this ACME server`);
+    const account = consumed.account;
+    if (!account || account.provisionerId !== ctx.provisioner.id) throw new AcmeProblem("accountDoesNotExist", `no account ${String(header.kid).slice(0, 200)} on this ACME server`);
     if (account.status !== "valid") throw unauthorized(`account ${kid} is ${account.status}`);
-    const { key } = await accountKey(account.jwk, header.alg);
+    const key = await importedAccountKey(account, header.alg);
     const payload = await verifyWith(jws, key, ACCOUNT_ALGORITHMS);
     return { payload, jwk: account.jwk as JWK, account };
   }
@@ -351,13 +422,12 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
 
   // ── orders ─────────────────────────────────────────────────────────────
 
-  async function orderView(ctx: AcmeContext, order: AcmeOrderRecord, authorizations?: AcmeAuthorizationRecord[]) {
-    const authzs = authorizations ?? (await store.authorizationsOfOrder(order.id));
+  function orderView(ctx: AcmeContext, order: AcmeOrderRecord) {
     return {
       status: order.status,
       expires: iso(order.expiresAt),
       identifiers: order.identifiers,
-      authorizations: authzs.map((a) => urls(ctx).authz(a.id)),
+      authorizations: order.authorizationIds.map((id) => urls(ctx).authz(id)),
       finalize: `${urls(ctx).order(order.id)}/finalize`,
       profile: order.profile,
       ...(order.replacesSerial ? { replaces: order.replacesSerial } : {}),
@@ -366,8 +436,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     };
   }
 
-  async function checkRate(kind: "orders" | "failed validations", count: () => Promise<{ count: number; oldest: Date | null }>, limit: number, who: string): Promise<void> {
-    const { count: used, oldest } = await count();
+  function checkRate(kind: "orders" | "failed validations", counted: { count: number; oldest: Date | null }, limit: number, who: string): void {
+    const { count: used, oldest } = counted;
     if (used < limit) return;
     const retryAfter = Math.max(1, Math.ceil(((oldest?.getTime() ?? now().getTime()) + HOUR_MS - now().getTime()) / 1000));
     throw new AcmeProblem("rateLimited", `${who} has reached its limit of ${limit} ${kind} per hour; retry after ${retryAfter} s`, { retryAfterSeconds: retryAfter });
@@ -391,18 +461,21 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const replacesSerial = body.replaces === undefined ? undefined : await replacedSerial(ctx, account, body.replaces);
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      await checkRate("orders", () => store.ordersSince({ accountId: account.id }, since), limits.ordersPerAccountHour, `account ${account.id}`);
-      await checkRate("orders", () => store.ordersSince({ provisionerId: ctx.provisioner.id }, since), limits.ordersPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
-      const order = await store.createOrder(
+      // the hourly limits are counted by the statement that creates the order
+      const { order, counts } = await store.createOrder(
         { accountId: account.id, provisionerId: ctx.provisioner.id, identifiers, profile, replacesSerial, expiresAt: new Date(now().getTime() + ORDER_TTL_MS) },
         identifiers.map((identifier) => {
           const wildcard = identifier.type === "dns" && identifier.value.startsWith("*.");
           const types = wildcard ? (["dns-01"] as ChallengeType[]) : CHALLENGE_TYPES[identifier.type];
           return { identifier: wildcard ? { type: "dns", value: identifier.value.slice(2) } : identifier, wildcard, challenges: types.map((type) => ({ type, token: newToken() })) };
         }),
+        { since, perAccount: limits.ordersPerAccountHour, perProvisioner: limits.ordersPerProvisionerHour },
       );
+      checkRate("orders", counts.account, limits.ordersPerAccountHour, `account ${account.id}`);
+      checkRate("orders", counts.provisioner, limits.ordersPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+      if (!order) throw new AcmeProblem("rateLimited", "the order limits were reached; retry shortly", { retryAfterSeconds: 5 });
       acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "pending" });
-      return { status: 201, body: await orderView(ctx, order), location: urls(ctx).order(order.id) };
+      return { status: 201, body: orderView(ctx, order), location: urls(ctx).order(order.id) };
     }),
   );
 
@@ -455,7 +528,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const { account } = await verify(req, ctx, "kid");
       const order = await ownOrder(req, ctx, account);
       if (order.status === "processing") res.setHeader("retry-after", "1");
-      return { status: 200, body: await orderView(ctx, order) };
+      return { status: 200, body: orderView(ctx, order) };
     }),
   );
 
@@ -463,34 +536,22 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     "/:provisioner/order/:id/finalize",
     handle(async (req, _res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
-      const order = await ownOrder(req, ctx, account);
-      if (order.status !== "ready")
-        throw new AcmeProblem("orderNotReady", `the order is ${order.status}, not ready: ${order.status === "pending" ? "complete its authorizations first" : "it cannot be finalized"}`);
-      const body = objectPayload(payload, "finalize");
-      if (typeof body.csr !== "string" || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw malformed("finalize needs 'csr': the DER CSR in base64url");
+      // ready → processing in the statement that reads the order (the usual case); any other
+      // state is explained from a plain read
+      const order = account ? await store.startFinalizing(String(req.params.id), account.id, now()) : undefined;
+      if (!order) {
+        const current = await ownOrder(req, ctx, account);
+        if (current.status === "ready") throw new AcmeProblem("orderNotReady", "the order is already being finalized");
+        throw new AcmeProblem("orderNotReady", `the order is ${current.status}, not ready: ${current.status === "pending" ? "complete its authorizations first" : "it cannot be finalized"}`);
+      }
       let csr: ReturnType<typeof parseCsr>;
-      let names: ReturnType<typeof namesOf>;
       try {
-        csr = parseCsr(Buffer.from(body.csr, "base64url"));
-        names = namesOf(csr);
+        csr = csrOfOrder(payload, order);
       } catch (error) {
-        throw new AcmeProblem("badCSR", (error as Error).message, { cause: error });
+        // a CSR the order cannot take leaves the order ready for a better one
+        await store.setOrderStatus(order.id, "processing", "ready").catch((revertError: Error) => log.error({ err: revertError, order: order.id }, "could not put an ACME order back to ready"));
+        throw error;
       }
-      const wanted = new Set(order.identifiers.map((i) => formatSan(sanOf(i))));
-      const got = new Set(names.sans.map((s) => formatSan(s.type === "IP" ? { type: "IP", value: canonicalIp(s.value) ?? s.value } : s)));
-      // A CN must be one of the names too (namesOf has already copied a host-name or address CN into the SANs).
-      if (names.commonName !== undefined && !wanted.has(`DNS:${names.commonName.toLowerCase()}`) && !wanted.has(`IP:${canonicalIp(names.commonName) ?? ""}`)) {
-        throw new AcmeProblem("badCSR", `the CSR's CN '${names.commonName.slice(0, 64)}' is not one of the order's identifiers`);
-      }
-      const missing = [...wanted].filter((n) => !got.has(n));
-      const extra = [...got].filter((n) => !wanted.has(n));
-      if (missing.length || extra.length) {
-        throw new AcmeProblem(
-          "badCSR",
-          `the CSR's names must be exactly the order's identifiers${missing.length ? `; missing ${missing.join(", ")}` : ""}${extra.length ? `; not in the order: ${extra.join(", ")}` : ""}`,
-        );
-      }
-      if (!(await store.setOrderStatus(order.id, "ready", "processing"))) throw new AcmeProblem("orderNotReady", "the order is already being finalized");
       try {
         const issued = await runtime.authority.issue({
           csr,
@@ -500,7 +561,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         });
         await store.setOrderStatus(order.id, "processing", "valid", { certificateSerial: issued.serial });
         acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "valid" });
-        return { status: 200, body: await orderView(ctx, { ...order, status: "valid", certificateSerial: issued.serial }), location: urls(ctx).order(order.id) };
+        return { status: 200, body: orderView(ctx, { ...order, status: "valid", certificateSerial: issued.serial }), location: urls(ctx).order(order.id) };
       } catch (error) {
         const problem = issuanceProblem(error);
         if (problem.status >= 500) {
@@ -553,7 +614,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       let authz = await ownAuthorization(String(req.params.id), account);
       // A validation running far past its deadline was lost with the process that ran it:
       // the authorization fails rather than waiting forever (the client may order again).
-      const lost = await store.staleChallenges(authz.id, new Date(now().getTime() - STALE_VALIDATION_FACTOR * challengeSettings.timeoutMs));
+      const staleBefore = now().getTime() - STALE_VALIDATION_FACTOR * challengeSettings.timeoutMs;
+      const lost = authz.challenges.filter((c) => c.status === "processing" && c.validatedAt !== null && c.validatedAt.getTime() < staleBefore).map((c) => c.id);
       for (const id of lost) {
         await store.finishChallenge(
           id,
@@ -578,24 +640,27 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     "/:provisioner/chall/:id",
     handle(async (req, res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
-      const challenge = await store.challenge(String(req.params.id));
-      if (!challenge || !account || challenge.accountId !== account.id) throw new AcmeProblem("malformed", "no such challenge for this account", { status: 404 });
+      const challengeId = String(req.params.id);
+      const authz = await store.authorizationOfChallenge(challengeId);
+      const challenge = authz?.challenges.find((c) => c.id === challengeId);
+      if (!authz || !challenge || !account || challenge.accountId !== account.id) throw new AcmeProblem("malformed", "no such challenge for this account", { status: 404 });
       const up = `<${urls(ctx).authz(challenge.authorizationId)}>;rel="up"`;
       // An empty object asks for validation; POST-as-GET only reads.
       if (payload === undefined || challenge.status !== "pending") return { status: 200, body: challengeView(ctx, challenge), links: [up] };
       objectPayload(payload, "challenge response");
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      await checkRate("failed validations", () => store.failedValidationsSince({ accountId: account.id }, since), limits.failedValidationsPerAccountHour, `account ${account.id}`);
-      await checkRate(
-        "failed validations",
-        () => store.failedValidationsSince({ provisionerId: ctx.provisioner.id }, since),
-        limits.failedValidationsPerProvisionerHour,
-        `ACME provisioner '${ctx.provisioner.name}'`,
-      );
       if (limiter.queued >= VALIDATION_LIMITS.maxQueued) throw new AcmeProblem("rateLimited", "too many validations are waiting; retry shortly", { retryAfterSeconds: 5 });
-      const authz = await store.authorization(challenge.authorizationId);
-      if (!authz || !(await store.startChallenge(challenge.id, now()))) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
+      // the hourly limits on failed validations are counted by the statement that starts it
+      const { started, counts } = await store.startChallengeWithinLimits(
+        challenge.id,
+        now(),
+        { accountId: account.id, provisionerId: ctx.provisioner.id },
+        { since, perAccount: limits.failedValidationsPerAccountHour, perProvisioner: limits.failedValidationsPerProvisionerHour },
+      );
+      checkRate("failed validations", counts.account, limits.failedValidationsPerAccountHour, `account ${account.id}`);
+      checkRate("failed validations", counts.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+      if (!started) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
       const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
       const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
       const caaIdentities = runtime.config.acme.caaIdentities;
@@ -628,13 +693,12 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     handle(async (req, _res, ctx) => {
       const { account } = await verify(req, ctx, "kid");
       const serial = String(req.params.serial);
-      const order = /^[0-9a-f]{2,40}$/.test(serial) ? await store.orderByCertificate(serial) : undefined;
-      if (!order || !account || order.accountId !== account.id) throw new AcmeProblem("malformed", "no such certificate for this account", { status: 404 });
-      const record = await runtime.inventory.certificates.get(serial);
-      const issuer = record && runtime.keyring.get(record.issuerId);
-      if (!record?.der || !issuer) throw new AcmeProblem("serverInternal", `certificate ${serial} or its issuer is not available`, { status: 500 });
+      const stored = /^[0-9a-f]{2,40}$/.test(serial) ? await store.orderCertificate(serial) : undefined;
+      if (!stored || !account || stored.accountId !== account.id) throw new AcmeProblem("malformed", "no such certificate for this account", { status: 404 });
+      const issuer = stored.issuerId === null ? undefined : runtime.keyring.get(stored.issuerId);
+      if (!stored.der || !issuer) throw new AcmeProblem("serverInternal", `certificate ${serial} or its issuer is not available`, { status: 500 });
       // leaf, then the intermediates; the root stays out (clients must already trust it)
-      const pem = [toPem(record.der), ...issuer.chain.slice(0, -1).map((der) => toPem(der))].join("");
+      const pem = [toPem(stored.der), ...issuer.chain.slice(0, -1).map((der) => toPem(der))].join("");
       return { status: 200, text: pem, contentType: "application/pem-certificate-chain" };
     }),
   );
@@ -719,6 +783,35 @@ function profileDescription(profile: string): string {
     mtls: "mutual TLS: serverAuth and clientAuth",
   };
   return descriptions[profile] ?? profile;
+}
+
+/** The finalize payload's CSR, when it names exactly the order's identifiers (badCSR otherwise). */
+function csrOfOrder(payload: unknown, order: AcmeOrderRecord): ReturnType<typeof parseCsr> {
+  const body = objectPayload(payload, "finalize");
+  if (typeof body.csr !== "string" || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw malformed("finalize needs 'csr': the DER CSR in base64url");
+  let csr: ReturnType<typeof parseCsr>;
+  let names: ReturnType<typeof namesOf>;
+  try {
+    csr = parseCsr(Buffer.from(body.csr, "base64url"));
+    names = namesOf(csr);
+  } catch (error) {
+    throw new AcmeProblem("badCSR", (error as Error).message, { cause: error });
+  }
+  const wanted = new Set(order.identifiers.map((i) => formatSan(sanOf(i))));
+  const got = new Set(names.sans.map((s) => formatSan(s.type === "IP" ? { type: "IP", value: canonicalIp(s.value) ?? s.value } : s)));
+  // A CN must be one of the names too (namesOf has already copied a host-name or address CN into the SANs).
+  if (names.commonName !== undefined && !wanted.has(`DNS:${names.commonName.toLowerCase()}`) && !wanted.has(`IP:${canonicalIp(names.commonName) ?? ""}`)) {
+    throw new AcmeProblem("badCSR", `the CSR's CN '${names.commonName.slice(0, 64)}' is not one of the order's identifiers`);
+  }
+  const missing = [...wanted].filter((n) => !got.has(n));
+  const extra = [...got].filter((n) => !wanted.has(n));
+  if (missing.length || extra.length) {
+    throw new AcmeProblem(
+      "badCSR",
+      `the CSR's names must be exactly the order's identifiers${missing.length ? `; missing ${missing.join(", ")}` : ""}${extra.length ? `; not in the order: ${extra.join(", ")}` : ""}`,
+    );
+  }
+  return csr;
 }
 
 function objectPayload(payload: unknown, what: string): Record<string, unknown> {

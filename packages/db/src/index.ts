@@ -16,6 +16,7 @@ export type { ConnectOptions, SqlRunner };
 export { applyMigrations, applyRoleGrants, listMigrations, verifySchema, MIGRATIONS_DIR, ROLES_SQL, SchemaBehindError } from "./migrate.ts";
 export { isDatabaseOutage } from "./errors.ts";
 export { CHANGE_CHANNELS, ChangeFollower, type ChangeChannel, type ChangeWatch, type ChangeSource, type FollowOptions } from "./notify.ts";
+export { ChangeClearedCache, type ChangeClearedCacheOptions } from "./change-cleared-cache.ts";
 export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
 export type { IssuerIntent, IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState, InternalMarks, InventoryOverview } from "./stores/certificates.ts";
@@ -55,6 +56,8 @@ export {
   type AcmeOrderRecord,
   type AcmeOrderStatus,
   type AcmeProblemRecord,
+  type AcmeProvisionerRecord,
+  type AcmeWindowCounts,
   type NewAcmeAuthorization,
 } from "./stores/acme.ts";
 

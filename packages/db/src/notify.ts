@@ -9,7 +9,7 @@ import pg from "pg";
 export const CHANGE_CHANNELS = {
   ocspResponses: "pki_ocsp_responses",
   crls: "pki_crls",
-  /** admin tokens and provisioners (a trigger on their tables notifies) */
+  /** admin tokens, provisioners and their ACME settings (a trigger on their tables notifies) */
   credentials: "pki_credentials",
 } as const;
 export type ChangeChannel = keyof typeof CHANGE_CHANNELS;

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { AuditStore, type AuditEntry } from "./audit.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
+import type { ProvisionerRecord } from "./provisioners.ts";
 
 export type AcmeAccountStatus = "valid" | "deactivated" | "revoked";
 export type AcmeOrderStatus = "pending" | "ready" | "processing" | "valid" | "invalid";
@@ -41,6 +42,8 @@ export interface AcmeOrderRecord {
   error: AcmeProblemRecord | null;
   expiresAt: Date;
   createdAt: Date;
+  /** its authorizations' ids, in the order they are listed (by identifier) */
+  authorizationIds: string[];
 }
 
 export interface AcmeChallengeRecord {
@@ -80,12 +83,25 @@ export class AcmeAccountKeyInUseError extends Error {
 
 export class AcmeEabKeyUnusableError extends Error {}
 
+/** A provisioner that speaks ACME, with its ACME settings. */
+export type AcmeProvisionerRecord = ProvisionerRecord & { eabRequired: boolean };
+
+/** How many of something happened in a window, for an account and for its whole provisioner. */
+export interface AcmeWindowCounts {
+  account: { count: number; oldest: Date | null };
+  provisioner: { count: number; oldest: Date | null };
+}
+
 const accountColumns = `id, provisioner_id AS "provisionerId", key_thumbprint AS "keyThumbprint", jwk, status, COALESCE(contact, '{}') AS contact, created_at AS "createdAt"`;
 const orderColumns = `id, account_id AS "accountId", provisioner_id AS "provisionerId", status, identifiers, profile, replaces_serial AS "replacesSerial",
   certificate_serial AS "certificateSerial", error, expires_at AS "expiresAt", created_at AS "createdAt"`;
+// The order view lists its authorizations: read with the order rather than in a second round trip.
+const orderWithAuthorizationsColumns = `${orderColumns},
+  ARRAY(SELECT z.id FROM acme_authorizations z WHERE z.order_id = acme_orders.id ORDER BY z.identifier_value) AS "authorizationIds"`;
 const challengeColumns = `id, authorization_id AS "authorizationId", account_id AS "accountId", provisioner_id AS "provisionerId", type, token, status, error, validated_at AS "validatedAt"`;
 
-interface AuthorizationRow {
+/** An authorization joined with one of its challenges (challenge columns prefixed c_). */
+interface AuthorizationChallengeRow {
   id: string;
   orderId: string;
   accountId: string;
@@ -94,6 +110,52 @@ interface AuthorizationRow {
   wildcard: boolean;
   status: AcmeAuthorizationStatus;
   expiresAt: Date;
+  c_id: string | null;
+  c_provisionerId: string;
+  c_type: string;
+  c_token: string;
+  c_status: AcmeChallengeStatus;
+  c_error: AcmeProblemRecord | null;
+  c_validatedAt: Date | null;
+}
+
+const authorizationChallengeColumns = `a.id, a.order_id AS "orderId", a.account_id AS "accountId", a.identifier_type AS "identifierType",
+  a.identifier_value AS "identifierValue", a.wildcard, a.status, a.expires_at AS "expiresAt",
+  c.id AS c_id, c.provisioner_id AS "c_provisionerId", c.type AS c_type, c.token AS c_token, c.status AS c_status, c.error AS c_error, c.validated_at AS "c_validatedAt"`;
+
+/** Folds authorization × challenge rows (ordered by authorization) into authorizations with their challenges. */
+function authorizationsFromRows(rows: AuthorizationChallengeRow[]): AcmeAuthorizationRecord[] {
+  const byId = new Map<string, AcmeAuthorizationRecord>();
+  for (const row of rows) {
+    let authz = byId.get(row.id);
+    if (!authz) {
+      authz = {
+        id: row.id,
+        orderId: row.orderId,
+        accountId: row.accountId,
+        identifier: { type: row.identifierType, value: row.identifierValue },
+        wildcard: row.wildcard,
+        status: row.status,
+        expiresAt: row.expiresAt,
+        challenges: [],
+      };
+      byId.set(row.id, authz);
+    }
+    if (row.c_id !== null) {
+      authz.challenges.push({
+        id: row.c_id,
+        authorizationId: row.id,
+        accountId: row.accountId,
+        provisionerId: row.c_provisionerId,
+        type: row.c_type,
+        token: row.c_token,
+        status: row.c_status,
+        error: row.c_error,
+        validatedAt: row.c_validatedAt,
+      });
+    }
+  }
+  return [...byId.values()];
 }
 
 /**
@@ -112,6 +174,20 @@ export class AcmeStore {
 
   async enableProvisioner(provisionerId: string, eabRequired: boolean): Promise<void> {
     await this.pool.query(`INSERT INTO acme_provisioners (provisioner_id, eab_required) VALUES ($1, $2) ON CONFLICT (provisioner_id) DO UPDATE SET eab_required = $2`, [provisionerId, eabRequired]);
+  }
+
+  /**
+   * The provisioner of that name with its ACME settings, in one query (every ACME request
+   * starts here); undefined when there is none or it does not speak ACME.
+   */
+  async acmeProvisionerByName(name: string): Promise<AcmeProvisionerRecord | undefined> {
+    const rows = await this.pool.query<AcmeProvisionerRecord>(
+      `SELECT p.id, p.name, p.profiles, p.names, p.max_ttl_seconds AS "maxTtlSeconds", p.hierarchy, p.disabled, p.created_at AS "createdAt", p.deleted_at AS "deletedAt",
+              a.eab_required AS "eabRequired"
+       FROM provisioners p JOIN acme_provisioners a ON a.provisioner_id = p.id WHERE p.name = $1`,
+      [name],
+    );
+    return rows.rows[0];
   }
 
   /** The provisioner's ACME settings; undefined when it does not speak ACME. */
@@ -142,7 +218,28 @@ export class AcmeStore {
   // ── nonces ─────────────────────────────────────────────────────────────
 
   async addNonce(value: string, expiresAt: Date): Promise<void> {
-    await this.pool.query(`INSERT INTO acme_nonces (value, expires_at) VALUES ($1, $2)`, [value, expiresAt]);
+    await this.addNonces([value], expiresAt);
+  }
+
+  /** Stores a batch of nonces in one statement. */
+  async addNonces(values: string[], expiresAt: Date): Promise<void> {
+    await this.pool.query(`INSERT INTO acme_nonces (value, expires_at) SELECT unnest($1::text[]), $2`, [values, expiresAt]);
+  }
+
+  /**
+   * Uses up the nonce and reads the account a request names (if any) in one round trip:
+   * nonceLive is true exactly once per issued, unexpired nonce, like consumeNonce.
+   */
+  async consumeNonceReadAccount(nonce: string, now: Date, accountId: string | undefined): Promise<{ nonceLive: boolean; account: AcmeAccountRecord | undefined }> {
+    const rows = await this.pool.query<AcmeAccountRecord & { nonceLive: boolean | null }>(
+      `WITH consumed AS (DELETE FROM acme_nonces WHERE value = $1 RETURNING expires_at > $2 AS live)
+       SELECT (SELECT live FROM consumed) AS "nonceLive", a.id, a.provisioner_id AS "provisionerId", a.key_thumbprint AS "keyThumbprint", a.jwk, a.status,
+              COALESCE(a.contact, '{}') AS contact, a.created_at AS "createdAt"
+       FROM (SELECT 1) AS one LEFT JOIN acme_accounts a ON a.id = $3`,
+      [nonce, now, accountId ?? null],
+    );
+    const { nonceLive, ...account } = rows.rows[0] as AcmeAccountRecord & { nonceLive: boolean | null };
+    return { nonceLive: nonceLive === true, account: account.id === null ? undefined : account };
   }
 
   /** True exactly once per issued, unexpired nonce, across every process sharing the database. */
@@ -232,52 +329,100 @@ export class AcmeStore {
 
   // ── orders ─────────────────────────────────────────────────────────────
 
+  /**
+   * Creates the order with its authorizations and challenges in one statement (so one
+   * implicit transaction and one round trip), unless the account or its provisioner already
+   * has `limits` orders created after `limits.since`: then nothing is written, order is
+   * undefined, and the counts say which limit was reached.
+   */
   async createOrder(
     order: { accountId: string; provisionerId: string; identifiers: AcmeIdentifier[]; profile: string; replacesSerial?: string | undefined; expiresAt: Date },
     authorizations: NewAcmeAuthorization[],
-  ): Promise<AcmeOrderRecord> {
-    const orderId = randomUUID();
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const rows = await client.query<AcmeOrderRecord>(
-        `INSERT INTO acme_orders (id, account_id, provisioner_id, status, identifiers, profile, replaces_serial, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) RETURNING ${orderColumns}`,
-        [orderId, order.accountId, order.provisionerId, JSON.stringify(order.identifiers), order.profile, order.replacesSerial ?? null, order.expiresAt],
-      );
-      for (const authz of authorizations) {
-        const authzId = randomUUID();
-        await client.query(
-          `INSERT INTO acme_authorizations (id, order_id, account_id, identifier_type, identifier_value, wildcard, status, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)`,
-          [authzId, orderId, order.accountId, authz.identifier.type, authz.identifier.value, authz.wildcard, order.expiresAt],
-        );
-        for (const challenge of authz.challenges) {
-          await client.query(`INSERT INTO acme_challenges (id, authorization_id, account_id, provisioner_id, type, token, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')`, [
-            randomUUID(),
-            authzId,
-            order.accountId,
-            order.provisionerId,
-            challenge.type,
-            challenge.token,
-          ]);
-        }
+    limits: { since: Date; perAccount: number; perProvisioner: number },
+  ): Promise<{ order: AcmeOrderRecord | undefined; counts: AcmeWindowCounts }> {
+    const authz = { ids: [] as string[], types: [] as string[], values: [] as string[], wildcards: [] as boolean[] };
+    const challenge = { ids: [] as string[], authorizationIds: [] as string[], types: [] as string[], tokens: [] as string[] };
+    for (const a of authorizations) {
+      const authzId = randomUUID();
+      authz.ids.push(authzId);
+      authz.types.push(a.identifier.type);
+      authz.values.push(a.identifier.value);
+      authz.wildcards.push(a.wildcard);
+      for (const c of a.challenges) {
+        challenge.ids.push(randomUUID());
+        challenge.authorizationIds.push(authzId);
+        challenge.types.push(c.type);
+        challenge.tokens.push(c.token);
       }
-      await client.query("COMMIT");
-      return rows.rows[0] as AcmeOrderRecord;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
     }
+    const rows = await this.pool.query<AcmeOrderRecord & WindowCountRow>(
+      `WITH counts AS (${windowCountQuery("acme_orders", "created_at", "$3", "$2", "$16")}),
+       o AS (
+         INSERT INTO acme_orders (id, account_id, provisioner_id, status, identifiers, profile, replaces_serial, expires_at)
+         SELECT $1, $2, $3, 'pending', $4, $5, $6, $7 FROM counts WHERE counts."accountCount" < $17 AND counts."provisionerCount" < $18
+         RETURNING ${orderColumns}),
+       az AS (
+         INSERT INTO acme_authorizations (id, order_id, account_id, identifier_type, identifier_value, wildcard, status, expires_at)
+         SELECT t.id, $1, $2, t.type, t.value, t.wildcard, 'pending', $7 FROM unnest($8::text[], $9::text[], $10::text[], $11::boolean[]) AS t(id, type, value, wildcard)
+         WHERE EXISTS (SELECT 1 FROM o)
+         RETURNING id, identifier_value),
+       ch AS (
+         INSERT INTO acme_challenges (id, authorization_id, account_id, provisioner_id, type, token, status)
+         SELECT t.id, t.authz, $2, $3, t.type, t.token, 'pending' FROM unnest($12::text[], $13::text[], $14::text[], $15::text[]) AS t(id, authz, type, token)
+         WHERE EXISTS (SELECT 1 FROM o))
+       SELECT counts.*, o.*, ARRAY(SELECT az.id FROM az ORDER BY az.identifier_value) AS "authorizationIds" FROM counts LEFT JOIN o ON true`,
+      [
+        randomUUID(),
+        order.accountId,
+        order.provisionerId,
+        JSON.stringify(order.identifiers),
+        order.profile,
+        order.replacesSerial ?? null,
+        order.expiresAt,
+        authz.ids,
+        authz.types,
+        authz.values,
+        authz.wildcards,
+        challenge.ids,
+        challenge.authorizationIds,
+        challenge.types,
+        challenge.tokens,
+        limits.since,
+        limits.perAccount,
+        limits.perProvisioner,
+      ],
+    );
+    const { accountCount, accountOldest, provisionerCount, provisionerOldest, ...created } = rows.rows[0] as AcmeOrderRecord & WindowCountRow;
+    const counts = windowCounts({ accountCount, accountOldest, provisionerCount, provisionerOldest });
+    return { order: created.id ? created : undefined, counts };
   }
 
   async order(id: string): Promise<AcmeOrderRecord | undefined> {
-    const rows = await this.pool.query<AcmeOrderRecord>(`SELECT ${orderColumns} FROM acme_orders WHERE id = $1`, [id]);
+    const rows = await this.pool.query<AcmeOrderRecord>(`SELECT ${orderWithAuthorizationsColumns} FROM acme_orders WHERE id = $1`, [id]);
     return rows.rows[0];
   }
 
-  async orderByCertificate(serial: string): Promise<AcmeOrderRecord | undefined> {
-    const rows = await this.pool.query<AcmeOrderRecord>(`SELECT ${orderColumns} FROM acme_orders WHERE certificate_serial = $1`, [serial]);
+  /**
+   * The certificate an order was finalized with, for its download: the ordering account and
+   * the stored certificate in one query (der and issuerId are null if the inventory has no row).
+   */
+  async orderCertificate(serial: string): Promise<{ accountId: string; der: Buffer | null; issuerId: string | null } | undefined> {
+    const rows = await this.pool.query<{ accountId: string; der: Buffer | null; issuerId: string | null }>(
+      `SELECT o.account_id AS "accountId", c.der, c.issuer_id AS "issuerId" FROM acme_orders o LEFT JOIN certificates c ON c.serial = o.certificate_serial WHERE o.certificate_serial = $1`,
+      [serial],
+    );
+    return rows.rows[0];
+  }
+
+  /**
+   * ready → processing for a finalize, reading the order in the same statement; undefined
+   * when the account has no such order, or it is not ready, or it has expired.
+   */
+  async startFinalizing(id: string, accountId: string, now: Date): Promise<AcmeOrderRecord | undefined> {
+    const rows = await this.pool.query<AcmeOrderRecord>(
+      `UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND account_id = $2 AND status = 'ready' AND expires_at > $3 RETURNING ${orderWithAuthorizationsColumns}`,
+      [id, accountId, now],
+    );
     return rows.rows[0];
   }
 
@@ -308,47 +453,34 @@ export class AcmeStore {
     return (rows.rowCount ?? 0) > 0;
   }
 
-  async ordersSince(scope: { accountId: string } | { provisionerId: string }, since: Date): Promise<{ count: number; oldest: Date | null }> {
-    const [column, value] = "accountId" in scope ? ["account_id", scope.accountId] : ["provisioner_id", scope.provisionerId];
-    const rows = await this.pool.query<{ count: string; oldest: Date | null }>(`SELECT count(*) AS count, min(created_at) AS oldest FROM acme_orders WHERE ${column} = $1 AND created_at > $2`, [
-      value,
-      since,
-    ]);
-    return { count: Number(rows.rows[0]?.count ?? 0), oldest: rows.rows[0]?.oldest ?? null };
-  }
-
-  async failedValidationsSince(scope: { accountId: string } | { provisionerId: string }, since: Date): Promise<{ count: number; oldest: Date | null }> {
-    const [column, value] = "accountId" in scope ? ["account_id", scope.accountId] : ["provisioner_id", scope.provisionerId];
-    const rows = await this.pool.query<{ count: string; oldest: Date | null }>(
-      `SELECT count(*) AS count, min(validated_at) AS oldest FROM acme_challenges WHERE ${column} = $1 AND status = 'invalid' AND validated_at > $2`,
-      [value, since],
-    );
-    return { count: Number(rows.rows[0]?.count ?? 0), oldest: rows.rows[0]?.oldest ?? null };
-  }
-
   // ── authorizations and challenges ───────────────────────────────────────
 
-  private async withChallenges(rows: AuthorizationRow[]): Promise<AcmeAuthorizationRecord[]> {
-    if (rows.length === 0) return [];
-    const challenges = await this.pool.query<AcmeChallengeRecord>(`SELECT ${challengeColumns} FROM acme_challenges WHERE authorization_id = ANY($1) ORDER BY type`, [rows.map((r) => r.id)]);
-    return rows.map(({ identifierType, identifierValue, ...row }) => ({
-      ...row,
-      identifier: { type: identifierType, value: identifierValue },
-      challenges: challenges.rows.filter((c) => c.authorizationId === row.id),
-    }));
-  }
-
-  private static readonly authzColumns =
-    `id, order_id AS "orderId", account_id AS "accountId", identifier_type AS "identifierType", identifier_value AS "identifierValue", wildcard, status, expires_at AS "expiresAt"`;
-
   async authorizationsOfOrder(orderId: string): Promise<AcmeAuthorizationRecord[]> {
-    const rows = await this.pool.query<AuthorizationRow>(`SELECT ${AcmeStore.authzColumns} FROM acme_authorizations WHERE order_id = $1 ORDER BY identifier_value`, [orderId]);
-    return this.withChallenges(rows.rows);
+    const rows = await this.pool.query<AuthorizationChallengeRow>(
+      `SELECT ${authorizationChallengeColumns} FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authorization_id = a.id
+       WHERE a.order_id = $1 ORDER BY a.identifier_value, a.id, c.type`,
+      [orderId],
+    );
+    return authorizationsFromRows(rows.rows);
   }
 
+  /** The authorization with its challenges, in one query. */
   async authorization(id: string): Promise<AcmeAuthorizationRecord | undefined> {
-    const rows = await this.pool.query<AuthorizationRow>(`SELECT ${AcmeStore.authzColumns} FROM acme_authorizations WHERE id = $1`, [id]);
-    return (await this.withChallenges(rows.rows))[0];
+    const rows = await this.pool.query<AuthorizationChallengeRow>(
+      `SELECT ${authorizationChallengeColumns} FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authorization_id = a.id WHERE a.id = $1 ORDER BY c.type`,
+      [id],
+    );
+    return authorizationsFromRows(rows.rows)[0];
+  }
+
+  /** The authorization a challenge belongs to, with all its challenges, in one query. */
+  async authorizationOfChallenge(challengeId: string): Promise<AcmeAuthorizationRecord | undefined> {
+    const rows = await this.pool.query<AuthorizationChallengeRow>(
+      `SELECT ${authorizationChallengeColumns} FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authorization_id = a.id
+       WHERE a.id = (SELECT authorization_id FROM acme_challenges WHERE id = $1) ORDER BY c.type`,
+      [challengeId],
+    );
+    return authorizationsFromRows(rows.rows)[0];
   }
 
   async challenge(id: string): Promise<AcmeChallengeRecord | undefined> {
@@ -356,20 +488,30 @@ export class AcmeStore {
     return rows.rows[0];
   }
 
-  /** pending → processing (validated_at holds the start until the outcome replaces it); false when another request already started it. */
-  async startChallenge(id: string, at: Date): Promise<boolean> {
-    const rows = await this.pool.query(
-      `UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a
-       WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'`,
-      [id, at],
+  /**
+   * pending → processing (validated_at holds the start until the outcome replaces it),
+   * unless another request already started it, in the same statement that counts the failed
+   * validations of the account and its provisioner after `limits.since`; not started when
+   * either count has reached its limit (the counts say which).
+   */
+  async startChallengeWithinLimits(
+    id: string,
+    at: Date,
+    scope: { accountId: string; provisionerId: string },
+    limits: { since: Date; perAccount: number; perProvisioner: number },
+  ): Promise<{ started: boolean; counts: AcmeWindowCounts }> {
+    const rows = await this.pool.query<WindowCountRow & { started: boolean }>(
+      `WITH counts AS (${windowCountQuery("acme_challenges", "validated_at", "$3", "$4", "$5", "status = 'invalid'")}),
+       started AS (
+         UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a, counts
+         WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'
+           AND counts."accountCount" < $6 AND counts."provisionerCount" < $7
+         RETURNING c.id)
+       SELECT counts.*, EXISTS (SELECT 1 FROM started) AS started FROM counts`,
+      [id, at, scope.provisionerId, scope.accountId, limits.since, limits.perAccount, limits.perProvisioner],
     );
-    return rows.rowCount === 1;
-  }
-
-  /** Challenges of the authorization still processing since before `startedBefore`: their validation was lost (the process ended). */
-  async staleChallenges(authorizationId: string, startedBefore: Date): Promise<string[]> {
-    const rows = await this.pool.query<{ id: string }>(`SELECT id FROM acme_challenges WHERE authorization_id = $1 AND status = 'processing' AND validated_at < $2`, [authorizationId, startedBefore]);
-    return rows.rows.map((r) => r.id);
+    const row = rows.rows[0] as WindowCountRow & { started: boolean };
+    return { started: row.started, counts: windowCounts(row) };
   }
 
   /**
@@ -378,40 +520,19 @@ export class AcmeStore {
    * makes the authorization and the order invalid (RFC 8555 §7.1.6).
    */
   async finishChallenge(id: string, outcome: { ok: true } | { ok: false; problem: AcmeProblemRecord }, at: Date): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const challenge = await client.query<{ authorizationId: string }>(
-        `UPDATE acme_challenges SET status = $2, error = $3, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id AS "authorizationId"`,
-        [id, outcome.ok ? "valid" : "invalid", outcome.ok ? null : JSON.stringify(outcome.problem), at],
-      );
-      const authorizationId = challenge.rows[0]?.authorizationId;
-      if (authorizationId) {
-        const authz = await client.query<{ orderId: string }>(`UPDATE acme_authorizations SET status = $2 WHERE id = $1 AND status = 'pending' RETURNING order_id AS "orderId"`, [
-          authorizationId,
-          outcome.ok ? "valid" : "invalid",
-        ]);
-        const orderId = authz.rows[0]?.orderId;
-        if (orderId && outcome.ok) {
-          await client.query(
-            `UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'pending'
-             AND NOT EXISTS (SELECT 1 FROM acme_authorizations WHERE order_id = $1 AND status <> 'valid')`,
-            [orderId],
-          );
-        } else if (orderId) {
-          await client.query(`UPDATE acme_orders SET status = 'invalid', error = $2 WHERE id = $1 AND status = 'pending'`, [
-            orderId,
-            JSON.stringify((outcome as { problem: AcmeProblemRecord }).problem),
-          ]);
-        }
-      }
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    // One statement (one round trip, one implicit transaction): its parts all see the rows as
+    // they were before it, so the order becomes ready when every OTHER authorization of it is
+    // already valid.
+    await this.pool.query(
+      `WITH ch AS (
+         UPDATE acme_challenges SET status = $2, error = $3::jsonb, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id),
+       az AS (
+         UPDATE acme_authorizations a SET status = $2 FROM ch WHERE a.id = ch.authorization_id AND a.status = 'pending' RETURNING a.id, a.order_id)
+       UPDATE acme_orders o SET status = CASE WHEN $5 THEN 'ready' ELSE 'invalid' END, error = CASE WHEN $5 THEN o.error ELSE $3::jsonb END
+       FROM az WHERE o.id = az.order_id AND o.status = 'pending'
+         AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM acme_authorizations z WHERE z.order_id = az.order_id AND z.id <> az.id AND z.status <> 'valid'))`,
+      [id, outcome.ok ? "valid" : "invalid", outcome.ok ? null : JSON.stringify(outcome.problem), at, outcome.ok],
+    );
   }
 
   /** Deactivates a pending or valid authorization; its order can no longer become ready. */
@@ -430,4 +551,28 @@ export class AcmeStore {
     );
     return rows.rows[0];
   }
+}
+
+/**
+ * Counts the rows of `table` with `timeColumn` after the `since` parameter, for the account
+ * parameter and for the whole provisioner parameter, in one pass over the provisioner's index.
+ */
+function windowCountQuery(table: string, timeColumn: string, provisioner: string, account: string, since: string, condition = "true"): string {
+  return `SELECT count(*) FILTER (WHERE account_id = ${account}) AS "accountCount", min(${timeColumn}) FILTER (WHERE account_id = ${account}) AS "accountOldest",
+            count(*) AS "provisionerCount", min(${timeColumn}) AS "provisionerOldest"
+          FROM ${table} WHERE provisioner_id = ${provisioner} AND ${condition} AND ${timeColumn} > ${since}`;
+}
+
+interface WindowCountRow {
+  accountCount: string;
+  accountOldest: Date | null;
+  provisionerCount: string;
+  provisionerOldest: Date | null;
+}
+
+function windowCounts(row: WindowCountRow | undefined): AcmeWindowCounts {
+  return {
+    account: { count: Number(row?.accountCount ?? 0), oldest: row?.accountOldest ?? null },
+    provisioner: { count: Number(row?.provisionerCount ?? 0), oldest: row?.provisionerOldest ?? null },
+  };
 }
