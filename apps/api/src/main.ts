@@ -1,16 +1,17 @@
 // The issuing API on its own (production: several replicas against one PostgreSQL).
 // The CA must have been initialised (`pki init`); this process never runs the ceremony.
+// The CA's packages are imported where they are used: with workers, this process only
+// forks, counts failed logins and answers /metrics, and loading them would cost ~100 MB.
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { StartupCheckError, openCa, openInventory, systemClock } from "@pki/authority";
-import { runtimeReadiness, startOpsListener, closeGracefully } from "@pki/http-kit";
-import { startApi } from "./server.ts";
-import { startApiWorkers } from "./workers.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "pki-api");
   if (config.api.workers > 1) return serveFromWorkers(config, log);
+  const { openCa, openInventory, systemClock } = await import("@pki/authority");
+  const { runtimeReadiness, startOpsListener, closeGracefully } = await import("@pki/http-kit");
+  const { startApi } = await import("./server.ts");
   const inventory = await openInventory(config, "server");
   const runtime = await openCa(config, systemClock, inventory);
   const api = await startApi(runtime, log);
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
 
 /** One worker per core (PKI_API_WORKERS); this process holds no database pool and no token. */
 async function serveFromWorkers(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof createLogger>): Promise<void> {
+  const { startOpsListener, closeGracefully } = await import("@pki/http-kit/ops");
+  const { startApiWorkers } = await import("./workers.ts");
   const workers = await startApiWorkers({ count: config.api.workers, authFailureLimit: config.api.authFailureLimit }, log);
   // Ready while any worker serves (no I/O here: the workers check their own database and token).
   const ops = await startOpsListener(config.http, async () => {
@@ -55,7 +58,8 @@ async function serveFromWorkers(config: ReturnType<typeof loadConfig>, log: Retu
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-main().catch((error: unknown) => {
+main().catch(async (error: unknown) => {
+  const { StartupCheckError } = await import("@pki/authority");
   const message = error instanceof ConfigError ? `configuration: ${error.problems.join("; ")}` : error instanceof StartupCheckError ? `refusing to start: ${error.message}` : (error as Error).message;
   console.error(`pki-api: ${message}`);
   process.exit(1);

@@ -5,7 +5,7 @@ import { loadConfig } from "@pki/config";
 import { createLogger } from "@pki/logger";
 import { type CaRuntime, openCa, openInventory, systemClock } from "@pki/authority";
 import { answerMetricsRequests } from "@pki/metrics";
-import type { FailureCounter } from "./auth.ts";
+import type { FailureCounter } from "./failure-limiter.ts";
 import { startApi } from "./server.ts";
 import { type AuthFailureAnswer, type AuthFailureMessage, type IssuedMessage, type ListeningMessage, type RevokedAnswer, type RevokedMessage, WORKER_MESSAGES, messageOf } from "./workers.ts";
 

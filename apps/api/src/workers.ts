@@ -6,7 +6,7 @@ import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
 import type { CaEvents, CertificateEvent, RevokedEvent } from "@pki/authority";
 import type { Logger } from "@pki/logger";
-import { AuthFailureLimiter } from "./auth.ts";
+import { AuthFailureLimiter } from "./failure-limiter.ts";
 
 /** Messages between the primary and its API workers. */
 export const WORKER_MESSAGES = {

@@ -3,6 +3,10 @@ import type { CaRuntime } from "@pki/authority";
 import { registry, scrapeMetrics } from "@pki/metrics";
 import { listen } from "./listen.ts";
 
+// Also the entry `@pki/http-kit/ops`: processes that serve only these endpoints (the API
+// cluster primary) load it without the CA's packages.
+export { closeGracefully } from "./listen.ts";
+
 export interface Readiness {
   ok: boolean;
   checks: Record<string, string>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AuthFailureLimiter } from "./auth.ts";
+import { AuthFailureLimiter } from "./failure-limiter.ts";
 
 describe("AuthFailureLimiter", () => {
   it("answers 429 (seconds left) for a source's failures past the limit, only that source, until the window ends", () => {
