@@ -81,10 +81,10 @@ export interface ApiWorkersOptions {
 }
 
 /**
- * Forks `count` API workers and resolves once all of them listen. The first one starts
- * alone, so the listener certificate it issues (and saves in the data dir) is the one the
- * others load instead of each issuing their own. A worker that exits before it listens
- * fails the start (its own error is on stderr); one that dies later is replaced.
+ * Forks `count` API workers and resolves once the first one listens; the others start
+ * after it, so the listener certificate it issues (and saves in the data dir) is the one
+ * they load instead of each issuing their own. If the first worker exits before it
+ * listens, the start fails (its own error is on stderr); a later one that dies is replaced.
  */
 export async function startApiWorkers({ count, authFailureLimit, events }: ApiWorkersOptions, log: Logger): Promise<ApiWorkers> {
   // Workers are where throughput is: they leave out the V8 flags `npm start` uses to keep
@@ -154,11 +154,16 @@ export async function startApiWorkers({ count, authFailureLimit, events }: ApiWo
 
   try {
     listening = await fork();
-    await Promise.all(Array.from({ length: count - 1 }, fork));
   } catch (error) {
     await stop();
     throw error;
   }
+  // The port serves from here on: the other workers join it in the background, so a
+  // restart is ready as soon as one worker is (each takes seconds to load and open the token).
+  for (let i = 1; i < count; i++)
+    fork().catch((error: Error) => {
+      if (!stopping) log.error({ err: error }, "an API worker did not start; the others serve");
+    });
   return {
     url: listening.url,
     port: listening.port,
