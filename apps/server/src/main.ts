@@ -84,14 +84,17 @@ async function main(): Promise<void> {
   };
   // The HTTPS issuing API, with a certificate from this CA. /readyz is not
   // reachable before it listens: the public listener opens after it.
-  // On PostgreSQL it runs in one worker process per core (PKI_API_WORKERS), each with its
-  // own pool and token sessions; this process keeps revocation, the scheduler and the public
-  // listener. The embedded database serves one process, so there it runs in this one.
+  // In this process by default: here it shares the cores with revocation, the scheduler and
+  // often PostgreSQL, and workers would only compete with them (and delay a restart). With
+  // PKI_API_WORKERS=N on PostgreSQL it runs in N worker processes, each with its own pool and
+  // token sessions, while this process keeps revocation, the scheduler and the public listener.
   const startIssuingApi = async () => {
     const apiLog = log.child({ role: "api" });
     // The operator console is part of the API (TLS only: it carries the admin session).
     const api =
-      config.api.workers > 1 ? await startApiWorkers({ count: config.api.workers, authFailureLimit: config.api.authFailureLimit, events: runtime.events }, apiLog) : await startApi(runtime, apiLog);
+      config.api.allInOneWorkers > 1
+        ? await startApiWorkers({ count: config.api.allInOneWorkers, authFailureLimit: config.api.authFailureLimit, events: runtime.events }, apiLog)
+        : await startApi(runtime, apiLog);
     started.push(() => api.stop());
     return api;
   };
@@ -134,7 +137,7 @@ async function main(): Promise<void> {
   console.log(`root certificate: ${report.rootPemPath}`);
   if (report.adminTokenPath) console.log(`admin token:      ${report.adminTokenPath}`);
   console.log(`public listener:  ${publicUrl} (CRL, OCSP, CA certificates, /healthz, /readyz, /metrics)`);
-  const workers = config.api.workers > 1 ? `; ${config.api.workers} workers` : "";
+  const workers = config.api.allInOneWorkers > 1 ? `; ${config.api.allInOneWorkers} workers` : "";
   console.log(`issuing API:      ${api.url} (OpenAPI at ${api.url}/openapi.json${workers})`);
   console.log(`operator console: ${api.url}/console/`);
 }

@@ -37,13 +37,14 @@ describe("ACME challenge validation settings", () => {
 describe("PKI_API_WORKERS", () => {
   const pg = { DATABASE_URL: "postgresql://pki@127.0.0.1/pki" };
 
-  it("is one per core on PostgreSQL and one on the embedded database by default", () => {
+  it("is one per core for apps/api on PostgreSQL, and one on the embedded database and in npm start, by default", () => {
     expect(loadConfig(pg).api.workers).toBe(availableParallelism());
+    expect(loadConfig(pg).api.allInOneWorkers).toBe(1);
     expect(loadConfig({}).api.workers).toBe(1);
   });
 
   it("takes a count, and refuses more than one without PostgreSQL, naming the setting", () => {
-    expect(loadConfig({ ...pg, PKI_API_WORKERS: "3" }).api.workers).toBe(3);
+    expect(loadConfig({ ...pg, PKI_API_WORKERS: "3" }).api).toMatchObject({ workers: 3, allInOneWorkers: 3 });
     expect(loadConfig({ PKI_API_WORKERS: "1" }).api.workers).toBe(1);
     expect(() => loadConfig({ PKI_API_WORKERS: "2" })).toThrow(/PKI_API_WORKERS: more than one API worker needs PostgreSQL/);
     expect(() => loadConfig({ ...pg, PKI_API_WORKERS: "many" })).toThrow(/PKI_API_WORKERS/);

@@ -55,7 +55,7 @@ const schema = z.object({
   PKI_API_TLS_TTL_SECONDS: positiveInt.min(300).default(86400),
   /** failed authentications per source address per minute before the API answers 429 */
   PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
-  /** issuing API processes sharing its port; "auto" is one per core on PostgreSQL, one on the embedded database */
+  /** issuing API processes sharing its port; "auto": apps/api one per core on PostgreSQL, else (and in npm start) one */
   PKI_API_WORKERS: z.union([z.literal("auto"), positiveInt.max(64)]).default("auto"),
   /** an operator console session ends after this long without a request (its absolute lifetime is 12 h) */
   PKI_CONSOLE_IDLE_SECONDS: positiveInt.max(12 * 3600).default(900),
@@ -212,7 +212,7 @@ export interface Config {
     crlMaxAgeSeconds: number;
     pollMs: number;
   };
-  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; workers: number; consoleIdleSeconds: number };
+  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; workers: number; allInOneWorkers: number; consoleIdleSeconds: number };
   /** the ACME server; challenge validation settings are in `challenges` */
   acme: {
     caaIdentities: string[];
@@ -359,6 +359,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tlsTtlSeconds: e.PKI_API_TLS_TTL_SECONDS,
       authFailureLimit: e.PKI_API_AUTH_FAILURE_LIMIT,
       workers: e.PKI_API_WORKERS === "auto" ? (databaseUrl ? availableParallelism() : 1) : e.PKI_API_WORKERS,
+      // `npm start` shares its cores with every other role (and often PostgreSQL): the API
+      // stays in its process unless the operator asks for workers
+      allInOneWorkers: e.PKI_API_WORKERS === "auto" ? 1 : e.PKI_API_WORKERS,
       consoleIdleSeconds: e.PKI_CONSOLE_IDLE_SECONDS,
     },
     acme: {
