@@ -1,6 +1,7 @@
 // The express application: the route table bound to express, each request going
 // authenticate → validate → handler (authorize → build → policy → lint → record → sign →
 // store inside the CA core) → respond, and every failure as problem+json.
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { CaError, MAX_CSR_BYTES } from "@pki/x509";
@@ -17,12 +18,16 @@ import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
 import { consoleDataRoutes } from "./routes/console-data.ts";
 import { openApiDocument } from "./openapi.ts";
 import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
+import { type IssuingLane, withIssuingLane } from "./issuing-lane.ts";
 import { certificateRoutes } from "./routes/certificates.ts";
 import { issuerRoutes } from "./routes/issuers.ts";
 import { provisionerRoutes } from "./routes/provisioners.ts";
 import { operationRoutes } from "./routes/operations.ts";
 
 export const MAX_JSON_BYTES = 128 * 1024;
+
+/** The route issuance traffic hits, answered past express's router. */
+const ISSUING_OPERATION = "issueCertificate";
 
 // On the process's shared registry, so the public listener's /metrics shows them.
 const answered = new Counter({
@@ -136,14 +141,28 @@ const bodyLimitProblem = (error: unknown, _req: Request, res: Response, next: Ne
   next(error);
 };
 
+/** The API's request listener: express, with the issuing request taken past its router (see issuing-lane.ts). */
+export function createApiHandler(runtime: CaRuntime, log: Logger, options: ApiAppOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const { app, issuingLane } = buildApiApp(runtime, log, options);
+  return withIssuingLane(app, issuingLane);
+}
+
+/** The express application alone (every route, the issuing one included). */
 export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOptions = {}): Express {
+  return buildApiApp(runtime, log, options).app;
+}
+
+function buildApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOptions): { app: Express; issuingLane: IssuingLane } {
   const routes = apiRoutes(runtime);
   const document = openApiDocument(routes);
   const limiter = options.authFailures ?? new AuthFailureLimiter(options.authFailureLimit ?? runtime.config.api.authFailureLimit);
   const app = express();
   app.disable("x-powered-by");
+  // The answers are fresh JSON each time; hashing every body for an ETag only cost CPU.
+  app.disable("etag");
   app.set("query parser", "simple"); // no nested objects from ?a[b]=c
-  app.use(requestLogger(log), requestTimer("api"), securityHeaders);
+  const middleware = [requestLogger(log), requestTimer("api"), securityHeaders];
+  app.use(...middleware);
   // ACME (RFC 8555) takes application/jose+json and answers its own problem documents.
   app.use("/acme", acmeRouter(runtime, log, options.acmeProvisioners ? { provisioners: options.acmeProvisioners } : {}));
   app.use(express.json({ limit: MAX_JSON_BYTES, strict: true, type: "application/json" }));
@@ -152,12 +171,16 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
   app.get("/openapi.json", (_req, res) => {
     res.json(document);
   });
+  let issuingLane: IssuingLane | undefined;
   for (const route of routes) {
-    app[route.method](expressPath(route.path), requireContentType(route), bindRoute(route, runtime, limiter, options.tokens, log));
+    const handlers = [requireContentType(route), bindRoute(route, runtime, limiter, options.tokens, log)];
+    app[route.method](expressPath(route.path), ...handlers);
+    if (route.operationId === ISSUING_OPERATION) issuingLane = { method: "POST", path: route.path, maxBodyBytes: MAX_JSON_BYTES, middleware, route: handlers, onError: problemHandler };
   }
   app.use(consoleRouter());
   app.use((req, res) => sendProblem(res, 404, `no such resource: ${req.method} ${req.path} (see /openapi.json)`));
   app.use(bodyLimitProblem);
   app.use(problemHandler);
-  return app;
+  if (!issuingLane) throw new Error(`the route table has no ${ISSUING_OPERATION} route`);
+  return { app, issuingLane };
 }

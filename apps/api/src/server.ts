@@ -14,7 +14,7 @@ import { API_LISTENER_REQUESTER, writeSecretFile, type CaRuntime, type IssuedCer
 import { CaError, formatSan, toPem, type CsrProposal, type San } from "@pki/x509";
 import { closeGracefully, listen } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
-import { createApiApp, type ApiAppOptions } from "./app.ts";
+import { createApiHandler, type ApiAppOptions } from "./app.ts";
 import { VerifiedTokens } from "./verified-tokens.ts";
 
 export interface ApiServer {
@@ -208,7 +208,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
   let current = (await reusableListenerCertificate(runtime, names)) ?? (await issueWithRetry(runtime, names, log));
   const tokens = options.tokens ?? new VerifiedTokens(runtime.inventory);
   const acmeProvisioners = options.acmeProvisioners ?? acmeProvisionerCache(runtime.inventory);
-  const app = createApiApp(runtime, log, { ...options, tokens, acmeProvisioners });
+  const app = createApiHandler(runtime, log, { ...options, tokens, acmeProvisioners });
   const server = createServer(
     {
       ...secureContext(runtime, current.issued, current.keyPem),

@@ -3,7 +3,7 @@ import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { describe, expect, it } from "vitest";
 import * as der from "@pki/der";
-import { namesOf, parseCsr } from "./csr.ts";
+import { namesOf, parseCsr, parseCsrOffThread } from "./csr.ts";
 
 x509.cryptoProvider.set(webcrypto as Crypto);
 
@@ -83,6 +83,9 @@ describe("parseCsr", () => {
       expect(parseCsr(own).keyAlgorithm).toBe(algorithm);
       const other = toDer(await csr({ name: "CN=pop.example.com", key }));
       expect(() => parseCsr(withSignatureOf(own, other)), algorithm).toThrow("CSR signature does not verify");
+      // The API's path checks the same signature in the thread pool, with the same verdicts.
+      expect(await parseCsrOffThread(own)).toEqual(parseCsr(own));
+      await expect(parseCsrOffThread(withSignatureOf(own, other)), algorithm).rejects.toThrow("CSR signature does not verify");
     }
   });
 

@@ -5,7 +5,7 @@ export { type KeyAlgorithm, type HashName, KEY_ALGORITHMS, SIGNATURE_ALGORITHMS,
 export { OID } from "./oids.ts";
 export { CaError, badRequest, conflict, forbidden, notFound, unavailable, type CaErrorKind } from "./errors.ts";
 export { AsnConvert, toPem, pemBlocks, serialize } from "./der.ts";
-export { parseCsr, namesOf, MAX_CSR_BYTES, type CsrProposal } from "./csr.ts";
+export { parseCsr, parseCsrOffThread, namesOf, MAX_CSR_BYTES, type CsrProposal } from "./csr.ts";
 export { type San, type SanType, formatSan, parseSan, sanProblem } from "./names.ts";
 export { prefixMatchProblem } from "./uri.ts";
 export {

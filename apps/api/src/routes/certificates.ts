@@ -1,4 +1,4 @@
-import { CaError, DEFAULT_PROFILE, formatSan, isProfileName, namesOf, parseCsr, parseSan, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
+import { CaError, DEFAULT_PROFILE, formatSan, isProfileName, namesOf, parseCsrOffThread, parseSan, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
 import {
   INTERNAL_CERTIFICATE_MARKS,
   isInternalCertificate,
@@ -129,7 +129,7 @@ const issue = (runtime: CaRuntime) =>
     problems: [400, 401, 403, 413, 415, 429, 503],
     handle: async (ctx) => {
       const input = issueInput(ctx);
-      const csr = parseCsr(input.csr);
+      const csr = await parseCsrOffThread(input.csr);
       const issued = await runtime.authority.issue({ csr, profile: input.profile, ttlSeconds: input.ttlSeconds, autoRenew: input.autoRenew, requester: requesterFor(ctx.caller, ctx.sourceIp) });
       return { status: 201, body: issuedView(issued) };
     },
@@ -150,8 +150,8 @@ function proposalFromRecord(record: CertificateRecord): CsrProposal {
 }
 
 /** A rekey CSR may change the key, never the names. */
-function rekeyProposal(csrPem: string, current: CsrProposal, serial: string): CsrProposal {
-  const proposed = parseCsr(csrPem);
+async function rekeyProposal(csrPem: string, current: CsrProposal, serial: string): Promise<CsrProposal> {
+  const proposed = await parseCsrOffThread(csrPem);
   const wanted = namesOf(proposed);
   const have = namesOf(current);
   if (namesKey(wanted) !== namesKey(have)) {
@@ -181,7 +181,7 @@ const renew = (runtime: CaRuntime) =>
       if (!isProfileName(current.profile)) throw badRequest(`certificate ${current.serial} has profile '${current.profile}', which this CA no longer issues`);
       const requester = await successorRequester(runtime.inventory, current, ctx.caller.actor, ctx.sourceIp);
       const currentProposal = proposalFromRecord(current);
-      const csr = body.csr ? rekeyProposal(body.csr, currentProposal, current.serial) : currentProposal;
+      const csr = body.csr ? await rekeyProposal(body.csr, currentProposal, current.serial) : currentProposal;
       // the same lifetime as the certificate being replaced, clipped again by policy
       const lifetime = Math.round((current.notAfter.getTime() - current.notBefore.getTime()) / 1000) - runtime.config.ca.backdateSeconds;
       const issued = await runtime.authority.issue({
