@@ -1,7 +1,7 @@
 // The issuing API on several cores: `apps/api` with PKI_API_WORKERS=2 on PostgreSQL, as a
 // real process tree (a primary and two node:cluster workers sharing the port).
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -68,6 +68,7 @@ beforeAll(async () => {
     PKI_HTTP_PORT: String(opsPort),
     PKI_API_PORT: String(apiPort),
     PKI_API_WORKERS: "2",
+    PKI_API_WORKER_NICE: "3",
     PKI_API_AUTH_FAILURE_LIMIT: String(AUTH_FAILURE_LIMIT),
   };
   const init = pki(["init"], env);
@@ -113,6 +114,18 @@ describe("PKI_API_WORKERS=2", () => {
       .map((line) => JSON.parse(line) as { requester?: string })
       .filter((row) => row.requester === "api:listener");
     expect(listeners).toHaveLength(1);
+  });
+
+  it("runs every thread of every worker at PKI_API_WORKER_NICE, and the primary at its own", async () => {
+    // field 19 of /proc/<pid>/task/<tid>/stat, counted after the command name's closing parenthesis
+    const niceOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+    const threadNices = (pid: number) => readdirSync(`/proc/${pid}/task`).map((tid) => niceOf(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")));
+    for (const pid of workerPids()) {
+      const nices = threadNices(pid);
+      expect(nices.length, `worker ${pid} threads`).toBeGreaterThan(4);
+      expect(new Set(nices), `worker ${pid}`).toEqual(new Set([3]));
+    }
+    expect(new Set(threadNices(api.pid!))).toEqual(new Set([0]));
   });
 
   it("counts failed authentications once for every worker: the limit holds whichever worker answers", async () => {

@@ -1,8 +1,10 @@
 // One API worker under node:cluster (forked by workers.ts): the issuing API on the shared
 // port, with its own database pool and token sessions. It tells the primary when it
 // listens, answers its metrics requests, and counts failed authentications through it.
+import { readdirSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { loadConfig } from "@pki/config";
-import { createLogger } from "@pki/logger";
+import { type Logger, createLogger } from "@pki/logger";
 import { type CaRuntime, openCa, openInventory, systemClock } from "@pki/authority";
 import { answerMetricsRequests } from "@pki/metrics";
 import type { FailureCounter } from "./failure-limiter.ts";
@@ -59,9 +61,31 @@ function forwardEvents(runtime: CaRuntime, ask: ReturnType<typeof primaryChannel
   });
 }
 
+/**
+ * Lowers this process's CPU priority. Linux keeps a niceness per thread, so every thread
+ * that exists already (V8's, libuv's pool that signs and checks CSRs) is set, and threads
+ * started later inherit it from the main thread.
+ */
+function lowerPriority(niceness: number, log: Logger): void {
+  if (niceness <= getPriority()) return; // raising it again would need privileges
+  let threads: number[] = [0];
+  try {
+    threads = readdirSync("/proc/self/task").map(Number);
+  } catch {
+    // no /proc: the main thread only
+  }
+  try {
+    for (const thread of threads) setPriority(thread, niceness);
+  } catch (error) {
+    log.warn({ err: error, niceness }, "could not lower the API worker's CPU priority");
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, "pki-api").child({ worker: process.pid });
+  // Issuance in bulk can wait a millisecond; an OCSP answer or a CRL on the same cores should not.
+  lowerPriority(config.api.workerNice, log);
   const inventory = await openInventory(config, "server");
   const runtime = await openCa(config, systemClock, inventory);
   answerMetricsRequests();

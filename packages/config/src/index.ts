@@ -57,6 +57,8 @@ const schema = z.object({
   PKI_API_AUTH_FAILURE_LIMIT: positiveInt.default(20),
   /** issuing API processes sharing its port; "auto": apps/api one per core on PostgreSQL, else (and in npm start) one */
   PKI_API_WORKERS: z.union([z.literal("auto"), positiveInt.max(64)]).default("auto"),
+  /** niceness of each API worker (0-19): bulk issuance yields the CPU to OCSP answers and the other roles */
+  PKI_API_WORKER_NICE: z.coerce.number().int().min(0).max(19).default(5),
   /** an operator console session ends after this long without a request (its absolute lifetime is 12 h) */
   PKI_CONSOLE_IDLE_SECONDS: positiveInt.max(12 * 3600).default(900),
   PKI_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -212,7 +214,7 @@ export interface Config {
     crlMaxAgeSeconds: number;
     pollMs: number;
   };
-  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; workers: number; allInOneWorkers: number; consoleIdleSeconds: number };
+  api: { tlsNames: string[]; tlsTtlSeconds: number; authFailureLimit: number; workers: number; allInOneWorkers: number; workerNice: number; consoleIdleSeconds: number };
   /** the ACME server; challenge validation settings are in `challenges` */
   acme: {
     caaIdentities: string[];
@@ -362,6 +364,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // `npm start` shares its cores with every other role (and often PostgreSQL): the API
       // stays in its process unless the operator asks for workers
       allInOneWorkers: e.PKI_API_WORKERS === "auto" ? 1 : e.PKI_API_WORKERS,
+      workerNice: e.PKI_API_WORKER_NICE,
       consoleIdleSeconds: e.PKI_CONSOLE_IDLE_SECONDS,
     },
     acme: {

@@ -2,6 +2,7 @@ import graphene from "graphene-pk11";
 import pkcs11js from "pkcs11js";
 import { existsSync } from "node:fs";
 import { HsmError, describePkcs11Error } from "./errors.ts";
+import { SignThreads } from "./sign-threads.ts";
 
 export interface SlotToken {
   slotId: pkcs11js.Handle;
@@ -21,11 +22,15 @@ export class Pkcs11Module {
   private static loaded = new Map<string, Pkcs11Module>();
   /** token label → SHA-256 of the user PIN this process logged in with (see Token) */
   readonly loggedInPins = new Map<string, Buffer>();
+  /** where signatures are made, off the event loop */
+  readonly signThreads: SignThreads;
 
   private constructor(
     readonly path: string,
     readonly module: graphene.Module,
-  ) {}
+  ) {
+    this.signThreads = new SignThreads(path);
+  }
 
   /** The pkcs11js binding under graphene (the same library instance), for the raw-rate ceiling and tests. */
   get api(): pkcs11js.PKCS11 {
@@ -114,6 +119,7 @@ export class Pkcs11Module {
 
   /** Only at process exit: this ends every session every part of the process holds. */
   finalize(): void {
+    this.signThreads.close();
     try {
       this.module.finalize();
       this.module.close();

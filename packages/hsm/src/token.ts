@@ -41,26 +41,6 @@ function loginUser(module: Pkcs11Module, label: string, session: graphene.Sessio
 }
 
 /**
- * One signature on `session` with the private key `key`: C_SignInit here, C_Sign on a
- * libuv worker thread (graphene's callback form of pkcs11js's C_Sign), so the event loop
- * keeps serving while the token works. Measured against the raw pkcs11js calls it wraps
- * (scripts/compare-sign-paths.ts: each session alternating the two call by call, SoftHSM2
- * on a shared 2-core machine, four runs): median graphene/pkcs11js signing-rate ratios of
- * 0.95-1.08 (P-256, 1 session), 0.96-1.00 (P-256, 4 sessions), 0.98-1.01 (RSA-2048), CPU
- * per signature 0-2 % higher. About 2 % slower at most, within "a few percent": graphene
- * is used on this path too.
- */
-function signOnce(session: graphene.Session, mechanism: graphene.MechanismEnum, key: graphene.PrivateKey, input: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    try {
-      session.createSign(mechanism, key).once(input, (error, signature) => (error ? reject(error) : resolve(signature)));
-    } catch (error) {
-      reject(error);
-    }
-  });
-}
-
-/**
  * A logged-in PKCS#11 token with a pool of sessions: the PKCS#11 `KeyManager`. Each
  * signature borrows a session for C_SignInit + C_Sign and returns it, so any number of
  * callers may sign at once.
@@ -304,7 +284,7 @@ export class Token implements KeyManager {
     const isEc = info.algorithm.startsWith("ECDSA");
     const mechanism = isEc ? graphene.MechanismEnum.ECDSA : graphene.MechanismEnum.RSA_PKCS;
     const signWith = async (session: graphene.Session, input: Buffer) => {
-      const signature = await signOnce(session, mechanism, key, input);
+      const signature = await this.module.signThreads.sign(session.handle, key.handle, mechanism, input);
       return isEc ? ecdsaRawToDer(signature) : signature;
     };
     const signDigest = (hashed: Buffer): Promise<Buffer> =>

@@ -1,0 +1,112 @@
+// Signatures on worker threads. pkcs11js offers C_Sign in libuv's pool but C_SignInit only
+// synchronously, and SoftHSM does real work there (it unwraps the key and rebuilds it for
+// OpenSSL): a profile of the API under issuance load put C_SignInit alone at ~9% of the
+// event loop, and the all-in-one server pays it three times a certificate (the certificate
+// and two OCSP responses). Here both calls run on threads of their own.
+//
+// A PKCS#11 library is loaded once per process and its sessions, login and object handles
+// belong to the process, not to a thread: each thread loads the same library (the same
+// mapping), finds it initialised, and signs on the session and key handles it is given.
+// Sessions, login and recovery stay with the Token on the main thread.
+import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+
+/** The thread's code, plain CommonJS so it needs no TypeScript loader. */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const pkcs11js = require(workerData.pkcs11js);
+const lib = new pkcs11js.PKCS11();
+lib.load(workerData.modulePath);
+try {
+  lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+} catch (error) {
+  // the main thread initialised the library for the whole process
+  if (!/CKR_CRYPTOKI_ALREADY_INITIALIZED/.test(String(error && error.message))) throw error;
+}
+const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+const output = Buffer.alloc(1024);
+parentPort.on("message", ({ id, session, key, mechanism, data }) => {
+  try {
+    const handle = asBuffer(session);
+    lib.C_SignInit(handle, { mechanism }, asBuffer(key));
+    const signature = lib.C_Sign(handle, asBuffer(data), output);
+    parentPort.postMessage({ id, signature: Buffer.from(signature) });
+  } catch (error) {
+    parentPort.postMessage({ id, error: String(error && error.message) });
+  }
+});
+`;
+
+interface Pending {
+  resolve(signature: Buffer): void;
+  reject(error: Error): void;
+}
+
+interface SignThread {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+/** Threads that sign for one loaded PKCS#11 library, started on first use. */
+export class SignThreads {
+  private threads: SignThread[] = [];
+  private next = 0;
+  private nextId = 0;
+  private closed = false;
+
+  constructor(
+    private readonly modulePath: string,
+    private readonly count = Math.max(1, Math.min(4, availableParallelism())),
+  ) {}
+
+  /**
+   * C_SignInit + C_Sign of `data` with `mechanism` (no parameters: CKM_ECDSA, CKM_RSA_PKCS)
+   * on a session no other signature uses meanwhile. Errors carry the library's CKR_ name.
+   */
+  sign(session: Buffer, key: Buffer, mechanism: number, data: Buffer): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new Error("CKR_CRYPTOKI_NOT_INITIALIZED: the signing threads are stopped"));
+    const thread = this.thread();
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      thread.pending.set(id, { resolve, reject });
+      thread.worker.postMessage({ id, session, key, mechanism, data });
+    });
+  }
+
+  /** Stops the threads; signatures still pending fail. */
+  close(): void {
+    this.closed = true;
+    for (const thread of this.threads) void thread.worker.terminate();
+    this.threads = [];
+  }
+
+  private thread(): SignThread {
+    if (this.threads.length < this.count) this.threads.push(this.start());
+    const thread = this.threads[this.next++ % this.threads.length]!;
+    return thread;
+  }
+
+  private start(): SignThread {
+    const pkcs11js = createRequire(import.meta.url).resolve("pkcs11js");
+    const worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { pkcs11js, modulePath: this.modulePath } });
+    // The threads never keep the process alive; they stop with it or with close().
+    worker.unref();
+    const thread: SignThread = { worker, pending: new Map() };
+    const failAll = (error: Error) => {
+      for (const pending of thread.pending.values()) pending.reject(error);
+      thread.pending.clear();
+      this.threads = this.threads.filter((t) => t !== thread);
+    };
+    worker.on("message", (message: { id: number; signature?: Uint8Array; error?: string }) => {
+      const pending = thread.pending.get(message.id);
+      if (!pending) return;
+      thread.pending.delete(message.id);
+      if (message.signature) pending.resolve(Buffer.from(message.signature.buffer, message.signature.byteOffset, message.signature.byteLength));
+      else pending.reject(new Error(message.error ?? "the signing thread gave no answer"));
+    });
+    worker.on("error", (error) => failAll(new Error(`CKR_GENERAL_ERROR: a signing thread failed: ${error.message}`, { cause: error })));
+    worker.on("exit", () => failAll(new Error("CKR_GENERAL_ERROR: a signing thread stopped")));
+    return thread;
+  }
+}
