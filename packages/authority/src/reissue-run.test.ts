@@ -79,7 +79,7 @@ describe("RecordedReissue", () => {
   it("records why a run that never started ended", async () => {
     const issuer = await newIssuer();
     const run = await RecordedReissue.claim(inventory, realClock, issuer, "admin:a", () => {});
-    await run!.abandon("the root PIN is not available here");
+    await run!.finishEarly("the root PIN is not available here");
     expect(reissueStatus((await inventory.reissueRuns.get(issuer))!, new Date())).toMatchObject({ done: true, error: "the root PIN is not available here", total: 0 });
   });
 

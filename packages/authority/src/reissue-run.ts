@@ -119,8 +119,8 @@ export class RecordedReissue {
     return { reissued: [...this.latest.reissued], failed: [...this.latest.failed], failedCount: this.latest.failedCount };
   }
 
-  /** Ends the run without re-issuing anything, saying why (the revocation it waited for failed). */
-  async abandon(reason: string): Promise<void> {
+  /** Ends the run without re-issuing anything: nothing to re-issue, or (with `reason`) what it waited for failed. */
+  async finishEarly(reason?: string): Promise<void> {
     await this.end(reason);
   }
 
