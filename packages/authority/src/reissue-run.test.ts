@@ -11,7 +11,7 @@ import { type CertificateRecord, Inventory } from "@pki/db";
 import type { Config } from "@pki/config";
 import type { Authority } from "./authority.ts";
 import type { Clock } from "./clock.ts";
-import { REISSUE_STALE_MS, RecordedReissue, reissueStatus } from "./reissue-run.ts";
+import { REISSUE_PROGRESS_WRITE_MS, REISSUE_STALE_MS, RecordedReissue, reissueStatus } from "./reissue-run.ts";
 
 const serverUrl = process.env.PKI_TEST_DATABASE_URL;
 const databaseName = `reissue_run_${randomBytes(6).toString("hex")}`;
@@ -74,6 +74,26 @@ describe("RecordedReissue", () => {
     expect(next).toBeDefined();
     await next!.run(deps, []);
     expect(reissueStatus((await inventory.reissueRuns.get(issuer))!, new Date())).toMatchObject({ total: 0, failedCount: 0, failed: [], done: true, actor: "admin:second" });
+  });
+
+  it("writes progress at a bounded rate, not once per certificate", async () => {
+    // Every write to the table, counted by the database itself.
+    await inventory.sql.exec(`CREATE TABLE IF NOT EXISTS reissue_writes (issuer_id text);
+      CREATE OR REPLACE FUNCTION count_reissue_write() RETURNS trigger AS $$ BEGIN INSERT INTO reissue_writes VALUES (NEW.issuer_id); RETURN NEW; END $$ LANGUAGE plpgsql;
+      CREATE OR REPLACE TRIGGER reissue_writes AFTER UPDATE ON reissue_runs FOR EACH ROW EXECUTE FUNCTION count_reissue_write();`);
+    const issuer = await newIssuer();
+    const records = Array.from({ length: 400 }, (_, i) => refused(i.toString(16).padStart(4, "0")));
+    const run = await RecordedReissue.claim(inventory, realClock, issuer, "admin:a", () => {});
+    const started = Date.now();
+    const result = await run!.run(deps, records);
+    const elapsed = Date.now() - started;
+    expect(result.failedCount).toBe(records.length);
+    const writes = (await inventory.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM reissue_writes WHERE issuer_id = $1`, [issuer]))[0]!.n;
+    // one per REISSUE_PROGRESS_WRITE_MS at most, plus the final one
+    expect(writes).toBeGreaterThanOrEqual(1);
+    expect(writes).toBeLessThanOrEqual(Math.ceil(elapsed / REISSUE_PROGRESS_WRITE_MS) + 1);
+    expect(writes).toBeLessThan(records.length);
+    expect(await inventory.reissueRuns.get(issuer)).toMatchObject({ total: 400, failedCount: 400, finishedAt: expect.any(Date) });
   });
 
   it("records why a run that never started ended", async () => {
