@@ -66,9 +66,9 @@ GRANT USAGE ON SEQUENCE audit_events_id_seq, job_runs_id_seq, webhook_outbox_id_
 -- revoke an intermediate, which re-sign the root CRL and the root's answer about the
 -- intermediate). An operator may run a scheduler job now from the console, which runs in
 -- the API process under the job's lease: so it may also write the scheduler's job tables.
--- It never deletes certificates, issuers, job runs or audit events.
-GRANT SELECT ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, audit_events, crl_state, ocsp_responders, ocsp_responses, scheduler_jobs, job_runs, alerts_sent, webhook_outbox TO pki_api;
-GRANT INSERT, UPDATE ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, crl_state, ocsp_responses, scheduler_jobs, job_runs, webhook_outbox TO pki_api;
+-- It never deletes certificates, issuers, job runs, re-issue runs or audit events.
+GRANT SELECT ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, audit_events, crl_state, ocsp_responders, ocsp_responses, scheduler_jobs, job_runs, alerts_sent, webhook_outbox, reissue_runs TO pki_api;
+GRANT INSERT, UPDATE ON issuers, issuer_intents, certificates, provisioners, admin_tokens, console_sessions, crl_state, ocsp_responses, scheduler_jobs, job_runs, webhook_outbox, reissue_runs TO pki_api;
 GRANT UPDATE ON ocsp_responders TO pki_api;
 GRANT INSERT ON audit_events, alerts_sent TO pki_api;
 GRANT DELETE ON console_sessions TO pki_api;

@@ -312,7 +312,19 @@ describe("issuers: views, activation, revocation with re-issue", () => {
       progress = await t.call("GET", `/v1/issuers/${old.id}/reissue`, { token: t.ca.adminToken });
       expect(progress.status, progress.text).toBe(200);
     } while (!progress.json.done);
-    expect(progress.json).toEqual({ total: live, reissued: live, failed: [], done: true });
+    expect(progress.json).toEqual({
+      total: live,
+      reissued: live,
+      failed: [],
+      failedCount: 0,
+      done: true,
+      stalled: false,
+      error: null,
+      actor: "admin:bootstrap",
+      startedAt: expect.any(String),
+      updatedAt: expect.any(String),
+      finishedAt: expect.any(String),
+    });
     const after = (await t.call("GET", "/v1/issuers")).json;
     expect(after.find((i: { id: string }) => i.id === old.id)).toMatchObject({ status: "revoked", revocationReason: "keyCompromise", revokedAt: expect.any(String) });
     expect(after.find((i: { id: string }) => i.id === stagedId)).toMatchObject({ status: "active", liveCertificates: live });

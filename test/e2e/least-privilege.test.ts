@@ -168,6 +168,8 @@ describe("database users per role", () => {
   it("the API's user cannot change the schema, rewrite history or delete what it issued", async () => {
     const api = await connectAs("api");
     await api.query("SELECT job FROM scheduler_jobs"); // job status; an operator may run a job now from the console
+    await api.query("SELECT issuer_id, reissued FROM reissue_runs"); // re-issue progress, which every API process reports
+    await api.query("UPDATE reissue_runs SET updated_at = updated_at"); // the process running a re-issue records it
     for (const sql of [
       "DROP TABLE certificates",
       "CREATE TABLE api_shadow (x int)",
@@ -180,6 +182,7 @@ describe("database users per role", () => {
       "DELETE FROM job_runs",
       "DELETE FROM scheduler_jobs",
       "DELETE FROM acme_accounts",
+      "DELETE FROM reissue_runs",
       "DELETE FROM _prisma_migrations",
     ])
       await refused(api, sql);
@@ -195,6 +198,7 @@ describe("database users per role", () => {
       "DELETE FROM crl_state",
       "DELETE FROM audit_events",
       "UPDATE scheduler_jobs SET lease_holder = 'crl'",
+      "UPDATE reissue_runs SET finished_at = now()",
       "CREATE TABLE crl_shadow (x int)",
     ])
       await refused(crl, sql);
@@ -206,6 +210,7 @@ describe("database users per role", () => {
       "DELETE FROM audit_events",
       "UPDATE crl_state SET full_number = 0",
       "DROP TABLE scheduler_jobs",
+      "UPDATE reissue_runs SET finished_at = now()",
     ])
       await refused(scheduler, sql);
   });

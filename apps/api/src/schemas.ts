@@ -262,12 +262,21 @@ export const AuditPage = z.object({
 export const IssuerActivation = z.object({ activated: z.string(), retired: z.array(z.string()) });
 export const IssuerRevokePlan = z.object({ issuerId: z.string(), replacement: z.string().nullable().meta({ description: "'staged <id>', 'new intermediate' or null" }), affected: z.number().int() });
 export const IssuerRevoked = z.object({ revoked: z.string(), replacement: z.string().nullable(), affected: z.number().int() });
-export const ReissueProgress = z.object({
-  total: z.number().int(),
-  reissued: z.number().int(),
-  failed: z.array(z.object({ serial: z.string(), error: z.string() })),
-  done: z.boolean(),
-});
+export const ReissueProgress = z
+  .object({
+    total: z.number().int().meta({ description: "certificates to re-issue (0 until the revocation before the run has listed them)" }),
+    reissued: z.number().int(),
+    failed: z.array(z.object({ serial: z.string(), error: z.string() })).meta({ description: "the first 1000 failures; failedCount counts them all" }),
+    failedCount: z.number().int(),
+    done: z.boolean().meta({ description: "the run is over: every certificate was tried, or it stopped on error" }),
+    stalled: z.boolean().meta({ description: "not done, and the process running it stopped reporting a minute ago (it died): revoke again with reissue to resume" }),
+    error: z.string().nullable().meta({ description: "why the run stopped short, when it did" }),
+    actor: z.string(),
+    startedAt: Instant,
+    updatedAt: Instant,
+    finishedAt: Instant.nullable(),
+  })
+  .meta({ description: "Kept in the inventory: any API worker or replica answers." });
 
 export const RelyingPartyView = z.object({
   ocsp: z.object({

@@ -16,7 +16,7 @@ import {
   writeSecretFile,
   presentedIssuerStatus,
   revokeIntermediate,
-  reissueCertificates,
+  RecordedReissue,
 } from "@pki/authority";
 import { migrateDatabase, type CertificateState } from "@pki/db";
 import { CaEvents, REASON_NAMES, REVOCATION_REASONS, revokeCertificate, signRootCrls } from "@pki/authority";
@@ -268,31 +268,50 @@ issuers
   .action(async (id: string, opts: { reason: string; reissue?: boolean; json?: boolean }) => {
     const inventory = await openInventory(cfg());
     try {
-      const report = await revokeIntermediate(await ceremonyConfig(), inventory, systemClock, { issuerId: id, reason: opts.reason, actor: operator() });
+      // Recorded in the inventory like the API's re-issue: the console and any API replica
+      // show its progress, and it never runs alongside another process's re-issue of it.
+      // (revokeIntermediate says what is wrong with an unknown issuer or a root)
+      const recorded = opts.reissue && (await inventory.issuers.get(id))?.role === "intermediate";
+      const reissue = recorded ? await RecordedReissue.claim(inventory, systemClock, id, operator(), (error) => console.error(`re-issue: ${(error as Error).message}`)) : undefined;
+      if (recorded && !reissue)
+        throw new CaError("conflict", `certificates of ${id} are being re-issued right now by another process (see GET /v1/issuers/${id}/reissue); run this again once it is done`);
+      let report: Awaited<ReturnType<typeof revokeIntermediate>>;
+      try {
+        report = await revokeIntermediate(await ceremonyConfig(), inventory, systemClock, { issuerId: id, reason: opts.reason, actor: operator() });
+      } catch (error) {
+        await reissue?.finishEarly(`not started: ${(error as Error).message}`);
+        throw error;
+      }
       for (const line of report.lines) console.error(line);
       for (const c of report.affected) {
         if (opts.json) console.log(JSON.stringify({ serial: c.serial, subject: c.subject, sans: c.sans, notAfter: c.notAfter, requester: c.requester }));
         else console.log([c.serial, c.notAfter.toISOString(), c.subject || "-", c.sans.join(",")].join("  "));
       }
-      if (opts.reissue && report.affected.length) {
-        const ca = await openCa(cfg(), systemClock, inventory);
+      if (reissue && !report.affected.length) await reissue.finishEarly();
+      if (reissue && report.affected.length) {
+        let ca: Awaited<ReturnType<typeof openCa>>;
+        try {
+          ca = await openCa(cfg(), systemClock, inventory);
+        } catch (error) {
+          await reissue.finishEarly(`not started: ${(error as Error).message}`);
+          throw error;
+        }
         try {
           const total = report.affected.length;
           let lastShown = 0;
-          const result = await reissueCertificates({ authority: ca.authority, inventory, config: cfg() }, report.affected, operator(), {
-            onProgress: (r) => {
-              const done = r.reissued.length + r.failedCount;
-              // a line per 1,000 on a large fleet, so the operator sees it moving
-              if (done - lastShown >= 1000 || done === total) {
-                lastShown = done;
-                console.error(`${done}/${total} processed (${r.failedCount} failed)`);
-              }
-            },
+          const result = await reissue.run({ authority: ca.authority, inventory, config: cfg() }, report.affected, (r) => {
+            const done = r.reissued.length + r.failedCount;
+            // a line per 1,000 on a large fleet, so the operator sees it moving
+            if (done - lastShown >= 1000 || done === total) {
+              lastShown = done;
+              console.error(`${done}/${total} processed (${r.failedCount} failed)`);
+            }
           });
           for (const r of result.reissued) console.error(`re-issued ${r.from} as ${r.to}`);
           for (const f of result.failed) console.error(`could not re-issue ${f.serial}: ${f.error}`);
           if (result.failedCount > result.failed.length) console.error(`(${result.failedCount - result.failed.length} more failures not listed)`);
           if (result.failedCount) throw new CaError("unavailable", `${result.failedCount} certificate(s) could not be re-issued; run the command's re-issue again after fixing the cause`);
+          if (result.reissued.length + result.failedCount < total) throw new CaError("unavailable", `stopped after ${result.reissued.length} of ${total}: another process took the re-issue over`);
         } finally {
           await ca.close();
         }

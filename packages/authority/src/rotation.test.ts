@@ -30,4 +30,17 @@ describe("reissueCertificates", () => {
     expect(result.failed.map((f) => f.serial).sort()).toEqual(["aa", "bb"]);
     expect(result.failedCount).toBe(2);
   });
+
+  it("starts no further certificate once its signal aborts", async () => {
+    const records = Array.from({ length: 10 }, (_, i) => record(`1${i}`));
+    const stop = new AbortController();
+    const result = await reissueCertificates(deps, records, "unit", {
+      concurrency: 1,
+      signal: stop.signal,
+      onProgress: (r) => {
+        if (r.failedCount === 3) stop.abort();
+      },
+    });
+    expect(result.failed.map((f) => f.serial)).toEqual(["10", "11", "12"]);
+  });
 });

@@ -3,7 +3,7 @@
 // their last certificate has expired, and the emergency path for a compromised key.
 // Every step leaves an audit event; the keyrings of running processes follow by reload().
 import type { Config } from "@pki/config";
-import type { Activation, CertificateRecord, Inventory, IssuerRecord } from "@pki/db";
+import { type Activation, type CertificateRecord, type Inventory, type IssuerRecord, REISSUE_FAILURES_KEPT } from "@pki/db";
 import { isProfileName, keyAlgorithmOfSpki, parseSan } from "@pki/x509";
 import { type Authority, type IssuedCertificate, successorRequester } from "./authority.ts";
 import type { Clock } from "./clock.ts";
@@ -206,8 +206,8 @@ export async function renewFromInventory(deps: { authority: Authority; inventory
 
 /** Re-issues in flight at once: enough to keep the token's session pool and the database busy. */
 export const REISSUE_CONCURRENCY = 32;
-/** Failures kept with their message; past that only the count grows (a re-run lists the rest). */
-export const REISSUE_FAILURES_KEPT = 1000;
+/** Failures kept with their message (as many as the inventory keeps of a run); past that only the count grows. */
+export { REISSUE_FAILURES_KEPT };
 
 export interface ReissueResult {
   reissued: { from: string; to: string }[];
@@ -220,19 +220,20 @@ export interface ReissueResult {
 /**
  * Re-issues each certificate, `concurrency` at a time, each through the whole issuance
  * pipeline (policy, lint, intent, store, token). Failures are reported per serial and
- * never stop the rest. `onProgress` sees the result so far after every certificate.
+ * never stop the rest. `onProgress` sees the result so far after every certificate. Once
+ * `signal` aborts, no further certificate is started (those in flight finish).
  */
 export async function reissueCertificates(
   deps: { authority: Authority; inventory: Inventory; config: Config },
   records: CertificateRecord[],
   actor: string,
-  options: { concurrency?: number; maxFailuresKept?: number; onProgress?: (result: Readonly<ReissueResult>) => void } = {},
+  options: { concurrency?: number; maxFailuresKept?: number; onProgress?: (result: Readonly<ReissueResult>) => void; signal?: AbortSignal } = {},
 ): Promise<ReissueResult> {
   const result: ReissueResult = { reissued: [], failed: [], failedCount: 0 };
   const maxFailuresKept = options.maxFailuresKept ?? REISSUE_FAILURES_KEPT;
   let next = 0;
   const worker = async () => {
-    while (next < records.length) {
+    while (next < records.length && !options.signal?.aborted) {
       const record = records[next++]!;
       try {
         const issued = await renewFromInventory(deps, record, actor);

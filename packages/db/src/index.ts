@@ -11,6 +11,7 @@ import { AlertStore, SchedulerStore, WebhookOutboxStore } from "./stores/schedul
 import { CertificateScanStore, IssuerLifecycleStore } from "./stores/lifecycle.ts";
 import { ConsoleSessionStore } from "./stores/console-sessions.ts";
 import { AcmeStore } from "./stores/acme.ts";
+import { ReissueRunStore } from "./stores/reissue-runs.ts";
 
 export type { ConnectOptions, SqlRunner };
 export { applyMigrations, applyRoleGrants, listMigrations, verifySchema, MIGRATIONS_DIR, ROLES_SQL, SchemaBehindError } from "./migrate.ts";
@@ -44,6 +45,7 @@ export type {
 export { ProvisionerStore, ProvisionerNameTakenError, type ProvisionerRecord, type NewProvisioner } from "./stores/provisioners.ts";
 export { AlertStore, SchedulerStore, WebhookOutboxStore, type AlertToSend, type JobClaim, type JobOutcome, type JobRunRecord, type OutboxEvent, type SchedulerJobRecord } from "./stores/scheduler.ts";
 export { CertificateScanStore, IssuerLifecycleStore, type Activation } from "./stores/lifecycle.ts";
+export { ReissueRunStore, REISSUE_FAILURES_KEPT, isAbandonedReissue, type ReissueFailure, type ReissueProgressUpdate, type ReissueRunRecord } from "./stores/reissue-runs.ts";
 export {
   AcmeStore,
   AcmeAccountKeyInUseError,
@@ -78,6 +80,7 @@ export class Inventory {
   readonly certificateScans: CertificateScanStore;
   readonly consoleSessions: ConsoleSessionStore;
   readonly acme: AcmeStore;
+  readonly reissueRuns: ReissueRunStore;
 
   private constructor(private readonly connection: Connection) {
     this.issuers = new IssuerStore(connection.prisma, connection.pool);
@@ -95,6 +98,7 @@ export class Inventory {
     this.certificateScans = new CertificateScanStore(connection.prisma, connection.pool);
     this.consoleSessions = new ConsoleSessionStore(connection.pool);
     this.acme = new AcmeStore(connection.prisma, connection.pool);
+    this.reissueRuns = new ReissueRunStore(connection.pool);
   }
 
   /** On PostgreSQL only checks the schema unless `schema: "migrate"` (see ConnectOptions). */

@@ -273,10 +273,13 @@ async function revokeIssuer(i, reload) {
             line.textContent = `Progress not available: ${error.message}`;
             break;
           }
+          const failedCount = p.failedCount ?? p.failed?.length ?? 0;
           bar.max = Math.max(1, p.total);
-          bar.value = p.reissued + (p.failed?.length ?? 0);
-          line.textContent = `Re-issued ${p.reissued} of ${p.total}; ${p.failed?.length ?? 0} failed${p.done ? ". Done." : "…"}`;
-          if (p.done) {
+          bar.value = p.reissued + failedCount;
+          // Kept in the inventory: a run whose process died stops reporting and reads as stalled.
+          const state = p.done ? (p.error ? `. Stopped: ${p.error}` : ". Done.") : p.stalled ? ". Stalled: the process running it stopped reporting; revoke again to resume." : "…";
+          line.textContent = `Re-issued ${p.reissued} of ${p.total}; ${failedCount} failed${state}`;
+          if (p.done || p.stalled) {
             if (p.failed?.length)
               append(body, [
                 h(

@@ -1,64 +1,14 @@
 // Emergency revocation of an intermediate from the API: the same ceremony as
 // `pki issuers revoke` (a replacement takes over first, the root CRL lists the revocation),
 // a dry run that says what it would do, and the re-issue of the affected certificates in
-// the background with progress the console polls.
+// the background. The re-issue is recorded in the inventory (RecordedReissue): any API
+// worker or replica reports its progress, which the console polls, and only one process
+// at a time re-issues an issuer's certificates.
 import { CaError } from "@pki/x509";
-import { StartupCheckError, isInternalCertificate, reissueCertificates, revokeIntermediate, type CaRuntime } from "@pki/authority";
+import { RecordedReissue, StartupCheckError, isInternalCertificate, reissueStatus, revokeIntermediate, type CaRuntime } from "@pki/authority";
 import type { CertificateRecord } from "@pki/db";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
-
-interface ReissueProgress {
-  total: number;
-  reissued: number;
-  failed: { serial: string; error: string }[];
-  done: boolean;
-}
-
-/** Re-issues remembered; the oldest finished one is forgotten first. */
-const MAX_TRACKED = 64;
-
-/**
- * Re-issues running or finished in this process, by issuer id. Progress is held in memory
- * on the replica that took the revoke request; the certificates themselves (and their
- * successor links) are in the inventory, so a re-run of the revoke lists what is left.
- */
-export class ReissueTracker {
-  private readonly runs = new Map<string, ReissueProgress>();
-
-  get(issuerId: string): ReissueProgress | undefined {
-    return this.runs.get(issuerId);
-  }
-
-  running(issuerId: string): boolean {
-    return this.runs.get(issuerId)?.done === false;
-  }
-
-  /** Starts re-issuing `records` (several at a time, see reissueCertificates); returns at once. */
-  start(runtime: CaRuntime, issuerId: string, records: CertificateRecord[], actor: string, onError: (error: unknown) => void): ReissueProgress {
-    const progress: ReissueProgress = { total: records.length, reissued: 0, failed: [], done: records.length === 0 };
-    this.runs.delete(issuerId);
-    if (this.runs.size >= MAX_TRACKED) {
-      for (const [id, run] of this.runs) {
-        if (this.runs.size < MAX_TRACKED) break;
-        if (run.done) this.runs.delete(id);
-      }
-    }
-    this.runs.set(issuerId, progress);
-    // `failed` lists at most REISSUE_FAILURES_KEPT; once done, total - reissued counts them all.
-    void reissueCertificates(runtime, records, actor, {
-      onProgress: (result) => {
-        progress.reissued = result.reissued.length;
-        progress.failed = result.failed;
-      },
-    })
-      .catch(onError)
-      .finally(() => {
-        progress.done = true;
-      });
-    return progress;
-  }
-}
 
 /** Services' certificates under the issuer still to be re-issued: valid, unexpired, without a successor. */
 async function stillToReissue(runtime: CaRuntime, issuerId: string): Promise<CertificateRecord[]> {
@@ -66,7 +16,7 @@ async function stillToReissue(runtime: CaRuntime, issuerId: string): Promise<Cer
   return chained.filter((record) => !isInternalCertificate(record) && !record.successorSerial);
 }
 
-export function issuerRevocationRoutes(runtime: CaRuntime, reissues: ReissueTracker): RouteDefinition[] {
+export function issuerRevocationRoutes(runtime: CaRuntime): RouteDefinition[] {
   return [
     defineRoute({
       method: "post",
@@ -97,21 +47,22 @@ export function issuerRevocationRoutes(runtime: CaRuntime, reissues: ReissueTrac
           }
           return { status: 200, body: { issuerId: issuer.id, replacement, affected: (await stillToReissue(runtime, issuer.id)).length } };
         }
-        if (body.reissue && reissues.running(issuer.id)) throw new CaError("conflict", `certificates of ${issuer.id} are being re-issued right now; see GET /v1/issuers/${issuer.id}/reissue`);
+        const logError = (error: unknown) => ctx.req.log?.error?.({ err: error, issuerId: issuer.id }, "re-issue");
+        // Claimed before the revocation, so the run covers exactly what the revocation lists
+        // and a concurrent revoke with reissue (on any process) gets its 409 before it acts.
+        const reissue = body.reissue ? await RecordedReissue.claim(runtime.inventory, runtime.clock, issuer.id, ctx.caller.actor, logError) : undefined;
+        if (body.reissue && !reissue) throw new CaError("conflict", `certificates of ${issuer.id} are being re-issued right now; see GET /v1/issuers/${issuer.id}/reissue`);
         let report: Awaited<ReturnType<typeof revokeIntermediate>>;
         try {
           report = await revokeIntermediate(runtime.config, runtime.inventory, runtime.clock, { issuerId: issuer.id, reason: body.reason, actor: ctx.caller.actor });
+          // This process signs with the replacement at once; others within PKI_KEYRING_RELOAD_SECONDS.
+          await runtime.keyring.reload();
         } catch (error) {
+          await reissue?.finishEarly(`not started: ${(error as Error).message}`).catch(logError);
           if (error instanceof StartupCheckError) throw new CaError("unavailable", `${error.message}; revoke with \`pki issuers revoke\` where the root PIN is available`, { cause: error });
           throw error;
         }
-        // This process signs with the replacement at once; others within PKI_KEYRING_RELOAD_SECONDS.
-        await runtime.keyring.reload();
-        if (body.reissue) {
-          reissues.start(runtime, issuer.id, report.affected, ctx.caller.actor, (error) => {
-            ctx.req.log?.error?.({ err: error }, "re-issue stopped");
-          });
-        }
+        void reissue?.run(runtime, report.affected).catch(logError);
         return { status: 202, body: { revoked: report.revoked.id, replacement: report.replacement?.id ?? null, affected: report.affected.length } };
       },
     }),
@@ -119,16 +70,27 @@ export function issuerRevocationRoutes(runtime: CaRuntime, reissues: ReissueTrac
       method: "get",
       path: "/v1/issuers/{id}/reissue",
       operationId: "getIssuerReissue",
-      summary: "Progress of the re-issue started by revoking this intermediate (on this API process)",
+      summary: "Progress of the latest re-issue started by revoking this intermediate, from any API process",
+      description:
+        "Read from the inventory, so any worker or replica answers. `stalled` means the process running it stopped reporting (it died): revoking again with reissue takes the run over and re-issues what is left.",
       tags: ["issuers"],
       auth: "admin",
       params: S.IssuerParams,
       responses: { 200: { description: "progress", schema: S.ReissueProgress } },
       problems: [400, 401, 403, 404, 429],
       handle: async (ctx) => {
-        const progress = reissues.get(ctx.params.id);
-        if (!progress) throw new CaError("not_found", `no re-issue of ${ctx.params.id}'s certificates has run on this API process`);
-        return { status: 200, body: { total: progress.total, reissued: progress.reissued, failed: progress.failed, done: progress.done } };
+        const run = await runtime.inventory.reissueRuns.get(ctx.params.id);
+        if (!run) throw new CaError("not_found", `no re-issue of ${ctx.params.id}'s certificates has been started`);
+        const status = reissueStatus(run, runtime.clock.now());
+        return {
+          status: 200,
+          body: {
+            ...status,
+            startedAt: status.startedAt.toISOString(),
+            updatedAt: status.updatedAt.toISOString(),
+            finishedAt: status.finishedAt ? status.finishedAt.toISOString() : null,
+          },
+        };
       },
     }),
   ];

@@ -4,7 +4,7 @@ import { INTERNAL_CERTIFICATE_MARKS, REASON_NAMES, StartupCheckError, activateIn
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import type { CrlStateRecord, IssuerRecord, OcspResponderRecord } from "@pki/db";
 import * as S from "../schemas.ts";
-import { ReissueTracker, issuerRevocationRoutes } from "./issuer-revocation.ts";
+import { issuerRevocationRoutes } from "./issuer-revocation.ts";
 
 /** What the console shows of an issuer besides its certificate: its revocation, blast radius and revocation services. */
 export interface IssuerFacts {
@@ -51,7 +51,7 @@ export const issuerBody = (i: IssuerRecord, facts: IssuerFacts) => ({
   ocsp: facts.responder ? { responderSerial: facts.responder.id, responderNotAfter: facts.responder.notAfter.toISOString() } : null,
 });
 
-export function issuerRoutes(runtime: CaRuntime, reissues = new ReissueTracker()): RouteDefinition[] {
+export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
   return [
     defineRoute({
       method: "get",
@@ -142,6 +142,6 @@ export function issuerRoutes(runtime: CaRuntime, reissues = new ReissueTracker()
         return { status: 200, body: { activated: activated.id, retired: retired.map((r) => r.id) } };
       },
     }),
-    ...issuerRevocationRoutes(runtime, reissues),
+    ...issuerRevocationRoutes(runtime),
   ];
 }
