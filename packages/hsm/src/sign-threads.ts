@@ -46,7 +46,14 @@ interface Pending {
 interface SignThread {
   worker: Worker;
   pending: Map<number, Pending>;
+  lastUsed: number;
 }
+
+/**
+ * A thread with nothing to sign for this long stops, so an idle server carries no thread
+ * heaps (several MB each); the next signature starts one again in tens of milliseconds.
+ */
+const IDLE_STOP_MS = 30_000;
 
 /** Threads that sign for one loaded PKCS#11 library, started on first use. */
 export class SignThreads {
@@ -54,11 +61,18 @@ export class SignThreads {
   private next = 0;
   private nextId = 0;
   private closed = false;
+  private idleCheck: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly modulePath: string,
     private readonly count = Math.max(1, Math.min(4, availableParallelism())),
+    private readonly idleStopMs = IDLE_STOP_MS,
   ) {}
+
+  /** Threads started and not yet stopped. */
+  running(): number {
+    return this.threads.length;
+  }
 
   /**
    * C_SignInit + C_Sign of `data` with `mechanism` (no parameters: CKM_ECDSA, CKM_RSA_PKCS)
@@ -67,6 +81,7 @@ export class SignThreads {
   sign(session: Buffer, key: Buffer, mechanism: number, data: Buffer): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error("CKR_CRYPTOKI_NOT_INITIALIZED: the signing threads are stopped"));
     const thread = this.thread();
+    thread.lastUsed = performance.now();
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
@@ -77,22 +92,42 @@ export class SignThreads {
   /** Stops the threads; signatures still pending fail. */
   close(): void {
     this.closed = true;
+    clearInterval(this.idleCheck);
     for (const thread of this.threads) void thread.worker.terminate();
     this.threads = [];
   }
 
   private thread(): SignThread {
     if (this.threads.length < this.count) this.threads.push(this.start());
+    this.idleCheck ??= setInterval(() => this.stopIdle(), this.idleStopMs / 3).unref();
     const thread = this.threads[this.next++ % this.threads.length]!;
     return thread;
   }
 
+  private stopIdle(): void {
+    const now = performance.now();
+    for (const thread of this.threads) {
+      if (thread.pending.size > 0 || now - thread.lastUsed < this.idleStopMs) continue;
+      this.threads = this.threads.filter((t) => t !== thread);
+      void thread.worker.terminate();
+    }
+    if (this.threads.length === 0) {
+      clearInterval(this.idleCheck);
+      this.idleCheck = undefined;
+    }
+  }
+
   private start(): SignThread {
     const pkcs11js = createRequire(import.meta.url).resolve("pkcs11js");
-    const worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { pkcs11js, modulePath: this.modulePath } });
+    const worker = new Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: { pkcs11js, modulePath: this.modulePath },
+      // it holds a few buffers at a time: a small heap keeps each thread's memory small
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
+    });
     // The threads never keep the process alive; they stop with it or with close().
     worker.unref();
-    const thread: SignThread = { worker, pending: new Map() };
+    const thread: SignThread = { worker, pending: new Map(), lastUsed: performance.now() };
     const failAll = (error: Error) => {
       for (const pending of thread.pending.values()) pending.reject(error);
       thread.pending.clear();

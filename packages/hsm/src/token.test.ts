@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash, createPublicKey, verify } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Pkcs11Module, pkcs11js } from "./module.ts";
+import { Pkcs11Module, graphene, pkcs11js } from "./module.ts";
+import { SignThreads } from "./sign-threads.ts";
 import { Token } from "./token.ts";
 import { softhsmConfig } from "./softhsm.ts";
 import { parseKeyUri, formatKeyUri } from "./uri.ts";
@@ -77,6 +78,35 @@ describe("keys on the token", () => {
     const signatures = await Promise.all(Array.from({ length: 500 }, (_, i) => signer.sign(Buffer.from(`msg ${i}`))));
     expect(new Set(signatures.map((s) => s.toString("hex"))).size).toBe(500);
     expect(token.stats()).toEqual({ sessions: 4, idle: 4, waiting: 0 });
+  });
+
+  it("signs on threads of its own that share the process's session and key handles, stop when idle and start again", async () => {
+    const key = await token.generateKeyPair("threaded", "ECDSA-P256");
+    const session = module.slotOf("unit")!.open(graphene.SessionFlag.SERIAL_SESSION);
+    try {
+      module.api.C_FindObjectsInit(session.handle, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_LABEL, value: "threaded" },
+      ]);
+      const [handle] = module.api.C_FindObjects(session.handle, 2);
+      module.api.C_FindObjectsFinal(session.handle);
+      const threads = new SignThreads(MODULE, 2, 150);
+      const digestOf = (text: string) => createHash("sha256").update(text).digest();
+      const publicKey = createPublicKey({ key: key.publicKeySpki, format: "der", type: "spki" });
+      const raw = await threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("first"));
+      expect(verify("sha256", Buffer.from("first"), { key: publicKey, dsaEncoding: "ieee-p1363" }, raw)).toBe(true);
+      await threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("second"));
+      expect(threads.running()).toBe(2);
+      for (let waited = 0; threads.running() > 0 && waited < 100; waited++) await new Promise((r) => setTimeout(r, 100));
+      expect(threads.running()).toBe(0);
+      const again = await threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("again"));
+      expect(verify("sha256", Buffer.from("again"), { key: publicKey, dsaEncoding: "ieee-p1363" }, again)).toBe(true);
+      await expect(threads.sign(Buffer.alloc(8, 0xee), handle!, pkcs11js.CKM_ECDSA, digestOf("x"))).rejects.toThrow(/CKR_SESSION_HANDLE_INVALID/);
+      threads.close();
+      await expect(threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("closed"))).rejects.toThrow(/stopped/);
+    } finally {
+      session.close();
+    }
   });
 
   it("reconnects when the token drops every session under the process", async () => {
