@@ -26,17 +26,31 @@ try {
 }
 const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const output = Buffer.alloc(1024);
-parentPort.on("message", ({ id, session, key, mechanism, data }) => {
+const signOne = ({ id, session, key, mechanism, data }) => {
   try {
     const handle = asBuffer(session);
     lib.C_SignInit(handle, { mechanism }, asBuffer(key));
-    const signature = lib.C_Sign(handle, asBuffer(data), output);
-    parentPort.postMessage({ id, signature: Buffer.from(signature) });
+    return { id, signature: new Uint8Array(lib.C_Sign(handle, asBuffer(data), output)) };
   } catch (error) {
-    parentPort.postMessage({ id, error: String(error && error.message) });
+    return { id, error: String(error && error.message) };
   }
-});
+};
+parentPort.on("message", (batch) => parentPort.postMessage(batch.map(signOne)));
 `;
+
+interface SignRequest {
+  id: number;
+  session: Uint8Array;
+  key: Uint8Array;
+  mechanism: number;
+  data: Uint8Array;
+}
+
+interface SignAnswer {
+  id: number;
+  signature?: Uint8Array;
+  error?: string;
+}
 
 interface Pending {
   resolve(signature: Buffer): void;
@@ -45,7 +59,8 @@ interface Pending {
 
 interface SignThread {
   worker: Worker;
-  pending: Map<number, Pending>;
+  /** ids of the requests posted to this thread and not answered yet */
+  inFlight: Set<number>;
   lastUsed: number;
 }
 
@@ -55,12 +70,17 @@ interface SignThread {
  */
 const IDLE_STOP_MS = 30_000;
 
+const STOPPED = "CKR_CRYPTOKI_NOT_INITIALIZED: the signing threads are stopped";
+
 /** Threads that sign for one loaded PKCS#11 library, started on first use. */
 export class SignThreads {
   private threads: SignThread[] = [];
+  private readonly pending = new Map<number, Pending>();
   private next = 0;
   private nextId = 0;
   private closed = false;
+  /** requests of this tick, posted together: every message wakes a thread, which costs more than a signature's copy */
+  private queued: SignRequest[] = [];
   private idleCheck: NodeJS.Timeout | undefined;
 
   constructor(
@@ -79,14 +99,33 @@ export class SignThreads {
    * on a session no other signature uses meanwhile. Errors carry the library's CKR_ name.
    */
   sign(session: Buffer, key: Buffer, mechanism: number, data: Buffer): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new Error("CKR_CRYPTOKI_NOT_INITIALIZED: the signing threads are stopped"));
-    const thread = this.thread();
-    thread.lastUsed = performance.now();
+    if (this.closed) return Promise.reject(new Error(STOPPED));
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
-      thread.pending.set(id, { resolve, reject });
-      thread.worker.postMessage({ id, session, key, mechanism, data });
+      this.pending.set(id, { resolve, reject });
+      // Exact copies: a Buffer is often a slice of a shared 8 KiB pool, which posting would copy whole.
+      this.queued.push({ id, session: new Uint8Array(session), key: new Uint8Array(key), mechanism, data: new Uint8Array(data) });
+      if (this.queued.length === 1) queueMicrotask(() => this.flush());
     });
+  }
+
+  /** Posts this tick's requests, split evenly over the threads. */
+  private flush(): void {
+    const batch = this.queued;
+    this.queued = [];
+    if (this.closed) {
+      for (const request of batch) this.settle({ id: request.id, error: STOPPED });
+      return;
+    }
+    const threads = Math.min(this.count, batch.length);
+    const share = Math.ceil(batch.length / threads);
+    for (let start = 0; start < batch.length; start += share) {
+      const thread = this.thread();
+      const part = batch.slice(start, start + share);
+      for (const request of part) thread.inFlight.add(request.id);
+      thread.lastUsed = performance.now();
+      thread.worker.postMessage(part);
+    }
   }
 
   /** Stops the threads; signatures still pending fail. */
@@ -104,10 +143,18 @@ export class SignThreads {
     return thread;
   }
 
+  private settle(answer: SignAnswer): void {
+    const pending = this.pending.get(answer.id);
+    if (!pending) return;
+    this.pending.delete(answer.id);
+    if (answer.signature) pending.resolve(Buffer.from(answer.signature.buffer, answer.signature.byteOffset, answer.signature.byteLength));
+    else pending.reject(new Error(answer.error ?? "the signing thread gave no answer"));
+  }
+
   private stopIdle(): void {
     const now = performance.now();
     for (const thread of this.threads) {
-      if (thread.pending.size > 0 || now - thread.lastUsed < this.idleStopMs) continue;
+      if (thread.inFlight.size > 0 || now - thread.lastUsed < this.idleStopMs) continue;
       this.threads = this.threads.filter((t) => t !== thread);
       void thread.worker.terminate();
     }
@@ -127,18 +174,17 @@ export class SignThreads {
     });
     // The threads never keep the process alive; they stop with it or with close().
     worker.unref();
-    const thread: SignThread = { worker, pending: new Map(), lastUsed: performance.now() };
+    const thread: SignThread = { worker, inFlight: new Set(), lastUsed: performance.now() };
     const failAll = (error: Error) => {
-      for (const pending of thread.pending.values()) pending.reject(error);
-      thread.pending.clear();
+      for (const id of thread.inFlight) this.settle({ id, error: error.message });
+      thread.inFlight.clear();
       this.threads = this.threads.filter((t) => t !== thread);
     };
-    worker.on("message", (message: { id: number; signature?: Uint8Array; error?: string }) => {
-      const pending = thread.pending.get(message.id);
-      if (!pending) return;
-      thread.pending.delete(message.id);
-      if (message.signature) pending.resolve(Buffer.from(message.signature.buffer, message.signature.byteOffset, message.signature.byteLength));
-      else pending.reject(new Error(message.error ?? "the signing thread gave no answer"));
+    worker.on("message", (answers: SignAnswer[]) => {
+      for (const answer of answers) {
+        thread.inFlight.delete(answer.id);
+        this.settle(answer);
+      }
     });
     worker.on("error", (error) => failAll(new Error(`CKR_GENERAL_ERROR: a signing thread failed: ${error.message}`, { cause: error })));
     worker.on("exit", () => failAll(new Error("CKR_GENERAL_ERROR: a signing thread stopped")));
