@@ -14,7 +14,7 @@ export interface SlotToken {
 
 /**
  * One loaded PKCS#11 library per process, through graphene-pk11. It is initialised with
- * CKF_OS_LOCKING_OK because C_Sign runs on libuv worker threads: without OS locking,
+ * CKF_OS_LOCKING_OK because signatures are made on threads of their own (SignThreads): without OS locking,
  * concurrent signing crashes SoftHSM. Finalising it would kill every session in the
  * process, so it stays loaded until `finalize()` at shutdown.
  */
