@@ -189,7 +189,6 @@ function generalName(san: San): GeneralName {
 /** Signs the TBS on the token and assembles the certificate DER around exactly those bytes. */
 export async function signCertificate(tbsDer: Buffer, signer: Signer): Promise<Buffer> {
   const signature = await signer.sign(tbsDer);
-  const algorithm = serialize(signatureAlgorithm(signer.algorithm));
   // The signed TBS bytes go into the certificate untouched, with no parse/re-serialise round trip.
-  return der.sequence(tbsDer, algorithm, der.bitString(signature));
+  return der.sequence(tbsDer, SIGNATURE_ALGORITHMS[signer.algorithm].identifierDer, der.bitString(signature));
 }
