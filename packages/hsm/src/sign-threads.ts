@@ -182,6 +182,7 @@ export class SignThreads {
       this.threads = this.threads.filter((t) => t !== thread);
     };
     worker.on("message", (answers: SignAnswer[]) => {
+      thread.lastUsed = performance.now();
       for (const answer of answers) {
         thread.inFlight.delete(answer.id);
         this.settle(answer);

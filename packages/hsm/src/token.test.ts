@@ -90,13 +90,14 @@ describe("keys on the token", () => {
       ]);
       const [handle] = module.api.C_FindObjects(session.handle, 2);
       module.api.C_FindObjectsFinal(session.handle);
-      const threads = new SignThreads(MODULE, 2, 150);
+      const threads = new SignThreads(MODULE, 2, 2_000);
       const digestOf = (text: string) => createHash("sha256").update(text).digest();
       const publicKey = createPublicKey({ key: key.publicKeySpki, format: "der", type: "spki" });
-      const raw = await threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("first"));
-      expect(verify("sha256", Buffer.from("first"), { key: publicKey, dsaEncoding: "ieee-p1363" }, raw)).toBe(true);
-      await threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("second"));
+      // two requests in one tick go out as one batch, split over both threads
+      const [first, second] = await Promise.all(["first", "second"].map((text) => threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf(text))));
       expect(threads.running()).toBe(2);
+      expect(verify("sha256", Buffer.from("first"), { key: publicKey, dsaEncoding: "ieee-p1363" }, first!)).toBe(true);
+      expect(verify("sha256", Buffer.from("second"), { key: publicKey, dsaEncoding: "ieee-p1363" }, second!)).toBe(true);
       for (let waited = 0; threads.running() > 0 && waited < 100; waited++) await new Promise((r) => setTimeout(r, 100));
       expect(threads.running()).toBe(0);
       const again = await threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("again"));
