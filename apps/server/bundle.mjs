@@ -3,7 +3,7 @@
 // all-in-one server this way (start.mjs says why). Only the workspace's own TypeScript is
 // bundled: npm packages stay imports, loaded from node_modules as usual.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -143,7 +143,14 @@ function pruneOlderBuilds(cache, keep) {
  * changed (size or modification time), or none is cached.
  */
 export async function bundle({ root = REPO_ROOT, entry, cache }) {
-  mkdirSync(cache, { recursive: true });
+  try {
+    mkdirSync(cache, { recursive: true });
+    accessSync(cache, constants.W_OK);
+  } catch (error) {
+    // Never a shared fallback such as /tmp: whoever could write there would choose the code this runs.
+    const run = `node --import tsx ${path.relative(process.cwd(), entry)}`;
+    throw new Error(`cannot keep the compiled server in ${cache} (${error.code ?? error.message}): make it writable, or run ${run}`, { cause: error });
+  }
   const dir = currentBuild(root, cache) ?? (await build(root, entry, cache));
   return path.join(dir, "main.js");
 }

@@ -37,4 +37,9 @@ describe("the server bundle", () => {
     expect(second).not.toBe(first);
     expect((await import(pathToFileURL(second).href)).version).toBe(22);
   });
+
+  it("refuses a cache it cannot write, naming it and how to run the server without it", async () => {
+    write("not-a-dir", "");
+    await expect(bundle({ root, entry, cache: path.join(root, "not-a-dir/cache") })).rejects.toThrow(/cannot keep the compiled server in .*not-a-dir\/cache \(ENOTDIR\).*node --import tsx /);
+  });
 });
