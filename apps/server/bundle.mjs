@@ -8,17 +8,20 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** Changes whenever the build options below do, so an older cached bundle is not reused. */
-const BUILD_FORMAT = 1;
 /**
  * Builds kept besides the newest: a server still running an older build loads its lazily
  * imported chunks (the scheduler's) from it after start-up.
  */
 const OLDER_BUILDS_KEPT = 3;
 
-/** What a build depends on besides the files esbuild reports reading: resolution and compiler settings. */
+const builderFile = (root) => path.relative(root, fileURLToPath(import.meta.url));
+
+/**
+ * What a build depends on besides the files esbuild reports reading: resolution and compiler
+ * settings, and this file (its build options).
+ */
 function settingsFiles(root) {
-  const files = ["package.json", "tsconfig.json", "tsconfig.base.json"];
+  const files = [builderFile(root), "package.json", "tsconfig.json", "tsconfig.base.json"];
   for (const group of ["apps", "packages"]) {
     if (!existsSync(path.join(root, group))) continue;
     for (const name of readdirSync(path.join(root, group))) files.push(`${group}/${name}/package.json`, `${group}/${name}/tsconfig.json`);
@@ -48,7 +51,7 @@ function currentBuild(root, cache) {
   } catch {
     return undefined; // never built, or the cache was removed
   }
-  if (current.format !== BUILD_FORMAT || current.node !== process.versions.node) return undefined;
+  if (current.node !== process.versions.node || !(builderFile(root) in current.stamps)) return undefined;
   const now = stamps(root, Object.keys(current.stamps));
   const unchanged = Object.entries(current.stamps).every(([file, stamp]) => JSON.stringify(stamp) === JSON.stringify(now[file]));
   const dir = path.join(cache, current.build);
@@ -56,15 +59,19 @@ function currentBuild(root, cache) {
 }
 
 /**
- * `import.meta.url` as each source file sees it when run from its own path: the console's
- * assets, the migrations and the token template are found relative to their modules.
+ * `import.meta.url` (and `dirname`, `filename`) as each source file sees them when run from
+ * its own path: the console's assets, the migrations and the token template are found
+ * relative to their modules.
  */
 const keepModuleUrls = {
   name: "keep-module-urls",
   setup(build) {
     build.onLoad({ filter: /\.ts$/ }, (args) => {
-      const source = readFileSync(args.path, "utf8");
-      return { contents: source.replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href)), loader: "ts" };
+      const contents = readFileSync(args.path, "utf8")
+        .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href))
+        .replaceAll("import.meta.dirname", JSON.stringify(path.dirname(args.path)))
+        .replaceAll("import.meta.filename", JSON.stringify(args.path));
+      return { contents, loader: "ts" };
     });
   },
 };
@@ -109,7 +116,6 @@ async function build(root, entry, cache) {
     await esbuild.stop();
   }
   const record = {
-    format: BUILD_FORMAT,
     node: process.versions.node,
     stamps: stamps(root, [...Object.keys(result.metafile.inputs), ...settingsFiles(root)]),
   };

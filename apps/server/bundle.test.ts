@@ -20,12 +20,13 @@ function write(file: string, text: string): void {
 
 describe("the server bundle", () => {
   it("keeps module URLs, is reused while its sources are unchanged, and is rebuilt when one changes", async () => {
-    write("src/main.ts", 'export { version, where } from "./lib/where.ts";\nexport const main: string = import.meta.url;\n');
-    write("src/lib/where.ts", "export const where: string = import.meta.url;\nexport const version: number = 1;\n");
+    write("src/main.ts", 'export { dir, version, where } from "./lib/where.ts";\nexport const main: string = import.meta.url;\n');
+    write("src/lib/where.ts", "export const where: string = import.meta.url;\nexport const dir: string = import.meta.dirname;\nexport const version: number = 1;\n");
     const first = await bundle({ root, entry, cache });
     const built = await import(pathToFileURL(first).href);
     expect(built.main).toBe(pathToFileURL(entry).href);
     expect(built.where).toBe(pathToFileURL(path.join(root, "src/lib/where.ts")).href);
+    expect(built.dir).toBe(path.join(root, "src/lib"));
     expect(built.version).toBe(1);
 
     const builtAt = statSync(first).mtimeMs;
