@@ -256,7 +256,7 @@ export const FIGURES: Array<(m: M) => Row> = [
     if (row.value !== null) row.met = row.value <= 200;
     return row;
   },
-  (m) => footprint(m, "ours.footprint.allinone.pg", "all-in-one idle RSS on PostgreSQL, default API workers, whole tree"),
+  (m) => footprint(m, "ours.footprint.allinone.pg", "all-in-one idle RSS on PostgreSQL, one API worker per core, whole tree"),
   (m) => footprint(m, "ours.footprint.role.api", "apps/api idle RSS on PostgreSQL (primary + workers), as in docker-compose"),
   (m) => footprint(m, "ours.footprint.role.ocsp", "apps/ocsp-responder idle RSS on PostgreSQL, as in docker-compose"),
   (m) => footprint(m, "ours.footprint.role.crl", "apps/crl-publisher idle RSS on PostgreSQL, as in docker-compose"),

@@ -5,9 +5,10 @@
 //
 // - `npm start` with the embedded database, started with the start script's own node
 //   arguments (read from package.json) on an empty data dir, as a newcomer runs it.
-// - The same all-in-one on PostgreSQL, for comparison, once with its default API workers
-//   and once with one: the one-worker run differs from the embedded run only by the
-//   database, so their difference is the embedded database's share.
+// - The same all-in-one on PostgreSQL, for comparison, once with one API worker per core
+//   (PKI_API_WORKERS; its default keeps the API in its process) and once with one: the
+//   one-worker run differs from the embedded run only by the database, so their difference
+//   is the embedded database's share.
 // - Each role on PostgreSQL as docker-compose deploys it (the image's environment, the
 //   crl-publisher's NODE_OPTIONS), against a CA the bench creates.
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -137,6 +138,7 @@ const group: Group = async (ctx) => {
   const results: Result[] = [];
   const mainArgs = startScriptArgs();
   const allInOne = mainArgs.at(-1)!;
+  const workers = availableParallelism();
 
   // 1. npm start, embedded database, empty data dir (without DATABASE_URL or the bench's token settings)
   const embeddedEnv = async () => {
@@ -164,9 +166,9 @@ const group: Group = async (ctx) => {
       const env = childEnv(ca, { PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(await freePort()), ...extra });
       return idleFootprint([...nodeArgs, entry], env, httpPort, idleSeconds);
     };
-    // 2. the all-in-one on PostgreSQL: default workers, and one worker (the embedded run's twin)
+    // 2. the all-in-one on PostgreSQL: one API worker per core, and one worker (the embedded run's twin)
     const pgOneWorker = await attempt("ours.footprint.allinone.pg1", "all-in-one on PostgreSQL, one API worker", ctx.log, () => onPostgres(allInOne, { PKI_API_WORKERS: "1" }));
-    const pgDefault = await attempt("ours.footprint.allinone.pg", "all-in-one on PostgreSQL", ctx.log, () => onPostgres(allInOne, {}));
+    const pgDefault = await attempt("ours.footprint.allinone.pg", "all-in-one on PostgreSQL", ctx.log, () => onPostgres(allInOne, { PKI_API_WORKERS: String(workers) }));
 
     if ("unavailable" in embedded) results.push(embedded);
     else {
@@ -187,13 +189,12 @@ const group: Group = async (ctx) => {
         ),
       );
     }
-    const workers = availableParallelism();
     results.push(
       "unavailable" in pgDefault
         ? pgDefault
         : measurement(
             "ours.footprint.allinone.pg",
-            `all-in-one (npm start) idle RSS on PostgreSQL, ${workers} API workers (default), whole tree`,
+            `all-in-one (npm start) idle RSS on PostgreSQL, ${workers} API workers (PKI_API_WORKERS=${workers}), whole tree`,
             pgDefault,
             "for comparison; the same node arguments as npm start",
           ),

@@ -13,7 +13,7 @@ import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { callApi } from "../support/api.ts";
 import { runAsync } from "../support/revocation.ts";
 import { TestDnsServer } from "../support/dns-server.ts";
-import { freePort, pki, which } from "../support/tools.ts";
+import { freePort, pki, which, npmStartArgs } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 const haveClients = which("certbot") && which("lego");
@@ -59,7 +59,7 @@ beforeAll(async () => {
     PKI_ACME_TLSALPN01_PORT: String(tlsAlpnPort),
     PKI_ACME_CAA_IDENTITIES: "pki.acme.test",
   };
-  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
+  server = spawn(process.execPath, npmStartArgs(), { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
   server.stdout!.on("data", (d) => (output += d));
   server.stderr!.on("data", (d) => (output += d));
   const deadline = Date.now() + 90_000;

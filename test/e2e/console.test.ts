@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
 import { callApi } from "../support/api.ts";
 import { childEnv } from "../support/settings.ts";
-import { freePort, opensslCsr, run, scratchDir } from "../support/tools.ts";
+import { freePort, opensslCsr, run, scratchDir, npmStartArgs } from "../support/tools.ts";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -130,7 +130,7 @@ beforeAll(async () => {
   const apiPort = await freePort();
   publicUrl = `http://127.0.0.1:${httpPort}`;
   const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: publicUrl, PKI_CONSOLE_IDLE_SECONDS: String(IDLE_SECONDS) };
-  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
+  server = spawn(process.execPath, npmStartArgs(), { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
   server.stdout!.on("data", (d) => (output += d));
   server.stderr!.on("data", (d) => (output += d));
   await waitFor(() => output.includes("operator console:"), "the server to listen");

@@ -8,7 +8,7 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, testEnv, type TestEnv } from "../support/harness.ts";
-import { freePort, opensslCsr, opensslVerify, pki, run } from "../support/tools.ts";
+import { freePort, opensslCsr, opensslVerify, pki, run, npmStartArgs } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 import { callApi } from "../support/api.ts";
 
@@ -36,7 +36,7 @@ describe("quickstart", () => {
     const httpPort = await freePort();
     const apiPort = await freePort();
     const serverEnv = { ...env.env, PKI_HTTP_PORT: String(httpPort), PKI_API_PORT: String(apiPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}` };
-    server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], {
+    server = spawn(process.execPath, npmStartArgs(), {
       cwd: REPO_ROOT,
       env: childEnv(serverEnv),
       stdio: ["ignore", "pipe", "pipe"],
@@ -91,7 +91,7 @@ describe("quickstart", () => {
     const listenerSerial = readFileSync(path.join(env.dataDir, "api-listener.serial"), "utf8").trim();
     const startServer = () => {
       output = "";
-      server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
+      server = spawn(process.execPath, npmStartArgs(), { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "pipe"] });
       server.stdout!.on("data", (d) => (output += d));
       server.stderr!.on("data", (d) => (output += d));
     };

@@ -10,7 +10,7 @@ import { Inventory } from "@pki/db";
 import { testEnv, REPO_ROOT, type TestEnv } from "../support/harness.ts";
 import { callApi } from "../support/api.ts";
 import { runAsync } from "../support/revocation.ts";
-import { freePort, opensslCsr } from "../support/tools.ts";
+import { freePort, opensslCsr, npmStartArgs } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 let env: TestEnv;
@@ -26,7 +26,7 @@ let serverEnv: Record<string, string> = {};
 /** Starts `npm start`'s server and resolves once its issuing API listens. */
 async function startServer(extraEnv: Record<string, string> = {}): Promise<void> {
   output = "";
-  server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], {
+  server = spawn(process.execPath, npmStartArgs(), {
     cwd: REPO_ROOT,
     env: childEnv({ ...serverEnv, ...extraEnv }),
     stdio: ["ignore", "pipe", "pipe"],

@@ -110,6 +110,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The node arguments `npm start` runs the all-in-one server with (package.json's start
+ * script, `node <args>`), so tests start what a user starts.
+ */
+export function npmStartArgs(): string[] {
+  const script = (JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
+  const [command, ...args] = script.trim().split(/\s+/);
+  if (command !== "node") throw new Error(`the start script is not \`node …\`: ${script}`);
+  return args.map((arg) => (arg.startsWith("-") ? arg : path.join(REPO_ROOT, arg)));
+}
+
 const spawnedApps = new Set<ChildProcessWithoutNullStreams>();
 
 /** One of this repository's apps as its own process (`node --import tsx`, as production runs it). */

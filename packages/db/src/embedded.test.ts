@@ -16,7 +16,7 @@ describe("the embedded database", () => {
   it("runs with the footprint settings (PostgreSQL's 128 MB of shared buffers were all resident)", async () => {
     connection = await connect({ url: undefined, embeddedDir: dir, embeddedRole: "server" });
     const setting = async (name: string) => (await connection!.sql.query<{ value: string }>("SELECT current_setting($1) AS value", [name]))[0]?.value;
-    expect(await setting("shared_buffers")).toBe("8MB");
+    expect(await setting("shared_buffers")).toBe("4MB");
     expect(await setting("wal_buffers")).toBe("512kB");
     expect(await setting("max_connections")).toBe("10");
     // and it still does what the CA needs of it: the inventory's tables, pg_trgm searches

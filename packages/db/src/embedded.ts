@@ -28,14 +28,16 @@ const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes on Linux
  * PostgreSQL settings of the embedded database, chosen for its footprint: it serves one
  * connection of one process (the quickstart; production uses PostgreSQL). PostgreSQL's
  * default 128 MB of shared buffers are all written at start inside PGlite's WebAssembly
- * memory, which made them resident (about 120 MB of the process's RSS). 8 MB (1,024
- * pages) holds the hot part of a quickstart CA's inventory; the rest is read through the
- * operating system's page cache, as the data dir is a plain directory. PGlite is one
+ * memory, which made them resident (about 120 MB of the process's RSS); whatever size is
+ * set is resident from the start. 4 MB (512 pages) holds the hot part of a quickstart CA's
+ * inventory; the rest is read through the operating system's page cache, as the data dir
+ * is a plain directory. Against 8 MB: ~6 MB less RSS, and point lookups in a 12 MB table
+ * that fits in neither were 2-19% slower (bench/NOTES.md, footprint). PGlite is one
  * backend in single-user mode (pglite-socket queues every client onto it), so
  * max_connections only sizes shared memory for backends that never exist; the lock table
  * it also sizes still holds over a thousand locks for that one backend.
  */
-const EMBEDDED_SETTINGS = ["shared_buffers=8MB", "wal_buffers=512kB", "max_connections=10"];
+const EMBEDDED_SETTINGS = ["shared_buffers=4MB", "wal_buffers=512kB", "max_connections=10"];
 
 /**
  * Keeps V8 to its baseline WebAssembly compiler (Liftoff) in the process that runs the

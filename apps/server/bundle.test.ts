@@ -1,0 +1,46 @@
+// The bundle `npm start` runs: built once and reused while its sources are unchanged,
+// rebuilt after one changes, and each module still sees its own import.meta.url (the
+// console's assets and the migrations are found relative to their modules).
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { bundle } from "./bundle.mjs";
+
+const root = mkdtempSync(path.join(tmpdir(), "pki-bundle-"));
+const cache = path.join(root, "cache");
+const entry = path.join(root, "src/main.ts");
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function write(file: string, text: string): void {
+  mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+  writeFileSync(path.join(root, file), text);
+}
+
+describe("the server bundle", () => {
+  it("keeps module URLs, is reused while its sources are unchanged, and is rebuilt when one changes", async () => {
+    write("src/main.ts", 'export { dir, version, where } from "./lib/where.ts";\nexport const main: string = import.meta.url;\n');
+    write("src/lib/where.ts", "export const where: string = import.meta.url;\nexport const dir: string = import.meta.dirname;\nexport const version: number = 1;\n");
+    const first = await bundle({ root, entry, cache });
+    const built = await import(pathToFileURL(first).href);
+    expect(built.main).toBe(pathToFileURL(entry).href);
+    expect(built.where).toBe(pathToFileURL(path.join(root, "src/lib/where.ts")).href);
+    expect(built.dir).toBe(path.join(root, "src/lib"));
+    expect(built.version).toBe(1);
+
+    const builtAt = statSync(first).mtimeMs;
+    expect(await bundle({ root, entry, cache })).toBe(first);
+    expect(statSync(first).mtimeMs).toBe(builtAt);
+
+    write("src/lib/where.ts", "export const where: string = import.meta.url;\nexport const version: number = 22;\n");
+    const second = await bundle({ root, entry, cache });
+    expect(second).not.toBe(first);
+    expect((await import(pathToFileURL(second).href)).version).toBe(22);
+  });
+
+  it("refuses a cache it cannot write, naming it and how to run the server without it", async () => {
+    write("not-a-dir", "");
+    await expect(bundle({ root, entry, cache: path.join(root, "not-a-dir/cache") })).rejects.toThrow(/cannot keep the compiled server in .*not-a-dir\/cache \(ENOTDIR\).*node --import tsx /);
+  });
+});
