@@ -19,7 +19,7 @@ import type { Group, Measurement, Result } from "../lib/types.ts";
 import { childEnv, createCa } from "../lib/ca.ts";
 import { attempt } from "../lib/measure.ts";
 import { freePort, start, waitForHttp } from "../lib/proc.ts";
-import { REPO_ROOT } from "../lib/repo.ts";
+import { REPO_ROOT, npmStartArgs } from "../lib/repo.ts";
 
 /** The image's environment (Dockerfile), which every compose service runs with. */
 const IMAGE_ENV = { NODE_ENV: "production", TSX_DISABLE_CACHE: "1" };
@@ -110,14 +110,6 @@ async function idleFootprint(args: string[], env: NodeJS.ProcessEnv, httpPort: n
   }
 }
 
-/** The node arguments of package.json's start script (`node <args> apps/server/src/main.ts`). */
-function startScriptArgs(): string[] {
-  const script = (JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
-  const [command, ...args] = script.trim().split(/\s+/);
-  if (command !== "node") throw new Error(`the start script is not \`node …\`: ${script}`);
-  return args;
-}
-
 function measurement(id: string, label: string, m: Measured, note: string, extra: Record<string, unknown> = {}): Measurement {
   return {
     id,
@@ -136,7 +128,7 @@ function measurement(id: string, label: string, m: Measured, note: string, extra
 const group: Group = async (ctx) => {
   const idleSeconds = 15;
   const results: Result[] = [];
-  const mainArgs = startScriptArgs();
+  const mainArgs = npmStartArgs();
   const allInOne = mainArgs.at(-1)!;
   const workers = availableParallelism();
 

@@ -18,7 +18,7 @@ import { attempt, timedLoop } from "../lib/measure.ts";
 import { freePort, start } from "../lib/proc.ts";
 import { httpsCall, waitForHttps } from "../lib/https.ts";
 import { failures, wrk } from "../lib/wrk.ts";
-import { REPO_ROOT } from "../lib/repo.ts";
+import { REPO_ROOT, npmStartArgs } from "../lib/repo.ts";
 
 export async function countValid(dbUrl: string): Promise<number> {
   const c = new pg.Client({ connectionString: dbUrl });
@@ -57,23 +57,19 @@ export interface RunningApi {
   stop: () => Promise<number | null>;
 }
 
-/** The V8 flags `npm start` gives node (package.json), so the all-in-one row runs as users run it. */
-function npmStartFlags(): string[] {
-  const script = (JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
-  return script.split(/\s+/).filter((word) => word.startsWith("--") && word !== "--import");
-}
-
 /** How the HTTPS API is run: apps/api alone with a worker count, or the all-in-one server. */
 export type ApiShape = { app: "api"; workers: number | "auto" } | { app: "server" };
 
 /** apps/api (or the all-in-one server) as a child process on the CA's data dir and database (`nodeArgs`: e.g. --cpu-prof), or why it cannot run. */
 export async function startApiProcess(ca: BenchCa, nodeArgs: string[] = [], shape: ApiShape = { app: "api", workers: 1 }): Promise<RunningApi | string> {
-  const main = path.join(REPO_ROOT, shape.app === "api" ? "apps/api/src/main.ts" : "apps/server/src/main.ts");
+  const main = path.join(REPO_ROOT, "apps/api/src/main.ts");
   if (!existsSync(main)) return `${path.relative(REPO_ROOT, main)} is not in the tree yet`;
   const port = await freePort();
   const httpPort = await freePort();
-  const workers = shape.app === "api" ? { PKI_API_WORKERS: String(shape.workers) } : {};
-  const server = start(process.execPath, [...nodeArgs, ...(shape.app === "server" ? npmStartFlags() : []), "--import", "tsx", main], {
+  const workers: Record<string, string> = shape.app === "api" ? { PKI_API_WORKERS: String(shape.workers) } : {};
+  // the all-in-one exactly as `npm start` runs it (its flags and entry), apps/api as compose does
+  const entry = shape.app === "api" ? ["--import", "tsx", main] : npmStartArgs();
+  const server = start(process.execPath, [...nodeArgs, ...entry], {
     cwd: REPO_ROOT,
     forks: true, // the API workers
     env: childEnv(ca, { PKI_API_PORT: String(port), PKI_HTTP_PORT: String(httpPort), PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`, ...workers }),
@@ -84,7 +80,7 @@ export async function startApiProcess(ca: BenchCa, nodeArgs: string[] = [], shap
     await waitForHttps(`${url}/openapi.json`, rootPem, { timeoutMs: 60_000, alive: () => server.child.exitCode === null });
   } catch (error) {
     await server.stop();
-    return `${path.relative(REPO_ROOT, main)} did not start: ${(error as Error).message}; ${server.output().slice(-300)}`;
+    return `${shape.app === "api" ? "apps/api" : "npm start"} did not start: ${(error as Error).message}; ${server.output().slice(-300)}`;
   }
   return { url, pid: server.child.pid!, rootPem, stop: server.stop };
 }
