@@ -2,96 +2,43 @@
 // two node:cluster workers (`apps/api`, PKI_API_WORKERS=2, on PostgreSQL): its progress is
 // kept in the inventory, so whichever worker a poll lands on answers it, and two revokes
 // with reissue landing on different workers at once start one run, not two.
-import type { ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callApi } from "../support/api.ts";
-import { freshDatabase } from "../support/harness.ts";
-import { childEnv } from "../support/settings.ts";
-import { freePort, opensslCsr, pki, run, spawnApp, stopSpawnedApps } from "../support/tools.ts";
+import { type ApiOnWorkers, startApiOnWorkers } from "../support/api-workers.ts";
+import { opensslCsr, pki } from "../support/tools.ts";
 
 /** Enough that the re-issue is still running when the second revoke arrives, and polls see it move. */
 const FLEET = 120;
 
-let db: Awaited<ReturnType<typeof freshDatabase>>;
-let dataDir: string;
-let api: ChildProcessWithoutNullStreams;
-let output = "";
-let opsPort: number;
-let apiUrl: string;
-let rootPem: string;
+let t: ApiOnWorkers;
 let provisionerToken: string;
 let adminToken: string;
 
-const workerPids = () =>
-  run("ps", ["--ppid", String(api.pid), "-o", "pid=,args="])
-    .stdout.split("\n")
-    .filter((line) => line.includes("apps/api/src/worker.ts"))
-    .map((line) => Number.parseInt(line.trim(), 10));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined) => t.until(what, probe);
 
 // callApi opens a fresh connection per request (agent: false), so the primary hands
 // successive requests to the workers in turn.
-const call = (method: string, urlPath: string, body?: unknown) => callApi(apiUrl, rootPem, method, urlPath, { token: adminToken, ...(body === undefined ? {} : { body }) });
+const call = (method: string, urlPath: string, body?: unknown) => callApi(t.apiUrl, t.rootPem, method, urlPath, { token: adminToken, ...(body === undefined ? {} : { body }) });
 
 beforeAll(async () => {
-  db = await freshDatabase();
-  dataDir = mkdtempSync(path.join(tmpdir(), "pki-workers-reissue-"));
-  opsPort = await freePort();
-  const apiPort = await freePort();
-  const env = {
-    PKI_DATA_DIR: dataDir,
-    PKI_LOG_LEVEL: "warn",
-    PKI_BIND: "127.0.0.1",
-    DATABASE_URL: db.url,
-    PKI_HTTP_PORT: String(opsPort),
-    PKI_API_PORT: String(apiPort),
-    PKI_API_WORKERS: "2",
-  };
-  const init = pki(["init"], env);
-  expect(init.status, init.stderr).toBe(0);
-  const added = pki(["provisioner", "add", "fleet", "--names", "DNS:.fleet.example"], env);
+  t = await startApiOnWorkers();
+  const added = pki(["provisioner", "add", "fleet", "--names", "DNS:.fleet.example"], t.env);
   expect(added.status, added.stderr).toBe(0);
   provisionerToken = added.stdout.trim();
-  const operator = pki(["admin", "add", "responder"], env);
+  const operator = pki(["admin", "add", "responder"], t.env);
   expect(operator.status, operator.stderr).toBe(0);
   adminToken = operator.stdout.trim();
-  rootPem = readFileSync(path.join(dataDir, "root.pem"), "utf8");
-  apiUrl = `https://127.0.0.1:${apiPort}`;
-  api = spawnApp("apps/api/src/main.ts", { env: childEnv(env) });
-  api.stdout.on("data", (d) => (output += d));
-  api.stderr.on("data", (d) => (output += d));
-  await until("the API to be ready", async () => {
-    if (api.exitCode !== null) throw new Error(`the API exited:\n${output}`);
-    return fetch(`http://127.0.0.1:${opsPort}/readyz`).then(
-      (r) => r.status === 200 || undefined,
-      () => undefined,
-    );
-  });
-  await until("two workers", () => (workerPids().length === 2 ? true : undefined));
+  await until("two workers", () => (t.workerPids().length === 2 ? true : undefined));
   // One CSR, many certificates: re-issue keeps each certificate's key, so they need not differ.
   const csr = opensslCsr({ sans: ["DNS:svc.fleet.example"] }).csrPem;
   for (let batch = 0; batch < FLEET / 12; batch++) {
-    const answers = await Promise.all(Array.from({ length: 12 }, () => callApi(apiUrl, rootPem, "POST", "/v1/certificates", { token: provisionerToken, body: { csr, ttlSeconds: 86_400 } })));
+    const answers = await Promise.all(Array.from({ length: 12 }, () => callApi(t.apiUrl, t.rootPem, "POST", "/v1/certificates", { token: provisionerToken, body: { csr, ttlSeconds: 86_400 } })));
     expect(answers.map((a) => a.status)).toEqual(Array(12).fill(201));
   }
 }, 300_000);
 
 afterAll(async () => {
-  stopSpawnedApps();
-  await db?.drop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 describe("re-issue after revoking an intermediate, PKI_API_WORKERS=2", () => {

@@ -1,52 +1,25 @@
 // The issuing API on several cores: `apps/api` with PKI_API_WORKERS=2 on PostgreSQL, as a
 // real process tree (a primary and two node:cluster workers sharing the port).
-import type { ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { readFileSync, readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callApi } from "../support/api.ts";
-import { freshDatabase } from "../support/harness.ts";
-import { childEnv } from "../support/settings.ts";
-import { freePort, opensslCsr, pki, run, spawnApp, stopSpawnedApps } from "../support/tools.ts";
+import { type ApiOnWorkers, startApiOnWorkers } from "../support/api-workers.ts";
+import { opensslCsr, pki, run } from "../support/tools.ts";
 
 const AUTH_FAILURE_LIMIT = 5;
 
-let db: Awaited<ReturnType<typeof freshDatabase>>;
-let dataDir: string;
-let env: Record<string, string>;
-let api: ChildProcessWithoutNullStreams;
-let output = "";
-let opsPort: number;
-let apiUrl: string;
-let rootPem: string;
+let t: ApiOnWorkers;
 let token: string;
 
-const workerPids = () =>
-  run("ps", ["--ppid", String(api.pid), "-o", "pid=,args="])
-    .stdout.split("\n")
-    // only the workers: tsx also runs an esbuild service as a child
-    .filter((line) => line.includes("apps/api/src/worker.ts"))
-    .map((line) => Number.parseInt(line.trim(), 10))
-    .sort();
-
+const workerPids = () => t.workerPids();
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined) => t.until(what, probe, 60_000);
 const alive = (pid: number) => run("kill", ["-0", String(pid)]).status === 0;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const issue = (host: string) => callApi(apiUrl, rootPem, "POST", "/v1/certificates", { token, body: { csr: opensslCsr({ sans: [`DNS:${host}`] }).csrPem, ttlSeconds: 3600 } });
+const issue = (host: string) => callApi(t.apiUrl, t.rootPem, "POST", "/v1/certificates", { token, body: { csr: opensslCsr({ sans: [`DNS:${host}`] }).csrPem, ttlSeconds: 3600 } });
 
 /** The summed value of a metric's series whose labels include all of `labels`. */
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const text = await (await fetch(`http://127.0.0.1:${t.opsPort}/metrics`)).text();
   let total = 0;
   for (const line of text.split("\n")) {
     if (!line.startsWith(`${name}{`)) continue;
@@ -56,57 +29,26 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
 }
 
 beforeAll(async () => {
-  db = await freshDatabase();
-  dataDir = mkdtempSync(path.join(tmpdir(), "pki-workers-"));
-  opsPort = await freePort();
-  const apiPort = await freePort();
-  env = {
-    PKI_DATA_DIR: dataDir,
-    PKI_LOG_LEVEL: "warn",
-    PKI_BIND: "127.0.0.1",
-    DATABASE_URL: db.url,
-    PKI_HTTP_PORT: String(opsPort),
-    PKI_API_PORT: String(apiPort),
-    PKI_API_WORKERS: "2",
-    PKI_API_WORKER_NICE: "3",
-    PKI_API_AUTH_FAILURE_LIMIT: String(AUTH_FAILURE_LIMIT),
-  };
-  const init = pki(["init"], env);
-  expect(init.status, init.stderr).toBe(0);
-  const added = pki(["provisioner", "add", "fleet", "--names", "DNS:.fleet.example"], env);
+  t = await startApiOnWorkers({ PKI_API_AUTH_FAILURE_LIMIT: String(AUTH_FAILURE_LIMIT), PKI_API_WORKER_NICE: "3" });
+  const added = pki(["provisioner", "add", "fleet", "--names", "DNS:.fleet.example"], t.env);
   expect(added.status, added.stderr).toBe(0);
   token = added.stdout.trim();
-  rootPem = readFileSync(path.join(dataDir, "root.pem"), "utf8");
-  apiUrl = `https://127.0.0.1:${apiPort}`;
-  api = spawnApp("apps/api/src/main.ts", { env: childEnv(env) });
-  api.stdout.on("data", (d) => (output += d));
-  api.stderr.on("data", (d) => (output += d));
-  await until("the API to be ready", async () => {
-    if (api.exitCode !== null) throw new Error(`the API exited:\n${output}`);
-    const ready = await fetch(`http://127.0.0.1:${opsPort}/readyz`).then(
-      (r) => r.status === 200 || undefined,
-      () => undefined,
-    );
-    return ready;
-  });
 }, 120_000);
 
 afterAll(async () => {
-  stopSpawnedApps();
-  await db?.drop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 describe("PKI_API_WORKERS=2", () => {
   it("serves the port from two worker processes, one listener certificate between them, with metrics summed across them", async () => {
     // ready with the first worker; the second joins it in the background
     await until("two workers", () => (workerPids().length === 2 ? true : undefined));
-    expect(output).toMatch(/2 workers/);
+    expect(t.output()).toMatch(/2 workers/);
     const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => issue(`svc-${i}.fleet.example`)));
     expect(answers.map((a) => a.status)).toEqual(Array(12).fill(201));
     expect(await metric("pki_api_operations_total", { operation: "issueCertificate", outcome: "ok" })).toBe(12);
     // The second worker loaded the first one's listener certificate instead of issuing its own.
-    const listed = pki(["certs", "list", "--profile", "server", "--json"], env);
+    const listed = pki(["certs", "list", "--profile", "server", "--json"], t.env);
     expect(listed.status, listed.stderr).toBe(0);
     const listeners = listed.stdout
       .trim()
@@ -125,13 +67,13 @@ describe("PKI_API_WORKERS=2", () => {
       expect(nices.length, `worker ${pid} threads`).toBeGreaterThan(4);
       expect(new Set(nices), `worker ${pid}`).toEqual(new Set([3]));
     }
-    expect(new Set(threadNices(api.pid!))).toEqual(new Set([0]));
+    expect(new Set(threadNices(t.primary.pid!))).toEqual(new Set([0]));
   });
 
   it("counts failed authentications once for every worker: the limit holds whichever worker answers", async () => {
     const statuses: number[] = [];
     // Each request on its own connection, so the primary hands them to the workers in turn.
-    for (let i = 0; i < AUTH_FAILURE_LIMIT + 3; i++) statuses.push((await callApi(apiUrl, rootPem, "GET", "/v1/certificates", { token: "pkp_not-a-real-token-at-all-0000000000000000" })).status);
+    for (let i = 0; i < AUTH_FAILURE_LIMIT + 3; i++) statuses.push((await callApi(t.apiUrl, t.rootPem, "GET", "/v1/certificates", { token: "pkp_not-a-real-token-at-all-0000000000000000" })).status);
     expect(statuses).toEqual([...Array(AUTH_FAILURE_LIMIT).fill(401), 429, 429, 429]);
   });
 
@@ -153,8 +95,8 @@ describe("PKI_API_WORKERS=2", () => {
   it("stops every worker on SIGTERM", async () => {
     const pids = workerPids();
     expect(pids).toHaveLength(2);
-    const exited = new Promise<number | null>((resolve) => api.once("exit", (code) => resolve(code)));
-    api.kill("SIGTERM");
+    const exited = new Promise<number | null>((resolve) => t.primary.once("exit", (code) => resolve(code)));
+    t.primary.kill("SIGTERM");
     expect(await exited).toBe(0);
     for (const pid of pids) expect(alive(pid), `worker ${pid} outlived its primary`).toBe(false);
   });
