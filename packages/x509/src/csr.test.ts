@@ -87,7 +87,8 @@ describe("parseCsr", () => {
       expect(await parseCsrOffThread(own)).toEqual(parseCsr(own));
       await expect(parseCsrOffThread(withSignatureOf(own, other)), algorithm).rejects.toThrow("CSR signature does not verify");
     }
-  });
+    // two RSA-4096 key pairs are generated here: seconds on a busy machine
+  }, 60_000);
 
   it("refuses malformed names", async () => {
     await expect(csr({ sans: [{ type: "dns", value: "UPPER.example.com" }] }).then(parseCsr)).rejects.toThrow("SAN DNS:UPPER.example.com must be lower case");
