@@ -26,16 +26,22 @@ try {
 }
 const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const output = Buffer.alloc(1024);
-const signOne = ({ id, session, key, mechanism, data }) => {
-  try {
-    const handle = asBuffer(session);
-    lib.C_SignInit(handle, { mechanism }, asBuffer(key));
-    return { id, signature: new Uint8Array(lib.C_Sign(handle, asBuffer(data), output)) };
-  } catch (error) {
-    return { id, error: String(error && error.message) };
-  }
+// One request is a chain: signatures made one after another on one session, so a session
+// carries many signatures per trip to the thread and back.
+const signChain = ({ id, session, key, mechanism, data }) => {
+  const sessionHandle = asBuffer(session);
+  const keyHandle = asBuffer(key);
+  const results = data.map((bytes) => {
+    try {
+      lib.C_SignInit(sessionHandle, { mechanism }, keyHandle);
+      return new Uint8Array(lib.C_Sign(sessionHandle, asBuffer(bytes), output));
+    } catch (error) {
+      return String(error && error.message);
+    }
+  });
+  return { id, results };
 };
-parentPort.on("message", (batch) => parentPort.postMessage(batch.map(signOne)));
+parentPort.on("message", (batch) => parentPort.postMessage(batch.map(signChain)));
 `;
 
 interface SignRequest {
@@ -43,17 +49,19 @@ interface SignRequest {
   session: Uint8Array;
   key: Uint8Array;
   mechanism: number;
-  data: Uint8Array;
+  data: Uint8Array[];
 }
 
 interface SignAnswer {
   id: number;
-  signature?: Uint8Array;
+  /** per signature: its bytes, or the library's error message */
+  results?: Array<Uint8Array | string>;
+  /** the whole request failed */
   error?: string;
 }
 
 interface Pending {
-  resolve(signature: Buffer): void;
+  resolve(results: Array<Buffer | Error>): void;
   reject(error: Error): void;
 }
 
@@ -83,6 +91,8 @@ export class SignThreads {
   /** requests of this tick, posted together: every message wakes a thread, which costs more than a signature's copy */
   private queued: SignRequest[] = [];
   private idleCheck: NodeJS.Timeout | undefined;
+  /** requests (chains) posted to the threads, and the signatures they carried */
+  readonly posted = { chains: 0, signatures: 0 };
 
   constructor(
     private readonly modulePath: string,
@@ -99,18 +109,28 @@ export class SignThreads {
    * C_SignInit + C_Sign of `data` with `mechanism` (no parameters: CKM_ECDSA, CKM_RSA_PKCS)
    * on a session no other signature uses meanwhile. Errors carry the library's CKR_ name.
    */
-  sign(session: Buffer, key: Buffer, mechanism: number, data: Buffer): Promise<Buffer> {
+  async sign(session: Buffer, key: Buffer, mechanism: number, data: Buffer): Promise<Buffer> {
+    const [result] = await this.signChain(session, key, mechanism, [data]);
+    if (result instanceof Error) throw result;
+    return result!;
+  }
+
+  /**
+   * Signs each of `data` in turn on one session (see `sign`), in one trip to a thread: a
+   * result per input, a signature or the error the library gave for that one.
+   */
+  signChain(session: Buffer, key: Buffer, mechanism: number, data: Buffer[]): Promise<Array<Buffer | Error>> {
     if (this.closed) return Promise.reject(new Error(STOPPED));
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       // Exact copies: a Buffer is often a slice of a shared 8 KiB pool, which posting would copy whole.
-      this.queued.push({ id, session: new Uint8Array(session), key: new Uint8Array(key), mechanism, data: new Uint8Array(data) });
+      this.queued.push({ id, session: new Uint8Array(session), key: new Uint8Array(key), mechanism, data: data.map((d) => new Uint8Array(d)) });
       if (this.queued.length === 1) queueMicrotask(() => this.flush());
     });
   }
 
-  /** Posts this tick's requests, split evenly over the threads. */
+  /** Posts this tick's requests, their signatures split evenly over the threads. */
   private flush(): void {
     const batch = this.queued;
     this.queued = [];
@@ -118,14 +138,22 @@ export class SignThreads {
       for (const request of batch) this.settle({ id: request.id, error: STOPPED });
       return;
     }
-    const threads = Math.min(this.count, batch.length);
-    const share = Math.ceil(batch.length / threads);
-    for (let start = 0; start < batch.length; start += share) {
+    const signatures = batch.reduce((total, request) => total + request.data.length, 0);
+    this.posted.chains += batch.length;
+    this.posted.signatures += signatures;
+    const share = Math.ceil(signatures / Math.min(this.count, batch.length));
+    let part: SignRequest[] = [];
+    let inPart = 0;
+    for (const [index, request] of batch.entries()) {
+      part.push(request);
+      inPart += request.data.length;
+      if (inPart < share && index < batch.length - 1) continue;
       const thread = this.thread();
-      const part = batch.slice(start, start + share);
-      for (const request of part) thread.inFlight.add(request.id);
+      for (const posted of part) thread.inFlight.add(posted.id);
       thread.lastUsed = performance.now();
       thread.worker.postMessage(part);
+      part = [];
+      inPart = 0;
     }
   }
 
@@ -148,8 +176,8 @@ export class SignThreads {
     const pending = this.pending.get(answer.id);
     if (!pending) return;
     this.pending.delete(answer.id);
-    if (answer.signature) pending.resolve(Buffer.from(answer.signature.buffer, answer.signature.byteOffset, answer.signature.byteLength));
-    else pending.reject(new Error(answer.error ?? "the signing thread gave no answer"));
+    if (!answer.results) pending.reject(new Error(answer.error ?? "the signing thread gave no answer"));
+    else pending.resolve(answer.results.map((result) => (typeof result === "string" ? new Error(result) : Buffer.from(result.buffer, result.byteOffset, result.byteLength))));
   }
 
   private stopIdle(): void {

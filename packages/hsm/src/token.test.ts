@@ -30,6 +30,17 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The handle of the private key labelled `label`, found on `session`. */
+function privateKeyHandle(session: graphene.Session, label: string): Buffer {
+  module.api.C_FindObjectsInit(session.handle, [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+    { type: pkcs11js.CKA_LABEL, value: label },
+  ]);
+  const [handle] = module.api.C_FindObjects(session.handle, 2);
+  module.api.C_FindObjectsFinal(session.handle);
+  return handle!;
+}
+
 describe("keys on the token", () => {
   it.each(KEY_ALGORITHMS.filter((a) => a !== "RSA-4096"))("%s: generated sensitive and non-extractable, signs verifiably", async (algorithm) => {
     const key = await token.generateKeyPair(`k-${algorithm}`, algorithm);
@@ -73,23 +84,41 @@ describe("keys on the token", () => {
     await expect(token.generateKeyPair("again", "ECDSA-P256")).rejects.toThrow(/already holds a key labelled 'again'/);
   });
 
-  it("signs concurrently through the session pool without crashing", async () => {
+  it("signs concurrently through the session pool, several signatures per session and trip to a thread", async () => {
     const signer = await token.signer((await token.generateKeyPair("busy", "ECDSA-P256")).uri);
-    const signatures = await Promise.all(Array.from({ length: 500 }, (_, i) => signer.sign(Buffer.from(`msg ${i}`))));
-    expect(new Set(signatures.map((s) => s.toString("hex"))).size).toBe(500);
+    const before = { ...module.signThreads.posted };
+    const messages = Array.from({ length: 500 }, (_, i) => Buffer.from(`msg ${i}`));
+    const signatures = await Promise.all(messages.map((message) => signer.sign(message)));
+    const publicKey = createPublicKey({ key: signer.publicKeySpki, format: "der", type: "spki" });
+    // each answer is the signature of its own message, not of a neighbour in its chain
+    expect(signatures.every((signature, i) => verify("sha256", messages[i]!, publicKey, signature))).toBe(true);
+    expect(module.signThreads.posted.signatures - before.signatures).toBe(500);
+    expect(module.signThreads.posted.chains - before.chains).toBeLessThanOrEqual(500 / 4);
     expect(token.stats()).toEqual({ sessions: 4, idle: 4, waiting: 0 });
+  });
+
+  it("reports a chain's failures one by one: the signatures around a bad input still come back", async () => {
+    await token.generateKeyPair("chain-rsa", "RSA-2048");
+    const session = module.slotOf("unit")!.open(graphene.SessionFlag.SERIAL_SESSION);
+    try {
+      const handle = privateKeyHandle(session, "chain-rsa");
+      // CKM_RSA_PKCS signs at most the modulus length less 11 bytes: SoftHSM refuses 300 bytes
+      const [good, tooLong, alsoGood] = await module.signThreads.signChain(session.handle, handle, pkcs11js.CKM_RSA_PKCS, [Buffer.alloc(51, 1), Buffer.alloc(300, 2), Buffer.alloc(51, 3)]);
+      expect(good).toBeInstanceOf(Buffer);
+      expect(tooLong).toBeInstanceOf(Error);
+      expect((tooLong as Error).message).toMatch(/^CKR_[A-Z_]+/);
+      expect(alsoGood).toBeInstanceOf(Buffer);
+      expect(Buffer.compare(good as Buffer, alsoGood as Buffer)).not.toBe(0);
+    } finally {
+      session.close();
+    }
   });
 
   it("signs on threads of its own that share the process's session and key handles, stop when idle and start again", async () => {
     const key = await token.generateKeyPair("threaded", "ECDSA-P256");
     const session = module.slotOf("unit")!.open(graphene.SessionFlag.SERIAL_SESSION);
     try {
-      module.api.C_FindObjectsInit(session.handle, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_LABEL, value: "threaded" },
-      ]);
-      const [handle] = module.api.C_FindObjects(session.handle, 2);
-      module.api.C_FindObjectsFinal(session.handle);
+      const handle = privateKeyHandle(session, "threaded");
       const threads = new SignThreads(MODULE, 2, 2_000);
       const digestOf = (text: string) => createHash("sha256").update(text).digest();
       const publicKey = createPublicKey({ key: key.publicKeySpki, format: "der", type: "spki" });

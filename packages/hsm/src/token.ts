@@ -10,7 +10,19 @@ export type { KeyInfo, Signer } from "./key-manager.ts";
 // What the token answers when our sessions or login were dropped underneath us.
 const SESSION_LOST = /CKR_SESSION_HANDLE_INVALID|CKR_SESSION_CLOSED|CKR_USER_NOT_LOGGED_IN|CKR_SESSION_COUNT/;
 const HANDLE_STALE = /CKR_OBJECT_HANDLE_INVALID|CKR_KEY_HANDLE_INVALID/;
+/**
+ * The most signatures one session carries per trip to a signing thread: enough to keep the
+ * threads busy under load, few enough that the last in a chain does not wait long (a P-256
+ * signature on SoftHSM takes ~75 µs).
+ */
+const MAX_CHAIN = 16;
 const RW_SESSION = graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION;
+
+interface WaitingSignature {
+  input: Buffer;
+  resolve(signature: Buffer): void;
+  reject(error: unknown): void;
+}
 
 interface OpenTokenOptions {
   modulePath: string;
@@ -283,28 +295,57 @@ export class Token implements KeyManager {
     const hash = hashFor(info.algorithm);
     const isEc = info.algorithm.startsWith("ECDSA");
     const mechanism = isEc ? graphene.MechanismEnum.ECDSA : graphene.MechanismEnum.RSA_PKCS;
-    const signWith = async (session: graphene.Session, input: Buffer) => {
-      const signature = await this.module.signThreads.sign(session.handle, key.handle, mechanism, input);
-      return isEc ? ecdsaRawToDer(signature) : signature;
+    const describe = (error: unknown) => (error instanceof HsmError || SESSION_LOST.test(String(error)) ? error : describePkcs11Error(error, `signing with ${info.uri}`));
+    // Signs a chain of inputs on one session. A session lost is thrown for withSession to
+    // replace it and run the chain again; a stale key handle (after the token dropped our
+    // login) is looked up again by URI and the chain signed once more.
+    const signChainOn = async (session: graphene.Session, chain: WaitingSignature[]) => {
+      const signAll = () =>
+        this.module.signThreads.signChain(
+          session.handle,
+          key.handle,
+          mechanism,
+          chain.map((waiting) => waiting.input),
+        );
+      let results = await signAll();
+      if (results.some((result) => result instanceof Error && HANDLE_STALE.test(result.message))) {
+        const found = this.uniquePrivateKey(session, address.object, address.id);
+        if (found === undefined) throw new HsmError("key_not_found", `key ${info.uri} is no longer on token '${this.label}'`);
+        key = found;
+        results = await signAll();
+      }
+      const lost = results.find((result) => result instanceof Error && SESSION_LOST.test(result.message));
+      if (lost) throw lost;
+      results.forEach((result, i) => (result instanceof Error ? chain[i]!.reject(describe(result)) : chain[i]!.resolve(isEc ? ecdsaRawToDer(result) : result)));
+    };
+    // Signatures wait here for a session. Whoever gets one takes its share of those waiting
+    // as one chain: under load a session then carries several signatures per trip to a
+    // signing thread, instead of one trip (and one wake-up of this thread) per signature.
+    const waiting: WaitingSignature[] = [];
+    let chains = 0;
+    const runChains = async () => {
+      chains++;
+      try {
+        while (waiting.length > 0) {
+          let chain: WaitingSignature[] | undefined;
+          try {
+            await this.withSession((session) => {
+              chain ??= waiting.splice(0, Math.min(MAX_CHAIN, Math.ceil(waiting.length / this.sessions.length)));
+              return signChainOn(session, chain);
+            });
+          } catch (error) {
+            // the chain failed, or no session could be had (the token is closed): then nothing waiting can be signed
+            for (const item of chain ?? waiting.splice(0)) item.reject(describe(error));
+          }
+        }
+      } finally {
+        chains--;
+      }
     };
     const signDigest = (hashed: Buffer): Promise<Buffer> =>
-      this.withSession(async (session) => {
-        const input = isEc ? hashed : Buffer.concat([DIGEST_INFO_PREFIX[hash], hashed]);
-        try {
-          try {
-            return await signWith(session, input);
-          } catch (error) {
-            // After the token dropped our login, object handles may be stale: find the key again by its URI.
-            if (!HANDLE_STALE.test(String(error))) throw error;
-            const found = this.uniquePrivateKey(session, address.object, address.id);
-            if (found === undefined) throw new HsmError("key_not_found", `key ${info.uri} is no longer on token '${this.label}'`);
-            key = found;
-            return await signWith(session, input);
-          }
-        } catch (error) {
-          if (error instanceof HsmError || SESSION_LOST.test(String(error))) throw error;
-          throw describePkcs11Error(error, `signing with ${info.uri}`);
-        }
+      new Promise((resolve, reject) => {
+        waiting.push({ input: isEc ? hashed : Buffer.concat([DIGEST_INFO_PREFIX[hash], hashed]), resolve, reject });
+        if (chains < this.sessions.length) void runChains();
       });
     const sign = (data: Buffer) => signDigest(digest(hash, data));
     return { keyUri: info.uri, algorithm: info.algorithm, publicKeySpki: info.publicKeySpki, hash, sign, signDigest };

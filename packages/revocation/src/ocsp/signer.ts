@@ -14,9 +14,9 @@ import { type ResponderIdentity, type Signer, type SingleStatus, OCSP_PATH, OCSP
 /** Certificates per page of a sweep: one read and one multi-row upsert each. */
 const PRESIGN_BATCH = 2000;
 /**
- * Certificates signed at once (two signatures each). The token's session pool bounds the
- * real concurrency; enough must wait in line that a session never idles while this
- * process encodes the next response.
+ * Certificates signed at once (two signatures each). The token's sessions carry them to the
+ * signing threads in chains; enough must wait in line that a session never idles while this
+ * process encodes the next response (twice as many was no faster).
  */
 const SIGN_CONCURRENCY = 32;
 const POLL_OVERLAP_MS = 10_000;
