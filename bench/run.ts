@@ -115,6 +115,7 @@ const groupErrors = all.filter((r) => r.id.endsWith(".error"));
 /** which group measures a figure, so a failed group's reason reaches its rows */
 const OWNERS: Array<[string, string]> = [
   ["ceiling.sign", "ceiling-sign"],
+  ["ceiling.http.ocsp", "ours-ocsp"],
   ["ceiling.http", "ceiling-http"],
   ["peer.openssl.crl", "peer-openssl-crl"],
   ["peer.openssl.ocsp", "peer-openssl-ocsp"],

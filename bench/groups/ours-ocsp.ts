@@ -6,7 +6,8 @@
 //     lib/bulkocsp.ts (its template re-signed with the same responder key, raw C_Sign), then
 //     the role runs again (nothing left to sign) for the revocation figures.
 //  2. apps/ocsp-responder as its own process: wrk POST /ocsp and GET /ocsp/{base64} over
-//     5,000 distinct certificates spread across the inventory, 32 connections.
+//     5,000 distinct certificates spread across the inventory, 32 connections, in turns
+//     with a bare node:http server sending the same response bytes (the ceiling).
 //  3. OCSP POST while issuance runs flat out (the HTTPS API under wrk when apps/api
 //     exists, else authority.issue in this process, 32 in flight): p99 of a paced load
 //     (16 connections, 10 ms between requests), then of a saturating one (in the note).
@@ -23,12 +24,28 @@ import { createCa, childEnv, type BenchCa } from "../lib/ca.ts";
 import { seedCertificates } from "../lib/seed.ts";
 import { bulkPresign } from "../lib/bulkocsp.ts";
 import { attempt, percentile, timedLoop } from "../lib/measure.ts";
-import { freePort, run, start, waitForHttp } from "../lib/proc.ts";
-import { failures, wrk, type WrkRequest } from "../lib/wrk.ts";
+import { cpuTimes, freePort, run, start, waitForHttp } from "../lib/proc.ts";
+import { failures, wrk, type WrkRequest, type WrkResult } from "../lib/wrk.ts";
 import { ocspGetPath, ocspRequest } from "../lib/der.ts";
 import { REPO_ROOT } from "../lib/repo.ts";
 import { makeCsrs } from "../lib/csrs.ts";
 import { startApiProcess } from "./ours-issue.ts";
+
+const BARE_SERVER = path.join(REPO_ROOT, "bench/servers/bare-http.ts");
+/** Turns of ours and the bare server, one after the other, for each method. */
+const OCSP_TURNS = 3;
+
+/** The run with the median rate. */
+function medianRun(runs: WrkResult[]): WrkResult {
+  return [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!;
+}
+
+type CpuUse = { userMs: number; systemMs: number; requests: number };
+const cpuPerRequest = (use: CpuUse) => ({ userUsPerRequest: (use.userMs * 1000) / use.requests, systemUsPerRequest: (use.systemMs * 1000) / use.requests });
+const describeCpu = (use: CpuUse) => {
+  const { userUsPerRequest, systemUsPerRequest } = cpuPerRequest(use);
+  return `${userUsPerRequest.toFixed(1)} µs user + ${systemUsPerRequest.toFixed(1)} µs kernel`;
+};
 
 /** certStatus of the single response for `certIdDer`: good, revoked, unknown, or undefined if absent. */
 export function certStatusIn(response: Buffer, certIdDer: Buffer): "good" | "revoked" | "unknown" | undefined {
@@ -128,25 +145,77 @@ const group: Group = async (ctx) => {
         if (!/Response verify OK/.test(text) || !/: good/.test(text)) throw new Error(`openssl does not accept the responder's answer for ${serial}: ${text.slice(0, 400)}`);
       }
 
-      // both warmed up before either is measured, so neither gains from going second
-      await wrk({ url, requests: post, headers, seconds: ctx.warmupSeconds });
-      await wrk({ url, requests: get, headers, seconds: ctx.warmupSeconds });
-      for (const [id, reqs, method] of [
-        ["ours.ocsp.post", post, "POST"],
-        ["ours.ocsp.get", get, "GET"],
-      ] as const) {
-        results.push(
-          await attempt(id, id, ctx.log, async () => {
-            const r = await wrk({ url, requests: reqs, headers, seconds: ctx.seconds, maxPerThread: 2_000_000 });
-            return {
-              id,
-              label: `OCSP ${method}, pre-signed, ${n.toLocaleString("en-US")} certificates (apps/ocsp-responder)`,
-              value: r.rps,
-              unit: "req/s",
-              details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, responseBytes: probeBody.length, note: `${probeBody.length}-byte answers` },
-            };
-          }),
-        );
+      // The ceiling is measured here too, in turns with ours: a bare node:http server
+      // answering every request with this responder's own response bytes. Two separate
+      // groups minutes apart read 47% and 71% for the same responder code; turns measured
+      // back to back see the same machine.
+      const bareFile = path.join(ctx.tmp, "bare-response.der");
+      writeFileSync(bareFile, probeBody);
+      const barePort = await freePort();
+      const bare = start(process.execPath, ["--import", "tsx", BARE_SERVER, bareFile, String(barePort)]);
+      try {
+        await waitForHttp(`http://127.0.0.1:${barePort}/`, { alive: () => bare.child.exitCode === null });
+        const bareUrl = `http://127.0.0.1:${barePort}/`;
+        const targets = { ours: url, bare: bareUrl } as const;
+        // every server and method warmed up before any is measured, so none gains from going later
+        for (const target of Object.values(targets)) for (const reqs of [post, get]) await wrk({ url: target, requests: reqs, headers, seconds: ctx.warmupSeconds });
+        const turnSeconds = Math.max(2, Math.round(ctx.seconds / OCSP_TURNS));
+        const runs: Record<string, WrkResult[]> = {};
+        // CPU each server spends per request, in user space and in the kernel (sockets)
+        const cpu: Record<string, { userMs: number; systemMs: number; requests: number }> = {};
+        const pids = { ours: responder.child.pid!, bare: bare.child.pid! };
+        for (let turn = 0; turn < OCSP_TURNS; turn++) {
+          for (const [method, reqs] of [
+            ["POST", post],
+            ["GET", get],
+          ] as const) {
+            for (const [server, target] of Object.entries(targets)) {
+              const before = cpuTimes(pids[server as keyof typeof pids]);
+              const r = await wrk({ url: target, requests: reqs, headers, seconds: turnSeconds, maxPerThread: 2_000_000 });
+              const after = cpuTimes(pids[server as keyof typeof pids]);
+              (runs[`${server} ${method}`] ??= []).push(r);
+              const total = (cpu[`${server} ${method}`] ??= { userMs: 0, systemMs: 0, requests: 0 });
+              total.userMs += after.userMs - before.userMs;
+              total.systemMs += after.systemMs - before.systemMs;
+              total.requests += r.requests;
+            }
+          }
+        }
+        for (const method of ["POST", "GET"] as const) {
+          const ours = medianRun(runs[`ours ${method}`]!);
+          const ceiling = medianRun(runs[`bare ${method}`]!);
+          const id = `ours.ocsp.${method.toLowerCase()}`;
+          results.push({
+            id,
+            label: `OCSP ${method}, pre-signed, ${n.toLocaleString("en-US")} certificates (apps/ocsp-responder)`,
+            value: ours.rps,
+            unit: "req/s",
+            details: {
+              ...ours.latency,
+              errors: runs[`ours ${method}`]!.reduce((total, r) => total + failures(r), 0),
+              requests: ours.requests,
+              seconds: ours.seconds,
+              responseBytes: probeBody.length,
+              turns: runs[`ours ${method}`]!.map((r) => Math.round(r.rps)),
+              ...cpuPerRequest(cpu[`ours ${method}`]!),
+              note: `${probeBody.length}-byte answers; median of ${OCSP_TURNS} turns of ${turnSeconds} s taken in turns with the bare node:http server; CPU per request ${describeCpu(cpu[`ours ${method}`]!)} (bare node:http ${describeCpu(cpu[`bare ${method}`]!)})`,
+            },
+          });
+          results.push({
+            id: `ceiling.http.ocsp.${method.toLowerCase()}`,
+            label: `bare node:http, ${method}, the responder's own ${probeBody.length}-byte response, in turns with it`,
+            value: ceiling.rps,
+            unit: "req/s",
+            details: {
+              ...ceiling.latency,
+              errors: runs[`bare ${method}`]!.reduce((total, r) => total + failures(r), 0),
+              turns: runs[`bare ${method}`]!.map((r) => Math.round(r.rps)),
+              ...cpuPerRequest(cpu[`bare ${method}`]!),
+            },
+          });
+        }
+      } finally {
+        await bare.stop();
       }
 
       results.push(

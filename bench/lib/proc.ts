@@ -1,6 +1,7 @@
 // Child processes the benchmarks start: every one is registered and stopped on exit,
 // on error and on SIGINT/SIGTERM, so a failed benchmark leaves nothing running.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createServer } from "node:net";
 
@@ -118,4 +119,12 @@ export async function waitForHttp(url: string, options: { timeoutMs?: number; st
 
 export function which(tool: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0;
+}
+
+/** CPU time a process has used so far, all its threads, in ms: in user space and in the kernel. */
+export function cpuTimes(pid: number): { userMs: number; systemMs: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // fields after the command name, which may itself hold spaces: utime and stime are the 14th and 15th, in 1/100 s
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
 }
