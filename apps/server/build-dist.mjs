@@ -4,9 +4,9 @@
 //
 // The image runs this when it is built, and its roles run the result: a container then
 // starts without compiling anything, on a read-only root filesystem (compose's
-// read_only: true), and without tsx (whose module hooks cost each process ~25 MB, and whose
-// esbuild service, with its cache off in the image, ~15 MB more). npm start compiles on its
-// first start instead (start.mjs), since a checkout's sources change under it.
+// read_only: true), and without tsx (with it, each role's idle memory was about twice as
+// much and its start 2-3 times longer: bench/NOTES.md). npm start compiles on its first
+// start instead (start.mjs), since a checkout's sources change under it.
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { compile, REPO_ROOT } from "./bundle.mjs";
