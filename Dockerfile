@@ -1,5 +1,6 @@
 # One image for every role. Build: docker build -t pki .
-# Stage 1 compiles the native PKCS#11 binding and generates the Prisma client.
+# Stage 1 compiles the native PKCS#11 binding, generates the Prisma client, and compiles
+# every app into dist/<app>/main.js (apps/server/build-dist.mjs).
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -14,7 +15,12 @@ COPY packages ./packages
 COPY prisma ./prisma
 COPY hsm ./hsm
 COPY test/package.json ./test/package.json
+# The roles run bundles compiled here, with plain Node: nothing is compiled when a
+# container starts (its root filesystem is read-only), and no process carries tsx's module
+# hooks and esbuild service (measured: each role's idle memory about halved, its start 2-3
+# times shorter; README "Memory footprint").
 RUN npm install --no-audit --no-fund \
+ && node apps/server/build-dist.mjs dist \
  && npm prune --omit=dev --no-audit --no-fund \
  && rm -rf test
 
@@ -29,11 +35,10 @@ WORKDIR /app
 COPY --from=build --chown=root:root /app /app
 ENV NODE_ENV=production \
     PKI_DATA_DIR=/var/lib/pki \
-    PKI_BIND=0.0.0.0 \
-    TSX_DISABLE_CACHE=1
+    PKI_BIND=0.0.0.0
 USER pki
 VOLUME ["/var/lib/pki"]
 EXPOSE 8080 8443
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--import", "tsx"]
-# The all-in-one process; compose runs one role per service instead.
-CMD ["apps/server/src/main.ts"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node"]
+# The all-in-one process; compose runs one role per service instead (dist/<app>/main.js).
+CMD ["dist/server/main.js"]

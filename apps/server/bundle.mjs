@@ -1,7 +1,8 @@
 // Compiles a TypeScript entry point and the workspace modules it imports into an ESM bundle
-// (esbuild) that plain Node runs, cached until one of its files changes. `npm start` runs the
-// all-in-one server this way (start.mjs says why). Only the workspace's own TypeScript is
-// bundled: npm packages stay imports, loaded from node_modules as usual.
+// (esbuild) that plain Node runs. `npm start` runs the all-in-one server this way, cached
+// until one of its files changes (start.mjs says why); the image compiles every app once
+// when it is built (build-dist.mjs). Only the workspace's own TypeScript is bundled: npm
+// packages stay imports, loaded from node_modules as usual.
 import { createHash } from "node:crypto";
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -84,17 +85,24 @@ const externalPackages = {
   },
 };
 
-async function build(root, entry, cache) {
+/**
+ * Every bundle holds, beside its `main.js`, the API's cluster worker as its own entry:
+ * apps/api/src/workers.ts forks it from there when its primary runs bundled (it finds it
+ * through the two names defined below), so a bundled primary never needs tsx. The two
+ * entries share the bundle's chunks. A role that never forks workers costs only disk.
+ */
+const API_WORKER = { source: "apps/api/src/worker.ts", name: "api-worker" };
+
+/** Compiles `entry` (and the API worker) into `outdir`; returns esbuild's metafile. */
+export async function compile({ root = REPO_ROOT, entry, outdir }) {
   const esbuild = await import("esbuild");
-  const staging = path.join(cache, `building-${process.pid}`);
-  rmSync(staging, { recursive: true, force: true });
-  let result;
   try {
-    result = await esbuild.build({
+    const result = await esbuild.build({
       absWorkingDir: root,
-      entryPoints: { main: entry },
+      entryPoints: { main: entry, [API_WORKER.name]: path.join(root, API_WORKER.source) },
       bundle: true,
-      // Modules main.ts imports on first use (the scheduler's) stay separate files, loaded then.
+      // Modules main.ts imports on first use (the scheduler's) stay separate files, loaded then;
+      // chunks go beside main.js, where workers.ts looks for the worker's file.
       splitting: true,
       format: "esm",
       platform: "node",
@@ -103,21 +111,35 @@ async function build(root, entry, cache) {
       keepNames: true,
       sourcemap: true,
       sourcesContent: false,
-      outdir: staging,
+      // What workers.ts reads to find the bundled worker: the URL of the bundle file the
+      // code runs from (not the source's, which keepModuleUrls gives `import.meta.url`),
+      // and the worker's file name there. Left undefined when running from TypeScript.
+      define: { BUNDLE_MODULE_URL: "import.meta.url", BUNDLED_API_WORKER_FILE: JSON.stringify(`${API_WORKER.name}.js`) },
+      outdir,
       plugins: [keepModuleUrls, externalPackages],
       metafile: true,
       logLevel: "warning",
     });
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    throw error;
+    return result.metafile;
   } finally {
     // Its service process would otherwise stay for the life of the server.
     await esbuild.stop();
   }
+}
+
+async function build(root, entry, cache) {
+  const staging = path.join(cache, `building-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  let metafile;
+  try {
+    metafile = await compile({ root, entry, outdir: staging });
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
   const record = {
     node: process.versions.node,
-    stamps: stamps(root, [...Object.keys(result.metafile.inputs), ...settingsFiles(root)]),
+    stamps: stamps(root, [...Object.keys(metafile.inputs), ...settingsFiles(root)]),
   };
   record.build = createHash("sha256").update(JSON.stringify(record)).digest("hex").slice(0, 16);
   const dir = path.join(cache, record.build);
@@ -144,8 +166,8 @@ function pruneOlderBuilds(cache, keep) {
 }
 
 /**
- * The bundle of `entry` (a path under `root`) in `cache`: its `main.js` and the chunks that
- * modules imported on first use become. Built only if a file the cached one was built from
+ * The bundle of `entry` (a path under `root`) in `cache`: its `main.js`, the API worker's
+ * `api-worker.js`, and the chunks that modules imported on first use become. Built only if a file the cached one was built from
  * changed (size or modification time), or none is cached.
  */
 export async function bundle({ root = REPO_ROOT, entry, cache }) {

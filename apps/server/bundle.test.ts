@@ -1,11 +1,13 @@
 // The bundle `npm start` runs: built once and reused while its sources are unchanged,
 // rebuilt after one changes, and each module still sees its own import.meta.url (the
-// console's assets and the migrations are found relative to their modules).
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+// console's assets and the migrations are found relative to their modules). Beside its
+// main.js it holds the API's cluster worker, which apps/api/src/workers.ts forks from there.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { apiWorkerEntry } from "../api/src/workers.ts";
 import { bundle } from "./bundle.mjs";
 
 const root = mkdtempSync(path.join(tmpdir(), "pki-bundle-"));
@@ -17,6 +19,10 @@ function write(file: string, text: string): void {
   mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
   writeFileSync(path.join(root, file), text);
 }
+
+/** Every bundle compiles the API worker too, from this path under its root. */
+const WORKER = "apps/api/src/worker.ts";
+write(WORKER, "export const worker: string = 'the API worker';\n");
 
 describe("the server bundle", () => {
   it("keeps module URLs, is reused while its sources are unchanged, and is rebuilt when one changes", async () => {
@@ -37,6 +43,19 @@ describe("the server bundle", () => {
     const second = await bundle({ root, entry, cache });
     expect(second).not.toBe(first);
     expect((await import(pathToFileURL(second).href)).version).toBe(22);
+  });
+
+  it("holds the API worker beside main.js, where the bundled workers.ts forks it from (and worker.ts without a bundle)", async () => {
+    // The real workers.ts, imported by the bundle's entry: the bundle's own answer.
+    const workers = fileURLToPath(new URL("../api/src/workers.ts", import.meta.url));
+    write("src/main.ts", `export { apiWorkerEntry } from ${JSON.stringify(workers)};\n`);
+    const main = await bundle({ root, entry, cache });
+    const worker = path.join(path.dirname(main), "api-worker.js");
+    expect(existsSync(worker)).toBe(true);
+    expect(readFileSync(worker, "utf8")).toContain("the API worker");
+    expect((await import(pathToFileURL(main).href)).apiWorkerEntry()).toBe(worker);
+    // run as TypeScript (as here, through vitest), it forks worker.ts, which tsx loads
+    expect(apiWorkerEntry()).toBe(fileURLToPath(new URL("../api/src/worker.ts", import.meta.url)));
   });
 
   it("refuses a cache it cannot write, naming it and how to run the server without it", async () => {

@@ -1,6 +1,6 @@
 // Footprint: the resident memory (RSS) of our processes once they serve and sit idle.
 // Each is started on its own, waits for /readyz 200, idles, then the RSS of its whole
-// process tree is summed (the process, its cluster workers, tsx's esbuild service): what
+// process tree is summed (the process, its cluster workers, any esbuild service): what
 // a host or a container's memory limit sees.
 //
 // - `npm start` with the embedded database, started with the start script's own node
@@ -9,9 +9,12 @@
 //   (PKI_API_WORKERS; its default keeps the API in its process) and once with one: the
 //   one-worker run differs from the embedded run only by the database, so their difference
 //   is the embedded database's share.
-// - Each role on PostgreSQL as docker-compose deploys it (the image's environment, the
-//   crl-publisher's NODE_OPTIONS), against a CA the bench creates.
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+// - Each role on PostgreSQL as docker-compose deploys it: the bundle the image compiles
+//   (apps/server/build-dist.mjs, as the Dockerfile runs it) started with plain
+//   `node dist/<app>/main.js`, the image's environment, the crl-publisher's NODE_OPTIONS;
+//   against a CA the bench creates.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -22,7 +25,7 @@ import { freePort, start, waitForHttp } from "../lib/proc.ts";
 import { REPO_ROOT, npmStartArgs } from "../lib/repo.ts";
 
 /** The image's environment (Dockerfile), which every compose service runs with. */
-const IMAGE_ENV = { NODE_ENV: "production", TSX_DISABLE_CACHE: "1" };
+const IMAGE_ENV = { NODE_ENV: "production" };
 /** docker-compose.yml gives the crl-publisher service a small young generation. */
 const CRL_PUBLISHER_NODE_OPTIONS = "--max-semi-space-size=2";
 
@@ -73,7 +76,7 @@ function describeTree(tree: ProcessRss[]): string {
   const workers = tree.slice(1).filter((p) => p.command.startsWith(process.execPath));
   const others = tree.slice(1).filter((p) => !workers.includes(p) && !esbuild.includes(p));
   if (workers.length) parts.push(`${workers.length} node child process(es) ${workers.map((p) => Math.round(p.rssMB)).join("+")} MB`);
-  if (esbuild.length) parts.push(`tsx's esbuild service ${esbuild.map((p) => Math.round(p.rssMB)).join("+")} MB`);
+  if (esbuild.length) parts.push(`esbuild service ${esbuild.map((p) => Math.round(p.rssMB)).join("+")} MB`);
   if (others.length) parts.push(`other ${others.map((p) => `${p.command.split(" ")[0]} ${Math.round(p.rssMB)} MB`).join(", ")}`);
   return parts.join(", ");
 }
@@ -192,28 +195,36 @@ const group: Group = async (ctx) => {
           ),
     );
 
-    // 3. each role as docker-compose runs it: node --import tsx <main>, the image's environment
-    const roles: Array<{ id: string; name: string; entry: string; env?: Record<string, string> }> = [
-      { id: "api", name: `apps/api, primary + ${workers} workers (PKI_API_WORKERS default)`, entry: "apps/api/src/main.ts" },
-      { id: "ocsp", name: "apps/ocsp-responder", entry: "apps/ocsp-responder/src/main.ts" },
-      { id: "crl", name: "apps/crl-publisher", entry: "apps/crl-publisher/src/main.ts", env: { NODE_OPTIONS: CRL_PUBLISHER_NODE_OPTIONS } },
-      { id: "scheduler", name: "apps/scheduler", entry: "apps/scheduler/src/main.ts" },
+    // 3. each role as docker-compose runs it: `node dist/<app>/main.js`, the image's environment
+    const roles: Array<{ id: string; name: string; app: string; env?: Record<string, string> }> = [
+      { id: "api", name: `apps/api, primary + ${workers} workers (PKI_API_WORKERS default)`, app: "api" },
+      { id: "ocsp", name: "apps/ocsp-responder", app: "ocsp-responder" },
+      { id: "crl", name: "apps/crl-publisher", app: "crl-publisher", env: { NODE_OPTIONS: CRL_PUBLISHER_NODE_OPTIONS } },
+      { id: "scheduler", name: "apps/scheduler", app: "scheduler" },
     ];
-    for (const role of roles) {
-      const id = `ours.footprint.role.${role.id}`;
-      const r = await attempt(id, role.name, ctx.log, () => onPostgres(path.join(REPO_ROOT, role.entry), { ...IMAGE_ENV, NODE_OPTIONS: "", ...role.env }, ["--import", "tsx"]));
-      results.push(
-        "unavailable" in r
-          ? r
-          : measurement(
-              id,
-              `${role.name} idle RSS on PostgreSQL, as docker-compose runs it, whole tree`,
-              r,
-              `node --import tsx, ${Object.entries({ ...IMAGE_ENV, ...role.env })
-                .map(([k, v]) => `${k}=${v}`)
-                .join(" ")}`,
-            ),
-      );
+    // Inside the checkout, as /app/dist is in the image: the bundles find node_modules from there.
+    mkdirSync(path.join(REPO_ROOT, ".tmp"), { recursive: true });
+    const dist = mkdtempSync(path.join(REPO_ROOT, ".tmp", "footprint-dist-"));
+    try {
+      execFileSync(process.execPath, [path.join(REPO_ROOT, "apps/server/build-dist.mjs"), dist, ...roles.map((r) => r.app)], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"] });
+      for (const role of roles) {
+        const id = `ours.footprint.role.${role.id}`;
+        const r = await attempt(id, role.name, ctx.log, () => onPostgres(path.join(dist, role.app, "main.js"), { ...IMAGE_ENV, NODE_OPTIONS: "", ...role.env }, []));
+        results.push(
+          "unavailable" in r
+            ? r
+            : measurement(
+                id,
+                `${role.name} idle RSS on PostgreSQL, as docker-compose runs it, whole tree`,
+                r,
+                `node dist/${role.app}/main.js (apps/server/build-dist.mjs), ${Object.entries({ ...IMAGE_ENV, ...role.env })
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(" ")}`,
+              ),
+        );
+      }
+    } finally {
+      rmSync(dist, { recursive: true, force: true });
     }
   } finally {
     await ca.cleanup();

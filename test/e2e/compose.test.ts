@@ -36,9 +36,13 @@ describe("docker-compose.yml", () => {
     expect(dockerfile).toMatch(/^USER pki$/m);
     expect(dockerfile).toMatch(/^FROM .* AS build$/m);
     expect(text).toMatch(/read_only: true/);
+    // each role runs its app as compiled when the image is built, with plain Node
     for (const role of ["api", "ocsp-responder", "crl-publisher", "scheduler"]) {
-      expect(text).toContain(`command: ["apps/${role}/src/main.ts"]`);
+      expect(text).toContain(`command: ["dist/${role}/main.js"]`);
     }
+    expect(dockerfile).toMatch(/node apps\/server\/build-dist\.mjs dist/);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--", "node"\]$/m);
+    expect(`${text}\n${dockerfile}`).not.toMatch(/"tsx"|--import tsx|src\/main\.ts/);
     expect(text.match(/healthcheck: \*readyz/g)).toHaveLength(4);
     expect(text).not.toMatch(/PIN:\s*\S/); // PINs only ever by *_FILE
     const ocsp = text.slice(text.indexOf("ocsp-responder:\n"), text.indexOf("crl-publisher:\n"));
@@ -82,7 +86,7 @@ describe("docker-compose.yml", () => {
         service,
       ).toEqual([`database_url_${user}`]);
     }
-    expect(services.migrate!.command).toEqual(["apps/cli/src/main.ts", "migrate", "--grant-roles"]);
+    expect(services.migrate!.command).toEqual(["dist/cli/main.js", "migrate", "--grant-roles"]);
     expect(services.init!.depends_on!.migrate!.condition).toBe("service_completed_successfully");
     for (const role of ["api", "ocsp-responder", "crl-publisher", "scheduler"]) expect(services[role]!.depends_on!.init!.condition).toBe("service_completed_successfully");
     // the superuser's password reaches only the database server

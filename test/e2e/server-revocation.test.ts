@@ -10,7 +10,7 @@ import { Inventory } from "@pki/db";
 import { testEnv, REPO_ROOT, type TestEnv } from "../support/harness.ts";
 import { callApi } from "../support/api.ts";
 import { runAsync } from "../support/revocation.ts";
-import { freePort, opensslCsr, npmStartArgs } from "../support/tools.ts";
+import { freePort, opensslCsr, npmStartArgs, run } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 let env: TestEnv;
@@ -97,6 +97,23 @@ describe("all-in-one server", () => {
       const after = await ocsp(leaf.intermediatePath, leaf.certPath);
       expect(after.stdout + after.stderr).toMatch(/Response verify OK/);
       expect(after.stdout).toMatch(/: revoked/);
+    }
+  });
+
+  it("runs its API workers from the bundle npm start compiled, with plain Node (no tsx)", async () => {
+    const workerCommands = () =>
+      run("ps", ["--ppid", String(server!.pid), "-o", "pid="])
+        .stdout.split("\n")
+        .filter((line) => line.trim())
+        .map((pid) => readFileSync(`/proc/${pid.trim()}/cmdline`, "utf8").split("\0").filter(Boolean))
+        .filter((command) => command.at(-1)?.endsWith("api-worker.js"));
+    const deadline = Date.now() + 60_000;
+    while (workerCommands().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const commands = workerCommands();
+    expect(commands, output).toHaveLength(2);
+    for (const command of commands) {
+      expect(command.at(-1)).toMatch(/\/node_modules\/\.cache\/pki-server\/[0-9a-f]{16}\/api-worker\.js$/);
+      expect(command.join(" ")).not.toMatch(/tsx/);
     }
   });
 

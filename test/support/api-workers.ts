@@ -7,7 +7,7 @@ import path from "node:path";
 import { expect } from "vitest";
 import { freshDatabase } from "./harness.ts";
 import { childEnv } from "./settings.ts";
-import { freePort, pki, run, spawnApp, stopSpawnedApps } from "./tools.ts";
+import { freePort, pki, run, spawnApp, spawnNode, stopSpawnedApps } from "./tools.ts";
 
 export interface ApiOnWorkers {
   env: Record<string, string>;
@@ -19,13 +19,21 @@ export interface ApiOnWorkers {
   output(): string;
   /** the workers' pids (tsx also runs an esbuild service as a child, which is left out) */
   workerPids(): number[];
+  /** each worker's command line, as /proc/<pid>/cmdline has it */
+  workerCommands(): string[][];
   /** polls `probe` every 200 ms until it returns a value; the apps' output is in the error */
   until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs?: number): Promise<T>;
   stop(): Promise<void>;
 }
 
-/** `pki init`, then apps/api with two workers; resolves once /readyz answers 200. */
-export async function startApiOnWorkers(extraEnv: Record<string, string> = {}): Promise<ApiOnWorkers> {
+/** The worker's entry file: the TypeScript (tsx) or a bundle's (build-dist.mjs). */
+const WORKER_ENTRY = /\/(apps\/api\/src\/worker\.ts|api-worker\.js)$/;
+
+/**
+ * `pki init`, then apps/api with two workers; resolves once /readyz answers 200. apps/api
+ * runs from its TypeScript, or from `bundle` (its main.js from build-dist.mjs) as the image runs it.
+ */
+export async function startApiOnWorkers(extraEnv: Record<string, string> = {}, { bundle }: { bundle?: string } = {}): Promise<ApiOnWorkers> {
   const db = await freshDatabase();
   const dataDir = mkdtempSync(path.join(tmpdir(), "pki-workers-"));
   const opsPort = await freePort();
@@ -43,7 +51,7 @@ export async function startApiOnWorkers(extraEnv: Record<string, string> = {}): 
   const init = pki(["init"], env);
   expect(init.status, init.stderr).toBe(0);
   let output = "";
-  const primary = spawnApp("apps/api/src/main.ts", { env: childEnv(env) });
+  const primary = bundle ? spawnNode([bundle], { env: childEnv(env) }) : spawnApp("apps/api/src/main.ts", { env: childEnv(env) });
   primary.stdout.on("data", (d) => (output += d));
   primary.stderr.on("data", (d) => (output += d));
   const until = async <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 90_000): Promise<T> => {
@@ -62,6 +70,19 @@ export async function startApiOnWorkers(extraEnv: Record<string, string> = {}): 
       () => undefined,
     );
   });
+  const commandOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  const workerPids = () =>
+    run("ps", ["--ppid", String(primary.pid), "-o", "pid="])
+      .stdout.split("\n")
+      .map((line) => Number.parseInt(line.trim(), 10))
+      .filter((pid) => {
+        try {
+          return WORKER_ENTRY.test(commandOf(pid).at(-1) ?? "");
+        } catch {
+          return false; // exited meanwhile
+        }
+      })
+      .sort();
   return {
     env,
     apiUrl: `https://127.0.0.1:${apiPort}`,
@@ -69,12 +90,8 @@ export async function startApiOnWorkers(extraEnv: Record<string, string> = {}): 
     rootPem: readFileSync(path.join(dataDir, "root.pem"), "utf8"),
     primary,
     output: () => output,
-    workerPids: () =>
-      run("ps", ["--ppid", String(primary.pid), "-o", "pid=,args="])
-        .stdout.split("\n")
-        .filter((line) => line.includes("apps/api/src/worker.ts"))
-        .map((line) => Number.parseInt(line.trim(), 10))
-        .sort(),
+    workerPids,
+    workerCommands: () => workerPids().map(commandOf),
     until,
     stop: async () => {
       stopSpawnedApps();

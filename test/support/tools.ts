@@ -1,7 +1,7 @@
 // Independent implementations to check the CA's output against: OpenSSL, GnuTLS,
 // pkcs11-tool and Python's `cryptography`, run as child processes.
 import { type ChildProcessWithoutNullStreams, execFileSync, type SpawnOptionsWithoutStdio, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "./harness.ts";
@@ -123,12 +123,30 @@ export function npmStartArgs(): string[] {
 
 const spawnedApps = new Set<ChildProcessWithoutNullStreams>();
 
-/** One of this repository's apps as its own process (`node --import tsx`, as production runs it). */
+/** One of this repository's apps as its own process, from its TypeScript (`node --import tsx`). */
 export function spawnApp(entry: string, options: SpawnOptionsWithoutStdio): ChildProcessWithoutNullStreams {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, entry)], options);
+  return spawnNode(["--import", "tsx", path.join(REPO_ROOT, entry)], options);
+}
+
+/** `node <args>` as an app process that stopSpawnedApps kills (say, a bundle from build-dist.mjs, as the image runs it). */
+export function spawnNode(args: string[], options: SpawnOptionsWithoutStdio): ChildProcessWithoutNullStreams {
+  const child = spawn(process.execPath, args, options);
   spawnedApps.add(child);
   child.once("exit", () => spawnedApps.delete(child));
   return child;
+}
+
+/**
+ * The apps compiled as the image compiles them (`node apps/server/build-dist.mjs`), into a
+ * fresh directory inside the checkout (bundles find npm packages in its node_modules);
+ * returns it and a function that removes it. `apps` limits the build to those apps.
+ */
+export function buildDist(apps: string[] = []): { dir: string; remove(): void } {
+  mkdirSync(path.join(REPO_ROOT, ".tmp"), { recursive: true });
+  const dir = mkdtempSync(path.join(REPO_ROOT, ".tmp", "dist-"));
+  const built = run(process.execPath, [path.join(REPO_ROOT, "apps/server/build-dist.mjs"), dir, ...apps]);
+  if (built.status !== 0) throw new Error(`build-dist.mjs failed: ${built.stderr}`);
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Kills every app process a test started and left running (say, after a failed assertion). */

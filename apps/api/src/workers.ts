@@ -61,6 +61,25 @@ export interface ApiWorkers {
   stop(): Promise<void>;
 }
 
+/**
+ * Set when this module is compiled into a bundle (apps/server/bundle.mjs `define`): the URL
+ * of the bundle file it runs from, and the file name of the API worker beside it. Unset
+ * (typeof "undefined") when it runs as TypeScript through tsx.
+ */
+declare const BUNDLE_MODULE_URL: string | undefined;
+declare const BUNDLED_API_WORKER_FILE: string | undefined;
+
+/**
+ * The file an API worker runs: the bundle's own worker when this primary runs bundled
+ * (`npm start`, the image's dist/), so workers need no tsx either; otherwise worker.ts,
+ * which the workers load through the tsx they inherit in process.execArgv
+ * (`node --import tsx apps/api/src/main.ts`).
+ */
+export function apiWorkerEntry(): string {
+  if (typeof BUNDLE_MODULE_URL === "string" && typeof BUNDLED_API_WORKER_FILE === "string") return fileURLToPath(new URL(BUNDLED_API_WORKER_FILE, BUNDLE_MODULE_URL));
+  return fileURLToPath(new URL("./worker.ts", import.meta.url));
+}
+
 /** V8 flags that trade speed for memory (see package.json's start script). */
 const FOOTPRINT_FLAGS = ["--optimize-for-size", "--max-semi-space-size"];
 
@@ -90,7 +109,7 @@ export async function startApiWorkers({ count, authFailureLimit, events }: ApiWo
   // Workers are where throughput is: they leave out the V8 flags `npm start` uses to keep
   // the embedded quickstart small (workers only run on PostgreSQL).
   const execArgv = process.execArgv.filter((flag) => !FOOTPRINT_FLAGS.some((footprint) => flag.startsWith(footprint)));
-  cluster.setupPrimary({ exec: fileURLToPath(new URL("./worker.ts", import.meta.url)), execArgv });
+  cluster.setupPrimary({ exec: apiWorkerEntry(), execArgv });
   const limiter = new AuthFailureLimiter(authFailureLimit);
   const live = new Set<Worker>();
   let stopping = false;

@@ -4,18 +4,15 @@
 // says so. The certificates are ones the pipeline refuses before it reaches the token (an
 // unknown profile), so no token is needed; successful re-issues are covered end to end in
 // test/e2e/api-workers-reissue.test.ts and console-api.test.ts.
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CertificateRecord, Inventory } from "@pki/db";
+import type { CertificateRecord, Inventory } from "@pki/db";
+import { throwawayInventory } from "@pki/db/testing";
 import type { Config } from "@pki/config";
 import type { Authority } from "./authority.ts";
 import type { Clock } from "./clock.ts";
 import { REISSUE_PROGRESS_WRITE_MS, REISSUE_STALE_MS, RecordedReissue, reissueStatus } from "./reissue-run.ts";
 
-const serverUrl = process.env.PKI_TEST_DATABASE_URL;
-const databaseName = `reissue_run_${randomBytes(6).toString("hex")}`;
-let admin: pg.Client;
+let database: Awaited<ReturnType<typeof throwawayInventory>>;
 let inventory: Inventory;
 let deps: { authority: Authority; inventory: Inventory; config: Config };
 let issuerCount = 0;
@@ -35,21 +32,14 @@ async function newIssuer(): Promise<string> {
 }
 
 beforeAll(async () => {
-  if (!serverUrl) throw new Error("PKI_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh");
-  admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${databaseName}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${databaseName}`;
-  inventory = await Inventory.open({ url: url.toString(), embeddedDir: "", schema: "migrate", poolSize: 4 });
+  database = await throwawayInventory(process.env.PKI_TEST_DATABASE_URL, "reissue_run");
+  inventory = database.inventory;
   // never reached: each record fails on its profile before anything is issued
   deps = { authority: {} as Authority, inventory, config: {} as Config };
 }, 120_000);
 
 afterAll(async () => {
-  await inventory?.close();
-  await admin?.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
-  await admin?.end();
+  await database?.close();
 });
 
 describe("RecordedReissue", () => {

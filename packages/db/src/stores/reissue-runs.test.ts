@@ -1,16 +1,13 @@
 // The re-issue run store against the real PostgreSQL that scripts/with-postgres.sh starts,
 // on a fresh database migrated the way `pki migrate` does it: one run per issuer whoever
 // claims it, abandoned runs taken over, only the owner writes, failures kept bounded.
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AUDIT_TEXT_MAX_BYTES } from "./audit.ts";
-import { Inventory, REISSUE_FAILURES_KEPT, isAbandonedReissue } from "../index.ts";
+import { type Inventory, REISSUE_FAILURES_KEPT, isAbandonedReissue } from "../index.ts";
+import { throwawayInventory } from "../testing.ts";
 
-const serverUrl = process.env.PKI_TEST_DATABASE_URL;
-const databaseName = `reissue_runs_${randomBytes(6).toString("hex")}`;
 const STALE_MS = 60_000;
-let admin: pg.Client;
+let database: Awaited<ReturnType<typeof throwawayInventory>>;
 let inventory: Inventory;
 let issuerCount = 0;
 
@@ -29,19 +26,12 @@ const at = (seconds: number) => new Date(Date.UTC(2026, 11, 5, 8, 0, seconds));
 const noProgress = { total: 0, reissued: 0, failedCount: 0, newFailures: [] };
 
 beforeAll(async () => {
-  if (!serverUrl) throw new Error("PKI_TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh");
-  admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${databaseName}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${databaseName}`;
-  inventory = await Inventory.open({ url: url.toString(), embeddedDir: "", schema: "migrate", poolSize: 4 });
+  database = await throwawayInventory(process.env.PKI_TEST_DATABASE_URL, "reissue_runs");
+  inventory = database.inventory;
 }, 120_000);
 
 afterAll(async () => {
-  await inventory?.close();
-  await admin?.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
-  await admin?.end();
+  await database?.close();
 });
 
 describe("ReissueRunStore", () => {
