@@ -11,6 +11,7 @@ import { fetchBytes, runAsync, startRevocationCa, unusedPort, type IssuedLeaf, t
 import { REPO_ROOT } from "../support/harness.ts";
 import { pki, run, scratchDir } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
+import { TravelClock } from "../support/api.ts";
 
 let rca: RevocationCa;
 let good: IssuedLeaf;
@@ -263,6 +264,37 @@ describe("a responder that loads its pre-signed responses in the background", ()
       await responder.preloaded;
       expect(responder.size).toBeGreaterThanOrEqual(2);
       expect((await responder.answer(goodReq)).outcome).toBe("good");
+    } finally {
+      responder.stop();
+    }
+  });
+});
+
+describe("a responder's caching headers", () => {
+  it("keep the configured max-age until nextUpdate is nearer, then count down to it", async () => {
+    const clock = new TravelClock();
+    const responder = new OcspResponder({ inventory: rca.ca.inventory, config: rca.ca.runtime.config, clock });
+    const out = path.join(scratchDir(), "req.der");
+    run("openssl", ["ocsp", "-issuer", rca.intermediatePath, "-cert", good.certPath, "-no_nonce", "-reqout", out]);
+    const request = readFileSync(out);
+    const maxAgeOf = async () => {
+      const answer = await responder.answer(request);
+      expect(answer.outcome).toBe("good");
+      return { maxAge: Number(/max-age=(\d+)/.exec(String(answer.headers["cache-control"]))![1]), expires: new Date(String(answer.headers.expires)).getTime() };
+    };
+    try {
+      await responder.start(60_000);
+      const configured = rca.ca.runtime.config.revocation.ocspMaxAgeSeconds;
+      const first = await maxAgeOf();
+      expect(first.maxAge).toBe(configured);
+      expect((await maxAgeOf()).maxAge).toBe(configured);
+      // 10 s before nextUpdate (Expires), the same answer may be cached for 10 s at most
+      clock.advance((first.expires - clock.now().getTime()) / 1000 - 10);
+      const near = await maxAgeOf();
+      expect(near.maxAge).toBeLessThanOrEqual(10);
+      expect(near.maxAge).toBeGreaterThanOrEqual(8);
+      clock.advance(5);
+      expect((await maxAgeOf()).maxAge).toBeLessThanOrEqual(5);
     } finally {
       responder.stop();
     }

@@ -54,8 +54,8 @@ interface Entry {
   nextUpdate: number;
   lastModified: string;
   expires: string;
-  /** headers rendered for one wall-clock second (max-age counts down), reused within it */
-  rendered?: { second: number; sha1: Record<string, string | number>; sha256: Record<string, string | number> };
+  /** headers rendered once and reused until `until` (ms): see fromEntry */
+  rendered?: { until: number; sha1: Record<string, string | number>; sha256: Record<string, string | number> };
 }
 
 interface ResolvedRequest {
@@ -264,10 +264,13 @@ export class OcspResponder {
   }
 
   private fromEntry(entry: Entry, hash: CertIdHash, now: number): OcspAnswer {
-    const second = Math.floor(now / 1000);
-    if (entry.rendered?.second !== second) {
+    if (!entry.rendered || now >= entry.rendered.until) {
       const render = (h: CertIdHash) => ({ "content-type": "application/ocsp-response", "content-length": (h === "sha1" ? entry.sha1 : entry.sha256).length, ...this.cacheHeaders(entry, h, now) });
-      entry.rendered = { second, sha1: render("sha1"), sha256: render("sha256") };
+      // max-age is the configured one until nextUpdate comes nearer than that, and then
+      // counts down by the second: the headers hold until then, and then for a second at a time.
+      const countdownFrom = entry.nextUpdate - this.deps.config.revocation.ocspMaxAgeSeconds * 1000;
+      const until = now < countdownFrom ? countdownFrom : (Math.floor(now / 1000) + 1) * 1000;
+      entry.rendered = { until, sha1: render("sha1"), sha256: render("sha256") };
     }
     return { httpStatus: 200, body: hash === "sha1" ? entry.sha1 : entry.sha256, headers: entry.rendered[hash], outcome: entry.status, complete: true };
   }
