@@ -14,7 +14,7 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, freshDatabase } from "../support/harness.ts";
 import { createRoleUsers } from "../support/databases.ts";
-import { freePort, opensslCsr, run, scratchDir, writeTemp } from "../support/tools.ts";
+import { buildDist, freePort, imageCommand, opensslCsr, run, scratchDir, writeTemp } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 interface Service {
@@ -25,6 +25,7 @@ interface Service {
 const compose = parse(readFileSync(path.join(REPO_ROOT, "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, Service> };
 const ROLES = ["api", "ocsp-responder", "crl-publisher", "scheduler"] as const;
 
+let dist: ReturnType<typeof buildDist>;
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let dataDir: string;
 let secrets: string;
@@ -58,8 +59,7 @@ function environmentOf(service: string, httpPort: number): Record<string, string
 }
 
 function start(role: string, env: Record<string, string>): ChildProcess {
-  const [entry, ...args] = compose.services[role]!.command!;
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, entry!), ...args], { cwd: REPO_ROOT, env: { PATH: childEnv().PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, imageCommand(compose.services[role]!.command!, dist.dir), { cwd: REPO_ROOT, env: { PATH: childEnv().PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
@@ -106,6 +106,7 @@ function api(method: string, urlPath: string, body?: unknown): Promise<{ status:
 }
 
 beforeAll(async () => {
+  dist = buildDist();
   db = await freshDatabase();
   dataDir = mkdtempSync(path.join(tmpdir(), "pki-roles-"));
   secrets = path.join(dataDir, "secrets");
@@ -132,6 +133,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const { child } of children) if (child.exitCode === null) child.kill("SIGKILL");
   await db?.drop();
+  dist?.remove();
 });
 
 describe("per-role processes from docker-compose.yml", () => {

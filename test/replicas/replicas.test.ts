@@ -22,7 +22,7 @@ import { caCertificateFacts, certIdFor } from "@pki/x509";
 import * as der from "@pki/der";
 import { REPO_ROOT } from "../support/harness.ts";
 import { replicatedPostgres, type ReplicatedPostgres } from "../support/replication.ts";
-import { freePort, opensslCsr, which } from "../support/tools.ts";
+import { buildDist, freePort, imageCommand, opensslCsr, which } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 
 /** Certificates issued through nginx; every `REVOKE_EVERY`th is revoked. */
@@ -54,6 +54,8 @@ const downWindows = new Map<string, Array<[number, number]>>();
 const unexpectedExits: string[] = [];
 
 let pgPair: ReplicatedPostgres;
+/** the apps compiled as the image compiles them: every replica runs what compose runs */
+let dist: ReturnType<typeof buildDist>;
 let work: string;
 let dataDir: string;
 let secrets: string;
@@ -99,8 +101,7 @@ function environmentOf(service: string, databaseUrl: string, httpPort: number, e
 }
 
 function spawnRole(role: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
-  const [entry, ...args] = compose.services[role]!.command!;
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, entry!), ...args], { cwd: REPO_ROOT, env: { PATH: childEnv().PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, imageCommand(compose.services[role]!.command!, dist.dir), { cwd: REPO_ROOT, env: { PATH: childEnv().PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (d: Buffer) => {
     output = (output + d.toString()).slice(-20_000);
@@ -295,6 +296,7 @@ const normal = (serial: string) => serial.replace(/^(00)+/, "").toUpperCase();
 describe.skipIf(!which("nginx"))("replicas of every role on one PostgreSQL with a hot standby", () => {
   beforeAll(async () => {
     const started = Date.now();
+    dist = buildDist();
     pgPair = await replicatedPostgres();
     work = mkdtempSync(path.join(tmpdir(), "pki-replicas-"));
     dataDir = path.join(work, "data");
@@ -363,6 +365,7 @@ describe.skipIf(!which("nginx"))("replicas of every role on one PostgreSQL with 
     }
     pgPair?.destroy();
     if (work) rmSync(work, { recursive: true, force: true });
+    dist?.remove();
     console.log(`replicas report: ${JSON.stringify(report, null, 2)}`);
   });
 

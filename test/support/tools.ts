@@ -149,6 +149,16 @@ export function buildDist(apps: string[] = []): { dir: string; remove(): void } 
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The node arguments of a docker-compose.yml `command` (`dist/<app>/main.js ...`, what the
+ * image runs), with dist/ at `distDir` (from buildDist).
+ */
+export function imageCommand(command: string[], distDir: string): string[] {
+  const [entry, ...args] = command;
+  if (!entry?.startsWith("dist/")) throw new Error(`a compose command runs ${entry}, not a file of the image's dist/`);
+  return [path.join(distDir, entry.slice("dist/".length)), ...args];
+}
+
 /** Kills every app process a test started and left running (say, after a failed assertion). */
 export function stopSpawnedApps(): void {
   for (const child of spawnedApps) child.kill("SIGKILL");
