@@ -37,8 +37,21 @@ function count(method: string, outcome: string, seconds: number): void {
   histogram.observe(seconds);
 }
 
+/**
+ * One request header, read from the raw list: `req.headers` builds an object of every
+ * header on first use, which a profile put at a few percent of a pre-signed answer.
+ */
+function rawHeader(req: IncomingMessage, lowerCaseName: string): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lowerCaseName.length && name.toLowerCase() === lowerCaseName) return raw[i + 1];
+  }
+  return undefined;
+}
+
 function send(req: IncomingMessage, res: ServerResponse, answer: OcspAnswer, method: string, started: bigint): void {
-  const ifNoneMatch = req.headers["if-none-match"];
+  const ifNoneMatch = rawHeader(req, "if-none-match");
   const notModified = ifNoneMatch !== undefined && answer.httpStatus === 200 && answer.headers.etag === ifNoneMatch;
   if (notModified) {
     const { "content-length": _length, ...headers } = answer.headers;
@@ -95,7 +108,7 @@ export function ocspHttpHandler(responder: OcspResponder, next: (req: IncomingMe
       return finish(req, res, "GET", started, responder.answer(der));
     }
     if (req.method === "POST" && (url === OCSP_PATH || url === `${OCSP_PATH}/`)) {
-      const declared = Number(req.headers["content-length"] ?? "0");
+      const declared = Number(rawHeader(req, "content-length") ?? "0");
       if (declared > MAX_OCSP_REQUEST_BYTES) {
         // Answer without reading the body, then drop the connection rather than drain it.
         res.setHeader("connection", "close");
