@@ -2,7 +2,8 @@ import fc from "fast-check";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Time } from "@peculiar/asn1-x509";
 import { describe, expect, it } from "vitest";
-import { DerError, children, decodeOid, decodeTime, oid, readTlv, sequence, time, unsignedInteger, TAG } from "./index.ts";
+import { OctetString } from "@peculiar/asn1-schema";
+import { DerError, children, decodeOid, decodeTime, octetString, oid, readTlv, sequence, time, tlv, unsignedInteger, TAG } from "./index.ts";
 
 describe("DER", () => {
   it("encodes OIDs, integers and times as the reference library does", () => {
@@ -20,6 +21,21 @@ describe("DER", () => {
     );
     expect(unsignedInteger(Buffer.from([0, 0, 0x80])).toString("hex")).toBe("02020080");
     expect(unsignedInteger(Buffer.from([0, 0x7f])).toString("hex")).toBe("02017f");
+  });
+
+  it("writes every length form as the reference library does, for one part or several", () => {
+    const lengths = fc.oneof(fc.constantFrom(0, 1, 127, 128, 255, 256, 65_535, 65_536, 70_000), fc.integer({ min: 0, max: 3000 }));
+    fc.assert(
+      fc.property(lengths, fc.integer({ min: 1, max: 4 }), (length, pieces) => {
+        const bytes = Buffer.alloc(length, 0xa5);
+        const reference = Buffer.from(AsnConvert.serialize(new OctetString(bytes)));
+        expect(octetString(bytes).equals(reference)).toBe(true);
+        // the same bytes given in pieces
+        const cut = Array.from({ length: pieces }, (_, i) => bytes.subarray(Math.floor((i * length) / pieces), Math.floor(((i + 1) * length) / pieces)));
+        expect(tlv(TAG.OCTET_STRING, ...cut).equals(reference)).toBe(true);
+      }),
+      { numRuns: 300, seed: 2 },
+    );
   });
 
   it("reads nested values and refuses malformed lengths", () => {
