@@ -80,7 +80,7 @@ export function apiWorkerEntry(): string {
   return fileURLToPath(new URL("./worker.ts", import.meta.url));
 }
 
-/** V8 flags that trade speed for memory (see package.json's start script). */
+/** V8 flags that trade speed for memory (package.json's start script uses the second). */
 const FOOTPRINT_FLAGS = ["--optimize-for-size", "--max-semi-space-size"];
 
 /** A worker that dies is replaced after this long (a crash loop costs one fork a second). */
