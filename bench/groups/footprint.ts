@@ -14,14 +14,14 @@
 //   `node dist/<app>/main.js`, the image's environment, the crl-publisher's NODE_OPTIONS;
 //   against a CA the bench creates.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Group, Measurement, Result } from "../lib/types.ts";
 import { childEnv, createCa } from "../lib/ca.ts";
 import { attempt } from "../lib/measure.ts";
-import { freePort, start, waitForHttp } from "../lib/proc.ts";
+import { childrenOf, freePort, start, waitForHttp } from "../lib/proc.ts";
 import { REPO_ROOT, npmStartArgs } from "../lib/repo.ts";
 
 /** The image's environment (Dockerfile), which every compose service runs with. */
@@ -33,19 +33,6 @@ interface ProcessRss {
   pid: number;
   command: string;
   rssMB: number;
-}
-
-/** The children of every thread of `pid` (a cluster primary or tsx may start them from any). */
-function childrenOf(pid: number): number[] {
-  const children = new Set<number>();
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(/\s+/).filter(Boolean)) children.add(Number(child));
-    }
-  } catch {
-    // exited meanwhile
-  }
-  return [...children];
 }
 
 /** Every process of the tree rooted at `pid`, with its RSS (VmRSS). */

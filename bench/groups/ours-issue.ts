@@ -15,7 +15,7 @@ import type { Group, Result } from "../lib/types.ts";
 import { createCa, childEnv, type BenchCa } from "../lib/ca.ts";
 import { makeCsrs } from "../lib/csrs.ts";
 import { attempt, timedLoop } from "../lib/measure.ts";
-import { freePort, start } from "../lib/proc.ts";
+import { cpuPerOperation, describeCpu, freePort, start } from "../lib/proc.ts";
 import { httpsCall, waitForHttps } from "../lib/https.ts";
 import { failures, wrk } from "../lib/wrk.ts";
 import { REPO_ROOT, npmStartArgs } from "../lib/repo.ts";
@@ -107,14 +107,24 @@ async function overApi(ctx: Parameters<Group>[0], ca: BenchCa, csrs: string[], r
     const requests = csrs.map((csr) => ({ method: "POST" as const, path: "/v1/certificates", body: Buffer.from(JSON.stringify({ csr, profile: "mtls" })) }));
     await wrk({ url: `${api.url}/`, requests, headers, seconds: ctx.warmupSeconds, connections: 32 });
     const before = await countValid(ca.dbUrl);
+    const cpuSince = cpuPerOperation(api.pid);
     const r = await wrk({ url: `${api.url}/`, requests, headers, seconds: ctx.seconds, connections: 32, maxPerThread: 2_000_000 });
+    const cpu = cpuSince(r.requests);
     const stored = (await countValid(ca.dbUrl)) - before;
     return {
       id: row.id,
       label: row.label,
       value: r.rps,
       unit: "certs/s",
-      details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, rowsStored: stored, note: `${stored} rows stored for ${r.requests} answers` },
+      details: {
+        ...r.latency,
+        errors: failures(r),
+        requests: r.requests,
+        seconds: r.seconds,
+        rowsStored: stored,
+        cpuPerCertificate: cpu,
+        note: `${stored} rows stored for ${r.requests} answers; CPU per certificate: ${describeCpu(cpu)}`,
+      },
     };
   } finally {
     await api.stop();

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
 import type { Group, Result } from "../lib/types.ts";
-import { freePort, start, waitForHttp } from "../lib/proc.ts";
+import { cpuPerOperation, describeCpu, freePort, start, waitForHttp } from "../lib/proc.ts";
 import { createSoftCa, randomSerial, type SoftCa } from "../lib/softca.ts";
 import { failures, wrk, type WrkRequest } from "../lib/wrk.ts";
 import { createDatabase } from "../lib/ca.ts";
@@ -66,7 +66,9 @@ async function issuance(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result> 
       const headers = { "Content-Type": "application/json" };
       await wrk({ url: `http://127.0.0.1:${port}/`, requests, headers, seconds: ctx.warmupSeconds });
       const before = Number((await client.query("SELECT count(*) AS n FROM certificates")).rows[0].n);
+      const cpuSince = cpuPerOperation(server.child.pid!);
       const r = await wrk({ url: `http://127.0.0.1:${port}/`, requests, headers, seconds: ctx.seconds, maxPerThread: 1_000_000 });
+      const cpu = cpuSince(r.requests);
       await new Promise((res) => setTimeout(res, 300));
       const after = Number((await client.query("SELECT count(*) AS n FROM certificates")).rows[0].n);
       await client.end();
@@ -76,7 +78,15 @@ async function issuance(ctx: Parameters<Group>[0], ca: SoftCa): Promise<Result> 
         label: "cfssl serve + PostgreSQL certdb, stored issuance (software P-256 key)",
         value: r.rps,
         unit: "certs/s",
-        details: { ...r.latency, errors: failures(r), requests: r.requests, seconds: r.seconds, rowsStoredDuringMeasurement: stored, note: `${stored} rows stored for ${r.requests} answers` },
+        details: {
+          ...r.latency,
+          errors: failures(r),
+          requests: r.requests,
+          seconds: r.seconds,
+          rowsStoredDuringMeasurement: stored,
+          cpuPerCertificate: cpu,
+          note: `${stored} rows stored for ${r.requests} answers; CPU per certificate: ${describeCpu(cpu)}`,
+        },
       };
     } finally {
       await server.stop();

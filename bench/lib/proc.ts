@@ -1,7 +1,7 @@
 // Child processes the benchmarks start: every one is registered and stopped on exit,
 // on error and on SIGINT/SIGTERM, so a failed benchmark leaves nothing running.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createServer } from "node:net";
 
@@ -121,10 +121,106 @@ export function which(tool: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0;
 }
 
+/** The fields of a /proc stat line after the command name (which may itself hold spaces). */
+const statFields = (file: string) => {
+  const stat = readFileSync(file, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+};
+// utime and stime are the 14th and 15th fields, cutime and cstime (children waited for) the 16th and 17th, in 1/100 s
+const ticksMs = (fields: string[], at: number) => ({ userMs: Number(fields[at]) * 10, systemMs: Number(fields[at + 1]) * 10 });
+
 /** CPU time a process has used so far, all its threads, in ms: in user space and in the kernel. */
-export function cpuTimes(pid: number): { userMs: number; systemMs: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // fields after the command name, which may itself hold spaces: utime and stime are the 14th and 15th, in 1/100 s
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
+export function cpuTimes(pid: number): CpuTimes {
+  return ticksMs(statFields(`/proc/${pid}/stat`), 11);
+}
+
+export interface CpuTimes {
+  userMs: number;
+  systemMs: number;
+}
+
+const addTimes = (a: CpuTimes, b: CpuTimes): CpuTimes => ({ userMs: a.userMs + b.userMs, systemMs: a.systemMs + b.systemMs });
+const NO_TIME: CpuTimes = { userMs: 0, systemMs: 0 };
+
+/** The children of every thread of `pid` (a cluster primary or tsx may start them from any). */
+export function childrenOf(pid: number): number[] {
+  const children = new Set<number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(/\s+/).filter(Boolean)) children.add(Number(child));
+    }
+  } catch {
+    // exited meanwhile
+  }
+  return [...children];
+}
+
+/** `pid` and every process below it. */
+export function processTreePids(pid: number): number[] {
+  return [pid, ...childrenOf(pid).flatMap(processTreePids)];
+}
+
+/** The summed CPU times of `pids`; a process that has exited meanwhile counts nothing. */
+function cpuTimesOf(pids: number[]): CpuTimes {
+  return pids.reduce((total, pid) => {
+    try {
+      return addTimes(total, cpuTimes(pid));
+    } catch {
+      return total;
+    }
+  }, NO_TIME);
+}
+
+/**
+ * CPU time of every process whose command name is `name` (e.g. "postgres": the server and
+ * all its backends), with what their exited children used: PostgreSQL's backends end with
+ * their connections, and the server process counts them once it has waited for them.
+ */
+function cpuTimesByName(name: string): CpuTimes {
+  let total = NO_TIME;
+  for (const pid of readdirSync("/proc").filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== name) continue;
+      const fields = statFields(`/proc/${pid}/stat`);
+      total = addTimes(addTimes(total, ticksMs(fields, 11)), ticksMs(fields, 13));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
+interface CpuUs {
+  userUs: number;
+  systemUs: number;
+}
+export interface CpuPerOperation {
+  server: CpuUs & { mainThreadUs: number };
+  postgres: CpuUs;
+}
+
+/** "server 1,850 µs (its main thread 1,076), PostgreSQL 620 µs (user + kernel)" */
+export const describeCpu = ({ server, postgres }: CpuPerOperation) =>
+  `server ${(server.userUs + server.systemUs).toLocaleString("en")} µs (its main thread ${server.mainThreadUs.toLocaleString("en")}), PostgreSQL ${(postgres.userUs + postgres.systemUs).toLocaleString("en")} µs (user + kernel)`;
+
+/**
+ * CPU per operation of a server's process tree (its workers and signing threads included),
+ * of its main thread alone (what one event loop can do is at most 1 s / that), and of
+ * PostgreSQL, over a measurement: where a throughput's cost lands. PostgreSQL serves only
+ * the server under measurement then; wrk's own CPU is not counted (both peers pay it).
+ */
+export function cpuPerOperation(serverPid: number): (operations: number) => CpuPerOperation {
+  const sample = () => ({
+    server: cpuTimesOf(processTreePids(serverPid)),
+    mainThread: ticksMs(statFields(`/proc/${serverPid}/task/${serverPid}/stat`), 11),
+    postgres: cpuTimesByName("postgres"),
+  });
+  const start = sample();
+  return (operations) => {
+    const end = sample();
+    const us = (ms: number) => Math.round((ms * 1000) / Math.max(1, operations));
+    const per = (now: CpuTimes, then: CpuTimes): CpuUs => ({ userUs: us(now.userMs - then.userMs), systemUs: us(now.systemMs - then.systemMs) });
+    const mainThread = per(end.mainThread, start.mainThread);
+    return { server: { ...per(end.server, start.server), mainThreadUs: mainThread.userUs + mainThread.systemUs }, postgres: per(end.postgres, start.postgres) };
+  };
 }
