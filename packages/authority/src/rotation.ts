@@ -189,7 +189,12 @@ function lifetimeSeconds(record: CertificateRecord, config: Config): number {
  * provisioner's current policy applies, so a narrowed provisioner stops renewing names
  * it no longer allows.
  */
-export async function renewFromInventory(deps: { authority: Authority; inventory: Inventory; config: Config }, record: CertificateRecord, actor: string): Promise<IssuedCertificate> {
+export async function renewFromInventory(
+  deps: { authority: Authority; inventory: Inventory; config: Config },
+  record: CertificateRecord,
+  actor: string,
+  requesterOf: typeof successorRequester = successorRequester,
+): Promise<IssuedCertificate> {
   if (!isProfileName(record.profile)) throw badRequest(`certificate ${record.serial} has unknown profile '${record.profile}'`);
   const commonName = record.subject.startsWith("CN=") ? record.subject.slice(3) : undefined;
   const keyAlgorithm = keyAlgorithmOfSpki(record.publicKeySpki);
@@ -199,13 +204,34 @@ export async function renewFromInventory(deps: { authority: Authority; inventory
     profile: record.profile,
     ttlSeconds: lifetimeSeconds(record, deps.config),
     autoRenew: record.autoRenew,
-    requester: await successorRequester(deps.inventory, record, actor),
+    requester: await requesterOf(deps.inventory, record, actor),
     predecessorSerial: record.serial,
   });
 }
 
 /** Re-issues in flight at once: enough to keep the token's session pool and the database busy. */
 export const REISSUE_CONCURRENCY = 32;
+/** How long a run reuses an issuer's or provisioner's lookup: a provisioner disabled meanwhile stops renewing within this. */
+const REQUESTER_REUSE_MS = 1_000;
+
+/**
+ * successorRequester for a run over many certificates: one lookup per issuer or provisioner
+ * a second, shared by the certificates in flight, instead of a database round trip per
+ * certificate (a run is mostly one issuer's certificates). A failed lookup is not shared:
+ * each certificate then looks up on its own, so its refusal names it.
+ */
+function sharedRequesters(): typeof successorRequester {
+  const recent = new Map<string, { at: number; requester: ReturnType<typeof successorRequester> }>();
+  return (inventory, record, actor) => {
+    const key = record.provisionerId ? `provisioner ${record.provisionerId}` : `issuer ${record.issuerId}`;
+    const shared = recent.get(key);
+    if (shared && performance.now() - shared.at < REQUESTER_REUSE_MS) return shared.requester.catch(() => successorRequester(inventory, record, actor));
+    const requester = successorRequester(inventory, record, actor);
+    recent.set(key, { at: performance.now(), requester });
+    requester.catch(() => recent.get(key)?.requester === requester && recent.delete(key));
+    return requester;
+  };
+}
 /** Failures kept with their message (as many as the inventory keeps of a run); past that only the count grows. */
 export { REISSUE_FAILURES_KEPT };
 
@@ -231,12 +257,13 @@ export async function reissueCertificates(
 ): Promise<ReissueResult> {
   const result: ReissueResult = { reissued: [], failed: [], failedCount: 0 };
   const maxFailuresKept = options.maxFailuresKept ?? REISSUE_FAILURES_KEPT;
+  const requesterOf = sharedRequesters();
   let next = 0;
   const worker = async () => {
     while (next < records.length && !options.signal?.aborted) {
       const record = records[next++]!;
       try {
-        const issued = await renewFromInventory(deps, record, actor);
+        const issued = await renewFromInventory(deps, record, actor, requesterOf);
         result.reissued.push({ from: record.serial, to: issued.serial });
       } catch (error) {
         result.failedCount++;
