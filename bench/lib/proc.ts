@@ -207,7 +207,7 @@ export const describeCpu = ({ server, postgres }: CpuPerOperation) =>
  * CPU per operation of a server's process tree (its workers and signing threads included),
  * of its main thread alone (what one event loop can do is at most 1 s / that), and of
  * PostgreSQL, over a measurement: where a throughput's cost lands. PostgreSQL serves only
- * the server under measurement then; wrk's own CPU is not counted (both peers pay it).
+ * the server under measurement then. wrk's own CPU is not counted (a TLS client costs it more).
  */
 export function cpuPerOperation(serverPid: number): (operations: number) => CpuPerOperation {
   const sample = () => ({

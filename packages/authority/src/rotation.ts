@@ -211,6 +211,9 @@ export async function renewFromInventory(
 
 /** Re-issues in flight at once: enough to keep the token's session pool and the database busy. */
 export const REISSUE_CONCURRENCY = 32;
+/** Failures kept with their message (as many as the inventory keeps of a run); past that only the count grows. */
+export { REISSUE_FAILURES_KEPT };
+
 /** How long a run reuses an issuer's or provisioner's lookup: a provisioner disabled meanwhile stops renewing within this. */
 const REQUESTER_REUSE_MS = 1_000;
 
@@ -232,8 +235,6 @@ function sharedRequesters(): typeof successorRequester {
     return requester;
   };
 }
-/** Failures kept with their message (as many as the inventory keeps of a run); past that only the count grows. */
-export { REISSUE_FAILURES_KEPT };
 
 export interface ReissueResult {
   reissued: { from: string; to: string }[];
