@@ -3,13 +3,10 @@
 // wrk with the same OCSP POST request mix the responders get.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Group } from "../lib/types.ts";
-import { freePort, start, waitForHttp } from "../lib/proc.ts";
+import { startBareHttp } from "../lib/bare-http.ts";
 import { createSoftCa, randomSerial } from "../lib/softca.ts";
 import { failures, wrk } from "../lib/wrk.ts";
-
-const SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), "../servers/bare-http.ts");
 
 const group: Group = async (ctx) => {
   const ca = createSoftCa(ctx.tmp);
@@ -17,14 +14,12 @@ const group: Group = async (ctx) => {
   const response = await ca.ocspResponse(serials[0]!);
   const file = path.join(ctx.tmp, "response.der");
   writeFileSync(file, response);
-  const port = await freePort();
-  const server = start(process.execPath, ["--import", "tsx", SERVER, file, String(port)]);
+  const server = await startBareHttp(file);
   try {
-    await waitForHttp(`http://127.0.0.1:${port}/`, { alive: () => server.child.exitCode === null });
     const requests = serials.map((s) => ({ method: "POST" as const, path: "/", body: ca.ocspRequest(s) }));
     const headers = { "Content-Type": "application/ocsp-request" };
-    await wrk({ url: `http://127.0.0.1:${port}/`, requests, headers, seconds: ctx.warmupSeconds });
-    const r = await wrk({ url: `http://127.0.0.1:${port}/`, requests, headers, seconds: ctx.seconds, maxPerThread: 2_000_000 });
+    await wrk({ url: server.url, requests, headers, seconds: ctx.warmupSeconds });
+    const r = await wrk({ url: server.url, requests, headers, seconds: ctx.seconds, maxPerThread: 2_000_000 });
     return [
       {
         id: "ceiling.http",

@@ -28,10 +28,10 @@ import { cpuTimes, freePort, run, start, waitForHttp } from "../lib/proc.ts";
 import { failures, wrk, type WrkRequest, type WrkResult } from "../lib/wrk.ts";
 import { ocspGetPath, ocspRequest } from "../lib/der.ts";
 import { REPO_ROOT } from "../lib/repo.ts";
+import { startBareHttp } from "../lib/bare-http.ts";
 import { makeCsrs } from "../lib/csrs.ts";
 import { startApiProcess } from "./ours-issue.ts";
 
-const BARE_SERVER = path.join(REPO_ROOT, "bench/servers/bare-http.ts");
 /** Turns of ours and the bare server, one after the other, for each method. */
 const OCSP_TURNS = 3;
 
@@ -151,19 +151,16 @@ const group: Group = async (ctx) => {
       // back to back see the same machine.
       const bareFile = path.join(ctx.tmp, "bare-response.der");
       writeFileSync(bareFile, probeBody);
-      const barePort = await freePort();
-      const bare = start(process.execPath, ["--import", "tsx", BARE_SERVER, bareFile, String(barePort)]);
+      const bare = await startBareHttp(bareFile);
       try {
-        await waitForHttp(`http://127.0.0.1:${barePort}/`, { alive: () => bare.child.exitCode === null });
-        const bareUrl = `http://127.0.0.1:${barePort}/`;
-        const targets = { ours: url, bare: bareUrl } as const;
+        const targets = { ours: url, bare: bare.url } as const;
         // every server and method warmed up before any is measured, so none gains from going later
         for (const target of Object.values(targets)) for (const reqs of [post, get]) await wrk({ url: target, requests: reqs, headers, seconds: ctx.warmupSeconds });
         const turnSeconds = Math.max(2, Math.round(ctx.seconds / OCSP_TURNS));
         const runs: Record<string, WrkResult[]> = {};
         // CPU each server spends per request, in user space and in the kernel (sockets)
         const cpu: Record<string, { userMs: number; systemMs: number; requests: number }> = {};
-        const pids = { ours: responder.child.pid!, bare: bare.child.pid! };
+        const pids = { ours: responder.child.pid!, bare: bare.pid };
         for (let turn = 0; turn < OCSP_TURNS; turn++) {
           for (const [method, reqs] of [
             ["POST", post],
