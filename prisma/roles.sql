@@ -73,9 +73,11 @@ GRANT UPDATE ON ocsp_responders TO pki_api;
 GRANT INSERT ON audit_events, alerts_sent TO pki_api;
 GRANT DELETE ON console_sessions TO pki_api;
 GRANT USAGE ON SEQUENCE audit_events_id_seq, job_runs_id_seq, webhook_outbox_id_seq TO pki_api;
--- ACME: accounts, orders, authorizations, challenges, EAB keys; nonces are consumed by
--- deleting them (each is good once, on any replica).
-GRANT SELECT, INSERT, UPDATE ON acme_provisioners, acme_eab_keys, acme_accounts, acme_orders, acme_authorizations, acme_challenges, acme_nonces TO pki_api;
-GRANT DELETE ON acme_nonces TO pki_api;
+-- ACME: accounts, orders, authorizations, challenges, EAB keys; a used nonce is recorded
+-- until it expires (each is good once, on any replica) and expired ones are deleted; the
+-- nonce key is created by the first process that needs it.
+GRANT SELECT, INSERT, UPDATE ON acme_provisioners, acme_eab_keys, acme_accounts, acme_orders, acme_authorizations, acme_challenges TO pki_api;
+GRANT SELECT, INSERT, DELETE ON acme_spent_nonces TO pki_api;
+GRANT SELECT, INSERT ON acme_nonce_keys TO pki_api;
 
 COMMIT;

@@ -2,34 +2,28 @@
 // request a client library would never send gets the RFC 8555 problem it should, and the
 // happy path (IP identifier per RFC 8738, http-01 answered by this test) issues,
 // downloads, reports renewal information and revokes.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import type { Server } from "node:http";
+import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto";
 import { FlattenedSign, calculateJwkThumbprint, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi, type ApiResponse } from "../support/api.ts";
+import { ACME_ERROR as E, type Account, type AccountKey, AcmeTestClient, finalizeCsr as csrFor, http01Responder, newKey, type PostOptions } from "../support/acme.ts";
 import { freePort, opensslCsr } from "../support/tools.ts";
 
 let t: TestApi;
+let acme: AcmeTestClient;
 let http01: Server;
 let http01Second: Server;
 const answers = new Map<string, string>();
-const E = "urn:ietf:params:acme:error:";
 const ORDERS_PER_ACCOUNT_HOUR = 12;
 
 beforeAll(async () => {
   const port = await freePort();
-  const respond = (req: IncomingMessage, res: ServerResponse) => {
-    const token = req.url?.split("/").pop() ?? "";
-    const answer = answers.get(token);
-    if (answer === undefined) res.writeHead(404).end();
-    else res.writeHead(200, { "content-type": "text/plain" }).end(answer);
-  };
-  http01 = createServer(respond);
-  await new Promise<void>((resolve) => http01.listen(port, "127.0.0.1", resolve));
+  http01 = await http01Responder("127.0.0.1", port, answers);
   // a second address, for orders of two identifiers
-  http01Second = createServer(respond);
-  await new Promise<void>((resolve) => http01Second.listen(port, "127.0.0.2", resolve));
-  t = await startTestApi({ env: { PKI_ACME_HTTP01_PORT: String(port), PKI_ACME_ORDERS_PER_ACCOUNT_HOUR: String(ORDERS_PER_ACCOUNT_HOUR) } });
+  http01Second = await http01Responder("127.0.0.2", port, answers);
+  t = await startTestApi({ env: { PKI_ACME_HTTP01_PORT: String(port), PKI_ACME_ORDERS_PER_ACCOUNT_HOUR: String(ORDERS_PER_ACCOUNT_HOUR), PKI_ACME_NEW_ACCOUNTS_PER_ADDRESS_HOUR: "1000" } });
+  acme = new AcmeTestClient(t, "proto");
   const created = await t.call("POST", "/v1/provisioners", {
     token: t.ca.adminToken,
     body: { name: "proto", type: "acme", profiles: ["server", "mtls"], names: ["IP:127.0.0.0/8", "DNS:.proto.test"], maxTtlSeconds: 86400 },
@@ -43,79 +37,13 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const base = () => `${t.api.url}/acme/proto`;
-const path = (url: string) => new URL(url).pathname + new URL(url).search;
-
-type Alg = "ES256" | "RS256" | "EdDSA";
-interface AccountKey {
-  alg: Alg;
-  privateKey: KeyObject;
-  jwk: JWK;
-}
-
-function newKey(alg: Alg = "ES256"): AccountKey {
-  const pair = alg === "ES256" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : alg === "RS256" ? generateKeyPairSync("rsa", { modulusLength: 2048 }) : generateKeyPairSync("ed25519");
-  return { alg, privateKey: pair.privateKey, jwk: pair.publicKey.export({ format: "jwk" }) as JWK };
-}
-
-async function nonce(): Promise<string> {
-  const res = await t.call("HEAD", "/acme/proto/new-nonce");
-  return String(res.headers["replay-nonce"]);
-}
-
-interface PostOptions {
-  key: AccountKey;
-  kid?: string | undefined;
-  nonce?: string;
-  /** header fields to add or override */
-  header?: Record<string, unknown>;
-}
-
-async function jws(url: string, payload: unknown, o: PostOptions) {
-  const header: Record<string, unknown> = { alg: o.key.alg, nonce: o.nonce ?? (await nonce()), url, ...(o.kid ? { kid: o.kid } : { jwk: o.key.jwk }), ...o.header };
-  const body = payload === "" ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(payload));
-  return new FlattenedSign(body).setProtectedHeader(header as never).sign(o.key.privateKey);
-}
-
-async function post(url: string, payload: unknown, o: PostOptions): Promise<ApiResponse> {
-  return t.call("POST", path(url), { raw: JSON.stringify(await jws(url, payload, o)), contentType: "application/jose+json" });
-}
-
-async function newAccount(key = newKey()): Promise<{ key: AccountKey; kid: string }> {
-  const res = await post(`${base()}/new-account`, { termsOfServiceAgreed: true, contact: ["mailto:ops@proto.test"] }, { key });
-  expect(res.status, res.text).toBe(201);
-  return { key, kid: String(res.headers.location) };
-}
-
-async function newOrder(account: { key: AccountKey; kid: string }, identifiers: Array<{ type: string; value: string }>, extra: Record<string, unknown> = {}): Promise<ApiResponse> {
-  return post(`${base()}/new-order`, { identifiers, ...extra }, account);
-}
-
-/** Answers the order's http-01 challenges (right or wrong) and waits for every authorization to settle. */
-async function validate(account: { key: AccountKey; kid: string }, order: ApiResponse, answer: (token: string) => string): Promise<unknown[]> {
-  const settled: unknown[] = [];
-  for (const authzUrl of order.json.authorizations as string[]) {
-    const authz = await post(authzUrl, "", account);
-    const challenge = (authz.json.challenges as Array<{ type: string; url: string; token: string }>).find((c) => c.type === "http-01")!;
-    answers.set(challenge.token, answer(challenge.token));
-    const started = await post(challenge.url, {}, account);
-    expect(started.status, started.text).toBe(200);
-    for (let i = 0; i < 200; i++) {
-      const now = await post(authzUrl, "", account);
-      if (now.json.status !== "pending") {
-        settled.push(now.json);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return settled;
-}
-
-const csrFor = (sans: string[]) => {
-  const { csrPem } = opensslCsr({ subject: "/CN=127.0.0.1", sans });
-  return Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ""), "base64").toString("base64url");
-};
+const base = () => acme.base;
+const nonce = () => acme.nonce();
+const jws = (url: string, payload: unknown, o: PostOptions) => acme.jws(url, payload, o);
+const post = (url: string, payload: unknown, o: PostOptions) => acme.post(url, payload, o);
+const newAccount = (key?: AccountKey) => acme.newAccount(key);
+const newOrder = (account: Account, identifiers: Array<{ type: string; value: string }>, extra: Record<string, unknown> = {}) => acme.newOrder(account, identifiers, extra);
+const validate = (account: Account, order: ApiResponse, answer: (token: string) => string) => acme.validate(account, order, answers, answer);
 
 describe("ACME protocol", () => {
   it("the directory lists the endpoints, renewalInfo and the provisioner's profiles", async () => {

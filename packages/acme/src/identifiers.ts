@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { sanProblem, type San } from "@pki/x509";
+import { ipBytes } from "@pki/challenges";
 import type { AcmeIdentifier } from "@pki/db";
 import { AcmeProblem, ACME_ERROR, type Subproblem } from "./problems.ts";
 
@@ -8,6 +9,8 @@ const MAX_IDENTIFIER_CHARS = 253;
 
 /** The IP address in the one textual form certificates and CSRs are compared in. */
 export function canonicalIp(value: string): string | undefined {
+  // isIP accepts an IPv6 zone ID (fe80::1%eth0): it names an interface of the requester's host, never an address of a certificate.
+  if (value.includes("%")) return undefined;
   const version = isIP(value);
   if (version === 4) return value.split(".").every((octet) => String(Number(octet)) === octet) ? value : undefined;
   if (version === 6) return new URL(`http://[${value}]/`).hostname.slice(1, -1);
@@ -37,7 +40,13 @@ export function normaliseIdentifiers(raw: unknown): AcmeIdentifier[] {
     }
     if (type === "ip") {
       const ip = canonicalIp(value);
-      if (!ip) subproblems.push({ type: `${ACME_ERROR}malformed`, detail: `'${shown.value}' is not an IP address`, identifier: shown });
+      if (value.includes("%"))
+        subproblems.push({
+          type: `${ACME_ERROR}rejectedIdentifier`,
+          detail: `'${shown.value}' has an IPv6 zone ID: it names an interface of one host, and certificates hold addresses without one`,
+          identifier: shown,
+        });
+      else if (!ip) subproblems.push({ type: `${ACME_ERROR}malformed`, detail: `'${shown.value}' is not an IP address`, identifier: shown });
       else out.set(`ip:${ip}`, { type: "ip", value: ip });
     } else if (type === "dns") {
       const name = value.toLowerCase();
@@ -61,4 +70,18 @@ export function normaliseIdentifiers(raw: unknown): AcmeIdentifier[] {
     });
   }
   return [...out.values()];
+}
+
+/**
+ * The network a request came from, as the new-account limits count it: an IPv4 address
+ * (an IPv4-mapped IPv6 one as IPv4), or the /64 of an IPv6 address, which one subscriber
+ * usually holds whole.
+ */
+export function sourceNetwork(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (mapped) return mapped;
+  if (isIP(address) !== 6) return address.slice(0, 64);
+  const bytes = ipBytes(address);
+  const hextets = [0, 2, 4, 6].map((i) => bytes.readUInt16BE(i).toString(16));
+  return `${hextets.join(":")}::/64`;
 }

@@ -27,12 +27,21 @@ export function parseFlattened(body: unknown): FlattenedJWSInput {
   return { protected: jws.protected, payload: jws.payload, signature: jws.signature };
 }
 
+/**
+ * The protected header, refusing the JWS extensions ACME never uses: an unencoded payload
+ * (RFC 7797 `b64: false`) would make the signed bytes differ from the payload we parse, and
+ * `crit` names extensions a verifier must understand.
+ */
 export function protectedHeader(jws: FlattenedJWSInput): JWSHeaderParameters {
+  let header: JWSHeaderParameters;
   try {
-    return decodeProtectedHeader(jws) as JWSHeaderParameters;
+    header = decodeProtectedHeader(jws) as JWSHeaderParameters;
   } catch (error) {
     throw malformed("the JWS protected header is not base64url JSON", error);
   }
+  if (header.b64 !== undefined) throw malformed("the JWS protected header must not carry 'b64': ACME payloads are always base64url-encoded (RFC 8555 §6.2)");
+  if (header.crit !== undefined) throw malformed("the JWS protected header must not carry 'crit': this server understands no JWS extensions");
+  return header;
 }
 
 /** A public account key; refuses private keys, symmetric keys and short RSA keys. */
@@ -94,7 +103,7 @@ export async function verifyWith(jws: FlattenedJWSInput, key: KeyObject | Uint8A
 
 export const thumbprint = (jwk: JWK) => calculateJwkThumbprint(jwk, "sha256");
 
-/** Checks the protected header's url against the URL the request came to. */
+/** Checks the protected header's url against the URL the request came to, query string included (RFC 8555 §6.4). */
 export function checkUrl(header: JWSHeaderParameters, requestUrl: string): string {
   if (typeof header.url !== "string") throw malformed("the JWS protected header needs a 'url'");
   if (header.url !== requestUrl) throw unauthorized(`the JWS 'url' (${header.url.slice(0, 200)}) is not the URL this request was sent to (${requestUrl})`);

@@ -1,58 +1,36 @@
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { NonceSupply } from "./nonces.ts";
+import { NONCE_CHARS, NonceMinter } from "./nonces.ts";
 
+const key = randomBytes(32);
 const TTL = 30 * 60_000;
 
-function supply(clock: { now: number }, batch = 4) {
-  const stored: Array<{ values: string[]; expiresAt: Date }> = [];
-  const nonces = new NonceSupply({
-    store: async (values, expiresAt) => void stored.push({ values, expiresAt }),
-    ttlMs: TTL,
-    now: () => new Date(clock.now),
-    batch,
-  });
-  return { nonces, stored };
-}
-
-describe("NonceSupply", () => {
-  it("stores a batch in one call and hands out each stored nonce once", async () => {
-    const clock = { now: Date.parse("2026-12-05T06:00:00Z") };
-    const { nonces, stored } = supply(clock);
-    const taken = [];
-    for (let i = 0; i < 6; i++) taken.push(await nonces.take());
-    expect(stored).toHaveLength(2);
-    expect(new Set(taken).size).toBe(6);
-    const all = stored.flatMap((s) => s.values);
-    for (const nonce of taken) expect(all).toContain(nonce);
-    expect(stored[0]?.expiresAt.getTime()).toBe(clock.now + TTL);
+describe("NonceMinter", () => {
+  it("accepts its own nonces until they expire, and tells when", () => {
+    let now = Date.parse("2026-12-08T00:00:00Z");
+    const minter = new NonceMinter(key, TTL, () => new Date(now));
+    const nonce = minter.mint();
+    expect(nonce).toHaveLength(NONCE_CHARS);
+    expect(minter.check(nonce)?.getTime()).toBe(now + TTL);
+    now += TTL - 1;
+    expect(minter.check(nonce)).toBeDefined();
+    now += 1;
+    expect(minter.check(nonce)).toBeUndefined();
   });
 
-  it("shares one batch between concurrent requests", async () => {
-    const clock = { now: Date.parse("2026-12-05T06:00:00Z") };
-    const { nonces, stored } = supply(clock);
-    const taken = await Promise.all([nonces.take(), nonces.take(), nonces.take(), nonces.take()]);
-    expect(stored).toHaveLength(1);
-    expect(new Set(taken).size).toBe(4);
+  it("hands out a different nonce each time", () => {
+    const minter = new NonceMinter(key, TTL, () => new Date());
+    const nonces = new Set(Array.from({ length: 1000 }, () => minter.mint()));
+    expect(nonces.size).toBe(1000);
   });
 
-  it("drops stored nonces with less than half their lifetime left", async () => {
-    const clock = { now: Date.parse("2026-12-05T06:00:00Z") };
-    const { nonces, stored } = supply(clock);
-    await nonces.take();
-    clock.now += TTL / 2 + 1;
-    const later = await nonces.take();
-    expect(stored).toHaveLength(2);
-    expect(stored[1]?.values).toContain(later);
-  });
-
-  it("passes a storage failure to the request", async () => {
-    const nonces = new NonceSupply({
-      store: async () => {
-        throw new Error("database unavailable");
-      },
-      ttlMs: TTL,
-      now: () => new Date(),
-    });
-    await expect(nonces.take()).rejects.toThrow("database unavailable");
+  it("refuses nonces of another key, altered ones (a later expiry included), and anything not a nonce", () => {
+    const minter = new NonceMinter(key, TTL, () => new Date());
+    const other = new NonceMinter(randomBytes(32), TTL, () => new Date());
+    expect(minter.check(other.mint())).toBeUndefined();
+    const bytes = Buffer.from(minter.mint(), "base64url");
+    bytes[0] = (bytes[0] as number) ^ 1; // the expiry's top byte: a nonce that would live for years
+    expect(minter.check(bytes.toString("base64url"))).toBeUndefined();
+    for (const junk of [undefined, 42, "", "a".repeat(NONCE_CHARS), `${minter.mint()}x`, minter.mint().slice(1), "+/+/".repeat(11)]) expect(minter.check(junk)).toBeUndefined();
   });
 });

@@ -1,54 +1,43 @@
-// Replay nonces (RFC 8555 §6.5) are stored in PostgreSQL so that any worker or replica
-// accepts a nonce another one handed out, exactly once. Storing them one per answer cost a
-// statement per request; this supply stores a batch in one statement and hands the nonces
-// out one by one. A nonce is handed out only once it is stored, and only while at least
-// half its lifetime is left, so a client always has most of the TTL to use it.
-import { randomBytes } from "node:crypto";
+// Replay nonces (RFC 8555 §6.5) that cost no write to hand out, so anonymous newNonce
+// requests leave nothing behind. A nonce is its expiry and random bytes, authenticated
+// with a key every worker and replica shares (kept in the database): any of them can tell
+// its own nonces from forged or expired ones without a lookup. Only a nonce that a signed
+// request used up is stored, until it expires, so each is good once on every replica.
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
-/** Nonces stored per statement. */
-const BATCH = 64;
+const EXPIRY_BYTES = 6;
+const RANDOM_BYTES = 10;
+const MAC_BYTES = 16;
+const NONCE_BYTES = EXPIRY_BYTES + RANDOM_BYTES + MAC_BYTES;
+/** base64url of NONCE_BYTES */
+export const NONCE_CHARS = Math.ceil((NONCE_BYTES * 4) / 3);
 
-interface StoredNonce {
-  value: string;
-  expiresAt: number;
-}
+export class NonceMinter {
+  constructor(
+    private readonly key: Buffer,
+    private readonly ttlMs: number,
+    private readonly now: () => Date,
+  ) {}
 
-export interface NonceSupplyOptions {
-  /** stores the nonces with their expiry (one statement) */
-  store: (values: string[], expiresAt: Date) => Promise<void>;
-  ttlMs: number;
-  now: () => Date;
-  batch?: number;
-}
-
-export class NonceSupply {
-  private readonly ready: StoredNonce[] = [];
-  private refill: Promise<void> | undefined;
-  private readonly batch: number;
-
-  constructor(private readonly options: NonceSupplyOptions) {
-    this.batch = options.batch ?? BATCH;
+  /** A new nonce, good until ttlMs from now. */
+  mint(): string {
+    const body = Buffer.alloc(EXPIRY_BYTES + RANDOM_BYTES);
+    body.writeUIntBE(this.now().getTime() + this.ttlMs, 0, EXPIRY_BYTES);
+    randomBytes(RANDOM_BYTES).copy(body, EXPIRY_BYTES);
+    return Buffer.concat([body, this.mac(body)]).toString("base64url");
   }
 
-  /** A stored, unused nonce with at least half its lifetime left. */
-  async take(): Promise<string> {
-    for (;;) {
-      const freshAfter = this.options.now().getTime() + this.options.ttlMs / 2;
-      for (let nonce = this.ready.pop(); nonce; nonce = this.ready.pop()) {
-        if (nonce.expiresAt > freshAfter) return nonce.value;
-      }
-      // one batch in flight at a time: every waiting request shares it
-      this.refill ??= this.fill().finally(() => {
-        this.refill = undefined;
-      });
-      await this.refill;
-    }
+  /** The nonce's expiry when this CA made it and it has not expired; undefined for anything else. */
+  check(nonce: unknown): Date | undefined {
+    if (typeof nonce !== "string" || nonce.length !== NONCE_CHARS || !/^[A-Za-z0-9_-]+$/.test(nonce)) return undefined;
+    const bytes = Buffer.from(nonce, "base64url");
+    const body = bytes.subarray(0, EXPIRY_BYTES + RANDOM_BYTES);
+    if (bytes.length !== NONCE_BYTES || !timingSafeEqual(bytes.subarray(EXPIRY_BYTES + RANDOM_BYTES), this.mac(body))) return undefined;
+    const expiresAt = body.readUIntBE(0, EXPIRY_BYTES);
+    return expiresAt > this.now().getTime() ? new Date(expiresAt) : undefined;
   }
 
-  private async fill(): Promise<void> {
-    const values = Array.from({ length: this.batch }, () => randomBytes(16).toString("base64url"));
-    const expiresAt = this.options.now().getTime() + this.options.ttlMs;
-    await this.options.store(values, new Date(expiresAt));
-    for (const value of values) this.ready.push({ value, expiresAt });
+  private mac(body: Buffer): Buffer {
+    return createHmac("sha256", this.key).update(body).digest().subarray(0, MAC_BYTES);
   }
 }

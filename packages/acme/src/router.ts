@@ -9,6 +9,7 @@ import { CaError, formatSan, isProfileName, namesOf, parseCsr, toPem, type Profi
 import { REASON_NAMES, REVOCATION_REASONS, revokeCertificate, type CaRuntime, type Requester } from "@pki/authority";
 import {
   AcmeAccountKeyInUseError,
+  AcmeAccountLimitError,
   AcmeEabKeyUnusableError,
   type AcmeAccountRecord,
   type AcmeAuthorizationRecord,
@@ -22,10 +23,10 @@ import {
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
-import { type ChallengeType, ValidationLimiter, checkCaa, validateChallenge as defaultValidateChallenge } from "@pki/challenges";
-import { canonicalIp, normaliseIdentifiers, sanOf } from "./identifiers.ts";
+import { type ChallengeType, ValidationLimiter, ValidationLimitError, type Reservation, checkCaa, validateChallenge as defaultValidateChallenge } from "@pki/challenges";
+import { canonicalIp, normaliseIdentifiers, sanOf, sourceNetwork } from "./identifiers.ts";
 import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkKeyAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
-import { NonceSupply } from "./nonces.ts";
+import { NonceMinter } from "./nonces.ts";
 import { acmeOrders, acmeValidations } from "./metrics.ts";
 import { AcmeProblem, ACME_ERROR, malformed, unauthorized, type Subproblem } from "./problems.ts";
 import { parseCertId, renewalWindow } from "./renewal-info.ts";
@@ -38,8 +39,12 @@ const MAX_CONTACTS = 4;
 const MAX_CONTACT_CHARS = 254;
 const ORDERS_PAGE = 100;
 const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
-/** Validations running at once in this process, in total and per account, and waiting for a slot. */
-const VALIDATION_LIMITS = { total: 64, perAccount: 4, maxQueued: 256 };
+/**
+ * Validations in this process: running at once, in total and per account, and running or
+ * waiting per account and per provisioner (see ValidationLimiter: one requester filling its
+ * share is refused on its own).
+ */
+const VALIDATION_LIMITS = { running: 64, runningPerAccount: 4, pendingPerAccount: 16, pendingPerProvisioner: 256 };
 /** A validation still "processing" this many deadlines after it started was lost (queueing included). */
 const STALE_VALIDATION_FACTOR = 30;
 /** Imported account keys kept per process (a KeyObject is a few hundred bytes). */
@@ -48,6 +53,18 @@ const ACCOUNT_KEY_CACHE_ENTRIES = 10_000;
 const MAX_ACCOUNT_ID_CHARS = 64;
 
 export type ValidateChallenge = typeof defaultValidateChallenge;
+
+/** A signature that did not verify with the key tried (verification is tried again with the account's current key). */
+const NOT_VERIFIED = Symbol("not verified");
+
+const checkKeyFits = (key: KeyObject, alg: string): boolean => {
+  try {
+    checkKeyAlgorithm(key, alg);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** An ACME provisioner with its ACME settings, and its policy when it is live. */
 interface ResolvedProvisioner {
@@ -87,6 +104,8 @@ interface AcmeContext {
 interface Signed {
   payload: unknown;
   jwk: JWK;
+  /** the public key that verified the signature */
+  key: KeyObject;
   account: AcmeAccountRecord | undefined;
 }
 
@@ -112,32 +131,39 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   router.use(express.raw({ type: "application/jose+json", limit: MAX_JWS_BYTES }));
 
   const nonceSweep = setInterval(() => {
-    store.sweepNonces(now()).catch((error: Error) => log.warn({ err: error }, "could not remove expired ACME nonces"));
+    store.sweepSpentNonces(now()).catch((error: Error) => log.warn({ err: error }, "could not remove expired ACME nonces"));
   }, 5 * 60_000);
   nonceSweep.unref();
 
-  // Nonces are stored (so any worker or replica accepts them) a batch at a time.
-  const nonces = new NonceSupply({ store: (values, expiresAt) => store.addNonces(values, expiresAt), ttlMs: NONCE_TTL_MS, now });
+  // The nonce key is read (or made) on first use; a failed read is tried again by the next request.
+  let minter: Promise<NonceMinter> | undefined;
+  const nonces = (): Promise<NonceMinter> => {
+    minter ??= store.nonceKey().then(
+      (key) => new NonceMinter(key, NONCE_TTL_MS, now),
+      (error: unknown) => {
+        minter = undefined;
+        throw error;
+      },
+    );
+    return minter;
+  };
 
   async function freshNonce(res: Response): Promise<void> {
-    res.setHeader("replay-nonce", await nonces.take());
+    res.setHeader("replay-nonce", (await nonces()).mint());
     res.setHeader("cache-control", "no-store");
   }
 
   // Importing a JWK costs more than the signature check it serves: keep the imported key per
-  // account and key thumbprint. The account row is still read on every request (status,
-  // current key), so a key change or deactivation takes effect at once on every worker and
-  // replica; a stale entry is never used, only evicted.
-  const accountKeys = new Map<string, KeyObject>();
-  async function importedAccountKey(account: AcmeAccountRecord, alg: string): Promise<KeyObject> {
-    const cacheKey = `${account.id}:${account.keyThumbprint}`;
-    let key = accountKeys.get(cacheKey);
-    if (!key) {
-      key = (await accountKey(account.jwk)).key;
-      if (accountKeys.size >= ACCOUNT_KEY_CACHE_ENTRIES) accountKeys.delete(accountKeys.keys().next().value as string);
-      accountKeys.set(cacheKey, key);
-    }
-    checkKeyAlgorithm(key, alg);
+  // account. The account row is still read on every request (status, current key), so a key
+  // change or deactivation takes effect at once on every worker and replica; an entry whose
+  // thumbprint is no longer the account's is replaced, never trusted.
+  const accountKeys = new Map<string, { thumbprint: string; key: KeyObject }>();
+  async function importedAccountKey(account: AcmeAccountRecord): Promise<KeyObject> {
+    const cached = accountKeys.get(account.id);
+    if (cached?.thumbprint === account.keyThumbprint) return cached.key;
+    const { key } = await accountKey(account.jwk);
+    if (!cached && accountKeys.size >= ACCOUNT_KEY_CACHE_ENTRIES) accountKeys.delete(accountKeys.keys().next().value as string);
+    accountKeys.set(account.id, { thumbprint: account.keyThumbprint, key });
     return key;
   }
 
@@ -163,7 +189,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     const base = `https://${host}/acme/${name}`;
     return {
       base,
-      url: `https://${host}${req.originalUrl.split("?")[0]}`,
+      url: `https://${host}${req.originalUrl}`,
       provisioner,
       policy: resolved.policy,
       eabRequired: provisioner.eabRequired,
@@ -180,8 +206,10 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   });
 
   /**
-   * Verifies a POST: JSON body, nonce (used up whatever happens next), url, exactly one of
-   * jwk/kid, algorithm, signature, and for kid a valid account of this provisioner.
+   * Verifies a POST: JSON body, nonce, url, exactly one of jwk/kid, algorithm, signature,
+   * and for kid a valid account of this provisioner. The nonce is checked (ours, not
+   * expired) first, and recorded as used only once the signature verifies: a request that
+   * proves no key leaves nothing in the database.
    */
   async function verify(req: Request, ctx: AcmeContext, keyFrom: "kid" | "jwk" | "either"): Promise<Signed> {
     if (!req.is("application/jose+json")) throw new AcmeProblem("malformed", "send ACME requests as Content-Type: application/jose+json", { status: 415 });
@@ -193,21 +221,15 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     }
     const jws = parseFlattened(body);
     const header = protectedHeader(jws);
-    // The account a kid names is read in the same round trip that uses up the nonce; it is
-    // looked at only once the nonce, url and algorithm have been checked.
-    const prefix = `${ctx.base}/acct/`;
-    const kid = typeof header.kid === "string" ? header.kid : undefined;
-    const accountId = kid?.startsWith(prefix) && kid.length - prefix.length <= MAX_ACCOUNT_ID_CHARS ? kid.slice(prefix.length) : undefined;
-    const consumed =
-      typeof header.nonce === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(header.nonce)
-        ? await store.consumeNonceReadAccount(header.nonce, now(), header.jwk === undefined && keyFrom !== "jwk" ? accountId : undefined)
-        : undefined;
-    if (!consumed?.nonceLive) {
+    const nonce = header.nonce as string;
+    const nonceExpires = (await nonces()).check(nonce);
+    if (!nonceExpires) {
       throw new AcmeProblem(
         "badNonce",
-        typeof header.nonce === "string" ? "the JWS nonce is unknown, used or expired; retry with the Replay-Nonce of this answer" : "the JWS protected header needs a 'nonce'",
+        typeof header.nonce === "string" ? "the JWS nonce is not one of this server's or has expired; retry with the Replay-Nonce of this answer" : "the JWS protected header needs a 'nonce'",
       );
     }
+    const replayed = () => new AcmeProblem("badNonce", "the JWS nonce was already used; retry with the Replay-Nonce of this answer");
     checkUrl(header, ctx.url);
     checkAlgorithm(header.alg);
     if ((header.jwk === undefined) === (header.kid === undefined)) throw malformed("the JWS protected header must have exactly one of 'jwk' and 'kid'");
@@ -215,15 +237,40 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       if (keyFrom === "kid") throw malformed("this request must be signed by an account key named by 'kid', not 'jwk'");
       const { jwk, key } = await accountKey(header.jwk, header.alg);
       const payload = await verifyWith(jws, key, ACCOUNT_ALGORITHMS);
-      return { payload, jwk, account: undefined };
+      if (!(await store.spendNonce(nonce, nonceExpires))) throw replayed();
+      return { payload, jwk, key, account: undefined };
     }
     if (keyFrom === "jwk") throw malformed("this request must carry its key in 'jwk', not 'kid'");
-    const account = consumed.account;
-    if (!account || account.provisionerId !== ctx.provisioner.id) throw new AcmeProblem("accountDoesNotExist", `no account ${String(header.kid).slice(0, 200)} on this ACME server`);
+    const prefix = `${ctx.base}/acct/`;
+    const kid = String(header.kid);
+    const accountId = kid.startsWith(prefix) && kid.length - prefix.length <= MAX_ACCOUNT_ID_CHARS ? kid.slice(prefix.length) : undefined;
+    const noAccount = () => new AcmeProblem("accountDoesNotExist", `no account ${kid.slice(0, 200)} on this ACME server`);
+    if (!accountId) throw noAccount();
+    // The usual case, an account this process has seen: the signature is checked against its
+    // key before the one round trip that uses the nonce up and reads the account. Otherwise
+    // the account is read first and the nonce used up once its key has verified.
+    const cached = accountKeys.get(accountId);
+    const cachedPayload = cached && checkKeyFits(cached.key, header.alg) ? await verifyWith(jws, cached.key, ACCOUNT_ALGORITHMS).catch(() => NOT_VERIFIED) : NOT_VERIFIED;
+    let account: AcmeAccountRecord | undefined;
+    let payload: unknown;
+    if (cachedPayload !== NOT_VERIFIED) {
+      const read = await store.spendNonceReadAccount(nonce, nonceExpires, accountId);
+      account = read.account;
+      if (!account || account.provisionerId !== ctx.provisioner.id) throw noAccount();
+      if (!read.fresh) throw replayed();
+      payload = account.keyThumbprint === cached?.thumbprint ? cachedPayload : await verifyWith(jws, await importedAccountKey(account), ACCOUNT_ALGORITHMS);
+    } else {
+      account = await store.account(accountId);
+      if (!account || account.provisionerId !== ctx.provisioner.id) throw noAccount();
+      const key = await importedAccountKey(account);
+      checkKeyAlgorithm(key, header.alg);
+      payload = await verifyWith(jws, key, ACCOUNT_ALGORITHMS);
+      if (!(await store.spendNonce(nonce, nonceExpires))) throw replayed();
+    }
     if (account.status !== "valid") throw unauthorized(`account ${kid} is ${account.status}`);
-    const key = await importedAccountKey(account, header.alg);
-    const payload = await verifyWith(jws, key, ACCOUNT_ALGORITHMS);
-    return { payload, jwk: account.jwk as JWK, account };
+    const key = await importedAccountKey(account);
+    checkKeyAlgorithm(key, header.alg);
+    return { payload, jwk: account.jwk as JWK, key, account };
   }
 
   type Handler = (req: Request, res: Response, ctx: AcmeContext) => Promise<{ status: number; body?: unknown; location?: string; links?: string[]; contentType?: string; text?: string }>;
@@ -322,13 +369,19 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
           "externalAccountRequired",
           `ACME provisioner '${ctx.provisioner.name}' requires external account binding; ask its operator for a key (pki provisioner eab ${ctx.provisioner.name})`,
         );
+      const limits = runtime.config.acme.rateLimits;
       try {
         const account = await store.createAccount(
-          { provisionerId: ctx.provisioner.id, keyThumbprint, jwk: jwk as Record<string, unknown>, contact, eabKid, now: now() },
+          { provisionerId: ctx.provisioner.id, keyThumbprint, jwk: jwk as Record<string, unknown>, contact, eabKid, createdFrom: sourceNetwork(ctx.sourceIp), now: now() },
+          { since: new Date(now().getTime() - HOUR_MS), perSource: limits.newAccountsPerAddressHour, perProvisioner: limits.newAccountsPerProvisionerHour },
           { actor: `acme:${ctx.provisioner.name}`, action: "acme.account.create", sourceIp: ctx.sourceIp, details: { contact } },
         );
         return { status: 201, body: accountView(ctx, account), location: urls(ctx).account(account.id) };
       } catch (error) {
+        if (error instanceof AcmeAccountLimitError) {
+          checkRate("new accounts", error.counts.source, limits.newAccountsPerAddressHour, `address ${sourceNetwork(ctx.sourceIp)}`);
+          checkRate("new accounts", error.counts.provisioner, limits.newAccountsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+        }
         if (error instanceof AcmeEabKeyUnusableError) throw unauthorized(error.message);
         if (error instanceof AcmeAccountKeyInUseError) {
           const raced = await store.accountByThumbprint(ctx.provisioner.id, keyThumbprint);
@@ -436,7 +489,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     };
   }
 
-  function checkRate(kind: "orders" | "failed validations", counted: { count: number; oldest: Date | null }, limit: number, who: string): void {
+  function checkRate(kind: "orders" | "failed validations" | "new accounts", counted: { count: number; oldest: Date | null }, limit: number, who: string): void {
     const { count: used, oldest } = counted;
     if (used < limit) return;
     const retryAfter = Math.max(1, Math.ceil(((oldest?.getTime() ?? now().getTime()) + HOUR_MS - now().getTime()) / 1000));
@@ -478,6 +531,15 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       return { status: 201, body: orderView(ctx, order), location: urls(ctx).order(order.id) };
     }),
   );
+
+  function policyAllows(ctx: AcmeContext, identifier: AcmeIdentifier): boolean {
+    try {
+      ctx.policy.authorizeNames({ commonName: undefined, sans: [sanOf(identifier)] });
+      return true;
+    } catch {
+      return false;
+    }
+  }
 
   /** Asks the provisioner's policy about each name now, so a refusal comes before any challenge. */
   function rejectOutsidePolicy(ctx: AcmeContext, identifiers: AcmeIdentifier[]): void {
@@ -535,7 +597,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   router.post(
     "/:provisioner/order/:id/finalize",
     handle(async (req, _res, ctx) => {
-      const { payload, account } = await verify(req, ctx, "kid");
+      const { payload, account, key: accountPublicKey } = await verify(req, ctx, "kid");
       // ready → processing in the statement that reads the order (the usual case); any other
       // state is explained from a plain read
       const order = account ? await store.startFinalizing(String(req.params.id), account.id, now()) : undefined;
@@ -546,7 +608,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       }
       let csr: ReturnType<typeof parseCsr>;
       try {
-        csr = csrOfOrder(payload, order);
+        csr = csrOfOrder(payload, order, accountPublicKey);
       } catch (error) {
         // a CSR the order cannot take leaves the order ready for a better one
         await store.setOrderStatus(order.id, "processing", "ready").catch((revertError: Error) => log.error({ err: revertError, order: order.id }, "could not put an ACME order back to ready"));
@@ -650,25 +712,44 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       objectPayload(payload, "challenge response");
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      if (limiter.queued >= VALIDATION_LIMITS.maxQueued) throw new AcmeProblem("rateLimited", "too many validations are waiting; retry shortly", { retryAfterSeconds: 5 });
+      // A place among this process's validations first, so a requester over its share is
+      // refused before the challenge is marked as started.
+      let reservation: Reservation;
+      try {
+        reservation = limiter.reserve({ account: account.id, provisioner: ctx.provisioner.id });
+      } catch (error) {
+        if (error instanceof ValidationLimitError) throw new AcmeProblem("rateLimited", error.message, { retryAfterSeconds: Math.ceil(challengeSettings.timeoutMs / 1000) });
+        throw error;
+      }
       // the hourly limits on failed validations are counted by the statement that starts it
-      const { started, counts } = await store.startChallengeWithinLimits(
-        challenge.id,
-        now(),
-        { accountId: account.id, provisionerId: ctx.provisioner.id },
-        { since, perAccount: limits.failedValidationsPerAccountHour, perProvisioner: limits.failedValidationsPerProvisionerHour },
-      );
-      checkRate("failed validations", counts.account, limits.failedValidationsPerAccountHour, `account ${account.id}`);
-      checkRate("failed validations", counts.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+      let outcome: Awaited<ReturnType<typeof store.startChallengeWithinLimits>>;
+      try {
+        outcome = await store.startChallengeWithinLimits(
+          challenge.id,
+          now(),
+          { accountId: account.id, provisionerId: ctx.provisioner.id },
+          { since, perAccount: limits.failedValidationsPerAccountHour, perProvisioner: limits.failedValidationsPerProvisionerHour },
+        );
+      } catch (error) {
+        reservation.cancel();
+        throw error;
+      }
+      const { started, counts } = outcome;
+      if (!started) reservation.cancel();
+      checkRate("failed validations", counts.account, limits.failedValidationsPerAccountHour, `account ${account.id} (validations still running count too)`);
+      if (counts.accountFailed > 0)
+        checkRate("failed validations", counts.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}' (accounts without failures go on)`);
       if (!started) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
       const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
       const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
       const caaIdentities = runtime.config.acme.caaIdentities;
+      // a redirect may lead to the identifier itself or to another name this provisioner issues for
+      const mayRedirectTo = (host: string) => policyAllows(ctx, { type: "dns", value: host });
       // Runs after this answer: the client polls the authorization (RFC 8555 §7.5.1).
-      void limiter
-        .run(account.id, async () => {
+      void reservation
+        .run(async () => {
           const started = process.hrtime.bigint();
-          let outcome = await validate({ type: challenge.type as ChallengeType, identifier: authz.identifier, token: challenge.token, keyAuthorization }, challengeSettings);
+          let outcome = await validate({ type: challenge.type as ChallengeType, identifier: authz.identifier, token: challenge.token, keyAuthorization, mayRedirectTo }, challengeSettings);
           acmeValidations.observe({ type: challenge.type, outcome: outcome.ok ? "valid" : "invalid" }, Number(process.hrtime.bigint() - started) / 1e9);
           // CAA (RFC 8659) is checked once control is proven, for DNS names only.
           if (outcome.ok && identifier.type === "dns" && caaIdentities.length > 0) outcome = await checkCaa(authz.identifier.value, caaIdentities, challengeSettings, { wildcard: authz.wildcard });
@@ -709,12 +790,15 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const { payload, jwk, account } = await verify(req, ctx, "either");
       const body = objectPayload(payload, "revokeCert");
       if (typeof body.certificate !== "string") throw malformed("revokeCert needs 'certificate': the DER certificate in base64url");
+      const der = Buffer.from(body.certificate, "base64url");
       let cert: X509Certificate;
       try {
-        cert = new X509Certificate(Buffer.from(body.certificate, "base64url"));
+        cert = new X509Certificate(der);
       } catch (error) {
         throw malformed("'certificate' is not a DER certificate", error);
       }
+      // X509Certificate ignores bytes after the certificate; a request carrying any is not the DER of one certificate.
+      if (!cert.raw.equals(der)) throw malformed("'certificate' has bytes after the DER certificate");
       const serial = cert.serialNumber.toLowerCase().replace(/^(00)+(?=[0-9a-f]{2})/, "");
       const record = await runtime.inventory.certificates.get(serial);
       if (!record?.der?.equals(cert.raw)) throw unauthorized("this CA did not issue that certificate");
@@ -786,7 +870,7 @@ function profileDescription(profile: string): string {
 }
 
 /** The finalize payload's CSR, when it names exactly the order's identifiers (badCSR otherwise). */
-function csrOfOrder(payload: unknown, order: AcmeOrderRecord): ReturnType<typeof parseCsr> {
+function csrOfOrder(payload: unknown, order: AcmeOrderRecord, accountPublicKey: KeyObject): ReturnType<typeof parseCsr> {
   const body = objectPayload(payload, "finalize");
   if (typeof body.csr !== "string" || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw malformed("finalize needs 'csr': the DER CSR in base64url");
   let csr: ReturnType<typeof parseCsr>;
@@ -797,6 +881,8 @@ function csrOfOrder(payload: unknown, order: AcmeOrderRecord): ReturnType<typeof
   } catch (error) {
     throw new AcmeProblem("badCSR", (error as Error).message, { cause: error });
   }
+  // RFC 8555 §11.1: whoever held the certificate's key (a server, a load balancer) would otherwise control the account.
+  if (csr.publicKeySpki.equals(accountPublicKey.export({ type: "spki", format: "der" }))) throw new AcmeProblem("badCSR", "the CSR's key is the account key; use a separate key for the certificate");
   const wanted = new Set(order.identifiers.map((i) => formatSan(sanOf(i))));
   const got = new Set(names.sans.map((s) => formatSan(s.type === "IP" ? { type: "IP", value: canonicalIp(s.value) ?? s.value } : s)));
   // A CN must be one of the names too (namesOf has already copied a host-name or address CN into the SANs).

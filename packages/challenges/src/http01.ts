@@ -2,8 +2,9 @@ import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
 import type { Deadline } from "./deadline.ts";
-import { errorName, fail, OK, quote } from "./problems.ts";
-import { bareHostname, decideRedirect, effectivePort, MAX_REDIRECTS } from "./redirects.ts";
+import { connectableAddresses, DeniedAddresses } from "./networks.ts";
+import { errorName, fail, OK } from "./problems.ts";
+import { bareHostname, decideRedirect, effectivePort, MAX_REDIRECTS, type RedirectScope } from "./redirects.ts";
 import type { DnsLookups } from "./resolve.ts";
 import type { ChallengeSettings, Identifier, ValidationResult } from "./types.ts";
 
@@ -45,18 +46,21 @@ export async function validateHttp01(
   identifier: Identifier,
   token: string,
   keyAuthorization: string,
+  mayRedirectTo: RedirectScope["mayRedirectTo"],
   settings: ChallengeSettings,
   lookups: DnsLookups,
   deadline: Deadline,
   hooks: Http01Hooks = {},
 ): Promise<ValidationResult> {
   let url = http01Url(identifier, token, settings.http01Port);
+  const scope: RedirectScope = { token, identifierHost: identifier.value, mayRedirectTo };
   for (let hop = 0; ; hop++) {
     const host = bareHostname(url);
     let addresses: string[];
     try {
-      addresses = await lookups.addresses(host);
+      addresses = await connectableAddresses(host, lookups, settings);
     } catch (error) {
+      if (error instanceof DeniedAddresses) return fail("connection", error.message);
       return fail("dns", `looking up A/AAAA records for ${host} failed: ${errorName(error)}`);
     }
     let exchange: Exchange | undefined;
@@ -74,16 +78,31 @@ export async function validateHttp01(
     if (!exchange) return fail("connection", `fetching ${url.href} failed: ${errorName(deadline.expired ? deadline.signal.reason : lastError)}`);
     if (exchange.kind === "redirect") {
       if (hop >= MAX_REDIRECTS) return fail("connection", `fetching ${url.href}: more than ${MAX_REDIRECTS} redirects`);
-      const next = decideRedirect(exchange.location, url, settings);
-      if (!next.ok) return fail("connection", `fetching ${url.href}: refused to follow the redirect to ${quote(exchange.location)}: ${next.reason}`);
+      const next = decideRedirect(exchange.location, url, settings, scope);
+      // Only where the Location pointed, never its path or query: what a target answers is not repeated to the requester.
+      if (!next.ok) return fail("connection", `fetching ${url.href}: refused to follow a ${exchange.status} redirect${redirectTarget(exchange.location, url)}: ${next.reason}`);
       url = next.url;
       continue;
     }
-    if (exchange.kind === "status") return fail("unauthorized", `fetching ${url.href}: status ${exchange.status}, not 200; body ${quote(exchange.body)}`);
+    // Nothing of a body is quoted: the requester chose the target, which may be a page the CA can reach and they cannot.
+    if (exchange.kind === "status") return fail("unauthorized", `fetching ${url.href}: status ${exchange.status}, not 200`);
     // RFC 8555 §8.3: the server SHOULD ignore whitespace at the end of the body.
     const body = exchange.body.toString("utf8").replace(/\s+$/, "");
-    if (body !== keyAuthorization) return fail("incorrectResponse", `the body at ${url.href} is ${quote(exchange.body)}, not the key authorization`);
+    if (body !== keyAuthorization) {
+      const hint = body.startsWith(`${token}.`) ? ": it holds this challenge's token with another account key's thumbprint" : "";
+      return fail("incorrectResponse", `the ${exchange.body.length}-byte body at ${url.href} is not the key authorization${hint}`);
+    }
     return OK;
+  }
+}
+
+/** " to scheme://host:port" of a Location, when it parses. */
+function redirectTarget(location: string, from: URL): string {
+  try {
+    const url = new URL(location, from);
+    return ` to ${url.protocol}//${url.host.slice(0, 260)}`;
+  } catch {
+    return "";
   }
 }
 

@@ -29,14 +29,16 @@ function identifierProblem(identifier: Identifier): string | undefined {
 export { caaLookupNames } from "./caa.ts";
 export { dns01Digest, dns01RecordName } from "./dns01.ts";
 export type { ConnectAttempt, Http01Hooks } from "./http01.ts";
-export { type ValidationLimits, ValidationLimiter, ValidationLimitError } from "./limiter.ts";
-export { allowedRedirectPorts, decideRedirect, MAX_REDIRECTS, type RedirectDecision } from "./redirects.ts";
+export { type Reservation, type ValidationLimits, ValidationLimiter, ValidationLimitError, type ValidationScope } from "./limiter.ts";
+export { ipBytes } from "./ip.ts";
+export { ALWAYS_DENIED_NETWORKS, addressAllowed, parseNetwork } from "./networks.ts";
+export { allowedRedirectPorts, decideRedirect, MAX_REDIRECTS, type RedirectDecision, type RedirectScope } from "./redirects.ts";
 export { ACME_TLS_ALPN, checkAcmeCertificate, ID_PE_ACME_IDENTIFIER } from "./tlsalpn01.ts";
 export type { ChallengeInput, ChallengeSettings, ChallengeType, Identifier, Problem, ValidationResult } from "./types.ts";
 
 /** Proves (or not) that the requester controls the identifier. Never throws: every failure is a problem. */
 export async function validateChallenge(input: ChallengeInput, settings: ChallengeSettings, hooks: Http01Hooks = {}): Promise<ValidationResult> {
-  const { type, identifier, token, keyAuthorization } = input;
+  const { type, identifier, token, keyAuthorization, mayRedirectTo } = input;
   const badIdentifier = identifierProblem(identifier);
   if (badIdentifier) return fail("malformed", badIdentifier);
   if (identifier.value.startsWith("*.") && type !== "dns-01") return fail("unauthorized", `${type} cannot validate the wildcard ${identifier.value}; use dns-01`);
@@ -47,7 +49,7 @@ export async function validateChallenge(input: ChallengeInput, settings: Challen
     const lookups = new DnsLookups(settings, deadline);
     switch (type) {
       case "http-01":
-        return await validateHttp01(identifier, token, keyAuthorization, settings, lookups, deadline, hooks);
+        return await validateHttp01(identifier, token, keyAuthorization, mayRedirectTo, settings, lookups, deadline, hooks);
       case "dns-01":
         return await validateDns01(identifier, keyAuthorization, lookups);
       case "tls-alpn-01":

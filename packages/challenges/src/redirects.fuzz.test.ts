@@ -39,7 +39,7 @@ const locations = () =>
           fc.integer({ min: 0, max: 70000 }).map(String),
           fc.constantFrom("080", "+80", " 80", "80a"),
         ),
-        path: fc.constantFrom("/", "", CHALLENGE_PATH, "/x?y#z", "/..%2f", "@evil.test/"),
+        path: fc.constantFrom("/", "", CHALLENGE_PATH, `/prefix${CHALLENGE_PATH}`, `${CHALLENGE_PATH}?q`, "/x?y#z", "/..%2f", "@evil.test/"),
       })
       .map(({ scheme, separator, userinfo, host, port, path }) => `${scheme}${separator}${userinfo}${host}${port ? `:${port}` : ""}${path}`),
     fc.webUrl({ withQueryParameters: true, withFragments: true }),
@@ -54,13 +54,16 @@ function checkAttempt(attempt: ConnectAttempt): void {
 }
 
 describe("redirect policy (property)", () => {
-  it("never lets a redirect name a scheme other than http(s), a port outside the validation ports, or an IP literal", () => {
+  it("never lets a redirect name a scheme other than http(s), a port outside the validation ports, an IP literal, a host outside the scope or another path", () => {
     const from = new URL(`http://site.test:${settings.http01Port}${CHALLENGE_PATH}`);
     fc.assert(
       fc.property(locations(), (location) => {
-        const decision = decideRedirect(location, from, settings);
+        const decision = decideRedirect(location, from, settings, { token: TOKEN, identifierHost: "site.test", mayRedirectTo: (host) => host === "other.test" });
         if (!decision.ok) return;
         const url = decision.url;
+        expect(["site.test", "other.test"]).toContain(url.hostname.toLowerCase().replace(/\.$/, ""));
+        expect(url.pathname.endsWith(CHALLENGE_PATH)).toBe(true);
+        expect(url.search).toBe("");
         expect(["http:", "https:"]).toContain(url.protocol);
         const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
         expect(allowedRedirectPorts(settings).has(port)).toBe(true);

@@ -24,14 +24,27 @@ export function bareHostname(url: URL): string {
 
 export type RedirectDecision = { ok: true; url: URL } | { ok: false; reason: string };
 
+/** Whose challenge is being fetched: a redirect must stay on it. */
+export interface RedirectScope {
+  /** the challenge token: a redirect must keep `/.well-known/acme-challenge/<token>` as the end of its path */
+  token: string;
+  /** the identifier's DNS name (or address), always a permitted target */
+  identifierHost: string;
+  /** other names a redirect may lead to */
+  mayRedirectTo?: ((host: string) => boolean) | undefined;
+}
+
 /**
  * Where a Location header may take the validation. Only http and https, only the allowed
  * ports, only DNS names (resolved through the configured resolver like the first request):
  * a redirect to an IP literal is refused, because it would let a requester point the CA at
  * any internal address without controlling a DNS name for it. WHATWG URL parsing normalises
  * numeric hosts first (`http://2130706433/` is 127.0.0.1), so those are refused as well.
+ * The target must be the identifier's own name or one the requester may have certificates
+ * for, and its path must still end in the challenge's own path with no query: a redirect
+ * cannot make the CA fetch some other page of some other host.
  */
-export function decideRedirect(location: string, from: URL, settings: Pick<ChallengeSettings, "http01Port" | "tlsAlpn01Port">): RedirectDecision {
+export function decideRedirect(location: string, from: URL, settings: Pick<ChallengeSettings, "http01Port" | "tlsAlpn01Port">, scope: RedirectScope): RedirectDecision {
   let url: URL;
   try {
     url = new URL(location, from);
@@ -46,5 +59,10 @@ export function decideRedirect(location: string, from: URL, settings: Pick<Chall
   const host = bareHostname(url);
   if (isIP(host)) return { ok: false, reason: "redirects to IP addresses are not followed" };
   if (!host || host.length > 253) return { ok: false, reason: "the host name is empty or too long" };
+  const name = host.toLowerCase().replace(/\.$/, "");
+  if (name !== scope.identifierHost.toLowerCase().replace(/\.$/, "") && !scope.mayRedirectTo?.(name))
+    return { ok: false, reason: "its host is neither the identifier nor a name this account may have certificates for" };
+  if (!url.pathname.endsWith(`/.well-known/acme-challenge/${scope.token}`) || url.search)
+    return { ok: false, reason: "its path does not end in /.well-known/acme-challenge/<token> or it has a query" };
   return { ok: true, url };
 }

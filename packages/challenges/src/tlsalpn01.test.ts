@@ -150,6 +150,14 @@ describe("tls-alpn-01", () => {
   });
 });
 
+describe("tls-alpn-01 denied networks", () => {
+  it("never connects to a link-local (metadata) address or a network the operator denies", async () => {
+    const result = await tlsAlpn01("169.254.169.254", "ip");
+    expect(result).toMatchObject({ ok: false, problem: { type: "urn:ietf:params:acme:error:connection", detail: expect.stringContaining("does not connect to") } });
+    expect(await tlsAlpn01("127.0.0.1", "ip", { deniedNetworks: ["127.0.0.1/32"] })).toMatchObject({ ok: false, problem: { detail: expect.stringContaining("does not connect to") } });
+  });
+});
+
 describe("http-01 redirected to https", () => {
   it("follows a redirect to https on the TLS validation port without checking the certificate chain", async () => {
     const http = await ChallengeHttpServer.start();
@@ -157,7 +165,7 @@ describe("http-01 redirected to https", () => {
     const https = createHttpsServer(self, (request, response) => response.writeHead(200).end(request.headers.host === `site.test:${httpsPort}` ? KEY_AUTHORIZATION : "wrong host"));
     const httpsPort = await listen(https);
     try {
-      http.handlers.set(CHALLENGE_PATH, (_request, response) => response.writeHead(302, { location: `https://site.test:${httpsPort}/secure` }).end());
+      http.handlers.set(CHALLENGE_PATH, (_request, response) => response.writeHead(302, { location: `https://site.test:${httpsPort}${CHALLENGE_PATH}` }).end());
       const result = await validateChallenge(
         { type: "http-01", identifier: { type: "dns", value: "site.test" }, token: TOKEN, keyAuthorization: KEY_AUTHORIZATION },
         { ...settings, http01Port: http.port, tlsAlpn01Port: httpsPort },

@@ -4,6 +4,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import { Certificate, id_ce_subjectAltName, SubjectAlternativeName } from "@peculiar/asn1-x509";
 import type { Deadline } from "./deadline.ts";
 import { ipBytes, reverseName } from "./ip.ts";
+import { connectableAddresses, DeniedAddresses } from "./networks.ts";
 import { errorName, fail, OK } from "./problems.ts";
 import type { DnsLookups } from "./resolve.ts";
 import type { ChallengeSettings, Identifier, ValidationResult } from "./types.ts";
@@ -21,8 +22,9 @@ export async function validateTlsAlpn01(identifier: Identifier, keyAuthorization
   const target = `${identifier.value}:${settings.tlsAlpn01Port}`;
   let addresses: string[];
   try {
-    addresses = await lookups.addresses(identifier.value);
+    addresses = await connectableAddresses(identifier.value, lookups, settings);
   } catch (error) {
+    if (error instanceof DeniedAddresses) return fail("connection", error.message);
     return fail("dns", `looking up A/AAAA records for ${identifier.value} failed: ${errorName(error)}`);
   }
   const servername = identifier.type === "ip" ? reverseName(identifier.value) : identifier.value;

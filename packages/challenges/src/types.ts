@@ -11,6 +11,8 @@ export interface ChallengeSettings {
   timeoutMs: number;
   /** bound on the body read from an http-01 target */
   maxResponseBytes: number;
+  /** networks (CIDR) never connected to, besides ALWAYS_DENIED_NETWORKS */
+  deniedNetworks?: readonly string[];
 }
 
 export interface Identifier {
@@ -23,6 +25,12 @@ export interface ChallengeInput {
   identifier: Identifier;
   token: string;
   keyAuthorization: string;
+  /**
+   * Whether an http-01 redirect may lead to this DNS name besides the identifier itself
+   * (the ACME server answers with the provisioner's name policy); without it, only the
+   * identifier's own name.
+   */
+  mayRedirectTo?: (host: string) => boolean;
 }
 
 /** RFC 8555 §6.7 error types the validators report. */

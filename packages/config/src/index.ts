@@ -1,6 +1,7 @@
 // The only module that reads the environment. Everything else receives a Config.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 
@@ -9,6 +10,18 @@ const SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-lin
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const splitList = (text: string) =>
+  text
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+/** An IPv4 or IPv6 network in CIDR form (a bare address is its own /32 or /128). */
+function isNetwork(text: string): boolean {
+  const [address = "", prefix, rest] = text.split("/");
+  const version = isIP(address);
+  if (!version || rest !== undefined) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
+}
 const cron = z.string().regex(/^\s*\S+(\s+\S+){4,5}\s*$/, "must be a cron expression of 5 or 6 fields");
 
 /** Every setting, its default and its check. The README's configuration table mirrors this. */
@@ -148,9 +161,17 @@ const schema = z.object({
   /** new orders per ACME account per hour, and per ACME provisioner per hour */
   PKI_ACME_ORDERS_PER_ACCOUNT_HOUR: positiveInt.default(300),
   PKI_ACME_ORDERS_PER_PROVISIONER_HOUR: positiveInt.default(10_000),
-  /** failed challenge validations per account per hour, and per provisioner per hour */
+  /** failed (or still running) challenge validations per account per hour, and failed ones per provisioner per hour */
   PKI_ACME_FAILED_VALIDATIONS_PER_ACCOUNT_HOUR: positiveInt.default(60),
   PKI_ACME_FAILED_VALIDATIONS_PER_PROVISIONER_HOUR: positiveInt.default(1000),
+  /** new ACME accounts per source address (an IPv6 /64) per hour, across provisioners, and per provisioner per hour */
+  PKI_ACME_NEW_ACCOUNTS_PER_ADDRESS_HOUR: positiveInt.default(20),
+  PKI_ACME_NEW_ACCOUNTS_PER_PROVISIONER_HOUR: positiveInt.default(1000),
+  /** networks (CIDR, comma-separated) validation never connects to, besides link-local and the metadata addresses */
+  PKI_ACME_DENIED_NETWORKS: z
+    .string()
+    .default("")
+    .refine((text) => splitList(text).every(isNetwork), "must be comma-separated networks such as 10.0.0.0/8 or fd00::/8"),
 });
 
 /** A key authorization is ~90 bytes; anything near this bound is not one. */
@@ -218,7 +239,14 @@ export interface Config {
   /** the ACME server; challenge validation settings are in `challenges` */
   acme: {
     caaIdentities: string[];
-    rateLimits: { ordersPerAccountHour: number; ordersPerProvisionerHour: number; failedValidationsPerAccountHour: number; failedValidationsPerProvisionerHour: number };
+    rateLimits: {
+      ordersPerAccountHour: number;
+      ordersPerProvisionerHour: number;
+      failedValidationsPerAccountHour: number;
+      failedValidationsPerProvisionerHour: number;
+      newAccountsPerAddressHour: number;
+      newAccountsPerProvisionerHour: number;
+    };
   };
   scheduler: {
     enabled: boolean;
@@ -249,6 +277,8 @@ export interface Config {
     timeoutMs: number;
     /** bound on the body read from an http-01 target */
     maxResponseBytes: number;
+    /** networks (CIDR) never connected to, besides the ones always denied */
+    deniedNetworks: string[];
   };
 }
 
@@ -376,6 +406,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ordersPerProvisionerHour: e.PKI_ACME_ORDERS_PER_PROVISIONER_HOUR,
         failedValidationsPerAccountHour: e.PKI_ACME_FAILED_VALIDATIONS_PER_ACCOUNT_HOUR,
         failedValidationsPerProvisionerHour: e.PKI_ACME_FAILED_VALIDATIONS_PER_PROVISIONER_HOUR,
+        newAccountsPerAddressHour: e.PKI_ACME_NEW_ACCOUNTS_PER_ADDRESS_HOUR,
+        newAccountsPerProvisionerHour: e.PKI_ACME_NEW_ACCOUNTS_PER_PROVISIONER_HOUR,
       },
     },
     scheduler: {
@@ -404,6 +436,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tlsAlpn01Port: e.PKI_ACME_TLSALPN01_PORT,
       timeoutMs: ACME_VALIDATION_TIMEOUT_MS,
       maxResponseBytes: ACME_VALIDATION_MAX_RESPONSE_BYTES,
+      deniedNetworks: splitList(e.PKI_ACME_DENIED_NETWORKS),
     },
   };
 }

@@ -49,6 +49,7 @@ export { ReissueRunStore, REISSUE_FAILURES_KEPT, isAbandonedReissue, type Reissu
 export {
   AcmeStore,
   AcmeAccountKeyInUseError,
+  AcmeAccountLimitError,
   AcmeEabKeyUnusableError,
   type AcmeAccountRecord,
   type AcmeAccountStatus,

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type pg from "pg";
 import { AuditStore, type AuditEntry } from "./audit.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
@@ -82,6 +82,20 @@ export class AcmeAccountKeyInUseError extends Error {
 }
 
 export class AcmeEabKeyUnusableError extends Error {}
+
+/** The new-account limits were reached, for the source network or for the provisioner (the counts say which). */
+export class AcmeAccountLimitError extends Error {
+  constructor(readonly counts: { source: { count: number; oldest: Date | null }; provisioner: { count: number; oldest: Date | null } }) {
+    super("the new-account limits were reached");
+  }
+}
+
+interface AccountCountRow {
+  sourceCount: string;
+  sourceOldest: Date | null;
+  provisionerCount: string;
+  provisionerOldest: Date | null;
+}
 
 /** A provisioner that speaks ACME, with its ACME settings. */
 export type AcmeProvisionerRecord = ProvisionerRecord & { eabRequired: boolean };
@@ -217,59 +231,77 @@ export class AcmeStore {
 
   // ── nonces ─────────────────────────────────────────────────────────────
 
-  async addNonce(value: string, expiresAt: Date): Promise<void> {
-    await this.addNonces([value], expiresAt);
+  /** The key that authenticates nonces, shared by every replica: the first process to ask makes it. */
+  async nonceKey(): Promise<Buffer> {
+    // The CTE's insert is invisible to the same statement's SELECT: one of the two branches has the key.
+    const rows = await this.pool.query<{ key: Buffer }>(
+      `WITH made AS (INSERT INTO acme_nonce_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING key)
+       SELECT key FROM made UNION ALL SELECT key FROM acme_nonce_keys WHERE id = 1`,
+      [randomBytes(32)],
+    );
+    return (rows.rows[0] as { key: Buffer }).key;
   }
 
-  /** Stores a batch of nonces in one statement. */
-  async addNonces(values: string[], expiresAt: Date): Promise<void> {
-    await this.pool.query(`INSERT INTO acme_nonces (value, expires_at) SELECT unnest($1::text[]), $2`, [values, expiresAt]);
+  /** Records that a signed request used the nonce up; false when one already had (a replay). */
+  async spendNonce(value: string, expiresAt: Date): Promise<boolean> {
+    const rows = await this.pool.query(`INSERT INTO acme_spent_nonces (value, expires_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING`, [value, expiresAt]);
+    return rows.rowCount === 1;
   }
 
-  /**
-   * Uses up the nonce and reads the account a request names (if any) in one round trip:
-   * nonceLive is true exactly once per issued, unexpired nonce, like consumeNonce.
-   */
-  async consumeNonceReadAccount(nonce: string, now: Date, accountId: string | undefined): Promise<{ nonceLive: boolean; account: AcmeAccountRecord | undefined }> {
-    const rows = await this.pool.query<AcmeAccountRecord & { nonceLive: boolean | null }>(
-      `WITH consumed AS (DELETE FROM acme_nonces WHERE value = $1 RETURNING expires_at > $2 AS live)
-       SELECT (SELECT live FROM consumed) AS "nonceLive", a.id, a.provisioner_id AS "provisionerId", a.key_thumbprint AS "keyThumbprint", a.jwk, a.status,
+  /** spendNonce and the account a request names, in one round trip. */
+  async spendNonceReadAccount(value: string, expiresAt: Date, accountId: string): Promise<{ fresh: boolean; account: AcmeAccountRecord | undefined }> {
+    const rows = await this.pool.query<AcmeAccountRecord & { fresh: boolean }>(
+      `WITH spent AS (INSERT INTO acme_spent_nonces (value, expires_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM spent) AS fresh, a.id, a.provisioner_id AS "provisionerId", a.key_thumbprint AS "keyThumbprint", a.jwk, a.status,
               COALESCE(a.contact, '{}') AS contact, a.created_at AS "createdAt"
        FROM (SELECT 1) AS one LEFT JOIN acme_accounts a ON a.id = $3`,
-      [nonce, now, accountId ?? null],
+      [value, expiresAt, accountId],
     );
-    const { nonceLive, ...account } = rows.rows[0] as AcmeAccountRecord & { nonceLive: boolean | null };
-    return { nonceLive: nonceLive === true, account: account.id === null ? undefined : account };
+    const { fresh, ...account } = rows.rows[0] as AcmeAccountRecord & { fresh: boolean };
+    return { fresh, account: account.id === null ? undefined : account };
   }
 
-  /** True exactly once per issued, unexpired nonce, across every process sharing the database. */
-  async consumeNonce(value: string, now: Date): Promise<boolean> {
-    const rows = await this.pool.query(`DELETE FROM acme_nonces WHERE value = $1 RETURNING expires_at > $2 AS live`, [value, now]);
-    return rows.rows[0]?.live === true;
-  }
-
-  async sweepNonces(now: Date): Promise<number> {
-    return (await this.pool.query(`DELETE FROM acme_nonces WHERE expires_at <= $1`, [now])).rowCount ?? 0;
+  /** Forgets used nonces that have expired (an expired nonce is refused before it is looked up). */
+  async sweepSpentNonces(now: Date): Promise<number> {
+    return (await this.pool.query(`DELETE FROM acme_spent_nonces WHERE expires_at <= $1`, [now])).rowCount ?? 0;
   }
 
   // ── accounts ───────────────────────────────────────────────────────────
 
-  /** Creates the account (binding the EAB key in the same transaction when there is one). */
+  /**
+   * Creates the account (binding the EAB key in the same transaction when there is one),
+   * unless the accounts created from its source network (on every provisioner) or on its
+   * provisioner since `limits.since` have reached their limits: then AcmeAccountLimitError,
+   * whose counts say which.
+   */
   async createAccount(
-    input: { provisionerId: string; keyThumbprint: string; jwk: Record<string, unknown>; contact: string[]; eabKid?: string | undefined; now: Date },
+    input: { provisionerId: string; keyThumbprint: string; jwk: Record<string, unknown>; contact: string[]; eabKid?: string | undefined; createdFrom: string; now: Date },
+    limits: { since: Date; perSource: number; perProvisioner: number },
     audit: AuditEntry,
   ): Promise<AcmeAccountRecord> {
     const id = randomUUID();
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      const inserted = await client.query<AcmeAccountRecord>(
-        `INSERT INTO acme_accounts (id, provisioner_id, key_thumbprint, jwk, status, contact) VALUES ($1, $2, $3, $4, 'valid', $5)
-         ON CONFLICT (provisioner_id, key_thumbprint) DO NOTHING RETURNING ${accountColumns}`,
-        [id, input.provisionerId, input.keyThumbprint, JSON.stringify(input.jwk), input.contact],
+      const inserted = await client.query<Partial<AcmeAccountRecord> & AccountCountRow>(
+        `WITH counts AS (
+           SELECT (SELECT count(*) FROM acme_accounts WHERE created_from = $6 AND created_at > $7) AS "sourceCount",
+                  (SELECT min(created_at) FROM acme_accounts WHERE created_from = $6 AND created_at > $7) AS "sourceOldest",
+                  (SELECT count(*) FROM acme_accounts WHERE provisioner_id = $2 AND created_at > $7) AS "provisionerCount",
+                  (SELECT min(created_at) FROM acme_accounts WHERE provisioner_id = $2 AND created_at > $7) AS "provisionerOldest"),
+         created AS (
+           INSERT INTO acme_accounts (id, provisioner_id, key_thumbprint, jwk, status, contact, created_from, created_at)
+           SELECT $1, $2, $3, $4, 'valid', $5, $6, $10 FROM counts WHERE counts."sourceCount" < $8 AND counts."provisionerCount" < $9
+           ON CONFLICT (provisioner_id, key_thumbprint) DO NOTHING RETURNING ${accountColumns})
+         SELECT counts.*, created.* FROM counts LEFT JOIN created ON true`,
+        [id, input.provisionerId, input.keyThumbprint, JSON.stringify(input.jwk), input.contact, input.createdFrom, limits.since, limits.perSource, limits.perProvisioner, input.now],
       );
-      const account = inserted.rows[0];
-      if (!account) throw new AcmeAccountKeyInUseError();
+      const { sourceCount, sourceOldest, provisionerCount, provisionerOldest, ...account } = inserted.rows[0] as Partial<AcmeAccountRecord> & AccountCountRow;
+      if (!account.id) {
+        const counts = { source: { count: Number(sourceCount), oldest: sourceOldest }, provisioner: { count: Number(provisionerCount), oldest: provisionerOldest } };
+        if (counts.source.count >= limits.perSource || counts.provisioner.count >= limits.perProvisioner) throw new AcmeAccountLimitError(counts);
+        throw new AcmeAccountKeyInUseError();
+      }
       if (input.eabKid !== undefined) {
         const bound = await client.query(`UPDATE acme_eab_keys SET account_id = $1, bound_at = $2 WHERE kid = $3 AND provisioner_id = $4 AND account_id IS NULL`, [
           id,
@@ -287,7 +319,7 @@ export class AcmeStore {
         JSON.stringify({ ...audit.details, eabKid: input.eabKid ?? null }),
       ]);
       await client.query("COMMIT");
-      return account;
+      return account as AcmeAccountRecord;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
       throw error;
@@ -490,28 +522,36 @@ export class AcmeStore {
 
   /**
    * pending → processing (validated_at holds the start until the outcome replaces it),
-   * unless another request already started it, in the same statement that counts the failed
-   * validations of the account and its provisioner after `limits.since`; not started when
-   * either count has reached its limit (the counts say which).
+   * unless another request already started it, in the same statement that counts the
+   * account's and the provisioner's validations that failed or are still running since
+   * `limits.since`. A running validation counts like a failed one, so an account cannot run
+   * more at once than it may fail. Not started when the account has reached its limit, nor
+   * when the provisioner has reached its own and this account has failed in the window:
+   * the provisioner-wide budget then refuses the accounts that fail, never those that
+   * succeed (the counts say which limit was reached).
    */
   async startChallengeWithinLimits(
     id: string,
     at: Date,
     scope: { accountId: string; provisionerId: string },
     limits: { since: Date; perAccount: number; perProvisioner: number },
-  ): Promise<{ started: boolean; counts: AcmeWindowCounts }> {
-    const rows = await this.pool.query<WindowCountRow & { started: boolean }>(
-      `WITH counts AS (${windowCountQuery("acme_challenges", "validated_at", "$3", "$4", "$5", "status = 'invalid'")}),
+  ): Promise<{ started: boolean; counts: AcmeWindowCounts & { accountFailed: number } }> {
+    const rows = await this.pool.query<WindowCountRow & { accountFailed: string; started: boolean }>(
+      `WITH counts AS (
+         SELECT count(*) FILTER (WHERE account_id = $4) AS "accountCount", min(validated_at) FILTER (WHERE account_id = $4) AS "accountOldest",
+                count(*) FILTER (WHERE account_id = $4 AND status = 'invalid') AS "accountFailed",
+                count(*) AS "provisionerCount", min(validated_at) AS "provisionerOldest"
+         FROM acme_challenges WHERE provisioner_id = $3 AND status IN ('invalid', 'processing') AND validated_at > $5),
        started AS (
          UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a, counts
          WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'
-           AND counts."accountCount" < $6 AND counts."provisionerCount" < $7
+           AND counts."accountCount" < $6 AND (counts."provisionerCount" < $7 OR counts."accountFailed" = 0)
          RETURNING c.id)
        SELECT counts.*, EXISTS (SELECT 1 FROM started) AS started FROM counts`,
       [id, at, scope.provisionerId, scope.accountId, limits.since, limits.perAccount, limits.perProvisioner],
     );
-    const row = rows.rows[0] as WindowCountRow & { started: boolean };
-    return { started: row.started, counts: windowCounts(row) };
+    const row = rows.rows[0] as WindowCountRow & { accountFailed: string; started: boolean };
+    return { started: row.started, counts: { ...windowCounts(row), accountFailed: Number(row.accountFailed) } };
   }
 
   /**
@@ -557,10 +597,10 @@ export class AcmeStore {
  * Counts the rows of `table` with `timeColumn` after the `since` parameter, for the account
  * parameter and for the whole provisioner parameter, in one pass over the provisioner's index.
  */
-function windowCountQuery(table: string, timeColumn: string, provisioner: string, account: string, since: string, condition = "true"): string {
+function windowCountQuery(table: string, timeColumn: string, provisioner: string, account: string, since: string): string {
   return `SELECT count(*) FILTER (WHERE account_id = ${account}) AS "accountCount", min(${timeColumn}) FILTER (WHERE account_id = ${account}) AS "accountOldest",
             count(*) AS "provisionerCount", min(${timeColumn}) AS "provisionerOldest"
-          FROM ${table} WHERE provisioner_id = ${provisioner} AND ${condition} AND ${timeColumn} > ${since}`;
+          FROM ${table} WHERE provisioner_id = ${provisioner} AND ${timeColumn} > ${since}`;
 }
 
 interface WindowCountRow {
