@@ -26,11 +26,12 @@ function alphabetSize(secret: string): number {
 
 /** Characters that are not the continuation of a run (same character, or ±1 each step). */
 function charactersOutsideRuns(chars: string[]): number {
+  const codes = chars.map((c) => c.codePointAt(0) ?? 0);
   let counted = 0;
   let run = 1;
-  for (let i = 0; i < chars.length; i++) {
-    const step = i > 0 ? (chars[i].codePointAt(0) ?? 0) - (chars[i - 1].codePointAt(0) ?? 0) : Number.NaN;
-    const previousStep = i > 1 ? (chars[i - 1].codePointAt(0) ?? 0) - (chars[i - 2].codePointAt(0) ?? 0) : Number.NaN;
+  for (let i = 0; i < codes.length; i++) {
+    const step = i > 0 ? (codes[i] ?? 0) - (codes[i - 1] ?? 0) : Number.NaN;
+    const previousStep = i > 1 ? (codes[i - 1] ?? 0) - (codes[i - 2] ?? 0) : Number.NaN;
     run = Math.abs(step) <= 1 && (i < 2 || step === previousStep) ? run + 1 : Math.abs(step) <= 1 ? 2 : 1;
     if (run <= RUN_FREE_LENGTH) counted += 1;
   }
@@ -40,7 +41,7 @@ function charactersOutsideRuns(chars: string[]): number {
 /** The bits of entropy `secret` has at least, estimated as a guesser would attack it. */
 export function estimatedEntropyBits(secret: string): number {
   const repeated = /^(.+?)\1+$/s.exec(secret);
-  if (repeated) return estimatedEntropyBits(repeated[1]);
+  if (repeated?.[1]) return estimatedEntropyBits(repeated[1]);
   const chars = [...secret];
   if (new Set(chars).size < MIN_DISTINCT_CHARACTERS) return 0;
   return charactersOutsideRuns(chars) * Math.log2(alphabetSize(secret));
