@@ -57,7 +57,14 @@ interface Flock {
   flockSync(fd: number, flags: "exnb" | "un"): void;
 }
 let flock: Flock | undefined;
-const flockOf = (): Flock => (flock ??= createRequire(import.meta.url)("fs-ext") as Flock);
+function flockOf(): Flock {
+  try {
+    flock ??= createRequire(import.meta.url)("fs-ext") as Flock;
+    return flock;
+  } catch (error) {
+    throw new Error(`the embedded database needs fs-ext's native flock binding, which npm install builds (with python3, make and g++): ${(error as Error).message}`);
+  }
+}
 
 /**
  * Ownership is an exclusive flock(2) on owner.lock, held through the owner's whole life
