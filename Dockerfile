@@ -1,6 +1,7 @@
 # One image for every role. Build: docker build -t pki .
-# Stage 1 compiles the native PKCS#11 binding, generates the Prisma client, and compiles
-# every app into dist/<app>/main.js (apps/server/build-dist.mjs).
+# Stage 1 compiles the native bindings (PKCS#11, and flock for the embedded database's
+# owner lock), generates the Prisma client, and compiles every app into dist/<app>/main.js
+# (apps/server/build-dist.mjs).
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \

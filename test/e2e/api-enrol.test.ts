@@ -184,6 +184,22 @@ describe("renewal over mTLS, with no secret", () => {
     expect(await t.certificateRows()).toBe(before);
   });
 
+  it("refuses a certificate of this CA that is not for TLS clients: a server-only one is 401 naming its extended key usage, and renews nothing", async () => {
+    const serverOnly = await enrol(["DNS:web-only.payments.svc.example"], { profile: "server", with: t.ca.adminToken });
+    const before = await t.certificateRows();
+    const refused = await t.call("POST", "/v1/certificates/renew", { cert: serverOnly.clientCert, key: serverOnly.key });
+    expect(refused.status, refused.text).toBe(401);
+    expect(refused.json.detail).toBe(
+      `the client certificate ${serverOnly.serial} is not for TLS clients (extended key usage 1.3.6.1.5.5.7.3.1 lacks clientAuth 1.3.6.1.5.5.7.3.2): use one from the mtls or client profile; a server-only certificate is enrolled again with a provisioner token or through ACME`,
+    );
+    expect(await t.certificateRows()).toBe(before);
+    // The client profile (clientAuth only) renews as the mtls one does.
+    const clientOnly = await enrol(["DNS:client-only.payments.svc.example"], { profile: "client", with: t.ca.adminToken });
+    const renewed = await t.call("POST", "/v1/certificates/renew", { cert: clientOnly.clientCert, key: clientOnly.key });
+    expect(renewed.status, renewed.text).toBe(201);
+    expect(renewed.json.profile).toBe("client");
+  });
+
   it("also with curl --cert/--key", async () => {
     const current = await enrol(["DNS:curl-renew.payments.svc.example"]);
     const dir = scratchDir();

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApi } from "@pki/api";
 import { revokeIntermediate } from "@pki/authority";
 import { createLogger } from "@pki/logger";
+import { registry } from "@pki/http-kit";
 import { addProvisioner, callApi, startTestApi, TravelClock, type RequestOptions, type TestApi } from "../support/api.ts";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -395,23 +396,54 @@ describe("time", () => {
 });
 
 describe("rate limiting of failed authentication", () => {
-  it("answers a source's failing credentials 429 with Retry-After past the limit, while valid credentials from it always pass", async () => {
-    // a second listener on the same CA (SoftHSM allows one configuration per process)
-    const api = await startApi(t.ca.runtime, createLogger("silent"), { port: 0, host: "127.0.0.1", authFailureLimit: 3 });
+  /** Secret credentials the API process rejected after checking them, so far. */
+  const rejectedChecks = async () => (await registry.getSingleMetric("pki_api_credential_checks_total")?.get())?.values.find((v) => v.labels.outcome === "rejected")?.value ?? 0;
+
+  it("past the limit, a source's guesses are checked one at a time at a growing interval, however many it sends at once; credentials that worked from it before pass at once, and a new valid one on its turn", async () => {
+    // a second listener on the same CA (SoftHSM allows one configuration per process);
+    // the pacing is shortened so the test waits less (the default starts at 0.5 s, up to 10 s)
+    const api = await startApi(t.ca.runtime, createLogger("silent"), {
+      port: 0,
+      host: "127.0.0.1",
+      authFailureLimit: 3,
+      authFailurePacing: { firstDelayMs: 200, maxDelayMs: 1_000, maxWaitMs: 1_000 },
+    });
     const call = (method: string, path: string, o?: RequestOptions) => callApi(api.url, t.rootPem, method, path, o);
     try {
-      for (let i = 0; i < 3; i++) expect((await call("GET", "/v1/certificates", { token: `wrong-${i}` })).status).toBe(401);
-      const blocked = await call("GET", "/v1/certificates", { token: "wrong-3" });
-      expect(blocked.status).toBe(429);
-      expect(Number(blocked.headers["retry-after"])).toBeGreaterThan(0);
-      expect(blocked.json.detail).toMatch(/^too many failed authentications from 127.0.0.1; try again in \d+ s \(a valid credential is always accepted\)$/);
-      // the operator and every renewal behind the same address still get through
+      // the operator worked from this address before the guessing started
       expect((await call("GET", "/v1/certificates?limit=1", { token: t.ca.adminToken })).status).toBe(200);
+      for (let i = 0; i < 3; i++) expect((await call("GET", "/v1/certificates", { token: `wrong-${i}` })).status).toBe(401);
+
+      const checkedBefore = await rejectedChecks();
+      const GUESSES = 40;
+      const burst = await Promise.all(Array.from({ length: GUESSES }, (_, i) => call("GET", "/v1/certificates", { token: `guess-${i}` })));
+      expect(burst.map((r) => r.status)).toEqual(Array(GUESSES).fill(429));
+      // Before, every one of them was checked. Now: one per turn, turns at most a second
+      // ahead and 200 ms apart at first (6), with slack for a slow machine's arrivals.
+      const checked = (await rejectedChecks()) - checkedBefore;
+      expect(checked).toBeGreaterThanOrEqual(1);
+      expect(checked).toBeLessThanOrEqual(10);
+      const unchecked = burst.find((r) => /this credential was not checked/.test(r.json.detail));
+      expect(unchecked?.json.detail).toMatch(
+        /^too many failed authentications from 127.0.0.1; this credential was not checked: try again in \d+ s \(credentials from this address are now checked one at a time, at a growing interval; one already accepted from it is checked at once\)$/,
+      );
+      expect(Number(unchecked?.headers["retry-after"])).toBeGreaterThan(0);
+
+      // the operator's token, accepted from here before, passes at once
+      expect((await call("GET", "/v1/certificates?limit=1", { token: t.ca.adminToken })).status).toBe(200);
+      // a client certificate cannot be guessed: renewals are never paced
       const csr = opensslCsr({ sans: ["DNS:nat.payments.example"] });
-      const enrolled = await call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: csr.csrPem } });
-      expect(enrolled.status, enrolled.text).toBe(201);
-      const clientCert = [enrolled.json.certificate, ...enrolled.json.chain.slice(0, -1)].join("");
+      const first = await t.call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: csr.csrPem } });
+      expect(first.status, first.text).toBe(201);
+      const clientCert = [first.json.certificate, ...first.json.chain.slice(0, -1)].join("");
       expect((await call("POST", "/v1/certificates/renew", { cert: clientCert, key: csr.keyPem })).status).toBe(201);
+      // a valid token not seen from here yet is checked on its turn (Retry-After tells when)
+      let enrolled = await call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: csr.csrPem } });
+      for (let tries = 0; enrolled.status === 429 && tries < 10; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, Number(enrolled.headers["retry-after"]) * 1000));
+        enrolled = await call("POST", "/v1/certificates", { token: tokens.payments, body: { csr: csr.csrPem } });
+      }
+      expect(enrolled.status, enrolled.text).toBe(201);
       // and failures keep being refused
       expect((await call("GET", "/v1/certificates", { token: "wrong-4" })).status).toBe(429);
       // routes without authentication still answer

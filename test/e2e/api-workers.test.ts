@@ -75,7 +75,15 @@ describe("PKI_API_WORKERS=2", () => {
     // Each request on its own connection, so the primary hands them to the workers in turn.
     for (let i = 0; i < AUTH_FAILURE_LIMIT + 3; i++) statuses.push((await callApi(t.apiUrl, t.rootPem, "GET", "/v1/certificates", { token: "pkp_not-a-real-token-at-all-0000000000000000" })).status);
     expect(statuses).toEqual([...Array(AUTH_FAILURE_LIMIT).fill(401), 429, 429, 429]);
-  });
+    // Past the limit the primary paces the checks for both workers: of a burst spread over
+    // them, only those whose turn is within 10 s reach a check (2 s apart by now: at most 6).
+    const rejectedBefore = await metric("pki_api_credential_checks_total", { outcome: "rejected" });
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => callApi(t.apiUrl, t.rootPem, "GET", "/v1/certificates", { token: `pkp_guess-${i}-0000000000000000000000000000` })));
+    expect(burst.map((r) => r.status)).toEqual(Array(40).fill(429));
+    const checked = (await metric("pki_api_credential_checks_total", { outcome: "rejected" })) - rejectedBefore;
+    expect(checked).toBeLessThanOrEqual(10);
+    expect(await metric("pki_api_credential_checks_total", { outcome: "unchecked" })).toBeGreaterThanOrEqual(40 - checked);
+  }, 60_000);
 
   it("keeps serving when a worker is killed, and replaces it", async () => {
     const [victim, survivor] = workerPids() as [number, number];

@@ -22,7 +22,7 @@ let ca: CaRuntime;
 beforeAll(async () => {
   pg = await ownPostgres();
   dataDir = mkdtempSync(path.join(tmpdir(), "pki-fault-"));
-  const config = loadConfig({ PKI_DATA_DIR: dataDir, DATABASE_URL: pg.url, PKI_BOOTSTRAP_ADMIN_TOKEN: randomBytes(16).toString("hex") });
+  const config = loadConfig({ PKI_DATA_DIR: dataDir, DATABASE_URL: pg.url, PKI_BOOTSTRAP_ADMIN_TOKEN: randomBytes(32).toString("base64url") });
   await migrateDatabase({ url: pg.url, embeddedDir: config.embeddedDatabaseDir });
   inventory = await openInventory(config, "server");
   await initCa(config, inventory, { now: () => new Date() });

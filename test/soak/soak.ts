@@ -3,6 +3,7 @@
 // issuance, renewals over mTLS, revocations and OCSP lookups at fixed rates. It exits 1
 // unless no request failed, memory stayed flat, no token session or database connection
 // leaked, and every certificate issued is in the inventory and answered by OCSP.
+import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { Agent, request } from "node:https";
@@ -27,7 +28,7 @@ const serverEnv = {
   PKI_HTTP_PORT: String(httpPort),
   PKI_API_PORT: String(apiPort),
   PKI_PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
-  PKI_BOOTSTRAP_ADMIN_TOKEN: "soak-admin-token-0123456789abcdef",
+  PKI_BOOTSTRAP_ADMIN_TOKEN: `soak-admin-${randomBytes(32).toString("base64url")}`,
   PKI_LOG_LEVEL: "warn",
 };
 const server = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "apps/server/src/main.ts")], { cwd: REPO_ROOT, env: childEnv(serverEnv), stdio: ["ignore", "pipe", "inherit"] });

@@ -11,8 +11,9 @@ import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
 import { boundAuditText } from "@pki/db";
 import { type AcmeProvisionerCache, acmeRouter } from "@pki/acme";
-import { type TokenCache, TooManyFailures, authenticate, authenticateCounted } from "./auth.ts";
-import { AuthFailureLimiter, type FailureCounter } from "./failure-limiter.ts";
+import { type TokenCache, authenticate, authenticateCounted } from "./auth.ts";
+import { AuthFailureLimiter, type FailureCounter, type PacingOptions } from "./failure-limiter.ts";
+import { CredentialGate, TooManyFailures } from "./credential-gate.ts";
 import { consoleRouter } from "./console-static.ts";
 import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
 import { consoleDataRoutes } from "./routes/console-data.ts";
@@ -43,6 +44,8 @@ export function apiRoutes(runtime: CaRuntime): RouteDefinition[] {
 
 export interface ApiAppOptions {
   authFailureLimit?: number;
+  /** how a source past the limit is paced (tests shorten it); default AuthFailureLimiter's */
+  authFailurePacing?: PacingOptions;
   /** where failed authentications are counted (an API worker: its primary); default this process */
   authFailures?: FailureCounter;
   /** verified bearer tokens, kept until a credential changes (startApi makes one and closes it) */
@@ -68,12 +71,12 @@ function requireContentType(route: RouteDefinition): RequestHandler {
   };
 }
 
-function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureCounter, tokens: TokenCache | undefined, log: Logger): RequestHandler {
+function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureCounter, gate: CredentialGate, tokens: TokenCache | undefined, log: Logger): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const sourceIp = sourceIpOf(req);
     let caller: Awaited<ReturnType<typeof authenticate>> | undefined;
     try {
-      caller = route.auth === "none" ? await authenticate(req, runtime, "none") : await authenticateCounted(req, runtime, route.auth, limiter, sourceIp, tokens);
+      caller = route.auth === "none" ? await authenticate(req, runtime, "none") : await authenticateCounted(req, runtime, route.auth, limiter, gate, sourceIp, tokens);
       // Routes that also take DER CSRs read their own body and query (the shape depends on the content type).
       const ownInput = route.acceptsPkcs10;
       if (route.bodyRequired && !hasBody(req)) {
@@ -89,7 +92,8 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureC
         const wait = await limiter.recordFailure(sourceIp);
         return wait === undefined ? error : new TooManyFailures(sourceIp, wait, { cause: error });
       };
-      const result = await route.handle({ req, res, params, query, body, caller, sourceIp, authFailure });
+      const checkCredential = <T>(secret: string, verify: () => Promise<T>) => gate.check(sourceIp, secret, verify);
+      const result = await route.handle({ req, res, params, query, body, caller, sourceIp, authFailure, checkCredential });
       answered.inc({ operation: route.operationId, caller: caller.kind, outcome: "ok" });
       if (caller.kind === "admin" && caller.session && !res.headersSent && !res.hasHeader("set-cookie")) refreshSessionCookie(res, caller.session, runtime);
       if (result.status === 204) res.status(204).end();
@@ -155,7 +159,8 @@ export function createApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOpt
 function buildApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOptions): { app: Express; issuingLane: IssuingLane } {
   const routes = apiRoutes(runtime);
   const document = openApiDocument(routes);
-  const limiter = options.authFailures ?? new AuthFailureLimiter(options.authFailureLimit ?? runtime.config.api.authFailureLimit);
+  const limiter = options.authFailures ?? new AuthFailureLimiter(options.authFailureLimit ?? runtime.config.api.authFailureLimit, options.authFailurePacing);
+  const gate = new CredentialGate(limiter);
   const app = express();
   app.disable("x-powered-by");
   // The answers are fresh JSON each time; hashing every body for an ETag only cost CPU.
@@ -173,7 +178,7 @@ function buildApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOptions): {
   });
   let issuingLane: IssuingLane | undefined;
   for (const route of routes) {
-    const handlers = [requireContentType(route), bindRoute(route, runtime, limiter, options.tokens, log)];
+    const handlers = [requireContentType(route), bindRoute(route, runtime, limiter, gate, options.tokens, log)];
     app[route.method](expressPath(route.path), ...handlers);
     if (route.operationId === ISSUING_OPERATION) issuingLane = { method: "POST", path: route.path, maxBodyBytes: MAX_JSON_BYTES, middleware, route: handlers, onError: problemHandler };
   }

@@ -11,6 +11,7 @@ import { verifyClientCertificate, type ClientCertificate } from "./mtls.ts";
 import type { AuthRequirement } from "./route.ts";
 import type { VerifiedTokens } from "./verified-tokens.ts";
 import type { FailureCounter } from "./failure-limiter.ts";
+import { type CredentialGate, TooManyFailures } from "./credential-gate.ts";
 
 export type Caller =
   | { kind: "anonymous"; actor: "anonymous" }
@@ -134,22 +135,31 @@ export async function authenticate(req: Request, runtime: CaRuntime, requirement
   return caller;
 }
 
-/** A source past its failure limit; answered 429 with Retry-After. */
-export class TooManyFailures extends Error {
-  constructor(
-    readonly sourceIp: string,
-    readonly retryAfterSeconds: number,
-    options?: { cause?: unknown },
-  ) {
-    super(`too many failed authentications from ${sourceIp}; try again in ${retryAfterSeconds} s (a valid credential is always accepted)`, options);
-  }
+/** The secret the request authenticates with, when it is one that can be guessed (not a client certificate). */
+function presentedSecret(req: Request, requirement: AuthRequirement): string | undefined {
+  if (requirement === "none" || requirement === "mtls") return undefined;
+  const header = req.headers.authorization;
+  if (header !== undefined) return `bearer ${header}`;
+  const cookie = sessionCookie(req);
+  return cookie ? `session ${cookie}` : undefined;
 }
 
 /**
- * `authenticate`, with failures counted against the source: a valid credential passes
- * whatever the count; a failing one is 401 until the source passes the limit, 429 after.
+ * `authenticate`, with failures counted against the source: a failing credential is 401
+ * until the source passes the limit, 429 after; a secret one is checked through the
+ * gate, which paces a source past the limit (see CredentialGate).
  */
-export async function authenticateCounted(req: Request, runtime: CaRuntime, requirement: AuthRequirement, limiter: FailureCounter, sourceIp: string, tokens?: TokenCache): Promise<Caller> {
+export async function authenticateCounted(
+  req: Request,
+  runtime: CaRuntime,
+  requirement: AuthRequirement,
+  limiter: FailureCounter,
+  gate: CredentialGate,
+  sourceIp: string,
+  tokens?: TokenCache,
+): Promise<Caller> {
+  const secret = presentedSecret(req, requirement);
+  if (secret !== undefined) return gate.check(sourceIp, secret, () => authenticate(req, runtime, requirement, tokens));
   try {
     return await authenticate(req, runtime, requirement, tokens);
   } catch (error) {

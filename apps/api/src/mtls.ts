@@ -4,12 +4,15 @@
 // the certificate must be signed by one of this CA's intermediates (active or retired, not revoked),
 // be within its validity by the CA's clock, and be a valid (not revoked) row in the
 // inventory holding exactly these bytes. The TLS handshake has already proved the client
-// holds the private key (CertificateVerify).
+// holds the private key (CertificateVerify). It must also be meant for TLS clients: its
+// extended key usage must name clientAuth. A certificate without that extension is refused
+// too (RFC 5280 would let it serve any purpose), since every leaf profile of this CA sets
+// one; so a server-only certificate can neither call the API nor renew itself over mTLS.
 import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import "reflect-metadata";
-import { X509Certificate as ParsedCertificate } from "@peculiar/x509";
-import { CaError } from "@pki/x509";
+import { ExtendedKeyUsageExtension, X509Certificate as ParsedCertificate } from "@peculiar/x509";
+import { CaError, OID } from "@pki/x509";
 import { REASON_NAMES, inventoryFailure, type CaRuntime } from "@pki/authority";
 import type { CertificateRecord } from "@pki/db";
 
@@ -21,8 +24,15 @@ export interface ClientCertificate {
 const unauthorized = (message: string) => new CaError("unauthorized", message);
 
 /** The serial as the inventory keys it: lowercase hex of the DER INTEGER contents. */
-function serialOf(der: Buffer): string {
-  return new ParsedCertificate(new Uint8Array(der)).serialNumber.toLowerCase();
+const serialOf = (parsed: ParsedCertificate): string => parsed.serialNumber.toLowerCase();
+
+/** Why the certificate may not authenticate a TLS client, or undefined when it may. */
+function notForClients(parsed: ParsedCertificate): string | undefined {
+  const eku = parsed.getExtension(ExtendedKeyUsageExtension);
+  if (!eku) return "has no extended key usage, so it does not say it is meant for TLS clients";
+  const usages = eku.usages.map(String);
+  if (usages.includes(OID.clientAuth)) return undefined;
+  return `is not for TLS clients (extended key usage ${usages.join(", ") || "empty"} lacks clientAuth ${OID.clientAuth}): use one from the mtls or client profile; a server-only certificate is enrolled again with a provisioner token or through ACME`;
 }
 
 /** Issuer certificates, parsed once per issuer. */
@@ -54,7 +64,10 @@ export async function verifyClientCertificate(socket: TLSSocket, runtime: CaRunt
   if (new Date(peer.validFrom) > now) throw unauthorized(`the client certificate '${subject}' is not valid until ${new Date(peer.validFrom).toISOString()} (check the clocks)`);
   if (new Date(peer.validTo) <= now) throw unauthorized(`the client certificate '${subject}' expired at ${new Date(peer.validTo).toISOString()}; enrol again with a provisioner token`);
 
-  const serial = serialOf(peer.raw);
+  const parsed = new ParsedCertificate(new Uint8Array(peer.raw));
+  const serial = serialOf(parsed);
+  const unfit = notForClients(parsed);
+  if (unfit) throw unauthorized(`the client certificate ${serial} ${unfit}`);
   const record = await runtime.inventory.certificates.get(serial).catch((error: unknown) => {
     throw inventoryFailure(error, "cannot check the client certificate");
   });

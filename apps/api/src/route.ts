@@ -26,6 +26,12 @@ export interface RouteContext<P, Q, B> {
    * against the source and returns what to throw (the 401 given, or 429 past the limit).
    */
   authFailure(error: CaError): Promise<Error>;
+  /**
+   * For routes that check a secret credential themselves: runs `verify` (throwing CaError
+   * "unauthorized" for a wrong one) paced and counted as the API's own authentication is
+   * (CredentialGate.check).
+   */
+  checkCredential<T>(secret: string, verify: () => Promise<T>): Promise<T>;
 }
 
 export interface RouteResult {

@@ -9,7 +9,19 @@ import { type CaRuntime, openCa, openInventory, systemClock } from "@pki/authori
 import { answerMetricsRequests } from "@pki/metrics";
 import type { FailureCounter } from "./failure-limiter.ts";
 import { startApi } from "./server.ts";
-import { type AuthFailureAnswer, type AuthFailureMessage, type IssuedMessage, type ListeningMessage, type RevokedAnswer, type RevokedMessage, WORKER_MESSAGES, messageOf } from "./workers.ts";
+import {
+  type AuthAcceptedMessage,
+  type AuthAdmitAnswer,
+  type AuthAdmitMessage,
+  type AuthFailureAnswer,
+  type AuthFailureMessage,
+  type IssuedMessage,
+  type ListeningMessage,
+  type RevokedAnswer,
+  type RevokedMessage,
+  WORKER_MESSAGES,
+  messageOf,
+} from "./workers.ts";
 
 /**
  * Past this a worker stops waiting for its primary: a failed authentication then counts as
@@ -21,7 +33,7 @@ const PRIMARY_ANSWER_MS = 5_000;
 function primaryChannel() {
   let nextId = 0;
   const waiting = new Map<number, (answer: unknown) => void>();
-  const answers = new Set<string>([WORKER_MESSAGES.authFailureAnswer, WORKER_MESSAGES.revokedAnswer]);
+  const answers = new Set<string>([WORKER_MESSAGES.authFailureAnswer, WORKER_MESSAGES.authAdmitAnswer, WORKER_MESSAGES.revokedAnswer]);
   process.on("message", (message: unknown) => {
     const { type, id } = (message ?? {}) as { type?: unknown; id?: unknown };
     if (typeof type === "string" && answers.has(type) && typeof id === "number") waiting.get(id)?.(message);
@@ -40,11 +52,20 @@ function primaryChannel() {
     });
 }
 
-/** Failed authentications counted by the primary, for every worker alike. */
+/** Failed authentications counted, and checks paced, by the primary, for every worker alike. */
 function primaryFailureCounter(ask: ReturnType<typeof primaryChannel>): FailureCounter {
   return {
-    recordFailure: async (source) => {
-      const answer = await ask<AuthFailureAnswer>((id): AuthFailureMessage => ({ type: WORKER_MESSAGES.authFailure, id, source }));
+    admit: async (source) => {
+      const answer = await ask<AuthAdmitAnswer>((id): AuthAdmitMessage => ({ type: WORKER_MESSAGES.authAdmit, id, source }));
+      // No answer in time: check now, as the failure is still counted afterwards.
+      return messageOf<AuthAdmitAnswer>(answer, WORKER_MESSAGES.authAdmitAnswer)?.admission ?? { waitMs: 0 };
+    },
+    accepted: (source) => {
+      const message: AuthAcceptedMessage = { type: WORKER_MESSAGES.authAccepted, source };
+      process.send?.(message);
+    },
+    recordFailure: async (source, admitted = false) => {
+      const answer = await ask<AuthFailureAnswer>((id): AuthFailureMessage => ({ type: WORKER_MESSAGES.authFailure, id, source, admitted }));
       return messageOf<AuthFailureAnswer>(answer, WORKER_MESSAGES.authFailureAnswer)?.wait;
     },
   };

@@ -6,13 +6,16 @@ import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
 import type { CaEvents, CertificateEvent, RevokedEvent } from "@pki/authority";
 import type { Logger } from "@pki/logger";
-import { AuthFailureLimiter } from "./failure-limiter.ts";
+import { type Admission, AuthFailureLimiter } from "./failure-limiter.ts";
 
 /** Messages between the primary and its API workers. */
 export const WORKER_MESSAGES = {
   listening: "pki:api-listening",
   authFailure: "pki:auth-failure",
   authFailureAnswer: "pki:auth-failure-answer",
+  authAdmit: "pki:auth-admit",
+  authAdmitAnswer: "pki:auth-admit-answer",
+  authAccepted: "pki:auth-accepted",
   issued: "pki:issued",
   revoked: "pki:revoked",
   revokedAnswer: "pki:revoked-answer",
@@ -26,6 +29,23 @@ export interface ListeningMessage {
 export interface AuthFailureMessage {
   type: typeof WORKER_MESSAGES.authFailure;
   id: number;
+  source: string;
+  /** already counted when the primary admitted its check */
+  admitted: boolean;
+}
+export interface AuthAdmitMessage {
+  type: typeof WORKER_MESSAGES.authAdmit;
+  id: number;
+  source: string;
+}
+export interface AuthAdmitAnswer {
+  type: typeof WORKER_MESSAGES.authAdmitAnswer;
+  id: number;
+  admission: Admission;
+}
+/** An admitted credential was valid (no answer). */
+export interface AuthAcceptedMessage {
+  type: typeof WORKER_MESSAGES.authAccepted;
   source: string;
 }
 export interface AuthFailureAnswer {
@@ -128,9 +148,16 @@ export async function startApiWorkers({ count, authFailureLimit, events }: ApiWo
         }
         const failure = messageOf<AuthFailureMessage>(message, WORKER_MESSAGES.authFailure);
         if (failure && worker.isConnected()) {
-          const answer: AuthFailureAnswer = { type: WORKER_MESSAGES.authFailureAnswer, id: failure.id, wait: limiter.recordFailure(String(failure.source)) };
+          const answer: AuthFailureAnswer = { type: WORKER_MESSAGES.authFailureAnswer, id: failure.id, wait: limiter.recordFailure(String(failure.source), failure.admitted === true) };
           worker.send(answer);
         }
+        const admit = messageOf<AuthAdmitMessage>(message, WORKER_MESSAGES.authAdmit);
+        if (admit && worker.isConnected()) {
+          const answer: AuthAdmitAnswer = { type: WORKER_MESSAGES.authAdmitAnswer, id: admit.id, admission: limiter.admit(String(admit.source)) };
+          worker.send(answer);
+        }
+        const accepted = messageOf<AuthAcceptedMessage>(message, WORKER_MESSAGES.authAccepted);
+        if (accepted) limiter.accepted(String(accepted.source));
         const issued = messageOf<IssuedMessage>(message, WORKER_MESSAGES.issued);
         if (issued) events?.emit("issued", issued.event);
         const revoked = messageOf<RevokedMessage>(message, WORKER_MESSAGES.revoked);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
 import { type KeyManager, Pkcs11KeyBackend, type Signer, softhsmConfig } from "@pki/hsm";
@@ -13,6 +13,9 @@ import { badRequest } from "./errors.ts";
 import { writeSecretFile } from "./secret-file.ts";
 
 const DAY = 86_400_000;
+
+/** The operator name the first admin token gets (from PKI_BOOTSTRAP_ADMIN_TOKEN or admin.token). */
+const BOOTSTRAP_ADMIN = "bootstrap";
 
 export interface CeremonyReport {
   lines: string[];
@@ -239,15 +242,37 @@ export async function initCa(config: Config, inventory: Inventory, clock: Clock,
   let adminTokenPath: string | undefined = path.join(config.dataDir, "admin.token");
   if ((await inventory.admins.count()) === 0) {
     const token = config.bootstrapAdminToken ?? `pki_admin_${randomBytes(24).toString("base64url")}`;
-    await inventory.admins.add("bootstrap", token);
-    await inventory.audit.record({ actor, action: "admin.create", target: "bootstrap" });
+    await inventory.admins.add(BOOTSTRAP_ADMIN, token);
+    await inventory.audit.record({ actor, action: "admin.create", target: BOOTSTRAP_ADMIN });
     if (!config.bootstrapAdminToken) writeSecret(adminTokenPath, token);
     else adminTokenPath = undefined;
     say(config.bootstrapAdminToken ? "admin token set from PKI_BOOTSTRAP_ADMIN_TOKEN" : `admin token written to ${adminTokenPath}`);
+  } else if (config.bootstrapAdminToken) {
+    adminTokenPath = undefined;
+    say(await followBootstrapToken(config, inventory, clock, actor));
   } else {
     say("admin token exists");
   }
   return { lines, rootPemPath, adminTokenPath };
+}
+
+/**
+ * PKI_BOOTSTRAP_ADMIN_TOKEN is where the operator keeps the bootstrap admin's token, so a
+ * changed value is a rotation: the new token replaces the old one, which stops working
+ * (with the bootstrap admin's console sessions), audited as admin.rotate. Whoever sets
+ * the server's environment holds its PINs anyway, so this grants nothing new. An
+ * admin.token file the CA wrote for the old token is removed, as it no longer works.
+ */
+async function followBootstrapToken(config: Config, inventory: Inventory, clock: Clock, actor: string): Promise<string> {
+  const token = config.bootstrapAdminToken;
+  if (!token) return "admin token exists";
+  const outcome = await inventory.admins.replace(BOOTSTRAP_ADMIN, token, clock.now(), { actor, reason: "PKI_BOOTSTRAP_ADMIN_TOKEN changed" });
+  if (outcome === "absent") return `the '${BOOTSTRAP_ADMIN}' admin was removed, so PKI_BOOTSTRAP_ADMIN_TOKEN is not used (unset it, or add an operator with pki admin add)`;
+  if (outcome === "unchanged") return "admin token exists (PKI_BOOTSTRAP_ADMIN_TOKEN)";
+  if (outcome === "taken") throw new Error("PKI_BOOTSTRAP_ADMIN_TOKEN is a token this CA already has or once revoked; a revoked token is never revived: make a new one with 'openssl rand -base64 32'");
+  const staleFile = path.join(config.dataDir, "admin.token");
+  if (existsSync(staleFile)) rmSync(staleFile, { force: true });
+  return `the '${BOOTSTRAP_ADMIN}' admin token was replaced by the new PKI_BOOTSTRAP_ADMIN_TOKEN; the old one no longer works`;
 }
 
 /** A new intermediate under `root`, key generated on the issuing token. */

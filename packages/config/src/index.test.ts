@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { availableParallelism } from "node:os";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import path from "node:path";
 import { loadConfig } from "./index.ts";
 
 describe("PKI_PUBLIC_URL", () => {
@@ -48,5 +51,50 @@ describe("PKI_API_WORKERS", () => {
     expect(loadConfig({ PKI_API_WORKERS: "1" }).api.workers).toBe(1);
     expect(() => loadConfig({ PKI_API_WORKERS: "2" })).toThrow(/PKI_API_WORKERS: more than one API worker needs PostgreSQL/);
     expect(() => loadConfig({ ...pg, PKI_API_WORKERS: "many" })).toThrow(/PKI_API_WORKERS/);
+  });
+});
+
+describe("PKI_BOOTSTRAP_ADMIN_TOKEN", () => {
+  it("takes random tokens of 128 bits or more (base64 or hex of 32 bytes, hex of 16)", () => {
+    for (let i = 0; i < 50; i++) {
+      for (const token of [randomBytes(32).toString("base64"), randomBytes(32).toString("hex"), `pki_admin_${randomBytes(24).toString("base64url")}`])
+        expect(loadConfig({ PKI_BOOTSTRAP_ADMIN_TOKEN: token }).bootstrapAdminToken).toBe(token);
+    }
+    expect(loadConfig({ PKI_BOOTSTRAP_ADMIN_TOKEN: "3f9c1e7a5b2d8f4e6a0c9b1d7e3f5a2c" }).bootstrapAdminToken).toHaveLength(32);
+  });
+
+  it("refuses a token with less than 128 bits, saying how to make one and never quoting it", () => {
+    const weak = [
+      "correct-horse-battery", // long enough for the old 16-character rule, 21 × log2(59) ≈ 123 bits
+      "0123456789abcdef0123456789abcdef0123456789abcdef", // a repeat
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", // runs
+      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+      "abababababababababababababababababababababababab",
+      "Secret12Secret12Secret12Secret12Secret12",
+      "0101010010110101011010100101101011010010110101101011010101101010", // two characters only
+    ];
+    for (const token of weak) {
+      let message = "";
+      try {
+        loadConfig({ PKI_BOOTSTRAP_ADMIN_TOKEN: token });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message, token).toMatch(/PKI_BOOTSTRAP_ADMIN_TOKEN: has about \d+ bits of entropy .* at least 128: make one with 'openssl rand -base64 32'/);
+      expect(message).not.toContain(token);
+    }
+  });
+
+  it("checks a token read from PKI_BOOTSTRAP_ADMIN_TOKEN_FILE alike", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pki-config-"));
+    try {
+      writeFileSync(path.join(dir, "weak"), "change-me-please-now\n");
+      expect(() => loadConfig({ PKI_BOOTSTRAP_ADMIN_TOKEN_FILE: path.join(dir, "weak") })).toThrow(/PKI_BOOTSTRAP_ADMIN_TOKEN_FILE: has about \d+ bits/);
+      const strong = randomBytes(32).toString("base64");
+      writeFileSync(path.join(dir, "strong"), `${strong}\n`);
+      expect(loadConfig({ PKI_BOOTSTRAP_ADMIN_TOKEN_FILE: path.join(dir, "strong") }).bootstrapAdminToken).toBe(strong);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

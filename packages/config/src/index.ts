@@ -4,6 +4,7 @@ import path from "node:path";
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { estimatedEntropyBits } from "./token-entropy.ts";
 
 const KEY_ALGORITHMS = ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096"] as const;
 const SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"];
@@ -41,7 +42,8 @@ const schema = z.object({
     .transform((u) => u?.replace(/\/+$/, "")),
   /** the database URL (with its password) from a secret file instead of the environment */
   DATABASE_URL_FILE: z.string().optional(),
-  PKI_BOOTSTRAP_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /** checked for entropy once read (it may come from PKI_BOOTSTRAP_ADMIN_TOKEN_FILE) */
+  PKI_BOOTSTRAP_ADMIN_TOKEN: z.string().optional(),
   PKI_BOOTSTRAP_ADMIN_TOKEN_FILE: z.string().optional(),
   PKCS11_MODULE: z.string().optional(),
   SOFTHSM2_CONF: z.string().optional(),
@@ -300,6 +302,16 @@ function readSecret(value: string | undefined, file: string | undefined, name: s
   }
 }
 
+/** An admin token is a password that never rate-limits itself: refuse one a guesser could find. */
+export const MIN_TOKEN_ENTROPY_BITS = 128;
+
+/** Why `token` is too weak to be an admin token (never quoting it), or undefined. */
+function weakTokenProblem(token: string): string | undefined {
+  const bits = Math.floor(estimatedEntropyBits(token));
+  if (bits >= MIN_TOKEN_ENTROPY_BITS) return undefined;
+  return `has about ${bits} bits of entropy (estimated from its length and the characters it uses; repeats and runs count for nothing); it needs at least ${MIN_TOKEN_ENTROPY_BITS}: make one with 'openssl rand -base64 32'`;
+}
+
 function readPin(value: string | undefined, file: string | undefined, fallbackFile: string, name: string): string | undefined {
   if (value) return value;
   const source = file ?? (existsSync(fallbackFile) ? fallbackFile : undefined);
@@ -336,6 +348,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // The embedded database serves one connection: its API cannot be split into processes.
   if (!databaseUrl && typeof e.PKI_API_WORKERS === "number" && e.PKI_API_WORKERS > 1)
     problems.push("PKI_API_WORKERS: more than one API worker needs PostgreSQL (DATABASE_URL); the embedded database serves one process");
+  const bootstrapAdminToken = readSecret(e.PKI_BOOTSTRAP_ADMIN_TOKEN, e.PKI_BOOTSTRAP_ADMIN_TOKEN_FILE, "PKI_BOOTSTRAP_ADMIN_TOKEN");
+  if (bootstrapAdminToken !== undefined) {
+    const problem = weakTokenProblem(bootstrapAdminToken);
+    if (problem) problems.push(`PKI_BOOTSTRAP_ADMIN_TOKEN${e.PKI_BOOTSTRAP_ADMIN_TOKEN ? "" : "_FILE"}: ${problem}`);
+  }
   if (problems.length) throw new ConfigError(problems);
   return {
     dataDir,
@@ -343,7 +360,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedDatabaseDir: path.join(dataDir, "pgdata"),
     http: { bind: e.PKI_BIND, port: e.PKI_HTTP_PORT, apiPort: e.PKI_API_PORT },
     publicUrl: e.PKI_PUBLIC_URL ?? defaultPublicUrl(e.PKI_BIND, e.PKI_HTTP_PORT),
-    bootstrapAdminToken: readSecret(e.PKI_BOOTSTRAP_ADMIN_TOKEN, e.PKI_BOOTSTRAP_ADMIN_TOKEN_FILE, "PKI_BOOTSTRAP_ADMIN_TOKEN"),
+    bootstrapAdminToken,
     hsm: {
       modulePath: e.PKCS11_MODULE ?? SOFTHSM_MODULES.find((m) => existsSync(m)),
       softhsmConf: e.SOFTHSM2_CONF ?? path.join(dataDir, "softhsm2.conf"),

@@ -3,7 +3,9 @@
 // on a Unix socket inside the data dir (mode 0700), and every connection, the owner's
 // own included, goes through that socket: pglite-socket then serialises transactions
 // across connections, which two in-process users of one PGlite would not.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { createRequire } from "node:module";
+import { createConnection } from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import v8 from "node:v8";
@@ -50,43 +52,89 @@ function baselineWasmCompilerOnly(): void {
   v8.setFlagsFromString("--liftoff-only");
 }
 
-function alive(pid: number): boolean {
+/** The bit of fs-ext used here: flock(2), which Node's own fs lacks. */
+interface Flock {
+  flockSync(fd: number, flags: "exnb" | "un"): void;
+}
+let flock: Flock | undefined;
+function flockOf(): Flock {
   try {
-    process.kill(pid, 0);
-    return true;
+    flock ??= createRequire(import.meta.url)("fs-ext") as Flock;
+    return flock;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    throw new Error(`the embedded database needs fs-ext's native flock binding, which npm install builds (with python3, make and g++): ${(error as Error).message}`);
   }
 }
 
-function readOwner(lockFile: string): { pid: number; role: EmbeddedRole } | undefined {
+/**
+ * Ownership is an exclusive flock(2) on owner.lock, held through the owner's whole life
+ * (PGlite's start-up included) on a descriptor it never closes early. The kernel drops
+ * it when the owner dies however it dies (SIGKILL included, before the dead process is
+ * even reaped), so no PID is ever consulted: a zombie or a reused PID cannot hold it.
+ * The file is never deleted, as a process waiting on the old file would then lock
+ * another one than a newcomer. Its text (pid and role) only informs the others.
+ */
+function tryOwn(lockFile: string, role: EmbeddedRole): number | undefined {
+  const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o600);
   try {
-    const owner = JSON.parse(readFileSync(lockFile, "utf8")) as { pid: number; role: EmbeddedRole };
-    return alive(owner.pid) ? owner : undefined;
+    flockOf().flockSync(fd, "exnb");
+  } catch (error) {
+    closeSync(fd);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EAGAIN" || code === "EWOULDBLOCK") return undefined;
+    throw error;
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, JSON.stringify({ pid: process.pid, role }), 0);
+  return fd;
+}
+
+function disown(fd: number): void {
+  try {
+    flockOf().flockSync(fd, "un");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The role the owner wrote; a new owner may not have written yet (then the last one's). */
+function ownerRole(lockFile: string): EmbeddedRole | undefined {
+  try {
+    return (JSON.parse(readFileSync(lockFile, "utf8")) as { role?: EmbeddedRole }).role;
   } catch {
     return undefined;
   }
 }
 
-function tryLock(lockFile: string, role: EmbeddedRole): boolean {
-  try {
-    const fd = openSync(lockFile, "wx", 0o600);
-    writeSync(fd, JSON.stringify({ pid: process.pid, role }));
-    closeSync(fd);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    if (!readOwner(lockFile)) {
-      rmSync(lockFile, { force: true }); // stale: its process is gone
-      return tryLock(lockFile, role);
-    }
-    return false;
-  }
+/** PostgreSQL's SSLRequest: any live server answers it with one byte ('N' from pglite-socket), before any startup. */
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+const PROBE_TIMEOUT_MS = 2_000;
+
+/**
+ * Whether the owner serves on the socket now. A connection alone proves nothing: a killed
+ * owner's listening socket still accepts while the kernel tears the process down (its
+ * memory first, then its files, lock included), and nothing will ever answer there.
+ */
+function socketAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(socketPath);
+    const done = (serving: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(serving);
+    };
+    const timer = setTimeout(() => done(false), PROBE_TIMEOUT_MS);
+    socket.once("connect", () => socket.write(SSL_REQUEST));
+    socket.once("data", (answer: Buffer) => done(answer.length === 1 && (answer[0] === 0x4e || answer[0] === 0x53)));
+    socket.once("error", () => done(false));
+    socket.once("close", () => done(false));
+  });
 }
 
 /**
  * Finds or becomes the owner of the embedded database in `dir`. A server waits for a CLI
- * owner to finish rather than depend on it; anyone else connects to a live owner.
+ * owner to finish rather than depend on it; anyone else connects to a live owner once its
+ * socket answers.
  */
 export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress: (step: string) => void = () => {}): Promise<EmbeddedEndpoint> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -95,11 +143,17 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress
   if (socketPath.length > MAX_SOCKET_PATH)
     throw new Error(`PKI_DATA_DIR is too deep for the embedded database socket (${socketPath.length} > ${MAX_SOCKET_PATH} characters); use a shorter path or DATABASE_URL`);
   const lockFile = path.join(dir, "owner.lock");
+  let lockFd: number | undefined;
   for (let waited = 0; ; waited += 200) {
-    if (tryLock(lockFile, role)) break;
-    const owner = readOwner(lockFile);
-    if (owner && (owner.role === "server" || role === "cli") && existsSync(socketPath)) return { socketDir, port: PORT };
-    if (waited > 60_000) throw new Error(`the embedded database in ${dir} is held by process ${owner?.pid ?? "?"}; stop it or use DATABASE_URL`);
+    lockFd = tryOwn(lockFile, role);
+    if (lockFd !== undefined) break;
+    const ownerIsServer = ownerRole(lockFile) === "server";
+    if ((ownerIsServer || role === "cli") && (await socketAnswers(socketPath))) return { socketDir, port: PORT };
+    if (waited > 60_000) {
+      throw new Error(
+        `the embedded database in ${dir} is held by another process (${ownerIsServer ? "a server" : "a pki command"}) and neither came free nor answered within a minute; stop it or use DATABASE_URL`,
+      );
+    }
     await sleep(200);
   }
   try {
@@ -135,11 +189,11 @@ export async function embeddedEndpoint(dir: string, role: EmbeddedRole, progress
       release: async () => {
         await server.stop();
         await db.close();
-        rmSync(lockFile, { force: true });
+        disown(lockFd);
       },
     };
   } catch (error) {
-    rmSync(lockFile, { force: true });
+    disown(lockFd);
     throw error;
   }
 }

@@ -59,10 +59,13 @@ export function consoleRoutes(runtime: CaRuntime): RouteDefinition[] {
       responses: { 201: { description: "logged in", schema: SessionView } },
       problems: [400, 401, 413, 415, 429, 503],
       handle: async (ctx) => {
-        const operator = await runtime.inventory.admins.verify(ctx.body.token).catch((error: unknown) => {
-          throw inventoryFailure(error, "cannot check the token");
+        const operator = await ctx.checkCredential(`bearer Bearer ${ctx.body.token}`, async () => {
+          const name = await runtime.inventory.admins.verify(ctx.body.token).catch((error: unknown) => {
+            throw inventoryFailure(error, "cannot check the token");
+          });
+          if (!name) throw new CaError("unauthorized", "the token is not a live admin token (it may have been removed)");
+          return name;
         });
-        if (!operator) throw await ctx.authFailure(new CaError("unauthorized", "the token is not a live admin token (it may have been removed)"));
         const cookieValue = randomBytes(32).toString("base64url");
         const csrfToken = randomBytes(32).toString("base64url");
         const now = runtime.clock.now();
@@ -88,10 +91,12 @@ export function consoleRoutes(runtime: CaRuntime): RouteDefinition[] {
       handle: async (ctx) => {
         // The console asks this on every page load: no cookie at all is an answer ("log in"),
         // not a failed credential; a cookie that names no live session counts as one.
-        const presented = sessionCookie(ctx.req) !== undefined;
-        const caller = await sessionCaller(ctx.req, runtime).catch(async (error: unknown) => {
-          throw presented && error instanceof CaError && error.kind === "unauthorized" ? await ctx.authFailure(error) : error;
-        });
+        const presented = sessionCookie(ctx.req);
+        const caller = presented
+          ? await ctx.checkCredential(`session ${presented}`, () => sessionCaller(ctx.req, runtime))
+          : await sessionCaller(ctx.req, runtime).catch(async (error: unknown) => {
+              throw presented !== undefined && error instanceof CaError && error.kind === "unauthorized" ? await ctx.authFailure(error) : error;
+            });
         refreshSessionCookie(ctx.res, caller.session, runtime);
         return { status: 200, body: view(runtime, caller.session) };
       },

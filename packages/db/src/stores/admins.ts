@@ -49,6 +49,28 @@ export class AdminTokenStore {
     return id;
   }
 
+  /**
+   * Makes `token` the named operator's only live token, unless it already is: the old
+   * token(s) are revoked and the operator's console sessions ended, audited, all in one
+   * transaction. "absent" when the operator has no live token (removed on purpose: not
+   * brought back); "taken" when `token` is, or was, another token (a revoked token is
+   * never revived, and token hashes are unique).
+   */
+  async replace(name: string, token: string, at: Date, audit: { actor: string; reason: string }): Promise<"unchanged" | "replaced" | "absent" | "taken"> {
+    const tokenHash = hashToken(token);
+    return this.prisma.$transaction(async (tx) => {
+      const live = await tx.adminToken.findMany({ where: { name, revokedAt: null }, select: { tokenHash: true } });
+      if (live.length === 0) return "absent";
+      const existing = await tx.adminToken.findUnique({ where: { tokenHash }, select: { name: true, revokedAt: true } });
+      if (existing) return existing.name === name && !existing.revokedAt && live.length === 1 ? "unchanged" : "taken";
+      await tx.adminToken.updateMany({ where: { name, revokedAt: null }, data: { revokedAt: at } });
+      await tx.adminToken.create({ data: { id: randomUUID(), name, tokenHash } });
+      const ended = await tx.consoleSession.deleteMany({ where: { operator: name } });
+      await new AuditStore(tx).record({ actor: audit.actor, action: "admin.rotate", target: name, details: { reason: audit.reason, sessionsEnded: ended.count } });
+      return "replaced";
+    });
+  }
+
   /** Every admin token ever made, oldest first (never the tokens themselves). */
   async list(): Promise<AdminRecord[]> {
     return this.prisma.adminToken.findMany({ select: { name: true, createdAt: true, revokedAt: true }, orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
