@@ -250,26 +250,28 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     // key before the one round trip that uses the nonce up and reads the account. Otherwise
     // the account is read first and the nonce used up once its key has verified.
     const cached = accountKeys.get(accountId);
-    const cachedPayload = cached && checkKeyFits(cached.key, header.alg) ? await verifyWith(jws, cached.key, ACCOUNT_ALGORITHMS).catch(() => NOT_VERIFIED) : NOT_VERIFIED;
+    const early = cached && checkKeyFits(cached.key, header.alg) ? await verifyWith(jws, cached.key, ACCOUNT_ALGORITHMS).catch(() => NOT_VERIFIED) : NOT_VERIFIED;
     let account: AcmeAccountRecord | undefined;
+    let key: KeyObject;
     let payload: unknown;
-    if (cachedPayload !== NOT_VERIFIED) {
+    if (early !== NOT_VERIFIED) {
       const read = await store.spendNonceReadAccount(nonce, nonceExpires, accountId);
       account = read.account;
       if (!account || account.provisionerId !== ctx.provisioner.id) throw noAccount();
       if (!read.fresh) throw replayed();
-      payload = account.keyThumbprint === cached?.thumbprint ? cachedPayload : await verifyWith(jws, await importedAccountKey(account), ACCOUNT_ALGORITHMS);
+      // the cached key, unless the account changed its key meanwhile: then the current one must verify
+      key = await importedAccountKey(account);
+      if (key !== cached?.key) checkKeyAlgorithm(key, header.alg);
+      payload = key === cached?.key ? early : await verifyWith(jws, key, ACCOUNT_ALGORITHMS);
     } else {
       account = await store.account(accountId);
       if (!account || account.provisionerId !== ctx.provisioner.id) throw noAccount();
-      const key = await importedAccountKey(account);
+      key = await importedAccountKey(account);
       checkKeyAlgorithm(key, header.alg);
       payload = await verifyWith(jws, key, ACCOUNT_ALGORITHMS);
       if (!(await store.spendNonce(nonce, nonceExpires))) throw replayed();
     }
     if (account.status !== "valid") throw unauthorized(`account ${kid} is ${account.status}`);
-    const key = await importedAccountKey(account);
-    checkKeyAlgorithm(key, header.alg);
     return { payload, jwk: account.jwk as JWK, key, account };
   }
 
