@@ -23,13 +23,14 @@ import {
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
-import { type ChallengeType, ValidationLimiter, ValidationLimitError, type Reservation, checkCaa, validateChallenge as defaultValidateChallenge } from "@pki/challenges";
+import { type ChallengeType, ValidationLimitError, type Reservation } from "@pki/challenges";
 import { canonicalIp, normaliseIdentifiers, sanOf, sourceNetwork } from "./identifiers.ts";
 import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkKeyAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
 import { NonceMinter } from "./nonces.ts";
-import { acmeOrders, acmeValidations } from "./metrics.ts";
+import { acmeOrders } from "./metrics.ts";
 import { AcmeProblem, ACME_ERROR, malformed, unauthorized, type Subproblem } from "./problems.ts";
 import { parseCertId, renewalWindow } from "./renewal-info.ts";
+import { InProcessValidator, type Validator } from "./validation.ts";
 
 export const MAX_JWS_BYTES = 64 * 1024;
 const NONCE_TTL_MS = 30 * 60_000;
@@ -39,20 +40,12 @@ const MAX_CONTACTS = 4;
 const MAX_CONTACT_CHARS = 254;
 const ORDERS_PAGE = 100;
 const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
-/**
- * Validations in this process: running at once, in total and per account, and running or
- * waiting per account and per provisioner (see ValidationLimiter: one requester filling its
- * share is refused on its own).
- */
-const VALIDATION_LIMITS = { running: 64, runningPerAccount: 4, pendingPerAccount: 16, pendingPerProvisioner: 256 };
 /** A validation still "processing" this many deadlines after it started was lost (queueing included). */
 const STALE_VALIDATION_FACTOR = 30;
 /** Imported account keys kept per process (a KeyObject is a few hundred bytes). */
 const ACCOUNT_KEY_CACHE_ENTRIES = 10_000;
 /** Account URLs end in a UUID; anything longer in a kid is not one of ours. */
 const MAX_ACCOUNT_ID_CHARS = 64;
-
-export type ValidateChallenge = typeof defaultValidateChallenge;
 
 /** A signature that did not verify with the key tried (verification is tried again with the account's current key). */
 const NOT_VERIFIED = Symbol("not verified");
@@ -86,8 +79,8 @@ export function acmeProvisionerCache(inventory: Pick<Inventory, "watch">): AcmeP
 }
 
 export interface AcmeRouterOptions {
-  /** the challenge validator (defaults to the built-in one) */
-  validateChallenge?: ValidateChallenge;
+  /** where challenges are validated (defaults to this process, InProcessValidator) */
+  validator?: Validator;
   /** provisioner lookups kept between requests; without one, every request reads its provisioner */
   provisioners?: AcmeProvisionerCache;
 }
@@ -121,11 +114,10 @@ function defaultProfile(policy: ProvisionerPolicy): ProfileName {
 
 export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterOptions = {}): Router {
   const store = runtime.inventory.acme;
-  const validate = options.validateChallenge ?? defaultValidateChallenge;
   const { resolver, ...challengeDefaults } = runtime.config.challenges;
   const challengeSettings = { ...challengeDefaults, ...(resolver ? { resolver } : {}) };
-  const limiter = new ValidationLimiter(VALIDATION_LIMITS);
   const now = () => runtime.clock.now();
+  const validator = options.validator ?? new InProcessValidator(store, challengeSettings, runtime.config.acme.caaIdentities, log, now);
 
   const router = express.Router({ mergeParams: true });
   router.use(express.raw({ type: "application/jose+json", limit: MAX_JWS_BYTES }));
@@ -702,7 +694,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
 
   router.post(
     "/:provisioner/chall/:id",
-    handle(async (req, res, ctx) => {
+    handle(async (req, _res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
       const challengeId = String(req.params.id);
       const authz = await store.authorizationOfChallenge(challengeId);
@@ -718,7 +710,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       // refused before the challenge is marked as started.
       let reservation: Reservation;
       try {
-        reservation = limiter.reserve({ account: account.id, provisioner: ctx.provisioner.id });
+        reservation = validator.reserve({ accountId: account.id, provisionerId: ctx.provisioner.id });
       } catch (error) {
         if (error instanceof ValidationLimitError) throw new AcmeProblem("rateLimited", error.message, { retryAfterSeconds: Math.ceil(challengeSettings.timeoutMs / 1000) });
         throw error;
@@ -742,29 +734,17 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       if (counts.accountFailed > 0)
         checkRate("failed validations", counts.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}' (accounts without failures go on)`);
       if (!started) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
-      const keyAuthorization = `${challenge.token}.${account.keyThumbprint}`;
-      const identifier = authz.wildcard ? { ...authz.identifier, value: `*.${authz.identifier.value}` } : authz.identifier;
-      const caaIdentities = runtime.config.acme.caaIdentities;
-      // a redirect may lead to the identifier itself or to another name this provisioner issues for
-      const mayRedirectTo = (host: string) => policyAllows(ctx, { type: "dns", value: host });
       // Runs after this answer: the client polls the authorization (RFC 8555 §7.5.1).
-      void reservation
-        .run(async () => {
-          const started = process.hrtime.bigint();
-          let outcome = await validate({ type: challenge.type as ChallengeType, identifier: authz.identifier, token: challenge.token, keyAuthorization, mayRedirectTo }, challengeSettings);
-          acmeValidations.observe({ type: challenge.type, outcome: outcome.ok ? "valid" : "invalid" }, Number(process.hrtime.bigint() - started) / 1e9);
-          // CAA (RFC 8659) is checked once control is proven, for DNS names only.
-          if (outcome.ok && identifier.type === "dns" && caaIdentities.length > 0) outcome = await checkCaa(authz.identifier.value, caaIdentities, challengeSettings, { wildcard: authz.wildcard });
-          return outcome;
-        })
-        .catch((error: Error) => ({ ok: false as const, problem: { type: `${ACME_ERROR}serverInternal`, detail: `validation failed: ${error.message}` } }))
-        .then(async (outcome) => {
-          const problem = outcome.ok ? undefined : { type: outcome.problem.type, detail: outcome.problem.detail.slice(0, 1000), status: 403 };
-          await store.finishChallenge(challenge.id, problem ? { ok: false, problem } : { ok: true }, now());
-          log.info({ challenge: challenge.id, type: challenge.type, identifier: identifier.value, ok: outcome.ok, detail: problem?.detail }, "ACME challenge validated");
-        })
-        .catch((error: Error) => log.error({ err: error, challenge: challenge.id }, "could not record an ACME validation"));
-      void res;
+      validator.start(reservation, {
+        challengeId: challenge.id,
+        type: challenge.type as ChallengeType,
+        identifier: authz.identifier,
+        wildcard: authz.wildcard,
+        token: challenge.token,
+        keyAuthorization: `${challenge.token}.${account.keyThumbprint}`,
+        // a redirect may lead to the identifier itself or to another name this provisioner issues for
+        mayRedirectTo: (host) => policyAllows(ctx, { type: "dns", value: host }),
+      });
       return { status: 200, body: challengeView(ctx, { ...challenge, status: "processing" }), links: [up] };
     }),
   );
