@@ -41,6 +41,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => intranet.listen(port, "127.0.0.4", resolve));
   dns = await TestDnsServer.start();
   dns.add("ok.abuse.test", { type: "A", data: "127.0.0.1" });
+  dns.add("moved.abuse.test", { type: "A", data: "127.0.0.1" });
   dns.add("stall.abuse.test", { type: "A", data: "127.0.0.3" });
   dns.add("intranet.corp", { type: "A", data: "127.0.0.4" });
   dns.add("metadata.abuse.test", { type: "A", data: "169.254.169.254" });
@@ -149,6 +150,17 @@ describe("http-01 stays on the requester's own names", () => {
     expect(detail).not.toMatch(/TOP SECRET|payroll|all=1/);
     expect(detail).toContain("refused to follow a 302 redirect to http://intranet.corp");
     expect(intranetRequests).toBe(0);
+  });
+
+  it("a redirect to another name the provisioner issues for, keeping the challenge path, is followed", async () => {
+    const acme = client("misc", "127.0.3.3");
+    const account = await acme.newAccount();
+    const order = await acme.newOrder(account, [{ type: "dns", value: "ok.abuse.test" }]);
+    const { authzUrl, url, token } = await acme.http01Challenge(account, order);
+    redirects.set(token, `http://moved.abuse.test:${port}/moved/.well-known/acme-challenge/${token}`);
+    answers.set(token, await keyAuthorization(token, account));
+    expect((await acme.post(url, {}, account)).status).toBe(200);
+    expect((await acme.settled(account, authzUrl)).status).toBe("valid");
   });
 
   it("a name that resolves to the metadata service is never connected to", async () => {

@@ -123,7 +123,8 @@ export async function http01Responder(host: string, port: number, answers: Map<s
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const token = req.url?.split("/").pop() ?? "";
     const answer = answers.get(token);
-    const location = redirects.get(token);
+    // only the challenge path itself is redirected, so a redirect may lead to /<prefix>/.well-known/… on this same server
+    const location = req.url?.startsWith("/.well-known/") ? redirects.get(token) : undefined;
     if (location !== undefined) res.writeHead(302, { location }).end();
     else if (answer === undefined) res.writeHead(404).end();
     else res.writeHead(200, { "content-type": "text/plain" }).end(answer);

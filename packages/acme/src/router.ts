@@ -526,15 +526,6 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     }),
   );
 
-  function policyAllows(ctx: AcmeContext, identifier: AcmeIdentifier): boolean {
-    try {
-      ctx.policy.authorizeNames({ commonName: undefined, sans: [sanOf(identifier)] });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /** Asks the provisioner's policy about each name now, so a refusal comes before any challenge. */
   function rejectOutsidePolicy(ctx: AcmeContext, identifiers: AcmeIdentifier[]): void {
     const subproblems: Subproblem[] = [];
@@ -742,8 +733,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         wildcard: authz.wildcard,
         token: challenge.token,
         keyAuthorization: `${challenge.token}.${account.keyThumbprint}`,
-        // a redirect may lead to the identifier itself or to another name this provisioner issues for
-        mayRedirectTo: (host) => policyAllows(ctx, { type: "dns", value: host }),
+        namePatterns: ctx.provisioner.names,
       });
       return { status: 200, body: challengeView(ctx, { ...challenge, status: "processing" }), links: [up] };
     }),

@@ -7,6 +7,7 @@
 import type { AcmeIdentifier, AcmeStore } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { type ChallengeSettings, type ChallengeType, checkCaa, type Reservation, type ValidationLimits, ValidationLimiter, validateChallenge } from "@pki/challenges";
+import { compileNamePattern, sanAllowed } from "@pki/policy";
 import { acmeValidations } from "./metrics.ts";
 import { ACME_ERROR } from "./problems.ts";
 
@@ -19,8 +20,8 @@ export interface ValidationJob {
   wildcard: boolean;
   token: string;
   keyAuthorization: string;
-  /** other DNS names an http-01 redirect may lead to (the provisioner's name policy) */
-  mayRedirectTo: (host: string) => boolean;
+  /** the provisioner's name patterns: an http-01 redirect may lead to a DNS name they allow, besides the identifier */
+  namePatterns: string[];
 }
 
 export interface Validator {
@@ -64,7 +65,9 @@ export class InProcessValidator implements Validator {
 
   private async validate(job: ValidationJob) {
     const started = process.hrtime.bigint();
-    let outcome = await validateChallenge({ type: job.type, identifier: job.identifier, token: job.token, keyAuthorization: job.keyAuthorization, mayRedirectTo: job.mayRedirectTo }, this.settings);
+    const patterns = job.namePatterns.map(compileNamePattern);
+    const mayRedirectTo = (host: string) => sanAllowed(patterns, { type: "DNS", value: host });
+    let outcome = await validateChallenge({ type: job.type, identifier: job.identifier, token: job.token, keyAuthorization: job.keyAuthorization, mayRedirectTo }, this.settings);
     acmeValidations.observe({ type: job.type, outcome: outcome.ok ? "valid" : "invalid" }, Number(process.hrtime.bigint() - started) / 1e9);
     // CAA (RFC 8659) is checked once control is proven, for DNS names only.
     if (outcome.ok && job.identifier.type === "dns" && this.caaIdentities.length > 0) outcome = await checkCaa(job.identifier.value, this.caaIdentities, this.settings, { wildcard: job.wildcard });
