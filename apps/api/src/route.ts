@@ -26,6 +26,11 @@ export interface RouteContext<P, Q, B> {
    * against the source and returns what to throw (the 401 given, or 429 past the limit).
    */
   authFailure(error: CaError): Promise<Error>;
+  /**
+   * Names what the request is about once the handler knows it (the names a CSR asks for),
+   * for the audit event of a refusal; without it the serial, ID or name in the path is used.
+   */
+  noteAuditTarget(target: string): void;
 }
 
 export interface RouteResult {
