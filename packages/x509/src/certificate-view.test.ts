@@ -23,6 +23,7 @@ function opensslCertificate(): { der: Buffer; file: string } {
       "subjectKeyIdentifier = hash",
       "authorityInfoAccess = OCSP;URI:http://ocsp.example/",
       "crlDistributionPoints = URI:http://crl.example/ca.crl",
+      "freshestCRL = URI:http://crl.example/delta.crl",
       "1.2.3.4.5 = ASN1:UTF8String:custom",
     ].join("\n"),
   );
@@ -82,6 +83,7 @@ describe("certificateView", () => {
     expect(byName.subjectAltName).toMatchObject({ critical: false, values: ["DNS:api.example", "IP:10.0.0.1"] });
     expect(byName.authorityInfoAccess?.values).toEqual(["OCSP - URI:http://ocsp.example/"]);
     expect(byName.cRLDistributionPoints?.values).toEqual(["URI:http://crl.example/ca.crl"]);
+    expect(byName.freshestCRL?.values).toEqual(["URI:http://crl.example/delta.crl"]);
     expect(byName.subjectKeyIdentifier?.values[0]).toMatch(/^[0-9a-f]{40}$/);
     expect(byName["1.2.3.4.5"]).toMatchObject({ oid: "1.2.3.4.5", critical: false, values: [Buffer.concat([Buffer.from([0x0c, 6]), Buffer.from("custom")]).toString("hex")] });
   });

@@ -3,6 +3,8 @@
 // it does not (an operator comparing with `openssl x509 -text` sees the same facts).
 import "reflect-metadata";
 import { createHash } from "node:crypto";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { type DistributionPoint, FreshestCRL, id_ce_freshestCRL } from "@peculiar/asn1-x509";
 import {
   AuthorityInfoAccessExtension,
   AuthorityKeyIdentifierExtension,
@@ -66,6 +68,7 @@ const EXTENSION_NAMES: Record<string, string> = {
   "2.5.29.32": "certificatePolicies",
   "2.5.29.35": "authorityKeyIdentifier",
   "2.5.29.37": "extKeyUsage",
+  [id_ce_freshestCRL]: "freshestCRL",
   "1.3.6.1.5.5.7.1.1": "authorityInfoAccess",
   "1.3.6.1.5.5.7.48.1.5": "ocspNoCheck",
 };
@@ -73,6 +76,9 @@ const EXTENSION_NAMES: Record<string, string> = {
 /** As the CA writes SANs (DNS:, IP:, URI:, email:) rather than @peculiar/x509's type names. */
 const GENERAL_NAME_PREFIX: Record<string, string> = { dns: "DNS", ip: "IP", url: "URI", email: "email" };
 const generalName = (n: GeneralName) => `${GENERAL_NAME_PREFIX[n.type] ?? n.type}:${n.value}`;
+
+const pointUrls = (points: DistributionPoint[]) =>
+  points.flatMap((dp) => (dp.distributionPoint?.fullName ?? []).map((n) => (n.uniformResourceIdentifier ? `URI:${n.uniformResourceIdentifier}` : "(not a URI)")));
 
 function values(ext: Extension): string[] {
   if (ext instanceof KeyUsagesExtension) return KEY_USAGE_NAMES.filter(([, bit]) => ext.usages & bit).map(([name]) => name);
@@ -82,8 +88,9 @@ function values(ext: Extension): string[] {
   if (ext instanceof SubjectKeyIdentifierExtension) return [ext.keyId];
   if (ext instanceof AuthorityKeyIdentifierExtension) return ext.keyId ? [`keyid:${ext.keyId}`] : [];
   if (ext instanceof AuthorityInfoAccessExtension) return [...ext.ocsp.map((n) => `OCSP - ${generalName(n)}`), ...ext.caIssuers.map((n) => `CA Issuers - ${generalName(n)}`)];
-  if (ext instanceof CRLDistributionPointsExtension)
-    return ext.distributionPoints.flatMap((dp) => (dp.distributionPoint?.fullName ?? []).map((n) => (n.uniformResourceIdentifier ? `URI:${n.uniformResourceIdentifier}` : "(not a URI)")));
+  if (ext instanceof CRLDistributionPointsExtension) return pointUrls(ext.distributionPoints);
+  // Where the delta CRLs are: the same shape as the CRL distribution points.
+  if (ext.type === id_ce_freshestCRL) return pointUrls(AsnConvert.parse(ext.value, FreshestCRL));
   return [Buffer.from(ext.value).toString("hex")];
 }
 
