@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../support/api.ts";
-import { opensslCsr } from "../support/tools.ts";
+import { opensslCsr, pki } from "../support/tools.ts";
 
 let t: TestApi;
 const admin = (method: string, urlPath: string, body?: unknown) => t.call(method, urlPath, { token: t.ca.adminToken, body });
@@ -36,6 +36,17 @@ describe("serials in any case or colon-separated", () => {
       expect(res.json.serial).toBe(serial);
     }
     expect((await admin("GET", `/v1/certificates/${serial.toUpperCase()}/relying-party`)).status).not.toBe(400);
+  });
+
+  it("pki cert show and pki cert revoke take the same forms", async () => {
+    const { serial } = await issue("cli-upper.example");
+    const shown = pki(["cert", "show", colons(serial), "--json"], t.ca.env);
+    expect(shown.status, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout).serial).toBe(serial);
+    const revoked = pki(["cert", "revoke", serial.toUpperCase(), "--reason", "superseded"], t.ca.env);
+    expect(revoked.status, revoked.stderr).toBe(0);
+    expect(revoked.stdout).toContain(`revoked ${serial}`);
+    expect(pki(["cert", "show", "not-a-serial"], t.ca.env).stderr).toMatch(/'not-a-serial' is not a certificate serial/);
   });
 
   it("refuses what is not a serial with a 400 naming the path parameter", async () => {
