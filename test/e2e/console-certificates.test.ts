@@ -55,6 +55,15 @@ async function screenshot(p: Page, name: string) {
   await p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
+/** At 200% zoom a 1280-pixel screen is 640 CSS pixels wide: nothing may need sideways scrolling. */
+async function fitsAt200Percent(p: Page, name: string) {
+  const size = p.viewportSize()!;
+  await p.setViewportSize({ width: 640, height: 400 });
+  const [scrollWidth, clientWidth] = await p.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  await p.setViewportSize(size);
+  expect(scrollWidth, name).toBeLessThanOrEqual(clientWidth!);
+}
+
 /** Texts of every <time> on the page. */
 const times = (p: Page) => p.locator("main time").allTextContents();
 
@@ -104,6 +113,7 @@ describe("certificates in the console", () => {
     await expect.poll(() => copy.textContent()).toBe(`Copied serial ${first}`);
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(first);
     await accessible(page, "certificates");
+    await fitsAt200Percent(page, "certificates-rows");
     await screenshot(page, "certificates-rows");
   });
 
@@ -145,6 +155,7 @@ describe("certificates in the console", () => {
     expect(extensions.find((r) => r.startsWith("subjectAltName"))).toContain(`DNS:svc2.rows.example`);
     expect(extensions.some((r) => r.startsWith("authorityInfoAccess") && r.includes("OCSP"))).toBe(true);
     await accessible(page, "certificate");
+    await fitsAt200Percent(page, "certificate-extensions");
     await screenshot(page, "certificate-extensions");
   });
 
@@ -243,6 +254,7 @@ describe("the audit log in the console", () => {
     await first.locator("dl").waitFor();
     expect((await first.locator("dd").allTextContents()).sort()).toEqual(["403", reason]);
     await accessible(page, "audit");
+    await fitsAt200Percent(page, "audit-details");
     await screenshot(page, "audit-details");
     expect(pageErrors).toEqual([]);
   });
