@@ -85,6 +85,23 @@ describe("search by serial prefix", () => {
     expect(all.json.items.map((c: { serial: string }) => c.serial)).toEqual(expect.arrayContaining([mine.serial, other.serial]));
   });
 
+  it("a prefix ending in 9 or f takes in exactly the serials that start with it", async () => {
+    const { serial } = await issue("prefix-edges.example");
+    const made = ["7199aa", "719a00", "71f0", "71ff00", "7200"];
+    await t.ca.inventory.sql.query(
+      `INSERT INTO certificates
+         SELECT (jsonb_populate_record(c, jsonb_build_object('serial', s, 'search_text', 'edge' || s))).*
+         FROM certificates c, unnest($2::text[]) s WHERE c.serial = $1`,
+      [serial, made],
+    );
+    const found = async (prefix: string) => (await admin("GET", `/v1/certificates?serial=${prefix}&limit=100`)).json.items.map((c: { serial: string }) => c.serial).sort();
+    expect(await found("719")).toEqual(["7199aa", "719a00"]);
+    expect(await found("7199")).toEqual(["7199aa"]);
+    expect(await found("71F")).toEqual(["71f0", "71ff00"]);
+    expect(await found("71ff")).toEqual(["71ff00"]);
+    expect(await found("72")).toEqual(["7200"]);
+  });
+
   it("refuses a prefix that is not hex with a 400 naming the field", async () => {
     const res = await admin("GET", "/v1/certificates?serial=api.example");
     expect(res.status).toBe(400);
