@@ -478,8 +478,8 @@ const nextHexDigit = (d: string) => (d === "f" ? "g" : HEX_DIGITS[HEX_DIGITS.ind
 /**
  * Serials starting with `prefix`, as a range on the primary key's index (the inventory can
  * hold millions of rows, so no LIKE scan): [prefix, prefix with its last digit bumped).
- * Both bounds are letters and digits only, which every collation orders alike (a `:` after
- * `9` would be ignored by a linguistic one); the LIKE then checks each row the range found.
+ * Both bounds are digits and lowercase letters only, which linguistic collations order as
+ * C does (they would skip a `:` after `9`); the LIKE then checks each row the range found.
  */
 function serialPrefixRange(prefix: string, param: (value: unknown) => string): string[] {
   const hex = prefix.toLowerCase();
