@@ -238,20 +238,20 @@ describe("operator console", () => {
     // the browser's back button return to the same page.
     await page.goto(`${api}/console/#/certificates?internal=false&order=desc&limit=1`);
     await page.locator("#result-count:has-text('Page 1: 1 certificate (more on the next page)')").waitFor();
-    const first = await page.locator("#results tbody td:first-child").textContent();
+    const first = await page.locator("#results tbody td:first-child a").textContent();
     await page.getByRole("button", { name: "Next" }).click();
     await page.locator("#result-count:has-text('Page 2: 1 certificate')").waitFor();
     expect(page.url()).toMatch(/[?&]c=/);
-    const second = await page.locator("#results tbody td:first-child").textContent();
+    const second = await page.locator("#results tbody td:first-child a").textContent();
     expect(second).not.toBe(first);
     const notAfter = async (serial: string | null) => Date.parse((await call("GET", `/v1/certificates/${serial}`)).json.notAfter);
     expect(await notAfter(first)).toBeGreaterThanOrEqual(await notAfter(second)); // latest first
     await page.getByRole("button", { name: "Previous" }).click();
     await page.locator("#result-count:has-text('Page 1:')").waitFor();
-    expect(await page.locator("#results tbody td:first-child").textContent()).toBe(first);
+    expect(await page.locator("#results tbody td:first-child a").textContent()).toBe(first);
     await page.goBack();
     await page.locator("#result-count:has-text('Page 2:')").waitFor();
-    expect(await page.locator("#results tbody td:first-child").textContent()).toBe(second);
+    expect(await page.locator("#results tbody td:first-child a").textContent()).toBe(second);
 
     await page.goto(`${api}/console/#/certificates?q=findme-alp`);
     await page.locator("#result-count:has-text('1 certificate')").waitFor();

@@ -37,7 +37,7 @@ describe("audit rows of refused requests are bounded", () => {
     const huge = "ab".repeat(6 * 1024);
     expectProblem(await admin("POST", `/v1/certificates/${huge}/revoke`, { body: { reason: "keyCompromise" } }), 400, /^path serial: must be the certificate serial/);
     const row = await newestAuditRow();
-    expect(row).toMatchObject({ action: "revokeCertificate", outcome: "denied" });
+    expect(row).toMatchObject({ action: "certificate.revoke", outcome: "denied" });
     expect(row.bytes).toBeLessThan(4 * AUDIT_TEXT_MAX_BYTES);
   });
 
@@ -47,7 +47,7 @@ describe("audit rows of refused requests are bounded", () => {
     const res = await admin("POST", `/v1/certificates/${issued.serial}/revoke`, { raw: body, contentType: "application/json" });
     expectProblem(res, 400, /^unknown field 'x{100,}'$/);
     const row = await newestAuditRow();
-    expect(row).toMatchObject({ action: "revokeCertificate", outcome: "denied" });
+    expect(row).toMatchObject({ action: "certificate.revoke", outcome: "denied" });
     expect(row.bytes).toBeLessThan(4 * AUDIT_TEXT_MAX_BYTES);
     expect(await t.ca.inventory.certificates.get(issued.serial)).toMatchObject({ status: "valid" });
   });

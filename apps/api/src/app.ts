@@ -9,7 +9,7 @@ import type { CaRuntime } from "@pki/authority";
 import { problemHandler, problemStatus, registry, requestLogger, requestTimer, securityHeaders, sendProblem } from "@pki/http-kit";
 import { Counter } from "prom-client";
 import type { Logger } from "@pki/logger";
-import { boundAuditText } from "@pki/db";
+import { boundAuditText, withAuditSource } from "@pki/db";
 import { type AcmeProvisionerCache, acmeRouter } from "@pki/acme";
 import { type TokenCache, authenticate, authenticateCounted } from "./auth.ts";
 import { AuthFailureLimiter, type FailureCounter, type PacingOptions } from "./failure-limiter.ts";
@@ -18,6 +18,7 @@ import { consoleRouter } from "./console-static.ts";
 import { consoleRoutes, refreshSessionCookie } from "./routes/console.ts";
 import { consoleDataRoutes } from "./routes/console-data.ts";
 import { openApiDocument } from "./openapi.ts";
+import { auditActionOf, requestTarget } from "./audit-actions.ts";
 import { expressPath, parseOrThrow, type RouteDefinition } from "./route.ts";
 import { type IssuingLane, withIssuingLane } from "./issuing-lane.ts";
 import { certificateRoutes } from "./routes/certificates.ts";
@@ -75,6 +76,7 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureC
   return async (req: Request, res: Response, next: NextFunction) => {
     const sourceIp = sourceIpOf(req);
     let caller: Awaited<ReturnType<typeof authenticate>> | undefined;
+    let auditTarget: string | undefined;
     try {
       caller = route.auth === "none" ? await authenticate(req, runtime, "none") : await authenticateCounted(req, runtime, route.auth, limiter, gate, sourceIp, tokens);
       // Routes that also take DER CSRs read their own body and query (the shape depends on the content type).
@@ -93,7 +95,11 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureC
         return wait === undefined ? error : new TooManyFailures(sourceIp, wait, { cause: error });
       };
       const checkCredential = <T>(secret: string, verify: () => Promise<T>) => gate.check(sourceIp, secret, verify);
-      const result = await route.handle({ req, res, params, query, body, caller, sourceIp, authFailure, checkCredential });
+      const noteAuditTarget = (target: string) => {
+        auditTarget = target;
+      };
+      const ctx = { req, res, params, query, body, caller, sourceIp, authFailure, checkCredential, noteAuditTarget };
+      const result = await withAuditSource(sourceIp, () => route.handle(ctx));
       answered.inc({ operation: route.operationId, caller: caller.kind, outcome: "ok" });
       if (caller.kind === "admin" && caller.session && !res.headersSent && !res.hasHeader("set-cookie")) refreshSessionCookie(res, caller.session, runtime);
       if (result.status === 204) res.status(204).end();
@@ -115,8 +121,8 @@ function bindRoute(route: RouteDefinition, runtime: CaRuntime, limiter: FailureC
           await runtime.inventory.audit
             .record({
               actor: caller.actor,
-              action: route.operationId,
-              target: typeof req.params.serial === "string" ? req.params.serial : undefined,
+              action: auditActionOf(route.operationId),
+              target: auditTarget ?? requestTarget(req),
               sourceIp,
               outcome: "denied",
               details: { status: problemStatus(error), reason: boundAuditText(error.message) },

@@ -32,6 +32,11 @@ export interface RouteContext<P, Q, B> {
    * (CredentialGate.check).
    */
   checkCredential<T>(secret: string, verify: () => Promise<T>): Promise<T>;
+  /**
+   * Names what the request is about once the handler knows it (the names a CSR asks for),
+   * for the audit event of a refusal; without it the serial, ID or name in the path is used.
+   */
+  noteAuditTarget(target: string): void;
 }
 
 export interface RouteResult {

@@ -1,7 +1,7 @@
 // Request and response shapes of the issuing API. Requests are strict (an unknown field is
 // a 400 naming it, so a typo such as `ttl` for `ttlSeconds` is not silently ignored).
 import { z } from "zod";
-import { MIN_TTL_SECONDS, PROFILE_NAMES } from "@pki/x509";
+import { MIN_TTL_SECONDS, PROFILE_NAMES, canonicalSerial, serialPrefix } from "@pki/x509";
 import { REVOCATION_REASONS } from "@pki/authority";
 
 const profileNames = PROFILE_NAMES as [string, ...string[]];
@@ -13,6 +13,20 @@ export const Serial = z
   .string()
   .regex(/^[0-9a-f]{2,40}$/, "must be the certificate serial in lowercase hex without separators")
   .meta({ description: "lowercase hex, as in the certificate", example: "01a3f29c5b7e4d2a9f0c1b2d3e4f5a6b7c" });
+/**
+ * A serial as a caller types it (any case, plain or colon-separated byte pairs, as openssl
+ * and browsers show it), read as the inventory's form.
+ */
+const SerialInput = z
+  .string()
+  .max(64, "must be the certificate serial: 20 bytes of hex at most")
+  .transform((text, ctx) => {
+    const serial = canonicalSerial(text);
+    if (serial === undefined)
+      ctx.addIssue({ code: "custom", message: "must be the certificate serial in hex: plain in any case (as openssl x509 -serial prints it) or colon-separated bytes (as browsers show it)" });
+    return serial ?? text;
+  })
+  .meta({ description: "hex in any case, plain or colon-separated (01:A3:…); answered in lowercase hex without separators", example: "01a3f29c5b7e4d2a9f0c1b2d3e4f5a6b7c" });
 const Instant = z.iso.datetime({ offset: true }).meta({ description: "RFC 3339, UTC" });
 const Pem = z.string().meta({ description: "PEM" });
 const TtlSeconds = z
@@ -56,7 +70,7 @@ export const RevokeBody = z.strictObject({
     .meta({ description: "RFC 5280 reason name; default unspecified" }),
 });
 
-export const SerialParams = z.strictObject({ serial: Serial });
+export const SerialParams = z.strictObject({ serial: SerialInput });
 export const NameParams = z.strictObject({ name: z.string().min(1).max(63) });
 
 export const ListQuery = z.strictObject({
@@ -64,6 +78,16 @@ export const ListQuery = z.strictObject({
   issuerId: z.string().min(1).max(128).optional(),
   profile: Profile.optional(),
   q: z.string().min(3, "must be at least 3 characters (shorter terms would scan the whole inventory)").max(253).optional().meta({ description: "case-insensitive text in the subject or a SAN" }),
+  serial: z
+    .string()
+    .max(64, "must be the start of a certificate serial: 20 bytes of hex at most")
+    .transform((text, ctx) => {
+      const prefix = serialPrefix(text);
+      if (prefix === undefined) ctx.addIssue({ code: "custom", message: "must be the start of a certificate serial in hex: plain in any case or colon-separated bytes" });
+      return prefix ?? text;
+    })
+    .optional()
+    .meta({ description: "serial prefix, hex in any case, plain or colon-separated" }),
   expiresBefore: Instant.optional(),
   expiresAfter: Instant.optional(),
   limit: z
@@ -172,6 +196,15 @@ export const CertificateDetails = CertificateSummary.extend({
   certificate: Pem.nullable().meta({ description: "null while pending or when signing failed" }),
   pem: Pem.nullable().meta({ description: "the same as certificate" }),
   chain: z.array(Pem).meta({ description: "the issuer, then up to the root" }),
+  fingerprints: z
+    .object({ sha256: z.string(), sha1: z.string() })
+    .nullable()
+    .meta({ description: "of the DER certificate, upper-case hex bytes joined by colons (as browsers and openssl x509 -fingerprint show them); null without a signed certificate" }),
+  keyUsage: z.array(z.string()).meta({ description: "key usage names (digitalSignature, keyEncipherment, …); empty without a signed certificate" }),
+  extendedKeyUsage: z.array(z.string()).meta({ description: "purposes (serverAuth, clientAuth, …) or OIDs" }),
+  extensions: z
+    .array(z.object({ oid: z.string(), name: z.string(), critical: z.boolean(), values: z.array(z.string()) }))
+    .meta({ description: "every extension in the certificate: values decoded for the ones the CA knows, the DER value in hex for others" }),
 });
 export const CertificateList = z.object({ items: z.array(CertificateSummary), nextCursor: z.string().nullable() });
 

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadConfig, ConfigError, type Config } from "@pki/config";
-import { CaError, DEFAULT_PROFILE, PROFILE_NAMES, isProfileName, parseCsr } from "@pki/x509";
+import { CaError, DEFAULT_PROFILE, PROFILE_NAMES, canonicalSerial, isProfileName, parseCsr } from "@pki/x509";
 import {
   StartupCheckError,
   initCa,
@@ -454,8 +454,9 @@ certs
   .description("one certificate: status, revocation, names, lineage; --pem for the certificate itself")
   .option("--pem", "print only the certificate, PEM")
   .option("--json", "one JSON object")
-  .action(async (serial: string, opts: { pem?: boolean; json?: boolean }) => {
-    if (!/^[0-9a-f]{2,40}$/.test(serial)) throw new CaError("bad_request", `'${serial}' is not a certificate serial (lowercase hex)`);
+  .action(async (typed: string, opts: { pem?: boolean; json?: boolean }) => {
+    const serial = canonicalSerial(typed);
+    if (serial === undefined) throw new CaError("bad_request", `'${typed}' is not a certificate serial (hex, plain or colon-separated)`);
     const inventory = await openInventory(cfg());
     try {
       const c = await inventory.certificates.get(serial);

@@ -1,4 +1,5 @@
 import type { CertificateRecord, Inventory } from "@pki/db";
+import { canonicalSerial } from "@pki/x509";
 import { CaError, badRequest, conflict, inventoryFailure, notFound } from "./errors.ts";
 import type { CaEvents } from "./events.ts";
 import type { Clock } from "./clock.ts";
@@ -49,8 +50,8 @@ export async function revokeCertificate(
   deps: { inventory: Inventory; events: CaEvents; clock: Clock },
   request: { serial: string; reason?: string | undefined; actor: string; sourceIp?: string | undefined },
 ): Promise<Revocation> {
-  const serial = request.serial.toLowerCase();
-  if (!/^[0-9a-f]{2,40}$/.test(serial)) throw badRequest(`'${request.serial}' is not a certificate serial (lowercase hex)`);
+  const serial = canonicalSerial(request.serial);
+  if (serial === undefined) throw badRequest(`'${request.serial}' is not a certificate serial (hex, plain or colon-separated)`);
   const reason = reasonCode(request.reason);
   const at = new Date(Math.floor(deps.clock.now().getTime() / 1000) * 1000);
   const audit = { actor: request.actor, action: "certificate.revoke", target: serial, sourceIp: request.sourceIp, details: { reason: REASON_NAMES[reason] } };

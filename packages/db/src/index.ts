@@ -18,7 +18,7 @@ export { applyMigrations, applyRoleGrants, listMigrations, verifySchema, MIGRATI
 export { isDatabaseOutage } from "./errors.ts";
 export { CHANGE_CHANNELS, ChangeFollower, type ChangeChannel, type ChangeWatch, type ChangeSource, type FollowOptions } from "./notify.ts";
 export { ChangeClearedCache, type ChangeClearedCacheOptions } from "./change-cleared-cache.ts";
-export { AUDIT_TEXT_MAX_BYTES, boundAuditText } from "./stores/audit.ts";
+export { AUDIT_TEXT_MAX_BYTES, boundAuditText, withAuditSource } from "./stores/audit.ts";
 export type { IssuerIntent, IssuerRecord, IssuerStatus } from "./stores/issuers.ts";
 export type { CertificateRecord, PlannedCertificate, CertificateQuery, CertificateState, InternalMarks, InventoryOverview } from "./stores/certificates.ts";
 export { DuplicateSerialError, IssuerNotActiveError, SuccessorExistsError, type RevokedChain } from "./stores/certificates.ts";

@@ -24,6 +24,8 @@ export {
   type KeyUsageName,
 } from "./profiles.ts";
 export { subjectKeyIdentifier } from "./key-identifier.ts";
+export { canonicalSerial, serialPrefix } from "./serial.ts";
+export { certificateView, fingerprints, type CertificateView, type CertificateFingerprints, type ExtensionView } from "./certificate-view.ts";
 export { caCertificateFacts, type CaCertificateFacts, type IssuerFacts } from "./certificate-facts.ts";
 export type { Signer } from "./signer.ts";
 export {

@@ -48,11 +48,12 @@ export function badge(status) {
   return h("span", { class: `badge badge-${String(status).replace(/[^a-z-]/g, "")}` }, status);
 }
 
+/** An instant as the console shows every time: UTC, ISO 8601, 24-hour ("2026-12-08T01:22:33Z"). */
 export function dateTime(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return visible(iso);
-  return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  return isoUtc(d);
 }
 
 export function timeEl(iso) {
@@ -225,4 +226,84 @@ export function localToIso(value) {
   if (!value) return undefined;
   const d = new Date(value);
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+// ---------- one time convention: UTC, ISO 8601, 24-hour, in what is shown and what is typed
+
+/** "2026-12-08T01:22:33Z": the form the API answers in, so a time can be copied into a filter. */
+export const isoUtc = (date) => `${date.toISOString().slice(0, 19)}Z`;
+
+/** What a time field accepts: a UTC day, or a UTC instant to the minute or second. */
+const UTC_INPUT = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2})(:\d{2})?Z)?$/;
+
+/**
+ * A typed UTC time as RFC 3339: "" → undefined, anything else that is not a time → null.
+ * A bare day means its first second, or with `endOfDay` its last.
+ */
+export function parseUtc(text, { endOfDay = false } = {}) {
+  const value = String(text ?? "")
+    .trim()
+    .toUpperCase();
+  if (!value) return undefined;
+  const m = UTC_INPUT.exec(value);
+  if (!m) return null;
+  const iso = m[2] ? `${m[1]}T${m[2]}${m[3] ?? ":00"}Z` : `${m[1]}T${endOfDay ? "23:59:59" : "00:00:00"}Z`;
+  const d = new Date(iso);
+  // Date accepts 2026-02-31 as March 3rd: a typed day must come back as itself.
+  return Number.isNaN(d.getTime()) || isoUtc(d) !== iso ? null : iso;
+}
+
+/**
+ * A labelled text field for a UTC time, showing `iso` in the console's form. A text field,
+ * not a date picker: browsers show those in the operator's locale and time zone.
+ */
+export function utcField(label, name, iso, attrs = {}) {
+  const d = iso ? new Date(iso) : null;
+  const input = h("input", {
+    type: "text",
+    name,
+    value: d && !Number.isNaN(d.getTime()) ? isoUtc(d) : "",
+    placeholder: "YYYY-MM-DDTHH:MM:SSZ",
+    pattern: "\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2})?Z)?",
+    inputmode: "numeric",
+    autocomplete: "off",
+    spellcheck: "false",
+    class: "mono utc-input",
+    ...attrs,
+  });
+  return labelled(`${label} (UTC)`, input, "UTC, ISO 8601: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ");
+}
+
+/**
+ * A long identifier (serial, issuer ID) on one line: its middle hidden behind an ellipsis by
+ * CSS (the text stays whole, so it is what is selected, copied, searched and read out),
+ * linked when `href` is given, with a button that copies it.
+ */
+export function shortId(value, href, what = "value") {
+  const tail = value.length > 14 ? value.slice(-6) : "";
+  const parts = [h("span", { class: "short-id-head" }, tail ? value.slice(0, -6) : value), tail ? h("span", { class: "short-id-tail" }, tail) : null];
+  // The name said in full: browsers would otherwise read the two parts as two words.
+  const attrs = { class: "mono short-id", title: value, "aria-label": value };
+  return h("span", { class: "short-id-cell" }, href ? link(href, parts, attrs) : h("span", attrs, parts), copyValueButton(value, what));
+}
+
+/** "Copy", read out as "Copy serial 01a3…": the visible word stays the start of its name. */
+function copyValueButton(value, what) {
+  const word = h("span", {}, "Copy");
+  const b = button(
+    [word, h("span", { class: "visually-hidden" }, ` ${what} ${value}`)],
+    async () => {
+      try {
+        await navigator.clipboard.writeText(value);
+        word.textContent = "Copied";
+      } catch {
+        word.textContent = "Copy failed";
+      }
+      setTimeout(() => {
+        word.textContent = "Copy";
+      }, 3000);
+    },
+    { class: "copy", title: `Copy the whole ${what}` },
+  );
+  return b;
 }

@@ -1,6 +1,29 @@
 // Overview, certificates, one certificate, audit log.
 import { ApiError, get, itemsOf, post, query } from "./api.js";
-import { append, badge, button, clear, dateTime, download, duration, facts, h, labelled, link, localToIso, message, openDialog, pemToDer, relative, table, timeEl } from "./dom.js";
+import {
+  append,
+  badge,
+  button,
+  clear,
+  copyButton,
+  dateTime,
+  download,
+  duration,
+  facts,
+  h,
+  isoUtc,
+  labelled,
+  link,
+  message,
+  openDialog,
+  parseUtc,
+  pemToDer,
+  relative,
+  shortId,
+  table,
+  timeEl,
+  utcField,
+} from "./dom.js";
 
 export const STATUSES = ["valid", "revoked", "expired", "pending", "failed"];
 export const PROFILES = ["mtls", "server", "client"];
@@ -9,6 +32,8 @@ const REFRESH_MS = 15_000;
 
 export const certLink = (serial, text = serial) => link(`#/certificate/${encodeURIComponent(serial)}`, text, { class: "mono" });
 export const issuerLink = (id, text = id) => link(`#/issuers?focus=${encodeURIComponent(id)}`, text, { class: "mono" });
+/** A serial in a table: shortened on one line, linked to its page, with a copy button. */
+const serialCell = (serial) => shortId(serial, `#/certificate/${encodeURIComponent(serial)}`, "serial");
 
 /** "not available" for a route this CA does not have yet (404), else rethrows. */
 export function notAvailable(error, what) {
@@ -56,7 +81,7 @@ export function refreshing(container, route, ctx, load, handle = {}) {
       const fresh = h("div");
       await load(fresh);
       if (ctx.isCurrent()) target.replaceChildren(...fresh.childNodes);
-      updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+      updated.textContent = `Updated ${isoUtc(new Date())}`;
     } catch (error) {
       if (ctx.isCurrent()) target.replaceChildren(notAvailable(error, "Loading"));
     } finally {
@@ -83,6 +108,13 @@ function everyDay(fromIso, counted) {
   // Any listed day outside that window is still shown rather than silently dropped.
   for (const d of counted) if (!days.some((x) => x.day === d.day)) days.push(d);
   return days;
+}
+
+/** The certificates list behind an expiry count: services' valid certificates expiring within `days` of `fromIso`. */
+function expiringWithin(fromIso, days) {
+  const from = new Date(fromIso ?? Date.now());
+  const until = new Date(from.getTime() + days * 86_400_000);
+  return `#/certificates${query({ status: "valid", internal: "false", expiresBefore: isoUtc(until) })}`;
 }
 
 export async function overviewPage(container, route, ctx) {
@@ -118,10 +150,10 @@ export async function overviewPage(container, route, ctx) {
           "dl",
           { class: "counts", id: "expiring" },
           [
-            ["next 24 h", e.next24h],
-            ["next 7 days", e.next7d],
-            ["next 30 days", e.next30d],
-          ].map(([t, n]) => h("div", {}, h("dt", {}, t), h("dd", {}, String(n ?? 0)))),
+            ["next 24 h", e.next24h, 1],
+            ["next 7 days", e.next7d, 7],
+            ["next 30 days", e.next30d, 30],
+          ].map(([t, n, days]) => h("div", {}, h("dt", {}, link(expiringWithin(o.generatedAt, days), t)), h("dd", {}, String(n ?? 0)))),
         ),
         h("h3", { id: "timeline-title" }, "Expiries per day, next 30 days"),
         h(
@@ -149,7 +181,7 @@ export async function overviewPage(container, route, ctx) {
         table(
           "Failed renewals (latest 20)",
           ["When", "Certificate", "Subject", "Reason"],
-          failed.map((f) => [timeEl(f.at), certLink(f.serial), f.subject, f.reason]),
+          failed.map((f) => [timeEl(f.at), serialCell(f.serial), f.subject, f.reason]),
           "No failed renewals.",
         ),
       ),
@@ -159,7 +191,7 @@ export async function overviewPage(container, route, ctx) {
 
 // ---------- certificates
 
-const FILTERS = ["q", "status", "issuerId", "profile", "provisioner", "expiresAfter", "expiresBefore", "internal", "order", "limit"];
+const FILTERS = ["q", "serial", "status", "issuerId", "profile", "provisioner", "expiresAfter", "expiresBefore", "internal", "order", "limit"];
 
 function select(name, options, value, label) {
   return labelled(
@@ -176,7 +208,7 @@ export async function certificatesPage(container, route, ctx) {
   document.title = "Certificates · PKI console";
   const p = route.params;
   const [issuers, provisioners, overview] = await Promise.all([get("/v1/issuers").catch(() => []), get("/v1/provisioners").catch(() => []), get("/v1/overview").catch(() => null)]);
-  const dateOf = (iso) => (iso ? iso.slice(0, 10) : "");
+  const problem = h("div");
   const form = h(
     "form",
     {
@@ -188,21 +220,27 @@ export async function certificatesPage(container, route, ctx) {
         const next = new URLSearchParams();
         for (const key of FILTERS) {
           let v = String(data.get(key) ?? "").trim();
-          if (!v) continue;
-          if (key === "expiresAfter") v = `${v}T00:00:00Z`;
-          if (key === "expiresBefore") v = `${v}T23:59:59Z`;
-          next.set(key, v);
+          if (key === "expiresAfter" || key === "expiresBefore") v = parseUtc(v, { endOfDay: key === "expiresBefore" });
+          if (v === null) {
+            clear(problem).append(message(`${key === "expiresAfter" ? "Expires after" : "Expires before"}: not a UTC time; type YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ`));
+            return;
+          }
+          if (v) next.set(key, v);
         }
         ctx.navigate("certificates", next);
       },
     },
-    labelled("Search", h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }), "subject or SAN text, 3+ characters"),
+    labelled(
+      "Search",
+      h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }),
+      "subject or SAN text, or the start of a serial (any case, colons allowed); 3+ characters",
+    ),
     select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
     select("issuerId", [["", "any"], ...itemsOf(issuers).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
     select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
     select("provisioner", [["", "any"], ...itemsOf(provisioners).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
-    labelled("Expires after", h("input", { type: "date", name: "expiresAfter", value: dateOf(p.get("expiresAfter")) })),
-    labelled("Expires before", h("input", { type: "date", name: "expiresBefore", value: dateOf(p.get("expiresBefore")) })),
+    utcField("Expires after", "expiresAfter", p.get("expiresAfter")),
+    utcField("Expires before", "expiresBefore", p.get("expiresBefore")),
     select(
       "internal",
       [
@@ -232,12 +270,15 @@ export async function certificatesPage(container, route, ctx) {
       p.get("limit"),
       "Per page",
     ),
+    problem,
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Search"), link("#/certificates", "Clear", { class: "button" })),
   );
   container.append(h("h1", {}, "Certificates"), issueForm(ctx), form);
 
   const results = h("section", { "aria-label": "Results", id: "results" });
   container.append(results);
+  const bySerial = await serialMatches(p);
+  if (bySerial) results.append(bySerial);
   const { list, cursors } = await keysetPage(p, FILTERS, "25", "/v1/certificates", results, "Search");
   if (!list) return;
   const issuerName = new Map(itemsOf(issuers).map((i) => [i.id, i.subject]));
@@ -249,12 +290,16 @@ export async function certificatesPage(container, route, ctx) {
       "Certificates matching the filters",
       ["Serial", "Subject", "SANs", "Status", "Expires", "Issuer", "Profile", "Provisioner"],
       items.map((c) => [
-        certLink(c.serial),
+        serialCell(c.serial),
         c.subject,
         sanList(c.sans, 3),
         [badge(c.status), c.internal ? h("span", { class: "tag" }, "internal") : null],
         [timeEl(c.notAfter), h("br"), h("span", { class: "hint" }, relative(c.notAfter))],
-        [issuerLink(c.issuerId), h("br"), h("span", { class: "hint" }, issuerName.get(c.issuerId) ?? "")],
+        [
+          shortId(c.issuerId, `#/issuers?focus=${encodeURIComponent(c.issuerId)}`, "issuer ID"),
+          h("br"),
+          h("span", { class: "hint one-line", title: issuerName.get(c.issuerId) ?? "" }, issuerName.get(c.issuerId) ?? ""),
+        ],
         c.profile,
         c.provisioner ?? c.provisionerId ?? "—",
       ]),
@@ -266,6 +311,36 @@ export async function certificatesPage(container, route, ctx) {
     const line = (c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
     results.append(h("p", { class: "hint", id: "inventory-counts" }, `In the inventory: services ${line(overview.services)}; internal ${line(overview.internal)}.`));
   }
+}
+
+/** Hex digits, optionally as colon-separated bytes: what the start of a serial looks like. */
+const SERIAL_LIKE = /^(?:[0-9a-f]{2}:)*[0-9a-f]{1,2}:?$|^[0-9a-f]+$/i;
+
+/**
+ * A search term that could be the start of a serial is also looked up as one (a separate
+ * table above the text matches, since "cafe" may be a name as well as a serial). The API
+ * normalises case and colons.
+ */
+async function serialMatches(p) {
+  const term = (p.get("q") ?? "").trim();
+  if (!term || !SERIAL_LIKE.test(term) || p.getAll("c").length) return null;
+  let list;
+  try {
+    list = await get(`/v1/certificates${query({ serial: term, limit: "10" })}`);
+  } catch (error) {
+    return notAvailable(error, "Serial search");
+  }
+  const items = list.items ?? [];
+  return h(
+    "section",
+    { id: "serial-matches", "aria-label": "Serials starting with the search term" },
+    table(
+      `Serials starting with ${term}${list.nextCursor ? " (the first 10)" : ""}`,
+      ["Serial", "Subject", "Status", "Expires"],
+      items.map((c) => [serialCell(c.serial), c.subject, badge(c.status), timeEl(c.notAfter)]),
+      `No serial starts with ${term}.`,
+    ),
+  );
 }
 
 /**
@@ -367,6 +442,8 @@ export async function certificatePage(container, route, ctx) {
     container.append(h("h1", {}, "Certificate"), message(`Certificate ${serial}: ${error.message}`));
     return;
   }
+  // A serial typed or pasted in another form (upper case, colons) is shown under its own.
+  if (c.serial !== serial) history.replaceState(null, "", `#/certificate/${encodeURIComponent(c.serial)}`);
   const pem = c.pem ?? c.certificate ?? null;
   const countdown = h("span", { id: "countdown", class: "countdown" });
   const tick = () => {
@@ -397,7 +474,7 @@ export async function certificatePage(container, route, ctx) {
       "section",
       { class: "card" },
       facts([
-        ["Serial", h("span", { class: "mono" }, c.serial)],
+        ["Serial", [h("span", { class: "mono", id: "serial" }, c.serial), " ", copyButton(c.serial, "Copy", { class: "copy", "aria-label": "Copy the serial" })]],
         ["Status", [badge(c.status), c.internal ? h("span", { class: "tag" }, "internal") : null]],
         ["Subject", c.subject],
         ["SANs", sanList(c.sans)],
@@ -406,6 +483,10 @@ export async function certificatePage(container, route, ctx) {
         ["Valid until", [timeEl(c.notAfter), " (", countdown, ")"]],
         ["Profile", c.profile],
         ["Key algorithm", c.keyAlgorithm ?? "—"],
+        ["Key usage", h("span", { id: "key-usage" }, c.keyUsage?.length ? c.keyUsage.join(", ") : "—")],
+        ["Extended key usage", h("span", { id: "extended-key-usage" }, c.extendedKeyUsage?.length ? c.extendedKeyUsage.join(", ") : "—")],
+        ["SHA-256 fingerprint", c.fingerprints ? fingerprint(c.fingerprints.sha256, "fingerprint-sha256", "SHA-256") : "—"],
+        ["SHA-1 fingerprint", c.fingerprints ? fingerprint(c.fingerprints.sha1, "fingerprint-sha1", "SHA-1") : "—"],
         ["Requester", c.requester ?? "—"],
         ["Provisioner", c.provisioner ?? c.provisionerId ?? "—"],
         ["Auto-renew", c.autoRenew ? "yes" : "no"],
@@ -415,10 +496,38 @@ export async function certificatePage(container, route, ctx) {
       ]),
       actions,
     ),
+    extensionsCard(c.extensions ?? []),
     h("section", { class: "card" }, h("h2", {}, "What relying parties see now"), rp),
   );
   await loadRelyingParty(c.serial, rp, ctx);
   return () => clearInterval(timer);
+}
+
+function fingerprint(value, id, what) {
+  return [h("span", { class: "mono fingerprint", id }, value), " ", copyButton(value, "Copy", { class: "copy", "aria-label": `Copy the ${what} fingerprint` })];
+}
+
+/** Every extension of the certificate, as the CA decoded it (hex for the ones it does not know). */
+function extensionsCard(extensions) {
+  return h(
+    "section",
+    { class: "card", id: "extensions" },
+    h("h2", {}, "Extensions"),
+    table(
+      "Extensions in the certificate",
+      ["Extension", "Critical", "Value"],
+      extensions.map((e) => [
+        [h("span", {}, e.name), e.name === e.oid ? null : [h("br"), h("span", { class: "hint mono" }, e.oid)]],
+        e.critical ? "critical" : "no",
+        h(
+          "ul",
+          { class: "sans mono" },
+          e.values.map((v) => h("li", {}, v)),
+        ),
+      ]),
+      "No extensions (the certificate is not signed yet).",
+    ),
+  );
 }
 
 async function loadRelyingParty(serial, target, ctx) {
@@ -531,13 +640,7 @@ const AUDIT_FILTERS = ["actor", "action", "target", "outcome", "since", "until",
 export async function auditPage(container, route, ctx) {
   document.title = "Audit log · PKI console";
   const p = route.params;
-  const isoToLocal = (iso) => {
-    if (!iso) return "";
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return "";
-    const local = new Date(d.getTime() - d.getTimezoneOffset() * 60_000);
-    return local.toISOString().slice(0, 16);
-  };
+  const problem = h("div");
   const form = h(
     "form",
     {
@@ -549,7 +652,11 @@ export async function auditPage(container, route, ctx) {
         const next = new URLSearchParams();
         for (const key of AUDIT_FILTERS) {
           let v = String(data.get(key) ?? "").trim();
-          if (key === "since" || key === "until") v = localToIso(v) ?? "";
+          if (key === "since" || key === "until") v = parseUtc(v);
+          if (v === null) {
+            clear(problem).append(message(`${key === "since" ? "From" : "To"}: not a UTC time; type YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ`));
+            return;
+          }
           if (v) next.set(key, v);
         }
         ctx.navigate("audit", next);
@@ -569,8 +676,8 @@ export async function auditPage(container, route, ctx) {
       p.get("outcome"),
       "Outcome",
     ),
-    labelled("From", h("input", { type: "datetime-local", name: "since", value: isoToLocal(p.get("since")) })),
-    labelled("To", h("input", { type: "datetime-local", name: "until", value: isoToLocal(p.get("until")) })),
+    utcField("From", "since", p.get("since")),
+    utcField("To", "until", p.get("until")),
     select(
       "limit",
       [
@@ -581,6 +688,7 @@ export async function auditPage(container, route, ctx) {
       p.get("limit"),
       "Per page",
     ),
+    problem,
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Filter"), link("#/audit", "Clear", { class: "button" })),
   );
   container.append(h("h1", {}, "Audit log"), form);
@@ -601,10 +709,30 @@ export async function auditPage(container, route, ctx) {
         a.target ? (/^[0-9a-f]{2,40}$/.test(a.target) ? certLink(a.target) : a.target) : "—",
         badge(a.outcome ?? "—"),
         a.sourceIp ?? "—",
-        a.details && Object.keys(a.details).length ? h("code", { class: "details" }, JSON.stringify(a.details)) : "—",
+        auditDetails(a.details),
       ]),
       "No audit event matches.",
     ),
     pager(route, ctx, cursors, list.nextCursor),
+  );
+}
+
+/**
+ * An event's details on one line, cut with an ellipsis where the column ends; opening it
+ * shows every field in full.
+ */
+function auditDetails(details) {
+  if (!details || typeof details !== "object" || Object.keys(details).length === 0) return "—";
+  const text = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+  const entries = Object.entries(details);
+  return h(
+    "details",
+    { class: "audit-details" },
+    h("summary", { class: "mono" }, entries.map(([k, v]) => `${k}: ${text(v)}`).join("; ")),
+    h(
+      "dl",
+      { class: "facts details" },
+      entries.map(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, typeof v === "string" ? v : JSON.stringify(v, null, 2))]),
+    ),
   );
 }

@@ -1,4 +1,4 @@
-import { CaError, DEFAULT_PROFILE, formatSan, isProfileName, namesOf, parseCsrOffThread, parseSan, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
+import { CaError, DEFAULT_PROFILE, certificateView, formatSan, isProfileName, namesOf, parseCsrOffThread, parseSan, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
 import {
   INTERNAL_CERTIFICATE_MARKS,
   isInternalCertificate,
@@ -130,10 +130,17 @@ const issue = (runtime: CaRuntime) =>
     handle: async (ctx) => {
       const input = issueInput(ctx);
       const csr = await parseCsrOffThread(input.csr);
+      ctx.noteAuditTarget(requestedNames(csr));
       const issued = await runtime.authority.issue({ csr, profile: input.profile, ttlSeconds: input.ttlSeconds, autoRenew: input.autoRenew, requester: requesterFor(ctx.caller, ctx.sourceIp) });
       return { status: 201, body: issuedView(issued) };
     },
   });
+
+/** The names a CSR asks for, as a refused issuance's audit target: "CN=api, DNS:api.example". */
+function requestedNames(csr: CsrProposal): string {
+  const names = namesOf(csr);
+  return [names.commonName === undefined ? undefined : `CN=${names.commonName}`, ...names.sans.map(formatSan)].filter(Boolean).join(", ");
+}
 
 function namesKey(names: { commonName: string | undefined; sans: { type: string; value: string }[] }): string {
   return JSON.stringify({ cn: names.commonName ?? null, sans: names.sans.map((s) => formatSan(s as never)).sort() });
@@ -177,6 +184,7 @@ const renew = (runtime: CaRuntime) =>
     handle: async (ctx) => {
       if (ctx.caller.kind !== "mtls") throw new CaError("unauthorized", "renewal needs the current certificate in the TLS handshake");
       const current = ctx.caller.client.record;
+      ctx.noteAuditTarget(current.serial);
       const body = ctx.body ?? {};
       if (!isProfileName(current.profile)) throw badRequest(`certificate ${current.serial} has profile '${current.profile}', which this CA no longer issues`);
       const requester = await successorRequester(runtime.inventory, current, ctx.caller.actor, ctx.sourceIp);
@@ -256,6 +264,7 @@ const list = (runtime: CaRuntime) =>
             issuerId: q.issuerId,
             profile: q.profile,
             q: q.q,
+            serialPrefix: q.serial,
             expiresBefore: q.expiresBefore ? new Date(q.expiresBefore) : undefined,
             expiresAfter: q.expiresAfter ? new Date(q.expiresAfter) : undefined,
             limit: q.limit,
@@ -280,7 +289,7 @@ const getOne = (runtime: CaRuntime) =>
     method: "get",
     path: "/v1/certificates/{serial}",
     operationId: "getCertificate",
-    summary: "One certificate with status, revocation, subject, SANs and PEM",
+    summary: "One certificate with status, revocation, subject, SANs, PEM, fingerprints and extensions",
     tags: ["inventory"],
     auth: "admin",
     params: S.SerialParams,
@@ -291,7 +300,8 @@ const getOne = (runtime: CaRuntime) =>
       if (!record) throw new CaError("not_found", `no certificate with serial ${ctx.params.serial}`);
       const pem = record.der ? toPem(record.der) : null;
       const names = await provisionerNames(runtime);
-      return { status: 200, body: { ...summaryView(record, runtime.clock.now(), names), certificate: pem, pem, chain: await chainOf(runtime, record.issuerId) } };
+      const view = record.der ? certificateView(record.der) : { fingerprints: null, keyUsage: [], extendedKeyUsage: [], extensions: [] };
+      return { status: 200, body: { ...summaryView(record, runtime.clock.now(), names), certificate: pem, pem, chain: await chainOf(runtime, record.issuerId), ...view } };
     },
   });
 

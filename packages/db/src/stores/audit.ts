@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 
@@ -61,12 +62,27 @@ function boundDetails(details: Record<string, unknown>): Record<string, unknown>
 }
 
 /**
+ * The source address of the request being handled. Many audit events are written deep in
+ * the core (an issuer activated, a responder staged) by code that never sees the request;
+ * the API runs each request inside this, so every row its handling writes names where it
+ * came from without each layer passing the address down.
+ */
+const requestSource = new AsyncLocalStorage<string>();
+
+/** Runs `work` with `sourceIp` as the source of the audit events it writes (unless they name one). */
+export function withAuditSource<T>(sourceIp: string, work: () => T): T {
+  return requestSource.run(sourceIp, work);
+}
+
+/**
  * Audit rows often carry what a caller sent (a refused serial, the reason naming a bad
  * field or name): every string is cut to AUDIT_TEXT_MAX_BYTES, every list to a few dozen
  * items and the details to AUDIT_DETAILS_MAX_BYTES, so no request can make a row larger
  * than about 5 KB. Every writer of audit_events goes through this.
  */
-export function boundAuditEntry(entry: AuditEntry): AuditEntry {
+export function boundAuditEntry(given: AuditEntry): AuditEntry {
+  const sourceIp = given.sourceIp ?? requestSource.getStore();
+  const entry = sourceIp === undefined ? given : { ...given, sourceIp };
   return {
     ...entry,
     actor: boundAuditText(entry.actor),

@@ -39,6 +39,8 @@ export interface CertificateQuery {
   profile?: string;
   /** text in the subject or a SAN, case-insensitive */
   q?: string;
+  /** lowercase hex the serial starts with (the caller normalises what was typed) */
+  serialPrefix?: string;
   expiresBefore?: Date;
   expiresAfter?: Date;
   provisionerId?: string;
@@ -454,6 +456,7 @@ function listFilters(query: CertificateQuery, now: Date): SqlFilters {
     default:
       f.where.push(`status = ${f.param(query.status)}::"CertificateStatus"`);
   }
+  if (query.serialPrefix) f.where.push(...serialPrefixRange(query.serialPrefix, f.param));
   if (query.issuerId) f.where.push(`issuer_id = ${f.param(query.issuerId)}`);
   if (query.profile) f.where.push(`profile = ${f.param(query.profile)}`);
   if (query.expiresBefore) f.where.push(`not_after < ${f.param(query.expiresBefore)}`);
@@ -465,6 +468,24 @@ function listFilters(query: CertificateQuery, now: Date): SqlFilters {
     f.where.push(query.internal.only ? marked : `NOT ${marked}`);
   }
   return query.cursor ? f.after(decodeCursor(query.cursor), query.order) : f;
+}
+
+const HEX_DIGITS = "0123456789abcdef";
+
+/** The digit after `d` in the order serials sort; after `9` comes `a` (not `:`), after `f` a `g`. */
+const nextHexDigit = (d: string) => (d === "f" ? "g" : HEX_DIGITS[HEX_DIGITS.indexOf(d) + 1]!);
+
+/**
+ * Serials starting with `prefix`, as a range on the primary key's index (the inventory can
+ * hold millions of rows, so no LIKE scan): [prefix, prefix with its last digit bumped).
+ * Both bounds are digits and lowercase letters only, which linguistic collations order as
+ * C does (they would skip a `:` after `9`); the LIKE then checks each row the range found.
+ */
+function serialPrefixRange(prefix: string, param: (value: unknown) => string): string[] {
+  const hex = prefix.toLowerCase();
+  if (!/^[0-9a-f]{1,40}$/.test(hex)) throw new RangeError("a serial prefix is lowercase hex");
+  const upper = hex.slice(0, -1) + nextHexDigit(hex.slice(-1));
+  return [`serial >= ${param(hex)}`, `serial < ${param(upper)}`, `serial LIKE ${param(`${hex}%`)}`];
 }
 
 // ---- choosing how to run a text search ----------------------------------------------
