@@ -197,7 +197,12 @@ export const Issuer = z.object({
   certificate: Pem,
   revokedAt: Instant.nullable(),
   revocationReason: z.string().nullable(),
-  liveCertificates: z.number().int().meta({ description: "services' valid, unexpired certificates it signed: what revoking it affects" }),
+  liveCertificates: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: "operators only: services' valid, unexpired certificates that chain to it (a root: its whole hierarchy), what revoking it affects" }),
+  liveCertificatesCountedAt: Instant.optional().meta({ description: "operators only: when liveCertificates was counted (a figure is reused for a few seconds)" }),
   crl: z.object({ number: z.string(), thisUpdate: Instant, nextUpdate: Instant, ageSeconds: z.number().int() }).nullable().meta({ description: "its latest full CRL" }),
   ocsp: z.object({ responderSerial: z.string(), responderNotAfter: Instant }).nullable().meta({ description: "its newest delegated OCSP responder certificate" }),
 });
@@ -260,8 +265,19 @@ export const AuditPage = z.object({
 });
 
 export const IssuerActivation = z.object({ activated: z.string(), retired: z.array(z.string()) });
-export const IssuerRevokePlan = z.object({ issuerId: z.string(), replacement: z.string().nullable().meta({ description: "'staged <id>', 'new intermediate' or null" }), affected: z.number().int() });
-export const IssuerRevoked = z.object({ revoked: z.string(), replacement: z.string().nullable(), affected: z.number().int() });
+export const IssuerRevokePlan = z.object({
+  issuerId: z.string(),
+  replacement: z.string().nullable().meta({
+    description:
+      "what signs new certificates and the re-issues afterwards: revoking the active intermediate activates 'staged <id>' or a 'new intermediate'; revoking another one leaves 'active <id>' in place; null when the hierarchy has no active intermediate",
+  }),
+  affected: z.number().int(),
+});
+export const IssuerRevoked = z.object({
+  revoked: z.string(),
+  replacement: z.string().nullable().meta({ description: "ID of the intermediate that signs new certificates and the re-issues (the one that took over, or the active one already in place)" }),
+  affected: z.number().int(),
+});
 export const ReissueProgress = z
   .object({
     total: z.number().int().meta({ description: "certificates to re-issue (0 until the revocation before the run has listed them)" }),
