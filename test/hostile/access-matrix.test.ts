@@ -123,6 +123,11 @@ const cells: Cell[] = [
     request: (c) => call("PATCH", "/v1/provisioners/nobody", c, { disabled: true }),
     expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
   },
+  {
+    route: "POST /v1/provisioners/{name}/eab-keys",
+    request: (c) => call("POST", "/v1/provisioners/nobody/eab-keys", c),
+    expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
   { route: "DELETE /v1/provisioners/{name}", request: (c) => call("DELETE", "/v1/provisioners/nobody", c), expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },
   {
     route: "POST /v1/issuers/rotate",

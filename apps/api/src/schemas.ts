@@ -227,7 +227,19 @@ export const ProvisionerListQuery = z.strictObject({
     .meta({ description: "true: removed provisioners too (pki provisioner list --all)" }),
 });
 
-export const ProvisionerListed = Provisioner.extend({ type: z.enum(["token", "acme"]).meta({ description: "acme: serves ACME at /acme/NAME/directory" }) });
+export const ProvisionerListed = Provisioner.extend({
+  type: z.enum(["token", "acme"]).meta({ description: "acme: serves ACME at /acme/NAME/directory" }),
+  acmeDirectory: z.string().optional().meta({ description: "ACME provisioners: the directory URL on this listener" }),
+  eabRequired: z.boolean().optional().meta({ description: "ACME provisioners: new accounts need an external account binding key" }),
+  unusedEabKeys: z.number().int().optional().meta({ description: "ACME provisioners: EAB keys made and not yet bound to an account" }),
+});
+
+export const EabKeyCreated = z.object({
+  provisioner: z.string(),
+  kid: z.string().meta({ description: "the key identifier, e.g. certbot --eab-kid" }),
+  hmacKey: z.string().meta({ description: "base64url HMAC key, shown once (e.g. certbot --eab-hmac-key); only the CA's copy remains" }),
+  acmeDirectory: z.string(),
+});
 
 export const ProvisionerCreated = Provisioner.extend({
   token: z.string().optional().meta({ description: "shown once; only its hash is stored (absent for ACME provisioners)" }),
