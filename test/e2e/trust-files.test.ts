@@ -117,6 +117,14 @@ describe("trust files", () => {
     expect(checked.stdout + checked.stderr).toMatch(/certificate revoked/);
   });
 
+  it("the scheduler's issuer-lifecycle job brings intermediates.pem back in line (intermediates also leave it by expiring)", async () => {
+    const expected = readFileSync(dataFile("intermediates.pem"), "utf8");
+    writeFileSync(dataFile("intermediates.pem"), "stale\n");
+    const ran = pki(["scheduler", "run-once", "issuer-lifecycle"], serverEnv);
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(readFileSync(dataFile("intermediates.pem"), "utf8")).toBe(expected);
+  });
+
   it("/ca/ lists the files it serves, as links, instead of a 404", async () => {
     const index = await fetch(`${publicUrl}/ca/`);
     expect(index.status).toBe(200);
