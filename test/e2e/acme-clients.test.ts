@@ -280,7 +280,7 @@ describe.skipIf(!haveClients)("ACME clients", () => {
     expect(listed.find((p) => p.name === "partners")).toMatchObject({ type: "acme", acmeDirectory: directory("partners"), eabRequired: true, unusedEabKeys: 1 });
     expect(listed.find((p) => p.name === "web")).toMatchObject({ type: "acme", acmeDirectory: directory("web"), eabRequired: false });
 
-    const registered = await certbot(path.join(work, "certbot-api-eab"), "partners", ["register", "--eab-kid", made.json.kid, "--eab-hmac-key", made.json.hmacKey]);
+    const registered = await certbot(path.join(work, "certbot-api-eab"), "partners", ["register", `--eab-kid=${made.json.kid}`, `--eab-hmac-key=${made.json.hmacKey}`]);
     expect(registered.status, registered.stdout + registered.stderr).toBe(0);
     expect(((await admin("GET", "/v1/provisioners")).json as Array<Record<string, unknown>>).find((p) => p.name === "partners")!.unusedEabKeys).toBe(0);
 

@@ -380,7 +380,7 @@ describe("operator console", () => {
     await form.getByRole("button", { name: "Create" }).click();
     const directory = `${api}/acme/web-acme/directory`;
     expect(await page.locator("#new-acme-directory").inputValue()).toBe(directory);
-    expect(await page.locator("#acme-command").textContent()).toContain("--eab-kid");
+    expect(await page.locator("#acme-command").textContent()).toContain("--eab-kid=");
     const row = page.locator("#provisioners tr:has-text('web-acme')");
     await row.locator(".prov-eab").waitFor();
     expect(await row.locator(".prov-type").textContent()).toBe("ACME");
@@ -424,7 +424,7 @@ describe("operator console", () => {
       );
     const without = certbot("no-eab", []);
     expect(without.status).not.toBe(0);
-    const registered = certbot("with-eab", ["--eab-kid", kid, "--eab-hmac-key", hmac]);
+    const registered = certbot("with-eab", [`--eab-kid=${kid}`, `--eab-hmac-key=${hmac}`]);
     expect(registered.status, registered.stdout + registered.stderr).toBe(0);
     await page.reload();
     await expect.poll(() => row.locator(".prov-eab").textContent()).toBe("EAB required, 0 unused keys");

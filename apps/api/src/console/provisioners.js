@@ -166,7 +166,7 @@ function showAcme(created, p, eabRequired, reload) {
   const command = [
     "# certbot trusts the CA through its root certificate (.pki/root.pem on the CA host).",
     `REQUESTS_CA_BUNDLE=root.pem certbot certonly --server ${shellQuote(p.acmeDirectory)} \\`,
-    `  --standalone -d ${shellQuote(example)}${eabRequired ? " --eab-kid KID --eab-hmac-key HMAC_KEY" : ""}`,
+    `  --standalone -d ${shellQuote(example)}${eabRequired ? " --eab-kid=KID --eab-hmac-key=HMAC_KEY" : ""}`,
   ].join("\n");
   created.replaceChildren(
     h(
@@ -198,8 +198,9 @@ async function newEabKey(p, created, reload) {
     return;
   }
   const usage = [
-    `certbot --server ${shellQuote(key.acmeDirectory)} --eab-kid ${shellQuote(key.kid)} --eab-hmac-key ${shellQuote(key.hmacKey)} …`,
-    `lego --server ${shellQuote(key.acmeDirectory)} --eab --kid ${shellQuote(key.kid)} --hmac ${shellQuote(key.hmacKey)} …`,
+    // name=value: a base64url key may start with "-", which would read as an option on its own
+    `certbot --server ${shellQuote(key.acmeDirectory)} --eab-kid=${shellQuote(key.kid)} --eab-hmac-key=${shellQuote(key.hmacKey)} …`,
+    `lego --server ${shellQuote(key.acmeDirectory)} --eab --kid=${shellQuote(key.kid)} --hmac=${shellQuote(key.hmacKey)} …`,
   ].join("\n");
   created.replaceChildren(
     h(
