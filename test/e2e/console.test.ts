@@ -396,6 +396,7 @@ describe("operator console", () => {
     expect(Buffer.from(hmac, "base64url")).toHaveLength(32);
     await expect.poll(() => row.locator(".prov-eab").textContent()).toBe("EAB required, 1 unused key");
     await accessible(page, "provisioners with an EAB key");
+    await screenshot(page, "provisioners-acme");
     await page.getByRole("button", { name: "Done (hide the key)" }).click();
     expect(await page.locator("#eab-hmac").count()).toBe(0);
 
