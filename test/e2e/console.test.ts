@@ -476,12 +476,16 @@ describe("operator console", () => {
     await rotateLater.waitFor({ state: "detached", timeout: 60_000 });
     const staged = (await page.locator(".issuer[data-status=staged] .issuer-id").textContent())!;
     expect(await page.locator("#issuer-notice").textContent()).toMatch(new RegExp(`${staged} is staged and takes over at 2099-01-01.13:30`));
+    // A staged intermediate publishes nothing yet, and the card says so rather than "none published".
+    expect(await page.locator(`#issuer-${staged} .crl-health`).textContent()).toBe("none until it takes over");
     const activeBefore = (await page.locator(".issuer[data-role=intermediate][data-status=active] .issuer-id").textContent())!;
     await page.locator(`#issuer-${staged}`).getByRole("button", { name: "Activate…" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Activate" }).click();
     const stagedState = async () => `${await page.locator(`#issuer-${staged}`).getAttribute("data-status")} ${await page.locator("#issuer-notice").textContent()}`;
     await expect.poll(stagedState, { timeout: 15_000 }).toMatch(new RegExp(`^active Activated ${staged}; retired ${activeBefore}`));
     expect(await page.locator(`#issuer-${activeBefore}`).getAttribute("data-status")).toBe("retired");
+    // Once active it publishes, and the page shows it without a Refresh.
+    await expect.poll(() => page.locator(`#issuer-${staged} .crl-health`).textContent(), { timeout: 60_000 }).toMatch(/^#\d+, published/);
   });
 
   it("shows a root's blast radius as its hierarchy's, and downloads root and intermediate certificates as PEM and DER", async () => {

@@ -96,8 +96,8 @@ export async function issuersPage(container, route, ctx) {
   };
 }
 
-/** An intermediate that signs or will sign, whose first CRL or OCSP responder is still to come. */
-const awaitingPublication = (i) => i.role === "intermediate" && (i.status === "active" || i.status === "staged") && (!i.crl || !i.ocsp);
+/** The active intermediate before the publisher has made its first CRL or OCSP responder (a staged one gets them when it takes over). */
+const awaitingPublication = (i) => i.role === "intermediate" && i.status === "active" && (!i.crl || !i.ocsp);
 
 function renderTree(issuers, focus, page) {
   const children = new Map();
@@ -136,12 +136,11 @@ function renderTree(issuers, focus, page) {
 function ocspHealth(i) {
   const ocsp = i.ocsp;
   if (i.ocsp === undefined) return "not available";
-  if (!ocsp)
-    return i.role === "root"
-      ? "answered with the root’s own signature (pki crl sign-root)"
-      : awaitingPublication(i)
-        ? "no responder certificate yet: the publisher makes one within seconds (this page updates by itself)"
-        : "no responder certificate";
+  if (!ocsp) {
+    if (i.role === "root") return "answered with the root’s own signature (pki crl sign-root)";
+    if (i.status === "staged") return "none until it takes over";
+    return awaitingPublication(i) ? "no responder certificate yet: the publisher makes one within seconds (this page updates by itself)" : "no responder certificate";
+  }
   const left = (new Date(ocsp.responderNotAfter).getTime() - Date.now()) / 1000;
   const state = left <= 0 ? "expired" : left < 86400 ? "expires soon" : "ok";
   return [badge(state === "ok" ? "ok" : state === "expired" ? "expired" : "warning"), ` responder ${ocsp.responderSerial}, until ${dateTime(ocsp.responderNotAfter)}`];
@@ -151,6 +150,7 @@ function crlHealth(i) {
   const crl = i.crl;
   if (crl) return `#${crl.number}, published ${duration(crl.ageSeconds ?? 0)} ago, next by ${dateTime(crl.nextUpdate)}`;
   if (crl === undefined) return "not available";
+  if (i.status === "staged") return "none until it takes over";
   return awaitingPublication(i) ? "none yet: the publisher signs the first one within seconds (this page updates by itself)" : "none published";
 }
 
