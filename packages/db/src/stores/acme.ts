@@ -215,6 +215,15 @@ export class AcmeStore {
     return new Set(rows.rows.map((r) => r.id));
   }
 
+  /** Every ACME provisioner's settings and how many of its EAB keys no account has used yet, by provisioner ID. */
+  async acmeProvisionerSettings(): Promise<Map<string, { eabRequired: boolean; unusedEabKeys: number }>> {
+    const rows = await this.pool.query<{ id: string; eabRequired: boolean; unused: string }>(
+      `SELECT a.provisioner_id AS id, a.eab_required AS "eabRequired", count(k.kid) FILTER (WHERE k.account_id IS NULL) AS unused
+       FROM acme_provisioners a LEFT JOIN acme_eab_keys k ON k.provisioner_id = a.provisioner_id GROUP BY 1, 2`,
+    );
+    return new Map(rows.rows.map((r) => [r.id, { eabRequired: r.eabRequired, unusedEabKeys: Number(r.unused) }]));
+  }
+
   /** Stores a new EAB key with its audit event. */
   async createEabKey(provisionerId: string, kid: string, hmacKey: Buffer, audit: AuditEntry): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
