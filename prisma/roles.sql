@@ -14,7 +14,7 @@ DO $roles$
 DECLARE
   role_name text;
 BEGIN
-  FOREACH role_name IN ARRAY ARRAY['pki_migrate', 'pki_api', 'pki_ocsp', 'pki_crl', 'pki_scheduler'] LOOP
+  FOREACH role_name IN ARRAY ARRAY['pki_migrate', 'pki_api', 'pki_ocsp', 'pki_crl', 'pki_scheduler', 'pki_validator'] LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
       BEGIN
         EXECUTE format('CREATE ROLE %I NOLOGIN', role_name);
@@ -30,13 +30,21 @@ $roles$;
 -- from PostgreSQL's default grant to PUBLIC on a database.
 
 -- Start from nothing on every table and sequence of this schema, then grant.
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM pki_api, pki_ocsp, pki_crl, pki_scheduler;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM pki_api, pki_ocsp, pki_crl, pki_scheduler;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM pki_api, pki_ocsp, pki_crl, pki_scheduler, pki_validator;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM pki_api, pki_ocsp, pki_crl, pki_scheduler, pki_validator;
 -- No role user creates objects (PostgreSQL 15 no longer lets PUBLIC create in public).
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO pki_api, pki_ocsp, pki_crl, pki_scheduler;
+GRANT USAGE ON SCHEMA public TO pki_api, pki_ocsp, pki_crl, pki_scheduler, pki_validator;
 -- Each role checks at start that the schema is current (it never migrates).
-GRANT SELECT ON "_prisma_migrations" TO pki_api, pki_ocsp, pki_crl, pki_scheduler;
+GRANT SELECT ON "_prisma_migrations" TO pki_api, pki_ocsp, pki_crl, pki_scheduler, pki_validator;
+
+-- pki_validator: the keyless ACME validator. It claims the challenges the API started,
+-- reads what validating them takes (identifier, account key thumbprint, the provisioner's
+-- name patterns) and records outcomes on the challenge, its authorization and its order;
+-- nothing else, and no certificate, token or credential.
+GRANT SELECT, UPDATE ON acme_challenges, acme_authorizations, acme_orders TO pki_validator;
+GRANT SELECT (id, key_thumbprint) ON acme_accounts TO pki_validator;
+GRANT SELECT (id, names) ON provisioners TO pki_validator;
 
 -- pki_ocsp: the public, keyless responder. Read-only: the issuers (to map CertIDs), the
 -- pre-signed responses, and of the certificates only what "not signed yet or not ours"

@@ -8,7 +8,7 @@
 # Re-running only resets the passwords.
 set -eu
 secrets="${PKI_SECRETS_DIR:-/run/secrets}"
-for role in migrate api ocsp crl scheduler; do
+for role in migrate api ocsp crl scheduler validator; do
   # The names travel as settings, so the SQL below is fixed text (no quoting by hand).
   psql -q -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
     -v user="pki_$role" -v password="$(cat "$secrets/db_password_$role")" >/dev/null <<'SQL'

@@ -17,7 +17,7 @@ function composeConfig(): { status: number; stdout: string; stderr: string } {
   cpSync(path.join(REPO_ROOT, "deploy"), path.join(dir, "deploy"), { recursive: true });
   cpSync(path.join(REPO_ROOT, "Dockerfile"), path.join(dir, "Dockerfile"));
   mkdirSync(path.join(dir, "secrets"));
-  const perRole = ["migrate", "api", "ocsp", "crl", "scheduler"].flatMap((r) => [`db_password_${r}`, `database_url_${r}`]);
+  const perRole = ["migrate", "api", "ocsp", "crl", "scheduler", "validator"].flatMap((r) => [`db_password_${r}`, `database_url_${r}`]);
   for (const secret of ["postgres_password", "issuing_pin", "root_pin", "admin_token", ...perRole]) writeFileSync(path.join(dir, "secrets", secret), "x\n");
   return run(compose[0]!, [...compose.slice(1), "config"], { cwd: dir });
 }
@@ -27,7 +27,7 @@ describe("docker-compose.yml", () => {
     const result = composeConfig();
     expect(result.stderr).not.toMatch(/error|invalid/i);
     expect(result.status).toBe(0);
-    for (const service of ["postgres:", "migrate:", "init:", "api:", "ocsp-responder:", "crl-publisher:", "scheduler:", "edge:"]) expect(result.stdout).toContain(service);
+    for (const service of ["postgres:", "migrate:", "init:", "api:", "acme-validator:", "ocsp-responder:", "crl-publisher:", "scheduler:", "edge:"]) expect(result.stdout).toContain(service);
   });
 
   it("runs every role from one image, non-root, read-only, with healthchecks and file secrets", () => {
@@ -47,6 +47,15 @@ describe("docker-compose.yml", () => {
     expect(text).not.toMatch(/PIN:\s*\S/); // PINs only ever by *_FILE
     const ocsp = text.slice(text.indexOf("ocsp-responder:\n"), text.indexOf("crl-publisher:\n"));
     expect(ocsp).not.toMatch(/PIN|tokens:/);
+    // the ACME validator connects to hosts requesters name: no token, no PIN, its own database user
+    const validator = text
+      .slice(text.indexOf("  acme-validator:\n"), text.indexOf("  ocsp-responder:\n"))
+      .split("\n")
+      .filter((line) => !line.trim().startsWith("#"))
+      .join("\n");
+    expect(validator).toContain('command: ["dist/acme-validator/main.js"]');
+    expect(validator).not.toMatch(/PIN|pin|tokens:|database_url_api/);
+    expect(text.slice(text.indexOf("  api:\n"), text.indexOf("  acme-validator:\n"))).toMatch(/PKI_ACME_VALIDATOR: external/);
   });
 
   it("builds images from an explicit list of paths, so secrets/ and .pki/ can never be baked in", () => {

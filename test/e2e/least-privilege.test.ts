@@ -10,6 +10,7 @@ import path from "node:path";
 import { once } from "node:events";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import pg from "pg";
+import { openAcmeValidationStore } from "@pki/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase } from "../support/harness.ts";
 import { createRoleUsers, type DatabaseRole } from "../support/databases.ts";
@@ -213,6 +214,30 @@ describe("database users per role", () => {
       "UPDATE reissue_runs SET finished_at = now()",
     ])
       await refused(scheduler, sql);
+  });
+
+  it("the ACME validator's user claims and records validations, and reaches nothing else", async () => {
+    const store = await openAcmeValidationStore({ url: urls.validator, embeddedDir: "" });
+    try {
+      const now = new Date();
+      expect(await store.acme.claimValidations(now, new Date(now.getTime() + 60_000), new Date(now.getTime() - 60_000), 10)).toEqual([]);
+      await store.acme.finishChallenge("no-such-challenge", { ok: true }, now);
+      await store.acme.releaseValidation("no-such-challenge");
+    } finally {
+      await store.close();
+    }
+    const validator = await connectAs("validator");
+    for (const sql of [
+      "SELECT serial FROM certificates",
+      "SELECT * FROM admin_tokens",
+      "SELECT token_hash FROM provisioners",
+      "SELECT jwk FROM acme_accounts",
+      "SELECT hmac_key FROM acme_eab_keys",
+      "UPDATE acme_accounts SET status = 'deactivated'",
+      "INSERT INTO audit_events (actor, action) VALUES ('validator', 'x')",
+      "DELETE FROM acme_challenges",
+    ])
+      await refused(validator, sql);
   });
 
   it("the API's and the scheduler's users do their work within their grants", () => {

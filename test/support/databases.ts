@@ -8,7 +8,7 @@ import { childEnv } from "./settings.ts";
 /** A new, empty database on a PostgreSQL server; dropped by the returned function. Tests and benchmarks share it. */
 export { createDatabase } from "@pki/db/testing";
 
-export const DATABASE_ROLES = ["migrate", "api", "ocsp", "crl", "scheduler"] as const;
+export const DATABASE_ROLES = ["migrate", "api", "ocsp", "crl", "scheduler", "validator"] as const;
 export type DatabaseRole = (typeof DATABASE_ROLES)[number];
 
 /**
