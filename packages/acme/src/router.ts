@@ -2,11 +2,11 @@
 // HTTPS issuing listener. It authenticates accounts and proves control of names; the
 // certificate itself comes from runtime.authority.issue, which applies the provisioner's
 // policy, lints, records intent and writes the inventory like for every other front end.
-import { type KeyObject, randomBytes, X509Certificate } from "node:crypto";
+import { type KeyObject, X509Certificate } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { JWK } from "jose";
-import { CaError, formatSan, isProfileName, namesOf, parseCsr, toPem, type ProfileName } from "@pki/x509";
-import { REASON_NAMES, REVOCATION_REASONS, revokeCertificate, type CaRuntime, type Requester } from "@pki/authority";
+import { CaError, toPem } from "@pki/x509";
+import { REASON_NAMES, REVOCATION_REASONS, revokeCertificate, type CaRuntime } from "@pki/authority";
 import {
   AcmeAccountKeyInUseError,
   AcmeAccountLimitError,
@@ -14,7 +14,6 @@ import {
   type AcmeAccountRecord,
   type AcmeAuthorizationRecord,
   type AcmeChallengeRecord,
-  type AcmeIdentifier,
   type AcmeOrderRecord,
   type AcmeProvisionerRecord,
   ChangeClearedCache,
@@ -23,18 +22,14 @@ import {
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
-import type { ChallengeType } from "@pki/challenges";
-import { canonicalIp, normaliseIdentifiers, sanOf, sourceNetwork } from "./identifiers.ts";
+import { sourceNetwork } from "./identifiers.ts";
 import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkKeyAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
 import { NonceMinter } from "./nonces.ts";
-import { acmeOrders } from "./metrics.ts";
-import { AcmeProblem, ACME_ERROR, malformed, unauthorized, type Subproblem } from "./problems.ts";
-import { parseCertId, renewalWindow } from "./renewal-info.ts";
-import { STALE_VALIDATION_FACTOR, VALIDATION_LIMITS } from "./validation.ts";
+import { AcmeProblem, ACME_ERROR, malformed, unauthorized } from "./problems.ts";
+import { AcmeOrders, type AcmeRequester, actorOf, asProblem } from "./orders.ts";
 
 export const MAX_JWS_BYTES = 64 * 1024;
 const NONCE_TTL_MS = 30 * 60_000;
-const ORDER_TTL_MS = 24 * 3600_000;
 const HOUR_MS = 3600_000;
 const MAX_CONTACTS = 4;
 const MAX_CONTACT_CHARS = 254;
@@ -100,21 +95,12 @@ interface Signed {
   account: AcmeAccountRecord | undefined;
 }
 
-const CHALLENGE_TYPES: Record<"dns" | "ip", ChallengeType[]> = { dns: ["http-01", "dns-01", "tls-alpn-01"], ip: ["http-01", "tls-alpn-01"] };
-
 const iso = (d: Date) => d.toISOString();
-const newToken = () => randomBytes(32).toString("base64url");
-
-/** The profile an order gets when it names none: server if the provisioner allows it. */
-function defaultProfile(policy: ProvisionerPolicy): ProfileName {
-  return policy.profiles.includes("server" as ProfileName) ? ("server" as ProfileName) : (policy.profiles[0] as ProfileName);
-}
 
 export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterOptions = {}): Router {
   const store = runtime.inventory.acme;
-  const { resolver, ...challengeDefaults } = runtime.config.challenges;
-  const challengeSettings = { ...challengeDefaults, ...(resolver ? { resolver } : {}) };
   const now = () => runtime.clock.now();
+  const orders = new AcmeOrders(runtime, log, options.validation);
 
   const router = express.Router({ mergeParams: true });
   router.use(express.raw({ type: "application/jose+json", limit: MAX_JWS_BYTES }));
@@ -294,7 +280,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     };
 
   async function sendAcmeProblem(req: Request, res: Response, error: unknown, ctx: AcmeContext | undefined): Promise<void> {
-    const problem = asProblem(error);
+    const problem = asProblem(error, MAX_JWS_BYTES);
     if (problem.status >= 500) log.error({ err: error, path: req.path }, "ACME request failed");
     else log.info({ path: req.path, type: problem.type, detail: problem.message.slice(0, 300) }, "ACME request refused");
     // badNonce must carry a fresh nonce; every other error does too, so clients can retry.
@@ -370,8 +356,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         return { status: 201, body: accountView(ctx, account), location: urls(ctx).account(account.id) };
       } catch (error) {
         if (error instanceof AcmeAccountLimitError) {
-          checkRate("new accounts", error.counts.source, limits.newAccountsPerAddressHour, `address ${sourceNetwork(ctx.sourceIp)}`);
-          checkRate("new accounts", error.counts.provisioner, limits.newAccountsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
+          orders.checkRate("new accounts", error.counts.source, limits.newAccountsPerAddressHour, `address ${sourceNetwork(ctx.sourceIp)}`);
+          orders.checkRate("new accounts", error.counts.provisioner, limits.newAccountsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
         }
         if (error instanceof AcmeEabKeyUnusableError) throw unauthorized(error.message);
         if (error instanceof AcmeAccountKeyInUseError) {
@@ -413,7 +399,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const changes = { contact: body.contact === undefined ? undefined : contacts(body.contact), status: body.status === "deactivated" ? ("deactivated" as const) : undefined };
       if (changes.contact === undefined && changes.status === undefined) return { status: 200, body: accountView(ctx, account) };
       const updated = await store.updateAccount(account.id, changes, {
-        actor: actorOf(ctx, account),
+        actor: actorOf(ctx.provisioner, account),
         action: changes.status ? "acme.account.deactivate" : "acme.account.update",
         sourceIp: ctx.sourceIp,
       });
@@ -455,7 +441,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       const holder = await store.accountByThumbprint(ctx.provisioner.id, newThumbprint);
       if (holder) throw new AcmeProblem("conflict", "the new key is already in use by an account", { location: urls(ctx).account(holder.id) });
       const changed = await store.changeAccountKey(account.id, newJwk as Record<string, unknown>, newThumbprint, {
-        actor: actorOf(ctx, account),
+        actor: actorOf(ctx.provisioner, account),
         action: "acme.account.key-change",
         sourceIp: ctx.sourceIp,
       });
@@ -480,97 +466,29 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     };
   }
 
-  function checkRate(kind: "orders" | "failed validations" | "new accounts", counted: { count: number; oldest: Date | null }, limit: number, who: string): void {
-    const { count: used, oldest } = counted;
-    if (used < limit) return;
-    const retryAfter = Math.max(1, Math.ceil(((oldest?.getTime() ?? now().getTime()) + HOUR_MS - now().getTime()) / 1000));
-    throw new AcmeProblem("rateLimited", `${who} has reached its limit of ${limit} ${kind} per hour; retry after ${retryAfter} s`, { retryAfterSeconds: retryAfter });
-  }
+  const requester = (ctx: AcmeContext, account: AcmeAccountRecord): AcmeRequester => ({ provisioner: ctx.provisioner, policy: ctx.policy, account, sourceIp: ctx.sourceIp });
 
   router.post(
     "/:provisioner/new-order",
     handle(async (req, _res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
-      if (!account) throw unauthorized("orders need an account");
       const body = objectPayload(payload, "newOrder");
-      if (body.notBefore !== undefined || body.notAfter !== undefined) throw malformed("notBefore/notAfter are not supported: the profile and the provisioner decide a certificate's lifetime");
-      const identifiers = normaliseIdentifiers(body.identifiers);
-      rejectOutsidePolicy(ctx, identifiers);
-      let profile = defaultProfile(ctx.policy);
-      if (body.profile !== undefined) {
-        if (typeof body.profile !== "string" || !isProfileName(body.profile) || !ctx.policy.profiles.includes(body.profile))
-          throw new AcmeProblem("invalidProfile", `profile '${String(body.profile).slice(0, 40)}' is not offered here; use one of ${ctx.policy.profiles.join(", ")} (directory meta.profiles)`);
-        profile = body.profile;
-      }
-      const replacesSerial = body.replaces === undefined ? undefined : await replacedSerial(ctx, account, body.replaces);
-      const limits = runtime.config.acme.rateLimits;
-      const since = new Date(now().getTime() - HOUR_MS);
-      // the hourly limits are counted by the statement that creates the order
-      const { order, counts } = await store.createOrder(
-        { accountId: account.id, provisionerId: ctx.provisioner.id, identifiers, profile, replacesSerial, expiresAt: new Date(now().getTime() + ORDER_TTL_MS) },
-        identifiers.map((identifier) => {
-          const wildcard = identifier.type === "dns" && identifier.value.startsWith("*.");
-          const types = wildcard ? (["dns-01"] as ChallengeType[]) : CHALLENGE_TYPES[identifier.type];
-          return { identifier: wildcard ? { type: "dns", value: identifier.value.slice(2) } : identifier, wildcard, challenges: types.map((type) => ({ type, token: newToken() })) };
-        }),
-        { since, perAccount: limits.ordersPerAccountHour, perProvisioner: limits.ordersPerProvisionerHour },
-      );
-      checkRate("orders", counts.account, limits.ordersPerAccountHour, `account ${account.id}`);
-      checkRate("orders", counts.provisioner, limits.ordersPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
-      if (!order) throw new AcmeProblem("rateLimited", "the order limits were reached; retry shortly", { retryAfterSeconds: 5 });
-      acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "pending" });
+      const order = await orders.newOrder(requester(ctx, signedBy(account)), {
+        identifiers: body.identifiers,
+        profile: body.profile,
+        replaces: body.replaces,
+        notBefore: body.notBefore,
+        notAfter: body.notAfter,
+      });
       return { status: 201, body: orderView(ctx, order), location: urls(ctx).order(order.id) };
     }),
   );
-
-  /** Asks the provisioner's policy about each name now, so a refusal comes before any challenge. */
-  function rejectOutsidePolicy(ctx: AcmeContext, identifiers: AcmeIdentifier[]): void {
-    const subproblems: Subproblem[] = [];
-    for (const identifier of identifiers) {
-      try {
-        ctx.policy.authorizeNames({ commonName: undefined, sans: [sanOf(identifier)] });
-      } catch (error) {
-        if (!(error instanceof CaError)) throw error;
-        subproblems.push({ type: `${ACME_ERROR}rejectedIdentifier`, detail: error.message, identifier });
-      }
-    }
-    if (subproblems.length) {
-      throw new AcmeProblem(
-        "rejectedIdentifier",
-        subproblems.length === 1 ? (subproblems[0] as Subproblem).detail : `${subproblems.length} identifiers are outside what ACME provisioner '${ctx.provisioner.name}' may issue for`,
-        { subproblems },
-      );
-    }
-  }
-
-  async function replacedSerial(ctx: AcmeContext, account: AcmeAccountRecord, certId: unknown): Promise<string> {
-    const serial = parseCertId(certId);
-    const record = await runtime.inventory.certificates.get(serial);
-    const origin = record && (await store.certificateOrigin(serial));
-    if (!record || !origin || origin.accountId !== account.id) throw malformed(`'replaces' names no certificate issued to this account`);
-    const issuer = runtime.keyring.get(record.issuerId);
-    if (issuer && !parseCertId.matchesIssuer(certId, issuer.facts.subjectKeyId)) throw malformed("'replaces' names a certificate by the wrong authority key identifier");
-    if (record.successorSerial || (await store.replacementPending(serial))) throw new AcmeProblem("alreadyReplaced", `certificate ${serial} already has a replacement order or successor`);
-    void ctx;
-    return serial;
-  }
-
-  async function ownOrder(req: Request, ctx: AcmeContext, account: AcmeAccountRecord | undefined): Promise<AcmeOrderRecord> {
-    const order = await store.order(String(req.params.id));
-    if (!order || !account || order.accountId !== account.id) throw new AcmeProblem("malformed", "no such order for this account", { status: 404 });
-    if ((order.status === "pending" || order.status === "ready") && order.expiresAt <= now()) {
-      await store.setOrderStatus(order.id, order.status, "invalid", { error: { type: `${ACME_ERROR}malformed`, detail: "the order expired" } });
-      return { ...order, status: "invalid" };
-    }
-    void ctx;
-    return order;
-  }
 
   router.post(
     "/:provisioner/order/:id",
     handle(async (req, res, ctx) => {
       const { account } = await verify(req, ctx, "kid");
-      const order = await ownOrder(req, ctx, account);
+      const order = await orders.order(signedBy(account), String(req.params.id));
       if (order.status === "processing") res.setHeader("retry-after", "1");
       return { status: 200, body: orderView(ctx, order) };
     }),
@@ -579,51 +497,12 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   router.post(
     "/:provisioner/order/:id/finalize",
     handle(async (req, _res, ctx) => {
-      const { payload, account, key: accountPublicKey } = await verify(req, ctx, "kid");
-      // ready → processing in the statement that reads the order (the usual case); any other
-      // state is explained from a plain read
-      const order = account ? await store.startFinalizing(String(req.params.id), account.id, now()) : undefined;
-      if (!order) {
-        const current = await ownOrder(req, ctx, account);
-        if (current.status === "ready") throw new AcmeProblem("orderNotReady", "the order is already being finalized");
-        throw new AcmeProblem("orderNotReady", `the order is ${current.status}, not ready: ${current.status === "pending" ? "complete its authorizations first" : "it cannot be finalized"}`);
-      }
-      let csr: ReturnType<typeof parseCsr>;
-      try {
-        csr = csrOfOrder(payload, order, accountPublicKey);
-      } catch (error) {
-        // a CSR the order cannot take leaves the order ready for a better one
-        await store.setOrderStatus(order.id, "processing", "ready").catch((revertError: Error) => log.error({ err: revertError, order: order.id }, "could not put an ACME order back to ready"));
-        throw error;
-      }
-      try {
-        const issued = await runtime.authority.issue({
-          csr,
-          profile: order.profile as ProfileName,
-          requester: requesterFor(ctx, account as AcmeAccountRecord),
-          predecessorSerial: order.replacesSerial ?? undefined,
-        });
-        await store.setOrderStatus(order.id, "processing", "valid", { certificateSerial: issued.serial });
-        acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "valid" });
-        return { status: 200, body: orderView(ctx, { ...order, status: "valid", certificateSerial: issued.serial }), location: urls(ctx).order(order.id) };
-      } catch (error) {
-        const problem = issuanceProblem(error);
-        if (problem.status >= 500) {
-          // the order may be finalized again once the CA is back
-          await store.setOrderStatus(order.id, "processing", "ready");
-        } else {
-          await store.setOrderStatus(order.id, "processing", "invalid", { error: { type: ACME_ERROR + problem.type, detail: problem.message } });
-          acmeOrders.inc({ provisioner: ctx.provisioner.name, state: "invalid" });
-        }
-        throw problem;
-      }
+      const { payload, account, key } = await verify(req, ctx, "kid");
+      const body = objectPayload(payload, "finalize");
+      const order = await orders.finalize(requester(ctx, signedBy(account)), { orderId: String(req.params.id), csr: body.csr, accountKey: key });
+      return { status: 200, body: orderView(ctx, order), location: urls(ctx).order(order.id) };
     }),
   );
-
-  /** The requester the authority checks names, profile and lifetime against (the provisioner's policy). */
-  function requesterFor(ctx: AcmeContext, account: AcmeAccountRecord): Requester {
-    return { kind: "provisioner", actor: actorOf(ctx, account), provisioner: ctx.provisioner, sourceIp: ctx.sourceIp };
-  }
 
   // ── authorizations and challenges ─────────────────────────────────────
 
@@ -645,35 +524,16 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     ...(a.wildcard ? { wildcard: true } : {}),
   });
 
-  async function ownAuthorization(id: string, account: AcmeAccountRecord | undefined): Promise<AcmeAuthorizationRecord> {
-    const authz = await store.authorization(id);
-    if (!authz || !account || authz.accountId !== account.id) throw new AcmeProblem("malformed", "no such authorization for this account", { status: 404 });
-    return authz;
-  }
-
   router.post(
     "/:provisioner/authz/:id",
     handle(async (req, res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
-      let authz = await ownAuthorization(String(req.params.id), account);
-      // A validation running far past its deadline was lost with the process that ran it:
-      // the authorization fails rather than waiting forever (the client may order again).
-      const staleBefore = now().getTime() - STALE_VALIDATION_FACTOR * challengeSettings.timeoutMs;
-      const lost = authz.challenges.filter((c) => c.status === "processing" && c.validatedAt !== null && c.validatedAt.getTime() < staleBefore).map((c) => c.id);
-      for (const id of lost) {
-        await store.finishChallenge(
-          id,
-          { ok: false, problem: { type: `${ACME_ERROR}serverInternal`, detail: "the validation was interrupted (the server restarted); place a new order", status: 500 } },
-          now(),
-        );
-      }
-      if (lost.length) authz = await ownAuthorization(authz.id, account);
+      let deactivate: { deactivate: true } | undefined;
       if (payload !== undefined) {
-        const body = objectPayload(payload, "authorization update");
-        if (body.status !== "deactivated") throw malformed("an authorization can only be updated to status 'deactivated'");
-        if (!(await store.deactivateAuthorization(authz.id))) throw malformed(`the authorization is ${authz.status} and cannot be deactivated`);
-        authz = (await store.authorization(authz.id)) as AcmeAuthorizationRecord;
+        if (objectPayload(payload, "authorization update").status !== "deactivated") throw malformed("an authorization can only be updated to status 'deactivated'");
+        deactivate = { deactivate: true };
       }
+      const authz = await orders.authorization(signedBy(account), String(req.params.id), deactivate);
       // a client polling a validation in flight is told when to look again (RFC 8555 §7.5.1)
       if (authz.status === "pending" && authz.challenges.some((c) => c.status === "processing")) res.setHeader("retry-after", "1");
       return { status: 200, body: authzView(ctx, authz) };
@@ -684,41 +544,13 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     "/:provisioner/chall/:id",
     handle(async (req, _res, ctx) => {
       const { payload, account } = await verify(req, ctx, "kid");
-      const challengeId = String(req.params.id);
-      const authz = await store.authorizationOfChallenge(challengeId);
-      const challenge = authz?.challenges.find((c) => c.id === challengeId);
-      if (!authz || !challenge || !account || challenge.accountId !== account.id) throw new AcmeProblem("malformed", "no such challenge for this account", { status: 404 });
+      const { challenge } = await orders.challenge(signedBy(account), String(req.params.id));
       const up = `<${urls(ctx).authz(challenge.authorizationId)}>;rel="up"`;
       // An empty object asks for validation; POST-as-GET only reads.
-      if (payload === undefined || challenge.status !== "pending") return { status: 200, body: challengeView(ctx, challenge), links: [up] };
+      if (payload === undefined) return { status: 200, body: challengeView(ctx, challenge), links: [up] };
       objectPayload(payload, "challenge response");
-      const limits = runtime.config.acme.rateLimits;
-      const since = new Date(now().getTime() - HOUR_MS);
-      // the hourly limits and the bounds on waiting validations are counted by the statement that starts it
-      const { started, counts } = await store.startChallengeWithinLimits(
-        challenge.id,
-        now(),
-        { accountId: account.id, provisionerId: ctx.provisioner.id },
-        {
-          since,
-          perAccount: limits.failedValidationsPerAccountHour,
-          perProvisioner: limits.failedValidationsPerProvisionerHour,
-          pendingPerAccount: VALIDATION_LIMITS.pendingPerAccount,
-          pendingPerProvisioner: VALIDATION_LIMITS.pendingPerProvisioner,
-        },
-      );
-      const retryAfterSeconds = Math.ceil(challengeSettings.timeoutMs / 1000);
-      if (!started && counts.accountPending >= VALIDATION_LIMITS.pendingPerAccount)
-        throw new AcmeProblem("rateLimited", `this account already has ${VALIDATION_LIMITS.pendingPerAccount} validations running or waiting; poll them, then retry`, { retryAfterSeconds });
-      if (!started && counts.provisionerPending >= VALIDATION_LIMITS.pendingPerProvisioner)
-        throw new AcmeProblem("rateLimited", `this ACME provisioner already has ${VALIDATION_LIMITS.pendingPerProvisioner} validations running or waiting; retry shortly`, { retryAfterSeconds });
-      checkRate("failed validations", counts.account, limits.failedValidationsPerAccountHour, `account ${account.id} (validations still running count too)`);
-      if (counts.accountFailed > 0)
-        checkRate("failed validations", counts.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}' (accounts without failures go on)`);
-      if (!started) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
-      // Validated after this answer, by the keyless validator: the client polls the authorization (RFC 8555 §7.5.1).
-      options.validation?.wake();
-      return { status: 200, body: challengeView(ctx, { ...challenge, status: "processing" }), links: [up] };
+      const now = await orders.respondToChallenge(requester(ctx, signedBy(account)), challenge);
+      return { status: 200, body: challengeView(ctx, now), links: [up] };
     }),
   );
 
@@ -773,7 +605,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         reason = name;
       }
       try {
-        await revokeCertificate(runtime, { serial, reason, actor: account ? actorOf(ctx, account) : `acme:${ctx.provisioner.name}/certificate-key`, sourceIp: ctx.sourceIp });
+        await revokeCertificate(runtime, { serial, reason, actor: account ? actorOf(ctx.provisioner, account) : `acme:${ctx.provisioner.name}/certificate-key`, sourceIp: ctx.sourceIp });
       } catch (error) {
         if (error instanceof CaError && error.kind === "conflict") throw new AcmeProblem("alreadyRevoked", error.message);
         throw error;
@@ -787,15 +619,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   router.get(
     "/:provisioner/renewal-info/:certId",
     handle(async (req, res, _ctx) => {
-      const certId = String(req.params.certId);
-      const serial = parseCertId(certId);
-      const record = await runtime.inventory.certificates.get(serial);
-      const issuer = record && runtime.keyring.get(record.issuerId);
-      if (!record || !issuer || !parseCertId.matchesIssuer(certId, issuer.facts.subjectKeyId)) throw new AcmeProblem("malformed", "no certificate by that CertID", { status: 404 });
+      const window = await orders.renewalInfo(String(req.params.certId));
       res.setHeader("retry-after", String(RENEWAL_INFO_RETRY_SECONDS));
-      // The keyring may hold the issuer as it was before an emergency revocation: ask the inventory.
-      const issuerNow = await runtime.inventory.issuers.get(record.issuerId);
-      const window = renewalWindow(record, { issuerRevoked: !!issuerNow?.revokedAt, renewAtFraction: runtime.config.scheduler.renewAtFraction, now: now() });
       return { status: 200, body: { suggestedWindow: { start: iso(window.start), end: iso(window.end) } } };
     }),
   );
@@ -813,8 +638,6 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   return router;
 }
 
-const actorOf = (ctx: AcmeContext, account: AcmeAccountRecord) => `acme:${ctx.provisioner.name}/${account.id}`;
-
 function profileDescription(profile: string): string {
   const descriptions: Record<string, string> = {
     server: "TLS server certificate (serverAuth)",
@@ -822,37 +645,6 @@ function profileDescription(profile: string): string {
     mtls: "mutual TLS: serverAuth and clientAuth",
   };
   return descriptions[profile] ?? profile;
-}
-
-/** The finalize payload's CSR, when it names exactly the order's identifiers (badCSR otherwise). */
-function csrOfOrder(payload: unknown, order: AcmeOrderRecord, accountPublicKey: KeyObject): ReturnType<typeof parseCsr> {
-  const body = objectPayload(payload, "finalize");
-  if (typeof body.csr !== "string" || !/^[A-Za-z0-9_-]+$/.test(body.csr)) throw malformed("finalize needs 'csr': the DER CSR in base64url");
-  let csr: ReturnType<typeof parseCsr>;
-  let names: ReturnType<typeof namesOf>;
-  try {
-    csr = parseCsr(Buffer.from(body.csr, "base64url"));
-    names = namesOf(csr);
-  } catch (error) {
-    throw new AcmeProblem("badCSR", (error as Error).message, { cause: error });
-  }
-  // RFC 8555 §11.1: whoever held the certificate's key (a server, a load balancer) would otherwise control the account.
-  if (csr.publicKeySpki.equals(accountPublicKey.export({ type: "spki", format: "der" }))) throw new AcmeProblem("badCSR", "the CSR's key is the account key; use a separate key for the certificate");
-  const wanted = new Set(order.identifiers.map((i) => formatSan(sanOf(i))));
-  const got = new Set(names.sans.map((s) => formatSan(s.type === "IP" ? { type: "IP", value: canonicalIp(s.value) ?? s.value } : s)));
-  // A CN must be one of the names too (namesOf has already copied a host-name or address CN into the SANs).
-  if (names.commonName !== undefined && !wanted.has(`DNS:${names.commonName.toLowerCase()}`) && !wanted.has(`IP:${canonicalIp(names.commonName) ?? ""}`)) {
-    throw new AcmeProblem("badCSR", `the CSR's CN '${names.commonName.slice(0, 64)}' is not one of the order's identifiers`);
-  }
-  const missing = [...wanted].filter((n) => !got.has(n));
-  const extra = [...got].filter((n) => !wanted.has(n));
-  if (missing.length || extra.length) {
-    throw new AcmeProblem(
-      "badCSR",
-      `the CSR's names must be exactly the order's identifiers${missing.length ? `; missing ${missing.join(", ")}` : ""}${extra.length ? `; not in the order: ${extra.join(", ")}` : ""}`,
-    );
-  }
-  return csr;
 }
 
 function objectPayload(payload: unknown, what: string): Record<string, unknown> {
@@ -871,31 +663,8 @@ function contacts(raw: unknown): string[] {
   });
 }
 
-/** CA errors from issuance as ACME problems: a refused name is rejectedIdentifier, a bad CSR badCSR. */
-function issuanceProblem(error: unknown): AcmeProblem {
-  if (error instanceof AcmeProblem) return error;
-  if (error instanceof CaError) {
-    if (error.kind === "forbidden") return new AcmeProblem("rejectedIdentifier", error.message, { status: 403, cause: error });
-    if (error.kind === "bad_request") return new AcmeProblem("badCSR", error.message, { cause: error });
-  }
-  return asProblem(error);
-}
-
-function asProblem(error: unknown): AcmeProblem {
-  if (error instanceof AcmeProblem) return error;
-  if (error instanceof CaError) {
-    const map: Record<string, [string, number]> = {
-      bad_request: ["malformed", 400],
-      forbidden: ["unauthorized", 403],
-      unauthorized: ["unauthorized", 401],
-      not_found: ["malformed", 404],
-      conflict: ["conflict", 409],
-      unavailable: ["serverInternal", 503],
-    };
-    const [type, status] = map[error.kind] ?? ["serverInternal", 500];
-    return new AcmeProblem(type as "malformed", error.message, { status, cause: error, ...(status === 503 ? { retryAfterSeconds: 5 } : {}) });
-  }
-  const e = error as { type?: string; status?: number };
-  if (e?.type === "entity.too.large") return new AcmeProblem("malformed", `the request body is larger than ${MAX_JWS_BYTES} bytes`, { status: 413 });
-  return new AcmeProblem("serverInternal", "the server could not complete this request", { status: 500, cause: error });
+/** The account a kid-signed request was verified for (verify refuses a kid request without one). */
+function signedBy(account: AcmeAccountRecord | undefined): AcmeAccountRecord {
+  if (!account) throw unauthorized("this request needs an account");
+  return account;
 }
