@@ -2,38 +2,21 @@
 // HTTPS issuing listener. It authenticates accounts and proves control of names; the
 // certificate itself comes from runtime.authority.issue, which applies the provisioner's
 // policy, lints, records intent and writes the inventory like for every other front end.
-import { type KeyObject, X509Certificate } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { JWK } from "jose";
-import { CaError, toPem } from "@pki/x509";
-import { REASON_NAMES, REVOCATION_REASONS, revokeCertificate, type CaRuntime } from "@pki/authority";
-import {
-  AcmeAccountKeyInUseError,
-  AcmeAccountLimitError,
-  AcmeEabKeyUnusableError,
-  type AcmeAccountRecord,
-  type AcmeAuthorizationRecord,
-  type AcmeChallengeRecord,
-  type AcmeOrderRecord,
-  type AcmeProvisionerRecord,
-  ChangeClearedCache,
-  type Inventory,
-  type ProvisionerRecord,
-} from "@pki/db";
+import type { CaRuntime } from "@pki/authority";
+import { type AcmeAccountRecord, type AcmeAuthorizationRecord, type AcmeChallengeRecord, type AcmeOrderRecord, type AcmeProvisionerRecord, ChangeClearedCache, type Inventory } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
-import { sourceNetwork } from "./identifiers.ts";
 import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkKeyAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
 import { NonceMinter } from "./nonces.ts";
 import { AcmeProblem, ACME_ERROR, malformed, unauthorized } from "./problems.ts";
-import { AcmeOrders, type AcmeRequester, actorOf, asProblem } from "./orders.ts";
+import { AcmeAccounts, type AcmeServer } from "./accounts.ts";
+import { AcmeOrders, type AcmeRequester, asProblem } from "./orders.ts";
 
 export const MAX_JWS_BYTES = 64 * 1024;
 const NONCE_TTL_MS = 30 * 60_000;
-const HOUR_MS = 3600_000;
-const MAX_CONTACTS = 4;
-const MAX_CONTACT_CHARS = 254;
-const ORDERS_PAGE = 100;
 const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
 /** Imported account keys kept per process (a KeyObject is a few hundred bytes). */
 const ACCOUNT_KEY_CACHE_ENTRIES = 10_000;
@@ -81,9 +64,8 @@ export interface AcmeRouterOptions {
 interface AcmeContext {
   base: string;
   url: string;
-  provisioner: ProvisionerRecord;
+  provisioner: AcmeProvisionerRecord;
   policy: ProvisionerPolicy;
-  eabRequired: boolean;
   sourceIp: string;
 }
 
@@ -101,6 +83,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   const store = runtime.inventory.acme;
   const now = () => runtime.clock.now();
   const orders = new AcmeOrders(runtime, log, options.validation);
+  const accounts = new AcmeAccounts(runtime, orders);
 
   const router = express.Router({ mergeParams: true });
   router.use(express.raw({ type: "application/jose+json", limit: MAX_JWS_BYTES }));
@@ -167,7 +150,6 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       url: `https://${host}${req.originalUrl}`,
       provisioner,
       policy: resolved.policy,
-      eabRequired: provisioner.eabRequired,
       sourceIp: req.socket.remoteAddress ?? "unknown",
     };
   }
@@ -304,7 +286,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
         keyChange: `${ctx.base}/key-change`,
         renewalInfo: `${ctx.base}/renewal-info`,
         meta: {
-          externalAccountRequired: ctx.eabRequired,
+          externalAccountRequired: ctx.provisioner.eabRequired,
           // draft-ietf-acme-profiles: profile name → description
           profiles: Object.fromEntries(ctx.policy.profiles.map((p) => [p, profileDescription(p)])),
         },
@@ -329,43 +311,22 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     createdAt: iso(account.createdAt),
   });
 
+  const server = (ctx: AcmeContext): AcmeServer => ({ provisioner: ctx.provisioner, sourceIp: ctx.sourceIp });
+
   router.post(
     "/:provisioner/new-account",
     handle(async (req, _res, ctx) => {
       const { payload, jwk } = await verify(req, ctx, "jwk");
       const body = objectPayload(payload, "newAccount");
-      const keyThumbprint = await thumbprint(jwk);
-      const existing = await store.accountByThumbprint(ctx.provisioner.id, keyThumbprint);
-      if (existing) return { status: 200, body: accountView(ctx, existing), location: urls(ctx).account(existing.id) };
-      if (body.onlyReturnExisting === true) throw new AcmeProblem("accountDoesNotExist", "no account holds this key (onlyReturnExisting)");
-      const contact = contacts(body.contact);
-      let eabKid: string | undefined;
-      if (body.externalAccountBinding !== undefined) eabKid = await verifyEab(body.externalAccountBinding, ctx, jwk);
-      else if (ctx.eabRequired)
-        throw new AcmeProblem(
-          "externalAccountRequired",
-          `ACME provisioner '${ctx.provisioner.name}' requires external account binding; ask its operator for a key (pki provisioner eab ${ctx.provisioner.name})`,
-        );
-      const limits = runtime.config.acme.rateLimits;
-      try {
-        const account = await store.createAccount(
-          { provisionerId: ctx.provisioner.id, keyThumbprint, jwk: jwk as Record<string, unknown>, contact, eabKid, createdFrom: sourceNetwork(ctx.sourceIp), now: now() },
-          { since: new Date(now().getTime() - HOUR_MS), perSource: limits.newAccountsPerAddressHour, perProvisioner: limits.newAccountsPerProvisionerHour },
-          { actor: `acme:${ctx.provisioner.name}`, action: "acme.account.create", sourceIp: ctx.sourceIp, details: { contact } },
-        );
-        return { status: 201, body: accountView(ctx, account), location: urls(ctx).account(account.id) };
-      } catch (error) {
-        if (error instanceof AcmeAccountLimitError) {
-          orders.checkRate("new accounts", error.counts.source, limits.newAccountsPerAddressHour, `address ${sourceNetwork(ctx.sourceIp)}`);
-          orders.checkRate("new accounts", error.counts.provisioner, limits.newAccountsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}'`);
-        }
-        if (error instanceof AcmeEabKeyUnusableError) throw unauthorized(error.message);
-        if (error instanceof AcmeAccountKeyInUseError) {
-          const raced = await store.accountByThumbprint(ctx.provisioner.id, keyThumbprint);
-          if (raced) return { status: 200, body: accountView(ctx, raced), location: urls(ctx).account(raced.id) };
-        }
-        throw error;
-      }
+      const eabKid = body.externalAccountBinding === undefined ? undefined : await verifyEab(body.externalAccountBinding, ctx, jwk);
+      const { account, created } = await accounts.register(server(ctx), {
+        jwk: jwk as Record<string, unknown>,
+        keyThumbprint: await thumbprint(jwk),
+        contact: body.contact,
+        onlyReturnExisting: body.onlyReturnExisting === true,
+        eabKid,
+      });
+      return { status: created ? 201 : 200, body: accountView(ctx, account), location: urls(ctx).account(account.id) };
     }),
   );
 
@@ -395,16 +356,7 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       if (!account || account.id !== req.params.id) throw unauthorized("the request is signed by a different account than the one it names");
       if (payload === undefined) return { status: 200, body: accountView(ctx, account), location: urls(ctx).account(account.id) };
       const body = objectPayload(payload, "account update");
-      if (body.status !== undefined && body.status !== "deactivated") throw malformed("an account's status can only be changed to 'deactivated'");
-      const changes = { contact: body.contact === undefined ? undefined : contacts(body.contact), status: body.status === "deactivated" ? ("deactivated" as const) : undefined };
-      if (changes.contact === undefined && changes.status === undefined) return { status: 200, body: accountView(ctx, account) };
-      const updated = await store.updateAccount(account.id, changes, {
-        actor: actorOf(ctx.provisioner, account),
-        action: changes.status ? "acme.account.deactivate" : "acme.account.update",
-        sourceIp: ctx.sourceIp,
-      });
-      if (!updated) throw unauthorized(`account ${account.id} is no longer valid`);
-      return { status: 200, body: accountView(ctx, updated) };
+      return { status: 200, body: accountView(ctx, await accounts.update(server(ctx), account, { contact: body.contact, status: body.status })) };
     }),
   );
 
@@ -413,11 +365,9 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     handle(async (req, _res, ctx) => {
       const { account } = await verify(req, ctx, "kid");
       if (!account || account.id !== req.params.id) throw unauthorized("an account may only list its own orders");
-      const cursor = typeof req.query.before === "string" && !Number.isNaN(Date.parse(req.query.before)) ? new Date(req.query.before) : undefined;
-      const page = await store.orderIds(account.id, ORDERS_PAGE + 1, cursor);
-      const links: string[] = [];
-      if (page.length > ORDERS_PAGE) links.push(`<${urls(ctx).account(account.id)}/orders?before=${encodeURIComponent(iso(page[ORDERS_PAGE - 1]!.createdAt))}>;rel="next"`);
-      return { status: 200, body: { orders: page.slice(0, ORDERS_PAGE).map((o) => urls(ctx).order(o.id)) }, links };
+      const page = await accounts.orderPage(account, req.query.before);
+      const links = page.next ? [`<${urls(ctx).account(account.id)}/orders?before=${encodeURIComponent(iso(page.next))}>;rel="next"`] : [];
+      return { status: 200, body: { orders: page.orderIds.map((id) => urls(ctx).order(id)) }, links };
     }),
   );
 
@@ -437,16 +387,8 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       if (body.account !== urls(ctx).account(account.id)) throw malformed("the key-change 'account' is not the account that signed the request");
       const oldKey = await accountKey(body.oldKey).catch(() => undefined);
       if (!oldKey || (await thumbprint(oldKey.jwk)) !== account.keyThumbprint) throw malformed("the key-change 'oldKey' is not the account's current key");
-      const newThumbprint = await thumbprint(newJwk);
-      const holder = await store.accountByThumbprint(ctx.provisioner.id, newThumbprint);
-      if (holder) throw new AcmeProblem("conflict", "the new key is already in use by an account", { location: urls(ctx).account(holder.id) });
-      const changed = await store.changeAccountKey(account.id, newJwk as Record<string, unknown>, newThumbprint, {
-        actor: actorOf(ctx.provisioner, account),
-        action: "acme.account.key-change",
-        sourceIp: ctx.sourceIp,
-      });
-      if (!changed) throw new AcmeProblem("conflict", "the new key is already in use by an account");
-      return { status: 200, body: accountView(ctx, { ...account, jwk: newJwk as Record<string, unknown>, keyThumbprint: newThumbprint }) };
+      const changed = await accounts.changeKey(server(ctx), account, { jwk: newJwk as Record<string, unknown>, thumbprint: await thumbprint(newJwk) }, urls(ctx).account);
+      return { status: 200, body: accountView(ctx, changed) };
     }),
   );
 
@@ -560,56 +502,16 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
     "/:provisioner/cert/:serial",
     handle(async (req, _res, ctx) => {
       const { account } = await verify(req, ctx, "kid");
-      const serial = String(req.params.serial);
-      const stored = /^[0-9a-f]{2,40}$/.test(serial) ? await store.orderCertificate(serial) : undefined;
-      if (!stored || !account || stored.accountId !== account.id) throw new AcmeProblem("malformed", "no such certificate for this account", { status: 404 });
-      const issuer = stored.issuerId === null ? undefined : runtime.keyring.get(stored.issuerId);
-      if (!stored.der || !issuer) throw new AcmeProblem("serverInternal", `certificate ${serial} or its issuer is not available`, { status: 500 });
-      // leaf, then the intermediates; the root stays out (clients must already trust it)
-      const pem = [toPem(stored.der), ...issuer.chain.slice(0, -1).map((der) => toPem(der))].join("");
-      return { status: 200, text: pem, contentType: "application/pem-certificate-chain" };
+      return { status: 200, text: await accounts.certificateChain(signedBy(account), String(req.params.serial)), contentType: "application/pem-certificate-chain" };
     }),
   );
 
   router.post(
     "/:provisioner/revoke-cert",
     handle(async (req, _res, ctx) => {
-      const { payload, jwk, account } = await verify(req, ctx, "either");
+      const { payload, key, account } = await verify(req, ctx, "either");
       const body = objectPayload(payload, "revokeCert");
-      if (typeof body.certificate !== "string") throw malformed("revokeCert needs 'certificate': the DER certificate in base64url");
-      const der = Buffer.from(body.certificate, "base64url");
-      let cert: X509Certificate;
-      try {
-        cert = new X509Certificate(der);
-      } catch (error) {
-        throw malformed("'certificate' is not a DER certificate", error);
-      }
-      // X509Certificate ignores bytes after the certificate; a request carrying any is not the DER of one certificate.
-      if (!cert.raw.equals(der)) throw malformed("'certificate' has bytes after the DER certificate");
-      const serial = cert.serialNumber.toLowerCase().replace(/^(00)+(?=[0-9a-f]{2})/, "");
-      const record = await runtime.inventory.certificates.get(serial);
-      if (!record?.der?.equals(cert.raw)) throw unauthorized("this CA did not issue that certificate");
-      if (account) {
-        const origin = await store.certificateOrigin(serial);
-        if (origin?.accountId !== account.id) throw unauthorized("the account that signed this request did not order that certificate");
-      } else {
-        const spki = (k: { export(o: { type: "spki"; format: "der" }): Buffer }) => k.export({ type: "spki", format: "der" });
-        const { key } = await accountKey(jwk).catch(() => ({ key: undefined }));
-        if (!key || !spki(key).equals(spki(cert.publicKey))) throw unauthorized("the request is signed neither by the ordering account nor by the certificate's key");
-      }
-      let reason: string | undefined;
-      if (body.reason !== undefined) {
-        const name = typeof body.reason === "number" ? REASON_NAMES[body.reason] : undefined;
-        if (!name || !Object.hasOwn(REVOCATION_REASONS, name))
-          throw new AcmeProblem("badRevocationReason", `revocation reason ${String(body.reason).slice(0, 10)} is not accepted; use one of ${Object.values(REVOCATION_REASONS).join(", ")}`);
-        reason = name;
-      }
-      try {
-        await revokeCertificate(runtime, { serial, reason, actor: account ? actorOf(ctx.provisioner, account) : `acme:${ctx.provisioner.name}/certificate-key`, sourceIp: ctx.sourceIp });
-      } catch (error) {
-        if (error instanceof CaError && error.kind === "conflict") throw new AcmeProblem("alreadyRevoked", error.message);
-        throw error;
-      }
+      await accounts.revoke(server(ctx), { certificate: body.certificate, reason: body.reason, account, signingKey: key });
       return { status: 200 };
     }),
   );
@@ -650,17 +552,6 @@ function profileDescription(profile: string): string {
 function objectPayload(payload: unknown, what: string): Record<string, unknown> {
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) throw malformed(`the ${what} payload must be a JSON object`);
   return payload as Record<string, unknown>;
-}
-
-function contacts(raw: unknown): string[] {
-  if (raw === undefined) return [];
-  if (!Array.isArray(raw) || raw.length > MAX_CONTACTS) throw new AcmeProblem("invalidContact", `'contact' must be an array of at most ${MAX_CONTACTS} mailto: URLs`);
-  return raw.map((c) => {
-    if (typeof c !== "string" || c.length > MAX_CONTACT_CHARS) throw new AcmeProblem("invalidContact", `each contact must be a mailto: URL of at most ${MAX_CONTACT_CHARS} characters`);
-    if (!c.startsWith("mailto:")) throw new AcmeProblem("unsupportedContact", `contact '${c.slice(0, 60)}' is not a mailto: URL`);
-    if (!/^mailto:[^\s@,?%]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(c)) throw new AcmeProblem("invalidContact", `contact '${c.slice(0, 60)}' is not a single plain e-mail address`);
-    return c;
-  });
 }
 
 /** The account a kid-signed request was verified for (verify refuses a kid request without one). */
