@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type pg from "pg";
 import { AuditStore, type AuditEntry } from "./audit.ts";
-import type { PrismaClient } from "../generated/prisma/client.ts";
+import { execute, query } from "../sql.ts";
+import { inTransaction } from "../transaction.ts";
 import type { ProvisionerRecord } from "./provisioners.ts";
 
 export type AcmeAccountStatus = "valid" | "deactivated" | "revoked";
@@ -91,9 +92,9 @@ export class AcmeAccountLimitError extends Error {
 }
 
 interface AccountCountRow {
-  sourceCount: string;
+  sourceCount: bigint;
   sourceOldest: Date | null;
-  provisionerCount: string;
+  provisionerCount: bigint;
   provisionerOldest: Date | null;
 }
 
@@ -179,10 +180,7 @@ function authorizationsFromRows(rows: AuthorizationChallengeRow[]): AcmeAuthoriz
  * cannot both move it.
  */
 export class AcmeStore {
-  constructor(
-    private readonly prisma: PrismaClient,
-    private readonly pool: pg.Pool,
-  ) {}
+  constructor(private readonly pool: pg.Pool) {}
 
   // ── provisioners and EAB ──────────────────────────────────────────────
 
@@ -217,9 +215,9 @@ export class AcmeStore {
 
   /** Stores a new EAB key with its audit event. */
   async createEabKey(provisionerId: string, kid: string, hmacKey: Buffer, audit: AuditEntry): Promise<void> {
-    await this.prisma.$transaction(async (tx) => {
-      await tx.acmeEabKey.create({ data: { kid, provisionerId, hmacKey: new Uint8Array(hmacKey) } });
-      await new AuditStore(tx).record({ ...audit, target: `eab:${kid}` });
+    await inTransaction(this.pool, async (client) => {
+      await execute(client, `INSERT INTO acme_eab_keys (kid, provisioner_id, hmac_key) VALUES ($1, $2, $3)`, [kid, provisionerId, hmacKey]);
+      await new AuditStore(client).record({ ...audit, target: `eab:${kid}` });
     });
   }
 
@@ -280,10 +278,9 @@ export class AcmeStore {
     audit: AuditEntry,
   ): Promise<AcmeAccountRecord> {
     const id = randomUUID();
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const inserted = await client.query<Partial<AcmeAccountRecord> & AccountCountRow>(
+    return inTransaction(this.pool, async (client) => {
+      const [inserted] = await query<Partial<AcmeAccountRecord> & AccountCountRow>(
+        client,
         `WITH counts AS (
            SELECT (SELECT count(*) FROM acme_accounts WHERE created_from = $6 AND created_at > $7) AS "sourceCount",
                   (SELECT min(created_at) FROM acme_accounts WHERE created_from = $6 AND created_at > $7) AS "sourceOldest",
@@ -296,36 +293,24 @@ export class AcmeStore {
          SELECT counts.*, created.* FROM counts LEFT JOIN created ON true`,
         [id, input.provisionerId, input.keyThumbprint, JSON.stringify(input.jwk), input.contact, input.createdFrom, limits.since, limits.perSource, limits.perProvisioner, input.now],
       );
-      const { sourceCount, sourceOldest, provisionerCount, provisionerOldest, ...account } = inserted.rows[0] as Partial<AcmeAccountRecord> & AccountCountRow;
+      const { sourceCount, sourceOldest, provisionerCount, provisionerOldest, ...account } = inserted!;
       if (!account.id) {
         const counts = { source: { count: Number(sourceCount), oldest: sourceOldest }, provisioner: { count: Number(provisionerCount), oldest: provisionerOldest } };
         if (counts.source.count >= limits.perSource || counts.provisioner.count >= limits.perProvisioner) throw new AcmeAccountLimitError(counts);
         throw new AcmeAccountKeyInUseError();
       }
       if (input.eabKid !== undefined) {
-        const bound = await client.query(`UPDATE acme_eab_keys SET account_id = $1, bound_at = $2 WHERE kid = $3 AND provisioner_id = $4 AND account_id IS NULL`, [
+        const bound = await execute(client, `UPDATE acme_eab_keys SET account_id = $1, bound_at = $2 WHERE kid = $3 AND provisioner_id = $4 AND account_id IS NULL`, [
           id,
           input.now,
           input.eabKid,
           input.provisionerId,
         ]);
-        if (bound.rowCount !== 1) throw new AcmeEabKeyUnusableError(`external account key '${input.eabKid}' is unknown or already bound to an account`);
+        if (bound !== 1) throw new AcmeEabKeyUnusableError(`external account key '${input.eabKid}' is unknown or already bound to an account`);
       }
-      await client.query(`INSERT INTO audit_events (actor, action, target, source_ip, outcome, details) VALUES ($1, $2, $3, $4, 'ok', $5)`, [
-        audit.actor,
-        audit.action,
-        `acme-account:${id}`,
-        audit.sourceIp ?? null,
-        JSON.stringify({ ...audit.details, eabKid: input.eabKid ?? null }),
-      ]);
-      await client.query("COMMIT");
+      await new AuditStore(client).record({ ...audit, target: `acme-account:${id}`, outcome: "ok", details: { ...audit.details, eabKid: input.eabKid ?? null } });
       return account as AcmeAccountRecord;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async accountByThumbprint(provisionerId: string, keyThumbprint: string): Promise<AcmeAccountRecord | undefined> {
@@ -343,7 +328,7 @@ export class AcmeStore {
       `UPDATE acme_accounts SET contact = COALESCE($2, contact), status = COALESCE($3, status) WHERE id = $1 AND status = 'valid' RETURNING ${accountColumns}`,
       [id, changes.contact ?? null, changes.status ?? null],
     );
-    if (rows.rows[0]) await new AuditStore(this.prisma).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, ...changes } });
+    if (rows.rows[0]) await new AuditStore(this.pool).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, ...changes } });
     return rows.rows[0];
   }
 
@@ -351,7 +336,7 @@ export class AcmeStore {
   async changeAccountKey(id: string, jwk: Record<string, unknown>, keyThumbprint: string, audit: AuditEntry): Promise<boolean> {
     try {
       const rows = await this.pool.query(`UPDATE acme_accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1 AND status = 'valid'`, [id, JSON.stringify(jwk), keyThumbprint]);
-      if (rows.rowCount === 1) await new AuditStore(this.prisma).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, keyThumbprint } });
+      if (rows.rowCount === 1) await new AuditStore(this.pool).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, keyThumbprint } });
       return rows.rowCount === 1;
     } catch (error) {
       if ((error as { code?: string }).code === "23505") return false;

@@ -243,7 +243,7 @@ export class CrlStore {
           },
         };
       },
-      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+      { isolation: "repeatable read", readOnly: true },
     );
   }
 
