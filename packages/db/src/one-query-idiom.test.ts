@@ -10,8 +10,8 @@ import { describe, expect, it } from "vitest";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
-/** Where each pattern is allowed: the one helper it belongs to. */
-const RULES: Array<{ what: string; pattern: RegExp; allowedIn: string[] }> = [
+/** Where each pattern is allowed: the one helper it belongs to. `only`: the rule applies under this path alone. */
+const RULES: Array<{ what: string; pattern: RegExp; allowedIn: string[]; only?: string }> = [
   { what: "an interactive Prisma transaction ($transaction)", pattern: /\$transaction\b/, allowedIn: [] },
   { what: "a Prisma raw query ($queryRaw / $executeRaw)", pattern: /\$(queryRaw|executeRaw)/, allowedIn: [] },
   {
@@ -31,6 +31,12 @@ const RULES: Array<{ what: string; pattern: RegExp; allowedIn: string[] }> = [
     pattern: /^\s*import\s+(?!type\b)[^;]*from\s+["'][^"']*(generated\/prisma|@prisma\/)[^"']*["']|import\(\s*["'][^"']*(generated\/prisma|@prisma\/)/,
     allowedIn: ["packages/db/src/schema-model.ts"],
   },
+  {
+    what: "a store querying the driver directly (use query, queryOne or execute from sql.ts)",
+    pattern: /\b(pool|client|db)\.query\s*[<(]/,
+    allowedIn: [],
+    only: "packages/db/src/stores/",
+  },
 ];
 
 function sourceFiles(dir: string): string[] {
@@ -47,6 +53,7 @@ export function queryIdiomViolations(files: Array<{ file: string; text: string }
   for (const { file, text } of files) {
     text.split("\n").forEach((line, i) => {
       for (const rule of RULES) {
+        if (rule.only && !file.startsWith(rule.only)) continue;
         if (rule.pattern.test(line) && !rule.allowedIn.includes(file)) found.push(`${file}:${i + 1}: ${rule.what}`);
       }
     });
@@ -73,7 +80,7 @@ describe("one query idiom", () => {
   });
 
   it("names the file and line of each kind of violation", () => {
-    const file = "packages/db/src/stores/example.ts";
+    const file = "packages/db/src/example.ts";
     const text = [
       "await this.prisma.$transaction(async (tx) => {",
       "  await tx.issuer.update({ where: { id } });",
@@ -93,5 +100,9 @@ describe("one query idiom", () => {
       `${file}:6: Prisma's client loaded at run time (type imports are fine)`,
     ]);
     expect(queryIdiomViolations([{ file: "packages/db/src/transaction.ts", text: 'await client.query("BEGIN");' }])).toEqual([]);
+    const store = "packages/db/src/stores/example.ts";
+    expect(queryIdiomViolations([{ file: store, text: "const rows = await this.pool.query<{ n: string }>(`SELECT 1`);" }])).toEqual([
+      `${store}:1: a store querying the driver directly (use query, queryOne or execute from sql.ts)`,
+    ]);
   });
 });
