@@ -3,13 +3,13 @@
 // so rows need no mapping), and every multi-statement write inside inTransaction
 // (transaction.ts). Prisma keeps the schema and the migrations; no store calls its client.
 //
-// Chosen by measurement (packages/db/scripts/measure-query-idioms.ts, 2000 sequential
-// operations after warm-up, 2-core machine), Prisma 7 model API vs pg:
-//                                   PostgreSQL        embedded (PGlite)
-//   point lookup by primary key      1311 vs 287 µs     see the closing note of this change
-//   one audit row insert             1031 vs 163 µs
-//   transaction (update + audit)     3916 vs 978 µs
-// and a process that never runs a Prisma query never loads its query compiler (~80 MB).
+// Chosen by measurement (packages/db/scripts/measure-query-idioms.ts: 2000 sequential
+// operations after warm-up, on a busy 2-core machine), Prisma 7's model API against pg:
+//                                   PostgreSQL          embedded (PGlite)
+//   point lookup by primary key      1311 vs 287 µs      1635 vs 514 µs
+//   one audit row insert             1031 vs 163 µs       929 vs 338 µs
+//   transaction (update + audit)     3916 vs 978 µs      1614 vs 650 µs
+// and a process that never runs a Prisma query never loads its query compiler.
 import pg from "pg";
 
 /** What a store query runs on: the pool, or the client of a transaction in progress (inTransaction). */
