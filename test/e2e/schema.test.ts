@@ -28,7 +28,7 @@ describe("schema and migrations", () => {
       await first.close();
       const inventory = await Inventory.open({ url: db.url, embeddedDir: "", schema: "migrate" });
       try {
-        expect(sorted(await columnsInDatabase(inventory))).toEqual(sorted(inventory.schemaTables()));
+        expect(sorted(await columnsInDatabase(inventory))).toEqual(sorted(await inventory.schemaTables()));
         const applied = await inventory.sql.query<{ migration_name: string; checksum: string }>(`SELECT migration_name, checksum FROM "_prisma_migrations" ORDER BY migration_name`);
         expect(applied).toEqual(listMigrations().map((m) => ({ migration_name: m.name, checksum: m.checksum })));
       } finally {
@@ -45,7 +45,7 @@ describe("schema and migrations", () => {
       const inventory = await Inventory.open({ url: undefined, embeddedDir: dir, embeddedRole: "server" });
       try {
         expect(inventory.kind).toBe("embedded");
-        expect(sorted(await columnsInDatabase(inventory))).toEqual(sorted(inventory.schemaTables()));
+        expect(sorted(await columnsInDatabase(inventory))).toEqual(sorted(await inventory.schemaTables()));
       } finally {
         await inventory.close();
       }

@@ -3,6 +3,7 @@
 // extensions, and one audit vocabulary for successes and refusals, over real HTTPS and
 // PostgreSQL.
 import { execFileSync } from "node:child_process";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
@@ -118,18 +119,20 @@ describe("search by serial prefix", () => {
       [serial],
     );
     await t.ca.inventory.sql.query("ANALYZE certificates");
+    // Every statement the store sends, as the driver receives it (a text, or a config object).
     const statements: Array<{ text: string; params: unknown[] }> = [];
-    const sql = t.ca.inventory.sql as { query: (text: string, params?: unknown[]) => Promise<unknown[]> };
-    const query = sql.query.bind(sql);
-    sql.query = (text, params = []) => {
-      statements.push({ text, params });
-      return query(text, params);
-    };
+    const driverQuery = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const [first, second] = args;
+      if (typeof first === "string") statements.push({ text: first, params: Array.isArray(second) ? second : [] });
+      else if (first && typeof first === "object" && "text" in first) statements.push({ text: String(first.text), params: (first as { values?: unknown[] }).values ?? [] });
+      return (driverQuery as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof driverQuery;
     try {
       const page = await t.ca.inventory.certificates.list({ serialPrefix: serial.slice(0, 12) });
       expect(page.items.map((c) => c.serial)).toEqual([serial]);
     } finally {
-      sql.query = query;
+      pg.Client.prototype.query = driverQuery;
     }
     const listing = statements.find((s) => /FROM certificates/.test(s.text))!;
     const plan = (await t.ca.inventory.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${listing.text}`, listing.params)).map((r) => r["QUERY PLAN"]).join("\n");

@@ -1,10 +1,8 @@
 import pg from "pg";
-import { PrismaPg } from "@prisma/adapter-pg";
-import { PrismaClient } from "./generated/prisma/client.ts";
 import { applyMigrations, verifySchema } from "./migrate.ts";
 import { embeddedEndpoint, type EmbeddedRole } from "./embedded.ts";
 
-/** The raw driver underneath Prisma, for migrations and the few streaming/bulk paths. */
+/** Untyped SQL on the pool, for migrations and for code outside the stores (tests, reconciliation's clock). */
 export interface SqlRunner {
   /** runs a script of one or more statements without parameters */
   exec(sql: string): Promise<void>;
@@ -13,8 +11,8 @@ export interface SqlRunner {
 
 export interface Connection {
   kind: "postgresql" | "embedded";
-  prisma: PrismaClient;
   sql: SqlRunner;
+  /** what every store queries (sql.ts) */
   pool: pg.Pool;
   /** how the pool connects, for a connection of its own (LISTEN) */
   poolConfig: pg.PoolConfig;
@@ -51,7 +49,7 @@ const runnerFor = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
  * A pool whose connections losing their server (a restart, a failover, a killed backend)
  * never crash the process. node-postgres emits 'error' on the client itself, and the pool
  * listens only while a client is idle: a client checked out at that moment (mid-transaction,
- * or held by Prisma) would throw an unhandled 'error' event. The query in flight rejects
+ * or held by a store) would throw an unhandled 'error' event. The query in flight rejects
  * with the cause either way, and the pool discards the dead client on release.
  */
 export function createPool(poolConfig: pg.PoolConfig): pg.Pool {
@@ -84,20 +82,7 @@ async function open(kind: Connection["kind"], poolConfig: pg.PoolConfig, schema:
     await shutdown();
     throw error;
   }
-  // Prisma's default interactive-transaction limits (2 s to start, 5 s to finish) fail
-  // correct work on a busy machine; the database's own timeouts still apply.
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: 10_000, timeout: 30_000 } });
-  return {
-    kind,
-    prisma,
-    sql: runnerFor(pool),
-    pool,
-    poolConfig,
-    close: async () => {
-      await prisma.$disconnect();
-      await shutdown();
-    },
-  };
+  return { kind, sql: runnerFor(pool), pool, poolConfig, close: shutdown };
 }
 
 /** Connects, then checks the schema or brings it up to date (see ConnectOptions.schema). */

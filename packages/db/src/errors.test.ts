@@ -11,7 +11,6 @@ describe("isDatabaseOutage", () => {
     expect(isDatabaseOutage(new Error("Connection terminated unexpectedly"))).toBe(true);
     expect(isDatabaseOutage(new Error("timeout exceeded when trying to connect"))).toBe(true);
     expect(isDatabaseOutage(new Error("query failed", { cause: pgError("ECONNRESET") }))).toBe(true);
-    expect(isDatabaseOutage(pgError("P1001"))).toBe(true);
   });
 
   it("is false for statements the database refused: bad input or a bug is not an outage", () => {

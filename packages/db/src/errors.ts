@@ -6,8 +6,6 @@
 const OUTAGE_SQLSTATE = /^(08|40001|40P01|53|57|58)/;
 /** Socket errors from the driver on the way to the server. */
 const OUTAGE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
-/** Prisma's codes for an unreachable server, a closed connection or a pool that timed out. */
-const OUTAGE_PRISMA = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028"]);
 /** What node-postgres says when the connection goes away or cannot be had in time. */
 const OUTAGE_MESSAGE =
   /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|the database system is (shutting down|starting up)/i;
@@ -16,7 +14,7 @@ const OUTAGE_MESSAGE =
 export function isDatabaseOutage(error: unknown): boolean {
   for (let e = error, depth = 0; e && typeof e === "object" && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === "string" && (OUTAGE_ERRNO.has(code) || OUTAGE_PRISMA.has(code) || (/^[0-9A-Z]{5}$/.test(code) && OUTAGE_SQLSTATE.test(code)))) return true;
+    if (typeof code === "string" && (OUTAGE_ERRNO.has(code) || (/^[0-9A-Z]{5}$/.test(code) && OUTAGE_SQLSTATE.test(code)))) return true;
     if (typeof message === "string" && OUTAGE_MESSAGE.test(message)) return true;
   }
   return false;

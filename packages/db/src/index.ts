@@ -1,5 +1,6 @@
 import { connect, type Connection, type ConnectOptions, type SqlRunner } from "./connection.ts";
 import { applyRoleGrants } from "./migrate.ts";
+import { schemaTables } from "./schema-model.ts";
 import { watchChanges, type ChangeChannel, type ChangeWatch } from "./notify.ts";
 import { IssuerStore } from "./stores/issuers.ts";
 import { CertificateStore } from "./stores/certificates.ts";
@@ -65,7 +66,7 @@ export {
   type NewAcmeAuthorization,
 } from "./stores/acme.ts";
 
-/** The inventory: narrow stores over one connection. Nothing outside this package sees Prisma. */
+/** The inventory: narrow stores over one connection pool. Nothing outside this package sees how they query. */
 export class Inventory {
   readonly issuers: IssuerStore;
   readonly certificates: CertificateStore;
@@ -85,22 +86,23 @@ export class Inventory {
   readonly reissueRuns: ReissueRunStore;
 
   private constructor(private readonly connection: Connection) {
-    this.issuers = new IssuerStore(connection.prisma, connection.pool);
-    this.certificates = new CertificateStore(connection.prisma, connection.sql);
-    this.audit = new AuditStore(connection.prisma);
-    this.admins = new AdminTokenStore(connection.prisma, connection.pool);
-    this.crls = new CrlStore(connection.pool);
-    this.ocspResponders = new OcspResponderStore(connection.pool);
-    this.ocspResponses = new OcspResponseStore(connection.pool);
-    this.provisioners = new ProvisionerStore(connection.prisma, connection.pool);
-    this.scheduler = new SchedulerStore(connection.pool);
-    this.alerts = new AlertStore(connection.pool);
-    this.webhookOutbox = new WebhookOutboxStore(connection.pool);
-    this.issuerLifecycle = new IssuerLifecycleStore(connection.prisma);
-    this.certificateScans = new CertificateScanStore(connection.prisma, connection.pool);
-    this.consoleSessions = new ConsoleSessionStore(connection.pool);
-    this.acme = new AcmeStore(connection.prisma, connection.pool);
-    this.reissueRuns = new ReissueRunStore(connection.pool);
+    const pool = connection.pool;
+    this.issuers = new IssuerStore(pool);
+    this.certificates = new CertificateStore(pool);
+    this.audit = new AuditStore(pool);
+    this.admins = new AdminTokenStore(pool);
+    this.crls = new CrlStore(pool);
+    this.ocspResponders = new OcspResponderStore(pool);
+    this.ocspResponses = new OcspResponseStore(pool);
+    this.provisioners = new ProvisionerStore(pool);
+    this.scheduler = new SchedulerStore(pool);
+    this.alerts = new AlertStore(pool);
+    this.webhookOutbox = new WebhookOutboxStore(pool);
+    this.issuerLifecycle = new IssuerLifecycleStore(pool);
+    this.certificateScans = new CertificateScanStore(pool);
+    this.consoleSessions = new ConsoleSessionStore(pool);
+    this.acme = new AcmeStore(pool);
+    this.reissueRuns = new ReissueRunStore(pool);
   }
 
   /** On PostgreSQL only checks the schema unless `schema: "migrate"` (see ConnectOptions). */
@@ -118,18 +120,8 @@ export class Inventory {
   }
 
   /** The data model as schema.prisma describes it: table → columns. */
-  schemaTables(): Map<string, string[]> {
-    const model = (
-      this.connection.prisma as unknown as { _runtimeDataModel: { models: Record<string, { dbName: string | null; fields: Array<{ name: string; kind: string; dbName?: string | null }> }> } }
-    )._runtimeDataModel;
-    const tables = new Map<string, string[]>();
-    for (const [name, m] of Object.entries(model.models)) {
-      tables.set(
-        m.dbName ?? name,
-        m.fields.filter((f) => f.kind !== "object").map((f) => f.dbName ?? f.name),
-      );
-    }
-    return tables;
+  schemaTables(): Promise<Map<string, string[]>> {
+    return schemaTables();
   }
 
   /** PostgreSQL pool usage, for metrics and leak checks. */

@@ -51,13 +51,12 @@ describe("inTransaction", () => {
   });
 
   it("starts the transaction as asked", async () => {
-    const isolation = await inTransaction(
-      pool,
-      async (client) => (await client.query("SHOW transaction_isolation")).rows[0].transaction_isolation as string,
-      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-    );
+    const isolation = await inTransaction(pool, async (client) => (await client.query("SHOW transaction_isolation")).rows[0].transaction_isolation as string, {
+      isolation: "repeatable read",
+      readOnly: true,
+    });
     expect(isolation).toBe("repeatable read");
-    const writeRefused = await inTransaction(pool, (client) => client.query(`INSERT INTO ${table} VALUES (9)`), "BEGIN READ ONLY").catch((error: { code?: string }) => error);
+    const writeRefused = await inTransaction(pool, (client) => client.query(`INSERT INTO ${table} VALUES (9)`), { readOnly: true }).catch((error: { code?: string }) => error);
     expect((writeRefused as { code?: string }).code).toBe("25006"); // read_only_sql_transaction
   });
 });

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type pg from "pg";
 import { AuditStore, type AuditEntry } from "./audit.ts";
-import type { PrismaClient } from "../generated/prisma/client.ts";
+import { execute, query, queryOne } from "../sql.ts";
+import { inTransaction } from "../transaction.ts";
 import type { ProvisionerRecord } from "./provisioners.ts";
 import { CHANGE_CHANNELS } from "../notify.ts";
 
@@ -92,9 +93,9 @@ export class AcmeAccountLimitError extends Error {
 }
 
 interface AccountCountRow {
-  sourceCount: string;
+  sourceCount: bigint;
   sourceOldest: Date | null;
-  provisionerCount: string;
+  provisionerCount: bigint;
   provisionerOldest: Date | null;
 }
 
@@ -195,15 +196,12 @@ function authorizationsFromRows(rows: AuthorizationChallengeRow[]): AcmeAuthoriz
  * cannot both move it.
  */
 export class AcmeStore {
-  constructor(
-    private readonly prisma: PrismaClient,
-    private readonly pool: pg.Pool,
-  ) {}
+  constructor(private readonly pool: pg.Pool) {}
 
   // ── provisioners and EAB ──────────────────────────────────────────────
 
   async enableProvisioner(provisionerId: string, eabRequired: boolean): Promise<void> {
-    await this.pool.query(`INSERT INTO acme_provisioners (provisioner_id, eab_required) VALUES ($1, $2) ON CONFLICT (provisioner_id) DO UPDATE SET eab_required = $2`, [provisionerId, eabRequired]);
+    await execute(this.pool, `INSERT INTO acme_provisioners (provisioner_id, eab_required) VALUES ($1, $2) ON CONFLICT (provisioner_id) DO UPDATE SET eab_required = $2`, [provisionerId, eabRequired]);
   }
 
   /**
@@ -211,47 +209,47 @@ export class AcmeStore {
    * starts here); undefined when there is none or it does not speak ACME.
    */
   async acmeProvisionerByName(name: string): Promise<AcmeProvisionerRecord | undefined> {
-    const rows = await this.pool.query<AcmeProvisionerRecord>(
+    return queryOne<AcmeProvisionerRecord>(
+      this.pool,
       `SELECT p.id, p.name, p.profiles, p.names, p.max_ttl_seconds AS "maxTtlSeconds", p.hierarchy, p.disabled, p.created_at AS "createdAt", p.deleted_at AS "deletedAt",
               a.eab_required AS "eabRequired"
        FROM provisioners p JOIN acme_provisioners a ON a.provisioner_id = p.id WHERE p.name = $1`,
       [name],
     );
-    return rows.rows[0];
   }
 
   /** The provisioner's ACME settings; undefined when it does not speak ACME. */
   async provisionerSettings(provisionerId: string): Promise<{ eabRequired: boolean } | undefined> {
-    const rows = await this.pool.query<{ eabRequired: boolean }>(`SELECT eab_required AS "eabRequired" FROM acme_provisioners WHERE provisioner_id = $1`, [provisionerId]);
-    return rows.rows[0];
+    return queryOne<{ eabRequired: boolean }>(this.pool, `SELECT eab_required AS "eabRequired" FROM acme_provisioners WHERE provisioner_id = $1`, [provisionerId]);
   }
 
   async acmeProvisionerIds(): Promise<Set<string>> {
-    const rows = await this.pool.query<{ id: string }>(`SELECT provisioner_id AS id FROM acme_provisioners`);
-    return new Set(rows.rows.map((r) => r.id));
+    const rows = await query<{ id: string }>(this.pool, `SELECT provisioner_id AS id FROM acme_provisioners`);
+    return new Set(rows.map((r) => r.id));
   }
 
   /** Every ACME provisioner's settings and how many of its EAB keys no account has used yet, by provisioner ID. */
   async acmeProvisionerSettings(): Promise<Map<string, { eabRequired: boolean; unusedEabKeys: number }>> {
-    const rows = await this.pool.query<{ id: string; eabRequired: boolean; unused: string }>(
+    const rows = await query<{ id: string; eabRequired: boolean; unused: bigint }>(
+      this.pool,
       `SELECT a.provisioner_id AS id, a.eab_required AS "eabRequired", count(k.kid) FILTER (WHERE k.account_id IS NULL) AS unused
        FROM acme_provisioners a LEFT JOIN acme_eab_keys k ON k.provisioner_id = a.provisioner_id GROUP BY 1, 2`,
     );
-    return new Map(rows.rows.map((r) => [r.id, { eabRequired: r.eabRequired, unusedEabKeys: Number(r.unused) }]));
+    return new Map(rows.map((r) => [r.id, { eabRequired: r.eabRequired, unusedEabKeys: Number(r.unused) }]));
   }
 
   /** Stores a new EAB key with its audit event. */
   async createEabKey(provisionerId: string, kid: string, hmacKey: Buffer, audit: AuditEntry): Promise<void> {
-    await this.prisma.$transaction(async (tx) => {
-      await tx.acmeEabKey.create({ data: { kid, provisionerId, hmacKey: new Uint8Array(hmacKey) } });
-      await new AuditStore(tx).record({ ...audit, target: `eab:${kid}` });
+    await inTransaction(this.pool, async (client) => {
+      await execute(client, `INSERT INTO acme_eab_keys (kid, provisioner_id, hmac_key) VALUES ($1, $2, $3)`, [kid, provisionerId, hmacKey]);
+      await new AuditStore(client).record({ ...audit, target: `eab:${kid}` });
     });
   }
 
   /** An EAB key not yet bound to an account. */
   async unboundEabKey(provisionerId: string, kid: string): Promise<Buffer | undefined> {
-    const rows = await this.pool.query<{ hmacKey: Buffer }>(`SELECT hmac_key AS "hmacKey" FROM acme_eab_keys WHERE kid = $1 AND provisioner_id = $2 AND account_id IS NULL`, [kid, provisionerId]);
-    return rows.rows[0]?.hmacKey;
+    const rows = await query<{ hmacKey: Buffer }>(this.pool, `SELECT hmac_key AS "hmacKey" FROM acme_eab_keys WHERE kid = $1 AND provisioner_id = $2 AND account_id IS NULL`, [kid, provisionerId]);
+    return rows[0]?.hmacKey;
   }
 
   // ── nonces ─────────────────────────────────────────────────────────────
@@ -259,36 +257,37 @@ export class AcmeStore {
   /** The key that authenticates nonces, shared by every replica: the first process to ask makes it. */
   async nonceKey(): Promise<Buffer> {
     // The CTE's insert is invisible to the same statement's SELECT: one of the two branches has the key.
-    const rows = await this.pool.query<{ key: Buffer }>(
+    const rows = await query<{ key: Buffer }>(
+      this.pool,
       `WITH made AS (INSERT INTO acme_nonce_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING key)
        SELECT key FROM made UNION ALL SELECT key FROM acme_nonce_keys WHERE id = 1`,
       [randomBytes(32)],
     );
-    return (rows.rows[0] as { key: Buffer }).key;
+    return (rows[0] as { key: Buffer }).key;
   }
 
   /** Records that a signed request used the nonce up; false when one already had (a replay). */
   async spendNonce(value: string, expiresAt: Date): Promise<boolean> {
-    const rows = await this.pool.query(`INSERT INTO acme_spent_nonces (value, expires_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING`, [value, expiresAt]);
-    return rows.rowCount === 1;
+    return (await execute(this.pool, `INSERT INTO acme_spent_nonces (value, expires_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING`, [value, expiresAt])) === 1;
   }
 
   /** spendNonce and the account a request names, in one round trip. */
   async spendNonceReadAccount(value: string, expiresAt: Date, accountId: string): Promise<{ fresh: boolean; account: AcmeAccountRecord | undefined }> {
-    const rows = await this.pool.query<AcmeAccountRecord & { fresh: boolean }>(
+    const rows = await query<AcmeAccountRecord & { fresh: boolean }>(
+      this.pool,
       `WITH spent AS (INSERT INTO acme_spent_nonces (value, expires_at) VALUES ($1, $2) ON CONFLICT (value) DO NOTHING RETURNING 1)
        SELECT EXISTS (SELECT 1 FROM spent) AS fresh, a.id, a.provisioner_id AS "provisionerId", a.key_thumbprint AS "keyThumbprint", a.jwk, a.status,
               COALESCE(a.contact, '{}') AS contact, a.created_at AS "createdAt"
        FROM (SELECT 1) AS one LEFT JOIN acme_accounts a ON a.id = $3`,
       [value, expiresAt, accountId],
     );
-    const { fresh, ...account } = rows.rows[0] as AcmeAccountRecord & { fresh: boolean };
+    const { fresh, ...account } = rows[0] as AcmeAccountRecord & { fresh: boolean };
     return { fresh, account: account.id === null ? undefined : account };
   }
 
   /** Forgets used nonces that have expired (an expired nonce is refused before it is looked up). */
   async sweepSpentNonces(now: Date): Promise<number> {
-    return (await this.pool.query(`DELETE FROM acme_spent_nonces WHERE expires_at <= $1`, [now])).rowCount ?? 0;
+    return execute(this.pool, `DELETE FROM acme_spent_nonces WHERE expires_at <= $1`, [now]);
   }
 
   // ── accounts ───────────────────────────────────────────────────────────
@@ -305,10 +304,9 @@ export class AcmeStore {
     audit: AuditEntry,
   ): Promise<AcmeAccountRecord> {
     const id = randomUUID();
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const inserted = await client.query<Partial<AcmeAccountRecord> & AccountCountRow>(
+    return inTransaction(this.pool, async (client) => {
+      const [inserted] = await query<Partial<AcmeAccountRecord> & AccountCountRow>(
+        client,
         `WITH counts AS (
            SELECT (SELECT count(*) FROM acme_accounts WHERE created_from = $6 AND created_at > $7) AS "sourceCount",
                   (SELECT min(created_at) FROM acme_accounts WHERE created_from = $6 AND created_at > $7) AS "sourceOldest",
@@ -321,63 +319,50 @@ export class AcmeStore {
          SELECT counts.*, created.* FROM counts LEFT JOIN created ON true`,
         [id, input.provisionerId, input.keyThumbprint, JSON.stringify(input.jwk), input.contact, input.createdFrom, limits.since, limits.perSource, limits.perProvisioner, input.now],
       );
-      const { sourceCount, sourceOldest, provisionerCount, provisionerOldest, ...account } = inserted.rows[0] as Partial<AcmeAccountRecord> & AccountCountRow;
+      const { sourceCount, sourceOldest, provisionerCount, provisionerOldest, ...account } = inserted!;
       if (!account.id) {
         const counts = { source: { count: Number(sourceCount), oldest: sourceOldest }, provisioner: { count: Number(provisionerCount), oldest: provisionerOldest } };
         if (counts.source.count >= limits.perSource || counts.provisioner.count >= limits.perProvisioner) throw new AcmeAccountLimitError(counts);
         throw new AcmeAccountKeyInUseError();
       }
       if (input.eabKid !== undefined) {
-        const bound = await client.query(`UPDATE acme_eab_keys SET account_id = $1, bound_at = $2 WHERE kid = $3 AND provisioner_id = $4 AND account_id IS NULL`, [
+        const bound = await execute(client, `UPDATE acme_eab_keys SET account_id = $1, bound_at = $2 WHERE kid = $3 AND provisioner_id = $4 AND account_id IS NULL`, [
           id,
           input.now,
           input.eabKid,
           input.provisionerId,
         ]);
-        if (bound.rowCount !== 1) throw new AcmeEabKeyUnusableError(`external account key '${input.eabKid}' is unknown or already bound to an account`);
+        if (bound !== 1) throw new AcmeEabKeyUnusableError(`external account key '${input.eabKid}' is unknown or already bound to an account`);
       }
-      await client.query(`INSERT INTO audit_events (actor, action, target, source_ip, outcome, details) VALUES ($1, $2, $3, $4, 'ok', $5)`, [
-        audit.actor,
-        audit.action,
-        `acme-account:${id}`,
-        audit.sourceIp ?? null,
-        JSON.stringify({ ...audit.details, eabKid: input.eabKid ?? null }),
-      ]);
-      await client.query("COMMIT");
+      await new AuditStore(client).record({ ...audit, target: `acme-account:${id}`, outcome: "ok", details: { ...audit.details, eabKid: input.eabKid ?? null } });
       return account as AcmeAccountRecord;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async accountByThumbprint(provisionerId: string, keyThumbprint: string): Promise<AcmeAccountRecord | undefined> {
-    const rows = await this.pool.query<AcmeAccountRecord>(`SELECT ${accountColumns} FROM acme_accounts WHERE provisioner_id = $1 AND key_thumbprint = $2`, [provisionerId, keyThumbprint]);
-    return rows.rows[0];
+    return queryOne<AcmeAccountRecord>(this.pool, `SELECT ${accountColumns} FROM acme_accounts WHERE provisioner_id = $1 AND key_thumbprint = $2`, [provisionerId, keyThumbprint]);
   }
 
   async account(id: string): Promise<AcmeAccountRecord | undefined> {
-    const rows = await this.pool.query<AcmeAccountRecord>(`SELECT ${accountColumns} FROM acme_accounts WHERE id = $1`, [id]);
-    return rows.rows[0];
+    return queryOne<AcmeAccountRecord>(this.pool, `SELECT ${accountColumns} FROM acme_accounts WHERE id = $1`, [id]);
   }
 
   async updateAccount(id: string, changes: { contact?: string[] | undefined; status?: AcmeAccountStatus | undefined }, audit: AuditEntry): Promise<AcmeAccountRecord | undefined> {
-    const rows = await this.pool.query<AcmeAccountRecord>(
+    const account = await queryOne<AcmeAccountRecord>(
+      this.pool,
       `UPDATE acme_accounts SET contact = COALESCE($2, contact), status = COALESCE($3, status) WHERE id = $1 AND status = 'valid' RETURNING ${accountColumns}`,
       [id, changes.contact ?? null, changes.status ?? null],
     );
-    if (rows.rows[0]) await new AuditStore(this.prisma).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, ...changes } });
-    return rows.rows[0];
+    if (account) await new AuditStore(this.pool).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, ...changes } });
+    return account;
   }
 
   /** Replaces the account key; false when another account of the provisioner holds the new key. */
   async changeAccountKey(id: string, jwk: Record<string, unknown>, keyThumbprint: string, audit: AuditEntry): Promise<boolean> {
     try {
-      const rows = await this.pool.query(`UPDATE acme_accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1 AND status = 'valid'`, [id, JSON.stringify(jwk), keyThumbprint]);
-      if (rows.rowCount === 1) await new AuditStore(this.prisma).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, keyThumbprint } });
-      return rows.rowCount === 1;
+      const changed = (await execute(this.pool, `UPDATE acme_accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1 AND status = 'valid'`, [id, JSON.stringify(jwk), keyThumbprint])) === 1;
+      if (changed) await new AuditStore(this.pool).record({ ...audit, target: `acme-account:${id}`, details: { ...audit.details, keyThumbprint } });
+      return changed;
     } catch (error) {
       if ((error as { code?: string }).code === "23505") return false;
       throw error;
@@ -412,7 +397,8 @@ export class AcmeStore {
         challenge.tokens.push(c.token);
       }
     }
-    const rows = await this.pool.query<AcmeOrderRecord & WindowCountRow>(
+    const rows = await query<AcmeOrderRecord & WindowCountRow>(
+      this.pool,
       `WITH counts AS (${windowCountQuery("acme_orders", "created_at", "$3", "$2", "$16")}),
        o AS (
          INSERT INTO acme_orders (id, account_id, provisioner_id, status, identifiers, profile, replaces_serial, expires_at)
@@ -449,14 +435,13 @@ export class AcmeStore {
         limits.perProvisioner,
       ],
     );
-    const { accountCount, accountOldest, provisionerCount, provisionerOldest, ...created } = rows.rows[0] as AcmeOrderRecord & WindowCountRow;
+    const { accountCount, accountOldest, provisionerCount, provisionerOldest, ...created } = rows[0] as AcmeOrderRecord & WindowCountRow;
     const counts = windowCounts({ accountCount, accountOldest, provisionerCount, provisionerOldest });
     return { order: created.id ? created : undefined, counts };
   }
 
   async order(id: string): Promise<AcmeOrderRecord | undefined> {
-    const rows = await this.pool.query<AcmeOrderRecord>(`SELECT ${orderWithAuthorizationsColumns} FROM acme_orders WHERE id = $1`, [id]);
-    return rows.rows[0];
+    return queryOne<AcmeOrderRecord>(this.pool, `SELECT ${orderWithAuthorizationsColumns} FROM acme_orders WHERE id = $1`, [id]);
   }
 
   /**
@@ -464,11 +449,11 @@ export class AcmeStore {
    * the stored certificate in one query (der and issuerId are null if the inventory has no row).
    */
   async orderCertificate(serial: string): Promise<{ accountId: string; der: Buffer | null; issuerId: string | null } | undefined> {
-    const rows = await this.pool.query<{ accountId: string; der: Buffer | null; issuerId: string | null }>(
+    return queryOne<{ accountId: string; der: Buffer | null; issuerId: string | null }>(
+      this.pool,
       `SELECT o.account_id AS "accountId", c.der, c.issuer_id AS "issuerId" FROM acme_orders o LEFT JOIN certificates c ON c.serial = o.certificate_serial WHERE o.certificate_serial = $1`,
       [serial],
     );
-    return rows.rows[0];
   }
 
   /**
@@ -476,73 +461,74 @@ export class AcmeStore {
    * when the account has no such order, or it is not ready, or it has expired.
    */
   async startFinalizing(id: string, accountId: string, now: Date): Promise<AcmeOrderRecord | undefined> {
-    const rows = await this.pool.query<AcmeOrderRecord>(
+    return queryOne<AcmeOrderRecord>(
+      this.pool,
       `UPDATE acme_orders SET status = 'processing' WHERE id = $1 AND account_id = $2 AND status = 'ready' AND expires_at > $3 RETURNING ${orderWithAuthorizationsColumns}`,
       [id, accountId, now],
     );
-    return rows.rows[0];
   }
 
   /** The account's order ids, newest first, one page at a time. */
   async orderIds(accountId: string, limit: number, before?: Date): Promise<Array<{ id: string; createdAt: Date }>> {
-    const rows = await this.pool.query<{ id: string; createdAt: Date }>(
+    return query<{ id: string; createdAt: Date }>(
+      this.pool,
       `SELECT id, created_at AS "createdAt" FROM acme_orders WHERE account_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at DESC, id DESC LIMIT $3`,
       [accountId, before ?? null, limit],
     );
-    return rows.rows;
   }
 
   /** Moves an order from one status to another; false when it was not in `from` any more. */
   async setOrderStatus(id: string, from: AcmeOrderStatus, to: AcmeOrderStatus, extra: { error?: AcmeProblemRecord; certificateSerial?: string } = {}): Promise<boolean> {
-    const rows = await this.pool.query(`UPDATE acme_orders SET status = $3, error = COALESCE($4, error), certificate_serial = COALESCE($5, certificate_serial) WHERE id = $1 AND status = $2`, [
+    const moved = await execute(this.pool, `UPDATE acme_orders SET status = $3, error = COALESCE($4, error), certificate_serial = COALESCE($5, certificate_serial) WHERE id = $1 AND status = $2`, [
       id,
       from,
       to,
       extra.error ? JSON.stringify(extra.error) : null,
       extra.certificateSerial ?? null,
     ]);
-    return rows.rowCount === 1;
+    return moved === 1;
   }
 
   /** A serial named by `replaces` in another live order of any account. */
   async replacementPending(serial: string): Promise<boolean> {
-    const rows = await this.pool.query(`SELECT 1 FROM acme_orders WHERE replaces_serial = $1 AND status <> 'invalid' LIMIT 1`, [serial]);
-    return (rows.rowCount ?? 0) > 0;
+    return (await queryOne(this.pool, `SELECT 1 FROM acme_orders WHERE replaces_serial = $1 AND status <> 'invalid' LIMIT 1`, [serial])) !== undefined;
   }
 
   // ── authorizations and challenges ───────────────────────────────────────
 
   async authorizationsOfOrder(orderId: string): Promise<AcmeAuthorizationRecord[]> {
-    const rows = await this.pool.query<AuthorizationChallengeRow>(
+    const rows = await query<AuthorizationChallengeRow>(
+      this.pool,
       `SELECT ${authorizationChallengeColumns} FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authorization_id = a.id
        WHERE a.order_id = $1 ORDER BY a.identifier_value, a.id, c.type`,
       [orderId],
     );
-    return authorizationsFromRows(rows.rows);
+    return authorizationsFromRows(rows);
   }
 
   /** The authorization with its challenges, in one query. */
   async authorization(id: string): Promise<AcmeAuthorizationRecord | undefined> {
-    const rows = await this.pool.query<AuthorizationChallengeRow>(
+    const rows = await query<AuthorizationChallengeRow>(
+      this.pool,
       `SELECT ${authorizationChallengeColumns} FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authorization_id = a.id WHERE a.id = $1 ORDER BY c.type`,
       [id],
     );
-    return authorizationsFromRows(rows.rows)[0];
+    return authorizationsFromRows(rows)[0];
   }
 
   /** The authorization a challenge belongs to, with all its challenges, in one query. */
   async authorizationOfChallenge(challengeId: string): Promise<AcmeAuthorizationRecord | undefined> {
-    const rows = await this.pool.query<AuthorizationChallengeRow>(
+    const rows = await query<AuthorizationChallengeRow>(
+      this.pool,
       `SELECT ${authorizationChallengeColumns} FROM acme_authorizations a LEFT JOIN acme_challenges c ON c.authorization_id = a.id
        WHERE a.id = (SELECT authorization_id FROM acme_challenges WHERE id = $1) ORDER BY c.type`,
       [challengeId],
     );
-    return authorizationsFromRows(rows.rows)[0];
+    return authorizationsFromRows(rows)[0];
   }
 
   async challenge(id: string): Promise<AcmeChallengeRecord | undefined> {
-    const rows = await this.pool.query<AcmeChallengeRecord>(`SELECT ${challengeColumns} FROM acme_challenges WHERE id = $1`, [id]);
-    return rows.rows[0];
+    return queryOne<AcmeChallengeRecord>(this.pool, `SELECT ${challengeColumns} FROM acme_challenges WHERE id = $1`, [id]);
   }
 
   /**
@@ -561,7 +547,8 @@ export class AcmeStore {
     scope: { accountId: string; provisionerId: string },
     limits: { since: Date; perAccount: number; perProvisioner: number; pendingPerAccount: number; pendingPerProvisioner: number },
   ): Promise<{ started: boolean; counts: AcmeWindowCounts & { accountFailed: number; accountPending: number; provisionerPending: number } }> {
-    const rows = await this.pool.query<WindowCountRow & { accountFailed: string; accountPending: string; provisionerPending: string; started: boolean }>(
+    const rows = await query<WindowCountRow & { accountFailed: bigint; accountPending: bigint; provisionerPending: bigint; started: boolean }>(
+      this.pool,
       `WITH counts AS (
          SELECT count(*) FILTER (WHERE account_id = $4) AS "accountCount", min(validated_at) FILTER (WHERE account_id = $4) AS "accountOldest",
                 count(*) FILTER (WHERE account_id = $4 AND status = 'invalid') AS "accountFailed",
@@ -579,7 +566,7 @@ export class AcmeStore {
        SELECT counts.*, EXISTS (SELECT 1 FROM started) AS started, (SELECT count(*) FROM woken) AS woken FROM counts`,
       [id, at, scope.provisionerId, scope.accountId, limits.since, limits.perAccount, limits.perProvisioner, limits.pendingPerAccount, limits.pendingPerProvisioner],
     );
-    const row = rows.rows[0] as WindowCountRow & { accountFailed: string; accountPending: string; provisionerPending: string; started: boolean };
+    const row = rows[0] as WindowCountRow & { accountFailed: bigint; accountPending: bigint; provisionerPending: bigint; started: boolean };
     return {
       started: row.started,
       counts: { ...windowCounts(row), accountFailed: Number(row.accountFailed), accountPending: Number(row.accountPending), provisionerPending: Number(row.provisionerPending) },
@@ -593,7 +580,8 @@ export class AcmeStore {
    * processes skip the rows one is claiming.
    */
   async claimValidations(now: Date, claimUntil: Date, startedAfter: Date, limit: number): Promise<AcmeValidationClaim[]> {
-    const rows = await this.pool.query<AcmeValidationClaim & { identifierType: "dns" | "ip"; identifierValue: string }>(
+    const rows = await query<AcmeValidationClaim & { identifierType: "dns" | "ip"; identifierValue: string }>(
+      this.pool,
       `WITH picked AS (
          SELECT id FROM acme_challenges
          WHERE status = 'processing' AND (claimed_until IS NULL OR claimed_until < $1) AND validated_at > $3
@@ -605,12 +593,12 @@ export class AcmeStore {
          JOIN provisioners p ON p.id = claimed.provisioner_id`,
       [now, claimUntil, startedAfter, limit],
     );
-    return rows.rows.map(({ identifierType, identifierValue, ...claim }) => ({ ...claim, identifier: { type: identifierType, value: identifierValue } }));
+    return rows.map(({ identifierType, identifierValue, ...claim }) => ({ ...claim, identifier: { type: identifierType, value: identifierValue } }));
   }
 
   /** Gives a claimed challenge back for another validator (or a later round) to take. */
   async releaseValidation(id: string): Promise<void> {
-    await this.pool.query(`UPDATE acme_challenges SET claimed_until = NULL WHERE id = $1 AND status = 'processing'`, [id]);
+    await execute(this.pool, `UPDATE acme_challenges SET claimed_until = NULL WHERE id = $1 AND status = 'processing'`, [id]);
   }
 
   /**
@@ -622,7 +610,8 @@ export class AcmeStore {
     // One statement (one round trip, one implicit transaction): its parts all see the rows as
     // they were before it, so the order becomes ready when every OTHER authorization of it is
     // already valid.
-    await this.pool.query(
+    await execute(
+      this.pool,
       `WITH ch AS (
          UPDATE acme_challenges SET status = $2, error = $3::jsonb, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id),
        az AS (
@@ -636,19 +625,23 @@ export class AcmeStore {
 
   /** Deactivates a pending or valid authorization; its order can no longer become ready. */
   async deactivateAuthorization(id: string): Promise<boolean> {
-    const rows = await this.pool.query(`UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1 AND status IN ('pending', 'valid') RETURNING order_id`, [id]);
-    if (rows.rowCount !== 1) return false;
-    await this.pool.query(`UPDATE acme_orders SET status = 'invalid' WHERE id = $1 AND status IN ('pending', 'ready')`, [rows.rows[0].order_id]);
+    const deactivated = await queryOne<{ orderId: string }>(
+      this.pool,
+      `UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1 AND status IN ('pending', 'valid') RETURNING order_id AS "orderId"`,
+      [id],
+    );
+    if (!deactivated) return false;
+    await execute(this.pool, `UPDATE acme_orders SET status = 'invalid' WHERE id = $1 AND status IN ('pending', 'ready')`, [deactivated.orderId]);
     return true;
   }
 
   /** The ACME account and order an inventory certificate came from, if any. */
   async certificateOrigin(serial: string): Promise<{ accountId: string; orderId: string; provisionerId: string } | undefined> {
-    const rows = await this.pool.query<{ accountId: string; orderId: string; provisionerId: string }>(
+    return queryOne<{ accountId: string; orderId: string; provisionerId: string }>(
+      this.pool,
       `SELECT account_id AS "accountId", id AS "orderId", provisioner_id AS "provisionerId" FROM acme_orders WHERE certificate_serial = $1`,
       [serial],
     );
-    return rows.rows[0];
   }
 }
 
@@ -663,9 +656,9 @@ function windowCountQuery(table: string, timeColumn: string, provisioner: string
 }
 
 interface WindowCountRow {
-  accountCount: string;
+  accountCount: bigint;
   accountOldest: Date | null;
-  provisionerCount: string;
+  provisionerCount: bigint;
   provisionerOldest: Date | null;
 }
 

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type pg from "pg";
-import type { PrismaClient } from "../generated/prisma/client.ts";
+import { execute, query, queryOne } from "../sql.ts";
+import { inTransaction } from "../transaction.ts";
 import { AuditStore } from "./audit.ts";
 
 export interface AdminRecord {
@@ -20,18 +21,16 @@ export const hashToken = (token: string): string => createHash("sha256").update(
 
 /** Admin bearer tokens, kept as SHA-256 hashes: a database dump reveals no credential. */
 export class AdminTokenStore {
-  constructor(
-    private readonly prisma: PrismaClient,
-    private readonly pool: pg.Pool,
-  ) {}
+  constructor(private readonly pool: pg.Pool) {}
 
   async count(): Promise<number> {
-    return this.prisma.adminToken.count({ where: { revokedAt: null } });
+    const row = await queryOne<{ n: bigint }>(this.pool, `SELECT count(*) AS n FROM admin_tokens WHERE revoked_at IS NULL`);
+    return Number(row!.n);
   }
 
   async add(name: string, token: string): Promise<string> {
     const id = randomUUID();
-    await this.prisma.adminToken.create({ data: { id, name, tokenHash: hashToken(token) } });
+    await execute(this.pool, `INSERT INTO admin_tokens (id, name, token_hash) VALUES ($1, $2, $3)`, [id, name, hashToken(token)]);
     return id;
   }
 
@@ -41,10 +40,10 @@ export class AdminTokenStore {
    */
   async addOperator(name: string, token: string, audit: { actor: string }): Promise<string> {
     const id = randomUUID();
-    await this.prisma.$transaction(async (tx) => {
-      if (await tx.adminToken.findFirst({ where: { name, revokedAt: null } })) throw new AdminNameTakenError(name);
-      await tx.adminToken.create({ data: { id, name, tokenHash: hashToken(token) } });
-      await new AuditStore(tx).record({ actor: audit.actor, action: "admin.create", target: name });
+    await inTransaction(this.pool, async (client) => {
+      if (await queryOne(client, `SELECT 1 FROM admin_tokens WHERE name = $1 AND revoked_at IS NULL LIMIT 1`, [name])) throw new AdminNameTakenError(name);
+      await execute(client, `INSERT INTO admin_tokens (id, name, token_hash) VALUES ($1, $2, $3)`, [id, name, hashToken(token)]);
+      await new AuditStore(client).record({ actor: audit.actor, action: "admin.create", target: name });
     });
     return id;
   }
@@ -58,22 +57,22 @@ export class AdminTokenStore {
    */
   async replace(name: string, token: string, at: Date, audit: { actor: string; reason: string }): Promise<"unchanged" | "replaced" | "absent" | "taken"> {
     const tokenHash = hashToken(token);
-    return this.prisma.$transaction(async (tx) => {
-      const live = await tx.adminToken.findMany({ where: { name, revokedAt: null }, select: { tokenHash: true } });
+    return inTransaction(this.pool, async (client) => {
+      const live = await query<{ tokenHash: string }>(client, `SELECT token_hash AS "tokenHash" FROM admin_tokens WHERE name = $1 AND revoked_at IS NULL`, [name]);
       if (live.length === 0) return "absent";
-      const existing = await tx.adminToken.findUnique({ where: { tokenHash }, select: { name: true, revokedAt: true } });
+      const existing = await queryOne<{ name: string; revokedAt: Date | null }>(client, `SELECT name, revoked_at AS "revokedAt" FROM admin_tokens WHERE token_hash = $1`, [tokenHash]);
       if (existing) return existing.name === name && !existing.revokedAt && live.length === 1 ? "unchanged" : "taken";
-      await tx.adminToken.updateMany({ where: { name, revokedAt: null }, data: { revokedAt: at } });
-      await tx.adminToken.create({ data: { id: randomUUID(), name, tokenHash } });
-      const ended = await tx.consoleSession.deleteMany({ where: { operator: name } });
-      await new AuditStore(tx).record({ actor: audit.actor, action: "admin.rotate", target: name, details: { reason: audit.reason, sessionsEnded: ended.count } });
+      await execute(client, `UPDATE admin_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL`, [name, at]);
+      await execute(client, `INSERT INTO admin_tokens (id, name, token_hash) VALUES ($1, $2, $3)`, [randomUUID(), name, tokenHash]);
+      const sessionsEnded = await execute(client, `DELETE FROM console_sessions WHERE operator = $1`, [name]);
+      await new AuditStore(client).record({ actor: audit.actor, action: "admin.rotate", target: name, details: { reason: audit.reason, sessionsEnded } });
       return "replaced";
     });
   }
 
   /** Every admin token ever made, oldest first (never the tokens themselves). */
   async list(): Promise<AdminRecord[]> {
-    return this.prisma.adminToken.findMany({ select: { name: true, createdAt: true, revokedAt: true }, orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
+    return query<AdminRecord>(this.pool, `SELECT name, created_at AS "createdAt", revoked_at AS "revokedAt" FROM admin_tokens ORDER BY created_at, id`);
   }
 
   /**
@@ -82,21 +81,21 @@ export class AdminTokenStore {
    * live token by that name.
    */
   async remove(name: string, at: Date, audit: { actor: string }): Promise<{ sessionsEnded: number } | undefined> {
-    return this.prisma.$transaction(async (tx) => {
-      const revoked = await tx.adminToken.updateMany({ where: { name, revokedAt: null }, data: { revokedAt: at } });
-      if (revoked.count === 0) return undefined;
-      const ended = await tx.consoleSession.deleteMany({ where: { operator: name } });
-      await new AuditStore(tx).record({ actor: audit.actor, action: "admin.remove", target: name, details: { sessionsEnded: ended.count } });
-      return { sessionsEnded: ended.count };
+    return inTransaction(this.pool, async (client) => {
+      const revoked = await execute(client, `UPDATE admin_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL`, [name, at]);
+      if (revoked === 0) return undefined;
+      const sessionsEnded = await execute(client, `DELETE FROM console_sessions WHERE operator = $1`, [name]);
+      await new AuditStore(client).record({ actor: audit.actor, action: "admin.remove", target: name, details: { sessionsEnded } });
+      return { sessionsEnded };
     });
   }
 
   /**
    * The admin's name when the token is a live admin token. Lookup is by hash, so timing
-   * reveals nothing about the token. Plain SQL: it runs on every authenticated request.
+   * reveals nothing about the token. It runs on every authenticated request.
    */
   async verify(token: string): Promise<string | undefined> {
-    const rows = await this.pool.query<{ name: string }>(`SELECT name FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL`, [hashToken(token)]);
-    return rows.rows[0]?.name;
+    const row = await queryOne<{ name: string }>(this.pool, `SELECT name FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL`, [hashToken(token)]);
+    return row?.name;
   }
 }

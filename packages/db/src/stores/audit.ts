@@ -1,6 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { PrismaClient } from "../generated/prisma/client.ts";
-import type { Prisma } from "../generated/prisma/client.ts";
+import { execute, query, type Queryable } from "../sql.ts";
 
 export interface AuditEntry {
   /** who: "admin", "provisioner:<name>", "mtls:<serial>", "cli:<user>" */
@@ -109,36 +108,37 @@ export interface AuditQuery {
   cursor?: string;
 }
 
-/**
- * Prisma's startsWith becomes LIKE 'text%' without escaping the text's own wildcards:
- * escape them (PostgreSQL's LIKE escape character is the backslash) so a prefix is plain text.
- */
-const literalPrefix = (text: string) => text.replace(/[\\%_]/g, "\\$&");
+/** LIKE 'text%' with the text's own wildcards escaped (PostgreSQL's LIKE escape character is the backslash): a prefix is plain text. */
+const literalPrefix = (text: string) => `${text.replace(/[\\%_]/g, "\\$&")}%`;
 
 function decodeAuditCursor(cursor: string): bigint {
   if (!/^[1-9][0-9]{0,18}$/.test(cursor)) throw new RangeError("is not one this API returned (pass nextCursor from the previous page as it is)");
   return BigInt(cursor);
 }
 
-export class AuditStore {
-  constructor(private readonly prisma: Pick<PrismaClient, "auditEvent">) {}
+/**
+ * The start of the one statement that writes audit rows. A write that is a single
+ * statement appends its audit rows in the same statement (a CTE) with this and a SELECT of
+ * auditValues' six values; everything else calls AuditStore.record on its transaction.
+ */
+export const INSERT_AUDIT_EVENTS = "INSERT INTO audit_events (actor, action, target, source_ip, outcome, details)";
 
-  /**
-   * Appends one event. createMany, not create: create reads the row back (RETURNING), which
-   * would need SELECT on the audit trail from roles that may only append to it.
-   */
-  async record(unbounded: AuditEntry): Promise<void> {
-    const entry = boundAuditEntry(unbounded);
-    await this.prisma.auditEvent.createMany({
-      data: {
-        actor: entry.actor,
-        action: entry.action,
-        target: entry.target ?? null,
-        sourceIp: entry.sourceIp ?? null,
-        outcome: entry.outcome ?? "ok",
-        ...(entry.details ? { details: entry.details as Prisma.InputJsonValue } : {}),
-      },
-    });
+/** The bounded entry as INSERT_AUDIT_EVENTS' six values (details as JSON text). */
+export function auditValues(unbounded: AuditEntry): [string, string, string | null, string | null, string, string | null] {
+  const entry = boundAuditEntry(unbounded);
+  return [entry.actor, entry.action, entry.target ?? null, entry.sourceIp ?? null, entry.outcome ?? "ok", entry.details ? JSON.stringify(entry.details) : null];
+}
+
+const RECORD_COLUMNS = `id, at, actor, action, target, source_ip AS "sourceIp", outcome, details`;
+
+/** The audit trail: appended to by every write (on the write's own transaction), read by operators. */
+export class AuditStore {
+  /** `db`: the pool, or the client of the transaction whose change the event records. */
+  constructor(private readonly db: Queryable) {}
+
+  /** Appends one event. No RETURNING: roles that may only append to the trail cannot read it. */
+  async record(entry: AuditEntry): Promise<void> {
+    await execute(this.db, `${INSERT_AUDIT_EVENTS} VALUES ($1, $2, $3, $4, $5, $6)`, auditValues(entry));
   }
 
   /**
@@ -147,21 +147,28 @@ export class AuditStore {
    */
   async query(q: AuditQuery): Promise<{ items: AuditRecord[]; nextCursor: string | null }> {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 500);
-    const where: Prisma.AuditEventWhereInput[] = [];
-    if (q.actor) where.push({ actor: { startsWith: literalPrefix(q.actor) } });
-    if (q.action) where.push({ action: { startsWith: literalPrefix(q.action) } });
-    if (q.target) where.push({ target: q.target });
-    if (q.outcome) where.push({ outcome: q.outcome });
-    if (q.since) where.push({ at: { gte: q.since } });
-    if (q.until) where.push({ at: { lt: q.until } });
-    if (q.cursor) where.push({ id: { lt: decodeAuditCursor(q.cursor) } });
-    const rows = await this.prisma.auditEvent.findMany({ where: { AND: where }, orderBy: { id: "desc" }, take: limit + 1 });
-    const items = rows.slice(0, limit).map((r) => ({ ...r, outcome: r.outcome as AuditRecord["outcome"] }));
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    if (q.actor) where.push(`actor LIKE ${param(literalPrefix(q.actor))}`);
+    if (q.action) where.push(`action LIKE ${param(literalPrefix(q.action))}`);
+    if (q.target) where.push(`target = ${param(q.target)}`);
+    if (q.outcome) where.push(`outcome = ${param(q.outcome)}`);
+    if (q.since) where.push(`at >= ${param(q.since)}`);
+    if (q.until) where.push(`at < ${param(q.until)}`);
+    if (q.cursor) where.push(`id < ${param(decodeAuditCursor(q.cursor).toString())}`);
+    const rows = await query<AuditRecord>(
+      this.db,
+      `SELECT ${RECORD_COLUMNS} FROM audit_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ${param(limit + 1)}`,
+      params,
+    );
+    const items = rows.slice(0, limit);
     return { items, nextCursor: rows.length > limit ? String(items[items.length - 1]!.id) : null };
   }
 
   async recent(limit = 50, target?: string): Promise<AuditRecord[]> {
-    const rows = await this.prisma.auditEvent.findMany({ where: target ? { target } : {}, orderBy: { id: "desc" }, take: limit });
-    return rows.map((r) => ({ ...r, outcome: r.outcome as AuditRecord["outcome"] }));
+    return !target
+      ? query<AuditRecord>(this.db, `SELECT ${RECORD_COLUMNS} FROM audit_events ORDER BY id DESC LIMIT $1`, [limit])
+      : query<AuditRecord>(this.db, `SELECT ${RECORD_COLUMNS} FROM audit_events WHERE target = $1 ORDER BY id DESC LIMIT $2`, [target, limit]);
   }
 }

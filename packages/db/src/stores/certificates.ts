@@ -1,7 +1,9 @@
-import type { Certificate, PrismaClient } from "../generated/prisma/client.ts";
-import { AuditStore, boundAuditEntry, type AuditEntry } from "./audit.ts";
+import type pg from "pg";
+import type { Certificate } from "../generated/prisma/client.ts";
+import { AuditStore, INSERT_AUDIT_EVENTS, auditValues, boundAuditEntry, type AuditEntry } from "./audit.ts";
 import { Batcher } from "../batcher.ts";
-import type { SqlRunner } from "../connection.ts";
+import { execute, query, queryOne, type Queryable } from "../sql.ts";
+import { inTransaction } from "../transaction.ts";
 
 export type CertificateRecord = Omit<Certificate, "publicKeySpki" | "tbsDer" | "der"> & { publicKeySpki: Buffer; tbsDer: Buffer; der: Buffer | null };
 
@@ -107,13 +109,6 @@ export interface RevokedChain {
   successors: CertificateRecord[];
 }
 
-const toRecord = (row: Certificate): CertificateRecord => ({
-  ...row,
-  publicKeySpki: Buffer.from(row.publicKeySpki),
-  tbsDer: Buffer.from(row.tbsDer),
-  der: row.der ? Buffer.from(row.der) : null,
-});
-
 function encodeCursor(row: { notAfter: Date; serial: string }): string {
   return Buffer.from(`${row.notAfter.getTime()}:${row.serial}`).toString("base64url");
 }
@@ -138,12 +133,9 @@ export class CertificateStore {
   // The two writes of every issuance go through raw SQL with group commit: with Prisma
   // (one create, then an interactive transaction of four statements) the database work
   // was the largest cost of an issuance. Each batch is one statement, so it is atomic.
-  constructor(
-    private readonly prisma: PrismaClient,
-    private readonly sql: SqlRunner,
-  ) {
-    this.intents = new Batcher((items) => insertIntents(sql, items));
-    this.issued = new Batcher((items) => storeIssued(sql, items));
+  constructor(private readonly pool: pg.Pool) {
+    this.intents = new Batcher((items) => insertIntents(pool, items));
+    this.issued = new Batcher((items) => storeIssued(pool, items));
   }
 
   /** Stores the planned certificate as `pending`. The primary key makes serials unique. */
@@ -164,7 +156,7 @@ export class CertificateStore {
 
   /** The pending or valid certificate that names `serial` as its predecessor, if any. */
   async liveSuccessorOf(serial: string): Promise<string | undefined> {
-    const [row] = await this.sql.query<{ serial: string }>(`SELECT serial FROM certificates WHERE predecessor_serial = $1 AND status IN ('pending', 'valid') LIMIT 1`, [serial]);
+    const [row] = await query<{ serial: string }>(this.pool, `SELECT serial FROM certificates WHERE predecessor_serial = $1 AND status IN ('pending', 'valid') LIMIT 1`, [serial]);
     return row?.serial;
   }
 
@@ -179,9 +171,9 @@ export class CertificateStore {
 
   /** The token refused or failed: the intent stays, marked failed, for the record. */
   async markFailed(serial: string, audit: AuditEntry): Promise<void> {
-    await this.prisma.$transaction(async (tx) => {
-      const { count } = await tx.certificate.updateMany({ where: { serial, status: "pending" }, data: { status: "failed" } });
-      if (count) await new AuditStore(tx).record({ ...audit, outcome: "error" });
+    await inTransaction(this.pool, async (client) => {
+      const failed = await execute(client, `UPDATE certificates SET status = 'failed' WHERE serial = $1 AND status = 'pending'`, [serial]);
+      if (failed) await new AuditStore(client).record({ ...audit, outcome: "error" });
     });
   }
 
@@ -190,20 +182,19 @@ export class CertificateStore {
    * afterwards, or the reason nothing changed.
    */
   async revoke(serial: string, reason: number, at: Date, audit: AuditEntry): Promise<{ revoked: CertificateRecord } | { refused: "not_found" | "already_revoked" | "not_issued" }> {
-    audit = boundAuditEntry(audit);
     // One statement, so it is atomic without an interactive transaction (whose 5 s
     // timeout failed revocations under heavy load in the soak test).
-    const [result] = await this.sql.query<{ before: string | null; revoked: boolean }>(
+    const [result] = await query<{ before: string | null; revoked: boolean }>(
+      this.pool,
       `WITH target AS (SELECT status FROM certificates WHERE serial = $1),
        done AS (
          UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3
          WHERE serial = $1 AND status = 'valid' RETURNING serial
        ), audited AS (
-         INSERT INTO audit_events (actor, action, target, source_ip, outcome, details)
-         SELECT $4, $5, $6, $7, 'ok', $8::jsonb FROM done
+         ${INSERT_AUDIT_EVENTS} SELECT $4, $5, $6, $7, $8, $9::jsonb FROM done
        )
        SELECT (SELECT status::text FROM target) AS before, EXISTS (SELECT 1 FROM done) AS revoked`,
-      [serial, at, reason, audit.actor, audit.action, audit.target ?? null, audit.sourceIp ?? null, audit.details ? JSON.stringify(audit.details) : null],
+      [serial, at, reason, ...auditValues({ ...audit, outcome: "ok" })],
     );
     if (!result?.revoked) {
       if (!result?.before) return { refused: "not_found" };
@@ -220,9 +211,8 @@ export class CertificateStore {
    * in flight is never released.
    */
   async revokeWithSuccessors(serial: string, reason: number, at: Date, audit: AuditEntry): Promise<RevokedChain | { refused: "not_found" | "already_revoked" | "not_issued" }> {
-    return this.prisma.$transaction(async (tx) => {
-      const query = <T>(sql: string, ...params: unknown[]) => tx.$queryRawUnsafe<T[]>(sql, ...params);
-      const [target] = await query<{ status: string }>(`SELECT status::text AS status FROM certificates WHERE serial = $1 FOR UPDATE`, serial);
+    return inTransaction(this.pool, async (client) => {
+      const target = await queryOne<{ status: string }>(client, `SELECT status::text AS status FROM certificates WHERE serial = $1 FOR UPDATE`, [serial]);
       if (!target) return { refused: "not_found" as const };
       if (target.status !== "valid") return { refused: target.status === "revoked" ? ("already_revoked" as const) : ("not_issued" as const) };
       // Lock the family until no new member appears: a renewal stores its successor only
@@ -232,20 +222,21 @@ export class CertificateStore {
       for (let known = -1; family.length > known; ) {
         known = family.length;
         family = await query<{ serial: string; status: string }>(
+          client,
           `WITH RECURSIVE family AS (
              SELECT serial FROM certificates WHERE predecessor_serial = $1
              UNION SELECT c.serial FROM certificates c JOIN family f ON c.predecessor_serial = f.serial
            )
            SELECT c.serial, c.status::text AS status FROM certificates c JOIN family f USING (serial) ORDER BY c.created_at, c.serial FOR UPDATE OF c`,
-          serial,
+          [serial],
         );
       }
       // Every member is locked, so the statuses read above are still current.
       const live = family.filter((m) => m.status === "valid").map((m) => m.serial);
       const pending = family.filter((m) => m.status === "pending").map((m) => m.serial);
-      await query(`UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE serial = ANY($1::text[])`, [serial, ...live], at, reason);
-      if (pending.length) await query(`UPDATE certificates SET status = 'failed' WHERE serial = ANY($1::text[])`, pending);
-      const auditStore = new AuditStore(tx);
+      await execute(client, `UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 WHERE serial = ANY($1::text[])`, [[serial, ...live], at, reason]);
+      if (pending.length) await execute(client, `UPDATE certificates SET status = 'failed' WHERE serial = ANY($1::text[])`, [pending]);
+      const auditStore = new AuditStore(client);
       await auditStore.record({ ...audit, target: serial, outcome: "ok" });
       for (const successor of live) await auditStore.record({ ...audit, target: successor, outcome: "ok", details: { ...audit.details, successorOf: serial } });
       for (const successor of pending)
@@ -256,22 +247,24 @@ export class CertificateStore {
           outcome: "error",
           details: { reason: `predecessor ${serial} was revoked (keyCompromise) before this renewal was stored`, successorOf: serial },
         });
-      const records = (await tx.certificate.findMany({ where: { serial: { in: [serial, ...live] } } })).map(toRecord);
+      const records = await query<CertificateRecord>(client, `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE serial = ANY($1::text[])`, [[serial, ...live]]);
       const bySerial = new Map(records.map((r) => [r.serial, r]));
       return { revoked: bySerial.get(serial)!, successors: live.map((s) => bySerial.get(s)!) };
     });
   }
 
   async get(serial: string): Promise<CertificateRecord | undefined> {
-    const row = await this.prisma.certificate.findUnique({ where: { serial } });
-    return row ? toRecord(row) : undefined;
+    return queryOne<CertificateRecord>(this.pool, `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE serial = $1`, [serial]);
   }
 
   /** Certificate counts by the state users see (expired = valid past notAfter). */
   async countsByState(now: Date): Promise<Record<CertificateState, number>> {
-    const rows = await this.prisma.$queryRaw<Array<{ state: CertificateState; n: bigint }>>`
-      SELECT CASE WHEN status = 'valid' AND not_after < ${now} THEN 'expired' ELSE status::text END AS state, count(*) AS n
-      FROM certificates GROUP BY 1`;
+    const rows = await query<{ state: CertificateState; n: bigint }>(
+      this.pool,
+      `SELECT CASE WHEN status = 'valid' AND not_after < $1 THEN 'expired' ELSE status::text END AS state, count(*) AS n
+       FROM certificates GROUP BY 1`,
+      [now],
+    );
     const counts: Record<CertificateState, number> = { pending: 0, valid: 0, revoked: 0, failed: 0, expired: 0 };
     for (const row of rows) counts[row.state] = Number(row.n);
     return counts;
@@ -281,7 +274,8 @@ export class CertificateStore {
   async overview(now: Date, marks: InternalMarks): Promise<InventoryOverview> {
     const internal = `(profile = ANY($2::text[]) OR requester = ANY($3::text[]))`;
     const params = [now, marks.profiles, marks.requesters];
-    const byState = await this.sql.query<{ state: CertificateState; internal: boolean; n: string }>(
+    const byState = await query<{ state: CertificateState; internal: boolean; n: bigint }>(
+      this.pool,
       `SELECT CASE WHEN status = 'valid' AND not_after < $1::timestamptz THEN 'expired' ELSE status::text END AS state, ${internal} AS internal, count(*) AS n
        FROM certificates GROUP BY 1, 2`,
       params,
@@ -290,7 +284,8 @@ export class CertificateStore {
     const services = zero();
     const own = zero();
     for (const row of byState) (row.internal ? own : services)[row.state] += Number(row.n);
-    const [soon] = await this.sql.query<{ h24: string; d7: string; d30: string; auto: string }>(
+    const [soon] = await query<{ h24: bigint; d7: bigint; d30: bigint; auto: bigint }>(
+      this.pool,
       `SELECT count(*) FILTER (WHERE not_after < $1::timestamptz + interval '1 day') AS h24,
               count(*) FILTER (WHERE not_after < $1::timestamptz + interval '7 days') AS d7,
               count(*) FILTER (WHERE not_after < $1::timestamptz + interval '30 days') AS d30,
@@ -298,7 +293,8 @@ export class CertificateStore {
        FROM certificates WHERE status = 'valid' AND not_after >= $1::timestamptz AND NOT ${internal}`,
       params,
     );
-    const days = await this.sql.query<{ day: string; n: string }>(
+    const days = await query<{ day: string; n: bigint }>(
+      this.pool,
       `SELECT to_char(date_trunc('day', not_after AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, count(*) AS n
        FROM certificates WHERE status = 'valid' AND not_after >= $1::timestamptz AND not_after < $1::timestamptz + interval '30 days' AND NOT ${internal}
        GROUP BY 1 ORDER BY 1`,
@@ -315,7 +311,8 @@ export class CertificateStore {
 
   /** Services' valid, unexpired certificates each issuer signed (what revoking it would affect). */
   async liveByIssuer(now: Date, marks: InternalMarks): Promise<Map<string, number>> {
-    const rows = await this.sql.query<{ issuerId: string; n: string }>(
+    const rows = await query<{ issuerId: string; n: bigint }>(
+      this.pool,
       `SELECT issuer_id AS "issuerId", count(*) AS n FROM certificates
        WHERE status = 'valid' AND not_after > $1 AND NOT (profile = ANY($2::text[]) OR requester = ANY($3::text[]))
        GROUP BY 1`,
@@ -327,17 +324,19 @@ export class CertificateStore {
   /** Valid certificates expiring on each UTC day from `now` for `days` days (index-backed range scan). */
   async expiryByDay(now: Date, days: number): Promise<Array<{ day: string; count: number }>> {
     const until = new Date(now.getTime() + days * 86_400_000);
-    const rows = await this.prisma.$queryRaw<Array<{ day: string; n: bigint }>>`
-      SELECT to_char(date_trunc('day', not_after AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, count(*) AS n
-      FROM certificates WHERE status = 'valid' AND not_after >= ${now} AND not_after < ${until}
-      GROUP BY 1 ORDER BY 1`;
+    const rows = await query<{ day: string; n: bigint }>(
+      this.pool,
+      `SELECT to_char(date_trunc('day', not_after AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, count(*) AS n
+       FROM certificates WHERE status = 'valid' AND not_after >= $1 AND not_after < $2
+       GROUP BY 1 ORDER BY 1`,
+      [now, until],
+    );
     return rows.map((r) => ({ day: r.day, count: Number(r.n) }));
   }
 
   /** Pending intents older than `before`: what a crash between record and store left behind. */
   async pendingBefore(before: Date): Promise<CertificateRecord[]> {
-    const rows = await this.prisma.certificate.findMany({ where: { status: "pending", createdAt: { lt: before } }, take: 1000 });
-    return rows.map(toRecord);
+    return query<CertificateRecord>(this.pool, `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE status = 'pending' AND created_at < $1 LIMIT 1000`, [before]);
   }
 
   /**
@@ -355,7 +354,7 @@ export class CertificateStore {
     const rows = plan?.walk
       ? await this.walkThenIndex(filters, pattern!, plan.walk, plan.indexPattern, limit + 1)
       : await this.select(filters, pattern, plan?.indexPattern, limit + 1, query.order === "desc" ? "DESC" : "ASC");
-    const items = rows.slice(0, limit).map(toRecord);
+    const items = rows.slice(0, limit);
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
   }
@@ -367,27 +366,29 @@ export class CertificateStore {
    * rows it finds: GIN reads the posting list of every trigram it is given, and the
    * trigrams every row has (".example.com", "cluster.local") cost tens of milliseconds.
    */
-  private select(filters: SqlFilters, pattern: string | undefined, indexPattern: string | undefined, n: number, direction: "ASC" | "DESC" = "ASC"): Promise<Certificate[]> {
+  private select(filters: SqlFilters, pattern: string | undefined, indexPattern: string | undefined, n: number, direction: "ASC" | "DESC" = "ASC"): Promise<CertificateRecord[]> {
     const { where, params, param } = filters.copy();
     if (pattern && indexPattern && indexPattern !== pattern) where.push(`search_text LIKE ${param(indexPattern)}`, `textlike(search_text, ${param(pattern)})`);
     else if (pattern) where.push(`search_text LIKE ${param(pattern)}`);
-    return this.sql.query<Certificate>(`SELECT ${RECORD_COLUMNS} FROM certificates ${whereSql(where)} ORDER BY not_after ${direction}, serial ${direction} LIMIT ${param(n)}`, params);
+    return query<CertificateRecord>(this.pool, `SELECT ${CERTIFICATE_COLUMNS} FROM certificates ${whereSql(where)} ORDER BY not_after ${direction}, serial ${direction} LIMIT ${param(n)}`, params);
   }
 
   /**
    * A term most rows match: walk the list order and test each row, at most `window` rows;
    * if those held fewer than `n` matches, the trigram index finds the rest after them.
    */
-  private async walkThenIndex(filters: SqlFilters, pattern: string, window: number, indexPattern: string | undefined, n: number): Promise<Certificate[]> {
+  private async walkThenIndex(filters: SqlFilters, pattern: string, window: number, indexPattern: string | undefined, n: number): Promise<CertificateRecord[]> {
     const { where, params, param } = filters.copy();
-    const rows = await this.sql.query<Certificate>(
-      `SELECT * FROM (SELECT ${RECORD_COLUMNS} FROM certificates ${whereSql(where)} ORDER BY not_after, serial LIMIT ${param(window)}) w
+    const rows = await query<CertificateRecord>(
+      this.pool,
+      `SELECT * FROM (SELECT ${CERTIFICATE_COLUMNS} FROM certificates ${whereSql(where)} ORDER BY not_after, serial LIMIT ${param(window)}) w
        WHERE textlike("searchText", ${param(pattern)}) ORDER BY "notAfter", serial LIMIT ${param(n)}`,
       params,
     );
     if (rows.length >= n) return rows;
     const edge = filters.copy();
-    const [last] = await this.sql.query<{ notAfter: Date; serial: string }>(
+    const [last] = await query<{ notAfter: Date; serial: string }>(
+      this.pool,
       `SELECT not_after AS "notAfter", serial FROM certificates ${whereSql(edge.where)} ORDER BY not_after, serial OFFSET ${edge.param(window - 1)} LIMIT 1`,
       edge.params,
     );
@@ -400,7 +401,7 @@ export class CertificateStore {
   /** Trigram statistics of a sample of rows, taken again every few minutes (every minute while the table is small). */
   private searchSample(): Promise<SearchTextSample | undefined> {
     if (!this.sample || Date.now() > this.sample.until) {
-      const entry = { until: Date.now() + SAMPLE_TTL_MS, value: takeSample(this.sql).catch(() => undefined) };
+      const entry = { until: Date.now() + SAMPLE_TTL_MS, value: takeSample(this.pool).catch(() => undefined) };
       void entry.value.then((sample) => {
         if (!sample) entry.until = Date.now() + 60_000;
       });
@@ -410,7 +411,8 @@ export class CertificateStore {
   }
 }
 
-const RECORD_COLUMNS = `serial, issuer_id AS "issuerId", status::text AS status, profile, subject, sans, search_text AS "searchText",
+/** Every column, named as the Certificate model names them, so rows are CertificateRecords. */
+export const CERTIFICATE_COLUMNS = `serial, issuer_id AS "issuerId", status::text AS status, profile, subject, sans, search_text AS "searchText",
   key_algorithm AS "keyAlgorithm", public_key_spki AS "publicKeySpki", not_before AS "notBefore", not_after AS "notAfter",
   tbs_der AS "tbsDer", der, requester, provisioner_id AS "provisionerId", auto_renew AS "autoRenew",
   predecessor_serial AS "predecessorSerial", successor_serial AS "successorSerial", revoked_at AS "revokedAt",
@@ -526,12 +528,12 @@ interface TextSearchPlan {
   indexPattern?: string;
 }
 
-async function takeSample(sql: SqlRunner): Promise<SearchTextSample | undefined> {
-  const [stats] = await sql.query<{ rows: number }>(`SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = 'certificates'::regclass`);
+async function takeSample(db: Queryable): Promise<SearchTextSample | undefined> {
+  const [stats] = await query<{ rows: number }>(db, `SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = 'certificates'::regclass`);
   const rows = stats?.rows ?? 0;
   if (rows < SAMPLE_MIN_TABLE) return undefined;
   const percent = Math.min(100, (100 * SAMPLE_ROWS) / rows);
-  const texts = (await sql.query<{ t: string }>(`SELECT search_text AS t FROM certificates TABLESAMPLE SYSTEM (${percent})`)).map((r) => r.t);
+  const texts = (await query<{ t: string }>(db, `SELECT search_text AS t FROM certificates TABLESAMPLE SYSTEM (${percent})`)).map((r) => r.t);
   if (texts.length < SAMPLE_ROWS / 10) return undefined;
   const trigramIds = new Map<string, number>();
   const trigramTexts: number[][] = [];
@@ -636,9 +638,10 @@ function textSearchPlan(sample: SearchTextSample | undefined, pattern: string, n
   return { walk: Math.ceil(Math.max(4 * walked, index.cost / COST_WALKED)), indexPattern: index.pattern };
 }
 
-async function insertIntents(sql: SqlRunner, items: PlannedCertificate[]): Promise<Array<"issuer_not_active" | undefined>> {
+async function insertIntents(db: Queryable, items: PlannedCertificate[]): Promise<Array<"issuer_not_active" | undefined>> {
   const column = <T>(f: (p: PlannedCertificate) => T) => items.map(f);
-  const inserted = await sql.query<{ serial: string }>(
+  const inserted = await query<{ serial: string }>(
+    db,
     `INSERT INTO certificates (serial, issuer_id, status, profile, subject, sans, search_text, key_algorithm, public_key_spki,
        not_before, not_after, tbs_der, requester, provisioner_id, auto_renew, predecessor_serial)
      SELECT s, i, 'pending', p, sub, ARRAY(SELECT jsonb_array_elements_text(sa)), st, ka, pk, nb, na, tbs, rq, pv, ar, ps
@@ -671,8 +674,9 @@ async function insertIntents(sql: SqlRunner, items: PlannedCertificate[]): Promi
   return items.map((item) => (recorded.has(item.serial) ? undefined : "issuer_not_active"));
 }
 
-async function storeIssued(sql: SqlRunner, items: Array<{ serial: string; der: Buffer; audit: AuditEntry }>): Promise<Array<string | undefined>> {
-  const rows = await sql.query<{ serial: string }>(
+async function storeIssued(db: Queryable, items: Array<{ serial: string; der: Buffer; audit: AuditEntry }>): Promise<Array<string | undefined>> {
+  const rows = await query<{ serial: string }>(
+    db,
     `WITH input AS (
        SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
          AS t(serial, der, actor, action, target, source_ip, details)
@@ -686,7 +690,7 @@ async function storeIssued(sql: SqlRunner, items: Array<{ serial: string; der: B
      ), linked AS (
        UPDATE certificates p SET successor_serial = done.serial FROM done WHERE p.serial = done.predecessor_serial
      ), audited AS (
-       INSERT INTO audit_events (actor, action, target, source_ip, outcome, details)
+       ${INSERT_AUDIT_EVENTS}
        SELECT input.actor, input.action, input.target, input.source_ip, 'ok', input.details FROM input JOIN done USING (serial)
      )
      SELECT serial FROM done`,

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { execute, queryOne } from "../sql.ts";
 import { inTransaction } from "../transaction.ts";
 
 /** A live operator console session, as the API needs it on each request. */
@@ -31,8 +32,8 @@ export class ConsoleSessionStore {
 
   async create(session: { idHash: string; operator: string; csrfToken: string; now: Date; expiresAt: Date }, limits: SessionLimits): Promise<void> {
     await inTransaction(this.pool, async (client) => {
-      await client.query(`DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $1::timestamptz - make_interval(secs => $2)`, [session.now, limits.idleSeconds]);
-      await client.query(`INSERT INTO console_sessions (id_hash, operator, csrf_token, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5)`, [
+      await execute(client, `DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $1::timestamptz - make_interval(secs => $2)`, [session.now, limits.idleSeconds]);
+      await execute(client, `INSERT INTO console_sessions (id_hash, operator, csrf_token, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5)`, [
         session.idHash,
         session.operator,
         session.csrfToken,
@@ -40,7 +41,8 @@ export class ConsoleSessionStore {
         session.expiresAt,
       ]);
       // Newest first; everything past the limit goes (the oldest sessions of this operator).
-      await client.query(
+      await execute(
+        client,
         `DELETE FROM console_sessions WHERE id_hash IN (
            SELECT id_hash FROM console_sessions WHERE operator = $1 ORDER BY created_at DESC, id_hash OFFSET $2)`,
         [session.operator, limits.maxPerOperator],
@@ -53,42 +55,41 @@ export class ConsoleSessionStore {
    * removed) when it is over or its operator's admin token has been revoked.
    */
   async use(idHash: string, now: Date, idleSeconds: number): Promise<ConsoleSessionRecord | undefined> {
-    const { rows } = await this.pool.query<ConsoleSessionRecord>(
+    const session = await queryOne<ConsoleSessionRecord>(
+      this.pool,
       `UPDATE console_sessions s SET last_seen_at = $2
        WHERE id_hash = $1 AND expires_at > $2 AND last_seen_at > $2::timestamptz - make_interval(secs => $3)
          AND EXISTS (SELECT 1 FROM admin_tokens a WHERE a.name = s.operator AND a.revoked_at IS NULL)
        RETURNING ${COLUMNS}`,
       [idHash, now, idleSeconds],
     );
-    if (rows[0]) return rows[0];
-    await this.pool.query(`DELETE FROM console_sessions WHERE id_hash = $1`, [idHash]);
+    if (session) return session;
+    await execute(this.pool, `DELETE FROM console_sessions WHERE id_hash = $1`, [idHash]);
     return undefined;
   }
 
   /** Ends one session (logout). True when there was one. */
   async remove(idHash: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query(`DELETE FROM console_sessions WHERE id_hash = $1`, [idHash]);
-    return (rowCount ?? 0) > 0;
+    return (await execute(this.pool, `DELETE FROM console_sessions WHERE id_hash = $1`, [idHash])) > 0;
   }
 
   /** Ends every session of an operator; returns how many there were. */
   async removeOperator(operator: string): Promise<number> {
-    const { rowCount } = await this.pool.query(`DELETE FROM console_sessions WHERE operator = $1`, [operator]);
-    return rowCount ?? 0;
+    return execute(this.pool, `DELETE FROM console_sessions WHERE operator = $1`, [operator]);
   }
 
   /** Removes sessions that are over; returns how many. */
   async sweep(now: Date, idleSeconds: number): Promise<number> {
-    const { rowCount } = await this.pool.query(`DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $1::timestamptz - make_interval(secs => $2)`, [now, idleSeconds]);
-    return rowCount ?? 0;
+    return execute(this.pool, `DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $1::timestamptz - make_interval(secs => $2)`, [now, idleSeconds]);
   }
 
   /** Rows in the table, live or not (for tests and metrics). */
   async count(operator?: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: string }>(
+    const row = await queryOne<{ n: bigint }>(
+      this.pool,
       operator === undefined ? `SELECT count(*) AS n FROM console_sessions` : `SELECT count(*) AS n FROM console_sessions WHERE operator = $1`,
       operator === undefined ? [] : [operator],
     );
-    return Number(rows[0]!.n);
+    return Number(row!.n);
   }
 }

@@ -4,6 +4,7 @@
 // the claim and the owner's updates are single conditional statements whose row counts
 // are the whole point. Every time comes from the caller's clock.
 import type pg from "pg";
+import { execute, queryOne } from "../sql.ts";
 import { boundAuditText } from "./audit.ts";
 
 /** Failures kept with their message; past that only failed_count grows (a re-run lists the rest). */
@@ -66,7 +67,8 @@ export class ReissueRunStore {
    * another run is in progress; the caller does not start.
    */
   async claim(issuerId: string, runId: string, actor: string, now: Date, staleMs: number): Promise<ReissueRunRecord | undefined> {
-    const { rows } = await this.pool.query<ReissueRunRecord>(
+    return queryOne<ReissueRunRecord>(
+      this.pool,
       `INSERT INTO reissue_runs AS r (issuer_id, run_id, actor, started_at, updated_at) VALUES ($1, $2, $3, $4, $4)
        ON CONFLICT (issuer_id) DO UPDATE
          SET run_id = EXCLUDED.run_id, actor = EXCLUDED.actor, total = 0, reissued = 0, failed_count = 0, failed = '[]', error = NULL,
@@ -75,7 +77,6 @@ export class ReissueRunStore {
        RETURNING ${COLUMNS}`,
       [issuerId, runId, boundAuditText(actor), now, staleMs / 1000],
     );
-    return rows[0];
   }
 
   /**
@@ -83,29 +84,30 @@ export class ReissueRunStore {
    * owns the row (it was taken over as abandoned): the caller stops.
    */
   async progress(issuerId: string, runId: string, update: ReissueProgressUpdate, now: Date): Promise<boolean> {
-    const { rowCount } = await this.pool.query(
+    const updated = await execute(
+      this.pool,
       `UPDATE reissue_runs SET total = $3, reissued = $4, failed_count = $5, updated_at = $6,
               failed = CASE WHEN $7::jsonb = '[]'::jsonb THEN failed ELSE ${appendFailures("$7")} END
         WHERE issuer_id = $1 AND run_id = $2 AND finished_at IS NULL`,
       [issuerId, runId, update.total, update.reissued, update.failedCount, now, boundFailures(update.newFailures)],
     );
-    return rowCount === 1;
+    return updated === 1;
   }
 
   /** The owner's last write: final progress, and why it stopped short if it did. False when it no longer owned the row. */
   async finish(issuerId: string, runId: string, update: ReissueProgressUpdate, now: Date, error?: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query(
+    const updated = await execute(
+      this.pool,
       `UPDATE reissue_runs SET total = $3, reissued = $4, failed_count = $5, updated_at = $6, finished_at = $6, error = $8,
               failed = CASE WHEN $7::jsonb = '[]'::jsonb THEN failed ELSE ${appendFailures("$7")} END
         WHERE issuer_id = $1 AND run_id = $2 AND finished_at IS NULL`,
       [issuerId, runId, update.total, update.reissued, update.failedCount, now, boundFailures(update.newFailures), error === undefined ? null : boundAuditText(error)],
     );
-    return rowCount === 1;
+    return updated === 1;
   }
 
   /** The issuer's latest run, running, abandoned or finished. */
   async get(issuerId: string): Promise<ReissueRunRecord | undefined> {
-    const { rows } = await this.pool.query<ReissueRunRecord>(`SELECT ${COLUMNS} FROM reissue_runs WHERE issuer_id = $1`, [issuerId]);
-    return rows[0];
+    return queryOne<ReissueRunRecord>(this.pool, `SELECT ${COLUMNS} FROM reissue_runs WHERE issuer_id = $1`, [issuerId]);
   }
 }

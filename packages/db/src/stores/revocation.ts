@@ -1,10 +1,11 @@
 // Revocation status storage: published CRLs, delegated OCSP responders and pre-signed OCSP
-// responses. Raw SQL through the pg pool rather than Prisma: CRL building streams up to
-// millions of rows through a cursor inside a locked transaction, and large DER values go
-// to and from PostgreSQL as binary parameters instead of hex text.
+// responses. CRL building streams up to millions of rows through a cursor inside a locked
+// transaction, and large DER values go to and from PostgreSQL as binary parameters.
 import type pg from "pg";
+import { execute, query, queryOne } from "../sql.ts";
 import { inTransaction } from "../transaction.ts";
 import { CHANGE_CHANNELS } from "../notify.ts";
+import { INSERT_AUDIT_EVENTS, auditValues } from "./audit.ts";
 
 export type CrlKind = "full" | "delta";
 
@@ -93,21 +94,22 @@ const READ_SLICE_BYTES = 4 * 1024 * 1024;
 const toMeta = (row: Record<string, unknown>, prefix: "full" | "delta"): CrlMeta | undefined => {
   if (row[`${prefix}_number`] === null || row[`${prefix}_number`] === undefined) return undefined;
   return {
-    number: BigInt(row[`${prefix}_number`] as string),
+    number: row[`${prefix}_number`] as bigint,
     thisUpdate: row[`${prefix}_this_update`] as Date,
     nextUpdate: row[`${prefix}_next_update`] as Date,
     entries: row[`${prefix}_entries`] as number,
     etag: row[`${prefix}_etag`] as string,
-    ...(prefix === "delta" && row.delta_base_number !== null ? { baseNumber: BigInt(row.delta_base_number as string) } : {}),
+    ...(prefix === "delta" && row.delta_base_number !== null ? { baseNumber: row.delta_base_number as bigint } : {}),
   };
 };
 
 const META_COLUMNS = `issuer_id, last_number, full_number, full_this_update, full_next_update, full_entries, full_etag,
   delta_number, delta_base_number, delta_this_update, delta_next_update, delta_entries, delta_etag, updated_at`;
 
+/** The crl_state row's two CRLs' columns, each group as its CrlMeta. */
 const toState = (row: Record<string, unknown>): CrlStateRecord => ({
   issuerId: row.issuer_id as string,
-  lastNumber: BigInt(row.last_number as string),
+  lastNumber: row.last_number as bigint,
   full: toMeta(row, "full"),
   delta: toMeta(row, "delta"),
   updatedAt: row.updated_at as Date,
@@ -127,14 +129,14 @@ export class CrlStore {
    */
   async publish(issuerId: string, kind: CrlKind, build: (context: CrlBuildContext) => Promise<BuiltCrl>): Promise<CrlMeta> {
     return inTransaction(this.pool, async (client) => {
-      await client.query(`INSERT INTO crl_state (issuer_id) VALUES ($1) ON CONFLICT (issuer_id) DO NOTHING`, [issuerId]);
-      const locked = await client.query(`SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1 FOR UPDATE`, [issuerId]);
-      const previous = toState(locked.rows[0]!);
+      await execute(client, `INSERT INTO crl_state (issuer_id) VALUES ($1) ON CONFLICT (issuer_id) DO NOTHING`, [issuerId]);
+      const locked = await queryOne<Record<string, unknown>>(client, `SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1 FOR UPDATE`, [issuerId]);
+      const previous = toState(locked!);
       const number = previous.lastNumber + 1n;
       // Storage EXTERNAL: the parts are joined once and stored again, so compressing each is wasted work.
-      await client.query(`CREATE TEMP TABLE crl_parts (seq int4 PRIMARY KEY, part bytea NOT NULL) ON COMMIT DROP; ALTER TABLE crl_parts ALTER COLUMN part SET STORAGE EXTERNAL`);
+      await execute(client, `CREATE TEMP TABLE crl_parts (seq int4 PRIMARY KEY, part bytea NOT NULL) ON COMMIT DROP; ALTER TABLE crl_parts ALTER COLUMN part SET STORAGE EXTERNAL`);
       const writePart = async (seq: number, bytes: Buffer) => {
-        await client.query(`INSERT INTO crl_parts (seq, part) VALUES ($1, $2)`, [seq, bytes]);
+        await execute(client, `INSERT INTO crl_parts (seq, part) VALUES ($1, $2)`, [seq, bytes]);
       };
       let cursors = 0;
       const revoked = (filter: { notAfterFrom: Date; revokedFrom?: Date }): RevokedSource => {
@@ -143,32 +145,34 @@ export class CrlStore {
         const where = `issuer_id = $1 AND status = 'revoked' AND not_after >= $2${filter.revokedFrom ? " AND revoked_at >= $3" : ""}`;
         return {
           shape: async (asOf) => {
-            const rows = await client.query(
-              `SELECT length(serial) AS hex_length, left(serial, 1) IN ('8','9','a','b','c','d','e','f','A','B','C','D','E','F') AS sign_bit,
-                      coalesce(revocation_reason, 0) <> 0 AS has_reason, least(revoked_at, $${params.length + 1}) >= '2050-01-01T00:00:00Z' AS from_2050, count(*)::int8 AS n
+            const rows = await query<Omit<EntryShape, "count"> & { count: bigint }>(
+              client,
+              `SELECT length(serial) AS "serialHexLength", left(serial, 1) IN ('8','9','a','b','c','d','e','f','A','B','C','D','E','F') AS "signBit",
+                      coalesce(revocation_reason, 0) <> 0 AS "hasReason", least(revoked_at, $${params.length + 1}) >= '2050-01-01T00:00:00Z' AS "from2050", count(*)::int8 AS count
                FROM certificates WHERE ${where} GROUP BY 1, 2, 3, 4`,
               [...params, asOf],
             );
-            return rows.rows.map((r) => ({ serialHexLength: r.hex_length, signBit: r.sign_bit, hasReason: r.has_reason, from2050: r.from_2050, count: Number(r.n) }));
+            return rows.map((r) => ({ ...r, count: Number(r.count) }));
           },
           [Symbol.asyncIterator]: async function* () {
             const name = `crl_entries_${cursors++}`;
             // No ORDER BY: RFC 5280 does not order CRL entries, and sorting a million rows
             // would cost the database memory and time for nothing.
-            await client.query(
+            await execute(
+              client,
               `DECLARE ${name} NO SCROLL CURSOR FOR
-                 SELECT serial, floor(extract(epoch FROM revoked_at))::int8 AS revoked_at, coalesce(revocation_reason, 0) AS reason
+                 SELECT serial AS "serialHex", floor(extract(epoch FROM revoked_at))::float8 AS "revokedAt", coalesce(revocation_reason, 0) AS reason
                  FROM certificates WHERE ${where}`,
               params,
             );
             try {
               for (;;) {
-                const batch = await client.query<{ serial: string; revoked_at: string; reason: number }>(`FETCH ${CURSOR_BATCH} FROM ${name}`);
-                if (batch.rows.length === 0) break;
-                yield batch.rows.map((r) => ({ serialHex: r.serial, revokedAt: Number(r.revoked_at), reason: r.reason }));
+                const batch = await query<RevokedEntry>(client, `FETCH ${CURSOR_BATCH} FROM ${name}`);
+                if (batch.length === 0) break;
+                yield batch;
               }
             } finally {
-              await client.query(`CLOSE ${name}`);
+              await execute(client, `CLOSE ${name}`);
             }
           },
         };
@@ -184,30 +188,31 @@ export class CrlStore {
         ...(built.baseNumber !== undefined ? { baseNumber: built.baseNumber } : {}),
       };
       if (kind === "full") {
-        await client.query(
+        await execute(
+          client,
           `UPDATE crl_state SET last_number = $2, full_number = $2, full_der = ${der}, full_this_update = $3, full_next_update = $4, full_entries = $5, full_etag = $6, updated_at = clock_timestamp() WHERE issuer_id = $1`,
           [issuerId, number.toString(), built.thisUpdate, built.nextUpdate, built.entries, built.etag],
         );
       } else {
-        await client.query(
+        await execute(
+          client,
           `UPDATE crl_state SET last_number = $2, delta_number = $2, delta_base_number = $7, delta_der = ${der}, delta_this_update = $3, delta_next_update = $4, delta_entries = $5, delta_etag = $6, updated_at = clock_timestamp() WHERE issuer_id = $1`,
           [issuerId, number.toString(), built.thisUpdate, built.nextUpdate, built.entries, built.etag, (built.baseNumber ?? 0n).toString()],
         );
       }
       // Publishers' CRL caches listening on the channel re-read at commit.
-      await client.query(`SELECT pg_notify('${CHANGE_CHANNELS.crls}', '')`);
+      await execute(client, `SELECT pg_notify('${CHANGE_CHANNELS.crls}', '')`);
       return meta;
     });
   }
 
   async state(issuerId: string): Promise<CrlStateRecord | undefined> {
-    const rows = await this.pool.query(`SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1`, [issuerId]);
-    return rows.rows[0] ? toState(rows.rows[0]) : undefined;
+    const row = await queryOne<Record<string, unknown>>(this.pool, `SELECT ${META_COLUMNS} FROM crl_state WHERE issuer_id = $1`, [issuerId]);
+    return row ? toState(row) : undefined;
   }
 
   async states(): Promise<CrlStateRecord[]> {
-    const rows = await this.pool.query(`SELECT ${META_COLUMNS} FROM crl_state ORDER BY issuer_id`);
-    return rows.rows.map(toState);
+    return (await query<Record<string, unknown>>(this.pool, `SELECT ${META_COLUMNS} FROM crl_state ORDER BY issuer_id`)).map(toState);
   }
 
   /**
@@ -218,46 +223,40 @@ export class CrlStore {
     return inTransaction(
       this.pool,
       async (client) => {
-        const head = await client.query(
-          `SELECT ${kind}_number::text AS number, ${kind}_this_update AS this_update, ${kind}_next_update AS next_update, ${kind}_entries AS entries, ${kind}_etag AS etag,
-                ${kind === "delta" ? "delta_base_number::text" : "NULL"} AS base, octet_length(${kind}_der) AS size
+        const head = await queryOne<Omit<CrlMeta, "baseNumber"> & { baseNumber: bigint | null; size: number }>(
+          client,
+          `SELECT ${kind}_number AS number, ${kind}_this_update AS "thisUpdate", ${kind}_next_update AS "nextUpdate", ${kind}_entries AS entries, ${kind}_etag AS etag,
+                ${kind === "delta" ? "delta_base_number" : "NULL::int8"} AS "baseNumber", octet_length(${kind}_der) AS size
          FROM crl_state WHERE issuer_id = $1 AND ${kind}_der IS NOT NULL`,
           [issuerId],
         );
-        const row = head.rows[0];
-        if (!row) return undefined;
-        const der = Buffer.allocUnsafe(row.size as number);
+        if (!head) return undefined;
+        const { size, baseNumber, ...meta } = head;
+        const der = Buffer.allocUnsafe(size);
         for (let offset = 0; offset < der.length; offset += READ_SLICE_BYTES) {
-          const slice = await client.query(`SELECT substring(${kind}_der FROM $2 FOR $3) AS part FROM crl_state WHERE issuer_id = $1`, [issuerId, offset + 1, READ_SLICE_BYTES]);
-          (slice.rows[0].part as Buffer).copy(der, offset);
+          const slice = await queryOne<{ part: Buffer }>(client, `SELECT substring(${kind}_der FROM $2 FOR $3) AS part FROM crl_state WHERE issuer_id = $1`, [issuerId, offset + 1, READ_SLICE_BYTES]);
+          slice!.part.copy(der, offset);
         }
-        return {
-          der,
-          meta: {
-            number: BigInt(row.number as string),
-            thisUpdate: row.this_update as Date,
-            nextUpdate: row.next_update as Date,
-            entries: row.entries as number,
-            etag: row.etag as string,
-            ...(kind === "delta" ? { baseNumber: BigInt(row.base as string) } : {}),
-          },
-        };
+        return { der, meta: kind === "delta" ? { ...meta, baseNumber: baseNumber! } : meta };
       },
-      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+      { isolation: "repeatable read", readOnly: true },
     );
   }
 
   /** Certificates of an issuer revoked since `since`: what CRL publishers react to. */
   async revokedSince(since: Date): Promise<Array<{ issuerId: string; latest: Date }>> {
-    const rows = await this.pool.query(`SELECT issuer_id, max(revoked_at) AS latest FROM certificates WHERE revoked_at >= $1 GROUP BY issuer_id`, [since]);
-    return rows.rows.map((r) => ({ issuerId: r.issuer_id as string, latest: r.latest as Date }));
+    return query<{ issuerId: string; latest: Date }>(this.pool, `SELECT issuer_id AS "issuerId", max(revoked_at) AS latest FROM certificates WHERE revoked_at >= $1 GROUP BY issuer_id`, [since]);
   }
 
   /** The latest notAfter of any certificate an issuer signed (responder certificates aside): retired issuers publish until then. */
   async lastExpiry(issuerId: string): Promise<Date | undefined> {
     // Delegated OCSP responder certificates do not count: they exist for the other certificates.
-    const rows = await this.pool.query(`SELECT max(not_after) AS last FROM certificates WHERE issuer_id = $1 AND status IN ('valid', 'revoked') AND profile <> 'ocsp-responder'`, [issuerId]);
-    return (rows.rows[0]?.last as Date | null) ?? undefined;
+    const row = await queryOne<{ last: Date | null }>(
+      this.pool,
+      `SELECT max(not_after) AS last FROM certificates WHERE issuer_id = $1 AND status IN ('valid', 'revoked') AND profile <> 'ocsp-responder'`,
+      [issuerId],
+    );
+    return row?.last ?? undefined;
   }
 }
 
@@ -270,20 +269,13 @@ export interface OcspResponderRecord {
   notAfter: Date;
 }
 
-const toResponder = (r: Record<string, unknown>): OcspResponderRecord => ({
-  id: r.id as string,
-  issuerId: r.issuer_id as string,
-  keyUri: r.key_uri as string,
-  certificateDer: r.certificate_der as Buffer,
-  notBefore: r.not_before as Date,
-  notAfter: r.not_after as Date,
-});
+const RESPONDER_COLUMNS = `id, issuer_id AS "issuerId", key_uri AS "keyUri", certificate_der AS "certificateDer", not_before AS "notBefore", not_after AS "notAfter"`;
 
 export class OcspResponderStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async create(record: OcspResponderRecord): Promise<void> {
-    await this.pool.query(`INSERT INTO ocsp_responders (id, issuer_id, key_uri, certificate_der, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6)`, [
+    await execute(this.pool, `INSERT INTO ocsp_responders (id, issuer_id, key_uri, certificate_der, not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6)`, [
       record.id,
       record.issuerId,
       record.keyUri,
@@ -295,27 +287,31 @@ export class OcspResponderStore {
 
   /** The issuer's newest responder certificate still valid at `at`. */
   async current(issuerId: string, at: Date): Promise<OcspResponderRecord | undefined> {
-    const rows = await this.pool.query(`SELECT * FROM ocsp_responders WHERE issuer_id = $1 AND not_after > $2 AND not_before <= $2 ORDER BY not_after DESC LIMIT 1`, [issuerId, at]);
-    return rows.rows[0] ? toResponder(rows.rows[0]) : undefined;
+    return queryOne<OcspResponderRecord>(this.pool, `SELECT ${RESPONDER_COLUMNS} FROM ocsp_responders WHERE issuer_id = $1 AND not_after > $2 AND not_before <= $2 ORDER BY not_after DESC LIMIT 1`, [
+      issuerId,
+      at,
+    ]);
   }
 
   async get(id: string): Promise<OcspResponderRecord | undefined> {
-    const rows = await this.pool.query(`SELECT * FROM ocsp_responders WHERE id = $1`, [id]);
-    return rows.rows[0] ? toResponder(rows.rows[0]) : undefined;
+    return queryOne<OcspResponderRecord>(this.pool, `SELECT ${RESPONDER_COLUMNS} FROM ocsp_responders WHERE id = $1`, [id]);
   }
 
   /** Responders whose certificate ended before `endedBefore` and whose token key is still recorded as present, oldest first. */
   async withKeyEndedBefore(endedBefore: Date, limit: number): Promise<OcspResponderRecord[]> {
-    const rows = await this.pool.query(`SELECT * FROM ocsp_responders WHERE key_destroyed_at IS NULL AND not_after < $1 ORDER BY not_after, id LIMIT $2`, [endedBefore, limit]);
-    return rows.rows.map(toResponder);
+    return query<OcspResponderRecord>(this.pool, `SELECT ${RESPONDER_COLUMNS} FROM ocsp_responders WHERE key_destroyed_at IS NULL AND not_after < $1 ORDER BY not_after, id LIMIT $2`, [
+      endedBefore,
+      limit,
+    ]);
   }
 
   /** Records that the responder's key is gone from the token, with its audit event, in one statement. */
   async markKeyDestroyed(id: string, at: Date, audit: { actor: string; action: string; details: Record<string, unknown> }): Promise<void> {
-    await this.pool.query(
+    await execute(
+      this.pool,
       `WITH marked AS (UPDATE ocsp_responders SET key_destroyed_at = $2 WHERE id = $1 AND key_destroyed_at IS NULL RETURNING id)
-       INSERT INTO audit_events (actor, action, target, details) SELECT $3, $4, id, $5::jsonb FROM marked`,
-      [id, at, audit.actor, audit.action, JSON.stringify(audit.details)],
+       ${INSERT_AUDIT_EVENTS} SELECT $3, $4, $5, $6, $7, $8::jsonb FROM marked`,
+      [id, at, ...auditValues({ ...audit, target: id })],
     );
   }
 }
@@ -344,26 +340,12 @@ export interface CertificateStatusRow {
   notAfter: Date;
 }
 
-const toResponse = (r: Record<string, unknown>): OcspResponseRecord => ({
-  serial: r.serial as string,
-  issuerId: r.issuer_id as string,
-  certStatus: r.cert_status as OcspCertStatus,
-  derSha1: r.der_sha1 as Buffer,
-  derSha256: r.der_sha256 as Buffer,
-  thisUpdate: r.this_update as Date,
-  nextUpdate: r.next_update as Date,
-  responderId: r.responder_id as string,
-  updatedAt: r.updated_at as Date,
-});
+const RESPONSE_COLUMNS = `serial, issuer_id AS "issuerId", cert_status AS "certStatus", der_sha1 AS "derSha1", der_sha256 AS "derSha256",
+  this_update AS "thisUpdate", next_update AS "nextUpdate", responder_id AS "responderId", updated_at AS "updatedAt"`;
 
-const toStatusRow = (r: Record<string, unknown>): CertificateStatusRow => ({
-  serial: r.serial as string,
-  issuerId: r.issuer_id as string,
-  status: r.status as "valid" | "revoked",
-  revokedAt: r.revoked_at as Date | null,
-  reason: r.revocation_reason as number | null,
-  notAfter: r.not_after as Date,
-});
+/** A certificate's status columns, of the table aliased `table`, named as CertificateStatusRow names them. */
+const statusColumns = (table: string) =>
+  `${table}.serial, ${table}.issuer_id AS "issuerId", ${table}.status, ${table}.revoked_at AS "revokedAt", ${table}.revocation_reason AS reason, ${table}.not_after AS "notAfter"`;
 
 export class OcspResponseStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -379,7 +361,8 @@ export class OcspResponseStore {
     if (records.length === 0) return new Set();
     // Responders listening on the channel hear of the change when this statement commits;
     // the count over `notified` only makes the statement run that CTE (once).
-    const rows = await this.pool.query<{ serial: string }>(
+    const rows = await query<{ serial: string }>(
+      this.pool,
       `WITH written AS (
        INSERT INTO ocsp_responses (serial, issuer_id, cert_status, der_sha1, der_sha256, this_update, next_update, responder_id, updated_at)
        SELECT s, i, cs, d1, d2, tu, nu, rid, clock_timestamp()
@@ -402,12 +385,11 @@ export class OcspResponseStore {
         records.map((r) => r.responderId),
       ],
     );
-    return new Set(rows.rows.map((r) => r.serial));
+    return new Set(rows.map((r) => r.serial));
   }
 
   async get(serial: string): Promise<OcspResponseRecord | undefined> {
-    const rows = await this.pool.query(`SELECT * FROM ocsp_responses WHERE serial = $1`, [serial]);
-    return rows.rows[0] ? toResponse(rows.rows[0]) : undefined;
+    return queryOne<OcspResponseRecord>(this.pool, `SELECT ${RESPONSE_COLUMNS} FROM ocsp_responses WHERE serial = $1`, [serial]);
   }
 
   /**
@@ -416,27 +398,22 @@ export class OcspResponseStore {
    * re-reading the overlap costs a few bytes per row, not two responses.
    */
   async changedSince(since: Date, limit = 10_000): Promise<Array<{ serial: string; updatedAt: Date }>> {
-    const rows = await this.pool.query<{ serial: string; updatedAt: Date }>(`SELECT serial, updated_at AS "updatedAt" FROM ocsp_responses WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2`, [
-      since,
-      limit,
-    ]);
-    return rows.rows;
+    return query<{ serial: string; updatedAt: Date }>(this.pool, `SELECT serial, updated_at AS "updatedAt" FROM ocsp_responses WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2`, [since, limit]);
   }
 
   async many(serials: string[]): Promise<OcspResponseRecord[]> {
     if (serials.length === 0) return [];
-    const rows = await this.pool.query(`SELECT * FROM ocsp_responses WHERE serial = ANY($1::text[])`, [serials]);
-    return rows.rows.map(toResponse);
+    return query<OcspResponseRecord>(this.pool, `SELECT ${RESPONSE_COLUMNS} FROM ocsp_responses WHERE serial = ANY($1::text[])`, [serials]);
   }
 
   /** Every response still within its validity, in pages, for a responder warming its memory. */
   async *unexpired(now: Date, pageSize = 10_000): AsyncIterable<OcspResponseRecord[]> {
     let after = "";
     for (;;) {
-      const rows = await this.pool.query(`SELECT * FROM ocsp_responses WHERE serial > $1 AND next_update > $2 ORDER BY serial LIMIT $3`, [after, now, pageSize]);
-      if (rows.rows.length === 0) return;
-      yield rows.rows.map(toResponse);
-      after = rows.rows[rows.rows.length - 1]!.serial as string;
+      const rows = await query<OcspResponseRecord>(this.pool, `SELECT ${RESPONSE_COLUMNS} FROM ocsp_responses WHERE serial > $1 AND next_update > $2 ORDER BY serial LIMIT $3`, [after, now, pageSize]);
+      if (rows.length === 0) return;
+      yield rows;
+      after = rows[rows.length - 1]!.serial;
     }
   }
 
@@ -471,8 +448,9 @@ export class OcspResponseStore {
       narrow += ` AND c.serial > $${params.length}`;
       order = "ORDER BY c.serial";
     }
-    const rows = await this.pool.query(
-      `SELECT c.serial, c.issuer_id, c.status, c.revoked_at, c.revocation_reason, c.not_after
+    return query<CertificateStatusRow>(
+      this.pool,
+      `SELECT ${statusColumns("c")}
        FROM certificates c LEFT JOIN ocsp_responses r ON r.serial = c.serial
        WHERE c.status IN ('valid', 'revoked') AND c.not_after > $1 AND c.issuer_id = ANY($5::text[])${narrow}
          AND (r.serial IS NULL OR r.next_update < $2 OR r.cert_status <> (CASE c.status WHEN 'valid' THEN 'good' ELSE 'revoked' END)
@@ -481,23 +459,16 @@ export class OcspResponseStore {
        LIMIT $4`,
       params,
     );
-    return rows.rows.map(toStatusRow);
   }
 
   async statusRows(serials: string[]): Promise<CertificateStatusRow[]> {
-    const rows = await this.pool.query(
-      `SELECT serial, issuer_id, status, revoked_at, revocation_reason, not_after FROM certificates WHERE serial = ANY($1::text[]) AND status IN ('valid', 'revoked')`,
-      [serials],
-    );
-    return rows.rows.map(toStatusRow);
+    return query<CertificateStatusRow>(this.pool, `SELECT ${statusColumns("c")} FROM certificates c WHERE serial = ANY($1::text[]) AND status IN ('valid', 'revoked')`, [serials]);
   }
 
   /** The status the inventory holds for one serial, for a responder that has no response yet. */
   async certificateStatus(
     serial: string,
   ): Promise<{ issuerId: string; status: "pending" | "valid" | "revoked" | "failed"; revokedAt: Date | null; reason: number | null; notAfter: Date } | undefined> {
-    const rows = await this.pool.query(`SELECT issuer_id, status, revoked_at, revocation_reason, not_after FROM certificates WHERE serial = $1`, [serial]);
-    const r = rows.rows[0];
-    return r ? { issuerId: r.issuer_id, status: r.status, revokedAt: r.revoked_at, reason: r.revocation_reason, notAfter: r.not_after } : undefined;
+    return queryOne(this.pool, `SELECT issuer_id AS "issuerId", status, revoked_at AS "revokedAt", revocation_reason AS reason, not_after AS "notAfter" FROM certificates WHERE serial = $1`, [serial]);
   }
 }

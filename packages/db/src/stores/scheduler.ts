@@ -3,6 +3,7 @@
 // conditional UPDATEs whose row counts are the whole point, and they read best as SQL.
 // Every time comes from the caller's clock, so tests can travel in time.
 import type pg from "pg";
+import { execute, query, queryOne } from "../sql.ts";
 import { inTransaction } from "../transaction.ts";
 
 export interface JobClaim {
@@ -45,28 +46,8 @@ export interface OutboxEvent {
   lastError: string | null;
 }
 
-const toRun = (r: Record<string, unknown>): JobRunRecord => ({
-  id: BigInt(r.id as string),
-  job: r.job as string,
-  runner: r.runner as string,
-  dueAt: r.due_at as Date,
-  startedAt: r.started_at as Date,
-  endedAt: (r.ended_at as Date | null) ?? null,
-  outcome: r.outcome as JobRunRecord["outcome"],
-  counts: (r.counts as Record<string, number> | null) ?? null,
-  error: (r.error as string | null) ?? null,
-});
-
-const toEvent = (r: Record<string, unknown>): OutboxEvent => ({
-  id: BigInt(r.id as string),
-  event: r.event as string,
-  payload: r.payload as Record<string, unknown>,
-  createdAt: r.created_at as Date,
-  attempts: r.attempts as number,
-  nextAttemptAt: r.next_attempt_at as Date,
-  deliveredAt: (r.delivered_at as Date | null) ?? null,
-  lastError: (r.last_error as string | null) ?? null,
-});
+const RUN_COLUMNS = `id, job, runner, due_at AS "dueAt", started_at AS "startedAt", ended_at AS "endedAt", outcome, counts, error`;
+const EVENT_COLUMNS = `id, event, payload, created_at AS "createdAt", attempts, next_attempt_at AS "nextAttemptAt", delivered_at AS "deliveredAt", last_error AS "lastError"`;
 
 /** Job due times, leases and run records. */
 export class SchedulerStore {
@@ -75,7 +56,7 @@ export class SchedulerStore {
   /** Creates the rows of jobs seen for the first time, due at `firstDueAt`; existing rows keep their state. */
   async register(jobs: string[], firstDueAt: Date): Promise<void> {
     for (const job of jobs) {
-      await this.pool.query(`INSERT INTO scheduler_jobs (job, next_due_at) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING`, [job, firstDueAt]);
+      await execute(this.pool, `INSERT INTO scheduler_jobs (job, next_due_at) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING`, [job, firstDueAt]);
     }
   }
 
@@ -86,23 +67,23 @@ export class SchedulerStore {
    */
   async claim(job: string, runner: string, now: Date, leaseMs: number, force = false): Promise<JobClaim | undefined> {
     return inTransaction(this.pool, async (client) => {
-      const taken = await client.query(
+      const taken = await queryOne<{ nextDueAt: Date; consecutiveFailures: number }>(
+        client,
         `UPDATE scheduler_jobs SET lease_holder = $2, lease_until = $3, updated_at = $4
           WHERE job = $1 AND ($5 OR next_due_at <= $4) AND (lease_until IS NULL OR lease_until <= $4)
-          RETURNING next_due_at, consecutive_failures`,
+          RETURNING next_due_at AS "nextDueAt", consecutive_failures AS "consecutiveFailures"`,
         [job, runner, new Date(now.getTime() + leaseMs), now, force],
       );
-      if (taken.rowCount !== 1) return undefined;
-      const dueAt = force ? now : (taken.rows[0].next_due_at as Date);
-      const run = await client.query(`INSERT INTO job_runs (job, runner, due_at, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [job, runner, dueAt, now]);
-      return { runId: BigInt(run.rows[0].id as string), dueAt, consecutiveFailures: taken.rows[0].consecutive_failures as number };
+      if (!taken) return undefined;
+      const dueAt = force ? now : taken.nextDueAt;
+      const run = await queryOne<{ id: bigint }>(client, `INSERT INTO job_runs (job, runner, due_at, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [job, runner, dueAt, now]);
+      return { runId: run!.id, dueAt, consecutiveFailures: taken.consecutiveFailures };
     });
   }
 
   /** Keeps the lease while a long run goes on; false if it was lost (expired and taken). */
   async extendLease(job: string, runner: string, until: Date): Promise<boolean> {
-    const result = await this.pool.query(`UPDATE scheduler_jobs SET lease_until = $3 WHERE job = $1 AND lease_holder = $2`, [job, runner, until]);
-    return result.rowCount === 1;
+    return (await execute(this.pool, `UPDATE scheduler_jobs SET lease_until = $3 WHERE job = $1 AND lease_holder = $2`, [job, runner, until])) === 1;
   }
 
   /**
@@ -111,8 +92,9 @@ export class SchedulerStore {
    */
   async finish(job: string, runner: string, runId: bigint, outcome: JobOutcome, now: Date, nextDueAt: Date, counts: Record<string, number>, error?: string): Promise<void> {
     await inTransaction(this.pool, async (client) => {
-      await client.query(`UPDATE job_runs SET ended_at = $2, outcome = $3, counts = $4, error = $5 WHERE id = $1`, [runId.toString(), now, outcome, JSON.stringify(counts), error ?? null]);
-      await client.query(
+      await execute(client, `UPDATE job_runs SET ended_at = $2, outcome = $3, counts = $4, error = $5 WHERE id = $1`, [runId.toString(), now, outcome, JSON.stringify(counts), error ?? null]);
+      await execute(
+        client,
         `UPDATE scheduler_jobs SET next_due_at = $3, lease_holder = NULL, lease_until = NULL, updated_at = $4,
                 consecutive_failures = CASE WHEN $5 THEN 0 ELSE consecutive_failures + 1 END
           WHERE job = $1 AND lease_holder = $2`,
@@ -122,13 +104,14 @@ export class SchedulerStore {
   }
 
   async jobs(): Promise<SchedulerJobRecord[]> {
-    const { rows } = await this.pool.query(`SELECT * FROM scheduler_jobs ORDER BY job`);
-    return rows.map((r) => ({ job: r.job, nextDueAt: r.next_due_at, leaseHolder: r.lease_holder, leaseUntil: r.lease_until, consecutiveFailures: r.consecutive_failures }));
+    return query<SchedulerJobRecord>(
+      this.pool,
+      `SELECT job, next_due_at AS "nextDueAt", lease_holder AS "leaseHolder", lease_until AS "leaseUntil", consecutive_failures AS "consecutiveFailures" FROM scheduler_jobs ORDER BY job`,
+    );
   }
 
   async runs(job?: string, limit = 100): Promise<JobRunRecord[]> {
-    const { rows } = await this.pool.query(`SELECT * FROM job_runs WHERE ($1::text IS NULL OR job = $1) ORDER BY id DESC LIMIT $2`, [job ?? null, limit]);
-    return rows.map(toRun);
+    return query<JobRunRecord>(this.pool, `SELECT ${RUN_COLUMNS} FROM job_runs WHERE ($1::text IS NULL OR job = $1) ORDER BY id DESC LIMIT $2`, [job ?? null, limit]);
   }
 }
 
@@ -149,35 +132,36 @@ export class AlertStore {
    */
   async sendOnce(alert: AlertToSend, now: Date, event?: { event: string; payload: Record<string, unknown> }, alsoMark: string[] = []): Promise<boolean> {
     return inTransaction(this.pool, async (client) => {
-      const inserted = await client.query(`INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [
+      const inserted = await execute(client, `INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [
         alert.subjectKind,
         alert.subjectId,
         alert.alert,
         now,
         JSON.stringify(alert.details),
       ]);
-      if (inserted.rowCount !== 1) return false;
+      if (inserted !== 1) return false;
       // Thresholds passed over (e.g. the scheduler was down through the 7-day mark) are
       // marked as sent so they do not follow the more urgent alert out of order.
       for (const other of alsoMark) {
-        await client.query(`INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, '{"superseded":true}') ON CONFLICT DO NOTHING`, [
+        await execute(client, `INSERT INTO alerts_sent (subject_kind, subject_id, alert, sent_at, details) VALUES ($1, $2, $3, $4, '{"superseded":true}') ON CONFLICT DO NOTHING`, [
           alert.subjectKind,
           alert.subjectId,
           other,
           now,
         ]);
       }
-      if (event) await client.query(`INSERT INTO webhook_outbox (event, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)`, [event.event, JSON.stringify(event.payload), now]);
+      if (event) await execute(client, `INSERT INTO webhook_outbox (event, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)`, [event.event, JSON.stringify(event.payload), now]);
       return true;
     });
   }
 
   async sent(subjectKind?: string, subjectId?: string): Promise<{ subjectKind: string; subjectId: string; alert: string; sentAt: Date; details: unknown }[]> {
-    const { rows } = await this.pool.query(`SELECT * FROM alerts_sent WHERE ($1::text IS NULL OR subject_kind = $1) AND ($2::text IS NULL OR subject_id = $2) ORDER BY sent_at, alert`, [
-      subjectKind ?? null,
-      subjectId ?? null,
-    ]);
-    return rows.map((r) => ({ subjectKind: r.subject_kind, subjectId: r.subject_id, alert: r.alert, sentAt: r.sent_at, details: r.details }));
+    return query<{ subjectKind: string; subjectId: string; alert: string; sentAt: Date; details: unknown }>(
+      this.pool,
+      `SELECT subject_kind AS "subjectKind", subject_id AS "subjectId", alert, sent_at AS "sentAt", details FROM alerts_sent
+        WHERE ($1::text IS NULL OR subject_kind = $1) AND ($2::text IS NULL OR subject_id = $2) ORDER BY sent_at, alert`,
+      [subjectKind ?? null, subjectId ?? null],
+    );
   }
 }
 
@@ -186,7 +170,7 @@ export class WebhookOutboxStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async enqueue(event: string, payload: Record<string, unknown>, now: Date): Promise<void> {
-    await this.pool.query(`INSERT INTO webhook_outbox (event, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)`, [event, JSON.stringify(payload), now]);
+    await execute(this.pool, `INSERT INTO webhook_outbox (event, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)`, [event, JSON.stringify(payload), now]);
   }
 
   /**
@@ -194,23 +178,24 @@ export class WebhookOutboxStore {
    * the per-row lock time mean concurrent senders never take the same event.
    */
   async claimDue(now: Date, lockMs: number, limit = 50): Promise<OutboxEvent[]> {
-    const { rows } = await this.pool.query(
+    const rows = await query<OutboxEvent>(
+      this.pool,
       `UPDATE webhook_outbox SET locked_until = $2
         WHERE id IN (SELECT id FROM webhook_outbox
                       WHERE delivered_at IS NULL AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until <= $1)
                       ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-        RETURNING *`,
+        RETURNING ${EVENT_COLUMNS}`,
       [now, new Date(now.getTime() + lockMs), limit],
     );
-    return rows.map(toEvent).sort((a, b) => (a.id < b.id ? -1 : 1));
+    return rows.sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
   async markDelivered(id: bigint, now: Date): Promise<void> {
-    await this.pool.query(`UPDATE webhook_outbox SET delivered_at = $2, attempts = attempts + 1, locked_until = NULL, last_error = NULL WHERE id = $1`, [id.toString(), now]);
+    await execute(this.pool, `UPDATE webhook_outbox SET delivered_at = $2, attempts = attempts + 1, locked_until = NULL, last_error = NULL WHERE id = $1`, [id.toString(), now]);
   }
 
   async markFailed(id: bigint, error: string, nextAttemptAt: Date): Promise<void> {
-    await this.pool.query(`UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $3, locked_until = NULL, last_error = $2 WHERE id = $1`, [
+    await execute(this.pool, `UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $3, locked_until = NULL, last_error = $2 WHERE id = $1`, [
       id.toString(),
       error.slice(0, 500),
       nextAttemptAt,
@@ -218,12 +203,11 @@ export class WebhookOutboxStore {
   }
 
   async pendingCount(): Promise<number> {
-    const { rows } = await this.pool.query(`SELECT count(*)::int AS n FROM webhook_outbox WHERE delivered_at IS NULL`);
-    return rows[0].n as number;
+    const row = await queryOne<{ n: number }>(this.pool, `SELECT count(*)::int AS n FROM webhook_outbox WHERE delivered_at IS NULL`);
+    return row!.n;
   }
 
   async list(limit = 1000): Promise<OutboxEvent[]> {
-    const { rows } = await this.pool.query(`SELECT * FROM webhook_outbox ORDER BY id LIMIT $1`, [limit]);
-    return rows.map(toEvent);
+    return query<OutboxEvent>(this.pool, `SELECT ${EVENT_COLUMNS} FROM webhook_outbox ORDER BY id LIMIT $1`, [limit]);
   }
 }
