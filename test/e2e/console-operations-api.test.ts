@@ -184,9 +184,11 @@ describe("operator tasks: scheduler, CRLs, health checks, operators (the console
     expect(sessionCookieOf(self).attributes).toContain("Max-Age=0");
     expect((await t.call("GET", "/v1/overview", asSession(erin))).status).toBe(401);
     const audited = await t.call("GET", "/v1/audit?target=carol&action=admin.", { token: t.ca.adminToken });
-    expect(audited.json.items.map((e: { action: string; actor: string }) => [e.action, e.actor])).toEqual([
-      ["admin.remove", "admin:bootstrap"],
-      ["admin.create", "admin:bootstrap"],
+    // the taken name's refusal is recorded under the action it tried, denied
+    expect(audited.json.items.map((e: { action: string; actor: string; outcome: string }) => [e.action, e.actor, e.outcome])).toEqual([
+      ["admin.remove", "admin:bootstrap", "ok"],
+      ["admin.create", "admin:bootstrap", "denied"],
+      ["admin.create", "admin:bootstrap", "ok"],
     ]);
   });
 });

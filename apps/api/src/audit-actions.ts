@@ -29,6 +29,7 @@ const AUDIT_ACTIONS: Record<string, string> = {
   listProvisioners: "provisioner.list",
   updateProvisioner: "provisioner.update",
   removeProvisioner: "provisioner.remove",
+  createEabKey: "acme.eab.create",
   // operations
   getSchedulerStatus: "scheduler.status",
   runSchedulerJob: "scheduler.run",
