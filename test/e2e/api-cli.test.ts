@@ -85,7 +85,7 @@ describe("pki provisioner and pki cert against the API's inventory", () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim()).toBe("pki: name pattern 'DNS:*.*.example.com' may only use '*' as its whole first label, as in DNS:*.example.com");
     expect(pki(["provisioner", "remove", "nobody"], t.ca.env).stderr.trim()).toBe("pki: no provisioner named 'nobody'");
-    expect(pki(["cert", "show", "ZZ"], t.ca.env).stderr.trim()).toBe("pki: 'ZZ' is not a certificate serial (lowercase hex)");
+    expect(pki(["cert", "show", "ZZ"], t.ca.env).stderr.trim()).toBe("pki: 'ZZ' is not a certificate serial (hex, plain or colon-separated)");
     expect(pki(["cert", "show", "01abcdef"], t.ca.env).stderr.trim()).toBe("pki: no certificate with serial 01abcdef");
     // the API answers 400 for these; the CLI says why instead of printing nothing
     const short = pki(["certs", "list", "-q", "ab"], t.ca.env);
