@@ -92,6 +92,8 @@ const externalPackages = {
  * entries share the bundle's chunks. A role that never forks workers costs only disk.
  */
 const API_WORKER = { source: "apps/api/src/worker.ts", name: "api-worker" };
+/** The keyless ACME validator an API process starts as its child (apps/api/src/workers.ts acmeValidatorEntry). */
+const ACME_VALIDATOR = { source: "apps/acme-validator/src/main.ts", name: "acme-validator" };
 
 /** Compiles `entry` (and the API worker) into `outdir`; returns esbuild's metafile. */
 export async function compile({ root = REPO_ROOT, entry, outdir }) {
@@ -99,7 +101,7 @@ export async function compile({ root = REPO_ROOT, entry, outdir }) {
   try {
     const result = await esbuild.build({
       absWorkingDir: root,
-      entryPoints: { main: entry, [API_WORKER.name]: path.join(root, API_WORKER.source) },
+      entryPoints: { main: entry, [API_WORKER.name]: path.join(root, API_WORKER.source), [ACME_VALIDATOR.name]: path.join(root, ACME_VALIDATOR.source) },
       bundle: true,
       // Modules main.ts imports on first use (the scheduler's) stay separate files, loaded then;
       // chunks go beside main.js, where workers.ts looks for the worker's file.
@@ -114,7 +116,11 @@ export async function compile({ root = REPO_ROOT, entry, outdir }) {
       // What workers.ts reads to find the bundled worker: the URL of the bundle file the
       // code runs from (not the source's, which keepModuleUrls gives `import.meta.url`),
       // and the worker's file name there. Left undefined when running from TypeScript.
-      define: { BUNDLE_MODULE_URL: "import.meta.url", BUNDLED_API_WORKER_FILE: JSON.stringify(`${API_WORKER.name}.js`) },
+      define: {
+        BUNDLE_MODULE_URL: "import.meta.url",
+        BUNDLED_API_WORKER_FILE: JSON.stringify(`${API_WORKER.name}.js`),
+        BUNDLED_ACME_VALIDATOR_FILE: JSON.stringify(`${ACME_VALIDATOR.name}.js`),
+      },
       outdir,
       plugins: [keepModuleUrls, externalPackages],
       metafile: true,

@@ -269,4 +269,29 @@ describe.skipIf(!haveClients)("ACME clients", () => {
     expect(reused.status).not.toBe(0);
     expect(reused.stdout + reused.stderr).toContain("already bound");
   }, 120_000);
+
+  it("an EAB key made through the API (the console's New EAB key…) registers an account; the list shows type, directory and EAB", async () => {
+    const made = await admin("POST", "/v1/provisioners/partners/eab-keys");
+    expect(made.status, made.text).toBe(201);
+    expect(made.headers["cache-control"]).toBe("no-store");
+    expect(made.json).toMatchObject({ provisioner: "partners", kid: expect.stringMatching(/^kid_/), acmeDirectory: directory("partners") });
+    expect(Buffer.from(made.json.hmacKey, "base64url")).toHaveLength(32);
+    const listed = (await admin("GET", "/v1/provisioners")).json as Array<Record<string, unknown>>;
+    expect(listed.find((p) => p.name === "partners")).toMatchObject({ type: "acme", acmeDirectory: directory("partners"), eabRequired: true, unusedEabKeys: 1 });
+    expect(listed.find((p) => p.name === "web")).toMatchObject({ type: "acme", acmeDirectory: directory("web"), eabRequired: false });
+
+    const registered = await certbot(path.join(work, "certbot-api-eab"), "partners", ["register", `--eab-kid=${made.json.kid}`, `--eab-hmac-key=${made.json.hmacKey}`]);
+    expect(registered.status, registered.stdout + registered.stderr).toBe(0);
+    expect(((await admin("GET", "/v1/provisioners")).json as Array<Record<string, unknown>>).find((p) => p.name === "partners")!.unusedEabKeys).toBe(0);
+
+    // Only ACME provisioners have EAB keys; an unknown one is a 404; the audit names the operator.
+    const notAcme = await admin("POST", "/v1/provisioners", { name: "plain-token", profiles: ["server"], names: ["DNS:.plain.acme.test"], maxTtlSeconds: 86400 });
+    expect(notAcme.status, notAcme.text).toBe(201);
+    const refused = await admin("POST", "/v1/provisioners/plain-token/eab-keys");
+    expect(refused.status).toBe(400);
+    expect(refused.json.detail).toMatch(/not an ACME provisioner/);
+    expect((await admin("POST", "/v1/provisioners/nobody/eab-keys")).status).toBe(404);
+    const audit = await admin("GET", `/v1/audit?action=acme.eab.create&target=eab:${made.json.kid}`);
+    expect(audit.json.items).toHaveLength(1);
+  }, 120_000);
 });

@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken } from "@pki/db";
-import { startTestApi, type ApiResponse, type TestApi } from "../support/api.ts";
+import { addProvisioner, startTestApi, type ApiResponse, type TestApi } from "../support/api.ts";
 import { asSession, consoleLogin, sessionCookieOf } from "../support/console.ts";
 import { opensslCsr, pki } from "../support/tools.ts";
 
@@ -275,20 +275,56 @@ describe("overview, audit and inventory views", () => {
 });
 
 describe("issuers: views, activation, revocation with re-issue", () => {
-  it("lists issuers with revocation, blast radius, CRL and OCSP fields", async () => {
-    const res = await t.call("GET", "/v1/issuers");
+  it("lists issuers with revocation, CRL and OCSP fields; only operators get the blast radius, a root's being its whole hierarchy", async () => {
+    await issueService("blast.radius.example");
+    const anonymous = await t.call("GET", "/v1/issuers");
+    expect(anonymous.status).toBe(200);
+    for (const issuer of anonymous.json) {
+      expect(issuer).not.toHaveProperty("liveCertificates");
+      expect(issuer).not.toHaveProperty("liveCertificatesCountedAt");
+    }
+    const res = await t.call("GET", "/v1/issuers", { token: t.ca.adminToken });
     expect(res.status).toBe(200);
     const active = res.json.find((i: { role: string; status: string }) => i.role === "intermediate" && i.status === "active");
     const services = (await t.call("GET", `/v1/certificates?internal=false&status=valid&issuerId=${active.id}&limit=1000`, { token: t.ca.adminToken })).json.items;
-    expect(active).toMatchObject({ revokedAt: null, revocationReason: null, liveCertificates: services.length });
+    expect(services.length).toBeGreaterThan(0);
+    expect(active).toMatchObject({ revokedAt: null, revocationReason: null, liveCertificates: services.length, liveCertificatesCountedAt: expect.any(String) });
     expect(active).toHaveProperty("crl");
     expect(active).toHaveProperty("ocsp");
+    const root = res.json.find((i: { id: string }) => i.id === active.parentId);
+    const children = res.json.filter((i: { role: string; parentId: string }) => i.role === "intermediate" && i.parentId === root.id);
+    expect(root.liveCertificates).toBe(children.reduce((sum: number, i: { liveCertificates: number }) => sum + i.liveCertificates, 0));
+    expect(root.liveCertificates).toBeGreaterThanOrEqual(services.length);
+    // A console session is an operator too; a provisioner is not; a wrong token is refused, not ignored.
+    const session = await login();
+    const viaSession = await t.call("GET", "/v1/issuers", asSession(session));
+    expect(viaSession.json.find((i: { id: string }) => i.id === active.id).liveCertificates).toBe(services.length);
+    const provisioner = await addProvisioner(t, { name: "issuers-reader", names: ["DNS:.reader.example"] });
+    const asProvisioner = await t.call("GET", "/v1/issuers", { token: provisioner });
+    expect(asProvisioner.status).toBe(200);
+    expect(asProvisioner.json[0]).not.toHaveProperty("liveCertificates");
+    const wrong = await t.call("GET", "/v1/issuers", { token: "pki_admin_not-a-token-of-this-ca" });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers["content-type"]).toMatch(/problem\+json/);
+  });
+
+  it("counts for operators come from a figure kept a few seconds and shared, not a scan per request", async () => {
+    const first = (await t.call("GET", "/v1/issuers", { token: t.ca.adminToken })).json;
+    const active = first.find((i: { role: string; status: string }) => i.role === "intermediate" && i.status === "active");
+    await issueService("counted.later.example");
+    const again = await Promise.all(Array.from({ length: 5 }, () => t.call("GET", "/v1/issuers", { token: t.ca.adminToken })));
+    // The same countedAt (a new count would carry its own time) and the same figure although one more certificate is live.
+    for (const res of again) {
+      const same = res.json.find((i: { id: string }) => i.id === active.id);
+      expect(same.liveCertificatesCountedAt).toBe(active.liveCertificatesCountedAt);
+      expect(same.liveCertificates).toBe(active.liveCertificates);
+    }
   });
 
   it("dry run changes nothing; revoke with reissue re-issues every affected certificate in the background", async () => {
     const old = (await t.call("GET", "/v1/issuers")).json.find((i: { role: string; status: string }) => i.role === "intermediate" && i.status === "active");
     for (const n of ["r1", "r2", "r3"]) await issueService(`${n}.revoke.example`);
-    const live = (await t.call("GET", "/v1/issuers")).json.find((i: { id: string }) => i.id === old.id).liveCertificates as number;
+    const live = (await t.call("GET", `/v1/certificates?internal=false&status=valid&issuerId=${old.id}&limit=1000`, { token: t.ca.adminToken })).json.items.length as number;
     const staged = await t.call("POST", "/v1/issuers/rotate", { token: t.ca.adminToken, body: { activateAt: new Date(Date.now() + 30 * 86400_000).toISOString() } });
     expect(staged.status, staged.text).toBe(201);
     const stagedId = staged.json.issuer.id as string;
@@ -325,7 +361,8 @@ describe("issuers: views, activation, revocation with re-issue", () => {
       updatedAt: expect.any(String),
       finishedAt: expect.any(String),
     });
-    const after = (await t.call("GET", "/v1/issuers")).json;
+    // The revocation and the end of the re-issue make this process count again.
+    const after = (await t.call("GET", "/v1/issuers", { token: t.ca.adminToken })).json;
     expect(after.find((i: { id: string }) => i.id === old.id)).toMatchObject({ status: "revoked", revocationReason: "keyCompromise", revokedAt: expect.any(String) });
     expect(after.find((i: { id: string }) => i.id === stagedId)).toMatchObject({ status: "active", liveCertificates: live });
     const audit = await t.call("GET", `/v1/audit?target=${old.id}&action=issuer.revoke`, { token: t.ca.adminToken });
@@ -343,5 +380,13 @@ describe("issuers: views, activation, revocation with re-issue", () => {
     expect((await t.call("POST", "/v1/issuers/nope/activate", { token: t.ca.adminToken })).status).toBe(404);
     const issued = await issueService("after.activate.example");
     expect((await t.call("GET", `/v1/certificates/${issued}`, { token: t.ca.adminToken })).json.issuerId).toBe(id);
+
+    // The retired one: revoking it leaves the active intermediate in place, and both the dry run and the answer name it.
+    const dry = await t.call("POST", `/v1/issuers/${previous}/revoke`, { token: t.ca.adminToken, body: { dryRun: true, reissue: true } });
+    expect(dry.status, dry.text).toBe(200);
+    expect(dry.json.replacement).toBe(`active ${id}`);
+    const revoked = await t.call("POST", `/v1/issuers/${previous}/revoke`, { token: t.ca.adminToken, body: { reason: "superseded" } });
+    expect(revoked.status, revoked.text).toBe(202);
+    expect(revoked.json).toMatchObject({ revoked: previous, replacement: id });
   });
 });

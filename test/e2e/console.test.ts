@@ -368,6 +368,69 @@ describe("operator console", () => {
     await page.locator("#provisioners tr:has-text('console-team') .badge-disabled").waitFor();
   });
 
+  it("creates an ACME provisioner with EAB: the list tells it from token ones, with its directory URL; an EAB key made here registers a certbot account", async () => {
+    await page.goto(`${api}/console/#/provisioners`);
+    const form = page.locator("#create-provisioner");
+    await form.locator("input[name=name]").waitFor();
+    expect(await form.getByLabel("ACME accounts need an external account binding (EAB) key").isDisabled()).toBe(true);
+    await form.getByLabel("Name", { exact: true }).fill("web-acme");
+    await form.getByLabel("Type").selectOption("acme");
+    await form.getByLabel("ACME accounts need an external account binding (EAB) key").check();
+    await form.getByLabel("Names it may enrol").fill("DNS:.acme.console.example");
+    await form.getByRole("button", { name: "Create" }).click();
+    const directory = `${api}/acme/web-acme/directory`;
+    expect(await page.locator("#new-acme-directory").inputValue()).toBe(directory);
+    expect(await page.locator("#acme-command").textContent()).toContain("--eab-kid=");
+    const row = page.locator("#provisioners tr:has-text('web-acme')");
+    await row.locator(".prov-eab").waitFor();
+    expect(await row.locator(".prov-type").textContent()).toBe("ACME");
+    expect(await row.locator(".acme-directory").textContent()).toBe(directory);
+    expect(await row.locator(".prov-eab").textContent()).toBe("EAB required, 0 unused keys");
+    expect(await page.locator("#provisioners tr:has-text('console-team') .prov-type").textContent()).toBe("token");
+    expect(await page.getByRole("button", { name: "New EAB key for console-team" }).count()).toBe(0);
+
+    await page.getByRole("button", { name: "New EAB key for web-acme" }).click();
+    const kid = await page.locator("#eab-kid").inputValue();
+    const hmac = await page.locator("#eab-hmac").inputValue();
+    expect(kid).toMatch(/^kid_/);
+    expect(Buffer.from(hmac, "base64url")).toHaveLength(32);
+    await expect.poll(() => row.locator(".prov-eab").textContent()).toBe("EAB required, 1 unused key");
+    await accessible(page, "provisioners with an EAB key");
+    await screenshot(page, "provisioners-acme");
+    await page.getByRole("button", { name: "Done (hide the key)" }).click();
+    expect(await page.locator("#eab-hmac").count()).toBe(0);
+
+    // The key works with a real ACME client, once.
+    const dir = scratchDir();
+    writeFileSync(path.join(dir, "root.pem"), rootPem);
+    const certbot = (name: string, args: string[]) =>
+      run(
+        "certbot",
+        [
+          "register",
+          "--server",
+          directory,
+          "--config-dir",
+          path.join(dir, name),
+          "--work-dir",
+          path.join(dir, `${name}-work`),
+          "--logs-dir",
+          path.join(dir, `${name}-logs`),
+          "--non-interactive",
+          "--agree-tos",
+          "--register-unsafely-without-email",
+          ...args,
+        ],
+        { env: { REQUESTS_CA_BUNDLE: path.join(dir, "root.pem") } },
+      );
+    const without = certbot("no-eab", []);
+    expect(without.status).not.toBe(0);
+    const registered = certbot("with-eab", [`--eab-kid=${kid}`, `--eab-hmac-key=${hmac}`]);
+    expect(registered.status, registered.stdout + registered.stderr).toBe(0);
+    await page.reload();
+    await expect.poll(() => row.locator(".prov-eab").textContent()).toBe("EAB required, 0 unused keys");
+  });
+
   it("rotates the intermediate from the issuer tree, and the tree shows the new one active and the old one retired", async () => {
     await page.getByRole("link", { name: "Issuers" }).click();
     await page.locator(".issuer").first().waitFor();
@@ -382,36 +445,83 @@ describe("operator console", () => {
     const active = await page.locator(".issuer[data-role=intermediate][data-status=active] .issuer-id").allTextContents();
     expect(active).toHaveLength(1);
     expect(active[0]).not.toBe(oldActive);
+    // The outcome stays on the page after the dialog closes.
+    expect(await page.locator("#issuer-notice").textContent()).toContain(`Rotated: new intermediate ${active[0]} is active`);
+    expect(await page.locator("#issuer-notice").textContent()).toContain(`retired ${oldActive}`);
+    // The new intermediate's first CRL and OCSP responder show up without pressing Refresh.
+    await expect.poll(() => page.locator(`#issuer-${active[0]} .crl-health`).textContent(), { timeout: 60_000 }).toMatch(/^#\d+, published/);
+    await expect.poll(() => page.locator(`#issuer-${active[0]} .ocsp-health`).textContent(), { timeout: 60_000 }).toMatch(/responder [0-9a-f]+/);
     // every intermediate sits under the root, with unique IDs
     expect(await page.locator("ul.tree ul.tree .issuer").count()).toBe(before + 1);
     const ids = await page.locator(".issuer-id").allTextContents();
     expect(new Set(ids).size).toBe(ids.length);
     await screenshot(page, "issuers");
 
-    // Rotation at a date stages the new intermediate; Activate… brings it in now.
+    // Rotation at a date stages the new intermediate; Activate… brings it in now. The time is UTC, 24-hour, greyed out for "Now".
     await page.getByRole("button", { name: "Rotate intermediate…" }).click();
     const rotateLater = page.getByRole("dialog");
+    const takeOver = rotateLater.getByLabel("Take over at (UTC");
+    expect(await takeOver.isDisabled()).toBe(true);
     await rotateLater.getByLabel("At a date and time (staged until then)").check();
-    await rotateLater.getByLabel("Take over at (your local time)").fill("2099-01-01T00:00");
+    expect(await takeOver.isDisabled()).toBe(false);
+    expect(await takeOver.inputValue()).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/);
+    await takeOver.fill("2099-01-01T25:00");
+    await rotateLater.getByRole("button", { name: "Rotate" }).click();
+    await rotateLater.getByText("in UTC as YYYY-MM-DDTHH:MM").waitFor();
+    await rotateLater.getByLabel("Now").check();
+    expect(await takeOver.isDisabled()).toBe(true);
+    await rotateLater.getByLabel("At a date and time (staged until then)").check();
+    await takeOver.fill("2099-01-01T13:30");
     await rotateLater.getByRole("button", { name: "Rotate" }).click();
     await rotateLater.waitFor({ state: "detached", timeout: 60_000 });
     const staged = (await page.locator(".issuer[data-status=staged] .issuer-id").textContent())!;
+    expect(await page.locator("#issuer-notice").textContent()).toMatch(new RegExp(`${staged} is staged and takes over at 2099-01-01.13:30`));
+    // A staged intermediate publishes nothing yet, and the card says so rather than "none published".
+    expect(await page.locator(`#issuer-${staged} .crl-health`).textContent()).toBe("none until it takes over");
     const activeBefore = (await page.locator(".issuer[data-role=intermediate][data-status=active] .issuer-id").textContent())!;
     await page.locator(`#issuer-${staged}`).getByRole("button", { name: "Activate…" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Activate" }).click();
-    const stagedState = async () => `${await page.locator(`#issuer-${staged}`).getAttribute("data-status")} ${(await page.locator("#issuer-tree > .message").allTextContents()).join(" ")}`;
-    await expect.poll(stagedState, { timeout: 15_000 }).toMatch(/^active/);
+    const stagedState = async () => `${await page.locator(`#issuer-${staged}`).getAttribute("data-status")} ${await page.locator("#issuer-notice").textContent()}`;
+    await expect.poll(stagedState, { timeout: 15_000 }).toMatch(new RegExp(`^active Activated ${staged}; retired ${activeBefore}`));
     expect(await page.locator(`#issuer-${activeBefore}`).getAttribute("data-status")).toBe("retired");
+    // Once active it publishes, and the page shows it without a Refresh.
+    await expect.poll(() => page.locator(`#issuer-${staged} .crl-health`).textContent(), { timeout: 60_000 }).toMatch(/^#\d+, published/);
+  });
+
+  it("shows a root's blast radius as its hierarchy's, and downloads root and intermediate certificates as PEM and DER", async () => {
+    const root = page.locator(".issuer[data-role=root]").first();
+    const number = async (card: typeof root) => Number(/(\d+) live certificate/.exec((await card.locator(".blast-radius").textContent())!)![1]);
+    let sum = 0;
+    for (const card of await page.locator(".issuer[data-role=intermediate]").all()) sum += await number(card);
+    expect(sum).toBeGreaterThan(0);
+    expect(await number(root)).toBe(sum);
+
+    const [pemDownload] = await Promise.all([page.waitForEvent("download"), root.getByRole("button", { name: /^Download PEM/ }).click()]);
+    const pemFile = path.join(scratchDir(), "root.pem");
+    await pemDownload.saveAs(pemFile);
+    expect(readFileSync(pemFile, "utf8")).toBe(rootPem);
+    const intermediate = page.locator(".issuer[data-role=intermediate][data-status=active]");
+    const intermediateId = (await intermediate.locator(".issuer-id").textContent())!;
+    const [derDownload] = await Promise.all([page.waitForEvent("download"), intermediate.getByRole("button", { name: /^Download DER/ }).click()]);
+    expect(derDownload.suggestedFilename()).toBe(`intermediate-${intermediateId}.crt`);
+    const derFile = path.join(scratchDir(), "intermediate.crt");
+    await derDownload.saveAs(derFile);
+    const served = Buffer.from(await (await fetch(`${publicUrl}/ca/${intermediateId}.crt`)).arrayBuffer());
+    expect(readFileSync(derFile).equals(served)).toBe(true);
   });
 
   it("revokes the retired intermediate with re-issue: dry run first, typed ID, then progress to done", async () => {
     const retired = (await page.locator(".issuer[data-status=retired] .issuer-id").first().textContent())!;
+    const active = (await page.locator(".issuer[data-role=intermediate][data-status=active] .issuer-id").textContent())!;
     const live = Number((await page.locator(`#issuer-${retired} a[href*='status=valid']`).textContent())!.match(/\d+/)![0]);
     expect(live).toBeGreaterThan(0);
     await page.locator(`#issuer-${retired}`).getByRole("button", { name: "Revoke and re-issue…" }).click();
     const dialog = page.getByRole("dialog");
     await dialog.getByText("Dry run: nothing has changed yet.").waitFor();
-    expect(await dialog.textContent()).toContain(`re-issue ${live} live certificate`);
+    // A retired one is replaced by the active intermediate already in place, and the plan says so consistently.
+    expect(await dialog.textContent()).toContain(`leave the active intermediate ${active} signing new certificates`);
+    expect(await dialog.textContent()).toContain(`re-issue ${live} live certificate${live === 1 ? "" : "s"} under the active intermediate ${active}`);
+    expect(await dialog.textContent()).not.toContain("no active intermediate");
     expect((await call("GET", "/v1/issuers")).json.find((i: { id: string }) => i.id === retired).status).toBe("retired");
     await accessible(page, "issuer revoke dialog");
     const go = dialog.getByRole("button", { name: "Revoke and re-issue" });
@@ -427,6 +537,10 @@ describe("operator console", () => {
     await page.keyboard.press("Escape");
     await page.getByRole("dialog").waitFor({ state: "detached" });
     await page.locator(`#issuer-${retired}[data-status=revoked]`).waitFor();
+    // The outcome stays on the page once the dialog is gone.
+    const notice = (await page.locator("#issuer-notice").textContent())!;
+    expect(notice).toContain(`Revoked ${retired} (keyCompromise); ${active} signs new certificates`);
+    expect(notice).toContain(`Re-issued ${reissued} of ${total} certificates; ${failed} failed`);
   });
 
   it("renders hostile text from a provisioner pattern and the audit log as inert text", async () => {
@@ -543,6 +657,9 @@ describe("operator console", () => {
       String(single),
     ] as const);
     expect(await page.locator("main").textContent()).toContain("pki crl sign-root");
+    // npm start's API has the root PIN (the quickstart's pin file): the page must not claim otherwise.
+    expect(await page.locator("main").textContent()).not.toContain("never holds");
+    expect(await page.locator("main").textContent()).toContain(".pki/pki-root.pin");
     await accessible(page, "crls");
     await screenshot(page, "crls");
   });

@@ -69,7 +69,8 @@ const csrFor = (cn: string) => opensslCsr({ subject: `/CN=${cn}` }).csrPem;
 const call = (method: string, route: string, credential: Credential, body?: unknown) => t.call(method, route, { ...auth[credential], ...(body === undefined ? {} : { body }) });
 
 const cells: Cell[] = [
-  { route: "GET /v1/issuers", request: (c) => call("GET", "/v1/issuers", c), expect: { otherwise: 200 } },
+  // open to anyone; a credential that is sent must be valid (an operator's shows more)
+  { route: "GET /v1/issuers", request: (c) => call("GET", "/v1/issuers", c), expect: { wrongToken: 401, disabledProvisioner: 401, otherwise: 200 } },
   { route: "GET /openapi.json", request: (c) => call("GET", "/openapi.json", c), expect: { otherwise: 200 } },
   {
     route: "POST /v1/certificates",
@@ -94,6 +95,11 @@ const cells: Cell[] = [
   {
     route: "PATCH /v1/provisioners/{name}",
     request: (c) => call("PATCH", "/v1/provisioners/nobody", c, { disabled: true }),
+    expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
+  },
+  {
+    route: "POST /v1/provisioners/{name}/eab-keys",
+    request: (c) => call("POST", "/v1/provisioners/nobody/eab-keys", c),
     expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 },
   },
   { route: "DELETE /v1/provisioners/{name}", request: (c) => call("DELETE", "/v1/provisioners/nobody", c), expect: { admin: 404, provisioner: 403, otherProvisioner: 403, otherwise: 401 } },

@@ -3,6 +3,7 @@
 // failure budget, http-01 redirects into the CA's own network, and requests crafted to
 // leave rows behind or to slip past the JWS checks. Each case is a real request against
 // the real API listener, validation against real sockets.
+import { readdirSync, readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { createServer } from "node:http";
 import type { Socket } from "node:net";
@@ -280,5 +281,37 @@ describe("requests that leave nothing behind or slip past the checks", () => {
     // a CSR with its own key still finalizes the same order
     const done = await c.post(order.json.finalize, { csr: finalizeCsr(["IP:127.0.0.1"]) }, account);
     expect(done.json.status, done.text).toBe("valid");
+  });
+});
+
+describe("validation runs where no key is", () => {
+  /** Processes whose parent is this one and whose command line names the validator. */
+  const validatorChildren = () =>
+    readdirSync("/proc")
+      .filter((pid) => /^\d+$/.test(pid))
+      .filter((pid) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+          const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+          return parent === process.pid && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("acme-validator");
+        } catch {
+          return false;
+        }
+      });
+
+  it("the validator is a child process with no PKCS#11 module loaded and no PIN, admin token or data-dir secret in its environment", async () => {
+    // the validations above started it
+    const [pid, ...others] = validatorChildren();
+    expect(pid, "a validator child process").toBeDefined();
+    expect(others).toEqual([]);
+    const maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+    // this test's own process runs the API, which holds the issuing token: the check can tell
+    expect(readFileSync("/proc/self/maps", "utf8")).toMatch(/softhsm|pkcs11/i);
+    expect(maps).not.toMatch(/softhsm|pkcs11/i);
+    const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const names = environ.map((entry) => entry.split("=")[0]);
+    expect(names).not.toContain("PKI_ISSUING_PIN");
+    expect(names.filter((name) => /PIN|TOKEN|SOFTHSM|PKCS11/.test(name ?? ""))).toEqual([]);
+    expect(names).toContain("PKI_ACME_RESOLVER");
   });
 });

@@ -53,6 +53,8 @@ export interface ApiAppOptions {
   tokens?: TokenCache;
   /** ACME provisioners, kept until a credential or ACME setting changes (startApi makes one and closes it) */
   acmeProvisioners?: AcmeProvisionerCache;
+  /** told when an ACME challenge waits for validation (the keyless validator child) */
+  acmeValidation?: { wake(): void };
 }
 
 /** The source address as the socket sees it; the API is not meant to sit behind a proxy that terminates TLS, since that would hide client certificates. */
@@ -175,7 +177,10 @@ function buildApiApp(runtime: CaRuntime, log: Logger, options: ApiAppOptions): {
   const middleware = [requestLogger(log), requestTimer("api"), securityHeaders];
   app.use(...middleware);
   // ACME (RFC 8555) takes application/jose+json and answers its own problem documents.
-  app.use("/acme", acmeRouter(runtime, log, options.acmeProvisioners ? { provisioners: options.acmeProvisioners } : {}));
+  app.use(
+    "/acme",
+    acmeRouter(runtime, log, { ...(options.acmeProvisioners ? { provisioners: options.acmeProvisioners } : {}), ...(options.acmeValidation ? { validation: options.acmeValidation } : {}) }),
+  );
   app.use(express.json({ limit: MAX_JSON_BYTES, strict: true, type: "application/json" }));
   app.use(express.raw({ limit: MAX_CSR_BYTES, type: "application/pkcs10" }));
   app.use(bodyLimitProblem);

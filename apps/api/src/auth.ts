@@ -105,9 +105,15 @@ async function tokenCaller(runtime: CaRuntime, token: string): Promise<TokenCall
 /** Bearer tokens this process verified (see VerifiedTokens); one per API process. */
 export type TokenCache = VerifiedTokens<TokenCaller>;
 
+/** Whether the request carries a bearer token or a console session cookie. */
+const presentsCredential = (req: Request) => req.headers.authorization !== undefined || sessionCookie(req) !== undefined;
+
 /** Establishes who is calling, as the route requires; throws 401/403 naming what is missing. */
 export async function authenticate(req: Request, runtime: CaRuntime, requirement: AuthRequirement, tokens?: TokenCache): Promise<Caller> {
-  if (requirement === "none") return { kind: "anonymous", actor: "anonymous" };
+  if (requirement === "none" || (requirement === "optional" && !presentsCredential(req))) return { kind: "anonymous", actor: "anonymous" };
+  // A credential sent to an open route is checked like anywhere else: a wrong one is a 401
+  // (counted against the source), never a silent anonymous answer that would confirm a guess.
+  if (requirement === "optional") return authenticate(req, runtime, "enrol", tokens);
   const token = bearerToken(req);
   // A session cookie stands for an admin token; an Authorization header always wins over it.
   if (token === undefined && requirement !== "mtls" && sessionCookie(req) !== undefined) {

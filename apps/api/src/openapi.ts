@@ -9,6 +9,7 @@ const SECURITY: Record<AuthRequirement, Array<Record<string, string[]>>> = {
   enrol: [{ provisionerToken: [] }, { adminToken: [] }, { consoleSession: [] }],
   mtls: [{ mutualTLS: [] }],
   adminOrMtls: [{ adminToken: [] }, { consoleSession: [] }, { mutualTLS: [] }],
+  optional: [{}, { adminToken: [] }, { consoleSession: [] }, { provisionerToken: [] }],
 };
 
 const PROBLEM_TEXT: Record<number, string> = {

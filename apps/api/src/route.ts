@@ -5,8 +5,12 @@ import type { z } from "zod";
 import { CaError } from "@pki/x509";
 import type { Caller } from "./auth.ts";
 
-/** Who may call a route. `enrol` = provisioner or admin token; `adminOrMtls` = either. */
-export type AuthRequirement = "none" | "admin" | "enrol" | "mtls" | "adminOrMtls";
+/**
+ * Who may call a route. `enrol` = provisioner or admin token; `adminOrMtls` = either;
+ * `optional` = anyone, but a credential that is sent must be valid (counted like any other
+ * failure), so the route can show an operator more than an anonymous caller.
+ */
+export type AuthRequirement = "none" | "admin" | "enrol" | "mtls" | "adminOrMtls" | "optional";
 
 export interface ResponseSpec {
   description: string;

@@ -230,7 +230,12 @@ export const Issuer = z.object({
   certificate: Pem,
   revokedAt: Instant.nullable(),
   revocationReason: z.string().nullable(),
-  liveCertificates: z.number().int().meta({ description: "services' valid, unexpired certificates it signed: what revoking it affects" }),
+  liveCertificates: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: "operators only: services' valid, unexpired certificates that chain to it (a root: its whole hierarchy), what revoking it affects" }),
+  liveCertificatesCountedAt: Instant.optional().meta({ description: "operators only: when liveCertificates was counted (a figure is reused for a few seconds)" }),
   crl: z.object({ number: z.string(), thisUpdate: Instant, nextUpdate: Instant, ageSeconds: z.number().int() }).nullable().meta({ description: "its latest full CRL" }),
   ocsp: z.object({ responderSerial: z.string(), responderNotAfter: Instant }).nullable().meta({ description: "its newest delegated OCSP responder certificate" }),
 });
@@ -255,7 +260,19 @@ export const ProvisionerListQuery = z.strictObject({
     .meta({ description: "true: removed provisioners too (pki provisioner list --all)" }),
 });
 
-export const ProvisionerListed = Provisioner.extend({ type: z.enum(["token", "acme"]).meta({ description: "acme: serves ACME at /acme/NAME/directory" }) });
+export const ProvisionerListed = Provisioner.extend({
+  type: z.enum(["token", "acme"]).meta({ description: "acme: serves ACME at /acme/NAME/directory" }),
+  acmeDirectory: z.string().optional().meta({ description: "ACME provisioners: the directory URL on this listener" }),
+  eabRequired: z.boolean().optional().meta({ description: "ACME provisioners: new accounts need an external account binding key" }),
+  unusedEabKeys: z.number().int().optional().meta({ description: "ACME provisioners: EAB keys made and not yet bound to an account" }),
+});
+
+export const EabKeyCreated = z.object({
+  provisioner: z.string(),
+  kid: z.string().meta({ description: "the key identifier, e.g. certbot --eab-kid" }),
+  hmacKey: z.string().meta({ description: "base64url HMAC key, shown once (e.g. certbot --eab-hmac-key); only the CA's copy remains" }),
+  acmeDirectory: z.string(),
+});
 
 export const ProvisionerCreated = Provisioner.extend({
   token: z.string().optional().meta({ description: "shown once; only its hash is stored (absent for ACME provisioners)" }),
@@ -293,8 +310,19 @@ export const AuditPage = z.object({
 });
 
 export const IssuerActivation = z.object({ activated: z.string(), retired: z.array(z.string()) });
-export const IssuerRevokePlan = z.object({ issuerId: z.string(), replacement: z.string().nullable().meta({ description: "'staged <id>', 'new intermediate' or null" }), affected: z.number().int() });
-export const IssuerRevoked = z.object({ revoked: z.string(), replacement: z.string().nullable(), affected: z.number().int() });
+export const IssuerRevokePlan = z.object({
+  issuerId: z.string(),
+  replacement: z.string().nullable().meta({
+    description:
+      "what signs new certificates and the re-issues afterwards: revoking the active intermediate activates 'staged <id>' or a 'new intermediate'; revoking another one leaves 'active <id>' in place; null when the hierarchy has no active intermediate",
+  }),
+  affected: z.number().int(),
+});
+export const IssuerRevoked = z.object({
+  revoked: z.string(),
+  replacement: z.string().nullable().meta({ description: "ID of the intermediate that signs new certificates and the re-issues (the one that took over, or the active one already in place)" }),
+  affected: z.number().int(),
+});
 export const ReissueProgress = z
   .object({
     total: z.number().int().meta({ description: "certificates to re-issue (0 until the revocation before the run has listed them)" }),

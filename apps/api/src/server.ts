@@ -9,13 +9,14 @@ import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
-import { acmeProvisionerCache } from "@pki/acme";
+import { acmeProvisionerCache, ValidatorChild } from "@pki/acme";
 import { API_LISTENER_REQUESTER, writeSecretFile, type CaRuntime, type IssuedCertificate } from "@pki/authority";
 import { CaError, formatSan, toPem, type CsrProposal, type San } from "@pki/x509";
 import { closeGracefully, listen } from "@pki/http-kit";
 import type { Logger } from "@pki/logger";
 import { createApiHandler, type ApiAppOptions } from "./app.ts";
 import { VerifiedTokens } from "./verified-tokens.ts";
+import { acmeValidatorEntry } from "./workers.ts";
 
 export interface ApiServer {
   server: Server;
@@ -208,7 +209,9 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
   let current = (await reusableListenerCertificate(runtime, names)) ?? (await issueWithRetry(runtime, names, log));
   const tokens = options.tokens ?? new VerifiedTokens(runtime.inventory);
   const acmeProvisioners = options.acmeProvisioners ?? acmeProvisionerCache(runtime.inventory);
-  const app = createApiHandler(runtime, log, { ...options, tokens, acmeProvisioners });
+  // ACME validation connects to hosts requesters name: never in this process, which holds the issuing token's session.
+  const acmeValidator = runtime.config.acme.validator === "child" ? new ValidatorChild(acmeValidatorEntry(), runtime.config, log) : undefined;
+  const app = createApiHandler(runtime, log, { ...options, tokens, acmeProvisioners, ...(acmeValidator ? { acmeValidation: acmeValidator } : {}) });
   const server = createServer(
     {
       ...secureContext(runtime, current.issued, current.keyPem),
@@ -275,6 +278,7 @@ export async function startApi(runtime: CaRuntime, log: Logger, options: StartAp
       await closeGracefully(server as unknown as import("node:http").Server);
       await tokens.close();
       await acmeProvisioners.close();
+      acmeValidator?.stop();
     },
   };
 }

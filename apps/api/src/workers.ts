@@ -88,6 +88,7 @@ export interface ApiWorkers {
  */
 declare const BUNDLE_MODULE_URL: string | undefined;
 declare const BUNDLED_API_WORKER_FILE: string | undefined;
+declare const BUNDLED_ACME_VALIDATOR_FILE: string | undefined;
 
 /**
  * The file an API worker runs: the bundle's own worker when this primary runs bundled
@@ -98,6 +99,12 @@ declare const BUNDLED_API_WORKER_FILE: string | undefined;
 export function apiWorkerEntry(): string {
   if (typeof BUNDLE_MODULE_URL === "string" && typeof BUNDLED_API_WORKER_FILE === "string") return fileURLToPath(new URL(BUNDLED_API_WORKER_FILE, BUNDLE_MODULE_URL));
   return fileURLToPath(new URL("./worker.ts", import.meta.url));
+}
+
+/** The file the keyless ACME validator child runs: the bundle's own entry when bundled, the role's TypeScript otherwise. */
+export function acmeValidatorEntry(): string {
+  if (typeof BUNDLE_MODULE_URL === "string" && typeof BUNDLED_ACME_VALIDATOR_FILE === "string") return fileURLToPath(new URL(BUNDLED_ACME_VALIDATOR_FILE, BUNDLE_MODULE_URL));
+  return fileURLToPath(new URL("../../acme-validator/src/main.ts", import.meta.url));
 }
 
 /** V8 flags that trade speed for memory (package.json's start script uses the second). */

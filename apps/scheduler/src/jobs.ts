@@ -2,7 +2,17 @@
 // memory), so a run that fails half way is completed by the next run and no work is lost.
 import type { Config } from "@pki/config";
 import type { Inventory, IssuerRecord } from "@pki/db";
-import { type Authority, type Clock, type Keyring, activateDueIntermediates, clockSkewSeconds, expireRetiredIntermediates, reconcilePendingIntents, renewFromInventory } from "@pki/authority";
+import {
+  type Authority,
+  type Clock,
+  type Keyring,
+  activateDueIntermediates,
+  clockSkewSeconds,
+  writeAllTrustFiles,
+  expireRetiredIntermediates,
+  reconcilePendingIntents,
+  renewFromInventory,
+} from "@pki/authority";
 import { destroyExpiredResponderKeys } from "@pki/revocation";
 import { toPem } from "@pki/x509";
 import type { Logger } from "@pki/logger";
@@ -250,6 +260,9 @@ export const issuerLifecycleJob = (config: Config): JobDefinition => ({
       if (ctx.webhooks.enabled) await ctx.inventory.webhookOutbox.enqueue("issuer.activated", payload, ctx.clock.now());
     }
     for (const e of expired) ctx.log.info({ id: e.id }, "retired intermediate has no unexpired certificate left; now expired");
+    // Intermediates also leave intermediates.pem when their own certificate expires, which no event marks.
+    // A replica without a writable data dir still does the lifecycle; the files are a convenience of the host that has one.
+    await writeAllTrustFiles(ctx.config, ctx.inventory, ctx.clock.now()).catch((error: Error) => ctx.log.warn({ err: error }, "could not rewrite the trust files in the data dir"));
     if (activations.length || expired.length) {
       await ctx.keyring.reload();
       await ctx.webhooks.deliverDue().catch((error: Error) => ctx.log.warn({ err: error }, "webhook delivery deferred"));

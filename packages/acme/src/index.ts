@@ -1,4 +1,6 @@
 export { acmeProvisionerCache, acmeRouter, MAX_JWS_BYTES, type AcmeProvisionerCache, type AcmeRouterOptions } from "./router.ts";
-export { InProcessValidator, type ValidationJob, type Validator } from "./validation.ts";
+export { InProcessValidator, ValidationWorker, type ValidationJob } from "./validation.ts";
+export { runAcmeValidator } from "./validator-process.ts";
+export { ValidatorChild } from "./validator-child.ts";
 export { createEabKey } from "./eab.ts";
 export { parseCertId, renewalWindow } from "./renewal-info.ts";

@@ -23,14 +23,14 @@ import {
 } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { ProvisionerPolicy } from "@pki/policy";
-import { type ChallengeType, ValidationLimitError, type Reservation } from "@pki/challenges";
+import type { ChallengeType } from "@pki/challenges";
 import { canonicalIp, normaliseIdentifiers, sanOf, sourceNetwork } from "./identifiers.ts";
 import { ACCOUNT_ALGORITHMS, EAB_ALGORITHMS, accountKey, checkAlgorithm, checkKeyAlgorithm, checkUrl, parseFlattened, protectedHeader, thumbprint, verifyWith } from "./jws.ts";
 import { NonceMinter } from "./nonces.ts";
 import { acmeOrders } from "./metrics.ts";
 import { AcmeProblem, ACME_ERROR, malformed, unauthorized, type Subproblem } from "./problems.ts";
 import { parseCertId, renewalWindow } from "./renewal-info.ts";
-import { InProcessValidator, type Validator } from "./validation.ts";
+import { STALE_VALIDATION_FACTOR, VALIDATION_LIMITS } from "./validation.ts";
 
 export const MAX_JWS_BYTES = 64 * 1024;
 const NONCE_TTL_MS = 30 * 60_000;
@@ -40,8 +40,6 @@ const MAX_CONTACTS = 4;
 const MAX_CONTACT_CHARS = 254;
 const ORDERS_PAGE = 100;
 const RENEWAL_INFO_RETRY_SECONDS = 6 * 3600;
-/** A validation still "processing" this many deadlines after it started was lost (queueing included). */
-const STALE_VALIDATION_FACTOR = 30;
 /** Imported account keys kept per process (a KeyObject is a few hundred bytes). */
 const ACCOUNT_KEY_CACHE_ENTRIES = 10_000;
 /** Account URLs end in a UUID; anything longer in a kid is not one of ours. */
@@ -79,8 +77,8 @@ export function acmeProvisionerCache(inventory: Pick<Inventory, "watch">): AcmeP
 }
 
 export interface AcmeRouterOptions {
-  /** where challenges are validated (defaults to this process, InProcessValidator) */
-  validator?: Validator;
+  /** told when a challenge waits for validation (the keyless validator; the database notifies it too) */
+  validation?: { wake(): void };
   /** provisioner lookups kept between requests; without one, every request reads its provisioner */
   provisioners?: AcmeProvisionerCache;
 }
@@ -117,7 +115,6 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
   const { resolver, ...challengeDefaults } = runtime.config.challenges;
   const challengeSettings = { ...challengeDefaults, ...(resolver ? { resolver } : {}) };
   const now = () => runtime.clock.now();
-  const validator = options.validator ?? new InProcessValidator(store, challengeSettings, runtime.config.acme.caaIdentities, log, now);
 
   const router = express.Router({ mergeParams: true });
   router.use(express.raw({ type: "application/jose+json", limit: MAX_JWS_BYTES }));
@@ -697,44 +694,30 @@ export function acmeRouter(runtime: CaRuntime, log: Logger, options: AcmeRouterO
       objectPayload(payload, "challenge response");
       const limits = runtime.config.acme.rateLimits;
       const since = new Date(now().getTime() - HOUR_MS);
-      // A place among this process's validations first, so a requester over its share is
-      // refused before the challenge is marked as started.
-      let reservation: Reservation;
-      try {
-        reservation = validator.reserve({ accountId: account.id, provisionerId: ctx.provisioner.id });
-      } catch (error) {
-        if (error instanceof ValidationLimitError) throw new AcmeProblem("rateLimited", error.message, { retryAfterSeconds: Math.ceil(challengeSettings.timeoutMs / 1000) });
-        throw error;
-      }
-      // the hourly limits on failed validations are counted by the statement that starts it
-      let outcome: Awaited<ReturnType<typeof store.startChallengeWithinLimits>>;
-      try {
-        outcome = await store.startChallengeWithinLimits(
-          challenge.id,
-          now(),
-          { accountId: account.id, provisionerId: ctx.provisioner.id },
-          { since, perAccount: limits.failedValidationsPerAccountHour, perProvisioner: limits.failedValidationsPerProvisionerHour },
-        );
-      } catch (error) {
-        reservation.cancel();
-        throw error;
-      }
-      const { started, counts } = outcome;
-      if (!started) reservation.cancel();
+      // the hourly limits and the bounds on waiting validations are counted by the statement that starts it
+      const { started, counts } = await store.startChallengeWithinLimits(
+        challenge.id,
+        now(),
+        { accountId: account.id, provisionerId: ctx.provisioner.id },
+        {
+          since,
+          perAccount: limits.failedValidationsPerAccountHour,
+          perProvisioner: limits.failedValidationsPerProvisionerHour,
+          pendingPerAccount: VALIDATION_LIMITS.pendingPerAccount,
+          pendingPerProvisioner: VALIDATION_LIMITS.pendingPerProvisioner,
+        },
+      );
+      const retryAfterSeconds = Math.ceil(challengeSettings.timeoutMs / 1000);
+      if (!started && counts.accountPending >= VALIDATION_LIMITS.pendingPerAccount)
+        throw new AcmeProblem("rateLimited", `this account already has ${VALIDATION_LIMITS.pendingPerAccount} validations running or waiting; poll them, then retry`, { retryAfterSeconds });
+      if (!started && counts.provisionerPending >= VALIDATION_LIMITS.pendingPerProvisioner)
+        throw new AcmeProblem("rateLimited", `this ACME provisioner already has ${VALIDATION_LIMITS.pendingPerProvisioner} validations running or waiting; retry shortly`, { retryAfterSeconds });
       checkRate("failed validations", counts.account, limits.failedValidationsPerAccountHour, `account ${account.id} (validations still running count too)`);
       if (counts.accountFailed > 0)
         checkRate("failed validations", counts.provisioner, limits.failedValidationsPerProvisionerHour, `ACME provisioner '${ctx.provisioner.name}' (accounts without failures go on)`);
       if (!started) return { status: 200, body: challengeView(ctx, (await store.challenge(challenge.id)) ?? challenge), links: [up] };
-      // Runs after this answer: the client polls the authorization (RFC 8555 §7.5.1).
-      validator.start(reservation, {
-        challengeId: challenge.id,
-        type: challenge.type as ChallengeType,
-        identifier: authz.identifier,
-        wildcard: authz.wildcard,
-        token: challenge.token,
-        keyAuthorization: `${challenge.token}.${account.keyThumbprint}`,
-        namePatterns: ctx.provisioner.names,
-      });
+      // Validated after this answer, by the keyless validator: the client polls the authorization (RFC 8555 §7.5.1).
+      options.validation?.wake();
       return { status: 200, body: challengeView(ctx, { ...challenge, status: "processing" }), links: [up] };
     }),
   );

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
 import { type KeyManager, Pkcs11KeyBackend, type Signer, softhsmConfig } from "@pki/hsm";
@@ -66,24 +66,51 @@ export function assertHierarchyName(hierarchy: string): void {
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(hierarchy)) throw badRequest(`hierarchy name '${hierarchy.slice(0, 32)}' must be up to 32 lower-case letters, digits and dashes, starting with a letter`);
 }
 
-/** Where a hierarchy's trust files live: the default one keeps the README's root.pem and chain.pem. */
-export function trustFilePaths(config: Config, hierarchy: string): { root: string; chain: string } {
+/** Where a hierarchy's trust files live: the default one keeps the README's root.pem, chain.pem and intermediates.pem. */
+export function trustFilePaths(config: Config, hierarchy: string): { root: string; chain: string; intermediates: string } {
   const suffix = hierarchy === "default" ? "" : `-${hierarchy}`;
-  return { root: path.join(config.dataDir, `root${suffix}.pem`), chain: path.join(config.dataDir, `chain${suffix}.pem`) };
-}
-
-/** Writes `content` unless the file already holds exactly that (a restart touches nothing). */
-function writeIfChanged(file: string, content: string): void {
-  if (existsSync(file) && readFileSync(file, "utf8") === content) return;
-  writeFileSync(file, content, { mode: 0o644 });
+  return {
+    root: path.join(config.dataDir, `root${suffix}.pem`),
+    chain: path.join(config.dataDir, `chain${suffix}.pem`),
+    intermediates: path.join(config.dataDir, `intermediates${suffix}.pem`),
+  };
 }
 
 /**
- * Brings a hierarchy's root.pem and chain.pem (the active intermediate, then the root) in
- * line with the inventory. Run after every change of the active intermediate, in whatever
- * process made it, so the files a user hands out always verify what the CA issues now.
+ * Every intermediate of the hierarchy whose certificate has not expired, newest first:
+ * staged, active, retired and revoked alike. A certificate issued before a rotation still
+ * chains through its retired intermediate; a revoked one stays in so that a path through it
+ * is refused for the revocation (by a verifier that checks CRLs or OCSP) rather than for a
+ * missing link, which would hide why.
  */
-export async function writeTrustFiles(config: Config, inventory: Inventory, hierarchy: string): Promise<{ root: string; chain: string } | undefined> {
+export function unexpiredIntermediates(issuers: IssuerRecord[], hierarchy: string, now: Date): IssuerRecord[] {
+  return issuers.filter((i) => i.role === "intermediate" && i.hierarchy === hierarchy && i.notAfter > now).sort((a, b) => b.notBefore.getTime() - a.notBefore.getTime() || a.id.localeCompare(b.id));
+}
+
+/**
+ * Writes `content` unless the file already holds exactly that (a restart touches nothing).
+ * The new content goes to a temporary file renamed over the old one, so a reader never
+ * sees half a bundle.
+ */
+function writeIfChanged(file: string, content: string): void {
+  if (existsSync(file) && readFileSync(file, "utf8") === content) return;
+  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    writeFileSync(temporary, content, { mode: 0o644, flag: "wx" });
+    renameSync(temporary, file);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Brings a hierarchy's root.pem, chain.pem (the active intermediate, then the root) and
+ * intermediates.pem (unexpiredIntermediates) in line with the inventory. Run after every
+ * change of the active intermediate or of the set of unexpired intermediates, in whatever
+ * process made it, so the files a user hands out always verify what the CA issued.
+ */
+export async function writeTrustFiles(config: Config, inventory: Inventory, hierarchy: string, now: Date = new Date()): Promise<{ root: string; chain: string; intermediates: string } | undefined> {
   const root = await inventory.issuers.active(hierarchy, "root");
   const intermediate = await inventory.issuers.active(hierarchy, "intermediate");
   if (!root || !intermediate || !existsSync(config.dataDir)) return undefined;
@@ -91,7 +118,19 @@ export async function writeTrustFiles(config: Config, inventory: Inventory, hier
   const rootPem = toPem(root.certificateDer);
   writeIfChanged(files.root, rootPem);
   writeIfChanged(files.chain, toPem(intermediate.certificateDer) + rootPem);
+  writeIfChanged(
+    files.intermediates,
+    unexpiredIntermediates(await inventory.issuers.list(), hierarchy, now)
+      .map((i) => toPem(i.certificateDer))
+      .join(""),
+  );
   return files;
+}
+
+/** writeTrustFiles for every hierarchy with an active root (the scheduler's issuer-lifecycle job: intermediates expire by the clock). */
+export async function writeAllTrustFiles(config: Config, inventory: Inventory, now: Date): Promise<void> {
+  const hierarchies = new Set((await inventory.issuers.list()).filter((i) => i.role === "root").map((i) => i.hierarchy));
+  for (const hierarchy of hierarchies) await writeTrustFiles(config, inventory, hierarchy, now);
 }
 
 export interface CaCertificatePlan {
@@ -237,7 +276,7 @@ export async function initCa(config: Config, inventory: Inventory, clock: Clock,
     }
   }
 
-  const rootPemPath = (await writeTrustFiles(config, inventory, hierarchy))?.root ?? trustFilePaths(config, hierarchy).root;
+  const rootPemPath = (await writeTrustFiles(config, inventory, hierarchy, clock.now()))?.root ?? trustFilePaths(config, hierarchy).root;
 
   let adminTokenPath: string | undefined = path.join(config.dataDir, "admin.token");
   if ((await inventory.admins.count()) === 0) {

@@ -22,7 +22,7 @@ export {
   type IssuerRevocationReport,
 } from "./rotation.ts";
 export { RecordedReissue, reissueStatus, REISSUE_STALE_MS, REISSUE_PROGRESS_WRITE_MS, type ReissueStatus } from "./reissue-run.ts";
-export { initCa, createIntermediate, writeTrustFiles, trustFilePaths, type CeremonyReport } from "./ceremony.ts";
+export { initCa, createIntermediate, writeTrustFiles, writeAllTrustFiles, trustFilePaths, unexpiredIntermediates, type CeremonyReport } from "./ceremony.ts";
 export { API_LISTENER_REQUESTER, INTERNAL_CERTIFICATE_MARKS, isInternalCertificate } from "./internal-certificates.ts";
 export { writeSecretFile } from "./secret-file.ts";
 export { openCa, openInventory, type CaRuntime } from "./runtime.ts";

@@ -59,6 +59,8 @@ export async function rotateIntermediate(config: Config, inventory: Inventory, c
   lines.push(`staged ${staged.id} (${staged.subject}, ${staged.keyAlgorithm}, key ${staged.keyUri}, until ${staged.notAfter.toISOString()})`);
   if (params.activateAt && params.activateAt > now) {
     await inventory.issuerLifecycle.scheduleActivation(staged.id, params.activateAt, params.actor);
+    // intermediates.pem lists staged intermediates too: relying parties have it before it signs.
+    await writeTrustFiles(config, inventory, hierarchy, now);
     lines.push(`${staged.id} becomes active at ${params.activateAt.toISOString()} (the scheduler's issuer-lifecycle job switches it)`);
     return { staged, activateAt: params.activateAt, lines };
   }
@@ -76,7 +78,7 @@ export async function activateIntermediate(config: Config, inventory: Inventory,
   const activation = await inventory.issuerLifecycle.activate(issuerId, at, actor).catch((error: Error) => {
     throw new CaError("conflict", error.message, { cause: error });
   });
-  await writeTrustFiles(config, inventory, activation.activated.hierarchy);
+  await writeTrustFiles(config, inventory, activation.activated.hierarchy, at);
   return activation;
 }
 
@@ -162,6 +164,8 @@ export async function revokeIntermediate(
   }
   const affected = await stillToReissue(inventory, issuer.id, clock);
   lines.push(`${affected.length} unexpired certificate(s) chained to ${issuer.id}`);
+  // The revoked intermediate stays in intermediates.pem (paths through it fail on the revocation); the replacement joins it.
+  await writeTrustFiles(config, inventory, issuer.hierarchy, clock.now());
   return { revoked, ...(replacement ? { replacement } : {}), affected, lines };
 }
 

@@ -166,6 +166,11 @@ const schema = z.object({
   /** failed (or still running) challenge validations per account per hour, and failed ones per provisioner per hour */
   PKI_ACME_FAILED_VALIDATIONS_PER_ACCOUNT_HOUR: positiveInt.default(60),
   PKI_ACME_FAILED_VALIDATIONS_PER_PROVISIONER_HOUR: positiveInt.default(1000),
+  /**
+   * where ACME challenges are validated: "child", a keyless process each API process starts
+   * on the first validation; "external", separate validator processes (apps/acme-validator)
+   */
+  PKI_ACME_VALIDATOR: z.enum(["child", "external"]).default("child"),
   /** new ACME accounts per source address (an IPv6 /64) per hour, across provisioners, and per provisioner per hour */
   PKI_ACME_NEW_ACCOUNTS_PER_ADDRESS_HOUR: positiveInt.default(20),
   PKI_ACME_NEW_ACCOUNTS_PER_PROVISIONER_HOUR: positiveInt.default(1000),
@@ -241,6 +246,7 @@ export interface Config {
   /** the ACME server; challenge validation settings are in `challenges` */
   acme: {
     caaIdentities: string[];
+    validator: "child" | "external";
     rateLimits: {
       ordersPerAccountHour: number;
       ordersPerProvisionerHour: number;
@@ -329,13 +335,81 @@ function readDatabaseUrl(value: string | undefined, file: string | undefined): s
   return url;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+type Settings = z.infer<typeof schema>;
+
+function parseEnvironment(env: NodeJS.ProcessEnv): Settings {
   // An empty variable means unset (compose writes `${VAR:-}` as ""), never an empty value.
   const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`));
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+const caaIdentitiesOf = (e: Settings) =>
+  e.PKI_ACME_CAA_IDENTITIES.split(",")
+    .map((n) => n.trim().toLowerCase())
+    .filter(Boolean);
+
+const challengeSettingsOf = (e: Settings): Config["challenges"] => ({
+  resolver: e.PKI_ACME_RESOLVER,
+  http01Port: e.PKI_ACME_HTTP01_PORT,
+  tlsAlpn01Port: e.PKI_ACME_TLSALPN01_PORT,
+  timeoutMs: ACME_VALIDATION_TIMEOUT_MS,
+  maxResponseBytes: ACME_VALIDATION_MAX_RESPONSE_BYTES,
+  deniedNetworks: splitList(e.PKI_ACME_DENIED_NETWORKS),
+});
+
+/** What the ACME validator needs: the database and the validation settings. */
+export interface ValidatorConfig {
+  databaseUrl: string | undefined;
+  embeddedDatabaseDir: string;
+  logLevel: Config["logLevel"];
+  caaIdentities: string[];
+  challenges: Config["challenges"];
+}
+
+/**
+ * The ACME validator's configuration. Unlike loadConfig it reads no secret but the
+ * database URL: the validator connects to hosts requesters name, so it must not hold a
+ * token PIN or an admin token, not even from the data dir's PIN files.
+ */
+export function loadValidatorConfig(env: NodeJS.ProcessEnv = process.env): ValidatorConfig {
+  const e = parseEnvironment(env);
+  return {
+    databaseUrl: readDatabaseUrl(e.DATABASE_URL, e.DATABASE_URL_FILE),
+    embeddedDatabaseDir: path.join(path.resolve(e.PKI_DATA_DIR), "pgdata"),
+    logLevel: e.PKI_LOG_LEVEL,
+    caaIdentities: caaIdentitiesOf(e),
+    challenges: challengeSettingsOf(e),
+  };
+}
+
+const SYSTEM_VARIABLES = /^(PATH|HOME|TZ|LANG|LC_[A-Z]+|NODE_OPTIONS|NODE_EXTRA_CA_CERTS)$/;
+
+/**
+ * The environment a validator child needs to read, with loadValidatorConfig, the settings
+ * this process runs with (which may have come from files or a test's own environment).
+ */
+export function validatorEnvironment(config: Config, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const { challenges } = config;
+  // Of this process's own environment only where Node and its tools are: nothing of the CA's.
+  const system = Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && SYSTEM_VARIABLES.test(entry[0]));
+  return {
+    ...Object.fromEntries(system),
+    ...(config.databaseUrl ? { DATABASE_URL: config.databaseUrl } : {}),
+    PKI_DATA_DIR: config.dataDir,
+    PKI_LOG_LEVEL: config.logLevel,
+    PKI_ACME_CAA_IDENTITIES: config.acme.caaIdentities.join(","),
+    ...(challenges.resolver ? { PKI_ACME_RESOLVER: challenges.resolver } : {}),
+    PKI_ACME_HTTP01_PORT: String(challenges.http01Port),
+    PKI_ACME_TLSALPN01_PORT: String(challenges.tlsAlpn01Port),
+    PKI_ACME_DENIED_NETWORKS: challenges.deniedNetworks.join(","),
+  };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = parseEnvironment(env);
   const dataDir = path.resolve(e.PKI_DATA_DIR);
   const rootPinFile = path.join(dataDir, `${e.PKI_ROOT_TOKEN_LABEL}.pin`);
   const issuingPinFile = path.join(dataDir, `${e.PKI_ISSUING_TOKEN_LABEL}.pin`);
@@ -415,9 +489,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       consoleIdleSeconds: e.PKI_CONSOLE_IDLE_SECONDS,
     },
     acme: {
-      caaIdentities: e.PKI_ACME_CAA_IDENTITIES.split(",")
-        .map((n) => n.trim().toLowerCase())
-        .filter(Boolean),
+      caaIdentities: caaIdentitiesOf(e),
+      validator: e.PKI_ACME_VALIDATOR,
       rateLimits: {
         ordersPerAccountHour: e.PKI_ACME_ORDERS_PER_ACCOUNT_HOUR,
         ordersPerProvisionerHour: e.PKI_ACME_ORDERS_PER_PROVISIONER_HOUR,
@@ -447,14 +520,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retrySeconds: e.PKI_SCHEDULER_RETRY_SECONDS,
       keyringReloadSeconds: e.PKI_KEYRING_RELOAD_SECONDS,
     },
-    challenges: {
-      resolver: e.PKI_ACME_RESOLVER,
-      http01Port: e.PKI_ACME_HTTP01_PORT,
-      tlsAlpn01Port: e.PKI_ACME_TLSALPN01_PORT,
-      timeoutMs: ACME_VALIDATION_TIMEOUT_MS,
-      maxResponseBytes: ACME_VALIDATION_MAX_RESPONSE_BYTES,
-      deniedNetworks: splitList(e.PKI_ACME_DENIED_NETWORKS),
-    },
+    challenges: challengeSettingsOf(e),
   };
 }
 

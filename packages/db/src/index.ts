@@ -52,6 +52,7 @@ export {
   AcmeAccountLimitError,
   AcmeEabKeyUnusableError,
   type AcmeAccountRecord,
+  type AcmeValidationClaim,
   type AcmeAccountStatus,
   type AcmeAuthorizationRecord,
   type AcmeChallengeRecord,
@@ -183,6 +184,27 @@ export interface OcspInventory {
   watch: Inventory["watch"];
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The ACME validator's view: the challenges waiting for it and their outcomes, nothing else. */
+export interface AcmeValidationInventory {
+  readonly kind: "postgresql" | "embedded";
+  readonly acme: Pick<AcmeStore, "claimValidations" | "releaseValidation" | "finishChallenge">;
+  watch: Inventory["watch"];
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens the ACME validator's view. Never migrates on PostgreSQL (see ConnectOptions.schema). */
+export async function openAcmeValidationStore(options: Omit<ConnectOptions, "schema">): Promise<AcmeValidationInventory> {
+  const inventory = await Inventory.open({ ...options, schema: "verify", poolSize: 2 });
+  return {
+    kind: inventory.kind,
+    acme: inventory.acme,
+    watch: (channel, onChange) => inventory.watch(channel, onChange),
+    ping: () => inventory.ping(),
+    close: () => inventory.close(),
+  };
 }
 
 /** What the CRL publisher's HTTP side serves from. */

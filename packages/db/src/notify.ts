@@ -11,6 +11,8 @@ export const CHANGE_CHANNELS = {
   crls: "pki_crls",
   /** admin tokens, provisioners and their ACME settings (a trigger on their tables notifies) */
   credentials: "pki_credentials",
+  /** ACME challenges waiting for a validator */
+  acmeValidations: "pki_acme_validations",
 } as const;
 export type ChangeChannel = keyof typeof CHANGE_CHANNELS;
 

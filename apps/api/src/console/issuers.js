@@ -1,7 +1,9 @@
 // The issuer hierarchy (root → intermediates), their health, and the lifecycle actions:
-// rotate, activate a staged intermediate, revoke with re-issue (dry run first).
+// rotate, activate a staged intermediate, revoke with re-issue (dry run first); each
+// action's outcome stays on the page, and the page follows a new intermediate until its
+// first CRL and OCSP responder are there. CA certificates download as PEM or DER.
 import { get, itemsOf, post } from "./api.js";
-import { append, badge, button, clear, confirmDialog, dateTime, duration, facts, h, labelled, link, localToIso, message, openDialog, timeEl } from "./dom.js";
+import { append, badge, button, clear, confirmDialog, dateTime, download, duration, facts, h, labelled, link, message, openDialog, pemToDer, timeEl } from "./dom.js";
 import { notAvailable } from "./pages.js";
 
 export async function issuersPage(container, route, ctx) {
@@ -11,7 +13,7 @@ export async function issuersPage(container, route, ctx) {
     h(
       "p",
       { class: "hint", id: "ceremonies" },
-      "Rotating and revoking an intermediate sign with the root key: they work here only when the API process has the root token’s PIN (PKI_ROOT_PIN or PKI_ROOT_PIN_FILE); otherwise run ",
+      "Rotating and revoking an intermediate sign with the root key: they work here only when the API process has the root token’s PIN (PKI_ROOT_PIN, PKI_ROOT_PIN_FILE, or the quickstart’s .pki/pki-root.pin, which npm start reads); otherwise run ",
       h("code", {}, "pki issuers rotate"),
       " or ",
       h("code", {}, "pki issuers revoke"),
@@ -36,6 +38,8 @@ export async function issuersPage(container, route, ctx) {
     },
   });
   const tree = h("div", { id: "issuer-tree", "aria-live": "polite" });
+  // Outside the tree, so an action's outcome survives the reloads that follow it.
+  const notice = h("div", { id: "issuer-notice" });
   const updated = h("span", { class: "hint" });
   container.append(
     h(
@@ -45,28 +49,57 @@ export async function issuersPage(container, route, ctx) {
       button("Refresh now", () => load()),
       updated,
     ),
+    notice,
     tree,
   );
+  let followTimer = null;
+  let followUntil = 0;
+  const page = {
+    reload: () => load(),
+    shown: () => notice.isConnected,
+    notify: (text, kind = "status") => notice.replaceChildren(message(text, kind)),
+    // After a rotation, activation or revocation: reload every 2 s (for at most 2 min) until
+    // every live intermediate has its first CRL and OCSP responder, which the publisher
+    // makes within seconds, so nobody has to press Refresh to see them.
+    follow: () => {
+      followUntil = Date.now() + 120_000;
+      if (!followTimer) followTimer = setTimeout(followStep, 2000);
+    },
+  };
+  const followStep = async () => {
+    followTimer = null;
+    const list = await load();
+    if (!ctx.isCurrent() || !list) return;
+    if (list.some(awaitingPublication) && Date.now() < followUntil) followTimer = setTimeout(followStep, 2000);
+  };
   const load = async () => {
     let list;
     try {
-      list = await get("/v1/issuers");
+      list = itemsOf(await get("/v1/issuers"));
     } catch (error) {
       tree.replaceChildren(notAvailable(error, "Issuers"));
-      return;
+      return undefined;
     }
-    if (!ctx.isCurrent()) return;
-    tree.replaceChildren(renderTree(itemsOf(list), focus, load));
-    updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    if (!ctx.isCurrent()) return undefined;
+    tree.replaceChildren(renderTree(list, focus, page));
+    updated.textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC`;
+    return list;
   };
-  await load();
+  const list = await load();
+  if (list?.some(awaitingPublication)) page.follow();
   const focused = focus && document.getElementById(`issuer-${focus}`);
   if (focused) focused.scrollIntoView({ block: "center" });
   const timer = on ? setInterval(load, 15_000) : null;
-  return () => timer && clearInterval(timer);
+  return () => {
+    if (timer) clearInterval(timer);
+    if (followTimer) clearTimeout(followTimer);
+  };
 }
 
-function renderTree(issuers, focus, reload) {
+/** The active intermediate before the publisher has made its first CRL or OCSP responder (a staged one gets them when it takes over). */
+const awaitingPublication = (i) => i.role === "intermediate" && i.status === "active" && (!i.crl || !i.ocsp);
+
+function renderTree(issuers, focus, page) {
   const children = new Map();
   for (const i of issuers) {
     const key = i.parentId ?? "";
@@ -78,7 +111,7 @@ function renderTree(issuers, focus, reload) {
   const tops = issuers.filter((i) => !i.parentId || !ids.has(i.parentId));
   const node = (i) => {
     const kids = children.get(i.id) ?? [];
-    return h("li", {}, issuerCard(i, focus === i.id, reload), kids.length ? h("ul", { class: "tree" }, kids.map(node)) : null);
+    return h("li", {}, issuerCard(i, focus === i.id, page), kids.length ? h("ul", { class: "tree" }, kids.map(node)) : null);
   };
   const hierarchies = [...new Set(tops.map((i) => i.hierarchy))];
   return h(
@@ -92,7 +125,7 @@ function renderTree(issuers, focus, reload) {
           "div",
           { class: "toolbar" },
           h("h2", {}, `Hierarchy “${hierarchy}”`),
-          button("Rotate intermediate…", () => rotate(hierarchy, reload), { class: "primary" }),
+          button("Rotate intermediate…", () => rotate(hierarchy, page), { class: "primary" }),
         ),
         h("ul", { class: "tree" }, tops.filter((i) => i.hierarchy === hierarchy).map(node)),
       ),
@@ -100,18 +133,46 @@ function renderTree(issuers, focus, reload) {
   );
 }
 
-function ocspHealth(ocsp) {
-  if (!ocsp) return "no responder certificate";
+function ocspHealth(i) {
+  const ocsp = i.ocsp;
+  if (i.ocsp === undefined) return "not available";
+  if (!ocsp) {
+    if (i.role === "root") return "answered with the root’s own signature (pki crl sign-root)";
+    if (i.status === "staged") return "none until it takes over";
+    return awaitingPublication(i) ? "no responder certificate yet: the publisher makes one within seconds (this page updates by itself)" : "no responder certificate";
+  }
   const left = (new Date(ocsp.responderNotAfter).getTime() - Date.now()) / 1000;
   const state = left <= 0 ? "expired" : left < 86400 ? "expires soon" : "ok";
   return [badge(state === "ok" ? "ok" : state === "expired" ? "expired" : "warning"), ` responder ${ocsp.responderSerial}, until ${dateTime(ocsp.responderNotAfter)}`];
 }
 
-function issuerCard(i, focused, reload) {
-  const actions = h("div", { class: "actions" });
-  if (i.role === "intermediate" && i.status === "staged") actions.append(button("Activate…", () => activate(i, reload)));
-  if (i.role === "intermediate" && i.status !== "revoked" && i.status !== "expired") actions.append(button("Revoke and re-issue…", () => revokeIssuer(i, reload), { class: "danger" }));
+function crlHealth(i) {
   const crl = i.crl;
+  if (crl) return `#${crl.number}, published ${duration(crl.ageSeconds ?? 0)} ago, next by ${dateTime(crl.nextUpdate)}`;
+  if (crl === undefined) return "not available";
+  if (i.status === "staged") return "none until it takes over";
+  return awaitingPublication(i) ? "none yet: the publisher signs the first one within seconds (this page updates by itself)" : "none published";
+}
+
+function blastRadius(i) {
+  if (i.liveCertificates === undefined) return "not available";
+  const n = i.liveCertificates;
+  const text = `${n} live certificate${n === 1 ? "" : "s"}${i.role === "root" ? " under its intermediates" : ""}`;
+  const counted = i.liveCertificatesCountedAt ? ` (counted ${dateTime(i.liveCertificatesCountedAt)})` : "";
+  // The certificates list filters by issuer; a root's radius is its intermediates' certificates.
+  const href = i.role === "root" ? "#/certificates?status=valid" : `#/certificates?issuerId=${encodeURIComponent(i.id)}&status=valid`;
+  return [link(href, text), counted];
+}
+
+function issuerCard(i, focused, page) {
+  const actions = h("div", { class: "actions" });
+  if (i.role === "intermediate" && i.status === "staged") actions.append(button("Activate…", () => activate(i, page)));
+  if (i.role === "intermediate" && i.status !== "revoked" && i.status !== "expired") actions.append(button("Revoke and re-issue…", () => revokeIssuer(i, page), { class: "danger" }));
+  const name = `${i.role}-${i.id}`;
+  actions.append(
+    button("Download PEM", () => download(`${name}.pem`, i.certificate, "application/x-pem-file"), { "aria-label": `Download PEM certificate of ${i.id}` }),
+    button("Download DER", () => download(`${name}.crt`, pemToDer(i.certificate), "application/pkix-cert"), { "aria-label": `Download DER certificate of ${i.id}` }),
+  );
   return h(
     "article",
     { class: `card issuer${focused ? " focused" : ""}`, id: `issuer-${i.id}`, "data-status": i.status, "data-role": i.role, "aria-label": `${i.subject} (${i.id})` },
@@ -121,25 +182,45 @@ function issuerCard(i, focused, reload) {
       ["Serial", h("span", { class: "mono" }, i.serial ?? "—")],
       ["Valid", [timeEl(i.notBefore), " – ", timeEl(i.notAfter)]],
       ["Key", i.keyAlgorithm ?? "—"],
-      [
-        "Blast radius",
-        i.liveCertificates === undefined
-          ? "not available"
-          : link(`#/certificates?issuerId=${encodeURIComponent(i.id)}&status=valid`, `${i.liveCertificates} live certificate${i.liveCertificates === 1 ? "" : "s"}`),
-      ],
-      ["CRL", crl ? `#${crl.number}, published ${duration(crl.ageSeconds ?? 0)} ago, next by ${dateTime(crl.nextUpdate)}` : i.crl === null ? "none published" : "not available"],
-      ["OCSP", i.ocsp === undefined ? "not available" : ocspHealth(i.ocsp)],
+      ["Blast radius", h("span", { class: "blast-radius" }, blastRadius(i))],
+      ["CRL", h("span", { class: "crl-health" }, crlHealth(i))],
+      ["OCSP", h("span", { class: "ocsp-health" }, ocspHealth(i))],
       ...(i.revokedAt ? [["Revoked", [timeEl(i.revokedAt), ` (${i.revocationReason ?? "unspecified"})`]]] : []),
     ]),
     actions,
   );
 }
 
-async function rotate(hierarchy, reload) {
+/** "2026-12-09T14:00" (also with a space, seconds or a Z) read as UTC; undefined otherwise. */
+export function utcInputToIso(value) {
+  const match = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?Z?$/.exec(String(value).trim());
+  if (!match) return undefined;
+  const d = new Date(`${match[1]}T${match[2]}${match[3] ?? ":00"}Z`);
+  // Date rolls 2026-02-30 over to March: only a date that reads back the same is one.
+  return Number.isNaN(d.getTime()) || d.toISOString().slice(0, 16) !== `${match[1]}T${match[2]}` ? undefined : d.toISOString();
+}
+
+async function rotate(hierarchy, page) {
   await openDialog(`Rotate the intermediate of “${hierarchy}”`, (close) => {
-    const now = h("input", { type: "radio", name: "when", value: "now", checked: true, id: "rotate-now" });
-    const later = h("input", { type: "radio", name: "when", value: "at", id: "rotate-at" });
-    const at = h("input", { type: "datetime-local", name: "activateAt" });
+    const inAnHour = new Date(Date.now() + 3_600_000).toISOString().slice(0, 16);
+    const at = h("input", {
+      type: "text",
+      name: "activateAt",
+      id: "rotate-at-time",
+      value: inAnHour,
+      placeholder: "YYYY-MM-DDTHH:MM",
+      inputmode: "numeric",
+      autocomplete: "off",
+      spellcheck: "false",
+      class: "mono",
+      disabled: true,
+    });
+    // The time only matters for "at a date and time": with "Now" it is greyed out.
+    const whenChanged = () => {
+      at.disabled = !later.checked;
+    };
+    const now = h("input", { type: "radio", name: "when", value: "now", checked: true, id: "rotate-now", onchange: whenChanged });
+    const later = h("input", { type: "radio", name: "when", value: "at", id: "rotate-at", onchange: whenChanged });
     const status = h("div");
     const go = h("button", { type: "submit", class: "primary" }, "Rotate");
     return h(
@@ -149,9 +230,9 @@ async function rotate(hierarchy, reload) {
           event.preventDefault();
           const body = { hierarchy };
           if (later.checked) {
-            const iso = localToIso(at.value);
+            const iso = utcInputToIso(at.value);
             if (!iso) {
-              clear(status).append(message("Choose the date and time the new intermediate takes over."));
+              clear(status).append(message("Write the time the new intermediate takes over in UTC as YYYY-MM-DDTHH:MM (24-hour), e.g. 2026-12-09T14:00."));
               at.focus();
               return;
             }
@@ -161,9 +242,15 @@ async function rotate(hierarchy, reload) {
           clear(status).append(message("Rotating…", "status"));
           try {
             const r = await post("/v1/issuers/rotate", body);
-            clear(status).append(message(`Done: new intermediate ${r.id ?? r.issuer?.id ?? ""} (${r.status ?? r.issuer?.status ?? "created"}).`, "status"));
-            await reload();
+            const retired = r.retired?.length ? `; retired ${r.retired.join(", ")}` : "";
+            page.notify(
+              r.issuer.status === "staged"
+                ? `Rotated: new intermediate ${r.issuer.id} is staged and takes over at ${dateTime(r.activateAt)}.`
+                : `Rotated: new intermediate ${r.issuer.id} is active and signs new certificates${retired}.`,
+            );
             close(true);
+            await page.reload();
+            page.follow();
           } catch (error) {
             clear(status).append(message(`Not rotated: ${error.message}`));
             go.disabled = false;
@@ -181,7 +268,7 @@ async function rotate(hierarchy, reload) {
         h("legend", {}, "When does it take over?"),
         h("div", { class: "check" }, now, h("label", { for: "rotate-now" }, "Now")),
         h("div", { class: "check" }, later, h("label", { for: "rotate-at" }, "At a date and time (staged until then)")),
-        labelled("Take over at (your local time)", at),
+        labelled("Take over at (UTC, YYYY-MM-DDTHH:MM, 24-hour)", at),
       ),
       status,
       h(
@@ -194,7 +281,7 @@ async function rotate(hierarchy, reload) {
   });
 }
 
-async function activate(i, reload) {
+async function activate(i, page) {
   const ok = await confirmDialog(
     `Activate ${i.id}?`,
     h("p", {}, "The staged intermediate ", h("strong", {}, i.subject), " becomes the one that signs new certificates; the active one is retired."),
@@ -203,14 +290,24 @@ async function activate(i, reload) {
   if (!ok) return;
   try {
     const r = await post(`/v1/issuers/${encodeURIComponent(i.id)}/activate`);
-    await reload();
-    document.getElementById("issuer-tree")?.prepend(message(`Activated ${r.activated}; retired ${(r.retired ?? []).join(", ") || "none"}.`, "status"));
+    page.notify(`Activated ${r.activated}; retired ${(r.retired ?? []).join(", ") || "none"}.`);
+    await page.reload();
+    page.follow();
   } catch (error) {
-    document.getElementById("issuer-tree")?.prepend(notAvailable(error, "Activate"));
+    page.notify(`Not activated: ${error.message}`, "error");
   }
 }
 
-async function revokeIssuer(i, reload) {
+/** What the dry run's replacement means, in words: who signs new certificates and the re-issues afterwards. */
+function replacementPlan(replacement) {
+  if (!replacement) return { line: "leave the hierarchy with no active intermediate: new certificates cannot be issued until one is rotated in", under: undefined };
+  const [kind, id] = replacement.split(" ");
+  if (kind === "staged") return { line: `activate the staged intermediate ${id}, which signs new certificates from then on`, under: `the staged intermediate ${id}` };
+  if (kind === "active") return { line: `leave the active intermediate ${id} signing new certificates, as it does now`, under: `the active intermediate ${id}` };
+  return { line: "make a new intermediate (signed by the root) and sign new certificates with it", under: "the new intermediate" };
+}
+
+async function revokeIssuer(i, page) {
   await openDialog(`Revoke intermediate ${i.id}?`, (close) => {
     const reason = h(
       "select",
@@ -242,8 +339,14 @@ async function revokeIssuer(i, reload) {
           "ul",
           {},
           h("li", {}, "revoke ", h("strong", {}, i.subject), ` (${i.id}); relying parties refuse everything it signed`),
-          h("li", {}, plan.replacement ? `sign new certificates with ${plan.replacement}` : "leave the hierarchy with no replacement intermediate"),
-          h("li", {}, `re-issue ${plan.affected} live certificate${plan.affected === 1 ? "" : "s"} under the replacement`),
+          h("li", {}, replacementPlan(plan.replacement).line),
+          h(
+            "li",
+            {},
+            replacementPlan(plan.replacement).under
+              ? `re-issue ${plan.affected} live certificate${plan.affected === 1 ? "" : "s"} under ${replacementPlan(plan.replacement).under}`
+              : `not re-issue its ${plan.affected} live certificate${plan.affected === 1 ? "" : "s"}: there is no intermediate to re-issue them under`,
+          ),
         ),
         labelled("Reason", reason),
         labelled("Type the issuer ID to confirm", typed, i.id),
@@ -263,8 +366,13 @@ async function revokeIssuer(i, reload) {
           return;
         }
         const bar = h("progress", { max: String(Math.max(1, started.affected ?? 0)), value: "0", "aria-label": "Re-issue progress" });
-        const line = h("p", { role: "status" }, `Revoked ${started.revoked}; replacement ${started.replacement ?? "none"}. Re-issuing…`);
+        const revokedLine = `Revoked ${started.revoked} (${reason.value}); ${started.replacement ? `${started.replacement} signs new certificates` : "no intermediate signs new certificates"}`;
+        const line = h("p", { role: "status" }, `${revokedLine}. Re-issuing…`);
         body.append(bar, line);
+        footer.replaceChildren(button("Close", () => close(true)));
+        page.notify(`${revokedLine}. Re-issuing ${started.affected} certificate${started.affected === 1 ? "" : "s"} in the background…`);
+        void page.reload().then(page.follow);
+        // The run goes on in the API whether or not this dialog stays open: its outcome also lands on the page.
         for (;;) {
           let p;
           try {
@@ -280,6 +388,7 @@ async function revokeIssuer(i, reload) {
           const state = p.done ? (p.error ? `. Stopped: ${p.error}` : ". Done.") : p.stalled ? ". Stalled: the process running it stopped reporting; revoke again to resume." : "…";
           line.textContent = `Re-issued ${p.reissued} of ${p.total}; ${failedCount} failed${state}`;
           if (p.done || p.stalled) {
+            page.notify(`${revokedLine}. Re-issued ${p.reissued} of ${p.total} certificates; ${failedCount} failed${state}`, failedCount || p.error || p.stalled ? "warning" : "status");
             if (p.failed?.length)
               append(body, [
                 h(
@@ -290,13 +399,13 @@ async function revokeIssuer(i, reload) {
               ]);
             break;
           }
-          if (!body.isConnected) return;
+          if (!page.shown()) return;
           await new Promise((resolve) => setTimeout(resolve, 1000));
         }
-        await reload();
+        await page.reload();
       });
     })();
     return h("div", {}, body, footer);
   });
-  await reload();
+  await page.reload();
 }

@@ -138,7 +138,7 @@ export async function crlsPage(container, route, ctx) {
       " does.",
     ),
     message(
-      "A root’s CRL (and its OCSP answers about its intermediates) is signed with the root key in a ceremony on the command line: pki crl sign-root. The console never holds the root token’s PIN.",
+      "A root’s CRL (and its OCSP answers about its intermediates) is signed with the root key: with pki crl sign-root on the command line, and by every rotation or revocation of an intermediate, which the Issuers page can run only when the API process has the root token’s PIN (PKI_ROOT_PIN, PKI_ROOT_PIN_FILE, or the quickstart’s .pki/pki-root.pin, which npm start reads). Publish here signs intermediates’ CRLs only.",
       "warning",
     ),
     h("div", { class: "actions" }, all),

@@ -1,5 +1,7 @@
-// Provisioners: who may enrol which names with which profiles. A new provisioner's token
-// is shown once, with a ready-to-run enrolment command.
+// Provisioners: who may enrol which names with which profiles. A token provisioner's token
+// is shown once, with a ready-to-run enrolment command; an ACME provisioner shows its
+// directory URL and whether accounts need an external account binding (EAB) key, and makes
+// EAB keys (shown once, like `pki provisioner eab`).
 import { del, get, itemsOf, patch, post } from "./api.js";
 import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
 import { PROFILES, notAvailable } from "./pages.js";
@@ -42,9 +44,10 @@ export async function provisionersPage(container, route, ctx) {
     list.replaceChildren(
       table(
         "Provisioners",
-        ["Name", "Status", "Profiles", "Names", "Max lifetime", "Hierarchy", "Created", "Actions"],
+        ["Name", "Type", "Status", "Profiles", "Names", "Max lifetime", "Hierarchy", "Created", "Actions"],
         itemsOf(r).map((p) => [
           h("span", { class: "prov-name" }, p.name),
+          typeCell(p),
           badge(p.removedAt ? "removed" : p.disabled ? "disabled" : "enabled"),
           p.profiles.join(", "),
           h(
@@ -61,6 +64,7 @@ export async function provisionersPage(container, route, ctx) {
                 "div",
                 { class: "actions compact" },
                 button("Edit scope…", () => editScope(p, load), { "aria-label": `Edit scope of ${p.name}` }),
+                p.type === "acme" ? button("New EAB key…", () => newEabKey(p, created, load), { "aria-label": `New EAB key for ${p.name}` }) : null,
                 button(p.disabled ? "Enable" : "Disable…", () => toggle(p, load), { "aria-label": `${p.disabled ? "Enable" : "Disable"} ${p.name}` }),
                 button("Remove…", () => remove(p, load), { class: "danger", "aria-label": `Remove ${p.name}` }),
               ),
@@ -88,8 +92,27 @@ const linesOf = (text) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+/** What kind of provisioner it is and, for ACME, where clients find it and whether they need an EAB key. */
+function typeCell(p) {
+  if (p.type !== "acme") return h("span", { class: "tag prov-type" }, "token");
+  const eab = p.eabRequired ? `EAB required, ${p.unusedEabKeys ?? 0} unused key${p.unusedEabKeys === 1 ? "" : "s"}` : "EAB optional";
+  return h("div", { class: "prov-acme" }, h("span", { class: "tag prov-type" }, "ACME"), h("div", { class: "mono acme-directory" }, p.acmeDirectory ?? ""), h("div", { class: "hint prov-eab" }, eab));
+}
+
 function createForm(created, reload) {
   const status = h("div");
+  const type = h(
+    "select",
+    { name: "type", id: "new-type" },
+    h("option", { value: "token" }, "token: enrols with a bearer token"),
+    h("option", { value: "acme" }, "ACME: serves an ACME directory (certbot, lego, Caddy…)"),
+  );
+  const eab = h("input", { type: "checkbox", name: "eab", id: "new-eab", disabled: true });
+  type.addEventListener("change", () => {
+    // EAB only means something for ACME accounts.
+    eab.disabled = type.value !== "acme";
+    if (eab.disabled) eab.checked = false;
+  });
   const form = h(
     "form",
     {
@@ -106,11 +129,17 @@ function createForm(created, reload) {
         };
         const hierarchy = String(data.get("hierarchy") ?? "").trim();
         if (hierarchy) body.hierarchy = hierarchy;
+        if (type.value === "acme") {
+          body.type = "acme";
+          body.eab = eab.checked;
+        }
         clear(status);
         try {
           const p = await post("/v1/provisioners", body);
           form.reset();
-          showToken(created, p);
+          eab.disabled = true;
+          if (body.type === "acme") showAcme(created, p, body.eab, reload);
+          else showToken(created, p);
           await reload();
         } catch (error) {
           status.append(message(`Not created: ${error.message}`));
@@ -119,6 +148,8 @@ function createForm(created, reload) {
     },
     h("h2", {}, "Create a provisioner"),
     labelled("Name", h("input", { type: "text", name: "name", required: true, pattern: "[a-z0-9][a-z0-9._\\-]*", maxlength: "63" }), "lower-case letters, digits, '.', '_', '-'"),
+    labelled("Type", type),
+    h("div", { class: "check" }, eab, h("label", { for: "new-eab" }, "ACME accounts need an external account binding (EAB) key")),
     profileBoxes(["mtls"], "new"),
     labelled("Names it may enrol", h("textarea", { name: "names", rows: "3", required: true }), NAME_HINT),
     labelled("Maximum lifetime (seconds)", h("input", { type: "number", name: "maxTtlSeconds", min: "60", value: "86400", required: true })),
@@ -127,6 +158,70 @@ function createForm(created, reload) {
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Create")),
   );
   return form;
+}
+
+/** A new ACME provisioner: where clients point, and (with EAB) the way to its first key. */
+function showAcme(created, p, eabRequired, reload) {
+  const example = exampleName(p.names);
+  const command = [
+    "# certbot trusts the CA through its root certificate (.pki/root.pem on the CA host).",
+    `REQUESTS_CA_BUNDLE=root.pem certbot certonly --server ${shellQuote(p.acmeDirectory)} \\`,
+    `  --standalone -d ${shellQuote(example)}${eabRequired ? " --eab-kid=KID --eab-hmac-key=HMAC_KEY" : ""}`,
+  ].join("\n");
+  created.replaceChildren(
+    h(
+      "section",
+      { class: "card token", "aria-labelledby": "acme-title" },
+      h("h2", { id: "acme-title" }, `ACME provisioner “${p.name}” created`),
+      labelled("ACME directory URL", h("input", { type: "text", readonly: true, value: p.acmeDirectory, id: "new-acme-directory", class: "mono", spellcheck: "false" })),
+      h("div", { class: "actions" }, copyButton(p.acmeDirectory, "Copy directory URL")),
+      eabRequired ? message("New accounts need an EAB key: make one per client with “New EAB key…”.", "warning") : null,
+      h("pre", { id: "acme-command", tabindex: "0" }, h("code", {}, command)),
+      h(
+        "div",
+        { class: "actions" },
+        copyButton(command, "Copy command"),
+        eabRequired ? button("New EAB key…", () => newEabKey(p, created, reload), { class: "primary" }) : null,
+        button("Done", () => created.replaceChildren()),
+      ),
+    ),
+  );
+}
+
+/** Makes an EAB key and shows it once, with the certbot and lego options that use it. */
+async function newEabKey(p, created, reload) {
+  let key;
+  try {
+    key = await post(`/v1/provisioners/${encodeURIComponent(p.name)}/eab-keys`);
+  } catch (error) {
+    created.replaceChildren(message(`No EAB key made: ${error.message}`));
+    return;
+  }
+  const usage = [
+    // name=value: a base64url key may start with "-", which would read as an option on its own
+    `certbot --server ${shellQuote(key.acmeDirectory)} --eab-kid=${shellQuote(key.kid)} --eab-hmac-key=${shellQuote(key.hmacKey)} …`,
+    `lego --server ${shellQuote(key.acmeDirectory)} --eab --kid=${shellQuote(key.kid)} --hmac=${shellQuote(key.hmacKey)} …`,
+  ].join("\n");
+  created.replaceChildren(
+    h(
+      "section",
+      { class: "card token", "aria-labelledby": "eab-title" },
+      h("h2", { id: "eab-title" }, `EAB key for “${p.name}”`),
+      message("Copy the HMAC key now: it is shown only once. The key is bound to the first ACME account that uses it.", "warning"),
+      labelled("Key ID (kid)", h("input", { type: "text", readonly: true, value: key.kid, id: "eab-kid", class: "mono", spellcheck: "false" })),
+      labelled("HMAC key", h("input", { type: "text", readonly: true, value: key.hmacKey, id: "eab-hmac", class: "mono", spellcheck: "false" })),
+      h("pre", { id: "eab-usage", tabindex: "0" }, h("code", {}, usage)),
+      h(
+        "div",
+        { class: "actions" },
+        copyButton(key.hmacKey, "Copy HMAC key"),
+        copyButton(usage, "Copy commands"),
+        button("Done (hide the key)", () => created.replaceChildren()),
+      ),
+    ),
+  );
+  created.querySelector("#eab-hmac")?.focus();
+  await reload();
 }
 
 const shellQuote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;

@@ -6,7 +6,8 @@
 // at a time re-issues an issuer's certificates.
 import { CaError } from "@pki/x509";
 import { RecordedReissue, StartupCheckError, isInternalCertificate, reissueStatus, revokeIntermediate, type CaRuntime } from "@pki/authority";
-import type { CertificateRecord } from "@pki/db";
+import type { CertificateRecord, IssuerRecord } from "@pki/db";
+import type { LiveCounts } from "../live-counts.ts";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
 
@@ -16,7 +17,16 @@ async function stillToReissue(runtime: CaRuntime, issuerId: string): Promise<Cer
   return chained.filter((record) => !isInternalCertificate(record) && !record.successorSerial);
 }
 
-export function issuerRevocationRoutes(runtime: CaRuntime): RouteDefinition[] {
+/**
+ * The intermediate that signs the hierarchy's new certificates (and the re-issues) once a
+ * non-active one is revoked: the active one, which is already in place.
+ */
+async function activeOtherThan(runtime: CaRuntime, issuer: IssuerRecord): Promise<IssuerRecord | undefined> {
+  const active = await runtime.inventory.issuers.active(issuer.hierarchy, "intermediate");
+  return active && active.id !== issuer.id ? active : undefined;
+}
+
+export function issuerRevocationRoutes(runtime: CaRuntime, liveCounts: LiveCounts): RouteDefinition[] {
   return [
     defineRoute({
       method: "post",
@@ -40,10 +50,13 @@ export function issuerRevocationRoutes(runtime: CaRuntime): RouteDefinition[] {
         if (!issuer) throw new CaError("not_found", `no issuer ${ctx.params.id}`);
         if (issuer.role !== "intermediate") throw new CaError("bad_request", `${issuer.id} is a root; roots are not revoked, they are removed from trust stores`);
         if (body.dryRun) {
-          let replacement: string | null = null;
+          let replacement: string | null;
           if (issuer.status === "active" && !issuer.revokedAt) {
             const staged = (await runtime.inventory.issuerLifecycle.staged(issuer.hierarchy)).find((s) => s.notAfter > runtime.clock.now());
             replacement = staged ? `staged ${staged.id}` : "new intermediate";
+          } else {
+            const active = await activeOtherThan(runtime, issuer);
+            replacement = active ? `active ${active.id}` : null;
           }
           return { status: 200, body: { issuerId: issuer.id, replacement, affected: (await stillToReissue(runtime, issuer.id)).length } };
         }
@@ -62,8 +75,13 @@ export function issuerRevocationRoutes(runtime: CaRuntime): RouteDefinition[] {
           if (error instanceof StartupCheckError) throw new CaError("unavailable", `${error.message}; revoke with \`pki issuers revoke\` where the root PIN is available`, { cause: error });
           throw error;
         }
-        void reissue?.run(runtime, report.affected).catch(logError);
-        return { status: 202, body: { revoked: report.revoked.id, replacement: report.replacement?.id ?? null, affected: report.affected.length } };
+        liveCounts.invalidate();
+        void reissue
+          ?.run(runtime, report.affected)
+          .catch(logError)
+          .finally(() => liveCounts.invalidate());
+        const replacement = report.replacement ?? (await activeOtherThan(runtime, report.revoked));
+        return { status: 202, body: { revoked: report.revoked.id, replacement: replacement?.id ?? null, affected: report.affected.length } };
       },
     }),
     defineRoute({

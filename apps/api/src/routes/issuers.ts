@@ -1,27 +1,37 @@
 import { z } from "zod";
 import { CaError, toPem } from "@pki/x509";
-import { INTERNAL_CERTIFICATE_MARKS, REASON_NAMES, StartupCheckError, activateIntermediate, presentedIssuerStatus, rotateIntermediate, type CaRuntime } from "@pki/authority";
+import { REASON_NAMES, StartupCheckError, activateIntermediate, presentedIssuerStatus, rotateIntermediate, type CaRuntime } from "@pki/authority";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import type { CrlStateRecord, IssuerRecord, OcspResponderRecord } from "@pki/db";
 import * as S from "../schemas.ts";
 import { issuerRevocationRoutes } from "./issuer-revocation.ts";
+import { LIVE_COUNTS_MAX_AGE_MS, LiveCounts, blastRadius, type LiveCountsFigure } from "../live-counts.ts";
 
 /** What the console shows of an issuer besides its certificate: its revocation, blast radius and revocation services. */
 export interface IssuerFacts {
-  liveCertificates: number;
+  /** for operators only: its blast radius and when it was counted */
+  live: { certificates: number; countedAt: Date } | undefined;
   crl: CrlStateRecord["full"] | undefined;
   responder: OcspResponderRecord | undefined;
   now: Date;
 }
 
-/** Live counts, latest CRL and current OCSP responder of every issuer, in three queries plus one per issuer. */
-export async function issuerFacts(runtime: CaRuntime, issuers: IssuerRecord[]): Promise<(i: IssuerRecord) => IssuerFacts> {
+/**
+ * Latest CRL and current OCSP responder of every issuer (one query plus one per
+ * intermediate), and with `live` (a counted figure, never counted here) each one's blast radius.
+ */
+export async function issuerFacts(runtime: CaRuntime, issuers: IssuerRecord[], live?: LiveCountsFigure): Promise<(i: IssuerRecord) => IssuerFacts> {
   const now = runtime.clock.now();
-  const live = await runtime.inventory.certificates.liveByIssuer(now, INTERNAL_CERTIFICATE_MARKS);
+  const radius = live ? blastRadius(issuers, live.byIssuer) : undefined;
   const crls = new Map((await runtime.inventory.crls.states()).map((state) => [state.issuerId, state.full]));
   const responders = new Map<string, OcspResponderRecord | undefined>();
   for (const issuer of issuers) if (issuer.role === "intermediate") responders.set(issuer.id, await runtime.inventory.ocspResponders.current(issuer.id, now));
-  return (i) => ({ liveCertificates: live.get(i.id) ?? 0, crl: crls.get(i.id) ?? undefined, responder: responders.get(i.id), now });
+  return (i) => ({
+    live: live && radius ? { certificates: radius.get(i.id) ?? 0, countedAt: live.countedAt } : undefined,
+    crl: crls.get(i.id) ?? undefined,
+    responder: responders.get(i.id),
+    now,
+  });
 }
 
 /** An issuer as the API shows it (S.Issuer): a revoked one says so, whatever its lifecycle status. */
@@ -39,7 +49,7 @@ export const issuerBody = (i: IssuerRecord, facts: IssuerFacts) => ({
   certificate: toPem(i.certificateDer),
   revokedAt: i.revokedAt ? i.revokedAt.toISOString() : null,
   revocationReason: i.revocationReason === null ? null : (REASON_NAMES[i.revocationReason] ?? String(i.revocationReason)),
-  liveCertificates: facts.liveCertificates,
+  ...(facts.live ? { liveCertificates: facts.live.certificates, liveCertificatesCountedAt: facts.live.countedAt.toISOString() } : {}),
   crl: facts.crl
     ? {
         number: String(facts.crl.number),
@@ -52,19 +62,22 @@ export const issuerBody = (i: IssuerRecord, facts: IssuerFacts) => ({
 });
 
 export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
+  const liveCounts = new LiveCounts(runtime);
   return [
     defineRoute({
       method: "get",
       path: "/v1/issuers",
       operationId: "listIssuers",
       summary: "Every root and intermediate of every hierarchy, with its certificate",
+      description: `Open to anyone. An operator (admin token or console session) also gets each issuer's blast radius, liveCertificates, counted at most every ${LIVE_COUNTS_MAX_AGE_MS / 1000} s per API process (liveCertificatesCountedAt says when). A credential that is sent must be valid (401 otherwise).`,
       tags: ["issuers"],
-      auth: "none",
+      auth: "optional",
       responses: { 200: { description: "issuers", schema: S.Issuer.array() } },
-      problems: [503],
-      handle: async () => {
+      problems: [401, 429, 503],
+      handle: async (ctx) => {
         const issuers = await runtime.inventory.issuers.list();
-        const facts = await issuerFacts(runtime, issuers);
+        const live = ctx.caller.kind === "admin" ? await liveCounts.get() : undefined;
+        const facts = await issuerFacts(runtime, issuers, live);
         return {
           status: 200,
           body: issuers.map((i) => issuerBody(i, facts(i))),
@@ -112,6 +125,7 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         }
         // This process switches at once; others within PKI_KEYRING_RELOAD_SECONDS.
         if (report.activation) await runtime.keyring.reload();
+        liveCounts.invalidate();
         const facts = await issuerFacts(runtime, [report.staged]);
         return {
           status: 201,
@@ -139,9 +153,10 @@ export function issuerRoutes(runtime: CaRuntime): RouteDefinition[] {
         if (issuer.status !== "staged" || issuer.revokedAt) throw new CaError("conflict", `${issuer.id} is ${presentedIssuerStatus(issuer)}; only a staged intermediate can be activated`);
         const { activated, retired } = await activateIntermediate(runtime.config, runtime.inventory, issuer.id, runtime.clock.now(), ctx.caller.actor);
         await runtime.keyring.reload();
+        liveCounts.invalidate();
         return { status: 200, body: { activated: activated.id, retired: retired.map((r) => r.id) } };
       },
     }),
-    ...issuerRevocationRoutes(runtime),
+    ...issuerRevocationRoutes(runtime, liveCounts),
   ];
 }

@@ -3,6 +3,7 @@ import type pg from "pg";
 import { AuditStore, type AuditEntry } from "./audit.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import type { ProvisionerRecord } from "./provisioners.ts";
+import { CHANGE_CHANNELS } from "../notify.ts";
 
 export type AcmeAccountStatus = "valid" | "deactivated" | "revoked";
 export type AcmeOrderStatus = "pending" | "ready" | "processing" | "valid" | "invalid";
@@ -99,6 +100,21 @@ interface AccountCountRow {
 
 /** A provisioner that speaks ACME, with its ACME settings. */
 export type AcmeProvisionerRecord = ProvisionerRecord & { eabRequired: boolean };
+
+/** A challenge a validator claimed, with what validating it takes. */
+export interface AcmeValidationClaim {
+  challengeId: string;
+  accountId: string;
+  provisionerId: string;
+  type: string;
+  token: string;
+  /** as stored: a wildcard's base domain */
+  identifier: AcmeIdentifier;
+  wildcard: boolean;
+  keyThumbprint: string;
+  /** the provisioner's name patterns */
+  namePatterns: string[];
+}
 
 /** How many of something happened in a window, for an account and for its whole provisioner. */
 export interface AcmeWindowCounts {
@@ -213,6 +229,15 @@ export class AcmeStore {
   async acmeProvisionerIds(): Promise<Set<string>> {
     const rows = await this.pool.query<{ id: string }>(`SELECT provisioner_id AS id FROM acme_provisioners`);
     return new Set(rows.rows.map((r) => r.id));
+  }
+
+  /** Every ACME provisioner's settings and how many of its EAB keys no account has used yet, by provisioner ID. */
+  async acmeProvisionerSettings(): Promise<Map<string, { eabRequired: boolean; unusedEabKeys: number }>> {
+    const rows = await this.pool.query<{ id: string; eabRequired: boolean; unused: string }>(
+      `SELECT a.provisioner_id AS id, a.eab_required AS "eabRequired", count(k.kid) FILTER (WHERE k.account_id IS NULL) AS unused
+       FROM acme_provisioners a LEFT JOIN acme_eab_keys k ON k.provisioner_id = a.provisioner_id GROUP BY 1, 2`,
+    );
+    return new Map(rows.rows.map((r) => [r.id, { eabRequired: r.eabRequired, unusedEabKeys: Number(r.unused) }]));
   }
 
   /** Stores a new EAB key with its audit event. */
@@ -534,24 +559,58 @@ export class AcmeStore {
     id: string,
     at: Date,
     scope: { accountId: string; provisionerId: string },
-    limits: { since: Date; perAccount: number; perProvisioner: number },
-  ): Promise<{ started: boolean; counts: AcmeWindowCounts & { accountFailed: number } }> {
-    const rows = await this.pool.query<WindowCountRow & { accountFailed: string; started: boolean }>(
+    limits: { since: Date; perAccount: number; perProvisioner: number; pendingPerAccount: number; pendingPerProvisioner: number },
+  ): Promise<{ started: boolean; counts: AcmeWindowCounts & { accountFailed: number; accountPending: number; provisionerPending: number } }> {
+    const rows = await this.pool.query<WindowCountRow & { accountFailed: string; accountPending: string; provisionerPending: string; started: boolean }>(
       `WITH counts AS (
          SELECT count(*) FILTER (WHERE account_id = $4) AS "accountCount", min(validated_at) FILTER (WHERE account_id = $4) AS "accountOldest",
                 count(*) FILTER (WHERE account_id = $4 AND status = 'invalid') AS "accountFailed",
-                count(*) AS "provisionerCount", min(validated_at) AS "provisionerOldest"
+                count(*) FILTER (WHERE account_id = $4 AND status = 'processing') AS "accountPending",
+                count(*) AS "provisionerCount", min(validated_at) AS "provisionerOldest",
+                count(*) FILTER (WHERE status = 'processing') AS "provisionerPending"
          FROM acme_challenges WHERE provisioner_id = $3 AND status IN ('invalid', 'processing') AND validated_at > $5),
        started AS (
-         UPDATE acme_challenges c SET status = 'processing', validated_at = $2 FROM acme_authorizations a, counts
+         UPDATE acme_challenges c SET status = 'processing', validated_at = $2, claimed_until = NULL FROM acme_authorizations a, counts
          WHERE c.id = $1 AND c.status = 'pending' AND a.id = c.authorization_id AND a.status = 'pending'
            AND counts."accountCount" < $6 AND (counts."provisionerCount" < $7 OR counts."accountFailed" = 0)
-         RETURNING c.id)
-       SELECT counts.*, EXISTS (SELECT 1 FROM started) AS started FROM counts`,
-      [id, at, scope.provisionerId, scope.accountId, limits.since, limits.perAccount, limits.perProvisioner],
+           AND counts."accountPending" < $8 AND counts."provisionerPending" < $9
+         RETURNING c.id),
+       woken AS (SELECT pg_notify('${CHANGE_CHANNELS.acmeValidations}', '') FROM started)
+       SELECT counts.*, EXISTS (SELECT 1 FROM started) AS started, (SELECT count(*) FROM woken) AS woken FROM counts`,
+      [id, at, scope.provisionerId, scope.accountId, limits.since, limits.perAccount, limits.perProvisioner, limits.pendingPerAccount, limits.pendingPerProvisioner],
     );
-    const row = rows.rows[0] as WindowCountRow & { accountFailed: string; started: boolean };
-    return { started: row.started, counts: { ...windowCounts(row), accountFailed: Number(row.accountFailed) } };
+    const row = rows.rows[0] as WindowCountRow & { accountFailed: string; accountPending: string; provisionerPending: string; started: boolean };
+    return {
+      started: row.started,
+      counts: { ...windowCounts(row), accountFailed: Number(row.accountFailed), accountPending: Number(row.accountPending), provisionerPending: Number(row.provisionerPending) },
+    };
+  }
+
+  /**
+   * Claims up to `limit` challenges waiting for validation (processing, started after
+   * `startedAfter`, unclaimed or claimed by a validator whose claim lapsed) until
+   * `claimUntil`, oldest first, with what validating each takes. Validators on other
+   * processes skip the rows one is claiming.
+   */
+  async claimValidations(now: Date, claimUntil: Date, startedAfter: Date, limit: number): Promise<AcmeValidationClaim[]> {
+    const rows = await this.pool.query<AcmeValidationClaim & { identifierType: "dns" | "ip"; identifierValue: string }>(
+      `WITH picked AS (
+         SELECT id FROM acme_challenges
+         WHERE status = 'processing' AND (claimed_until IS NULL OR claimed_until < $1) AND validated_at > $3
+         ORDER BY validated_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+       claimed AS (UPDATE acme_challenges c SET claimed_until = $2 FROM picked WHERE c.id = picked.id RETURNING c.id, c.authorization_id, c.account_id, c.provisioner_id, c.type, c.token)
+       SELECT claimed.id AS "challengeId", claimed.account_id AS "accountId", claimed.provisioner_id AS "provisionerId", claimed.type, claimed.token,
+              a.identifier_type AS "identifierType", a.identifier_value AS "identifierValue", a.wildcard, acc.key_thumbprint AS "keyThumbprint", p.names AS "namePatterns"
+       FROM claimed JOIN acme_authorizations a ON a.id = claimed.authorization_id JOIN acme_accounts acc ON acc.id = claimed.account_id
+         JOIN provisioners p ON p.id = claimed.provisioner_id`,
+      [now, claimUntil, startedAfter, limit],
+    );
+    return rows.rows.map(({ identifierType, identifierValue, ...claim }) => ({ ...claim, identifier: { type: identifierType, value: identifierValue } }));
+  }
+
+  /** Gives a claimed challenge back for another validator (or a later round) to take. */
+  async releaseValidation(id: string): Promise<void> {
+    await this.pool.query(`UPDATE acme_challenges SET claimed_until = NULL WHERE id = $1 AND status = 'processing'`, [id]);
   }
 
   /**
