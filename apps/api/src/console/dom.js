@@ -9,26 +9,39 @@ const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\
 /** The text as it should be shown: invisible or reordering characters made visible. */
 export function visible(value) {
   const text = value === null || value === undefined ? "" : String(value);
-  return text.replace(INVISIBLE, (c) => `\\u{${c.codePointAt(0).toString(16).padStart(4, "0")}}`);
+  return text.replace(INVISIBLE, (c) => `\\u{${/** @type {number} */ (c.codePointAt(0)).toString(16).padStart(4, "0")}}`);
 }
 
 /**
  * Builds an element. `attrs` keys are attributes, except `on*` (listeners), `class`
  * and `text`. Children are nodes or strings (strings become text nodes).
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, unknown>} [attrs]
+ * @param {...unknown} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), /** @type {EventListener} */ (value));
     else if (key === "text") el.textContent = visible(value);
-    else if (key === "class") el.className = value;
+    else if (key === "class") el.className = String(value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }
   append(el, children);
   return el;
 }
 
+/**
+ * Appends `children` (nested arrays flattened; null, undefined and false skipped) as nodes,
+ * strings as text nodes.
+ * @template {Element} E
+ * @param {E} parent
+ * @param {unknown[]} children
+ * @returns {E}
+ */
 export function append(parent, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
@@ -37,6 +50,11 @@ export function append(parent, children) {
   return parent;
 }
 
+/**
+ * @template {Element} E
+ * @param {E} el
+ * @returns {E}
+ */
 export function clear(el) {
   el.replaceChildren();
   return el;
@@ -164,7 +182,7 @@ export function message(text, kind = "error") {
  * returns its content. Focus returns to what had it before. Resolves when closed.
  */
 export function openDialog(title, build) {
-  const opener = document.activeElement;
+  const opener = /** @type {HTMLElement | null} */ (document.activeElement);
   return new Promise((resolve) => {
     const titleId = `dlg-${Math.random().toString(36).slice(2, 9)}`;
     const dialog = h("dialog", { "aria-labelledby": titleId, class: "dialog" });
@@ -181,7 +199,7 @@ export function openDialog(title, build) {
     append(dialog, [h("h2", { id: titleId }, title), build(close)]);
     document.body.append(dialog);
     dialog.showModal();
-    const first = dialog.querySelector("[autofocus], input, select, textarea, button");
+    const first = /** @type {HTMLElement | null} */ (dialog.querySelector("[autofocus], input, select, textarea, button"));
     if (first) first.focus();
   });
 }
@@ -306,4 +324,74 @@ function copyValueButton(value, what) {
     { class: "copy", title: `Copy the whole ${what}` },
   );
   return b;
+}
+
+/**
+ * A page's filter form. Its state lives in the URL: on submit, the non-empty fields named in
+ * `keys` become the query `onSearch` navigates to, so a reload or the back button shows the
+ * same results. Fields in `times` hold UTC times, sent as ISO 8601; one that is not a time
+ * is named under the form instead.
+ * @param {object} spec
+ * @param {string[]} spec.keys the field names carried into the URL, in this order
+ * @param {Record<string, {label: string, endOfDay?: boolean}>} [spec.times] UTC time fields: their label, and whether a bare day means its end
+ * @param {Node[]} spec.fields the labelled controls
+ * @param {string} spec.submit the submit button's text
+ * @param {string} spec.clearHref where "Clear" leads: the page without filters
+ * @param {(params: URLSearchParams) => void} spec.onSearch
+ */
+export function filterForm({ keys, times = {}, fields, submit, clearHref, onSearch }) {
+  const problem = h("div");
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      role: "search",
+      onsubmit: (/** @type {SubmitEvent} */ event) => {
+        event.preventDefault();
+        const data = new FormData(form);
+        const next = new URLSearchParams();
+        for (const key of keys) {
+          /** @type {string | null | undefined} */
+          let v = String(data.get(key) ?? "").trim();
+          const time = times[key];
+          if (time) v = parseUtc(v, { endOfDay: time.endOfDay ?? false });
+          if (v === null) {
+            clear(problem).append(message(`${time?.label}: not a UTC time; type YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ`));
+            return;
+          }
+          if (v) next.set(key, v);
+        }
+        onSearch(next);
+      },
+    },
+    fields,
+    problem,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, submit), link(clearHref, "Clear", { class: "button" })),
+  );
+  return form;
+}
+
+/**
+ * A labelled checkbox kept in the URL as `param=1`, like a filter: toggling it replaces the
+ * current history entry with the page's address with or without it.
+ * @param {object} spec
+ * @param {string} spec.id the checkbox's id
+ * @param {string} spec.label
+ * @param {URLSearchParams} spec.params the page's current query
+ * @param {string} spec.param
+ * @param {(params: URLSearchParams) => void} spec.onChange navigates to the new query
+ */
+export function urlCheckbox({ id, label, params, param, onChange }) {
+  const box = h("input", {
+    type: "checkbox",
+    id,
+    checked: params.get(param) === "1",
+    onchange: () => {
+      const next = new URLSearchParams(params);
+      if (box.checked) next.set(param, "1");
+      else next.delete(param);
+      onChange(next);
+    },
+  });
+  return h("label", { class: "check", for: id }, box, ` ${label}`);
 }

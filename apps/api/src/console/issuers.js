@@ -3,7 +3,7 @@
 // action's outcome stays on the page, and the page follows a new intermediate until its
 // first CRL and OCSP responder are there. CA certificates download as PEM or DER.
 import { get, itemsOf, post } from "./api.js";
-import { append, badge, button, clear, confirmDialog, dateTime, download, duration, facts, h, labelled, link, message, openDialog, pemToDer, timeEl } from "./dom.js";
+import { append, badge, button, clear, confirmDialog, dateTime, download, duration, facts, h, labelled, link, message, openDialog, pemToDer, timeEl, urlCheckbox } from "./dom.js";
 import { notAvailable } from "./pages.js";
 
 export async function issuersPage(container, route, ctx) {
@@ -26,17 +26,6 @@ export async function issuersPage(container, route, ctx) {
   );
   const focus = route.params.get("focus");
   const on = route.params.get("refresh") === "1";
-  const toggle = h("input", {
-    type: "checkbox",
-    id: "auto-refresh",
-    checked: on,
-    onchange: () => {
-      const params = new URLSearchParams(route.params);
-      if (toggle.checked) params.set("refresh", "1");
-      else params.delete("refresh");
-      ctx.navigate("issuers", params, { replace: true });
-    },
-  });
   const tree = h("div", { id: "issuer-tree", "aria-live": "polite" });
   // Outside the tree, so an action's outcome survives the reloads that follow it.
   const notice = h("div", { id: "issuer-notice" });
@@ -45,7 +34,13 @@ export async function issuersPage(container, route, ctx) {
     h(
       "div",
       { class: "toolbar" },
-      h("label", { class: "check", for: "auto-refresh" }, toggle, " Auto refresh (every 15 s)"),
+      urlCheckbox({
+        id: "auto-refresh",
+        label: "Auto refresh (every 15 s)",
+        params: route.params,
+        param: "refresh",
+        onChange: (params) => ctx.navigate("issuers", params, { replace: true }),
+      }),
       button("Refresh now", () => load()),
       updated,
     ),

@@ -10,13 +10,13 @@ import {
   download,
   duration,
   facts,
+  filterForm,
   h,
   isoUtc,
   labelled,
   link,
   message,
   openDialog,
-  parseUtc,
   pemToDer,
   relative,
   shortId,
@@ -208,71 +208,55 @@ export async function certificatesPage(container, route, ctx) {
   document.title = "Certificates · PKI console";
   const p = route.params;
   const [issuers, provisioners, overview] = await Promise.all([get("/v1/issuers").catch(() => []), get("/v1/provisioners").catch(() => []), get("/v1/overview").catch(() => null)]);
-  const problem = h("div");
-  const form = h(
-    "form",
-    {
-      class: "filters",
-      role: "search",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const data = new FormData(form);
-        const next = new URLSearchParams();
-        for (const key of FILTERS) {
-          let v = String(data.get(key) ?? "").trim();
-          if (key === "expiresAfter" || key === "expiresBefore") v = parseUtc(v, { endOfDay: key === "expiresBefore" });
-          if (v === null) {
-            clear(problem).append(message(`${key === "expiresAfter" ? "Expires after" : "Expires before"}: not a UTC time; type YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ`));
-            return;
-          }
-          if (v) next.set(key, v);
-        }
-        ctx.navigate("certificates", next);
-      },
-    },
-    labelled(
-      "Search",
-      h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }),
-      "subject or SAN text, or the start of a serial (any case, colons allowed); 3+ characters",
-    ),
-    select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
-    select("issuerId", [["", "any"], ...itemsOf(issuers).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
-    select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
-    select("provisioner", [["", "any"], ...itemsOf(provisioners).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
-    utcField("Expires after", "expiresAfter", p.get("expiresAfter")),
-    utcField("Expires before", "expiresBefore", p.get("expiresBefore")),
-    select(
-      "internal",
-      [
-        ["", "services and internal"],
-        ["false", "services only"],
-        ["true", "internal only"],
-      ],
-      p.get("internal"),
-      "Kind",
-    ),
-    select(
-      "order",
-      [
-        ["", "expiry, soonest first"],
-        ["desc", "expiry, latest first"],
-      ],
-      p.get("order") === "asc" ? "" : p.get("order"),
-      "Sort",
-    ),
-    select(
-      "limit",
-      [
-        ["", "25"],
-        ["50", "50"],
-        ["100", "100"],
-      ],
-      p.get("limit"),
-      "Per page",
-    ),
-    problem,
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Search"), link("#/certificates", "Clear", { class: "button" })),
-  );
+  const form = filterForm({
+    keys: FILTERS,
+    times: { expiresAfter: { label: "Expires after" }, expiresBefore: { label: "Expires before", endOfDay: true } },
+    submit: "Search",
+    clearHref: "#/certificates",
+    onSearch: (next) => ctx.navigate("certificates", next),
+    fields: [
+      labelled(
+        "Search",
+        h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }),
+        "subject or SAN text, or the start of a serial (any case, colons allowed); 3+ characters",
+      ),
+      select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
+      select("issuerId", [["", "any"], ...itemsOf(issuers).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
+      select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
+      select("provisioner", [["", "any"], ...itemsOf(provisioners).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
+      utcField("Expires after", "expiresAfter", p.get("expiresAfter")),
+      utcField("Expires before", "expiresBefore", p.get("expiresBefore")),
+      select(
+        "internal",
+        [
+          ["", "services and internal"],
+          ["false", "services only"],
+          ["true", "internal only"],
+        ],
+        p.get("internal"),
+        "Kind",
+      ),
+      select(
+        "order",
+        [
+          ["", "expiry, soonest first"],
+          ["desc", "expiry, latest first"],
+        ],
+        p.get("order") === "asc" ? "" : p.get("order"),
+        "Sort",
+      ),
+      select(
+        "limit",
+        [
+          ["", "25"],
+          ["50", "50"],
+          ["100", "100"],
+        ],
+        p.get("limit"),
+        "Per page",
+      ),
+    ],
+  });
   container.append(h("h1", {}, "Certificates"), issueForm(ctx), form);
 
   const results = h("section", { "aria-label": "Results", id: "results" });
@@ -640,57 +624,41 @@ const AUDIT_FILTERS = ["actor", "action", "target", "outcome", "since", "until",
 export async function auditPage(container, route, ctx) {
   document.title = "Audit log · PKI console";
   const p = route.params;
-  const problem = h("div");
-  const form = h(
-    "form",
-    {
-      class: "filters",
-      role: "search",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const data = new FormData(form);
-        const next = new URLSearchParams();
-        for (const key of AUDIT_FILTERS) {
-          let v = String(data.get(key) ?? "").trim();
-          if (key === "since" || key === "until") v = parseUtc(v);
-          if (v === null) {
-            clear(problem).append(message(`${key === "since" ? "From" : "To"}: not a UTC time; type YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ`));
-            return;
-          }
-          if (v) next.set(key, v);
-        }
-        ctx.navigate("audit", next);
-      },
-    },
-    labelled("Actor", h("input", { type: "text", name: "actor", value: p.get("actor") ?? "" }), "starts with, e.g. admin:"),
-    labelled("Action", h("input", { type: "text", name: "action", value: p.get("action") ?? "" }), "starts with, e.g. certificate."),
-    labelled("Target", h("input", { type: "text", name: "target", value: p.get("target") ?? "" }), "exactly: a serial, issuer ID or name"),
-    select(
-      "outcome",
-      [
-        ["", "any"],
-        ["ok", "ok"],
-        ["denied", "denied"],
-        ["error", "error"],
-      ],
-      p.get("outcome"),
-      "Outcome",
-    ),
-    utcField("From", "since", p.get("since")),
-    utcField("To", "until", p.get("until")),
-    select(
-      "limit",
-      [
-        ["", "50"],
-        ["100", "100"],
-        ["200", "200"],
-      ],
-      p.get("limit"),
-      "Per page",
-    ),
-    problem,
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Filter"), link("#/audit", "Clear", { class: "button" })),
-  );
+  const form = filterForm({
+    keys: AUDIT_FILTERS,
+    times: { since: { label: "From" }, until: { label: "To" } },
+    submit: "Filter",
+    clearHref: "#/audit",
+    onSearch: (next) => ctx.navigate("audit", next),
+    fields: [
+      labelled("Actor", h("input", { type: "text", name: "actor", value: p.get("actor") ?? "" }), "starts with, e.g. admin:"),
+      labelled("Action", h("input", { type: "text", name: "action", value: p.get("action") ?? "" }), "starts with, e.g. certificate."),
+      labelled("Target", h("input", { type: "text", name: "target", value: p.get("target") ?? "" }), "exactly: a serial, issuer ID or name"),
+      select(
+        "outcome",
+        [
+          ["", "any"],
+          ["ok", "ok"],
+          ["denied", "denied"],
+          ["error", "error"],
+        ],
+        p.get("outcome"),
+        "Outcome",
+      ),
+      utcField("From", "since", p.get("since")),
+      utcField("To", "until", p.get("until")),
+      select(
+        "limit",
+        [
+          ["", "50"],
+          ["100", "100"],
+          ["200", "200"],
+        ],
+        p.get("limit"),
+        "Per page",
+      ),
+    ],
+  });
   container.append(h("h1", {}, "Audit log"), form);
   const results = h("section", { "aria-label": "Audit events", id: "audit" });
   container.append(results);

@@ -3,7 +3,7 @@
 // directory URL and whether accounts need an external account binding (EAB) key, and makes
 // EAB keys (shown once, like `pki provisioner eab`).
 import { del, get, itemsOf, patch, post } from "./api.js";
-import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
+import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl, urlCheckbox } from "./dom.js";
 import { PROFILES, notAvailable } from "./pages.js";
 
 const NAME_HINT = "one per line: DNS:api.example.com, DNS:*.svc.example.com, DNS:.example.com, IP:10.0.0.0/8, URI:spiffe://…/*, email:@example.com, CN:batch-*";
@@ -14,21 +14,20 @@ export async function provisionersPage(container, route, ctx) {
   const list = h("section", { id: "provisioners", "aria-label": "Provisioners" });
   // Removed provisioners stay in the inventory (their certificates name them): shown on request, as pki provisioner list --all.
   const showRemoved = route.params.get("all") === "1";
-  const removedToggle = h("input", {
-    type: "checkbox",
-    id: "show-removed",
-    checked: showRemoved,
-    onchange: () => {
-      const params = new URLSearchParams(route.params);
-      if (removedToggle.checked) params.set("all", "1");
-      else params.delete("all");
-      ctx.navigate("provisioners", params, { replace: true });
-    },
-  });
   container.append(
     h("h1", {}, "Provisioners"),
     created,
-    h("div", { class: "toolbar" }, h("label", { class: "check", for: "show-removed" }, removedToggle, " Show removed provisioners")),
+    h(
+      "div",
+      { class: "toolbar" },
+      urlCheckbox({
+        id: "show-removed",
+        label: "Show removed provisioners",
+        params: route.params,
+        param: "all",
+        onChange: (params) => ctx.navigate("provisioners", params, { replace: true }),
+      }),
+    ),
     list,
     createForm(created, () => load()),
   );
