@@ -60,6 +60,7 @@ export function clear(el) {
   return el;
 }
 
+/** @param {string} href @param {unknown} text @param {Record<string, unknown>} [attrs] */
 export const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
 
 export function badge(status) {
@@ -97,7 +98,13 @@ export function duration(totalSeconds) {
   return `${s % 60} s`;
 }
 
-/** A table with a caption, the given column titles and rows (arrays of cells). */
+/**
+ * A table with a caption, the given column titles and rows (arrays of cells).
+ * @param {string} caption
+ * @param {string[]} headers
+ * @param {unknown[][]} rows
+ * @param {string} [empty] what is shown instead of an empty table
+ */
 export function table(caption, headers, rows, empty = "Nothing to show.") {
   if (rows.length === 0) return h("p", { class: "empty" }, empty);
   return h(
@@ -131,7 +138,10 @@ export function table(caption, headers, rows, empty = "Nothing to show.") {
   );
 }
 
-/** A definition list from [term, value] pairs. */
+/**
+ * A definition list from [term, value] pairs.
+ * @param {unknown[][]} pairs [term, value]
+ */
 export function facts(pairs) {
   return h(
     "dl",
@@ -140,6 +150,12 @@ export function facts(pairs) {
   );
 }
 
+/**
+ * A form field: `control` with its label and an optional hint it is described by.
+ * @param {string} labelText
+ * @param {HTMLElement} control
+ * @param {string} [hint]
+ */
 export function labelled(labelText, control, hint) {
   const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
   control.id = id;
@@ -148,6 +164,7 @@ export function labelled(labelText, control, hint) {
   return h("div", { class: "field" }, h("label", { for: id }, labelText), control, hintEl);
 }
 
+/** @param {unknown} text @param {(event: MouseEvent) => unknown} onclick @param {Record<string, unknown>} [attrs] */
 export function button(text, onclick, attrs = {}) {
   return h("button", { type: "button", onclick, ...attrs }, text);
 }
@@ -172,14 +189,23 @@ export function copyButton(text, label, attrs = {}) {
   return b;
 }
 
-/** An alert area: role=alert for errors, role=status for progress. */
+/**
+ * An alert area: role=alert for errors, role=status for progress.
+ * @param {unknown} text
+ * @param {"error" | "warning" | "status"} [kind]
+ */
 export function message(text, kind = "error") {
   return h("p", { class: `message message-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }
 
 /**
  * A modal dialog (native <dialog>: focus stays inside, Escape closes). `build(close)`
- * returns its content. Focus returns to what had it before. Resolves when closed.
+ * returns its content. Focus returns to what had it before. Resolves when closed, with what
+ * was given to `close` (undefined after Escape).
+ * @template T
+ * @param {string} title
+ * @param {(close: (value: T) => void) => unknown} build
+ * @returns {Promise<T | undefined>}
  */
 export function openDialog(title, build) {
   const opener = /** @type {HTMLElement | null} */ (document.activeElement);
@@ -204,7 +230,11 @@ export function openDialog(title, build) {
   });
 }
 
-/** A yes/no confirmation; resolves true only when confirmed. */
+/**
+ * A yes/no confirmation; resolves true only when confirmed (false on Cancel, undefined on Escape).
+ * @param {string} title @param {unknown} body @param {string} [confirmText] @param {boolean} [danger]
+ * @returns {Promise<boolean | undefined>}
+ */
 export function confirmDialog(title, body, confirmText = "Confirm", danger = false) {
   return openDialog(title, (close) =>
     h(
@@ -257,6 +287,9 @@ const UTC_INPUT = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2})(:\d{2})?Z)?$/;
 /**
  * A typed UTC time as RFC 3339: "" → undefined, anything else that is not a time → null.
  * A bare day means its first second, or with `endOfDay` its last.
+ * @param {unknown} text
+ * @param {{ endOfDay?: boolean }} [options]
+ * @returns {string | null | undefined}
  */
 export function parseUtc(text, { endOfDay = false } = {}) {
   const value = String(text ?? "")
@@ -274,6 +307,7 @@ export function parseUtc(text, { endOfDay = false } = {}) {
 /**
  * A labelled text field for a UTC time, showing `iso` in the console's form. A text field,
  * not a date picker: browsers show those in the operator's locale and time zone.
+ * @param {string} label @param {string} name @param {string | null | undefined} iso @param {Record<string, unknown>} [attrs]
  */
 export function utcField(label, name, iso, attrs = {}) {
   const d = iso ? new Date(iso) : null;

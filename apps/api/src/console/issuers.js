@@ -52,7 +52,7 @@ export async function issuersPage(container, route, ctx) {
   const page = {
     reload: () => load(),
     shown: () => notice.isConnected,
-    notify: (text, kind = "status") => notice.replaceChildren(message(text, kind)),
+    notify: (/** @type {string} */ text, /** @type {"error" | "warning" | "status"} */ kind = "status") => notice.replaceChildren(message(text, kind)),
     // After a rotation, activation or revocation: reload every 2 s (for at most 2 min) until
     // every live intermediate has its first CRL and OCSP responder, which the publisher
     // makes within seconds, so nobody has to press Refresh to see them.
