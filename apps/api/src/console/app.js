@@ -56,7 +56,7 @@ let renderCount = 0;
  */
 export function currentRoute() {
   const raw = location.hash.replace(/^#\/?/, "");
-  const [pathPart, queryPart = ""] = raw.split("?", 2);
+  const [pathPart = "", queryPart = ""] = raw.split("?", 2);
   const [page = "", ...rest] = pathPart.split("/").map((s) => decodeURIComponent(s));
   return { page, rest, params: new URLSearchParams(queryPart) };
 }

@@ -6,6 +6,11 @@ import { get, itemsOf, post } from "./api.js";
 import { append, badge, button, clear, confirmDialog, dateTime, download, duration, facts, h, labelled, link, message, openDialog, pemToDer, timeEl, urlCheckbox } from "./dom.js";
 import { notAvailable } from "./pages.js";
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function issuersPage(container, route, ctx) {
   document.title = "Issuers · PKI console";
   container.append(
@@ -94,6 +99,7 @@ export async function issuersPage(container, route, ctx) {
 /** The active intermediate before the publisher has made its first CRL or OCSP responder (a staged one gets them when it takes over). */
 const awaitingPublication = (i) => i.role === "intermediate" && i.status === "active" && (!i.crl || !i.ocsp);
 
+/** @param {import("./api-types.js").Issuer[]} issuers @param {string | null} focus @param {any} page */
 function renderTree(issuers, focus, page) {
   const children = new Map();
   for (const i of issuers) {
@@ -128,6 +134,7 @@ function renderTree(issuers, focus, page) {
   );
 }
 
+/** @param {import("./api-types.js").Issuer} i */
 function ocspHealth(i) {
   const ocsp = i.ocsp;
   if (i.ocsp === undefined) return "not available";
@@ -141,6 +148,7 @@ function ocspHealth(i) {
   return [badge(state === "ok" ? "ok" : state === "expired" ? "expired" : "warning"), ` responder ${ocsp.responderSerial}, until ${dateTime(ocsp.responderNotAfter)}`];
 }
 
+/** @param {import("./api-types.js").Issuer} i */
 function crlHealth(i) {
   const crl = i.crl;
   if (crl) return `#${crl.number}, published ${duration(crl.ageSeconds ?? 0)} ago, next by ${dateTime(crl.nextUpdate)}`;
@@ -149,6 +157,7 @@ function crlHealth(i) {
   return awaitingPublication(i) ? "none yet: the publisher signs the first one within seconds (this page updates by itself)" : "none published";
 }
 
+/** @param {import("./api-types.js").Issuer} i */
 function blastRadius(i) {
   if (i.liveCertificates === undefined) return "not available";
   const n = i.liveCertificates;
@@ -159,6 +168,7 @@ function blastRadius(i) {
   return [link(href, text), counted];
 }
 
+/** @param {import("./api-types.js").Issuer} i @param {boolean} focused @param {any} page */
 function issuerCard(i, focused, page) {
   const actions = h("div", { class: "actions" });
   if (i.role === "intermediate" && i.status === "staged") actions.append(button("Activate…", () => activate(i, page)));
@@ -276,6 +286,7 @@ async function rotate(hierarchy, page) {
   });
 }
 
+/** @param {import("./api-types.js").Issuer} i @param {any} page */
 async function activate(i, page) {
   const ok = await confirmDialog(
     `Activate ${i.id}?`,
@@ -302,6 +313,7 @@ function replacementPlan(replacement) {
   return { line: "make a new intermediate (signed by the root) and sign new certificates with it", under: "the new intermediate" };
 }
 
+/** @param {import("./api-types.js").Issuer} i @param {any} page */
 async function revokeIssuer(i, page) {
   await openDialog(`Revoke intermediate ${i.id}?`, (close) => {
     const reason = h(

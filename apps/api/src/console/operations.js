@@ -31,6 +31,11 @@ function jobState(j) {
   return "ok";
 }
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function schedulerPage(container, route, ctx) {
   document.title = "Scheduler · PKI console";
   const result = resultArea("run-result");
@@ -110,6 +115,11 @@ export async function schedulerPage(container, route, ctx) {
 
 const crlCell = (c) => (c ? [`#${c.number}`, h("br"), h("span", { class: "hint" }, `${entries(c.entries)}, ${duration(c.ageSeconds)} old`)] : "none");
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function crlsPage(container, route, ctx) {
   document.title = "CRLs · PKI console";
   const result = resultArea("publish-result");
@@ -184,6 +194,11 @@ export async function crlsPage(container, route, ctx) {
 
 // ---------- health
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function healthPage(container, route, ctx) {
   document.title = "Health · PKI console";
   container.append(
@@ -218,6 +233,11 @@ export async function healthPage(container, route, ctx) {
 
 // ---------- operators
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} _route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function operatorsPage(container, _route, ctx) {
   document.title = "Operators · PKI console";
   const created = h("div", { id: "created" });

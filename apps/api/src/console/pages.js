@@ -117,6 +117,11 @@ function expiringWithin(fromIso, days) {
   return `#/certificates${query({ status: "valid", internal: "false", expiresBefore: isoUtc(until) })}`;
 }
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function overviewPage(container, route, ctx) {
   document.title = "Overview · PKI console";
   container.append(h("h1", {}, "Overview"));
@@ -204,6 +209,11 @@ function select(name, options, value, label) {
   );
 }
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function certificatesPage(container, route, ctx) {
   document.title = "Certificates · PKI console";
   const p = route.params;
@@ -415,6 +425,11 @@ export function pager(route, ctx, cursors, nextCursor) {
 
 // ---------- one certificate
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function certificatePage(container, route, ctx) {
   const serial = route.rest[0] ?? "";
   document.title = `Certificate ${serial} · PKI console`;
@@ -561,6 +576,7 @@ async function loadRelyingParty(serial, target, ctx) {
   return r;
 }
 
+/** @param {import("./api-types.js").CertificateDetails} c @param {import("./app.js").PageContext} ctx */
 async function revoke(c, ctx) {
   const done = await openDialog(`Revoke ${c.serial}?`, (close) => {
     const reason = h(
@@ -621,6 +637,11 @@ async function revoke(c, ctx) {
 
 const AUDIT_FILTERS = ["actor", "action", "target", "outcome", "since", "until", "limit"];
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function auditPage(container, route, ctx) {
   document.title = "Audit log · PKI console";
   const p = route.params;

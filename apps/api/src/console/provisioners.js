@@ -8,6 +8,11 @@ import { PROFILES, notAvailable } from "./pages.js";
 
 const NAME_HINT = "one per line: DNS:api.example.com, DNS:*.svc.example.com, DNS:.example.com, IP:10.0.0.0/8, URI:spiffe://…/*, email:@example.com, CN:batch-*";
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function provisionersPage(container, route, ctx) {
   document.title = "Provisioners · PKI console";
   const created = h("div", { id: "created" });
@@ -92,6 +97,7 @@ const linesOf = (text) =>
     .filter(Boolean);
 
 /** What kind of provisioner it is and, for ACME, where clients find it and whether they need an EAB key. */
+/** @param {import("./api-types.js").Provisioner} p */
 function typeCell(p) {
   if (p.type !== "acme") return h("span", { class: "tag prov-type" }, "token");
   const eab = p.eabRequired ? `EAB required, ${p.unusedEabKeys ?? 0} unused key${p.unusedEabKeys === 1 ? "" : "s"}` : "EAB optional";
@@ -235,6 +241,7 @@ function exampleName(names) {
   return pattern;
 }
 
+/** @param {import("./api-types.js").ProvisionerCreated} p */
 function enrolCommand(p) {
   const name = exampleName(p.names);
   return [
@@ -248,6 +255,7 @@ function enrolCommand(p) {
   ].join("\n");
 }
 
+/** @param {HTMLElement} created @param {import("./api-types.js").ProvisionerCreated} p */
 function showToken(created, p) {
   const token = h("input", { type: "text", readonly: true, value: p.token, id: "new-token", class: "mono", spellcheck: "false" });
   const command = enrolCommand(p);
@@ -273,6 +281,7 @@ function showToken(created, p) {
   token.select();
 }
 
+/** @param {import("./api-types.js").Provisioner} p @param {() => unknown} reload */
 async function editScope(p, reload) {
   await openDialog(`Scope of ${p.name}`, (close) => {
     const names = h("textarea", { name: "names", rows: "4" });
@@ -313,6 +322,7 @@ async function editScope(p, reload) {
   });
 }
 
+/** @param {import("./api-types.js").Provisioner} p @param {() => unknown} reload */
 async function toggle(p, reload) {
   if (!p.disabled) {
     const ok = await confirmDialog(`Disable ${p.name}?`, h("p", {}, "Its token stops working at once; certificates it enrolled stay valid."), "Disable", true);
@@ -327,6 +337,7 @@ async function toggle(p, reload) {
   await reload();
 }
 
+/** @param {import("./api-types.js").Provisioner} p @param {() => unknown} reload */
 async function remove(p, reload) {
   const ok = await confirmDialog(`Remove ${p.name}?`, h("p", {}, "Its token stops working and it cannot be brought back; certificates it enrolled stay valid."), "Remove", true);
   if (!ok) return;
