@@ -66,6 +66,7 @@ export function currentRoute() {
  * @param {string} page
  * @param {URLSearchParams} [params]
  * @param {{ replace?: boolean }} [options]
+ * @returns {Promise<void> | undefined}
  */
 export function navigate(page, params = new URLSearchParams(), { replace = false } = {}) {
   const q = params.toString();
@@ -77,6 +78,7 @@ export function navigate(page, params = new URLSearchParams(), { replace = false
   } else location.hash = hash;
 }
 
+/** @returns {Promise<void>} */
 async function render() {
   const count = ++renderCount;
   if (cleanup) {
@@ -122,7 +124,7 @@ function showLogin() {
     "form",
     {
       class: "login",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         submit.disabled = true;
         clear(status);
@@ -149,12 +151,14 @@ function showLogin() {
   token.focus();
 }
 
+/** @param {{ operator: string, csrfToken: string }} body the session the API answered with */
 function startSession(body) {
   session = body;
   setCsrf(body.csrfToken);
   who.textContent = `${body.operator}`;
 }
 
+/** @param {string} notice why the login page is shown */
 function endSession(notice) {
   session = null;
   setCsrf(null);

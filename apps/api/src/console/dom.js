@@ -6,7 +6,10 @@
 // C0/C1 controls, bidi embeddings/overrides/isolates, zero-width and line/paragraph separators.
 const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
-/** The text as it should be shown: invisible or reordering characters made visible. */
+/**
+ * The text as it should be shown: invisible or reordering characters made visible.
+ * @param {unknown} value
+ */
 export function visible(value) {
   const text = value === null || value === undefined ? "" : String(value);
   return text.replace(INVISIBLE, (c) => `\\u{${/** @type {number} */ (c.codePointAt(0)).toString(16).padStart(4, "0")}}`);
@@ -63,11 +66,15 @@ export function clear(el) {
 /** @param {string} href @param {unknown} text @param {Record<string, unknown>} [attrs] */
 export const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
 
+/** @param {string} status */
 export function badge(status) {
   return h("span", { class: `badge badge-${String(status).replace(/[^a-z-]/g, "")}` }, status);
 }
 
-/** An instant as the console shows every time: UTC, ISO 8601, 24-hour ("2026-12-08T01:22:33Z"). */
+/**
+ * An instant as the console shows every time: UTC, ISO 8601, 24-hour ("2026-12-08T01:22:33Z").
+ * @param {string | null | undefined} iso
+ */
 export function dateTime(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
@@ -75,11 +82,16 @@ export function dateTime(iso) {
   return isoUtc(d);
 }
 
+/** @param {string | null | undefined} iso */
 export function timeEl(iso) {
   return h("time", { datetime: iso ?? undefined }, dateTime(iso));
 }
 
-/** "3 d 4 h", "12 min", "expired 2 h ago". */
+/**
+ * "3 d 4 h", "12 min", "expired 2 h ago".
+ * @param {string} iso
+ * @param {number} [now]
+ */
 export function relative(iso, now = Date.now()) {
   if (!iso) return "—";
   const ms = new Date(iso).getTime() - now;
@@ -87,6 +99,7 @@ export function relative(iso, now = Date.now()) {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+/** @param {number} totalSeconds */
 export function duration(totalSeconds) {
   const s = Math.floor(totalSeconds);
   const d = Math.floor(s / 86400);
@@ -169,7 +182,12 @@ export function button(text, onclick, attrs = {}) {
   return h("button", { type: "button", onclick, ...attrs }, text);
 }
 
-/** A button that puts `text` on the clipboard and says whether that worked. */
+/**
+ * A button that puts `text` on the clipboard and says whether that worked.
+ * @param {string} text
+ * @param {string} label
+ * @param {Record<string, unknown>} [attrs]
+ */
 export function copyButton(text, label, attrs = {}) {
   const b = button(
     label,
@@ -212,8 +230,9 @@ export function openDialog(title, build) {
   return new Promise((resolve) => {
     const titleId = `dlg-${Math.random().toString(36).slice(2, 9)}`;
     const dialog = h("dialog", { "aria-labelledby": titleId, class: "dialog" });
+    /** @type {T | undefined} */
     let result;
-    const close = (value) => {
+    const close = (/** @type {T} */ value) => {
       result = value;
       dialog.close();
     };
@@ -251,7 +270,12 @@ export function confirmDialog(title, body, confirmText = "Confirm", danger = fal
   );
 }
 
-/** Saves bytes as a file through a blob: URL (no server round trip, nothing inline). */
+/**
+ * Saves bytes as a file through a blob: URL (no server round trip, nothing inline).
+ * @param {string} filename
+ * @param {BlobPart} bytes
+ * @param {string} type
+ */
 export function download(filename, bytes, type) {
   const url = URL.createObjectURL(new Blob([bytes], { type }));
   const a = h("a", { href: url, download: filename, hidden: true });
@@ -261,6 +285,7 @@ export function download(filename, bytes, type) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+/** @param {string} pem */
 export function pemToDer(pem) {
   const b64 = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "");
   const bin = atob(b64);
@@ -269,7 +294,10 @@ export function pemToDer(pem) {
   return bytes;
 }
 
-/** A datetime-local value (the operator's local time) as RFC 3339 UTC, or undefined. */
+/**
+ * A datetime-local value (the operator's local time) as RFC 3339 UTC, or undefined.
+ * @param {string} value
+ */
 export function localToIso(value) {
   if (!value) return undefined;
   const d = new Date(value);
@@ -279,7 +307,7 @@ export function localToIso(value) {
 // ---------- one time convention: UTC, ISO 8601, 24-hour, in what is shown and what is typed
 
 /** "2026-12-08T01:22:33Z": the form the API answers in, so a time can be copied into a filter. */
-export const isoUtc = (date) => `${date.toISOString().slice(0, 19)}Z`;
+export const isoUtc = (/** @type {Date} */ date) => `${date.toISOString().slice(0, 19)}Z`;
 
 /** What a time field accepts: a UTC day, or a UTC instant to the minute or second. */
 const UTC_INPUT = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2})(:\d{2})?Z)?$/;
@@ -330,6 +358,9 @@ export function utcField(label, name, iso, attrs = {}) {
  * A long identifier (serial, issuer ID) on one line: its middle hidden behind an ellipsis by
  * CSS (the text stays whole, so it is what is selected, copied, searched and read out),
  * linked when `href` is given, with a button that copies it.
+ * @param {string} value
+ * @param {string | undefined} href
+ * @param {string} [what]
  */
 export function shortId(value, href, what = "value") {
   const tail = value.length > 14 ? value.slice(-6) : "";
@@ -339,7 +370,11 @@ export function shortId(value, href, what = "value") {
   return h("span", { class: "short-id-cell" }, href ? link(href, parts, attrs) : h("span", attrs, parts), copyValueButton(value, what));
 }
 
-/** "Copy", read out as "Copy serial 01a3…": the visible word stays the start of its name. */
+/**
+ * "Copy", read out as "Copy serial 01a3…": the visible word stays the start of its name.
+ * @param {string} value
+ * @param {string} what
+ */
 function copyValueButton(value, what) {
   const word = h("span", {}, "Copy");
   const b = button(

@@ -255,7 +255,7 @@ function enrolCommand(p) {
   ].join("\n");
 }
 
-/** @param {HTMLElement} created @param {import("./api-types.js").ProvisionerCreated} p */
+/** @param {HTMLElement} created @param {import("./api-types.js").ProvisionerCreated & { token: string }} p a token provisioner, just made */
 function showToken(created, p) {
   const token = h("input", { type: "text", readonly: true, value: p.token, id: "new-token", class: "mono", spellcheck: "false" });
   const command = enrolCommand(p);
