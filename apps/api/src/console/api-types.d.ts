@@ -15,3 +15,6 @@ export type AuditEvent = z.output<typeof S.AuditPage>["items"][number];
 export type SchedulerStatus = z.output<typeof S.SchedulerStatus>;
 export type CrlState = z.output<typeof S.CrlStatus>[number];
 export type Operator = z.output<typeof S.Operator>;
+export type ReissueProgress = z.output<typeof S.ReissueProgress>;
+/** what POST /v1/provisioners takes */
+export type ProvisionerBody = z.input<typeof S.ProvisionerBody>;

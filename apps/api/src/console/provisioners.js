@@ -6,6 +6,9 @@ import { del, get, itemsOf, patch, post } from "./api.js";
 import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl, urlCheckbox } from "./dom.js";
 import { PROFILES, notAvailable } from "./pages.js";
 
+/** @typedef {import("./api-types.js").Provisioner} Provisioner */
+/** @typedef {import("./api-types.js").ProvisionerCreated} ProvisionerCreated */
+
 const NAME_HINT = "one per line: DNS:api.example.com, DNS:*.svc.example.com, DNS:.example.com, IP:10.0.0.0/8, URI:spiffe://…/*, email:@example.com, CN:batch-*";
 
 /**
@@ -49,7 +52,7 @@ export async function provisionersPage(container, route, ctx) {
       table(
         "Provisioners",
         ["Name", "Type", "Status", "Profiles", "Names", "Max lifetime", "Hierarchy", "Created", "Actions"],
-        itemsOf(r).map((p) => [
+        itemsOf(r).map((/** @type {Provisioner} */ p) => [
           h("span", { class: "prov-name" }, p.name),
           typeCell(p),
           badge(p.removedAt ? "removed" : p.disabled ? "disabled" : "enabled"),
@@ -80,7 +83,7 @@ export async function provisionersPage(container, route, ctx) {
   await load();
 }
 
-const profileBoxes = (chosen, prefix) =>
+const profileBoxes = (/** @type {string[]} */ chosen, /** @type {string} */ prefix) =>
   h(
     "fieldset",
     { class: "inline" },
@@ -90,20 +93,23 @@ const profileBoxes = (chosen, prefix) =>
     ),
   );
 
-const linesOf = (text) =>
+const linesOf = (/** @type {string} */ text) =>
   text
     .split("\n")
     .map((s) => s.trim())
     .filter(Boolean);
 
-/** What kind of provisioner it is and, for ACME, where clients find it and whether they need an EAB key. */
-/** @param {import("./api-types.js").Provisioner} p */
+/**
+ * What kind of provisioner it is and, for ACME, where clients find it and whether they need an EAB key.
+ * @param {Provisioner} p
+ */
 function typeCell(p) {
   if (p.type !== "acme") return h("span", { class: "tag prov-type" }, "token");
   const eab = p.eabRequired ? `EAB required, ${p.unusedEabKeys ?? 0} unused key${p.unusedEabKeys === 1 ? "" : "s"}` : "EAB optional";
   return h("div", { class: "prov-acme" }, h("span", { class: "tag prov-type" }, "ACME"), h("div", { class: "mono acme-directory" }, p.acmeDirectory ?? ""), h("div", { class: "hint prov-eab" }, eab));
 }
 
+/** @param {HTMLElement} created where the new provisioner is shown @param {() => Promise<void>} reload */
 function createForm(created, reload) {
   const status = h("div");
   const type = h(
@@ -123,9 +129,10 @@ function createForm(created, reload) {
     {
       class: "card",
       id: "create-provisioner",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         const data = new FormData(form);
+        /** @type {import("./api-types.js").ProvisionerBody} */
         const body = {
           name: String(data.get("name") ?? "").trim(),
           profiles: data.getAll("profiles").map(String),
@@ -165,7 +172,11 @@ function createForm(created, reload) {
   return form;
 }
 
-/** A new ACME provisioner: where clients point, and (with EAB) the way to its first key. */
+/**
+ * A new ACME provisioner: where clients point, and (with EAB) the way to its first key.
+ * @param {HTMLElement} created @param {ProvisionerCreated & { acmeDirectory: string }} p an ACME provisioner, just made
+ * @param {boolean | undefined} eabRequired @param {() => Promise<void>} reload
+ */
 function showAcme(created, p, eabRequired, reload) {
   const example = exampleName(p.names);
   const command = [
@@ -193,7 +204,10 @@ function showAcme(created, p, eabRequired, reload) {
   );
 }
 
-/** Makes an EAB key and shows it once, with the certbot and lego options that use it. */
+/**
+ * Makes an EAB key and shows it once, with the certbot and lego options that use it.
+ * @param {Provisioner | ProvisionerCreated} p @param {HTMLElement} created @param {() => Promise<void>} reload
+ */
 async function newEabKey(p, created, reload) {
   let key;
   try {
@@ -225,13 +239,16 @@ async function newEabKey(p, created, reload) {
       ),
     ),
   );
-  created.querySelector("#eab-hmac")?.focus();
+  /** @type {HTMLElement | null} */ (created.querySelector("#eab-hmac"))?.focus();
   await reload();
 }
 
-const shellQuote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
+const shellQuote = (/** @type {unknown} */ s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
 
-/** An example name the provisioner may enrol, from its first DNS pattern. */
+/**
+ * An example name the provisioner may enrol, from its first DNS pattern.
+ * @param {string[]} names
+ */
 function exampleName(names) {
   const dns = names.find((n) => n.startsWith("DNS:"));
   if (!dns) return "service.example";
@@ -241,7 +258,7 @@ function exampleName(names) {
   return pattern;
 }
 
-/** @param {import("./api-types.js").ProvisionerCreated} p */
+/** @param {ProvisionerCreated} p */
 function enrolCommand(p) {
   const name = exampleName(p.names);
   return [
@@ -255,7 +272,7 @@ function enrolCommand(p) {
   ].join("\n");
 }
 
-/** @param {HTMLElement} created @param {import("./api-types.js").ProvisionerCreated & { token: string }} p a token provisioner, just made */
+/** @param {HTMLElement} created @param {ProvisionerCreated & { token: string }} p a token provisioner, just made */
 function showToken(created, p) {
   const token = h("input", { type: "text", readonly: true, value: p.token, id: "new-token", class: "mono", spellcheck: "false" });
   const command = enrolCommand(p);
@@ -281,7 +298,7 @@ function showToken(created, p) {
   token.select();
 }
 
-/** @param {import("./api-types.js").Provisioner} p @param {() => unknown} reload */
+/** @param {Provisioner} p @param {() => unknown} reload */
 async function editScope(p, reload) {
   await openDialog(`Scope of ${p.name}`, (close) => {
     const names = h("textarea", { name: "names", rows: "4" });
@@ -291,7 +308,7 @@ async function editScope(p, reload) {
     const form = h(
       "form",
       {
-        onsubmit: async (event) => {
+        onsubmit: async (/** @type {SubmitEvent} */ event) => {
           event.preventDefault();
           const data = new FormData(form);
           try {
@@ -322,7 +339,7 @@ async function editScope(p, reload) {
   });
 }
 
-/** @param {import("./api-types.js").Provisioner} p @param {() => unknown} reload */
+/** @param {Provisioner} p @param {() => unknown} reload */
 async function toggle(p, reload) {
   if (!p.disabled) {
     const ok = await confirmDialog(`Disable ${p.name}?`, h("p", {}, "Its token stops working at once; certificates it enrolled stay valid."), "Disable", true);
@@ -337,7 +354,7 @@ async function toggle(p, reload) {
   await reload();
 }
 
-/** @param {import("./api-types.js").Provisioner} p @param {() => unknown} reload */
+/** @param {Provisioner} p @param {() => unknown} reload */
 async function remove(p, reload) {
   const ok = await confirmDialog(`Remove ${p.name}?`, h("p", {}, "Its token stops working and it cannot be brought back; certificates it enrolled stay valid."), "Remove", true);
   if (!ok) return;
