@@ -18,3 +18,9 @@ export type Operator = z.output<typeof S.Operator>;
 export type ReissueProgress = z.output<typeof S.ReissueProgress>;
 /** what POST /v1/provisioners takes */
 export type ProvisionerBody = z.input<typeof S.ProvisionerBody>;
+export type JobState = SchedulerStatus["jobs"][number];
+export type JobRun = SchedulerStatus["runs"][number];
+export type CrlInfo = NonNullable<CrlState["full"]>;
+export type CrlPublished = z.output<typeof S.CrlPublished>;
+export type DoctorReport = z.output<typeof S.DoctorReport>;
+export type OperatorCreated = z.output<typeof S.OperatorCreated>;

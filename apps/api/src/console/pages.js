@@ -22,6 +22,7 @@ import {
   shortId,
   table,
   timeEl,
+  urlCheckbox,
   utcField,
 } from "./dom.js";
 
@@ -43,31 +44,33 @@ export function notAvailable(error, what) {
   return message(`${what}: ${error.message}`);
 }
 
+/** @typedef {{ refresh?: () => Promise<void> }} RefreshHandle */
+
 /**
  * A page section that loads through `load(target)`, with an auto-refresh toggle kept in
  * the URL (?refresh=1). Returns the cleanup that stops the timer. `handle.refresh` is set
  * to the reload, for actions that change what the section shows.
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ * @param {(target: HTMLElement) => Promise<void>} load
+ * @param {RefreshHandle} [handle]
  */
 export function refreshing(container, route, ctx, load, handle = {}) {
   const on = route.params.get("refresh") === "1";
   const target = h("div", { "aria-live": "polite" });
   const updated = h("span", { class: "hint" });
-  const toggle = h("input", {
-    type: "checkbox",
-    checked: on,
-    onchange: () => {
-      const params = new URLSearchParams(route.params);
-      if (toggle.checked) params.set("refresh", "1");
-      else params.delete("refresh");
-      ctx.navigate(route.page, params, { replace: true });
-    },
-  });
-  toggle.id = "auto-refresh";
   container.append(
     h(
       "div",
       { class: "toolbar" },
-      h("label", { class: "check", for: "auto-refresh" }, toggle, " Auto refresh (every 15 s)"),
+      urlCheckbox({
+        id: "auto-refresh",
+        label: "Auto refresh (every 15 s)",
+        params: route.params,
+        param: "refresh",
+        onChange: (params) => ctx.navigate(route.page, params, { replace: true }),
+      }),
       button("Refresh now", () => run()),
       updated,
     ),
