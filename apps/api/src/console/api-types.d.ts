@@ -24,3 +24,7 @@ export type CrlInfo = NonNullable<CrlState["full"]>;
 export type CrlPublished = z.output<typeof S.CrlPublished>;
 export type DoctorReport = z.output<typeof S.DoctorReport>;
 export type OperatorCreated = z.output<typeof S.OperatorCreated>;
+/** what POST /v1/certificates takes */
+export type IssueBody = z.input<typeof S.IssueBody>;
+export type RelyingPartyView = z.output<typeof S.RelyingPartyView>;
+export type CertificateExtension = CertificateDetails["extensions"][number];

@@ -31,12 +31,16 @@ export const PROFILES = ["mtls", "server", "client"];
 const REASONS = ["unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn"];
 const REFRESH_MS = 15_000;
 
-export const certLink = (serial, text = serial) => link(`#/certificate/${encodeURIComponent(serial)}`, text, { class: "mono" });
-export const issuerLink = (id, text = id) => link(`#/issuers?focus=${encodeURIComponent(id)}`, text, { class: "mono" });
+export const certLink = (/** @type {string} */ serial, /** @type {unknown} */ text = serial) => link(`#/certificate/${encodeURIComponent(serial)}`, text, { class: "mono" });
+export const issuerLink = (/** @type {string} */ id, /** @type {unknown} */ text = id) => link(`#/issuers?focus=${encodeURIComponent(id)}`, text, { class: "mono" });
 /** A serial in a table: shortened on one line, linked to its page, with a copy button. */
-const serialCell = (serial) => shortId(serial, `#/certificate/${encodeURIComponent(serial)}`, "serial");
+const serialCell = (/** @type {string} */ serial) => shortId(serial, `#/certificate/${encodeURIComponent(serial)}`, "serial");
 
-/** "not available" for a route this CA does not have yet (404), else rethrows. */
+/**
+ * "not available" for a route this CA does not have yet (404), else rethrows.
+ * @param {Error} error
+ * @param {string} what
+ */
 export function notAvailable(error, what) {
   // The API's catch-all 404 says "no such resource"; any other 404 names what was not found.
   if (error instanceof ApiError && error.status === 404 && /^no such resource/.test(error.message)) return message(`${what}: not available on this CA (the API has no such route).`, "warning");
@@ -99,7 +103,11 @@ export function refreshing(container, route, ctx, load, handle = {}) {
 
 // ---------- overview
 
-/** The next 30 UTC days from `fromIso`, each with its count (the API may list only days that have some). */
+/**
+ * The next 30 UTC days from `fromIso`, each with its count (the API may list only days that have some).
+ * @param {string | undefined} fromIso
+ * @param {{ day: string, count: number }[]} counted
+ */
 function everyDay(fromIso, counted) {
   const counts = new Map(counted.map((d) => [d.day, d.count]));
   const start = new Date(fromIso ?? Date.now());
@@ -113,7 +121,11 @@ function everyDay(fromIso, counted) {
   return days;
 }
 
-/** The certificates list behind an expiry count: services' valid certificates expiring within `days` of `fromIso`. */
+/**
+ * The certificates list behind an expiry count: services' valid certificates expiring within `days` of `fromIso`.
+ * @param {string | undefined} fromIso
+ * @param {number} days
+ */
 function expiringWithin(fromIso, days) {
   const from = new Date(fromIso ?? Date.now());
   const until = new Date(from.getTime() + days * 86_400_000);
@@ -129,8 +141,9 @@ export async function overviewPage(container, route, ctx) {
   document.title = "Overview · PKI console";
   container.append(h("h1", {}, "Overview"));
   return refreshing(container, route, ctx, async (target) => {
+    /** @type {import("./api-types.js").Overview} */
     const o = await get("/v1/overview");
-    const counts = (title, c) =>
+    const counts = (/** @type {string} */ title, /** @type {Record<string, number> | undefined} */ c) =>
       h(
         "section",
         { class: "card" },
@@ -157,11 +170,11 @@ export async function overviewPage(container, route, ctx) {
         h(
           "dl",
           { class: "counts", id: "expiring" },
-          [
+          /** @type {[string, number | undefined, number][]} */ ([
             ["next 24 h", e.next24h, 1],
             ["next 7 days", e.next7d, 7],
             ["next 30 days", e.next30d, 30],
-          ].map(([t, n, days]) => h("div", {}, h("dt", {}, link(expiringWithin(o.generatedAt, days), t)), h("dd", {}, String(n ?? 0)))),
+          ]).map(([t, n, days]) => h("div", {}, h("dt", {}, link(expiringWithin(o.generatedAt, days), t)), h("dd", {}, String(n ?? 0)))),
         ),
         h("h3", { id: "timeline-title" }, "Expiries per day, next 30 days"),
         h(
@@ -201,6 +214,13 @@ export async function overviewPage(container, route, ctx) {
 
 const FILTERS = ["q", "serial", "status", "issuerId", "profile", "provisioner", "expiresAfter", "expiresBefore", "internal", "order", "limit"];
 
+/**
+ * A labelled <select> of [value, text] options, `value` chosen.
+ * @param {string} name
+ * @param {string[][]} options
+ * @param {string | null | undefined} value
+ * @param {string} label
+ */
 function select(name, options, value, label) {
   return labelled(
     label,
@@ -234,9 +254,9 @@ export async function certificatesPage(container, route, ctx) {
         "subject or SAN text, or the start of a serial (any case, colons allowed); 3+ characters",
       ),
       select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
-      select("issuerId", [["", "any"], ...itemsOf(issuers).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
+      select("issuerId", [["", "any"], ...itemsOf(issuers).map((/** @type {import("./api-types.js").Issuer} */ i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
       select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
-      select("provisioner", [["", "any"], ...itemsOf(provisioners).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
+      select("provisioner", [["", "any"], ...itemsOf(provisioners).map((/** @type {import("./api-types.js").Provisioner} */ x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
       utcField("Expires after", "expiresAfter", p.get("expiresAfter")),
       utcField("Expires before", "expiresBefore", p.get("expiresBefore")),
       select(
@@ -278,7 +298,8 @@ export async function certificatesPage(container, route, ctx) {
   if (bySerial) results.append(bySerial);
   const { list, cursors } = await keysetPage(p, FILTERS, "25", "/v1/certificates", results, "Search");
   if (!list) return;
-  const issuerName = new Map(itemsOf(issuers).map((i) => [i.id, i.subject]));
+  const issuerName = new Map(itemsOf(issuers).map((/** @type {import("./api-types.js").Issuer} */ i) => [i.id, i.subject]));
+  /** @type {import("./api-types.js").CertificateSummary[]} */
   const items = list.items ?? [];
   const pageNo = cursors.length + 1;
   results.append(
@@ -305,7 +326,7 @@ export async function certificatesPage(container, route, ctx) {
     pager(route, ctx, cursors, list.nextCursor),
   );
   if (overview) {
-    const line = (c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
+    const line = (/** @type {Record<string, number> | undefined} */ c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
     results.append(h("p", { class: "hint", id: "inventory-counts" }, `In the inventory: services ${line(overview.services)}; internal ${line(overview.internal)}.`));
   }
 }
@@ -317,6 +338,7 @@ const SERIAL_LIKE = /^(?:[0-9a-f]{2}:)*[0-9a-f]{1,2}:?$|^[0-9a-f]+$/i;
  * A search term that could be the start of a serial is also looked up as one (a separate
  * table above the text matches, since "cafe" may be a name as well as a serial). The API
  * normalises case and colons.
+ * @param {URLSearchParams} p the page's query
  */
 async function serialMatches(p) {
   const term = (p.get("q") ?? "").trim();
@@ -334,7 +356,7 @@ async function serialMatches(p) {
     table(
       `Serials starting with ${term}${list.nextCursor ? " (the first 10)" : ""}`,
       ["Serial", "Subject", "Status", "Expires"],
-      items.map((c) => [serialCell(c.serial), c.subject, badge(c.status), timeEl(c.notAfter)]),
+      items.map((/** @type {import("./api-types.js").CertificateSummary} */ c) => [serialCell(c.serial), c.subject, badge(c.status), timeEl(c.notAfter)]),
       `No serial starts with ${term}.`,
     ),
   );
@@ -343,6 +365,7 @@ async function serialMatches(p) {
 /**
  * `pki issue` in the browser: the operator signs a service's CSR (PEM) under a profile, as
  * the admin token may, through the same issuance cycle as every other certificate.
+ * @param {import("./app.js").PageContext} ctx
  */
 function issueForm(ctx) {
   const status = h("div");
@@ -350,9 +373,10 @@ function issueForm(ctx) {
     "form",
     {
       id: "issue-form",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         const data = new FormData(form);
+        /** @type {import("./api-types.js").IssueBody} */
         const body = { csr: String(data.get("csr") ?? "").trim(), profile: String(data.get("profile") ?? "mtls") };
         const ttl = String(data.get("ttlSeconds") ?? "").trim();
         if (ttl) body.ttlSeconds = Number(ttl);
@@ -384,9 +408,17 @@ function issueForm(ctx) {
 /**
  * One keyset page of `path`, from the filters in the URL and its stack of cursors (`c`, one
  * per page turned): `list` is undefined when the API could not answer (said in `results`).
+ * @param {URLSearchParams} p the page's query
+ * @param {string[]} filters the query's keys the API takes
+ * @param {string} defaultLimit
+ * @param {string} path
+ * @param {HTMLElement} results
+ * @param {string} what names the list in a "not available"
+ * @returns {Promise<{ list: any, cursors: string[] }>}
  */
 async function keysetPage(p, filters, defaultLimit, path, results, what) {
   const cursors = p.getAll("c");
+  /** @type {Record<string, string | null | undefined>} */
   const params = {};
   for (const key of filters) if (p.get(key)) params[key] = p.get(key);
   params.limit = params.limit ?? defaultLimit;
@@ -399,6 +431,7 @@ async function keysetPage(p, filters, defaultLimit, path, results, what) {
   }
 }
 
+/** @param {string[]} [sans] @param {number} [max] how many to list before "+N more" */
 function sanList(sans = [], max = Infinity) {
   const shown = sans.slice(0, max);
   return h(
@@ -409,9 +442,15 @@ function sanList(sans = [], max = Infinity) {
   );
 }
 
-/** Previous / Next over keyset cursors; the stack of cursors is in the URL (?c=…&c=…). */
+/**
+ * Previous / Next over keyset cursors; the stack of cursors is in the URL (?c=…&c=…).
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ * @param {string[]} cursors
+ * @param {string | null | undefined} nextCursor
+ */
 export function pager(route, ctx, cursors, nextCursor) {
-  const to = (stack) => {
+  const to = (/** @type {string[]} */ stack) => {
     const params = new URLSearchParams(route.params);
     params.delete("c");
     for (const c of stack) params.append("c", c);
@@ -422,7 +461,8 @@ export function pager(route, ctx, cursors, nextCursor) {
     { class: "pager", "aria-label": "Pages" },
     button("Previous", () => to(cursors.slice(0, -1)), { disabled: cursors.length === 0 }),
     h("span", {}, `Page ${cursors.length + 1}`),
-    button("Next", () => to([...cursors, nextCursor]), { disabled: !nextCursor }),
+    // (disabled without a next cursor)
+    button("Next", () => to([...cursors, /** @type {string} */ (nextCursor)]), { disabled: !nextCursor }),
   );
 }
 
@@ -505,11 +545,15 @@ export async function certificatePage(container, route, ctx) {
   return () => clearInterval(timer);
 }
 
+/** @param {string} value @param {string} id @param {string} what which fingerprint (SHA-256, SHA-1) */
 function fingerprint(value, id, what) {
   return [h("span", { class: "mono fingerprint", id }, value), " ", copyButton(value, "Copy", { class: "copy", "aria-label": `Copy the ${what} fingerprint` })];
 }
 
-/** Every extension of the certificate, as the CA decoded it (hex for the ones it does not know). */
+/**
+ * Every extension of the certificate, as the CA decoded it (hex for the ones it does not know).
+ * @param {import("./api-types.js").CertificateExtension[]} extensions
+ */
 function extensionsCard(extensions) {
   return h(
     "section",
@@ -532,7 +576,13 @@ function extensionsCard(extensions) {
   );
 }
 
+/**
+ * @param {string} serial
+ * @param {HTMLElement} target
+ * @param {{ isCurrent: () => boolean }} ctx
+ */
 async function loadRelyingParty(serial, target, ctx) {
+  /** @type {import("./api-types.js").RelyingPartyView} */
   let r;
   try {
     r = await get(`/v1/certificates/${encodeURIComponent(serial)}/relying-party`);
@@ -596,7 +646,7 @@ async function revoke(c, ctx) {
     return h(
       "form",
       {
-        onsubmit: async (event) => {
+        onsubmit: async (/** @type {SubmitEvent} */ event) => {
           event.preventDefault();
           if (typed.value.trim().toLowerCase() !== c.serial) return;
           go.disabled = true;
@@ -694,7 +744,7 @@ export async function auditPage(container, route, ctx) {
     table(
       "Audit events, newest first",
       ["When", "Actor", "Action", "Target", "Outcome", "Source", "Details"],
-      items.map((a) => [
+      items.map((/** @type {import("./api-types.js").AuditEvent} */ a) => [
         timeEl(a.at),
         a.actor,
         a.action,
@@ -712,10 +762,11 @@ export async function auditPage(container, route, ctx) {
 /**
  * An event's details on one line, cut with an ellipsis where the column ends; opening it
  * shows every field in full.
+ * @param {unknown} details
  */
 function auditDetails(details) {
   if (!details || typeof details !== "object" || Object.keys(details).length === 0) return "—";
-  const text = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+  const text = (/** @type {unknown} */ v) => (typeof v === "string" ? v : JSON.stringify(v));
   const entries = Object.entries(details);
   return h(
     "details",
