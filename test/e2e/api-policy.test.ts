@@ -7,9 +7,7 @@ import { revokeIntermediate } from "@pki/authority";
 import { createLogger } from "@pki/logger";
 import { registry } from "@pki/http-kit";
 import { addProvisioner, callApi, startTestApi, TravelClock, type RequestOptions, type TestApi } from "../support/api.ts";
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import { opensslCsr, opensslVerify, pythonInspect, run, scratchDir } from "../support/tools.ts";
+import { opensslCsr, opensslVerify, pythonInspect, run } from "../support/tools.ts";
 
 let t: TestApi;
 const clock = new TravelClock();
@@ -85,31 +83,6 @@ describe("name policy per provisioner", () => {
   });
 });
 
-/** `openssl req` with a UTF-8 subject and any extra arguments, for names the shared helper does not spell. */
-function opensslCsrWith(subject: string, extra: string[] = []): string {
-  const dir = scratchDir();
-  const out = path.join(dir, "req.csr");
-  const made = run("openssl", [
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    path.join(dir, "key.pem"),
-    "-out",
-    out,
-    "-utf8",
-    "-subj",
-    subject,
-    ...extra,
-  ]);
-  if (made.status !== 0) throw new Error(made.stderr);
-  return readFileSync(out, "utf8");
-}
-
 describe("a name is granted only in its one normal, ASCII spelling", () => {
   it.each([
     "spiffe://prod.example/ns/payments/../admin/sa/x",
@@ -132,7 +105,7 @@ describe("a name is granted only in its one normal, ASCII spelling", () => {
     ["web", "email:<ops>@web.example", /is not an e-mail address/],
     ["web", "email:a\\\\b@web.example", /is not an e-mail address/],
   ])("%s: %s is 400", async (provisioner, san, detail) => {
-    const csr = opensslCsrWith("/", ["-addext", `subjectAltName=${san}`]);
+    const csr = opensslCsr({ sans: [san] }).csrPem;
     await expectRefused(() => issue(provisioner, csr, { profile: provisioner === "web" ? "client" : "mtls" }), 400, detail);
   });
 
@@ -149,7 +122,7 @@ describe("a name is granted only in its one normal, ASCII spelling", () => {
     ["web-batch-x\uff0eevil\uff0ecom", "fullwidth full stops"],
     ["web-batch-x ", "a trailing space"],
   ])("a CN: pattern does not grant %j (%s), which a TLS client could read as a host", async (cn) => {
-    const csr = opensslCsrWith(`/CN=${cn}`);
+    const csr = opensslCsr({ subject: `/CN=${cn}` }).csrPem;
     await expectRefused(
       () => issue("web", csr, { profile: "client" }),
       403,

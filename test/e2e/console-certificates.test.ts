@@ -217,6 +217,11 @@ describe("one time convention: UTC, ISO 8601, 24-hour", () => {
     await page.getByRole("button", { name: "Search", exact: true }).click();
     await page.getByText("Expires after: not a UTC time").waitFor();
     expect(new URL(page.url().replace("#/", "")).searchParams.get("expiresAfter")).toBe("2020-01-02T00:00:00Z");
+    // A bare day as the upper bound takes in the whole day.
+    await page.getByLabel("Expires after (UTC)").fill("2020-01-02");
+    await page.getByLabel("Expires before (UTC)").fill("2099-12-31");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await page.waitForURL(/expiresBefore=2099-12-31T23%3A59%3A59Z/);
 
     await page.goto(`${t.api.url}/console/#/audit`);
     await page.getByLabel("From (UTC)").fill("2020-01-01T10:30:00Z");
@@ -224,6 +229,9 @@ describe("one time convention: UTC, ISO 8601, 24-hour", () => {
     await page.locator("#audit table").waitFor();
     expect(new URL(page.url().replace("#/", "")).searchParams.get("since")).toBe("2020-01-01T10:30:00Z");
     expect(await page.getByLabel("From (UTC)").inputValue()).toBe("2020-01-01T10:30:00Z");
+    await page.getByLabel("To (UTC)").fill("2020-13-01");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByText("To: not a UTC time").waitFor();
   });
 });
 

@@ -548,27 +548,8 @@ describe("operator console", () => {
     const refused = await call("POST", "/v1/provisioners", { name: HOSTILE_TEXT, profiles: ["mtls"], names: [`DNS:${HOSTILE_TEXT}`], maxTtlSeconds: 3600 });
     expect(refused.status).toBe(400);
     // A certificate whose subject carries markup and a right-to-left override.
-    const dir = scratchDir();
-    const made = run("openssl", [
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      path.join(dir, "h.key"),
-      "-utf8",
-      "-subj",
-      `/CN=${HOSTILE}\u202Egnp.exe`,
-      "-addext",
-      "subjectAltName=DNS:hostile.example",
-      "-out",
-      path.join(dir, "h.csr"),
-    ]);
-    expect(made.status, made.stderr).toBe(0);
-    const hostileCert = await call("POST", "/v1/certificates", { csr: readFileSync(path.join(dir, "h.csr"), "utf8") });
+    const hostileCsr = opensslCsr({ subject: `/CN=${HOSTILE}\u202Egnp.exe`, sans: ["DNS:hostile.example"] });
+    const hostileCert = await call("POST", "/v1/certificates", { csr: hostileCsr.csrPem });
     if (hostileCert.status === 201) {
       await page.goto(`${api}/console/#/certificates?q=hostile.example`);
       await page.locator("#result-count:has-text('1 certificate')").waitFor();

@@ -9,7 +9,7 @@ import { revokeCertificate } from "@pki/authority";
 import { OcspResponder, ocspHttpHandler } from "@pki/ocsp-responder";
 import { fetchBytes, runAsync, startRevocationCa, unusedPort, type IssuedLeaf, type RevocationCa } from "../support/revocation.ts";
 import { REPO_ROOT } from "../support/harness.ts";
-import { pki, run, scratchDir } from "../support/tools.ts";
+import { opensslCsr, opensslSelfSigned, pki, run, scratchDir } from "../support/tools.ts";
 import { childEnv } from "../support/settings.ts";
 import { TravelClock } from "../support/api.ts";
 
@@ -99,12 +99,10 @@ describe("GnuTLS ocsptool", () => {
     const subject = run("openssl", ["x509", "-in", rca.intermediatePath, "-noout", "-subject", "-nameopt", "compat"])
       .stdout.replace(/^subject=/, "")
       .trim();
-    const fakeIssuer = path.join(dir, "fake-issuer.pem");
     // Same subject and same public key as the intermediate is impossible without its key; a
     // self-signed stand-in with the intermediate's name signs a certificate we never issued.
-    run("openssl", ["req", "-x509", "-key", fakeKey, "-subj", subject, "-days", "1", "-out", fakeIssuer]);
-    const strangerCsr = path.join(dir, "stranger.csr");
-    run("openssl", ["req", "-new", "-key", fakeKey, "-subj", "/CN=stranger", "-out", strangerCsr]);
+    const fakeIssuer = opensslSelfSigned({ keyFile: fakeKey, subject, dir }).certPath;
+    const strangerCsr = opensslCsr({ keyFile: fakeKey, subject: "/CN=stranger", dir }).csrPath;
     const stranger = path.join(dir, "stranger.pem");
     run("openssl", ["x509", "-req", "-in", strangerCsr, "-CA", fakeIssuer, "-CAkey", fakeKey, "-set_serial", NEVER_ISSUED, "-days", "1", "-out", stranger]);
     const u = await runAsync("ocsptool", [`--ask=${rca.baseUrl}/ocsp`, "--load-cert", stranger, "--load-issuer", rca.intermediatePath, "--no-nonce"]);
@@ -169,10 +167,7 @@ describe("HTTP forms, caching and refusals", () => {
     expect(run("openssl", ["ocsp", "-respin", respPath, "-resp_text", "-noverify"]).stdout).toMatch(/malformedrequest/i);
 
     // A certificate from some other CA: this responder is not authoritative for it.
-    const dir = scratchDir();
-    const key = path.join(dir, "other.key");
-    const otherCa = path.join(dir, "other-ca.pem");
-    run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-subj", "/CN=Some Other CA", "-days", "1", "-out", otherCa]);
+    const otherCa = opensslSelfSigned({ subject: "/CN=Some Other CA" }).certPath;
     const other = await runAsync("openssl", ["ocsp", "-issuer", otherCa, "-serial", "0x1234", "-url", `${rca.baseUrl}/ocsp`, "-no_nonce"]);
     expect(other.stdout + other.stderr).toMatch(/Responder Error: unauthorized \(6\)/);
 

@@ -2,12 +2,9 @@
 // cell must get. 401: no valid credential. 403: a valid credential that may not do this.
 // Anything else means the route ran (2xx, or 400/404 for the deliberately empty bodies
 // used on admin routes so nothing is changed).
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addProvisioner, startTestApi, TravelClock, type RequestOptions, type TestApi } from "../support/api.ts";
-import { opensslCsr, scratchDir } from "../support/tools.ts";
+import { opensslCsr, opensslSelfSigned } from "../support/tools.ts";
 
 type Credential = "none" | "wrongToken" | "disabledProvisioner" | "otherProvisioner" | "provisioner" | "admin" | "mtls" | "mtlsForeign" | "mtlsExpired" | "mtlsRevoked";
 const CREDENTIALS: Credential[] = ["none", "wrongToken", "disabledProvisioner", "otherProvisioner", "provisioner", "admin", "mtls", "mtlsForeign", "mtlsExpired", "mtlsRevoked"];
@@ -48,31 +45,8 @@ beforeAll(async () => {
   ownSerial = own.serial;
 
   // A client certificate from a CA this CA knows nothing about, with the same names.
-  const dir = scratchDir();
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      path.join(dir, "fk.pem"),
-      "-out",
-      path.join(dir, "fc.pem"),
-      "-subj",
-      "/CN=own.payments.example",
-      "-days",
-      "1",
-      "-addext",
-      "extendedKeyUsage=clientAuth",
-    ],
-    { stdio: "ignore" },
-  );
-  const foreign = { cert: readFileSync(path.join(dir, "fc.pem"), "utf8"), key: readFileSync(path.join(dir, "fk.pem"), "utf8") };
+  const stranger = opensslSelfSigned({ subject: "/CN=own.payments.example", extensions: ["extendedKeyUsage=clientAuth"] });
+  const foreign = { cert: stranger.certPem, key: stranger.keyPem };
 
   auth.none = {};
   auth.wrongToken = { token: "pki_admin_this-is-not-a-token-of-this-ca" };

@@ -12,7 +12,7 @@ import { FlattenedSign } from "jose";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { ACME_ERROR as E, AcmeTestClient, finalizeCsr, http01Responder, keyAuthorization, newKey } from "../support/acme.ts";
 import { TestDnsServer } from "../support/dns-server.ts";
-import { freePort, run, scratchDir, writeTemp } from "../support/tools.ts";
+import { freePort, opensslCsr, scratchDir, writeTemp } from "../support/tools.ts";
 
 const FAILED_PER_PROVISIONER = 3;
 const NEW_ACCOUNTS_PER_ADDRESS = 5;
@@ -273,9 +273,8 @@ describe("requests that leave nothing behind or slip past the checks", () => {
     await c.post(url, {}, account);
     expect((await c.settled(account, authzUrl)).status).toBe("valid");
     const keyFile = writeTemp("account.pem", account.key.privateKey.export({ type: "pkcs8", format: "pem" }), scratchDir());
-    const csr = run("openssl", ["req", "-new", "-key", keyFile, "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
-    expect(csr.status, csr.stderr).toBe(0);
-    const res = await c.post(order.json.finalize, { csr: Buffer.from(csr.stdout.replace(/-----[^-]+-----|\s/g, ""), "base64").toString("base64url") }, account);
+    const { csrDer } = opensslCsr({ keyFile, subject: "/CN=127.0.0.1", sans: ["IP:127.0.0.1"] });
+    const res = await c.post(order.json.finalize, { csr: csrDer.toString("base64url") }, account);
     expect(res.status).toBe(400);
     expect(res.json.type).toBe(`${E}badCSR`);
     expect(res.json.detail).toContain("account key");

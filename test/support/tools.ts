@@ -37,20 +37,75 @@ export function pki(args: string[], env: Record<string, string>): RunResult {
 
 export const scratchDir = () => mkdtempSync(path.join(tmpdir(), "pki-scratch-"));
 
-export type CsrKey = "ec256" | "ec384" | "rsa2048" | "rsa1024" | "rsa3072";
+/**
+ * A key `openssl req` makes for a CSR or a self-signed certificate: the kinds services use,
+ * and the odd ones a CA must refuse (a non-65537 exponent, EdDSA, a curve it does not allow,
+ * a named curve spelled out as explicit parameters).
+ */
+export type CsrKey = "ec256" | "ec384" | "rsa2048" | "rsa1024" | "rsa3072" | "rsa2048-e3" | "ed25519" | "ed448" | "secp256k1" | "ec256-explicit";
 
-/** A key and CSR made by `openssl req`, as a service's deploy tooling would. */
-export function opensslCsr(options: { subject?: string; sans?: string[]; key?: CsrKey; dir?: string } = {}): { csrPem: string; keyPem: string; csrPath: string; keyPath: string } {
-  const dir = options.dir ?? scratchDir();
-  const keyPath = path.join(dir, `key-${Math.random().toString(36).slice(2)}.pem`);
-  const csrPath = keyPath.replace("key-", "csr-");
-  const key = options.key ?? "ec256";
-  const keyArgs = key.startsWith("ec") ? ["-newkey", "ec", "-pkeyopt", `ec_paramgen_curve:${key === "ec384" ? "P-384" : "P-256"}`] : ["-newkey", `rsa:${key.slice(3)}`];
-  const args = ["req", "-new", ...keyArgs, "-nodes", "-keyout", keyPath, "-out", csrPath, "-subj", options.subject ?? "/"];
-  if (options.sans?.length) args.push("-addext", `subjectAltName=${options.sans.join(",")}`);
+const NEW_KEY_ARGS: Record<CsrKey, string[]> = {
+  ec256: ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+  ec384: ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+  rsa1024: ["-newkey", "rsa:1024"],
+  rsa2048: ["-newkey", "rsa:2048"],
+  rsa3072: ["-newkey", "rsa:3072"],
+  "rsa2048-e3": ["-newkey", "rsa:2048", "-pkeyopt", "rsa_keygen_pubexp:3"],
+  ed25519: ["-newkey", "ed25519"],
+  ed448: ["-newkey", "ed448"],
+  secp256k1: ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+  "ec256-explicit": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-pkeyopt", "ec_param_enc:explicit"],
+};
+
+export interface OpensslReqOptions {
+  /** the subject as OpenSSL spells it (`/CN=a/O=b`), UTF-8; default empty */
+  subject?: string;
+  /** an openssl.cnf whose distinguished_name section gives the subject instead (prompt=no), e.g. for one too long for a command line */
+  subjectConfig?: string;
+  /** subjectAltName entries, e.g. DNS:a.example IP:10.0.0.1 */
+  sans?: string[];
+  /** more extensions, each as `-addext` takes it (e.g. basicConstraints=critical,CA:TRUE) */
+  extensions?: string[];
+  /** a new key of this kind (default ec256), written beside the output */
+  key?: CsrKey;
+  /** an existing private key (PEM file) instead of a new one */
+  keyFile?: string;
+  /** where the files go; default a new scratch directory */
+  dir?: string;
+}
+
+export interface OpensslReqResult {
+  keyPem: string;
+  keyPath: string;
+}
+
+/** Runs `openssl req` with the key, subject and extension arguments every caller spells the same. */
+function opensslReq(options: OpensslReqOptions & { dir: string }, output: string[]): OpensslReqResult {
+  const keyPath = options.keyFile ?? path.join(options.dir, `key-${Math.random().toString(36).slice(2)}.pem`);
+  const keyArgs = options.keyFile ? ["-key", options.keyFile] : [...NEW_KEY_ARGS[options.key ?? "ec256"], "-nodes", "-keyout", keyPath];
+  const subjectArgs = options.subjectConfig ? ["-config", options.subjectConfig] : ["-utf8", "-subj", options.subject ?? "/"];
+  const extensions = [...(options.sans?.length ? [`subjectAltName=${options.sans.join(",")}`] : []), ...(options.extensions ?? [])];
+  const args = ["req", ...output, ...keyArgs, ...subjectArgs, ...extensions.flatMap((e) => ["-addext", e])];
   const result = run("openssl", args);
   if (result.status !== 0) throw new Error(`openssl req failed: ${result.stderr}`);
-  return { csrPem: readFileSync(csrPath, "utf8"), keyPem: readFileSync(keyPath, "utf8"), csrPath, keyPath };
+  return { keyPem: readFileSync(keyPath, "utf8"), keyPath };
+}
+
+/** A key and CSR made by `openssl req`, as a service's deploy tooling would. */
+export function opensslCsr(options: OpensslReqOptions = {}): OpensslReqResult & { csrPem: string; csrDer: Buffer; csrPath: string } {
+  const dir = options.dir ?? scratchDir();
+  const csrPath = path.join(dir, `csr-${Math.random().toString(36).slice(2)}.pem`);
+  const { keyPem, keyPath } = opensslReq({ ...options, dir }, ["-new", "-out", csrPath]);
+  const csrPem = readFileSync(csrPath, "utf8");
+  return { csrPem, csrDer: Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ""), "base64"), csrPath, keyPem, keyPath };
+}
+
+/** A self-signed certificate made by `openssl req -x509`, valid for a day: a CA or client this CA knows nothing about. */
+export function opensslSelfSigned(options: OpensslReqOptions = {}): OpensslReqResult & { certPem: string; certPath: string } {
+  const dir = options.dir ?? scratchDir();
+  const certPath = path.join(dir, `cert-${Math.random().toString(36).slice(2)}.pem`);
+  const { keyPem, keyPath } = opensslReq({ ...options, dir }, ["-x509", "-new", "-days", "1", "-out", certPath]);
+  return { certPem: readFileSync(certPath, "utf8"), certPath, keyPem, keyPath };
 }
 
 export function writeTemp(name: string, content: string | Buffer, dir = scratchDir()): string {

@@ -2,25 +2,48 @@
 // GET/HEAD carries the session's CSRF token; a 401 means the session ended (idle or
 // revoked), which sends the operator back to the login page with a message.
 
+/** @type {string | null} */
 let csrfToken = null;
+/** @type {(detail: string) => void} */
 let onSessionEnded = () => {};
 
 export class ApiError extends Error {
+  /**
+   * @param {number} status the HTTP status, 0 when the CA did not answer
+   * @param {string} detail
+   * @param {ErrorOptions} [options]
+   */
   constructor(status, detail, options) {
     super(detail, options);
     this.status = status;
   }
 }
 
+/** @param {(detail: string) => void} handler */
 export function setSessionEndedHandler(handler) {
   onSessionEnded = handler;
 }
 
+/** @param {string | null} token */
 export function setCsrf(token) {
   csrfToken = token;
 }
 
+/**
+ * @typedef {{ quiet401?: boolean }} RequestOptions
+ * `quiet401`: a 401 is only thrown, not taken as the session's end (checking for a session)
+ */
+
+/**
+ * The answer's JSON (null for 204 or an empty body); throws ApiError with the problem's detail.
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @param {RequestOptions} [options]
+ * @returns {Promise<any>}
+ */
 export async function request(method, path, body, { quiet401 = false } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (method !== "GET" && method !== "HEAD" && csrfToken) headers["x-csrf-token"] = csrfToken;
@@ -49,12 +72,19 @@ export async function request(method, path, body, { quiet401 = false } = {}) {
   return data;
 }
 
+/** @param {string} path @param {RequestOptions} [options] */
 export const get = (path, options) => request("GET", path, undefined, options);
+/** @param {string} path @param {unknown} [body] none: no request body */
 export const post = (path, body) => request("POST", path, body);
+/** @param {string} path @param {unknown} body */
 export const patch = (path, body) => request("PATCH", path, body);
+/** @param {string} path */
 export const del = (path) => request("DELETE", path);
 
-/** A query string from the defined, non-empty values. */
+/**
+ * A query string from the defined, non-empty values.
+ * @param {object} params
+ */
 export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
@@ -66,4 +96,4 @@ export function query(params) {
 }
 
 /** The list in an answer: some routes answer a bare array, paged ones `{items, nextCursor}`. */
-export const itemsOf = (answer) => (Array.isArray(answer) ? answer : (answer?.items ?? []));
+export const itemsOf = (/** @type {any} */ answer) => (Array.isArray(answer) ? answer : (answer?.items ?? []));

@@ -7,38 +7,67 @@ import { crlsPage, healthPage, operatorsPage, schedulerPage } from "./operations
 import { auditPage, certificatePage, certificatesPage, overviewPage } from "./pages.js";
 import { provisionersPage } from "./provisioners.js";
 
-const main = document.getElementById("main");
-const top = document.getElementById("top");
-const who = document.getElementById("who");
+/**
+ * What a page gets besides its container and route.
+ * @typedef {object} PageContext
+ * @property {(page: string, params?: URLSearchParams, options?: { replace?: boolean }) => void} navigate
+ * @property {() => Promise<void>} rerender
+ * @property {() => boolean} isCurrent false once the operator has moved to another page
+ * @property {string} operator
+ */
+/**
+ * Renders a page into `container`; may return a cleanup (timers) to run before the next page.
+ * @typedef {(container: HTMLElement, route: Route, ctx: PageContext) => Promise<(() => void) | void>} Page
+ * @typedef {{ page: string, rest: string[], params: URLSearchParams }} Route
+ */
 
-const pages = new Map([
-  ["overview", overviewPage],
-  ["certificates", certificatesPage],
-  ["certificate", certificatePage],
-  ["issuers", issuersPage],
-  ["provisioners", provisionersPage],
-  ["audit", auditPage],
-  ["scheduler", schedulerPage],
-  ["crls", crlsPage],
-  ["health", healthPage],
-  ["operators", operatorsPage],
-]);
+// index.html has these: the console cannot start without them.
+const main = /** @type {HTMLElement} */ (document.getElementById("main"));
+const top = /** @type {HTMLElement} */ (document.getElementById("top"));
+const who = /** @type {HTMLElement} */ (document.getElementById("who"));
 
+const pages = new Map(
+  /** @type {[string, Page][]} */ ([
+    ["overview", overviewPage],
+    ["certificates", certificatesPage],
+    ["certificate", certificatePage],
+    ["issuers", issuersPage],
+    ["provisioners", provisionersPage],
+    ["audit", auditPage],
+    ["scheduler", schedulerPage],
+    ["crls", crlsPage],
+    ["health", healthPage],
+    ["operators", operatorsPage],
+  ]),
+);
+
+/** @type {{ operator: string, csrfToken: string } | null} */
 let session = null;
+/** @type {string | null} */
 let loginNotice = null;
 // Each page may return a cleanup (timers); run it before the next page renders.
+/** @type {(() => void) | null} */
 let cleanup = null;
 let renderCount = 0;
 
-/** The current route: page name, path segments after it, and the query. */
+/**
+ * The current route: page name, path segments after it, and the query.
+ * @returns {Route}
+ */
 export function currentRoute() {
   const raw = location.hash.replace(/^#\/?/, "");
-  const [pathPart, queryPart = ""] = raw.split("?", 2);
+  const [pathPart = "", queryPart = ""] = raw.split("?", 2);
   const [page = "", ...rest] = pathPart.split("/").map((s) => decodeURIComponent(s));
   return { page, rest, params: new URLSearchParams(queryPart) };
 }
 
-/** Changes the URL (a new history entry unless `replace`) and renders it. */
+/**
+ * Changes the URL (a new history entry unless `replace`) and renders it.
+ * @param {string} page
+ * @param {URLSearchParams} [params]
+ * @param {{ replace?: boolean }} [options]
+ * @returns {Promise<void> | undefined}
+ */
 export function navigate(page, params = new URLSearchParams(), { replace = false } = {}) {
   const q = params.toString();
   const hash = `#/${page}${q ? `?${q}` : ""}`;
@@ -49,6 +78,7 @@ export function navigate(page, params = new URLSearchParams(), { replace = false
   } else location.hash = hash;
 }
 
+/** @returns {Promise<void>} */
 async function render() {
   const count = ++renderCount;
   if (cleanup) {
@@ -59,7 +89,7 @@ async function render() {
   const route = currentRoute();
   const page = pages.get(route.page);
   if (!page) return navigate("overview", undefined, { replace: true });
-  for (const a of document.querySelectorAll("#nav a")) {
+  for (const a of /** @type {NodeListOf<HTMLAnchorElement>} */ (document.querySelectorAll("#nav a"))) {
     const current = a.dataset.page === route.page || (route.page === "certificate" && a.dataset.page === "certificates");
     if (current) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -94,7 +124,7 @@ function showLogin() {
     "form",
     {
       class: "login",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         submit.disabled = true;
         clear(status);
@@ -121,12 +151,14 @@ function showLogin() {
   token.focus();
 }
 
+/** @param {{ operator: string, csrfToken: string }} body the session the API answered with */
 function startSession(body) {
   session = body;
   setCsrf(body.csrfToken);
   who.textContent = `${body.operator}`;
 }
 
+/** @param {string} notice why the login page is shown */
 function endSession(notice) {
   session = null;
   setCsrf(null);
@@ -143,7 +175,7 @@ setSessionEndedHandler((detail) => {
   if (session) endSession(`Your session has ended (${detail}). Log in again.`);
 });
 
-document.getElementById("logout").addEventListener("click", async () => {
+/** @type {HTMLElement} */ (document.getElementById("logout")).addEventListener("click", async () => {
   try {
     await del("/v1/console/session");
   } catch (error) {

@@ -3,9 +3,24 @@
 // action's outcome stays on the page, and the page follows a new intermediate until its
 // first CRL and OCSP responder are there. CA certificates download as PEM or DER.
 import { get, itemsOf, post } from "./api.js";
-import { append, badge, button, clear, confirmDialog, dateTime, download, duration, facts, h, labelled, link, message, openDialog, pemToDer, timeEl } from "./dom.js";
+import { append, badge, button, clear, confirmDialog, dateTime, download, duration, facts, h, labelled, link, message, openDialog, pemToDer, timeEl, urlCheckbox } from "./dom.js";
 import { notAvailable } from "./pages.js";
 
+/** @typedef {import("./api-types.js").Issuer} Issuer */
+/**
+ * What the issuers page lends its dialogs.
+ * @typedef {object} IssuerPage
+ * @property {() => Promise<void>} reload
+ * @property {() => boolean} shown whether the page is still the one on screen
+ * @property {(text: string, kind?: "error" | "warning" | "status") => void} notify the outcome, above the tree
+ * @property {() => void} follow reload until every live intermediate has its CRL and OCSP responder
+ */
+
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function issuersPage(container, route, ctx) {
   document.title = "Issuers · PKI console";
   container.append(
@@ -26,17 +41,6 @@ export async function issuersPage(container, route, ctx) {
   );
   const focus = route.params.get("focus");
   const on = route.params.get("refresh") === "1";
-  const toggle = h("input", {
-    type: "checkbox",
-    id: "auto-refresh",
-    checked: on,
-    onchange: () => {
-      const params = new URLSearchParams(route.params);
-      if (toggle.checked) params.set("refresh", "1");
-      else params.delete("refresh");
-      ctx.navigate("issuers", params, { replace: true });
-    },
-  });
   const tree = h("div", { id: "issuer-tree", "aria-live": "polite" });
   // Outside the tree, so an action's outcome survives the reloads that follow it.
   const notice = h("div", { id: "issuer-notice" });
@@ -45,19 +49,27 @@ export async function issuersPage(container, route, ctx) {
     h(
       "div",
       { class: "toolbar" },
-      h("label", { class: "check", for: "auto-refresh" }, toggle, " Auto refresh (every 15 s)"),
+      urlCheckbox({
+        id: "auto-refresh",
+        label: "Auto refresh (every 15 s)",
+        params: route.params,
+        param: "refresh",
+        onChange: (params) => ctx.navigate("issuers", params, { replace: true }),
+      }),
       button("Refresh now", () => load()),
       updated,
     ),
     notice,
     tree,
   );
+  /** @type {ReturnType<typeof setTimeout> | null} */
   let followTimer = null;
   let followUntil = 0;
+  /** @type {IssuerPage} */
   const page = {
     reload: () => load(),
     shown: () => notice.isConnected,
-    notify: (text, kind = "status") => notice.replaceChildren(message(text, kind)),
+    notify: (/** @type {string} */ text, /** @type {"error" | "warning" | "status"} */ kind = "status") => notice.replaceChildren(message(text, kind)),
     // After a rotation, activation or revocation: reload every 2 s (for at most 2 min) until
     // every live intermediate has its first CRL and OCSP responder, which the publisher
     // makes within seconds, so nobody has to press Refresh to see them.
@@ -97,8 +109,9 @@ export async function issuersPage(container, route, ctx) {
 }
 
 /** The active intermediate before the publisher has made its first CRL or OCSP responder (a staged one gets them when it takes over). */
-const awaitingPublication = (i) => i.role === "intermediate" && i.status === "active" && (!i.crl || !i.ocsp);
+const awaitingPublication = (/** @type {Issuer} */ i) => i.role === "intermediate" && i.status === "active" && (!i.crl || !i.ocsp);
 
+/** @param {Issuer[]} issuers @param {string | null} focus @param {IssuerPage} page */
 function renderTree(issuers, focus, page) {
   const children = new Map();
   for (const i of issuers) {
@@ -109,7 +122,7 @@ function renderTree(issuers, focus, page) {
   const ids = new Set(issuers.map((i) => i.id));
   // Roots, and any issuer whose parent is not in the list, start a tree.
   const tops = issuers.filter((i) => !i.parentId || !ids.has(i.parentId));
-  const node = (i) => {
+  const node = (/** @type {Issuer} */ i) => {
     const kids = children.get(i.id) ?? [];
     return h("li", {}, issuerCard(i, focus === i.id, page), kids.length ? h("ul", { class: "tree" }, kids.map(node)) : null);
   };
@@ -133,6 +146,7 @@ function renderTree(issuers, focus, page) {
   );
 }
 
+/** @param {Issuer} i */
 function ocspHealth(i) {
   const ocsp = i.ocsp;
   if (i.ocsp === undefined) return "not available";
@@ -146,6 +160,7 @@ function ocspHealth(i) {
   return [badge(state === "ok" ? "ok" : state === "expired" ? "expired" : "warning"), ` responder ${ocsp.responderSerial}, until ${dateTime(ocsp.responderNotAfter)}`];
 }
 
+/** @param {Issuer} i */
 function crlHealth(i) {
   const crl = i.crl;
   if (crl) return `#${crl.number}, published ${duration(crl.ageSeconds ?? 0)} ago, next by ${dateTime(crl.nextUpdate)}`;
@@ -154,6 +169,7 @@ function crlHealth(i) {
   return awaitingPublication(i) ? "none yet: the publisher signs the first one within seconds (this page updates by itself)" : "none published";
 }
 
+/** @param {Issuer} i */
 function blastRadius(i) {
   if (i.liveCertificates === undefined) return "not available";
   const n = i.liveCertificates;
@@ -164,6 +180,7 @@ function blastRadius(i) {
   return [link(href, text), counted];
 }
 
+/** @param {Issuer} i @param {boolean} focused @param {IssuerPage} page */
 function issuerCard(i, focused, page) {
   const actions = h("div", { class: "actions" });
   if (i.role === "intermediate" && i.status === "staged") actions.append(button("Activate…", () => activate(i, page)));
@@ -191,7 +208,10 @@ function issuerCard(i, focused, page) {
   );
 }
 
-/** "2026-12-09T14:00" (also with a space, seconds or a Z) read as UTC; undefined otherwise. */
+/**
+ * "2026-12-09T14:00" (also with a space, seconds or a Z) read as UTC; undefined otherwise.
+ * @param {unknown} value
+ */
 export function utcInputToIso(value) {
   const match = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?Z?$/.exec(String(value).trim());
   if (!match) return undefined;
@@ -200,6 +220,7 @@ export function utcInputToIso(value) {
   return Number.isNaN(d.getTime()) || d.toISOString().slice(0, 16) !== `${match[1]}T${match[2]}` ? undefined : d.toISOString();
 }
 
+/** @param {string} hierarchy @param {IssuerPage} page */
 async function rotate(hierarchy, page) {
   await openDialog(`Rotate the intermediate of “${hierarchy}”`, (close) => {
     const inAnHour = new Date(Date.now() + 3_600_000).toISOString().slice(0, 16);
@@ -226,8 +247,9 @@ async function rotate(hierarchy, page) {
     return h(
       "form",
       {
-        onsubmit: async (event) => {
+        onsubmit: async (/** @type {SubmitEvent} */ event) => {
           event.preventDefault();
+          /** @type {{ hierarchy: string, activateAt?: string }} */
           const body = { hierarchy };
           if (later.checked) {
             const iso = utcInputToIso(at.value);
@@ -281,6 +303,7 @@ async function rotate(hierarchy, page) {
   });
 }
 
+/** @param {Issuer} i @param {IssuerPage} page */
 async function activate(i, page) {
   const ok = await confirmDialog(
     `Activate ${i.id}?`,
@@ -298,7 +321,10 @@ async function activate(i, page) {
   }
 }
 
-/** What the dry run's replacement means, in words: who signs new certificates and the re-issues afterwards. */
+/**
+ * What the dry run's replacement means, in words: who signs new certificates and the re-issues afterwards.
+ * @param {string | null | undefined} replacement
+ */
 function replacementPlan(replacement) {
   if (!replacement) return { line: "leave the hierarchy with no active intermediate: new certificates cannot be issued until one is rotated in", under: undefined };
   const [kind, id] = replacement.split(" ");
@@ -307,6 +333,7 @@ function replacementPlan(replacement) {
   return { line: "make a new intermediate (signed by the root) and sign new certificates with it", under: "the new intermediate" };
 }
 
+/** @param {Issuer} i @param {IssuerPage} page */
 async function revokeIssuer(i, page) {
   await openDialog(`Revoke intermediate ${i.id}?`, (close) => {
     const reason = h(
@@ -374,6 +401,7 @@ async function revokeIssuer(i, page) {
         void page.reload().then(page.follow);
         // The run goes on in the API whether or not this dialog stays open: its outcome also lands on the page.
         for (;;) {
+          /** @type {import("./api-types.js").ReissueProgress} */
           let p;
           try {
             p = await get(`/v1/issuers/${encodeURIComponent(i.id)}/reissue`);

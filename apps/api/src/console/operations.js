@@ -6,24 +6,28 @@ import { del, get, itemsOf, post } from "./api.js";
 import { badge, button, clear, confirmDialog, copyButton, dateTime, duration, h, labelled, message, relative, table } from "./dom.js";
 import { issuerLink, refreshing } from "./pages.js";
 
-/** A time with seconds: several runs can fall in the same minute. */
+/**
+ * A time with seconds: several runs can fall in the same minute.
+ * @param {string | null | undefined} iso
+ */
 function preciseTime(iso) {
   if (!iso) return "—";
   return h("time", { datetime: iso }, `${iso.slice(0, 19).replace("T", " ")} UTC`);
 }
 
-const entries = (n) => (n === 1 ? "1 entry" : `${n} entries`);
+const entries = (/** @type {number} */ n) => (n === 1 ? "1 entry" : `${n} entries`);
 
-const countsText = (counts) =>
+const countsText = (/** @type {Record<string, number> | null | undefined} */ counts) =>
   Object.entries(counts ?? {})
     .map(([k, v]) => `${k} ${v}`)
     .join(", ") || "—";
 
 /** Where an action's outcome is announced (role=status/alert inside). */
-const resultArea = (id) => h("div", { id, "aria-live": "polite" });
+const resultArea = (/** @type {string} */ id) => h("div", { id, "aria-live": "polite" });
 
 // ---------- scheduler
 
+/** @param {import("./api-types.js").JobState} j */
 function jobState(j) {
   if (j.leaseHolder && j.leaseUntil && new Date(j.leaseUntil).getTime() > Date.now()) return "running";
   if (j.consecutiveFailures > 0) return "failed";
@@ -31,9 +35,15 @@ function jobState(j) {
   return "ok";
 }
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function schedulerPage(container, route, ctx) {
   document.title = "Scheduler · PKI console";
   const result = resultArea("run-result");
+  /** @type {import("./pages.js").RefreshHandle} */
   const section = {};
   container.append(
     h("h1", {}, "Scheduler"),
@@ -47,7 +57,7 @@ export async function schedulerPage(container, route, ctx) {
     ),
     result,
   );
-  const runNow = async (job, btn) => {
+  const runNow = async (/** @type {string} */ job, /** @type {HTMLButtonElement} */ btn) => {
     btn.disabled = true;
     clear(result).append(message(`Running ${job}…`, "status"));
     try {
@@ -65,14 +75,15 @@ export async function schedulerPage(container, route, ctx) {
     container,
     route,
     ctx,
-    async (target) => {
+    async (/** @type {HTMLElement} */ target) => {
+      /** @type {import("./api-types.js").SchedulerStatus} */
       const s = await get("/v1/scheduler");
       target.append(
         table(
           "Jobs",
           ["Job", "State", "Last run", "Next due", "Failures in a row", "Actions"],
           s.jobs.map((j) => {
-            const run = button("Run now", (event) => runNow(j.job, event.currentTarget), { "aria-label": `Run now: ${j.job}` });
+            const run = button("Run now", (event) => runNow(j.job, /** @type {HTMLButtonElement} */ (event.currentTarget)), { "aria-label": `Run now: ${j.job}` });
             return [
               h("span", { class: "mono" }, j.job),
               badge(jobState(j)),
@@ -108,16 +119,24 @@ export async function schedulerPage(container, route, ctx) {
 
 // ---------- CRLs
 
-const crlCell = (c) => (c ? [`#${c.number}`, h("br"), h("span", { class: "hint" }, `${entries(c.entries)}, ${duration(c.ageSeconds)} old`)] : "none");
+const crlCell = (/** @type {import("./api-types.js").CrlInfo | null | undefined} */ c) =>
+  c ? [`#${c.number}`, h("br"), h("span", { class: "hint" }, `${entries(c.entries)}, ${duration(c.ageSeconds)} old`)] : "none";
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function crlsPage(container, route, ctx) {
   document.title = "CRLs · PKI console";
   const result = resultArea("publish-result");
+  /** @type {import("./pages.js").RefreshHandle} */
   const section = {};
-  const publish = async (issuerId, btn) => {
+  const publish = async (/** @type {string | undefined} */ issuerId, /** @type {HTMLButtonElement} */ btn) => {
     btn.disabled = true;
     clear(result).append(message(issuerId ? `Publishing ${issuerId}’s CRLs…` : "Publishing every issuer’s CRLs…", "status"));
     try {
+      /** @type {import("./api-types.js").CrlPublished} */
       const r = await post("/v1/crls/publish", issuerId ? { issuerId } : {});
       clear(result).append(message(`Published: ${r.published.map((p) => `${p.issuerId} full #${p.full.number}, delta #${p.delta.number}`).join("; ") || "nothing (no issuer publishes)"}`, "status"));
     } catch (error) {
@@ -127,7 +146,7 @@ export async function crlsPage(container, route, ctx) {
       await section.refresh?.();
     }
   };
-  const all = button("Publish all now", (event) => publish(undefined, event.currentTarget), { class: "primary", id: "publish-all" });
+  const all = button("Publish all now", (event) => publish(undefined, /** @type {HTMLButtonElement} */ (event.currentTarget)), { class: "primary", id: "publish-all" });
   container.append(
     h("h1", {}, "CRLs"),
     h(
@@ -148,16 +167,18 @@ export async function crlsPage(container, route, ctx) {
     container,
     route,
     ctx,
-    async (target) => {
+    async (/** @type {HTMLElement} */ target) => {
       const [states, issuers] = await Promise.all([get("/v1/crls"), get("/v1/issuers")]);
-      const byId = new Map(itemsOf(states).map((s) => [s.issuerId, s]));
-      const shown = itemsOf(issuers).filter((i) => byId.has(i.id) || i.status === "active" || i.status === "retired" || i.status === "revoked");
+      /** @type {Map<string, import("./api-types.js").CrlState>} */
+      const byId = new Map(itemsOf(states).map((/** @type {import("./api-types.js").CrlState} */ s) => [s.issuerId, s]));
+      /** @type {import("./api-types.js").Issuer[]} */
+      const shown = itemsOf(issuers).filter((/** @type {import("./api-types.js").Issuer} */ i) => byId.has(i.id) || i.status === "active" || i.status === "retired" || i.status === "revoked");
       target.append(
         table(
           "CRLs per issuer",
           ["Issuer", "Role", "Full CRL", "Published", "Next update", "Delta CRL", "Actions"],
           shown.map((i) => {
-            const s = byId.get(i.id) ?? {};
+            const s = /** @type {Partial<import("./api-types.js").CrlState>} */ (byId.get(i.id) ?? {});
             // A revoked or retired intermediate keeps publishing while certificates it signed are unexpired.
             const canPublish = i.role === "intermediate" && i.status !== "staged" && i.status !== "expired";
             return [
@@ -168,7 +189,7 @@ export async function crlsPage(container, route, ctx) {
               s.full ? [dateTime(s.full.nextUpdate), h("br"), h("span", { class: "hint" }, relative(s.full.nextUpdate))] : "—",
               crlCell(s.delta),
               canPublish
-                ? button("Publish now", (event) => publish(i.id, event.currentTarget), { "aria-label": `Publish now: ${i.id}` })
+                ? button("Publish now", (event) => publish(i.id, /** @type {HTMLButtonElement} */ (event.currentTarget)), { "aria-label": `Publish now: ${i.id}` })
                 : i.role === "root"
                   ? h("span", { class: "hint" }, "CLI: pki crl sign-root")
                   : "—",
@@ -184,6 +205,11 @@ export async function crlsPage(container, route, ctx) {
 
 // ---------- health
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function healthPage(container, route, ctx) {
   document.title = "Health · PKI console";
   container.append(
@@ -196,9 +222,10 @@ export async function healthPage(container, route, ctx) {
       " runs, run now in the API process: the token signs with each issuer key, the database and clocks, issuer validity, CRL freshness, scheduler jobs.",
     ),
   );
-  return refreshing(container, route, ctx, async (target) => {
+  return refreshing(container, route, ctx, async (/** @type {HTMLElement} */ target) => {
+    /** @type {import("./api-types.js").DoctorReport} */
     const report = await get("/v1/doctor");
-    const n = (status) => report.checks.filter((c) => c.status === status).length;
+    const n = (/** @type {string} */ status) => report.checks.filter((c) => c.status === status).length;
     const fails = n("fail");
     const warns = n("warn");
     target.append(
@@ -218,6 +245,11 @@ export async function healthPage(container, route, ctx) {
 
 // ---------- operators
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} _route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function operatorsPage(container, _route, ctx) {
   document.title = "Operators · PKI console";
   const created = h("div", { id: "created" });
@@ -229,7 +261,7 @@ export async function operatorsPage(container, _route, ctx) {
     {
       class: "card",
       id: "add-operator",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         clear(status);
         try {
@@ -261,7 +293,7 @@ export async function operatorsPage(container, _route, ctx) {
       table(
         "Operators",
         ["Name", "State", "Created", "Removed", "Actions"],
-        operators.map((o) => [
+        operators.map((/** @type {import("./api-types.js").Operator} */ o) => [
           h("span", { class: "operator-name" }, o.name, o.name === ctx.operator && !o.revokedAt ? " (you)" : ""),
           badge(o.revokedAt ? "revoked" : "active"),
           dateTime(o.createdAt),
@@ -275,6 +307,7 @@ export async function operatorsPage(container, _route, ctx) {
   await load();
 }
 
+/** @param {HTMLElement} created @param {import("./api-types.js").OperatorCreated} r */
 function showToken(created, r) {
   const token = h("input", { type: "text", readonly: true, value: r.token, id: "new-admin-token", class: "mono", spellcheck: "false" });
   created.replaceChildren(
@@ -296,6 +329,7 @@ function showToken(created, r) {
   token.select();
 }
 
+/** @param {string} name @param {import("./app.js").PageContext} ctx @param {() => Promise<void>} reload */
 async function remove(name, ctx, reload) {
   const self = name === ctx.operator;
   const ok = await confirmDialog(

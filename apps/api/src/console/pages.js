@@ -10,18 +10,19 @@ import {
   download,
   duration,
   facts,
+  filterForm,
   h,
   isoUtc,
   labelled,
   link,
   message,
   openDialog,
-  parseUtc,
   pemToDer,
   relative,
   shortId,
   table,
   timeEl,
+  urlCheckbox,
   utcField,
 } from "./dom.js";
 
@@ -30,12 +31,16 @@ export const PROFILES = ["mtls", "server", "client"];
 const REASONS = ["unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn"];
 const REFRESH_MS = 15_000;
 
-export const certLink = (serial, text = serial) => link(`#/certificate/${encodeURIComponent(serial)}`, text, { class: "mono" });
-export const issuerLink = (id, text = id) => link(`#/issuers?focus=${encodeURIComponent(id)}`, text, { class: "mono" });
+export const certLink = (/** @type {string} */ serial, /** @type {unknown} */ text = serial) => link(`#/certificate/${encodeURIComponent(serial)}`, text, { class: "mono" });
+export const issuerLink = (/** @type {string} */ id, /** @type {unknown} */ text = id) => link(`#/issuers?focus=${encodeURIComponent(id)}`, text, { class: "mono" });
 /** A serial in a table: shortened on one line, linked to its page, with a copy button. */
-const serialCell = (serial) => shortId(serial, `#/certificate/${encodeURIComponent(serial)}`, "serial");
+const serialCell = (/** @type {string} */ serial) => shortId(serial, `#/certificate/${encodeURIComponent(serial)}`, "serial");
 
-/** "not available" for a route this CA does not have yet (404), else rethrows. */
+/**
+ * "not available" for a route this CA does not have yet (404), else rethrows.
+ * @param {Error} error
+ * @param {string} what
+ */
 export function notAvailable(error, what) {
   // The API's catch-all 404 says "no such resource"; any other 404 names what was not found.
   if (error instanceof ApiError && error.status === 404 && /^no such resource/.test(error.message)) return message(`${what}: not available on this CA (the API has no such route).`, "warning");
@@ -43,31 +48,33 @@ export function notAvailable(error, what) {
   return message(`${what}: ${error.message}`);
 }
 
+/** @typedef {{ refresh?: () => Promise<void> }} RefreshHandle */
+
 /**
  * A page section that loads through `load(target)`, with an auto-refresh toggle kept in
  * the URL (?refresh=1). Returns the cleanup that stops the timer. `handle.refresh` is set
  * to the reload, for actions that change what the section shows.
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ * @param {(target: HTMLElement) => Promise<void>} load
+ * @param {RefreshHandle} [handle]
  */
 export function refreshing(container, route, ctx, load, handle = {}) {
   const on = route.params.get("refresh") === "1";
   const target = h("div", { "aria-live": "polite" });
   const updated = h("span", { class: "hint" });
-  const toggle = h("input", {
-    type: "checkbox",
-    checked: on,
-    onchange: () => {
-      const params = new URLSearchParams(route.params);
-      if (toggle.checked) params.set("refresh", "1");
-      else params.delete("refresh");
-      ctx.navigate(route.page, params, { replace: true });
-    },
-  });
-  toggle.id = "auto-refresh";
   container.append(
     h(
       "div",
       { class: "toolbar" },
-      h("label", { class: "check", for: "auto-refresh" }, toggle, " Auto refresh (every 15 s)"),
+      urlCheckbox({
+        id: "auto-refresh",
+        label: "Auto refresh (every 15 s)",
+        params: route.params,
+        param: "refresh",
+        onChange: (params) => ctx.navigate(route.page, params, { replace: true }),
+      }),
       button("Refresh now", () => run()),
       updated,
     ),
@@ -96,7 +103,11 @@ export function refreshing(container, route, ctx, load, handle = {}) {
 
 // ---------- overview
 
-/** The next 30 UTC days from `fromIso`, each with its count (the API may list only days that have some). */
+/**
+ * The next 30 UTC days from `fromIso`, each with its count (the API may list only days that have some).
+ * @param {string | undefined} fromIso
+ * @param {{ day: string, count: number }[]} counted
+ */
 function everyDay(fromIso, counted) {
   const counts = new Map(counted.map((d) => [d.day, d.count]));
   const start = new Date(fromIso ?? Date.now());
@@ -110,19 +121,29 @@ function everyDay(fromIso, counted) {
   return days;
 }
 
-/** The certificates list behind an expiry count: services' valid certificates expiring within `days` of `fromIso`. */
+/**
+ * The certificates list behind an expiry count: services' valid certificates expiring within `days` of `fromIso`.
+ * @param {string | undefined} fromIso
+ * @param {number} days
+ */
 function expiringWithin(fromIso, days) {
   const from = new Date(fromIso ?? Date.now());
   const until = new Date(from.getTime() + days * 86_400_000);
   return `#/certificates${query({ status: "valid", internal: "false", expiresBefore: isoUtc(until) })}`;
 }
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function overviewPage(container, route, ctx) {
   document.title = "Overview · PKI console";
   container.append(h("h1", {}, "Overview"));
   return refreshing(container, route, ctx, async (target) => {
+    /** @type {import("./api-types.js").Overview} */
     const o = await get("/v1/overview");
-    const counts = (title, c) =>
+    const counts = (/** @type {string} */ title, /** @type {Record<string, number> | undefined} */ c) =>
       h(
         "section",
         { class: "card" },
@@ -149,11 +170,11 @@ export async function overviewPage(container, route, ctx) {
         h(
           "dl",
           { class: "counts", id: "expiring" },
-          [
+          /** @type {[string, number | undefined, number][]} */ ([
             ["next 24 h", e.next24h, 1],
             ["next 7 days", e.next7d, 7],
             ["next 30 days", e.next30d, 30],
-          ].map(([t, n, days]) => h("div", {}, h("dt", {}, link(expiringWithin(o.generatedAt, days), t)), h("dd", {}, String(n ?? 0)))),
+          ]).map(([t, n, days]) => h("div", {}, h("dt", {}, link(expiringWithin(o.generatedAt, days), t)), h("dd", {}, String(n ?? 0)))),
         ),
         h("h3", { id: "timeline-title" }, "Expiries per day, next 30 days"),
         h(
@@ -193,6 +214,13 @@ export async function overviewPage(container, route, ctx) {
 
 const FILTERS = ["q", "serial", "status", "issuerId", "profile", "provisioner", "expiresAfter", "expiresBefore", "internal", "order", "limit"];
 
+/**
+ * A labelled <select> of [value, text] options, `value` chosen.
+ * @param {string} name
+ * @param {string[][]} options
+ * @param {string | null | undefined} value
+ * @param {string} label
+ */
 function select(name, options, value, label) {
   return labelled(
     label,
@@ -204,75 +232,64 @@ function select(name, options, value, label) {
   );
 }
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function certificatesPage(container, route, ctx) {
   document.title = "Certificates · PKI console";
   const p = route.params;
   const [issuers, provisioners, overview] = await Promise.all([get("/v1/issuers").catch(() => []), get("/v1/provisioners").catch(() => []), get("/v1/overview").catch(() => null)]);
-  const problem = h("div");
-  const form = h(
-    "form",
-    {
-      class: "filters",
-      role: "search",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const data = new FormData(form);
-        const next = new URLSearchParams();
-        for (const key of FILTERS) {
-          let v = String(data.get(key) ?? "").trim();
-          if (key === "expiresAfter" || key === "expiresBefore") v = parseUtc(v, { endOfDay: key === "expiresBefore" });
-          if (v === null) {
-            clear(problem).append(message(`${key === "expiresAfter" ? "Expires after" : "Expires before"}: not a UTC time; type YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ`));
-            return;
-          }
-          if (v) next.set(key, v);
-        }
-        ctx.navigate("certificates", next);
-      },
-    },
-    labelled(
-      "Search",
-      h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }),
-      "subject or SAN text, or the start of a serial (any case, colons allowed); 3+ characters",
-    ),
-    select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
-    select("issuerId", [["", "any"], ...itemsOf(issuers).map((i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
-    select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
-    select("provisioner", [["", "any"], ...itemsOf(provisioners).map((x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
-    utcField("Expires after", "expiresAfter", p.get("expiresAfter")),
-    utcField("Expires before", "expiresBefore", p.get("expiresBefore")),
-    select(
-      "internal",
-      [
-        ["", "services and internal"],
-        ["false", "services only"],
-        ["true", "internal only"],
-      ],
-      p.get("internal"),
-      "Kind",
-    ),
-    select(
-      "order",
-      [
-        ["", "expiry, soonest first"],
-        ["desc", "expiry, latest first"],
-      ],
-      p.get("order") === "asc" ? "" : p.get("order"),
-      "Sort",
-    ),
-    select(
-      "limit",
-      [
-        ["", "25"],
-        ["50", "50"],
-        ["100", "100"],
-      ],
-      p.get("limit"),
-      "Per page",
-    ),
-    problem,
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Search"), link("#/certificates", "Clear", { class: "button" })),
-  );
+  const form = filterForm({
+    keys: FILTERS,
+    times: { expiresAfter: { label: "Expires after" }, expiresBefore: { label: "Expires before", endOfDay: true } },
+    submit: "Search",
+    clearHref: "#/certificates",
+    onSearch: (next) => ctx.navigate("certificates", next),
+    fields: [
+      labelled(
+        "Search",
+        h("input", { type: "search", name: "q", value: p.get("q") ?? "", minlength: "3", maxlength: "253" }),
+        "subject or SAN text, or the start of a serial (any case, colons allowed); 3+ characters",
+      ),
+      select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], p.get("status"), "Status"),
+      select("issuerId", [["", "any"], ...itemsOf(issuers).map((/** @type {import("./api-types.js").Issuer} */ i) => [i.id, `${i.subject} (${i.id})`])], p.get("issuerId"), "Issuer"),
+      select("profile", [["", "any"], ...PROFILES.map((s) => [s, s])], p.get("profile"), "Profile"),
+      select("provisioner", [["", "any"], ...itemsOf(provisioners).map((/** @type {import("./api-types.js").Provisioner} */ x) => [x.name, x.name])], p.get("provisioner"), "Provisioner"),
+      utcField("Expires after", "expiresAfter", p.get("expiresAfter")),
+      utcField("Expires before", "expiresBefore", p.get("expiresBefore")),
+      select(
+        "internal",
+        [
+          ["", "services and internal"],
+          ["false", "services only"],
+          ["true", "internal only"],
+        ],
+        p.get("internal"),
+        "Kind",
+      ),
+      select(
+        "order",
+        [
+          ["", "expiry, soonest first"],
+          ["desc", "expiry, latest first"],
+        ],
+        p.get("order") === "asc" ? "" : p.get("order"),
+        "Sort",
+      ),
+      select(
+        "limit",
+        [
+          ["", "25"],
+          ["50", "50"],
+          ["100", "100"],
+        ],
+        p.get("limit"),
+        "Per page",
+      ),
+    ],
+  });
   container.append(h("h1", {}, "Certificates"), issueForm(ctx), form);
 
   const results = h("section", { "aria-label": "Results", id: "results" });
@@ -281,7 +298,8 @@ export async function certificatesPage(container, route, ctx) {
   if (bySerial) results.append(bySerial);
   const { list, cursors } = await keysetPage(p, FILTERS, "25", "/v1/certificates", results, "Search");
   if (!list) return;
-  const issuerName = new Map(itemsOf(issuers).map((i) => [i.id, i.subject]));
+  const issuerName = new Map(itemsOf(issuers).map((/** @type {import("./api-types.js").Issuer} */ i) => [i.id, i.subject]));
+  /** @type {import("./api-types.js").CertificateSummary[]} */
   const items = list.items ?? [];
   const pageNo = cursors.length + 1;
   results.append(
@@ -308,7 +326,7 @@ export async function certificatesPage(container, route, ctx) {
     pager(route, ctx, cursors, list.nextCursor),
   );
   if (overview) {
-    const line = (c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
+    const line = (/** @type {Record<string, number> | undefined} */ c) => STATUSES.map((st) => `${c?.[st] ?? 0} ${st}`).join(", ");
     results.append(h("p", { class: "hint", id: "inventory-counts" }, `In the inventory: services ${line(overview.services)}; internal ${line(overview.internal)}.`));
   }
 }
@@ -320,6 +338,7 @@ const SERIAL_LIKE = /^(?:[0-9a-f]{2}:)*[0-9a-f]{1,2}:?$|^[0-9a-f]+$/i;
  * A search term that could be the start of a serial is also looked up as one (a separate
  * table above the text matches, since "cafe" may be a name as well as a serial). The API
  * normalises case and colons.
+ * @param {URLSearchParams} p the page's query
  */
 async function serialMatches(p) {
   const term = (p.get("q") ?? "").trim();
@@ -337,7 +356,7 @@ async function serialMatches(p) {
     table(
       `Serials starting with ${term}${list.nextCursor ? " (the first 10)" : ""}`,
       ["Serial", "Subject", "Status", "Expires"],
-      items.map((c) => [serialCell(c.serial), c.subject, badge(c.status), timeEl(c.notAfter)]),
+      items.map((/** @type {import("./api-types.js").CertificateSummary} */ c) => [serialCell(c.serial), c.subject, badge(c.status), timeEl(c.notAfter)]),
       `No serial starts with ${term}.`,
     ),
   );
@@ -346,6 +365,7 @@ async function serialMatches(p) {
 /**
  * `pki issue` in the browser: the operator signs a service's CSR (PEM) under a profile, as
  * the admin token may, through the same issuance cycle as every other certificate.
+ * @param {import("./app.js").PageContext} ctx
  */
 function issueForm(ctx) {
   const status = h("div");
@@ -353,9 +373,10 @@ function issueForm(ctx) {
     "form",
     {
       id: "issue-form",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         const data = new FormData(form);
+        /** @type {import("./api-types.js").IssueBody} */
         const body = { csr: String(data.get("csr") ?? "").trim(), profile: String(data.get("profile") ?? "mtls") };
         const ttl = String(data.get("ttlSeconds") ?? "").trim();
         if (ttl) body.ttlSeconds = Number(ttl);
@@ -387,9 +408,17 @@ function issueForm(ctx) {
 /**
  * One keyset page of `path`, from the filters in the URL and its stack of cursors (`c`, one
  * per page turned): `list` is undefined when the API could not answer (said in `results`).
+ * @param {URLSearchParams} p the page's query
+ * @param {string[]} filters the query's keys the API takes
+ * @param {string} defaultLimit
+ * @param {string} path
+ * @param {HTMLElement} results
+ * @param {string} what names the list in a "not available"
+ * @returns {Promise<{ list: any, cursors: string[] }>}
  */
 async function keysetPage(p, filters, defaultLimit, path, results, what) {
   const cursors = p.getAll("c");
+  /** @type {Record<string, string | null | undefined>} */
   const params = {};
   for (const key of filters) if (p.get(key)) params[key] = p.get(key);
   params.limit = params.limit ?? defaultLimit;
@@ -402,6 +431,7 @@ async function keysetPage(p, filters, defaultLimit, path, results, what) {
   }
 }
 
+/** @param {string[]} [sans] @param {number} [max] how many to list before "+N more" */
 function sanList(sans = [], max = Infinity) {
   const shown = sans.slice(0, max);
   return h(
@@ -412,9 +442,15 @@ function sanList(sans = [], max = Infinity) {
   );
 }
 
-/** Previous / Next over keyset cursors; the stack of cursors is in the URL (?c=…&c=…). */
+/**
+ * Previous / Next over keyset cursors; the stack of cursors is in the URL (?c=…&c=…).
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ * @param {string[]} cursors
+ * @param {string | null | undefined} nextCursor
+ */
 export function pager(route, ctx, cursors, nextCursor) {
-  const to = (stack) => {
+  const to = (/** @type {string[]} */ stack) => {
     const params = new URLSearchParams(route.params);
     params.delete("c");
     for (const c of stack) params.append("c", c);
@@ -425,12 +461,18 @@ export function pager(route, ctx, cursors, nextCursor) {
     { class: "pager", "aria-label": "Pages" },
     button("Previous", () => to(cursors.slice(0, -1)), { disabled: cursors.length === 0 }),
     h("span", {}, `Page ${cursors.length + 1}`),
-    button("Next", () => to([...cursors, nextCursor]), { disabled: !nextCursor }),
+    // (disabled without a next cursor)
+    button("Next", () => to([...cursors, /** @type {string} */ (nextCursor)]), { disabled: !nextCursor }),
   );
 }
 
 // ---------- one certificate
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function certificatePage(container, route, ctx) {
   const serial = route.rest[0] ?? "";
   document.title = `Certificate ${serial} · PKI console`;
@@ -503,11 +545,15 @@ export async function certificatePage(container, route, ctx) {
   return () => clearInterval(timer);
 }
 
+/** @param {string} value @param {string} id @param {string} what which fingerprint (SHA-256, SHA-1) */
 function fingerprint(value, id, what) {
   return [h("span", { class: "mono fingerprint", id }, value), " ", copyButton(value, "Copy", { class: "copy", "aria-label": `Copy the ${what} fingerprint` })];
 }
 
-/** Every extension of the certificate, as the CA decoded it (hex for the ones it does not know). */
+/**
+ * Every extension of the certificate, as the CA decoded it (hex for the ones it does not know).
+ * @param {import("./api-types.js").CertificateExtension[]} extensions
+ */
 function extensionsCard(extensions) {
   return h(
     "section",
@@ -530,7 +576,13 @@ function extensionsCard(extensions) {
   );
 }
 
+/**
+ * @param {string} serial
+ * @param {HTMLElement} target
+ * @param {{ isCurrent: () => boolean }} ctx
+ */
 async function loadRelyingParty(serial, target, ctx) {
+  /** @type {import("./api-types.js").RelyingPartyView} */
   let r;
   try {
     r = await get(`/v1/certificates/${encodeURIComponent(serial)}/relying-party`);
@@ -577,6 +629,7 @@ async function loadRelyingParty(serial, target, ctx) {
   return r;
 }
 
+/** @param {import("./api-types.js").CertificateDetails} c @param {import("./app.js").PageContext} ctx */
 async function revoke(c, ctx) {
   const done = await openDialog(`Revoke ${c.serial}?`, (close) => {
     const reason = h(
@@ -593,7 +646,7 @@ async function revoke(c, ctx) {
     return h(
       "form",
       {
-        onsubmit: async (event) => {
+        onsubmit: async (/** @type {SubmitEvent} */ event) => {
           event.preventDefault();
           if (typed.value.trim().toLowerCase() !== c.serial) return;
           go.disabled = true;
@@ -637,60 +690,49 @@ async function revoke(c, ctx) {
 
 const AUDIT_FILTERS = ["actor", "action", "target", "outcome", "since", "until", "limit"];
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function auditPage(container, route, ctx) {
   document.title = "Audit log · PKI console";
   const p = route.params;
-  const problem = h("div");
-  const form = h(
-    "form",
-    {
-      class: "filters",
-      role: "search",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const data = new FormData(form);
-        const next = new URLSearchParams();
-        for (const key of AUDIT_FILTERS) {
-          let v = String(data.get(key) ?? "").trim();
-          if (key === "since" || key === "until") v = parseUtc(v);
-          if (v === null) {
-            clear(problem).append(message(`${key === "since" ? "From" : "To"}: not a UTC time; type YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ`));
-            return;
-          }
-          if (v) next.set(key, v);
-        }
-        ctx.navigate("audit", next);
-      },
-    },
-    labelled("Actor", h("input", { type: "text", name: "actor", value: p.get("actor") ?? "" }), "starts with, e.g. admin:"),
-    labelled("Action", h("input", { type: "text", name: "action", value: p.get("action") ?? "" }), "starts with, e.g. certificate."),
-    labelled("Target", h("input", { type: "text", name: "target", value: p.get("target") ?? "" }), "exactly: a serial, issuer ID or name"),
-    select(
-      "outcome",
-      [
-        ["", "any"],
-        ["ok", "ok"],
-        ["denied", "denied"],
-        ["error", "error"],
-      ],
-      p.get("outcome"),
-      "Outcome",
-    ),
-    utcField("From", "since", p.get("since")),
-    utcField("To", "until", p.get("until")),
-    select(
-      "limit",
-      [
-        ["", "50"],
-        ["100", "100"],
-        ["200", "200"],
-      ],
-      p.get("limit"),
-      "Per page",
-    ),
-    problem,
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Filter"), link("#/audit", "Clear", { class: "button" })),
-  );
+  const form = filterForm({
+    keys: AUDIT_FILTERS,
+    times: { since: { label: "From" }, until: { label: "To" } },
+    submit: "Filter",
+    clearHref: "#/audit",
+    onSearch: (next) => ctx.navigate("audit", next),
+    fields: [
+      labelled("Actor", h("input", { type: "text", name: "actor", value: p.get("actor") ?? "" }), "starts with, e.g. admin:"),
+      labelled("Action", h("input", { type: "text", name: "action", value: p.get("action") ?? "" }), "starts with, e.g. certificate."),
+      labelled("Target", h("input", { type: "text", name: "target", value: p.get("target") ?? "" }), "exactly: a serial, issuer ID or name"),
+      select(
+        "outcome",
+        [
+          ["", "any"],
+          ["ok", "ok"],
+          ["denied", "denied"],
+          ["error", "error"],
+        ],
+        p.get("outcome"),
+        "Outcome",
+      ),
+      utcField("From", "since", p.get("since")),
+      utcField("To", "until", p.get("until")),
+      select(
+        "limit",
+        [
+          ["", "50"],
+          ["100", "100"],
+          ["200", "200"],
+        ],
+        p.get("limit"),
+        "Per page",
+      ),
+    ],
+  });
   container.append(h("h1", {}, "Audit log"), form);
   const results = h("section", { "aria-label": "Audit events", id: "audit" });
   container.append(results);
@@ -702,7 +744,7 @@ export async function auditPage(container, route, ctx) {
     table(
       "Audit events, newest first",
       ["When", "Actor", "Action", "Target", "Outcome", "Source", "Details"],
-      items.map((a) => [
+      items.map((/** @type {import("./api-types.js").AuditEvent} */ a) => [
         timeEl(a.at),
         a.actor,
         a.action,
@@ -720,10 +762,11 @@ export async function auditPage(container, route, ctx) {
 /**
  * An event's details on one line, cut with an ellipsis where the column ends; opening it
  * shows every field in full.
+ * @param {unknown} details
  */
 function auditDetails(details) {
   if (!details || typeof details !== "object" || Object.keys(details).length === 0) return "—";
-  const text = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+  const text = (/** @type {unknown} */ v) => (typeof v === "string" ? v : JSON.stringify(v));
   const entries = Object.entries(details);
   return h(
     "details",

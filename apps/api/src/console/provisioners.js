@@ -3,32 +3,39 @@
 // directory URL and whether accounts need an external account binding (EAB) key, and makes
 // EAB keys (shown once, like `pki provisioner eab`).
 import { del, get, itemsOf, patch, post } from "./api.js";
-import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl } from "./dom.js";
+import { badge, button, clear, confirmDialog, copyButton, duration, h, labelled, message, openDialog, table, timeEl, urlCheckbox } from "./dom.js";
 import { PROFILES, notAvailable } from "./pages.js";
+
+/** @typedef {import("./api-types.js").Provisioner} Provisioner */
+/** @typedef {import("./api-types.js").ProvisionerCreated} ProvisionerCreated */
 
 const NAME_HINT = "one per line: DNS:api.example.com, DNS:*.svc.example.com, DNS:.example.com, IP:10.0.0.0/8, URI:spiffe://…/*, email:@example.com, CN:batch-*";
 
+/**
+ * @param {HTMLElement} container
+ * @param {import("./app.js").Route} route
+ * @param {import("./app.js").PageContext} ctx
+ */
 export async function provisionersPage(container, route, ctx) {
   document.title = "Provisioners · PKI console";
   const created = h("div", { id: "created" });
   const list = h("section", { id: "provisioners", "aria-label": "Provisioners" });
   // Removed provisioners stay in the inventory (their certificates name them): shown on request, as pki provisioner list --all.
   const showRemoved = route.params.get("all") === "1";
-  const removedToggle = h("input", {
-    type: "checkbox",
-    id: "show-removed",
-    checked: showRemoved,
-    onchange: () => {
-      const params = new URLSearchParams(route.params);
-      if (removedToggle.checked) params.set("all", "1");
-      else params.delete("all");
-      ctx.navigate("provisioners", params, { replace: true });
-    },
-  });
   container.append(
     h("h1", {}, "Provisioners"),
     created,
-    h("div", { class: "toolbar" }, h("label", { class: "check", for: "show-removed" }, removedToggle, " Show removed provisioners")),
+    h(
+      "div",
+      { class: "toolbar" },
+      urlCheckbox({
+        id: "show-removed",
+        label: "Show removed provisioners",
+        params: route.params,
+        param: "all",
+        onChange: (params) => ctx.navigate("provisioners", params, { replace: true }),
+      }),
+    ),
     list,
     createForm(created, () => load()),
   );
@@ -45,7 +52,7 @@ export async function provisionersPage(container, route, ctx) {
       table(
         "Provisioners",
         ["Name", "Type", "Status", "Profiles", "Names", "Max lifetime", "Hierarchy", "Created", "Actions"],
-        itemsOf(r).map((p) => [
+        itemsOf(r).map((/** @type {Provisioner} */ p) => [
           h("span", { class: "prov-name" }, p.name),
           typeCell(p),
           badge(p.removedAt ? "removed" : p.disabled ? "disabled" : "enabled"),
@@ -76,7 +83,7 @@ export async function provisionersPage(container, route, ctx) {
   await load();
 }
 
-const profileBoxes = (chosen, prefix) =>
+const profileBoxes = (/** @type {string[]} */ chosen, /** @type {string} */ prefix) =>
   h(
     "fieldset",
     { class: "inline" },
@@ -86,19 +93,23 @@ const profileBoxes = (chosen, prefix) =>
     ),
   );
 
-const linesOf = (text) =>
+const linesOf = (/** @type {string} */ text) =>
   text
     .split("\n")
     .map((s) => s.trim())
     .filter(Boolean);
 
-/** What kind of provisioner it is and, for ACME, where clients find it and whether they need an EAB key. */
+/**
+ * What kind of provisioner it is and, for ACME, where clients find it and whether they need an EAB key.
+ * @param {Provisioner} p
+ */
 function typeCell(p) {
   if (p.type !== "acme") return h("span", { class: "tag prov-type" }, "token");
   const eab = p.eabRequired ? `EAB required, ${p.unusedEabKeys ?? 0} unused key${p.unusedEabKeys === 1 ? "" : "s"}` : "EAB optional";
   return h("div", { class: "prov-acme" }, h("span", { class: "tag prov-type" }, "ACME"), h("div", { class: "mono acme-directory" }, p.acmeDirectory ?? ""), h("div", { class: "hint prov-eab" }, eab));
 }
 
+/** @param {HTMLElement} created where the new provisioner is shown @param {() => Promise<void>} reload */
 function createForm(created, reload) {
   const status = h("div");
   const type = h(
@@ -118,9 +129,10 @@ function createForm(created, reload) {
     {
       class: "card",
       id: "create-provisioner",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         const data = new FormData(form);
+        /** @type {import("./api-types.js").ProvisionerBody} */
         const body = {
           name: String(data.get("name") ?? "").trim(),
           profiles: data.getAll("profiles").map(String),
@@ -160,7 +172,11 @@ function createForm(created, reload) {
   return form;
 }
 
-/** A new ACME provisioner: where clients point, and (with EAB) the way to its first key. */
+/**
+ * A new ACME provisioner: where clients point, and (with EAB) the way to its first key.
+ * @param {HTMLElement} created @param {ProvisionerCreated & { acmeDirectory: string }} p an ACME provisioner, just made
+ * @param {boolean | undefined} eabRequired @param {() => Promise<void>} reload
+ */
 function showAcme(created, p, eabRequired, reload) {
   const example = exampleName(p.names);
   const command = [
@@ -188,7 +204,10 @@ function showAcme(created, p, eabRequired, reload) {
   );
 }
 
-/** Makes an EAB key and shows it once, with the certbot and lego options that use it. */
+/**
+ * Makes an EAB key and shows it once, with the certbot and lego options that use it.
+ * @param {Provisioner | ProvisionerCreated} p @param {HTMLElement} created @param {() => Promise<void>} reload
+ */
 async function newEabKey(p, created, reload) {
   let key;
   try {
@@ -220,13 +239,16 @@ async function newEabKey(p, created, reload) {
       ),
     ),
   );
-  created.querySelector("#eab-hmac")?.focus();
+  /** @type {HTMLElement | null} */ (created.querySelector("#eab-hmac"))?.focus();
   await reload();
 }
 
-const shellQuote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
+const shellQuote = (/** @type {unknown} */ s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
 
-/** An example name the provisioner may enrol, from its first DNS pattern. */
+/**
+ * An example name the provisioner may enrol, from its first DNS pattern.
+ * @param {string[]} names
+ */
 function exampleName(names) {
   const dns = names.find((n) => n.startsWith("DNS:"));
   if (!dns) return "service.example";
@@ -236,6 +258,7 @@ function exampleName(names) {
   return pattern;
 }
 
+/** @param {ProvisionerCreated} p */
 function enrolCommand(p) {
   const name = exampleName(p.names);
   return [
@@ -249,6 +272,7 @@ function enrolCommand(p) {
   ].join("\n");
 }
 
+/** @param {HTMLElement} created @param {ProvisionerCreated & { token: string }} p a token provisioner, just made */
 function showToken(created, p) {
   const token = h("input", { type: "text", readonly: true, value: p.token, id: "new-token", class: "mono", spellcheck: "false" });
   const command = enrolCommand(p);
@@ -274,6 +298,7 @@ function showToken(created, p) {
   token.select();
 }
 
+/** @param {Provisioner} p @param {() => unknown} reload */
 async function editScope(p, reload) {
   await openDialog(`Scope of ${p.name}`, (close) => {
     const names = h("textarea", { name: "names", rows: "4" });
@@ -283,7 +308,7 @@ async function editScope(p, reload) {
     const form = h(
       "form",
       {
-        onsubmit: async (event) => {
+        onsubmit: async (/** @type {SubmitEvent} */ event) => {
           event.preventDefault();
           const data = new FormData(form);
           try {
@@ -314,6 +339,7 @@ async function editScope(p, reload) {
   });
 }
 
+/** @param {Provisioner} p @param {() => unknown} reload */
 async function toggle(p, reload) {
   if (!p.disabled) {
     const ok = await confirmDialog(`Disable ${p.name}?`, h("p", {}, "Its token stops working at once; certificates it enrolled stay valid."), "Disable", true);
@@ -328,6 +354,7 @@ async function toggle(p, reload) {
   await reload();
 }
 
+/** @param {Provisioner} p @param {() => unknown} reload */
 async function remove(p, reload) {
   const ok = await confirmDialog(`Remove ${p.name}?`, h("p", {}, "Its token stops working and it cannot be brought back; certificates it enrolled stay valid."), "Remove", true);
   if (!ok) return;
