@@ -326,7 +326,7 @@ scheduler
   .command("run-once <job>")
   .description("run one job now on this machine (it still takes the job's lease, so it never overlaps a running scheduler)")
   .action(async (job: string) => {
-    const { createScheduler } = await import("@pki/scheduler");
+    const { createScheduler } = await import("@pki/jobs");
     const { createLogger } = await import("@pki/logger");
     const ca = await openCa(cfg());
     try {
@@ -343,7 +343,7 @@ scheduler
   .description("each job's next due time, lease, failures and last run, then the latest runs")
   .option("--runs <n>", "how many recent runs to show", positiveInt("--runs"), 20)
   .action(async (opts: { runs: number }) => {
-    const { builtInJobs, schedulerStatus } = await import("@pki/scheduler");
+    const { builtInJobs, schedulerStatus } = await import("@pki/jobs");
     const inventory = await openInventory(cfg());
     try {
       const status = await schedulerStatus(

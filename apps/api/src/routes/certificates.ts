@@ -1,4 +1,4 @@
-import { CaError, DEFAULT_PROFILE, certificateView, formatSan, namesOf, parseCsrOffThread, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
+import { CaError, DEFAULT_PROFILE, badRequest, certificateView, forbidden, formatSan, namesOf, parseCsrOffThread, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
 import {
   INTERNAL_CERTIFICATE_MARKS,
   isInternalCertificate,
@@ -15,9 +15,6 @@ import type { CertificateRecord, CertificateState } from "@pki/db";
 import type { Caller } from "../auth.ts";
 import { defineRoute, parseOrThrow, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
-
-const badRequest = (message: string, cause?: unknown) => new CaError("bad_request", message, { cause });
-const forbidden = (message: string) => new CaError("forbidden", message);
 
 function issuedView(issued: IssuedCertificate) {
   return {
