@@ -74,6 +74,8 @@ function ocspAnswer(): { stdout: string; stderr: string } {
 
 /** Whether the process has the PKCS#11 module (SoftHSM) mapped: loaded only to open a token. */
 const hasTokenModule = (pid: number) => /softhsm/i.test(readFileSync(`/proc/${pid}/maps`, "utf8"));
+/** Whether the process has the PKCS#11 binding (pkcs11js's native addon) mapped: loaded by any code that can reach a token. */
+const hasPkcs11Binding = (pid: number) => /\/pkcs11js\/.*\.node$/m.test(readFileSync(`/proc/${pid}/maps`, "utf8"));
 
 beforeAll(async () => {
   db = await freshDatabase();
@@ -134,6 +136,13 @@ describe("database users per role", () => {
     expect(hasTokenModule(apps.ocsp!.child.pid!)).toBe(false);
     // the check can fail: the publisher, which signs, has the module loaded
     expect(hasTokenModule(apps.crl!.child.pid!)).toBe(true);
+  });
+
+  it("the OCSP responder's process does not even load the PKCS#11 binding: nothing it runs can reach a token", async () => {
+    await waitReady("ocsp");
+    expect(hasPkcs11Binding(apps.ocsp!.child.pid!)).toBe(false);
+    // the check can fail: the publisher, which signs, has the binding loaded
+    expect(hasPkcs11Binding(apps.crl!.child.pid!)).toBe(true);
   });
 
   it("PostgreSQL refuses the OCSP user every write and every schema change", async () => {

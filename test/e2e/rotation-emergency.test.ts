@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { API_LISTENER_REQUESTER, renewFromInventory, type IssuedCertificate } from "@pki/authority";
+import { API_LISTENER_REQUESTER, successorRequester, type IssuedCertificate } from "@pki/authority";
 import { CrlPublisher, OcspSigner } from "@pki/revocation";
 import { parseCsr, toPem } from "@pki/x509";
 import { createLogger } from "@pki/logger";
@@ -168,7 +168,7 @@ describe("emergency rotation, hierarchies and the issuer lifecycle", () => {
 
     // a renewal stays in the hierarchy its certificate came from
     const record = (await ca.inventory.certificates.get(partnerCert.serial))!;
-    const renewed = await renewFromInventory({ authority: ca.runtime.authority, inventory: ca.inventory, config: ca.runtime.config }, record, "test");
+    const renewed = await ca.runtime.authority.renew({ predecessor: record, requester: await successorRequester(ca.inventory, record, "test") });
     expect(renewed.issuerId).toBe(partnerCert.issuerId);
   });
 

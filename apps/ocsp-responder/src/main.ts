@@ -3,7 +3,7 @@
 import { createServer } from "node:http";
 import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
-import { systemClock } from "@pki/authority";
+import { systemClock } from "@pki/base";
 import { openOcspStore } from "@pki/db";
 import { cachedReadiness, closeGracefully, listen, opsHandler } from "@pki/http-kit";
 import { createOcspResponderRole } from "./role.ts";

@@ -9,8 +9,9 @@ import type { Config } from "@pki/config";
 import { ChangeFollower, type OcspInventory, type OcspResponseRecord } from "@pki/db";
 import type { Logger } from "@pki/logger";
 import { MAX_NONCE_BYTES, MalformedOcspRequest, OCSPResponseStatus, issuerHashes, ocspErrorResponse, parseOcspRequest, publicKeyBits, caCertificateFacts, type CertIdHash } from "@pki/x509";
-import { derEtag, type LiveItem, type OcspSigner } from "@pki/revocation";
-import type { Clock } from "@pki/authority";
+// Types only: the signer runs in another process (or in the all-in-one server), never loaded here.
+import type { LiveItem, OcspSigner } from "@pki/revocation";
+import { type Clock, derEtag } from "@pki/base";
 
 const POLL_OVERLAP_MS = 10_000;
 /** While notifications arrive, polling is only the safety net for one lost in a reconnect. */

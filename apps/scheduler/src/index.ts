@@ -1,4 +1,3 @@
-export { Scheduler, createScheduler, schedulerStatus, type SchedulerOptions, type JobRunResult, type JobStatus } from "./scheduler.ts";
-export { builtInJobs, crossedThresholds, PartialFailure, type JobContext, type JobCounts, type JobDefinition } from "./jobs.ts";
-export { nextFireAfter, assertCron } from "./cron.ts";
-export { WebhookSender, retryDelaySeconds } from "./webhook.ts";
+// The jobs and their runner live in @pki/jobs, which the API and the CLI use too; this
+// app is the process that runs them on their schedules.
+export * from "@pki/jobs";

@@ -4,7 +4,7 @@ import { loadConfig, ConfigError } from "@pki/config";
 import { createLogger } from "@pki/logger";
 import { StartupCheckError, openCa, systemClock } from "@pki/authority";
 import { closeGracefully, runtimeReadiness, startOpsListener } from "@pki/http-kit";
-import { createScheduler } from "./scheduler.ts";
+import { createScheduler } from "@pki/jobs";
 
 async function main(): Promise<void> {
   const config = loadConfig();

@@ -124,7 +124,7 @@ async function main(): Promise<void> {
   revocation.ocspSigner.start(undefined, { firstSweepAfterMs: PRESIGN_CATCH_UP_DELAY_MS });
   if (config.scheduler.enabled) {
     // Its modules (cron, jobs, webhooks) are loaded here: nothing before listening needs them.
-    const { createScheduler } = await import("@pki/scheduler");
+    const { createScheduler } = await import("@pki/jobs");
     const scheduler = createScheduler({ runtime, log: log.child({ role: "scheduler" }) });
     if (!stopping) {
       void scheduler.start();

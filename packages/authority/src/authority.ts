@@ -28,6 +28,7 @@ import type { Clock } from "./clock.ts";
 import { badRequest, conflict, forbidden, inventoryFailure, unavailable } from "./errors.ts";
 import type { CaEvents } from "./events.ts";
 import type { Keyring, ServingIssuer } from "./keyring.ts";
+import { type Predecessor, successorLifetimeSeconds, successorProfile, successorProposal } from "./renewal.ts";
 
 /**
  * Who is asking. The authority derives what they may have from this alone: a
@@ -58,6 +59,15 @@ export interface IssueRequest {
   requester: Requester;
   /** set on renewal: the certificate this one replaces */
   predecessorSerial?: string | undefined;
+}
+
+/** The successor of a stored certificate: its names, profile and lifetime, a new key only from `csr`. */
+export interface RenewRequest {
+  predecessor: Predecessor;
+  /** who asks now (successorRequester): the enrolling provisioner's current policy applies */
+  requester: Requester;
+  /** a CSR for a new key; its names must be the predecessor's */
+  csr?: CsrProposal | undefined;
 }
 
 /** A certificate for one of the CA's own services (its delegated OCSP responders). */
@@ -148,7 +158,7 @@ function assertProfileAllows(profile: ProfileName, csr: CsrProposal, names: { co
  * from the requester's policy) → build from the profile → lint → record intent → sign on
  * the token → store. Nothing is signed that the inventory does not already hold as a
  * pending row, and nothing is stored for a refused request. Every front end (REST, mTLS
- * renewal, the scheduler's renewals and re-issues, ACME) calls `issue`; the CA's own
+ * renewal, the scheduler's renewals and re-issues, ACME) calls `issue`, renewals through `renew`; the CA's own
  * responder certificates go through `issueOwn`, the same steps without a requester policy.
  */
 export class Authority {
@@ -186,6 +196,24 @@ export class Authority {
       certificatesIssued.inc({ profile: request.profile, issuer: issuer.record.id, outcome });
       throw error;
     }
+  }
+
+  /**
+   * Renewal, for every front end (mTLS renewal, auto-renewal, the re-issue after an
+   * emergency rotation): the successor keeps the predecessor's names, profile, lifetime and
+   * autoRenew, and is linked to it through the same pipeline as any issuance.
+   */
+  async renew(request: RenewRequest): Promise<IssuedCertificate> {
+    const { predecessor } = request;
+    const profile = successorProfile(predecessor);
+    return this.issue({
+      csr: successorProposal(predecessor, request.csr),
+      profile,
+      ttlSeconds: successorLifetimeSeconds(predecessor, this.config.ca.backdateSeconds),
+      autoRenew: predecessor.autoRenew,
+      requester: request.requester,
+      predecessorSerial: predecessor.serial,
+    });
   }
 
   /** The CA's own certificate under `request.issuer`: the same build, lint, record, sign and store steps. */

@@ -1,5 +1,2 @@
-/** Injectable time: tests travel, production reads the system clock. */
-export interface Clock {
-  now(): Date;
-}
-export const systemClock: Clock = { now: () => new Date() };
+// Time lives in @pki/base, which keyless processes load without this package.
+export { type Clock, systemClock } from "@pki/base";

@@ -2,7 +2,7 @@
 // (plan, authorise, build from a profile, lint, record intent, sign, store), the keyring
 // of serving issuers, ceremonies and rotation, and the root-key CRL and OCSP signing.
 export { inventoryFailure } from "./errors.ts";
-export { Authority, successorRequester, type IssueRequest, type IssuedCertificate, type OwnCertificateRequest, type Requester } from "./authority.ts";
+export { Authority, successorRequester, type IssueRequest, type RenewRequest, type IssuedCertificate, type OwnCertificateRequest, type Requester } from "./authority.ts";
 export { Keyring, StartupCheckError, type ServingIssuer } from "./keyring.ts";
 export type { KeyringChange } from "./keyring.ts";
 export {
@@ -12,7 +12,6 @@ export {
   presentedIssuerStatus,
   expireRetiredIntermediates,
   revokeIntermediate,
-  renewFromInventory,
   reissueCertificates,
   REISSUE_CONCURRENCY,
   REISSUE_FAILURES_KEPT,

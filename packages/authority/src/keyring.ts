@@ -3,6 +3,7 @@ import { type KeyAlgorithm, type KeyInfo, type KeyManager, type Signer, Token } 
 import type { Inventory, IssuerRecord } from "@pki/db";
 import { caCertificateFacts, type CaCertificateFacts } from "@pki/x509";
 import type { Clock } from "./clock.ts";
+import { StartupCheckError } from "@pki/base";
 import { tokenSignSeconds } from "@pki/metrics";
 
 /** An issuer this process can sign with: its record, certificate facts and token signer. */
@@ -21,13 +22,8 @@ export interface KeyringChange {
   statusChanged: string[];
 }
 
-/** Refusal to serve, with the issuer and the reason. */
-export class StartupCheckError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StartupCheckError";
-  }
-}
+// Refusal to serve, with the issuer and the reason; in @pki/base so the HTTP kit maps it without this package.
+export { StartupCheckError };
 
 export function openToken(config: Config, which: "root" | "issuing"): KeyManager {
   const token = config.hsm[which];

@@ -1,9 +1,10 @@
 // RecordedReissue against the real PostgreSQL that scripts/with-postgres.sh starts: the
 // claim keeps a second process out, the run's outcome lands in the inventory whichever
 // process reads it, a dead owner's run reads as stalled, and an owner that lost its run
-// says so. The certificates are ones the pipeline refuses before it reaches the token (an
-// unknown profile), so no token is needed; successful re-issues are covered end to end in
+// says so. The certificates are ones the pipeline refuses before it reaches the token (the
+// provisioner that enrolled them is gone), so no token is needed; successful re-issues are covered end to end in
 // test/e2e/api-workers-reissue.test.ts and console-api.test.ts.
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CertificateRecord, Inventory } from "@pki/db";
 import { throwawayInventory } from "@pki/db/testing";
@@ -19,7 +20,8 @@ let issuerCount = 0;
 
 const clockAt = (date: Date): Clock => ({ now: () => date });
 const realClock: Clock = { now: () => new Date() };
-const refused = (serial: string) => ({ serial, profile: "no-such-profile" }) as CertificateRecord;
+const removedProvisioner = randomUUID();
+const refused = (serial: string) => ({ serial, profile: "mtls", provisionerId: removedProvisioner, issuerId: "int-0" }) as CertificateRecord;
 
 async function newIssuer(): Promise<string> {
   const id = `int-${++issuerCount}`;
@@ -34,7 +36,7 @@ async function newIssuer(): Promise<string> {
 beforeAll(async () => {
   database = await throwawayInventory(process.env.PKI_TEST_DATABASE_URL, "reissue_run");
   inventory = database.inventory;
-  // never reached: each record fails on its profile before anything is issued
+  // never reached: each record is refused on its provisioner before anything is issued
   deps = { authority: {} as Authority, inventory, config: {} as Config };
 }, 120_000);
 
@@ -57,7 +59,7 @@ describe("RecordedReissue", () => {
     const finished = reissueStatus((await inventory.reissueRuns.get(issuer))!, new Date());
     expect(finished).toMatchObject({ total: 3, reissued: 0, failedCount: 3, done: true, stalled: false, error: null, finishedAt: expect.any(Date) });
     expect(finished.failed.map((f) => f.serial).sort()).toEqual(["0a", "0b", "0c"]);
-    expect(finished.failed[0]!.error).toMatch(/unknown profile 'no-such-profile'/);
+    expect(finished.failed[0]!.error).toMatch(/certificate 0a has been removed; its certificates cannot renew/);
     expect(errors).toEqual([]);
 
     const next = await RecordedReissue.claim(inventory, realClock, issuer, "admin:second", (e) => errors.push(e));

@@ -1,5 +1,5 @@
 // reissueCertificates' bookkeeping, with certificates the pipeline refuses before it
-// reaches the token (an unknown profile): every failure counted, only the first few kept,
+// reaches the token (the provisioner that enrolled them is gone): every failure counted, only the first few kept,
 // progress after each. Successful re-issues through the token are covered end to end in
 // test/e2e/rotation-emergency.test.ts and revocation-intermediate-ocsp.test.ts. Below, a
 // run's lookups of whom it re-issues for, with an authority that only records requests.
@@ -7,12 +7,12 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { CertificateRecord, Inventory } from "@pki/db";
 import type { Config } from "@pki/config";
-import type { Authority, IssueRequest } from "./authority.ts";
+import type { Authority, RenewRequest } from "./authority.ts";
 import { reissueCertificates } from "./rotation.ts";
 
-const record = (serial: string) => ({ serial, profile: "no-such-profile" }) as CertificateRecord;
-// never reached: each record fails on its profile before anything is issued or read
-const deps = { authority: {} as Authority, inventory: {} as Inventory, config: {} as Config };
+const record = (serial: string) => ({ serial, profile: "mtls", provisionerId: "p-gone", issuerId: "issuer-1" }) as CertificateRecord;
+// the authority is never reached: each record is refused on its provisioner, which the inventory no longer has
+const deps = { authority: {} as Authority, inventory: { provisioners: { get: async () => undefined } } as unknown as Inventory, config: {} as Config };
 
 describe("reissueCertificates", () => {
   it("counts every failure, keeps the first maxFailuresKept, and reports progress after each certificate", async () => {
@@ -22,7 +22,7 @@ describe("reissueCertificates", () => {
     expect(result.reissued).toEqual([]);
     expect(result.failedCount).toBe(7);
     expect(result.failed).toHaveLength(2);
-    expect(result.failed[0]!.error).toMatch(/unknown profile 'no-such-profile'/);
+    expect(result.failed[0]!.error).toMatch(/provisioner 'p-gone' that enrolled certificate 00 has been removed/);
     expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
@@ -63,17 +63,17 @@ describe("reissueCertificates' requester lookups", () => {
       provisionerId,
     }) as unknown as CertificateRecord;
   // The pipeline itself is covered end to end; here it only records whom each certificate was issued for.
-  const recordingAuthority = (requests: IssueRequest[]) =>
+  const recordingAuthority = (requests: RenewRequest[]) =>
     ({
-      issue: async (request: IssueRequest) => {
+      renew: async (request: RenewRequest) => {
         requests.push(request);
-        return { serial: `new-${request.predecessorSerial}` };
+        return { serial: `new-${request.predecessor.serial}` };
       },
     }) as unknown as Authority;
   const config = { ca: { backdateSeconds: 60 } } as Config;
 
   it("looks an issuer up once for a run of its certificates, not once per certificate", async () => {
-    const requests: IssueRequest[] = [];
+    const requests: RenewRequest[] = [];
     let lookups = 0;
     const inventory = { issuers: { get: async () => (lookups++, { hierarchy: "payments" }) } } as unknown as Inventory;
     const records = Array.from({ length: 50 }, (_, i) => issued(`a${i}`, null));
@@ -85,7 +85,7 @@ describe("reissueCertificates' requester lookups", () => {
   });
 
   it("does not share a refusal: each certificate of a disabled provisioner is refused under its own serial", async () => {
-    const requests: IssueRequest[] = [];
+    const requests: RenewRequest[] = [];
     const inventory = { provisioners: { get: async () => ({ id: "p-1", name: "web", disabled: true, deletedAt: null }) } } as unknown as Inventory;
     const records = Array.from({ length: 5 }, (_, i) => issued(`b${i}`, "p-1"));
     const result = await reissueCertificates({ authority: recordingAuthority(requests), inventory, config }, records, "unit");

@@ -4,8 +4,7 @@
 // Every step leaves an audit event; the keyrings of running processes follow by reload().
 import type { Config } from "@pki/config";
 import { type Activation, type CertificateRecord, type Inventory, type IssuerRecord, REISSUE_FAILURES_KEPT } from "@pki/db";
-import { isProfileName, keyAlgorithmOfSpki, parseSan } from "@pki/x509";
-import { type Authority, type IssuedCertificate, successorRequester } from "./authority.ts";
+import { type Authority, successorRequester } from "./authority.ts";
 import type { Clock } from "./clock.ts";
 import { createIntermediate, writeTrustFiles } from "./ceremony.ts";
 import { isInternalCertificate } from "./internal-certificates.ts";
@@ -180,39 +179,6 @@ async function stillToReissue(inventory: Inventory, issuerId: string, clock: Clo
   return chained.filter((record) => !isInternalCertificate(record) && !record.successorSerial);
 }
 
-/** Lifetime the successor gets: the predecessor's, without the backdating. */
-function lifetimeSeconds(record: CertificateRecord, config: Config): number {
-  const seconds = Math.round((record.notAfter.getTime() - record.notBefore.getTime()) / 1000) - config.ca.backdateSeconds;
-  return Math.max(seconds, 120);
-}
-
-/**
- * Issues the successor of a stored certificate from its stored public key, names and
- * profile, through the ordinary issuance pipeline, linked to its predecessor. Used by
- * auto-renewal and by the re-issue after an emergency rotation. The enrolling
- * provisioner's current policy applies, so a narrowed provisioner stops renewing names
- * it no longer allows.
- */
-export async function renewFromInventory(
-  deps: { authority: Authority; inventory: Inventory; config: Config },
-  record: CertificateRecord,
-  actor: string,
-  requesterOf: typeof successorRequester = successorRequester,
-): Promise<IssuedCertificate> {
-  if (!isProfileName(record.profile)) throw badRequest(`certificate ${record.serial} has unknown profile '${record.profile}'`);
-  const commonName = record.subject.startsWith("CN=") ? record.subject.slice(3) : undefined;
-  const keyAlgorithm = keyAlgorithmOfSpki(record.publicKeySpki);
-  if (typeof keyAlgorithm !== "string") throw badRequest(`certificate ${record.serial} has a key this CA no longer accepts (${keyAlgorithm.unsupported})`);
-  return deps.authority.issue({
-    csr: { publicKeySpki: record.publicKeySpki, keyAlgorithm, commonName, sans: record.sans.map(parseSan) },
-    profile: record.profile,
-    ttlSeconds: lifetimeSeconds(record, deps.config),
-    autoRenew: record.autoRenew,
-    requester: await requesterOf(deps.inventory, record, actor),
-    predecessorSerial: record.serial,
-  });
-}
-
 /** Re-issues in flight at once: enough to keep the token's session pool and the database busy. */
 export const REISSUE_CONCURRENCY = 32;
 /** Failures kept with their message (as many as the inventory keeps of a run); past that only the count grows. */
@@ -268,7 +234,7 @@ export async function reissueCertificates(
     while (next < records.length && !options.signal?.aborted) {
       const record = records[next++]!;
       try {
-        const issued = await renewFromInventory(deps, record, actor, requesterOf);
+        const issued = await deps.authority.renew({ predecessor: record, requester: await requesterOf(deps.inventory, record, actor) });
         result.reissued.push({ from: record.serial, to: issued.serial });
       } catch (error) {
         result.failedCount++;

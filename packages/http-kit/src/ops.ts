@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { CaRuntime } from "@pki/authority";
+import type { Clock } from "@pki/base";
 import { registry, scrapeMetrics } from "@pki/metrics";
 import { listen } from "./listen.ts";
 
@@ -12,12 +12,19 @@ export interface Readiness {
   checks: Record<string, string>;
 }
 
+/** What readiness reads of a signing process's runtime (the authority's CaRuntime has it). */
+export interface SigningRuntime {
+  inventory: { ping(): Promise<unknown> };
+  keyring: { active(): { signer: { sign(data: Buffer): Promise<unknown> }; facts: { notAfter: Date } } };
+  clock: Clock;
+}
+
 /**
  * Readiness of a process that signs: the database answers, the token signs, the active
  * intermediate is in date. Cached for a second so a load balancer polling it cannot turn
  * it into load.
  */
-export function runtimeReadiness(runtime: CaRuntime): () => Promise<Readiness> {
+export function runtimeReadiness(runtime: SigningRuntime): () => Promise<Readiness> {
   return cachedReadiness(async () => {
     const checks: Record<string, string> = {};
     await runtime.inventory.ping().then(

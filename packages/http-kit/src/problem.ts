@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, Response } from "express";
-import { CaError, type CaErrorKind } from "@pki/x509";
-import { LintError, StartupCheckError } from "@pki/authority";
+import { CaError, type CaErrorKind, StartupCheckError } from "@pki/base";
+import { LintError } from "@pki/lint";
 
 const STATUS: Record<CaErrorKind, number> = {
   bad_request: 400,

@@ -1,4 +1,4 @@
-import { CaError, PROFILE_NAMES, formatSan, isProfileName, type ProfileName, type San } from "@pki/x509";
+import { PROFILE_NAMES, badRequest, forbidden, formatSan, isProfileName, type ProfileName, type San } from "@pki/x509";
 import { cnGrantProblem, compileNamePattern, sanAllowed, type NamePattern } from "./patterns.ts";
 
 /** What an admin grants a provisioner. Validated once, when it is created. */
@@ -11,9 +11,6 @@ export interface ProvisionerPolicyParams {
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const MAX_PATTERNS = 200;
-
-const badRequest = (message: string) => new CaError("bad_request", message);
-const forbidden = (message: string) => new CaError("forbidden", message);
 
 /**
  * A provisioner's scope: which profiles, which names, how long. Every check throws a

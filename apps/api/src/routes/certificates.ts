@@ -1,4 +1,4 @@
-import { CaError, DEFAULT_PROFILE, certificateView, formatSan, isProfileName, namesOf, parseCsrOffThread, parseSan, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
+import { CaError, DEFAULT_PROFILE, badRequest, certificateView, forbidden, formatSan, namesOf, parseCsrOffThread, toPem, type CsrProposal, type ProfileName } from "@pki/x509";
 import {
   INTERNAL_CERTIFICATE_MARKS,
   isInternalCertificate,
@@ -15,9 +15,6 @@ import type { CertificateRecord, CertificateState } from "@pki/db";
 import type { Caller } from "../auth.ts";
 import { defineRoute, parseOrThrow, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";
-
-const badRequest = (message: string, cause?: unknown) => new CaError("bad_request", message, { cause });
-const forbidden = (message: string) => new CaError("forbidden", message);
 
 function issuedView(issued: IssuedCertificate) {
   return {
@@ -142,32 +139,6 @@ function requestedNames(csr: CsrProposal): string {
   return [names.commonName === undefined ? undefined : `CN=${names.commonName}`, ...names.sans.map(formatSan)].filter(Boolean).join(", ");
 }
 
-function namesKey(names: { commonName: string | undefined; sans: { type: string; value: string }[] }): string {
-  return JSON.stringify({ cn: names.commonName ?? null, sans: names.sans.map((s) => formatSan(s as never)).sort() });
-}
-
-/** The current certificate's names and key, as a proposal the issuance cycle accepts. */
-function proposalFromRecord(record: CertificateRecord): CsrProposal {
-  return {
-    publicKeySpki: record.publicKeySpki,
-    keyAlgorithm: record.keyAlgorithm as CsrProposal["keyAlgorithm"],
-    commonName: record.subject.startsWith("CN=") ? record.subject.slice(3) : undefined,
-    sans: record.sans.map(parseSan),
-  };
-}
-
-/** A rekey CSR may change the key, never the names. */
-async function rekeyProposal(csrPem: string, current: CsrProposal, serial: string): Promise<CsrProposal> {
-  const proposed = await parseCsrOffThread(csrPem);
-  const wanted = namesOf(proposed);
-  const have = namesOf(current);
-  if (namesKey(wanted) !== namesKey(have)) {
-    const show = (n: typeof have) => [n.commonName ? `CN=${n.commonName}` : undefined, ...n.sans.map(formatSan)].filter(Boolean).join(", ");
-    throw badRequest(`a renewal keeps the names of certificate ${serial} (${show(have)}); the CSR asks for ${show(wanted)}. Enrol with a provisioner token for new names`);
-  }
-  return proposed;
-}
-
 const renew = (runtime: CaRuntime) =>
   defineRoute({
     method: "post",
@@ -186,20 +157,8 @@ const renew = (runtime: CaRuntime) =>
       const current = ctx.caller.client.record;
       ctx.noteAuditTarget(current.serial);
       const body = ctx.body ?? {};
-      if (!isProfileName(current.profile)) throw badRequest(`certificate ${current.serial} has profile '${current.profile}', which this CA no longer issues`);
       const requester = await successorRequester(runtime.inventory, current, ctx.caller.actor, ctx.sourceIp);
-      const currentProposal = proposalFromRecord(current);
-      const csr = body.csr ? await rekeyProposal(body.csr, currentProposal, current.serial) : currentProposal;
-      // the same lifetime as the certificate being replaced, clipped again by policy
-      const lifetime = Math.round((current.notAfter.getTime() - current.notBefore.getTime()) / 1000) - runtime.config.ca.backdateSeconds;
-      const issued = await runtime.authority.issue({
-        csr,
-        profile: current.profile,
-        ttlSeconds: Math.max(lifetime, 60),
-        autoRenew: current.autoRenew,
-        requester,
-        predecessorSerial: current.serial,
-      });
+      const issued = await runtime.authority.renew({ predecessor: current, requester, csr: body.csr ? await parseCsrOffThread(body.csr) : undefined });
       return { status: 201, body: issuedView(issued) };
     },
   });

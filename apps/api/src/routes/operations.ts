@@ -8,7 +8,7 @@ import type { CrlMeta, JobRunRecord } from "@pki/db";
 import { runDoctor } from "@pki/doctor";
 import { createLogger } from "@pki/logger";
 import { addOperator, listOperators, removeOperator } from "@pki/policy";
-import { builtInJobs, createScheduler, schedulerStatus } from "@pki/scheduler";
+import { builtInJobs, createScheduler, schedulerStatus } from "@pki/jobs";
 import { clearSessionCookie } from "./console.ts";
 import { defineRoute, type RouteDefinition } from "../route.ts";
 import * as S from "../schemas.ts";

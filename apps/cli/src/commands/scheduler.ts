@@ -9,7 +9,7 @@ export function registerSchedulerCommands(program: Command): void {
     .command("run-once <job>")
     .description("run one job now on this machine (it still takes the job's lease, so it never overlaps a running scheduler)")
     .action(async (job: string) => {
-      const { createScheduler } = await import("@pki/scheduler");
+      const { createScheduler } = await import("@pki/jobs");
       const { createLogger } = await import("@pki/logger");
       await withCa(cfg(), async (ca) => {
         const runner = createScheduler({ runtime: ca, log: createLogger(cfg().logLevel, "scheduler"), runnerId: `${operator()}:${process.pid}` });
@@ -24,7 +24,7 @@ export function registerSchedulerCommands(program: Command): void {
     .description("each job's next due time, lease, failures and last run, then the latest runs")
     .option("--runs <n>", "how many recent runs to show", positiveInt("--runs"), 20)
     .action(async (opts: { runs: number }) => {
-      const { builtInJobs, schedulerStatus } = await import("@pki/scheduler");
+      const { builtInJobs, schedulerStatus } = await import("@pki/jobs");
       await withInventory(cfg(), async (inventory) => {
         const status = await schedulerStatus(
           inventory,

@@ -4,7 +4,7 @@
 // processes issued or revoked, and a sweep catches anything missing or due for refresh.
 // Responses are signed by a delegated responder certificate per issuer (EKU OCSPSigning,
 // id-pkix-ocsp-nocheck, short-lived, key on the token) that is renewed automatically.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Config } from "@pki/config";
 import type { CertificateStatusRow, Inventory, OcspResponderRecord, OcspResponseRecord } from "@pki/db";
 import type { Authority, CaEvents, Clock, Keyring, ServingIssuer } from "@pki/authority";
@@ -442,6 +442,3 @@ export async function destroyExpiredResponderKeys(deps: Pick<OcspSignerDeps, "in
   }
   return destroyed;
 }
-
-/** An ETag for a DER body, quoted as HTTP wants it. */
-export const derEtag = (der: Buffer) => `"${createHash("sha256").update(der).digest("base64url").slice(0, 32)}"`;

@@ -11,7 +11,7 @@ import {
   writeAllTrustFiles,
   expireRetiredIntermediates,
   reconcilePendingIntents,
-  renewFromInventory,
+  successorRequester,
 } from "@pki/authority";
 import { destroyExpiredResponderKeys } from "@pki/revocation";
 import { toPem } from "@pki/x509";
@@ -75,7 +75,7 @@ export const renewalJob = (config: Config): JobDefinition => ({
       for (const record of due) {
         attempted.add(record.serial);
         try {
-          const successor = await renewFromInventory(ctx, record, "scheduler:renewal");
+          const successor = await ctx.authority.renew({ predecessor: record, requester: await successorRequester(ctx.inventory, record, "scheduler:renewal") });
           counts.renewed++;
           renewalsTotal.inc({ outcome: "renewed" });
           ctx.log.info({ predecessor: record.serial, successor: successor.serial, notAfter: successor.notAfter }, "certificate renewed");
