@@ -1,13 +1,14 @@
 // The bundle `npm start` runs: built once and reused while its sources are unchanged,
 // rebuilt after one changes, and each module still sees its own import.meta.url (the
 // console's assets and the migrations are found relative to their modules). Beside its
-// main.js it holds the API's cluster worker, which apps/api/src/workers.ts forks from there.
+// main.js it holds the API's cluster worker and the ACME validator, which
+// apps/api/src/workers.ts forks from there.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { apiWorkerEntry } from "../api/src/workers.ts";
+import { acmeValidatorEntry, apiWorkerEntry } from "../api/src/workers.ts";
 import { bundle } from "./bundle.mjs";
 
 const root = mkdtempSync(path.join(tmpdir(), "pki-bundle-"));
@@ -20,9 +21,11 @@ function write(file: string, text: string): void {
   writeFileSync(path.join(root, file), text);
 }
 
-/** Every bundle compiles the API worker too, from this path under its root. */
+/** Every bundle compiles the API worker and the ACME validator too, from these paths under its root. */
 const WORKER = "apps/api/src/worker.ts";
 write(WORKER, "export const worker: string = 'the API worker';\n");
+const VALIDATOR = "apps/acme-validator/src/main.ts";
+write(VALIDATOR, "export const validator: string = 'the ACME validator';\n");
 
 describe("the server bundle", () => {
   it("keeps module URLs, is reused while its sources are unchanged, and is rebuilt when one changes", async () => {
@@ -56,6 +59,16 @@ describe("the server bundle", () => {
     expect((await import(pathToFileURL(main).href)).apiWorkerEntry()).toBe(worker);
     // run as TypeScript (as here, through vitest), it forks worker.ts, which tsx loads
     expect(apiWorkerEntry()).toBe(fileURLToPath(new URL("../api/src/worker.ts", import.meta.url)));
+  });
+
+  it("holds the ACME validator beside main.js, where an API process starts its keyless child from", async () => {
+    const workers = fileURLToPath(new URL("../api/src/workers.ts", import.meta.url));
+    write("src/main.ts", `export { acmeValidatorEntry } from ${JSON.stringify(workers)};\n`);
+    const main = await bundle({ root, entry, cache });
+    const validator = path.join(path.dirname(main), "acme-validator.js");
+    expect(readFileSync(validator, "utf8")).toContain("the ACME validator");
+    expect((await import(pathToFileURL(main).href)).acmeValidatorEntry()).toBe(validator);
+    expect(acmeValidatorEntry()).toBe(fileURLToPath(new URL("../acme-validator/src/main.ts", import.meta.url)));
   });
 
   it("refuses a cache it cannot write, naming it and how to run the server without it", async () => {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { Config, KeyAlgorithmName } from "@pki/config";
 import { type KeyManager, Pkcs11KeyBackend, type Signer, softhsmConfig } from "@pki/hsm";
@@ -10,7 +10,7 @@ import { bindSigner, openToken } from "./keyring.ts";
 import type { Clock } from "./clock.ts";
 import { rootCrlsDue, signRootCrls } from "./crl/root.ts";
 import { badRequest } from "./errors.ts";
-import { writeSecretFile } from "./secret-file.ts";
+import { writeFileAtomically, writeSecretFile } from "./secret-file.ts";
 
 const DAY = 86_400_000;
 
@@ -94,14 +94,7 @@ export function unexpiredIntermediates(issuers: IssuerRecord[], hierarchy: strin
  */
 function writeIfChanged(file: string, content: string): void {
   if (existsSync(file) && readFileSync(file, "utf8") === content) return;
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
-  try {
-    writeFileSync(temporary, content, { mode: 0o644, flag: "wx" });
-    renameSync(temporary, file);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
+  writeFileAtomically(file, content, 0o644);
 }
 
 /**

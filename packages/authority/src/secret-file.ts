@@ -9,9 +9,14 @@ import path from "node:path";
  */
 export function writeSecretFile(file: string, content: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileAtomically(file, content, 0o600);
+}
+
+/** Writes `content` to a new file of `mode` renamed over `file`: a reader sees the old file or the whole new one, never a part. */
+export function writeFileAtomically(file: string, content: string, mode: number): void {
   const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    writeFileSync(temporary, content, { mode: 0o600, flag: "wx" });
+    writeFileSync(temporary, content, { mode, flag: "wx" });
     renameSync(temporary, file);
   } catch (error) {
     rmSync(temporary, { force: true });
