@@ -43,7 +43,7 @@ describe("docker-compose.yml", () => {
     expect(dockerfile).toMatch(/node apps\/server\/build-dist\.mjs dist/);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--", "node"\]$/m);
     expect(`${text}\n${dockerfile}`).not.toMatch(/"tsx"|--import tsx|src\/main\.ts/);
-    expect(text.match(/healthcheck: \*readyz/g)).toHaveLength(4);
+    expect(text.match(/healthcheck: \*readyz/g)).toHaveLength(5);
     expect(text).not.toMatch(/PIN:\s*\S/); // PINs only ever by *_FILE
     const ocsp = text.slice(text.indexOf("ocsp-responder:\n"), text.indexOf("crl-publisher:\n"));
     expect(ocsp).not.toMatch(/PIN|tokens:/);

@@ -235,6 +235,10 @@ describe("database users per role", () => {
     } finally {
       await store.close();
     }
+    // as its own role (compose), on that user, it answers readiness like the other roles
+    ports.validator = await freePort();
+    start("validator", "apps/acme-validator/src/main.ts", { DATABASE_URL: urls.validator, PKI_HTTP_PORT: String(ports.validator) });
+    await waitReady("validator");
     const validator = await connectAs("validator");
     for (const sql of [
       "SELECT serial FROM certificates",

@@ -5,6 +5,7 @@
 // and, as a child, through "wake" messages on its IPC channel.
 import { loadValidatorConfig } from "@pki/config";
 import { openAcmeValidationStore } from "@pki/db";
+import { cachedReadiness, closeGracefully, startOpsListener } from "@pki/http-kit";
 import { createLogger } from "@pki/logger";
 import { ValidationWorker } from "./validation.ts";
 
@@ -22,9 +23,23 @@ export async function runAcmeValidator(): Promise<void> {
   process.on("message", (message) => {
     if (message === WAKE_MESSAGE) round();
   });
-  log.info({ pid: process.pid }, "ACME validator running");
+  // A child (started with an IPC channel) is watched by its parent; a validator running as
+  // its own role answers health and readiness checks like the other roles.
+  const ops = process.send
+    ? undefined
+    : await startOpsListener(
+        config.http,
+        cachedReadiness(async () => ({
+          database: await inventory.ping().then(
+            () => "ok",
+            () => "unavailable",
+          ),
+        })),
+      );
+  log.info({ pid: process.pid, ...(ops ? { port: config.http.port } : {}) }, "ACME validator running");
   const stop = async () => {
     worker.stop();
+    if (ops) await closeGracefully(ops);
     await inventory.close();
     process.exit(0);
   };

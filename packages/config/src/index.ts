@@ -362,6 +362,8 @@ const challengeSettingsOf = (e: Settings): Config["challenges"] => ({
 
 /** What the ACME validator needs: the database and the validation settings. */
 export interface ValidatorConfig {
+  /** where a validator running as its own role answers /healthz, /readyz and /metrics */
+  http: { bind: string; port: number };
   databaseUrl: string | undefined;
   embeddedDatabaseDir: string;
   logLevel: Config["logLevel"];
@@ -377,6 +379,7 @@ export interface ValidatorConfig {
 export function loadValidatorConfig(env: NodeJS.ProcessEnv = process.env): ValidatorConfig {
   const e = parseEnvironment(env);
   return {
+    http: { bind: e.PKI_BIND, port: e.PKI_HTTP_PORT },
     databaseUrl: readDatabaseUrl(e.DATABASE_URL, e.DATABASE_URL_FILE),
     embeddedDatabaseDir: path.join(path.resolve(e.PKI_DATA_DIR), "pgdata"),
     logLevel: e.PKI_LOG_LEVEL,
