@@ -181,6 +181,28 @@ describe("AcmeOrders.respondToChallenge", () => {
   });
 });
 
+describe("validation outcomes", () => {
+  it("make an order ready when its authorizations become valid at the same moment (two validators finishing together)", async () => {
+    const who = await requester();
+    const pairs = await Promise.all(
+      Array.from({ length: 4 }, async (_, i) => {
+        const order = await orders.newOrder(who, {
+          identifiers: [
+            { type: "dns", value: `x${i}.example.test` },
+            { type: "dns", value: `y${i}.example.test` },
+          ],
+        });
+        const challenges = await Promise.all(order.authorizationIds.map(async (id) => (await orders.authorization(who.account, id)).challenges.find((c) => c.type === "http-01")!));
+        for (const challenge of challenges) await orders.respondToChallenge(who, challenge);
+        return { order, challenges };
+      }),
+    );
+    // both outcomes of each order recorded at once, as two validations finishing together do
+    await Promise.all(pairs.flatMap(({ challenges }) => challenges.map((c) => inventory.acme.finishChallenge(c.id, { ok: true }, new Date()))));
+    for (const { order } of pairs) expect((await orders.order(who.account, order.id)).status).toBe("ready");
+  });
+});
+
 describe("AcmeOrders.authorization", () => {
   it("fails a validation lost with its process, and deactivates on request", async () => {
     const who = await requester();

@@ -607,20 +607,26 @@ export class AcmeStore {
    * makes the authorization and the order invalid (RFC 8555 §7.1.6).
    */
   async finishChallenge(id: string, outcome: { ok: true } | { ok: false; problem: AcmeProblemRecord }, at: Date): Promise<void> {
-    // One statement (one round trip, one implicit transaction): its parts all see the rows as
-    // they were before it, so the order becomes ready when every OTHER authorization of it is
-    // already valid.
-    await execute(
-      this.pool,
-      `WITH ch AS (
-         UPDATE acme_challenges SET status = $2, error = $3::jsonb, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id),
-       az AS (
-         UPDATE acme_authorizations a SET status = $2 FROM ch WHERE a.id = ch.authorization_id AND a.status = 'pending' RETURNING a.id, a.order_id)
-       UPDATE acme_orders o SET status = CASE WHEN $5 THEN 'ready' ELSE 'invalid' END, error = CASE WHEN $5 THEN o.error ELSE $3::jsonb END
-       FROM az WHERE o.id = az.order_id AND o.status = 'pending'
-         AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM acme_authorizations z WHERE z.order_id = az.order_id AND z.id <> az.id AND z.status <> 'valid'))`,
-      [id, outcome.ok ? "valid" : "invalid", outcome.ok ? null : JSON.stringify(outcome.problem), at, outcome.ok],
-    );
+    await inTransaction(this.pool, async (client) => {
+      // The order's row first: two validations of one order finishing together (two validator
+      // slots, or two validators) take turns here, and the second then sees the first's
+      // authorization as valid. Without it each saw the other still pending, and the order
+      // stayed pending with every authorization valid.
+      await execute(client, `SELECT o.id FROM acme_orders o JOIN acme_authorizations a ON a.order_id = o.id JOIN acme_challenges c ON c.authorization_id = a.id WHERE c.id = $1 FOR UPDATE OF o`, [id]);
+      // Its parts all see the rows as they were before it, so the order becomes ready when
+      // every OTHER authorization of it is already valid.
+      await execute(
+        client,
+        `WITH ch AS (
+           UPDATE acme_challenges SET status = $2, error = $3::jsonb, validated_at = $4 WHERE id = $1 AND status = 'processing' RETURNING authorization_id),
+         az AS (
+           UPDATE acme_authorizations a SET status = $2 FROM ch WHERE a.id = ch.authorization_id AND a.status = 'pending' RETURNING a.id, a.order_id)
+         UPDATE acme_orders o SET status = CASE WHEN $5 THEN 'ready' ELSE 'invalid' END, error = CASE WHEN $5 THEN o.error ELSE $3::jsonb END
+         FROM az WHERE o.id = az.order_id AND o.status = 'pending'
+           AND (NOT $5 OR NOT EXISTS (SELECT 1 FROM acme_authorizations z WHERE z.order_id = az.order_id AND z.id <> az.id AND z.status <> 'valid'))`,
+        [id, outcome.ok ? "valid" : "invalid", outcome.ok ? null : JSON.stringify(outcome.problem), at, outcome.ok],
+      );
+    });
   }
 
   /** Deactivates a pending or valid authorization; its order can no longer become ready. */
