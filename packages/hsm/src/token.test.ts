@@ -117,13 +117,16 @@ describe("keys on the token", () => {
   it("signs on threads of its own that share the process's session and key handles, stop when idle and start again", async () => {
     const key = await token.generateKeyPair("threaded", "ECDSA-P256");
     const session = module.slotOf("unit")!.open(graphene.SessionFlag.SERIAL_SESSION);
+    // PKCS#11 allows one operation per session at a time: as the token's pool does, each
+    // thread signs on a session of its own (two on one session race to CKR_OPERATION_ACTIVE)
+    const other = module.slotOf("unit")!.open(graphene.SessionFlag.SERIAL_SESSION);
     try {
       const handle = privateKeyHandle(session, "threaded");
       const threads = new SignThreads(MODULE, 2, 2_000);
       const digestOf = (text: string) => createHash("sha256").update(text).digest();
       const publicKey = createPublicKey({ key: key.publicKeySpki, format: "der", type: "spki" });
       // two requests in one tick go out as one batch, split over both threads
-      const [first, second] = await Promise.all(["first", "second"].map((text) => threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf(text))));
+      const [first, second] = await Promise.all([session, other].map((s, i) => threads.sign(s.handle, handle!, pkcs11js.CKM_ECDSA, digestOf(i === 0 ? "first" : "second"))));
       expect(threads.running()).toBe(2);
       expect(verify("sha256", Buffer.from("first"), { key: publicKey, dsaEncoding: "ieee-p1363" }, first!)).toBe(true);
       expect(verify("sha256", Buffer.from("second"), { key: publicKey, dsaEncoding: "ieee-p1363" }, second!)).toBe(true);
@@ -135,6 +138,7 @@ describe("keys on the token", () => {
       threads.close();
       await expect(threads.sign(session.handle, handle!, pkcs11js.CKM_ECDSA, digestOf("closed"))).rejects.toThrow(/stopped/);
     } finally {
+      other.close();
       session.close();
     }
   });
